@@ -1,0 +1,47 @@
+"""The ``chaosdrill`` console script.
+
+Each subcommand lives in ``pytest_chaosdrill.commands.<module>`` and is imported
+only when it runs, so ``chaosdrill validate-status`` starts without loading the
+venue, the proxy or pytest.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+# name -> (module under pytest_chaosdrill.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate-status": ("validate_status", "check /api/v1/status payloads against the status contract"),
+}
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chaosdrill", description="pytest-chaosdrill command-line tools")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if selected is None or selected == name:
+            importlib.import_module(f"pytest_chaosdrill.commands.{module}").configure(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    selected = next((a for a in argv if a in COMMANDS), None)
+    parser = build_parser(selected)
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(f"pytest_chaosdrill.commands.{COMMANDS[args.command][0]}")
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("chaosdrill: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
