@@ -14,6 +14,10 @@ from typing import Sequence
 # name -> (module under pytest_chaosdrill.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate-status": ("validate_status", "check /api/v1/status payloads against the status contract"),
+    "venue": ("venue", "run the venue simulator (OKX-v5-shaped exchange sandbox) standalone"),
+    "proxy": ("proxy", "run the fault proxy (Toxiproxy-style TCP proxy with an HTTP API) standalone"),
+    "target": ("target", "run the reference target okx_demo_api"),
+    "verify-evidence": ("verify_evidence", "re-check every hash in an evidence folder"),
 }
 
 
@@ -22,7 +26,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        if selected is None or selected == name:
+        # Only the command that runs is imported: keeps cold start and --help fast.
+        if selected == name:
             importlib.import_module(f"pytest_chaosdrill.commands.{module}").configure(p)
     return parser
 
