@@ -1,0 +1,391 @@
+"""The aiohttp application (REST, public and private WebSocket, control API on one port) and
+:class:`VenueServer`, which runs it on its own thread and event loop."""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import threading
+import time
+from typing import Any, Awaitable, Callable, TypeVar
+
+from aiohttp import WSMsgType, web
+
+from .control import VenueControl, add_control_routes
+from .core import CLOSE_GOING_AWAY, Conn, VenueCore
+from .market import INSTRUMENTS, fmt
+from .orders import now_ms
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RECON_PATHS = frozenset({"/api/v5/account/positions", "/api/v5/trade/orders-pending"})
+MAX_BATCH = 20
+CORE_KEY: web.AppKey[VenueCore] = web.AppKey("venue_core", VenueCore)
+
+
+def okx(data: list[Any], code: str = "0", msg: str = "", status: int = 200) -> web.Response:
+    """An OKX v5 envelope ``{"code", "msg", "data"}`` as a JSON response."""
+    return web.json_response({"code": code, "msg": msg, "data": data}, status=status)
+
+
+class _BadRequest(Exception):
+    def __init__(self, code: str, msg: str) -> None:
+        super().__init__(msg)
+        self.code = code
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.text())
+    except ValueError:
+        raise _BadRequest("50002", "JSON syntax error") from None
+
+
+def _core(request: web.Request) -> VenueCore:
+    return request.app[CORE_KEY]
+
+
+# -- REST middleware: faults, latency, witness ----------------------------------------------------
+
+@web.middleware
+async def rest_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Applies REST faults to ``/api/v5/`` requests and records each one in the witness ledger."""
+    if not request.path.startswith("/api/v5/"):
+        return await handler(request)
+    core = _core(request)
+    core.counters["rest_requests"] += 1
+    latency = core.rest_latency()
+    if latency is not None:
+        await asyncio.sleep(latency.params["ms"] / 1000)
+    fault = core.http_fault()
+    resp: web.StreamResponse
+    if fault is not None:
+        status, _ = fault
+        core.counters["http_429" if status == 429 else "http_503"] += 1
+        resp = (okx([], "50011", "Too Many Requests", 429) if status == 429
+                else okx([], "50001", "Service temporarily unavailable", 503))
+    else:
+        try:
+            resp = await handler(request)
+        except _BadRequest as e:
+            resp = okx([], e.code, str(e), 400)
+        except web.HTTPException as e:
+            resp = okx([], str(e.status), e.reason, e.status)
+    core.ledger.append("request", method=request.method, path=request.path, query=request.query_string,
+                       status=resp.status, recon_read=request.method == "GET" and request.path in RECON_PATHS)
+    # Write the answer now so that a fault lands only once its answer is really on the wire.
+    await resp.prepare(request)
+    await resp.write_eof()
+    if fault is not None:
+        core.faults.land(fault[1])
+    if latency is not None:
+        latency.detail["delayed_requests"] = latency.detail.get("delayed_requests", 0) + 1
+        core.faults.land(latency)
+    return resp
+
+
+# -- REST handlers --------------------------------------------------------------------------------
+
+async def place_order(request: web.Request) -> web.StreamResponse:
+    res = _core(request).engine.place(await _json_body(request))
+    ok = res["sCode"] == "0"
+    return okx([res], "0" if ok else "1", "" if ok else "All operations failed")
+
+
+async def batch_orders(request: web.Request) -> web.StreamResponse:
+    core = _core(request)
+    body = await _json_body(request)
+    if not isinstance(body, list) or not 1 <= len(body) <= MAX_BATCH:
+        raise _BadRequest("51000", f"Parameter error: body must be a JSON array of 1-{MAX_BATCH} orders")
+    two_leg = len(body) == 2
+    partial = core.take_partial_fill() if two_leg else None
+    results = []
+    for i, leg_body in enumerate(body):
+        leg = ("A", "B")[i] if two_leg else None
+        reject = ("51008", "Order failed. Insufficient USDT margin in account") if partial and leg == "B" else None
+        results.append(core.engine.place(leg_body, leg=leg, force_reject=reject))
+    n_ok = sum(r["sCode"] == "0" for r in results)
+    code, msg = ("0", "") if n_ok == len(results) else (("2", "Some operations failed") if n_ok else ("1", "All operations failed"))
+    resp = okx(results, code, msg)
+    if partial is not None:
+        await resp.prepare(request)
+        await resp.write_eof()
+        core.faults.land(partial, legA=results[0], legB=results[1])
+    return resp
+
+
+async def cancel_order(request: web.Request) -> web.StreamResponse:
+    res = _core(request).engine.cancel(await _json_body(request))
+    ok = res["sCode"] == "0"
+    return okx([res], "0" if ok else "1", "" if ok else "All operations failed")
+
+
+async def get_order(request: web.Request) -> web.StreamResponse:
+    q = request.query
+    o = _core(request).engine.find(q.get("ordId"), q.get("clOrdId"))
+    if o is None or (q.get("instId") and q.get("instId") != o.inst_id):
+        return okx([], "51603", "Order does not exist")
+    return okx([o.to_okx()])
+
+
+async def orders_pending(request: web.Request) -> web.StreamResponse:
+    return okx([o.to_okx() for o in _core(request).engine.pending(request.query.get("instId") or None)])
+
+
+async def fills(request: web.Request) -> web.StreamResponse:
+    return okx([f.to_okx() for f in _core(request).engine.fills(request.query.get("instId") or None)])
+
+
+async def positions(request: web.Request) -> web.StreamResponse:
+    return okx(_core(request).engine.positions_okx(request.query.get("instId") or None))
+
+
+async def balance(request: web.Request) -> web.StreamResponse:
+    return okx(_core(request).engine.balance_okx())
+
+
+async def ticker(request: web.Request) -> web.StreamResponse:
+    inst_id = request.query.get("instId")
+    if inst_id not in INSTRUMENTS:
+        return okx([], "51001", f"Instrument ID {inst_id} does not exist")
+    st = _core(request).market.state[inst_id]
+    return okx([{"instId": inst_id, "instType": "SWAP", "last": fmt(st.last_px), "lastSz": str(st.last_sz),
+                 "bidPx": fmt(st.best_bid), "bidSz": str(st.bids[0][1]), "askPx": fmt(st.best_ask),
+                 "askSz": str(st.asks[0][1]), "ts": str(now_ms())}])
+
+
+async def public_time(request: web.Request) -> web.StreamResponse:
+    return okx([{"ts": str(now_ms())}])
+
+
+# -- WebSockets -----------------------------------------------------------------------------------
+
+async def _serve_ws(request: web.Request, kind: str) -> web.WebSocketResponse:
+    core = _core(request)
+    ws = web.WebSocketResponse(timeout=2.0, compress=False)
+    await ws.prepare(request)
+    conn = core.open_conn(kind, ws)
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            if msg.data == "ping":
+                # pong goes through the same queue as data: it is lagged (order kept) but never frozen
+                core.send_public(conn, "pong") if kind == "public" else conn.send("pong")
+                continue
+            try:
+                parsed = json.loads(msg.data)
+            except ValueError:
+                conn.send({"event": "error", "code": "60012", "msg": f"Invalid request: {msg.data[:200]}"})
+                continue
+            (core.public_op if kind == "public" else core.private_op)(conn, parsed)
+    finally:
+        if conn.closing and not conn.task.done():
+            # A venue-initiated close (session termination, refused login) is in flight on the
+            # sender task: let it finish so its fault lands before the connection is forgotten.
+            await asyncio.wait([conn.task], timeout=3.0)
+        core.drop_conn(conn)
+    return ws
+
+
+async def ws_public(request: web.Request) -> web.WebSocketResponse:
+    return await _serve_ws(request, "public")
+
+
+async def ws_private(request: web.Request) -> web.WebSocketResponse:
+    return await _serve_ws(request, "private")
+
+
+def build_app(core: VenueCore) -> web.Application:
+    """The venue's aiohttp application around ``core``."""
+    app = web.Application(middlewares=[rest_middleware])
+    app[CORE_KEY] = core
+    r = app.router
+    r.add_post("/api/v5/trade/order", place_order)
+    r.add_post("/api/v5/trade/batch-orders", batch_orders)
+    r.add_post("/api/v5/trade/cancel-order", cancel_order)
+    r.add_get("/api/v5/trade/order", get_order)
+    r.add_get("/api/v5/trade/orders-pending", orders_pending)
+    r.add_get("/api/v5/trade/fills", fills)
+    r.add_get("/api/v5/account/positions", positions)
+    r.add_get("/api/v5/account/balance", balance)
+    r.add_get("/api/v5/market/ticker", ticker)
+    r.add_get("/api/v5/public/time", public_time)
+    r.add_get("/ws/v5/public", ws_public)
+    r.add_get("/ws/v5/private", ws_private)
+    add_control_routes(app, core)
+    return app
+
+
+async def run_ticker(core: VenueCore) -> None:
+    """Call ``core.tick()`` every ``tick_ms`` (0 = never); skips missed ticks instead of bursting."""
+    if core.tick_ms <= 0:
+        return
+    period = core.tick_ms / 1000
+    next_t = time.monotonic() + period
+    while True:
+        await asyncio.sleep(max(0.0, next_t - time.monotonic()))
+        try:
+            core.tick()
+        except Exception:  # a bug in one tick must not silence the feed for the rest of the drill
+            log.exception("venue tick failed")
+        next_t += period
+        if time.monotonic() - next_t > period:
+            next_t = time.monotonic() + period
+
+
+# -- the threaded server --------------------------------------------------------------------------
+
+class VenueServer:
+    """The venue simulator on its own thread and event loop.
+
+    ``VenueServer(port=0).start()`` returns once the port is listening; ``stop()`` closes every
+    socket, stops the loop and joins the thread. Usable as a context manager.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, seed: int = 7, tick_ms: int = 50) -> None:
+        self._host = host
+        self._req_port = port
+        self.core = VenueCore(seed=seed, tick_ms=tick_ms)
+        self._port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self.control = VenueControl(self)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> "VenueServer":
+        """Start serving; returns self once listening. Raises the bind error if it cannot listen."""
+        with self._lock:
+            if self._thread is not None:
+                raise RuntimeError("VenueServer already started (a stopped server cannot be restarted)")
+            self._thread = threading.Thread(target=self._run, name=f"venue-{self._host}:{self._req_port}", daemon=True)
+            self._thread.start()
+        if not self._started.wait(timeout):
+            raise TimeoutError(f"venue did not start listening within {timeout}s")
+        if self._error is not None:
+            self._thread.join(timeout)
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as e:  # surfaces in start() when it happens before listening
+            if not self._started.is_set():
+                self._error = e
+            else:
+                log.exception("venue loop crashed")
+        finally:
+            self._started.set()
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+    async def _main(self) -> None:
+        self._stopping = asyncio.Event()
+        runner = web.AppRunner(build_app(self.core), access_log=None)
+        await runner.setup()
+        ticker: asyncio.Task | None = None
+        try:
+            site = web.TCPSite(runner, self._host, self._req_port, shutdown_timeout=1.0, reuse_address=True)
+            await site.start()
+            self._port = runner.addresses[0][1]
+            ticker = asyncio.get_running_loop().create_task(run_ticker(self.core), name="venue-ticker")
+            self._started.set()
+            await self._stopping.wait()
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+            conns: list[Conn] = list(self.core.conns.values())
+            for c in conns:
+                c.task.cancel()
+            await asyncio.gather(*(c.ws.close(code=CLOSE_GOING_AWAY, message=b"venue stopping") for c in conns),
+                                 return_exceptions=True)
+            await runner.cleanup()
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in rest:
+                t.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close all sockets, stop the loop and join the thread. Idempotent."""
+        with self._lock:
+            thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None or not thread.is_alive():
+            return
+        if loop is not None and stopping is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stopping.set)
+            except RuntimeError:
+                pass  # loop closed meanwhile
+        thread.join(timeout)
+        if thread.is_alive():
+            raise TimeoutError(f"venue thread did not stop within {timeout}s")
+
+    def __enter__(self) -> "VenueServer":
+        return self.start() if self._thread is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- in-loop calls ---------------------------------------------------------------------------
+
+    def call(self, fn: Callable[..., T], *args: Any, timeout: float = 10.0) -> T:
+        """Run ``fn(*args)`` on the venue loop (where the core lives) and return its result."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or not thread.is_alive() or loop.is_closed():
+            raise RuntimeError("venue is not running (call start() first)")
+        if threading.current_thread() is thread:
+            return fn(*args)
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(fn(*args))
+                except BaseException as e:
+                    fut.set_exception(e)
+        loop.call_soon_threadsafe(run)
+        return fut.result(timeout)
+
+    # -- addresses -------------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("venue not started: no port yet")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        return self.base_url
+
+    @property
+    def ws_public_url(self) -> str:
+        return f"ws://{self._host}:{self.port}/ws/v5/public"
+
+    @property
+    def ws_private_url(self) -> str:
+        return f"ws://{self._host}:{self.port}/ws/v5/private"
+
+    @property
+    def control_url(self) -> str:
+        return f"{self.base_url}/_venue"
