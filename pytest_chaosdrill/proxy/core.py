@@ -1,0 +1,593 @@
+"""The data path: asyncio TCP proxies whose connections run their bytes through toxics.
+
+Everything here runs on one event loop (owned by ``server.ProxyServer``) and is not thread-safe.
+Each accepted connection has two links, one per direction ("upstream" = client -> upstream,
+"downstream" = upstream -> client). A link has a reader task that reads eagerly from its source
+and a writer task that applies the link's toxics in the order they were added, so latency is
+measured from when a chunk arrived (pipelined, as Toxiproxy) and held bytes are countable.
+With no toxic applying, the reader writes straight through (no queue hop): that is the fast path.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import struct
+import time
+from collections import deque
+from typing import Any
+
+from .counters import DirectionCounters, ProxyCounters, ToxicCounters
+from .errors import BadRequest, ListenError, ProxyExists, ProxyNotFound, ToxicExists, ToxicNotFound
+from .toxics import Toxic, ToxicError, latency_delay_s, make_toxic, slice_sizes, validate_attributes, validate_toxicity
+
+READ_SIZE = 64 * 1024
+# Per link: above this the reader stops reading, so TCP backpressure reaches the sender
+# instead of the proxy buffering without bound while a toxic holds data.
+MAX_BUFFER = 4 * 1024 * 1024
+UPSTREAM_CONNECT_TIMEOUT = 5.0
+REMOVED_TOXICS_KEPT = 100
+
+
+def parse_address(value: str, what: str) -> tuple[str, int]:
+    """Split "host:port" (IPv6 as "[::1]:port"); raise BadRequest with a clear message."""
+    if not isinstance(value, str) or ":" not in value:
+        raise BadRequest(f"{what} must be 'host:port', got {value!r}")
+    host, _, port_s = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise BadRequest(f"{what} port must be a number, got {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise BadRequest(f"{what} port out of range: {value!r}")
+    return host or "0.0.0.0", port
+
+
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class ToxicState:
+    """A toxic installed on a proxy: its current definition, counters and a change signal."""
+
+    def __init__(self, spec: Toxic, counters: ToxicCounters | None = None) -> None:
+        self.spec = spec
+        self.counters = counters or ToxicCounters(spec.name, spec.type, spec.stream)
+        self.removed = False
+        self.changed = asyncio.Event()
+
+    def notify(self) -> None:
+        """Wake every link waiting on this toxic (it was updated or removed)."""
+        old, self.changed = self.changed, asyncio.Event()
+        old.set()
+
+    def acted(self, link: "Link", nbytes: int) -> None:
+        """Record that this toxic changed ``nbytes`` of ``link``'s traffic (or its connection)."""
+        self.counters.note(nbytes)
+        if self.counters not in link.acted:
+            link.acted.add(self.counters)
+            self.counters.connections_acted += 1
+
+
+class _Closed(Exception):
+    """The connection was closed while a link was delivering."""
+
+
+class Link:
+    """One direction of one proxied connection."""
+
+    def __init__(self, conn: "Connection", stream: str, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, stats: DirectionCounters) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.reader = reader
+        self.writer = writer
+        self.stats = stats
+        self.queue: deque[tuple[bytes | None, float]] = deque()  # None marks EOF
+        self.queued_bytes = 0
+        self.wake = asyncio.Event()
+        self.space = asyncio.Event()
+        self.busy = False  # the writer holds a chunk that left the queue
+        self.applies: dict[str, bool] = {}  # toxic name -> toxicity roll for this connection
+        self.timers: dict[str, asyncio.Task[None]] = {}  # timeout toxics with timeout > 0
+        self.acted: set[ToxicCounters] = set()
+        self.limit_passed: dict[ToxicCounters, int] = {}
+        self.next_send = 0.0  # bandwidth pacing
+        self.toxic_free = True
+        self.done = False
+        self.rng = random.Random()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.received = self.sent = self.dropped = 0  # this link only; stats sums all links
+
+    def count_received(self, n: int) -> None:
+        self.received += n
+        self.stats.bytes_received += n
+
+    def count_sent(self, n: int) -> None:
+        self.sent += n
+        self.stats.bytes_sent += n
+
+    def count_dropped(self, n: int) -> None:
+        self.dropped += n
+        self.stats.bytes_dropped += n
+
+    def pending(self) -> int:
+        """Bytes read from the source and neither delivered nor dropped yet (held back)."""
+        return self.received - self.sent - self.dropped
+
+    # -- toxic bookkeeping -------------------------------------------------------------
+    def roll(self, st: ToxicState) -> None:
+        """Decide once per connection whether ``st`` applies (Toxiproxy's toxicity)."""
+        hit = self.rng.random() < st.spec.toxicity
+        self.applies[st.spec.name] = hit
+        if hit:
+            st.counters.connections_applied += 1
+        else:
+            st.counters.connections_skipped += 1
+        self._restart_timer(st)
+        self.toxic_free = not any(self.applies.values())
+
+    def forget(self, name: str) -> None:
+        self.applies.pop(name, None)
+        timer = self.timers.pop(name, None)
+        if timer:
+            timer.cancel()
+        self.toxic_free = not any(self.applies.values())
+
+    def _restart_timer(self, st: ToxicState) -> None:
+        old = self.timers.pop(st.spec.name, None)
+        if old:
+            old.cancel()
+        if self.applies.get(st.spec.name) and st.spec.type == "timeout" and st.spec.attributes["timeout"] > 0:
+            self.timers[st.spec.name] = asyncio.get_running_loop().create_task(self._timeout_timer(st))
+
+    async def _timeout_timer(self, st: ToxicState) -> None:
+        # Toxiproxy's timeout clock starts when the toxic starts on the link, not with data.
+        await asyncio.sleep(st.spec.attributes["timeout"] / 1000.0)
+        if self.applies.get(st.spec.name) and not st.removed:
+            st.acted(self, 0)
+            self.conn.close(reason=f"timeout toxic {st.spec.name!r}")
+
+    def _active(self) -> list[ToxicState]:
+        return [st for st in self.conn.proxy.toxics.values()
+                if st.spec.stream == self.stream and self.applies.get(st.spec.name)]
+
+    def _still(self, st: ToxicState) -> bool:
+        return not st.removed and bool(self.applies.get(st.spec.name))
+
+    # -- tasks ---------------------------------------------------------------------------
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.tasks = [loop.create_task(self._read_loop()), loop.create_task(self._write_loop())]
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                data = await self.reader.read(READ_SIZE)
+                if not data:
+                    break
+                self.count_received(len(data))
+                if self.toxic_free and not self.queue and not self.busy:
+                    self.writer.write(data)
+                    self.count_sent(len(data))
+                    await self.writer.drain()
+                    continue
+                self.queue.append((data, time.monotonic()))
+                self.queued_bytes += len(data)
+                self.wake.set()
+                while self.queued_bytes > MAX_BUFFER:
+                    self.space.clear()
+                    await self.space.wait()
+        except (ConnectionError, OSError) as exc:
+            self.conn.close(reset=isinstance(exc, ConnectionResetError), reason=f"{self.stream} read: {exc!r}")
+            return
+        self.queue.append((None, time.monotonic()))
+        self.wake.set()
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                while not self.queue:
+                    self.wake.clear()
+                    await self.wake.wait()
+                data, t_arr = self.queue.popleft()
+                self.busy = True
+                if data is not None:
+                    self.queued_bytes -= len(data)
+                    if self.queued_bytes <= MAX_BUFFER:
+                        self.space.set()
+                    await self._deliver(data, t_arr)
+                else:
+                    await self._finish()
+                    return
+                self.busy = False
+        except _Closed:
+            return
+        except (ConnectionError, OSError) as exc:
+            self.conn.close(reset=isinstance(exc, ConnectionResetError), reason=f"{self.stream} write: {exc!r}")
+
+    async def _wait_change(self, st: ToxicState, timeout: float | None) -> bool:
+        """Wait until ``st`` changes (True) or ``timeout`` seconds pass (False)."""
+        if timeout is None:
+            await st.changed.wait()
+            return True
+        if timeout <= 0:
+            return False
+        try:
+            await asyncio.wait_for(st.changed.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def _hold(self, st: ToxicState) -> None:
+        # A timeout toxic passes nothing while it applies; a timer (timeout > 0) closes the link.
+        while self._still(st) and st.spec.type == "timeout":
+            await st.changed.wait()
+
+    async def _reset_after(self, st: ToxicState, nbytes: int) -> None:
+        st.acted(self, nbytes)
+        start = time.monotonic()
+        while self._still(st):
+            left = st.spec.attributes["timeout"] / 1000.0 - (time.monotonic() - start)
+            if not await self._wait_change(st, left):
+                self.conn.close(reset=True, reason=f"reset_peer toxic {st.spec.name!r}")
+                raise _Closed()
+
+    async def _deliver(self, data: bytes, t_arr: float) -> None:
+        pieces: list[tuple[bytes, float]] = [(data, 0.0)]  # (bytes, pause before it in s)
+        rate = 0
+        close_after: ToxicState | None = None
+        for st in self._active():
+            if not self._still(st):
+                continue
+            kind, attrs = st.spec.type, st.spec.attributes
+            if kind == "timeout":
+                st.acted(self, len(data))
+                await self._hold(st)
+            elif kind == "latency":
+                delay = latency_delay_s(attrs, self.rng)
+                if delay > 0:
+                    st.acted(self, len(data))
+                while self._still(st):
+                    if not await self._wait_change(st, t_arr + delay - time.monotonic()):
+                        break
+                    if self._still(st):  # updated: the new latency applies to this chunk too
+                        delay = latency_delay_s(st.spec.attributes, self.rng)
+            elif kind == "reset_peer":
+                await self._reset_after(st, len(data))
+            elif kind == "limit_data":
+                passed = self.limit_passed.get(st.counters, 0)
+                left = max(0, attrs["bytes"] - passed)
+                kept: list[tuple[bytes, float]] = []
+                for piece, pause in pieces:
+                    if left <= 0:
+                        break
+                    kept.append((piece[:left], pause))
+                    left -= len(kept[-1][0])
+                total_in = sum(len(p) for p, _ in pieces)
+                total_kept = sum(len(p) for p, _ in kept)
+                self.limit_passed[st.counters] = passed + total_kept
+                pieces = kept
+                if passed + total_kept >= attrs["bytes"]:
+                    st.acted(self, total_in - total_kept)
+                    self.count_dropped(total_in - total_kept)
+                    close_after = st
+                    break
+            elif kind == "slicer":
+                if attrs["average_size"] > 0:
+                    st.acted(self, sum(len(p) for p, _ in pieces))
+                    sliced: list[tuple[bytes, float]] = []
+                    for piece, pause in pieces:
+                        offset = 0
+                        for i, size in enumerate(slice_sizes(len(piece), attrs, self.rng)):
+                            sliced.append((piece[offset:offset + size], pause if i == 0 else attrs["delay"] / 1e6))
+                            offset += size
+                    pieces = sliced
+            elif kind == "bandwidth":
+                if attrs["rate"] > 0:
+                    st.acted(self, sum(len(p) for p, _ in pieces))
+                    rate = attrs["rate"]
+                    # Pieces of at most 100 ms worth of data, as Toxiproxy, so pacing is smooth.
+                    step = max(1, rate * 100)
+                    pieces = [(p[i:i + step], pause if i == 0 else 0.0)
+                              for p, pause in pieces for i in range(0, len(p), step)]
+        for piece, pause in pieces:
+            if pause > 0:
+                await asyncio.sleep(pause)
+            if rate:
+                now = time.monotonic()
+                self.next_send = max(now, self.next_send) + len(piece) / (rate * 1000.0)
+                if self.next_send > now:
+                    await asyncio.sleep(self.next_send - now)
+            self.writer.write(piece)
+            self.count_sent(len(piece))
+            await self.writer.drain()
+        if close_after is not None:
+            self.conn.close(reason=f"limit_data toxic {close_after.spec.name!r}")
+            raise _Closed()
+
+    async def _finish(self) -> None:
+        """The source sent EOF: close the destination after the toxics that affect closing."""
+        for st in self._active():
+            if not self._still(st):
+                continue
+            kind, attrs = st.spec.type, st.spec.attributes
+            if kind == "timeout":
+                await self._hold(st)
+            elif kind == "reset_peer":  # Toxiproxy resets on EOF as on data
+                await self._reset_after(st, 0)
+            elif kind == "slow_close" and attrs["delay"] > 0:
+                st.acted(self, 0)
+                start = time.monotonic()
+                while self._still(st):
+                    if not await self._wait_change(st, st.spec.attributes["delay"] / 1000.0 - (time.monotonic() - start)):
+                        break
+        self.done = True
+        # As Toxiproxy, EOF closes the destination fully (no half-close): the other link then
+        # sees EOF on that socket, delivers what it still holds and closes the other side.
+        self.writer.transport.close()
+        self.conn.link_done()
+
+
+def _set_rst(writer: asyncio.StreamWriter) -> None:
+    # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+
+
+class Connection:
+    """A proxied client connection: the client socket, the upstream socket and two links."""
+
+    def __init__(self, proxy: "ProxyRuntime", client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+                 upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+        self.proxy = proxy
+        self.client_writer = client[1]
+        self.upstream_writer = upstream[1]
+        self.links = {
+            "upstream": Link(self, "upstream", client[0], upstream[1], proxy.stats.upstream),
+            "downstream": Link(self, "downstream", upstream[0], client[1], proxy.stats.downstream),
+        }
+        self.closed = False
+
+    def start(self) -> None:
+        for st in self.proxy.toxics.values():
+            self.links[st.spec.stream].roll(st)
+        for link in self.links.values():
+            link.start()
+
+    def link_done(self) -> None:
+        if all(link.done for link in self.links.values()):
+            self.close(reason="both sides closed")
+
+    def close(self, reset: bool = False, reason: str = "") -> None:
+        """Close both sockets (RST if ``reset``), drop what is still held, stop the link tasks."""
+        if self.closed:
+            return
+        self.closed = True
+        current = asyncio.current_task()
+        for writer in (self.client_writer, self.upstream_writer):
+            if reset:
+                _set_rst(writer)
+                writer.transport.abort()
+            else:
+                writer.transport.close()
+        for link in self.links.values():
+            for timer in link.timers.values():
+                timer.cancel()
+            for task in link.tasks:
+                if task is not current:
+                    task.cancel()
+            link.count_dropped(link.pending())
+        self.proxy.connections.discard(self)
+        self.proxy.stats.connections_closed += 1
+        if reset:
+            self.proxy.stats.connections_reset += 1
+
+
+class ProxyRuntime:
+    """One named proxy: its listener, connections, toxics and counters."""
+
+    def __init__(self, name: str, listen: str, upstream: str) -> None:
+        self.name = name
+        self.listen_host, self.listen_port = parse_address(listen, "listen")
+        self.upstream_host, self.upstream_port = parse_address(upstream, "upstream")
+        self.enabled = False
+        self.server: asyncio.base_events.Server | None = None
+        self.toxics: dict[str, ToxicState] = {}
+        self.connections: set[Connection] = set()
+        self.pending: set[asyncio.Task[Any]] = set()
+        self.stats = ProxyCounters()
+        self.removed_toxics: deque[dict[str, Any]] = deque(maxlen=REMOVED_TOXICS_KEPT)
+
+    @property
+    def listen(self) -> str:
+        return format_address(self.listen_host, self.listen_port)
+
+    @property
+    def upstream(self) -> str:
+        return format_address(self.upstream_host, self.upstream_port)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def enable(self) -> None:
+        if self.enabled:
+            return
+        try:
+            self.server = await asyncio.start_server(self._on_client, self.listen_host, self.listen_port)
+        except OSError as exc:
+            raise ListenError(f"proxy {self.name!r} cannot listen on {self.listen}: {exc}") from exc
+        # Keep the port picked for listen port 0 so that re-enabling reuses it.
+        self.listen_port = self.server.sockets[0].getsockname()[1]
+        self.enabled = True
+
+    async def disable(self) -> None:
+        """Stop listening (new connections are refused) and close every existing connection."""
+        self.enabled = False
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
+        for task in list(self.pending):
+            task.cancel()
+        for conn in list(self.connections):
+            conn.close(reason="proxy disabled")
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if not self.enabled or task is None:
+            self.stats.connections_refused += 1
+            writer.transport.abort()
+            return
+        self.pending.add(task)
+        try:
+            up = await asyncio.wait_for(
+                asyncio.open_connection(self.upstream_host, self.upstream_port), UPSTREAM_CONNECT_TIMEOUT)
+        except (OSError, asyncio.TimeoutError):
+            self.stats.connections_refused += 1
+            writer.transport.abort()
+            return
+        except asyncio.CancelledError:
+            writer.transport.abort()
+            raise
+        finally:
+            self.pending.discard(task)
+        if not self.enabled:
+            self.stats.connections_refused += 1
+            writer.transport.abort()
+            up[1].transport.abort()
+            return
+        conn = Connection(self, (reader, writer), up)
+        self.connections.add(conn)
+        self.stats.connections_opened += 1
+        conn.start()
+
+    # -- toxics --------------------------------------------------------------------------
+    def add_toxic(self, toxic: Toxic) -> ToxicState:
+        if toxic.name in self.toxics:
+            raise ToxicExists(f"toxic already exists: {toxic.name!r} on proxy {self.name!r}")
+        st = ToxicState(toxic)
+        self.toxics[toxic.name] = st
+        for conn in list(self.connections):
+            conn.links[toxic.stream].roll(st)
+        return st
+
+    def get_toxic(self, name: str) -> ToxicState:
+        try:
+            return self.toxics[name]
+        except KeyError:
+            raise ToxicNotFound(f"toxic not found: {name!r} on proxy {self.name!r}") from None
+
+    def update_toxic(self, name: str, attributes: dict[str, Any], toxicity: Any = None) -> ToxicState:
+        st = self.get_toxic(name)
+        attrs = validate_attributes(st.spec.type, attributes, base=st.spec.attributes)
+        tox = st.spec.toxicity if toxicity is None else validate_toxicity(toxicity)
+        st.spec = Toxic(st.spec.name, st.spec.type, st.spec.stream, tox, attrs)
+        # As Toxiproxy, an update restarts the toxic on every link: re-roll, restart timers.
+        for conn in list(self.connections):
+            conn.links[st.spec.stream].roll(st)
+        st.notify()
+        return st
+
+    def remove_toxic(self, name: str) -> None:
+        st = self.get_toxic(name)
+        del self.toxics[name]
+        st.removed = True
+        for conn in list(self.connections):
+            conn.links[st.spec.stream].forget(name)
+        st.notify()
+        self.removed_toxics.append(st.counters.to_dict())
+
+    def counters(self) -> dict[str, Any]:
+        data = self.stats.to_dict()
+        data["proxy"] = self.name
+        data["enabled"] = self.enabled
+        data["toxics"] = {name: st.counters.to_dict() for name, st in self.toxics.items()}
+        data["removed_toxics"] = list(self.removed_toxics)
+        return data
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": [st.spec.to_json() for st in self.toxics.values()],
+        }
+
+
+class Hub:
+    """All proxies of one server, by name; the operations both the Python and HTTP APIs use."""
+
+    def __init__(self) -> None:
+        self.proxies: dict[str, ProxyRuntime] = {}
+
+    def get(self, name: str) -> ProxyRuntime:
+        try:
+            return self.proxies[name]
+        except KeyError:
+            raise ProxyNotFound(f"proxy not found: {name!r}") from None
+
+    async def create_proxy(self, name: str, upstream: str, listen: str = "127.0.0.1:0", enabled: bool = True) -> ProxyRuntime:
+        if not isinstance(name, str) or not name or "/" in name:
+            raise BadRequest(f"missing required field: name (a non-empty string without '/'), got {name!r}")
+        if not upstream:
+            raise BadRequest("missing required field: upstream")
+        if name in self.proxies:
+            raise ProxyExists(f"proxy already exists: {name!r}")
+        proxy = ProxyRuntime(name, listen or "127.0.0.1:0", upstream)
+        if enabled:
+            await proxy.enable()
+        self.proxies[name] = proxy
+        return proxy
+
+    async def update_proxy(self, name: str, *, enabled: bool | None = None, listen: str | None = None,
+                           upstream: str | None = None) -> ProxyRuntime:
+        proxy = self.get(name)
+        new_listen = parse_address(listen, "listen") if listen else (proxy.listen_host, proxy.listen_port)
+        new_up = parse_address(upstream, "upstream") if upstream else (proxy.upstream_host, proxy.upstream_port)
+        want = proxy.enabled if enabled is None else bool(enabled)
+        moved = new_listen != (proxy.listen_host, proxy.listen_port) or new_up != (proxy.upstream_host, proxy.upstream_port)
+        if moved or not want:
+            # As Toxiproxy, changing the addresses restarts the proxy and drops its connections.
+            await proxy.disable()
+            proxy.listen_host, proxy.listen_port = new_listen
+            proxy.upstream_host, proxy.upstream_port = new_up
+        if want:
+            await proxy.enable()
+        return proxy
+
+    async def delete_proxy(self, name: str) -> None:
+        proxy = self.get(name)
+        await proxy.disable()
+        del self.proxies[name]
+
+    async def reset(self) -> None:
+        """Enable every proxy and remove every toxic (Toxiproxy's POST /reset)."""
+        for proxy in self.proxies.values():
+            for tname in list(proxy.toxics):
+                proxy.remove_toxic(tname)
+            await proxy.enable()
+
+    def add_toxic(self, proxy_name: str, type_: str, *, stream: str = "downstream", toxicity: Any = 1.0,
+                  name: str | None = None, attributes: dict[str, Any] | None = None) -> ToxicState:
+        proxy = self.get(proxy_name)
+        try:
+            toxic = make_toxic(type_, stream=stream, toxicity=toxicity, name=name, attributes=attributes)
+        except ToxicError as exc:
+            raise BadRequest(str(exc)) from None
+        return proxy.add_toxic(toxic)
+
+    def update_toxic(self, proxy_name: str, name: str, attributes: dict[str, Any], toxicity: Any = None) -> ToxicState:
+        try:
+            return self.get(proxy_name).update_toxic(name, attributes, toxicity)
+        except ToxicError as exc:
+            raise BadRequest(str(exc)) from None
+
+    async def close(self) -> None:
+        for proxy in list(self.proxies.values()):
+            await proxy.disable()
+        self.proxies.clear()
