@@ -293,11 +293,11 @@ class VenueServer:
 
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
-        runner = web.AppRunner(build_app(self.core), access_log=None)
+        runner = web.AppRunner(build_app(self.core), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         ticker: asyncio.Task | None = None
         try:
-            site = web.TCPSite(runner, self._host, self._req_port, shutdown_timeout=1.0, reuse_address=True)
+            site = web.TCPSite(runner, self._host, self._req_port, reuse_address=True)
             await site.start()
             self._port = runner.addresses[0][1]
             ticker = asyncio.get_running_loop().create_task(run_ticker(self.core), name="venue-ticker")

@@ -1,0 +1,209 @@
+"""Venue REST over loopback with a real HTTP client: orders, idempotency, reduceOnly, positions, queries,
+ledger classification and determinism."""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+import pytest
+import requests
+
+from pytest_chaosdrill.venue import VenueServer
+
+BTC = "BTC-USDT-SWAP"
+ETH = "ETH-USDT-SWAP"
+
+
+@pytest.fixture
+def venue() -> Iterator[VenueServer]:
+    # A huge tick keeps prices still, so fill prices are predictable within a test.
+    with VenueServer(port=0, seed=7, tick_ms=60_000) as v:
+        yield v
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as s:
+        yield s
+
+
+def order(side: str, sz: str, cl: str | None = None, inst: str = BTC, reduce_only: bool = False,
+          ord_type: str = "market", px: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"instId": inst, "tdMode": "cross", "side": side, "ordType": ord_type, "sz": sz,
+                            "reduceOnly": reduce_only}
+    if cl:
+        body["clOrdId"] = cl
+    if px:
+        body["px"] = px
+    return body
+
+
+def post(http: requests.Session, venue: VenueServer, path: str, body: Any) -> dict:
+    r = http.post(venue.rest_url + path, json=body, timeout=5)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def get(http: requests.Session, venue: VenueServer, path: str, **params: str) -> dict:
+    r = http.get(venue.rest_url + path, params=params, timeout=5)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def pos_of(http: requests.Session, venue: VenueServer, inst: str = BTC) -> str:
+    data = get(http, venue, "/api/v5/account/positions", instId=inst)["data"]
+    return data[0]["pos"] if data else "0"
+
+
+def test_market_order_fills_at_best_price_and_moves_position(venue: VenueServer, http: requests.Session) -> None:
+    tick = get(http, venue, "/api/v5/market/ticker", instId=BTC)["data"][0]
+    ans = post(http, venue, "/api/v5/trade/order", order("buy", "2", "buy1"))
+    assert ans["code"] == "0" and ans["data"][0]["sCode"] == "0"
+    ord_id = ans["data"][0]["ordId"]
+    assert ord_id == "100001"
+    o = get(http, venue, "/api/v5/trade/order", instId=BTC, ordId=ord_id)["data"][0]
+    assert (o["state"], o["accFillSz"], o["avgPx"], o["reduceOnly"]) == ("filled", "2", tick["askPx"], "false")
+    assert get(http, venue, "/api/v5/trade/order", instId=BTC, clOrdId="buy1")["data"][0]["ordId"] == ord_id
+    positions = get(http, venue, "/api/v5/account/positions")["data"]
+    assert len(positions) == 1 and positions[0]["pos"] == "2"
+    assert positions[0]["avgPx"] == tick["askPx"] and positions[0]["posSide"] == "net"
+    fills = get(http, venue, "/api/v5/trade/fills")["data"]
+    assert [(f["ordId"], f["fillSz"], f["fillPx"]) for f in fills] == [(ord_id, "2", tick["askPx"])]
+    bal = get(http, venue, "/api/v5/account/balance")["data"][0]
+    assert bal["details"][0]["ccy"] == "USDT" and float(bal["totalEq"]) > 0
+    assert int(get(http, venue, "/api/v5/public/time")["data"][0]["ts"]) > 0
+
+
+def test_repeated_clordid_is_one_order_and_a_recorded_duplicate(venue: VenueServer, http: requests.Session) -> None:
+    first = post(http, venue, "/api/v5/trade/order", order("buy", "1", "idem1"))
+    again = post(http, venue, "/api/v5/trade/order", order("buy", "1", "idem1"))
+    assert again["data"][0]["ordId"] == first["data"][0]["ordId"]
+    assert pos_of(http, venue) == "1"  # not 2
+    assert len(get(http, venue, "/api/v5/trade/fills")["data"]) == 1
+    led = venue.control.witness()
+    dups = led.duplicates()
+    assert [(d["clOrdId"], d["ordId"], d["effect"]) for d in dups] == [("idem1", first["data"][0]["ordId"], "none")]
+    assert len(led.orders()) == 2
+
+
+def test_reduce_only_may_only_shrink(venue: VenueServer, http: requests.Session) -> None:
+    # Flat: any reduceOnly order would grow the position.
+    ans = post(http, venue, "/api/v5/trade/order", order("buy", "1", "ro1", reduce_only=True))
+    assert ans["code"] == "1" and ans["data"][0]["sCode"] == "51169" and ans["data"][0]["ordId"] == ""
+    post(http, venue, "/api/v5/trade/order", order("buy", "3", "o1"))
+    # Same direction and bigger than the position are both rejected.
+    assert post(http, venue, "/api/v5/trade/order", order("buy", "1", "ro2", reduce_only=True))["data"][0]["sCode"] == "51169"
+    assert post(http, venue, "/api/v5/trade/order", order("sell", "4", "ro3", reduce_only=True))["data"][0]["sCode"] == "51169"
+    assert pos_of(http, venue) == "3"
+    ok = post(http, venue, "/api/v5/trade/order", order("sell", "2", "ro4", reduce_only=True))
+    assert ok["code"] == "0" and pos_of(http, venue) == "1"
+    rejected = [o for o in venue.control.witness().orders() if not o["accepted"]]
+    assert [(o["clOrdId"], o["sCode"], o["effect"]) for o in rejected] == [
+        ("ro1", "51169", "none"), ("ro2", "51169", "none"), ("ro3", "51169", "none")]
+
+
+def test_ledger_classifies_open_reduce_flip_and_tracks_exposure(venue: VenueServer, http: requests.Session) -> None:
+    steps = [("buy", "2", False, "open"), ("sell", "1", True, "reduce"), ("sell", "3", False, "flip"),
+             ("sell", "1", False, "open"), ("buy", "3", False, "reduce")]
+    for i, (side, sz, ro, _) in enumerate(steps):
+        assert post(http, venue, "/api/v5/trade/order", order(side, sz, f"s{i}", reduce_only=ro))["code"] == "0"
+    post(http, venue, "/api/v5/trade/order", order("buy", "5", "e1", inst=ETH))
+    led = venue.control.witness()
+    orders = led.orders()
+    assert [o["effect"] for o in orders] == [s[3] for s in steps] + ["open"]
+    assert [(o["pos_before"], o["pos_after"]) for o in orders[:5]] == [(0, 2), (2, 1), (1, -2), (-2, -3), (-3, 0)]
+    assert [e for _, e in led.exposure_series()] == [2, 1, 2, 3, 0, 5]
+    # opens(): everything that could add exposure: non-reduceOnly attempts and any open/flip.
+    assert [o["clOrdId"] for o in led.opens()] == ["s0", "s2", "s3", "s4", "e1"]
+    t_mid = orders[2]["mono"]
+    assert [o["clOrdId"] for o in led.opens(since_mono=t_mid)] == ["s2", "s3", "s4", "e1"]
+    assert [o["clOrdId"] for o in led.opens(until_mono=t_mid)] == ["s0", "s2"]
+
+
+def test_recon_reads_are_witnessed(venue: VenueServer, http: requests.Session) -> None:
+    get(http, venue, "/api/v5/market/ticker", instId=BTC)
+    t0 = venue.control.ledger()[-1]["mono"]
+    get(http, venue, "/api/v5/account/positions")
+    get(http, venue, "/api/v5/trade/orders-pending", instId=BTC)
+    get(http, venue, "/api/v5/account/balance")
+    reads = venue.control.witness().recon_reads(since_mono=t0)
+    assert [(r["method"], r["path"], r["status"]) for r in reads] == [
+        ("GET", "/api/v5/account/positions", 200), ("GET", "/api/v5/trade/orders-pending", 200)]
+    requests_seen = [e for e in venue.control.ledger() if e["type"] == "request"]
+    assert len(requests_seen) == 4 and all(e["utc"].endswith("Z") for e in requests_seen)
+
+
+def test_limit_orders_rest_cancel_and_cross(venue: VenueServer, http: requests.Session) -> None:
+    tick = get(http, venue, "/api/v5/market/ticker", instId=BTC)["data"][0]
+    far = str(float(tick["bidPx"]) - 100)
+    rest = post(http, venue, "/api/v5/trade/order", order("buy", "1", "lim1", ord_type="limit", px=far))
+    ord_id = rest["data"][0]["ordId"]
+    pending = get(http, venue, "/api/v5/trade/orders-pending")["data"]
+    assert [(o["ordId"], o["state"], o["px"]) for o in pending] == [(ord_id, "live", far.rstrip("0").rstrip("."))]
+    assert pos_of(http, venue) == "0"
+    assert venue.control.witness().orders()[-1]["effect"] == "none"
+    cancel = post(http, venue, "/api/v5/trade/cancel-order", {"instId": BTC, "clOrdId": "lim1"})
+    assert cancel["code"] == "0" and cancel["data"][0]["ordId"] == ord_id
+    assert get(http, venue, "/api/v5/trade/orders-pending")["data"] == []
+    assert get(http, venue, "/api/v5/trade/order", ordId=ord_id)["data"][0]["state"] == "canceled"
+    again = post(http, venue, "/api/v5/trade/cancel-order", {"instId": BTC, "ordId": ord_id})
+    assert again["code"] == "1" and again["data"][0]["sCode"] == "51400"
+    # A limit through the book fills at once at the best price.
+    cross = post(http, venue, "/api/v5/trade/order", order("sell", "1", "lim2", ord_type="limit",
+                                                               px=str(float(tick["bidPx"]) - 50)))
+    o = get(http, venue, "/api/v5/trade/order", ordId=cross["data"][0]["ordId"])["data"][0]
+    assert (o["state"], o["avgPx"]) == ("filled", tick["bidPx"]) and pos_of(http, venue) == "-1"
+
+
+def test_resting_limit_fills_when_the_market_reaches_it() -> None:
+    with VenueServer(port=0, seed=11, tick_ms=10) as v, requests.Session() as http:
+        bid = float(get(http, v, "/api/v5/market/ticker", instId=BTC)["data"][0]["bidPx"])
+        # A buy just under the bid: the random walk reaches it within a few ticks.
+        ans = post(http, v, "/api/v5/trade/order", order("buy", "1", "w1", ord_type="limit", px=str(bid - 0.5)))
+        ord_id = ans["data"][0]["ordId"]
+        deadline = time.monotonic() + 20
+        state = ""
+        while time.monotonic() < deadline:
+            state = get(http, v, "/api/v5/trade/order", ordId=ord_id)["data"][0]["state"]
+            if state == "filled":
+                break
+            time.sleep(0.02)
+        assert state == "filled", "resting limit never filled"
+        fill = v.control.witness().fills()[-1]
+        assert (fill["ordId"], fill["px"], fill["effect"]) == (ord_id, bid - 0.5, "open")
+
+
+def test_two_leg_batch_and_errors(venue: VenueServer, http: requests.Session) -> None:
+    ans = post(http, venue, "/api/v5/trade/batch-orders", [order("buy", "1", "la"), order("sell", "1", "lb", inst=ETH)])
+    assert ans["code"] == "0" and [d["sCode"] for d in ans["data"]] == ["0", "0"]
+    assert [o["leg"] for o in venue.control.witness().orders()] == ["A", "B"]
+    mixed = post(http, venue, "/api/v5/trade/batch-orders",
+                 [order("buy", "1", "m1"), order("buy", "1", "m2", inst="NOPE-USDT-SWAP"), order("buy", "0", "m3")])
+    assert mixed["code"] == "2" and [d["sCode"] for d in mixed["data"]] == ["0", "51001", "51000"]
+    r = http.post(venue.rest_url + "/api/v5/trade/batch-orders", json=[], timeout=5)
+    assert r.status_code == 400 and r.json()["code"] == "51000"
+    r = http.post(venue.rest_url + "/api/v5/trade/order", data="{not json", timeout=5)
+    assert r.status_code == 400 and r.json()["code"] == "50002"
+    bad = post(http, venue, "/api/v5/trade/order", order("buy", "1", "bad-id!"))
+    assert bad["code"] == "1" and bad["data"][0]["sCode"] == "51000"
+    assert get(http, venue, "/api/v5/trade/order", ordId="999")["code"] == "51603"
+    assert get(http, venue, "/api/v5/market/ticker", instId="X")["code"] == "51001"
+
+
+def _run_script(seed: int) -> list[Any]:
+    with VenueServer(port=0, seed=seed, tick_ms=60_000) as v, requests.Session() as http:
+        out: list[Any] = [get(http, v, "/api/v5/market/ticker", instId=i)["data"][0] for i in (BTC, ETH)]
+        for d in out:
+            d.pop("ts")
+        out.append(post(http, v, "/api/v5/trade/order", order("buy", "2", "d1")))
+        out.append(post(http, v, "/api/v5/trade/batch-orders", [order("sell", "1", "d2"), order("buy", "3", "d3", inst=ETH)]))
+        out.append(post(http, v, "/api/v5/trade/order", order("buy", "2", "d1")))
+        out.append([{k: f[k] for k in ("ordId", "fillSz", "fillPx", "side")} for f in get(http, v, "/api/v5/trade/fills")["data"]])
+        out.append([{k: p[k] for k in ("instId", "pos", "avgPx")} for p in get(http, v, "/api/v5/account/positions")["data"]])
+        return out
+
+
+def test_same_seed_same_requests_same_answers() -> None:
+    a, b = _run_script(7), _run_script(7)
+    assert a == b
+    assert _run_script(8)[0] != a[0]  # and the seed matters
