@@ -1,0 +1,119 @@
+"""Venue WebSockets over loopback with websocket-client: books/trades streams, private login and orders."""
+from __future__ import annotations
+
+import zlib
+from typing import Iterator
+
+import pytest
+import requests
+
+from pytest_chaosdrill.venue import VenueServer
+from pytest_chaosdrill.venue.probe import WsProbe
+
+BTC = "BTC-USDT-SWAP"
+LOGIN = {"op": "login", "args": [{"apiKey": "k", "passphrase": "p", "timestamp": "1769440410", "sign": "s"}]}
+
+
+@pytest.fixture(scope="module")
+def venue() -> Iterator[VenueServer]:
+    with VenueServer(port=0, seed=3, tick_ms=20) as v:
+        yield v
+
+
+def data_of(channel: str):
+    return lambda m: isinstance(m, dict) and m.get("arg", {}).get("channel") == channel and "data" in m
+
+
+def checksum(bids: dict[str, str], asks: dict[str, str]) -> int:
+    b = sorted(bids.items(), key=lambda kv: -float(kv[0]))
+    a = sorted(asks.items(), key=lambda kv: float(kv[0]))
+    parts = []
+    for i in range(25):
+        if i < len(b):
+            parts.append(f"{b[i][0]}:{b[i][1]}")
+        if i < len(a):
+            parts.append(f"{a[i][0]}:{a[i][1]}")
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - (1 << 32) if crc >= (1 << 31) else crc
+
+
+def test_books_snapshot_then_contiguous_updates_that_rebuild_the_book(venue: VenueServer) -> None:
+    with WsProbe(venue.ws_public_url) as ws:
+        ws.send({"op": "subscribe", "args": [{"channel": "books", "instId": BTC}]})
+        ack = ws.wait_for(lambda m: m.get("event") == "subscribe", 2)
+        assert ack["arg"] == {"channel": "books", "instId": BTC}
+        snap = ws.wait_for(data_of("books"), 2)
+        assert snap["action"] == "snapshot" and snap["data"][0]["prevSeqId"] == -1
+        book = {"bids": {p: s for p, s, *_ in snap["data"][0]["bids"]}, "asks": {p: s for p, s, *_ in snap["data"][0]["asks"]}}
+        assert snap["data"][0]["checksum"] == checksum(book["bids"], book["asks"])
+        last = snap["data"][0]["seqId"]
+        for _ in range(15):
+            upd = ws.wait_for(data_of("books"), 2)
+            d = upd["data"][0]
+            assert upd["action"] == "update" and d["prevSeqId"] == last and d["seqId"] == last + 1
+            for side in ("bids", "asks"):
+                for px, sz, *_ in d[side]:
+                    if sz == "0":
+                        book[side].pop(px, None)
+                    else:
+                        book[side][px] = sz
+            assert d["checksum"] == checksum(book["bids"], book["asks"])
+            assert max(map(float, book["bids"])) < min(map(float, book["asks"]))
+            last = d["seqId"]
+        # Re-subscribing gives a fresh snapshot.
+        ws.send({"op": "unsubscribe", "args": [{"channel": "books", "instId": BTC}]})
+        ws.wait_for(lambda m: m.get("event") == "unsubscribe", 2)
+        ws.send({"op": "subscribe", "args": [{"channel": "books", "instId": BTC}]})
+        snap2 = ws.wait_for(lambda m: data_of("books")(m) and m["action"] == "snapshot", 2)
+        assert snap2["data"][0]["prevSeqId"] == -1 and snap2["data"][0]["seqId"] >= last
+
+
+def test_trades_have_consecutive_ids(venue: VenueServer) -> None:
+    with WsProbe(venue.ws_public_url) as ws:
+        ws.send({"op": "subscribe", "args": [{"channel": "trades", "instId": BTC}]})
+        ids = []
+        while len(ids) < 12:
+            m = ws.wait_for(data_of("trades"), 2)
+            for t in m["data"]:
+                assert t["instId"] == BTC and t["side"] in ("buy", "sell") and float(t["px"]) > 0
+                ids.append(int(t["tradeId"]))
+        assert ids == list(range(ids[0], ids[0] + len(ids)))
+
+
+def test_public_errors_and_text_ping(venue: VenueServer) -> None:
+    with WsProbe(venue.ws_public_url) as ws:
+        ws.send({"op": "subscribe", "args": [{"channel": "candles", "instId": BTC}]})
+        assert ws.wait_for(lambda m: m.get("event") == "error", 2)["code"] == "60018"
+        ws.send({"op": "subscribe", "args": [{"channel": "books", "instId": "DOGE-USDT-SWAP"}]})
+        assert ws.wait_for(lambda m: m.get("event") == "error", 2)["code"] == "60018"
+        ws.send("not json")
+        assert ws.wait_for(lambda m: m.get("event") == "error", 2)["code"] == "60012"
+        ws.send("ping")
+        assert ws.wait_for(lambda m: m == "pong", 2) == "pong"
+
+
+def test_private_login_then_order_state_changes_are_pushed(venue: VenueServer) -> None:
+    with WsProbe(venue.ws_private_url) as ws, requests.Session() as http:
+        ws.send({"op": "subscribe", "args": [{"channel": "orders", "instType": "SWAP"}]})
+        assert ws.wait_for(lambda m: m.get("event") == "error", 2)["code"] == "60011"
+        ws.send(LOGIN)
+        assert ws.wait_for(lambda m: m.get("event") == "login", 2)["code"] == "0"
+        ws.send({"op": "subscribe", "args": [{"channel": "orders", "instType": "SWAP"}]})
+        ws.wait_for(lambda m: m.get("event") == "subscribe", 2)
+        bid = float(http.get(venue.rest_url + "/api/v5/market/ticker", params={"instId": BTC}).json()["data"][0]["bidPx"])
+        r = http.post(venue.rest_url + "/api/v5/trade/order", json={
+            "instId": BTC, "tdMode": "cross", "clOrdId": "ws1", "side": "buy", "ordType": "limit",
+            "px": str(bid - 200), "sz": "1"}).json()
+        ord_id = r["data"][0]["ordId"]
+        http.post(venue.rest_url + "/api/v5/trade/cancel-order", json={"instId": BTC, "ordId": ord_id})
+        http.post(venue.rest_url + "/api/v5/trade/order", json={
+            "instId": BTC, "tdMode": "cross", "clOrdId": "ws2", "side": "sell", "ordType": "market", "sz": "1"})
+        states = []
+        while len(states) < 4:
+            m = ws.wait_for(data_of("orders"), 2)
+            states += [(d["clOrdId"], d["state"]) for d in m["data"]]
+        assert states == [("ws1", "live"), ("ws1", "canceled"), ("ws2", "live"), ("ws2", "filled")]
+        filled = m["data"][-1]
+        assert filled["accFillSz"] == "1" and filled["fillSz"] == "1" and float(filled["avgPx"]) > 0
+        sessions = venue.control.witness().sessions()
+        assert any(s["event"] == "login" for s in sessions)
