@@ -1,0 +1,599 @@
+"""A thin layer over the ``docker`` CLI for the container backend.
+
+Plain subprocess calls, no drill knowledge. Every fault primitive returns *proof read back from the
+engine's own state* (``docker inspect``), never the mere fact that a command exited 0: a kill is
+proven by ``State.Running == false`` and ``ExitCode == 128 + signal``, a pause by ``State.Paused``,
+a network cut by the network missing from ``NetworkSettings.Networks`` (and the container missing
+from the network's own ``Containers``).
+
+Everything this module creates carries the labels ``io.chaosdrill.managed=true`` and
+``io.chaosdrill.run-id=<run id>``. :meth:`DockerEngine.teardown` removes all of a run's resources
+(also from ``atexit`` and on SIGTERM/SIGHUP); :func:`reap` removes what a killed run left behind.
+
+Compose: :func:`compose_command` picks ``docker compose`` (v2 plugin) or ``docker-compose`` (v1,
+Debian bookworm). pytest-docker's ``docker_services`` works with ``docker/docker-compose.yml`` when
+its ``docker_compose_command`` fixture returns that command and ``CHAOSDRILL_RUN_ID`` plus the
+target's folders are in the environment (see ``docs/docker.md``).
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shlex
+import shutil
+import signal as _signal
+import subprocess
+import threading
+import time
+import weakref
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+MANAGED_KEY = "io.chaosdrill.managed"
+RUN_ID_KEY = "io.chaosdrill.run-id"
+MANAGED_LABEL = f"{MANAGED_KEY}=true"
+COMPOSE_PROJECT_KEY = "com.docker.compose.project"
+COMPOSE_SERVICE_KEY = "com.docker.compose.service"
+
+DEFAULT_TIMEOUT_S = 60.0
+# Signals that end a container's PID 1 by default: after sending one, wait for the exit and prove it.
+_TERMINATING = {"KILL", "TERM", "INT", "HUP", "QUIT", "ABRT", "USR1", "USR2"}
+
+
+class DockerError(RuntimeError):
+    """A docker command failed or timed out; carries the command line and its stderr."""
+
+    def __init__(self, args: Sequence[str], returncode: int | None, stderr: str, message: str = "") -> None:
+        self.cmd = list(args)
+        self.returncode = returncode
+        self.stderr = stderr.strip()
+        what = message or (f"exit {returncode}" if returncode is not None else "timed out")
+        super().__init__(f"`{shlex.join(self.cmd)}` failed ({what}): {self.stderr[-2000:]}")
+
+
+# --------------------------------------------------------------------------------------------
+# discovery
+
+
+def docker_cli() -> str | None:
+    """Path of the ``docker`` CLI, or None (``CHAOSDRILL_DOCKER`` overrides the lookup)."""
+    return shutil.which(os.environ.get("CHAOSDRILL_DOCKER", "docker"))
+
+
+def engine_available(timeout: float = 15.0) -> tuple[bool, str]:
+    """Whether a Docker engine answers here, and one human reason string either way.
+
+    Used to SKIP docker drills with a single clear reason: never raises.
+    """
+    cli = docker_cli()
+    if cli is None:
+        return False, "docker CLI not found on PATH (install docker.io: .ci/docker-setup.sh)"
+    try:
+        proc = subprocess.run(
+            [cli, "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"],
+            capture_output=True, text=True, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return False, f"docker daemon did not answer within {timeout:.0f}s"
+    except OSError as exc:
+        return False, f"docker CLI {cli} cannot run: {exc}"
+    err = (proc.stderr or "").strip()
+    if proc.returncode == 0 and proc.stdout.strip():
+        return True, f"docker engine {proc.stdout.strip()}"
+    low = err.lower()
+    if "permission denied" in low:
+        return False, f"no permission to use the docker daemon socket (run as root or join group docker): {err.splitlines()[-1] if err else ''}"
+    if "cannot connect" in low or "is the docker daemon running" in low or "no such file" in low:
+        return False, "docker daemon not reachable (start it: .ci/docker-setup.sh, or `dockerd &`)"
+    return False, f"docker engine unusable: {err.splitlines()[-1] if err else f'exit {proc.returncode}'}"
+
+
+def compose_command(timeout: float = 15.0) -> str | None:
+    """The compose command that works here: ``docker compose`` (v2) or ``docker-compose`` (v1)."""
+    cli = docker_cli()
+    if cli is not None:
+        try:
+            if subprocess.run([cli, "compose", "version"], capture_output=True, timeout=timeout).returncode == 0:
+                return "docker compose"
+        except (subprocess.TimeoutExpired, OSError):
+            pass
+    return "docker-compose" if shutil.which("docker-compose") else None
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _parse_time(value: str) -> datetime | None:
+    """Docker's RFC 3339 timestamps (nanoseconds, 'Z' or offset) as aware datetimes."""
+    if not value or value.startswith("0001-01-01"):
+        return None
+    v = value.strip().replace("Z", "+00:00")
+    # Python parses at most 6 fractional digits; docker gives 9.
+    if "." in v:
+        head, rest = v.split(".", 1)
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        tz = rest[len(digits):]
+        v = f"{head}.{digits[:6]}{tz}"
+    try:
+        dt = datetime.fromisoformat(v)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _signal_number(sig: str | int) -> int:
+    if isinstance(sig, int):
+        return sig
+    name = sig.upper()
+    name = name if name.startswith("SIG") else f"SIG{name}"
+    return int(getattr(_signal, name))
+
+
+def _signal_name(sig: str | int) -> str:
+    if isinstance(sig, int):
+        return _signal.Signals(sig).name.removeprefix("SIG")
+    return sig.upper().removeprefix("SIG")
+
+
+def _run(
+    args: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S, check: bool = True,
+    env: Mapping[str, str] | None = None, cwd: str | Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout,
+                              env=dict(env) if env is not None else None, cwd=cwd)
+    except subprocess.TimeoutExpired as exc:
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        raise DockerError(args, None, err, f"timed out after {timeout:.0f}s") from None
+    if check and proc.returncode != 0:
+        raise DockerError(args, proc.returncode, proc.stderr or proc.stdout)
+    return proc
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def reap(label: str = MANAGED_LABEL, older_than_s: float | None = None, *,
+         docker: str | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> list[str]:
+    """Remove containers, then networks, then volumes carrying ``label`` (``key=value`` or ``key``).
+
+    ``older_than_s`` keeps resources created less than that many seconds ago (so a reaper at session
+    start does not remove what a concurrent run is using). Returns ``kind:name`` of what was removed.
+    """
+    cli = docker or docker_cli() or "docker"
+    now = datetime.now(timezone.utc)
+
+    def old_enough(created: str) -> bool:
+        if older_than_s is None:
+            return True
+        ts = _parse_time(created)
+        # Unknown age: keep it; the reaper must never take a live run's resources by mistake.
+        return ts is not None and (now - ts).total_seconds() >= older_than_s
+
+    removed: list[str] = []
+    ids = _lines(_run([cli, "ps", "-aq", "--no-trunc", "--filter", f"label={label}"], timeout=timeout).stdout)
+    if ids:
+        info = json.loads(_run([cli, "inspect", *ids], timeout=timeout, check=False).stdout or "[]")
+        victims = [c for c in info if old_enough(c.get("Created", ""))]
+        if victims:
+            # -v: also the anonymous volumes of those containers.
+            _run([cli, "rm", "-f", "-v", *[c["Id"] for c in victims]], timeout=timeout, check=False)
+            removed += [f"container:{c.get('Name', '').lstrip('/') or c['Id'][:12]}" for c in victims]
+    nets = _lines(_run([cli, "network", "ls", "-q", "--no-trunc", "--filter", f"label={label}"], timeout=timeout).stdout)
+    if nets:
+        info = json.loads(_run([cli, "network", "inspect", *nets], timeout=timeout, check=False).stdout or "[]")
+        for net in info:
+            if old_enough(net.get("Created", "")):
+                if _run([cli, "network", "rm", net["Id"]], timeout=timeout, check=False).returncode == 0:
+                    removed.append(f"network:{net.get('Name', net['Id'][:12])}")
+    vols = _lines(_run([cli, "volume", "ls", "-q", "--filter", f"label={label}"], timeout=timeout).stdout)
+    if vols:
+        info = json.loads(_run([cli, "volume", "inspect", *vols], timeout=timeout, check=False).stdout or "[]")
+        for vol in info:
+            if old_enough(vol.get("CreatedAt", "")):
+                if _run([cli, "volume", "rm", "-f", vol["Name"]], timeout=timeout, check=False).returncode == 0:
+                    removed.append(f"volume:{vol['Name']}")
+    return removed
+
+
+def leftovers(label: str = MANAGED_LABEL, *, docker: str | None = None) -> list[str]:
+    """``kind:id`` of every container, network and volume that still carries ``label``."""
+    cli = docker or docker_cli() or "docker"
+    found = [f"container:{i}" for i in _lines(_run([cli, "ps", "-aq", "--filter", f"label={label}"]).stdout)]
+    found += [f"network:{i}" for i in _lines(_run([cli, "network", "ls", "-q", "--filter", f"label={label}"]).stdout)]
+    found += [f"volume:{i}" for i in _lines(_run([cli, "volume", "ls", "-q", "--filter", f"label={label}"]).stdout)]
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# teardown on exit and on SIGTERM/SIGHUP
+
+_live_engines: "weakref.WeakSet[DockerEngine]" = weakref.WeakSet()
+_previous_handlers: dict[int, Any] = {}
+_handler_lock = threading.Lock()
+
+
+def _teardown_all() -> None:
+    for engine in list(_live_engines):
+        engine.teardown()
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    # Clean up, then let the signal do what it would have done (exit status 128 + signum).
+    _teardown_all()
+    previous = _previous_handlers.get(signum, _signal.SIG_DFL)
+    if callable(previous) and previous not in (_signal.SIG_DFL, _signal.SIG_IGN):
+        previous(signum, frame)
+        return
+    raise SystemExit(128 + signum)
+
+
+def _install_signal_handlers() -> None:
+    """Hook SIGTERM/SIGHUP once, only from the main thread and only over the default handler:
+    a host program's own handlers are kept (and chained)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with _handler_lock:
+        for sig in (_signal.SIGTERM, _signal.SIGHUP):
+            if sig in _previous_handlers:
+                continue
+            current = _signal.getsignal(sig)
+            if current is _signal.SIG_IGN:
+                continue
+            _previous_handlers[sig] = current
+            _signal.signal(sig, _on_signal)
+
+
+atexit.register(_teardown_all)
+
+
+# --------------------------------------------------------------------------------------------
+# the engine
+
+
+class DockerEngine:
+    """Docker operations for one run: everything it creates is labelled with ``run_id`` and removed
+    by :meth:`teardown` (context manager exit, ``atexit``, SIGTERM/SIGHUP), even after failures."""
+
+    def __init__(self, run_id: str, *, docker: str | None = None, compose: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT_S, handle_signals: bool = True) -> None:
+        if not run_id or any(ch.isspace() or ch in ",=" for ch in run_id):
+            raise ValueError(f"run_id must be non-empty without spaces, ',' or '=': {run_id!r}")
+        self.run_id = run_id
+        self.docker = docker or docker_cli() or "docker"
+        self._compose = compose
+        self.timeout = timeout
+        self._projects: dict[str, tuple[Path, dict[str, str]]] = {}
+        self._closed = False
+        _live_engines.add(self)
+        if handle_signals:
+            _install_signal_handlers()
+
+    # -- labels -------------------------------------------------------------------------------
+    @property
+    def labels(self) -> dict[str, str]:
+        """The labels put on everything this engine creates."""
+        return {MANAGED_KEY: "true", RUN_ID_KEY: self.run_id}
+
+    @property
+    def run_label(self) -> str:
+        """``io.chaosdrill.run-id=<run id>``: the filter for this run's resources."""
+        return f"{RUN_ID_KEY}={self.run_id}"
+
+    def _label_args(self, extra: Mapping[str, str] | None = None) -> list[str]:
+        out: list[str] = []
+        for key, value in {**(extra or {}), **self.labels}.items():
+            out += ["--label", f"{key}={value}"]
+        return out
+
+    def _docker(self, *args: str, timeout: float | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return _run([self.docker, *args], timeout=timeout or self.timeout, check=check)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def __enter__(self) -> "DockerEngine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.teardown()
+
+    def teardown(self) -> list[str]:
+        """Remove every compose project started here and everything labelled with this run id.
+
+        Idempotent; never raises (a teardown error must not hide the test's own failure): what it
+        could not remove stays visible to :func:`leftovers` and the reaper.
+        """
+        removed: list[str] = []
+        for project in list(self._projects):
+            try:
+                self.compose_down(project=project)
+            except (DockerError, OSError):
+                pass
+        try:
+            removed = reap(self.run_label, docker=self.docker, timeout=self.timeout)
+        except (DockerError, OSError, json.JSONDecodeError):
+            pass
+        self._closed = True
+        return removed
+
+    def leftovers(self) -> list[str]:
+        """What of this run still exists in the engine (empty after a clean teardown)."""
+        return leftovers(self.run_label, docker=self.docker)
+
+    # -- creating things ------------------------------------------------------------------------
+    def create_network(self, name: str, *, internal: bool = False) -> str:
+        """Create a labelled bridge network; returns its id."""
+        args = ["network", "create", *self._label_args()]
+        if internal:
+            args.append("--internal")
+        return self._docker(*args, name).stdout.strip()
+
+    def run_container(
+        self, image: str, command: Sequence[str] | None = None, *, name: str | None = None,
+        network: str | None = None, ports: Mapping[int, int | None] | None = None,
+        env: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
+        init: bool = True, extra_args: Sequence[str] = (),
+    ) -> str:
+        """``docker run -d`` a labelled container; ``ports`` maps container port to host port
+        (None: a free one), always published on 127.0.0.1 only. Returns the container id."""
+        args = ["run", "-d", *self._label_args(labels)]
+        if init:
+            args.append("--init")  # tini as PID 1, so SIGTERM ends the process promptly
+        if name:
+            args += ["--name", name]
+        if network:
+            args += ["--network", network]
+        for cport, hport in (ports or {}).items():
+            args += ["-p", f"127.0.0.1:{hport or ''}:{cport}"]
+        for key, value in (env or {}).items():
+            args += ["-e", f"{key}={value}"]
+        args += [*extra_args, image, *(command or [])]
+        return self._docker(*args).stdout.strip()
+
+    # -- compose --------------------------------------------------------------------------------
+    @property
+    def compose(self) -> list[str]:
+        """The compose command as argv (``docker compose`` or ``docker-compose``)."""
+        if self._compose is None:
+            self._compose = compose_command()
+            if self._compose is None:
+                raise DockerError(["docker", "compose"], None, "", "neither `docker compose` nor `docker-compose` is installed")
+        return shlex.split(self._compose)
+
+    def compose_env(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment compose runs with: ours, then ``env``, then this run's id."""
+        return {**os.environ, **(env or {}), "CHAOSDRILL_RUN_ID": self.run_id}
+
+    def compose_up(self, compose_file: str | Path, project: str, env: Mapping[str, str] | None = None,
+                   services: Sequence[str] = (), timeout: float = 180.0) -> dict[str, str]:
+        """``up -d`` a compose project (labelled with this run id through ``CHAOSDRILL_RUN_ID``);
+        returns ``{service: container id}``. Registered for teardown before it starts."""
+        path = Path(compose_file).resolve()
+        full_env = self.compose_env(env)
+        self._projects[project] = (path, full_env)
+        _run([*self.compose, "-f", str(path), "-p", project, "up", "-d", *services],
+             env=full_env, timeout=timeout, cwd=path.parent)
+        return self.container_ids(project)
+
+    def compose_down(self, compose_file: str | Path | None = None, project: str = "",
+                     env: Mapping[str, str] | None = None, timeout: float = 120.0) -> list[str]:
+        """``down -v --remove-orphans`` a project, then remove by label whatever compose missed.
+
+        Returns ``kind:name`` of resources the label sweep still found (empty after a clean down).
+        """
+        path, known_env = self._projects.pop(project, (None, None))
+        path = Path(compose_file).resolve() if compose_file else path
+        full_env = self.compose_env(env) if env is not None or known_env is None else known_env
+        if path is not None:
+            _run([*self.compose, "-f", str(path), "-p", project, "down", "-v", "--remove-orphans", "-t", "5"],
+                 env=full_env, timeout=timeout, cwd=path.parent, check=False)
+        return reap(f"{COMPOSE_PROJECT_KEY}={project}", docker=self.docker, timeout=self.timeout)
+
+    def container_ids(self, project: str) -> dict[str, str]:
+        """``{service: container id}`` of a compose project's containers (running or not)."""
+        out = self._docker("ps", "-a", "--no-trunc", "--filter", f"label={COMPOSE_PROJECT_KEY}={project}",
+                           "--format", f'{{{{.ID}}}} {{{{.Label "{COMPOSE_SERVICE_KEY}"}}}}').stdout
+        ids: dict[str, str] = {}
+        for line in _lines(out):
+            cid, _, service = line.partition(" ")
+            ids[service or cid[:12]] = cid
+        return ids
+
+    # -- reading state ------------------------------------------------------------------------
+    def inspect(self, container: str) -> dict[str, Any]:
+        """``docker inspect`` of one container."""
+        return json.loads(self._docker("inspect", "--type", "container", container).stdout)[0]
+
+    def state(self, container: str) -> dict[str, Any]:
+        """``State`` of one container (Running, Paused, ExitCode, FinishedAt, Health ...)."""
+        return self.inspect(container)["State"]
+
+    def networks_of(self, container: str) -> list[str]:
+        """Names of the networks the engine says the container is attached to."""
+        return sorted((self.inspect(container).get("NetworkSettings") or {}).get("Networks") or {})
+
+    def host_port(self, container: str, container_port: int, proto: str = "tcp") -> int:
+        """Host port published for ``container_port`` (on 127.0.0.1)."""
+        ports = (self.inspect(container).get("NetworkSettings") or {}).get("Ports") or {}
+        bindings = ports.get(f"{container_port}/{proto}") or []
+        for binding in bindings:
+            if binding.get("HostPort"):
+                return int(binding["HostPort"])
+        raise DockerError(["port", container, str(container_port)], None, "", f"{container_port}/{proto} is not published")
+
+    def image_info(self, image: str) -> dict[str, Any]:
+        """Id, RepoTags, RepoDigests (empty for never-pushed local images), Created, Labels."""
+        data = json.loads(self._docker("image", "inspect", image).stdout)[0]
+        return {
+            "Id": data.get("Id"),
+            "RepoTags": data.get("RepoTags") or [],
+            "RepoDigests": data.get("RepoDigests") or [],
+            "Created": data.get("Created"),
+            "Labels": (data.get("Config") or {}).get("Labels") or {},
+        }
+
+    def logs(self, container: str, *, tail: int | None = None, timestamps: bool = False) -> str:
+        """The container's stdout and stderr, interleaved as the engine stored them."""
+        args = [self.docker, "logs"]
+        if tail is not None:
+            args += ["--tail", str(tail)]
+        if timestamps:
+            args.append("--timestamps")
+        try:
+            proc = subprocess.run([*args, container], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            raise DockerError(args, None, "", f"timed out after {self.timeout:.0f}s") from None
+        text = proc.stdout.decode("utf-8", errors="replace")
+        if proc.returncode != 0:
+            raise DockerError(args + [container], proc.returncode, text)
+        return text
+
+    def exec(self, container: str, command: Sequence[str], *, timeout: float | None = None,
+             check: bool = False) -> subprocess.CompletedProcess[str]:
+        """``docker exec`` a command in a running container."""
+        return self._docker("exec", container, *command, timeout=timeout, check=check)
+
+    def wait_for(self, container: str, predicate: Callable[[dict[str, Any]], bool], *,
+                 timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> dict[str, Any]:
+        """Poll ``docker inspect`` until ``predicate(inspect)`` holds; raise on the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            data = self.inspect(container)
+            if predicate(data):
+                return data
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{container}: {what} not reached within {timeout:.1f}s; State={data.get('State')}")
+            time.sleep(interval)
+
+    def wait_healthy(self, container: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait for the container's HEALTHCHECK to report healthy (fails fast if it exits)."""
+        def ok(d: dict[str, Any]) -> bool:
+            st = d["State"]
+            if not st.get("Running") and st.get("Status") in ("exited", "dead"):
+                raise DockerError(["wait-healthy", container], st.get("ExitCode"), self.logs(container, tail=40),
+                                  f"container exited with {st.get('ExitCode')} before it was healthy")
+            return (st.get("Health") or {}).get("Status") == "healthy"
+        return self.wait_for(container, ok, timeout=timeout, interval=0.2, what="healthy")
+
+    # -- faults (each returns proof read from docker inspect) -----------------------------------
+    @staticmethod
+    def _state_proof(data: dict[str, Any]) -> dict[str, Any]:
+        st = data["State"]
+        return {
+            "container": data["Id"],
+            "name": data.get("Name", "").lstrip("/"),
+            "status": st.get("Status"),
+            "running": st.get("Running"),
+            "paused": st.get("Paused"),
+            "exit_code": st.get("ExitCode"),
+            "oom_killed": st.get("OOMKilled"),
+            "pid": st.get("Pid"),
+            "started_at": st.get("StartedAt"),
+            "finished_at": st.get("FinishedAt"),
+            "restart_count": data.get("RestartCount"),
+            "inspected_at": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        }
+
+    def kill(self, container: str, signal: str | int = "KILL", timeout: float = 30.0) -> dict[str, Any]:
+        """Send ``signal`` to the container's PID 1. For a terminating signal, wait for the exit and
+        prove it: ``proven`` is true when the engine says not running and ExitCode == 128 + signum
+        (137 for KILL)."""
+        name = _signal_name(signal)
+        signum = _signal_number(signal)
+        before = self.inspect(container)
+        sent_at = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        self._docker("kill", "--signal", name, container)
+        expected = 128 + signum
+        if name in _TERMINATING:
+            after = self.wait_for(container, lambda d: not d["State"].get("Running"), timeout=timeout,
+                                  what=f"exit after SIG{name}")
+        else:
+            after = self.inspect(container)
+        proof = self._state_proof(after)
+        proof.update({
+            "action": "kill", "signal": name, "signal_number": signum, "sent_at": sent_at,
+            "pid_before": before["State"].get("Pid"), "started_at_before": before["State"].get("StartedAt"),
+            "expected_exit_code": expected if name in _TERMINATING else None,
+            "proven": (name in _TERMINATING and proof["running"] is False and proof["exit_code"] == expected
+                       and _parse_time(proof["finished_at"] or "") is not None),
+        })
+        return proof
+
+    def start(self, container: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Start a stopped container; proof: Running true with a new StartedAt (and Pid)."""
+        before = self.inspect(container)["State"]
+        self._docker("start", container)
+        after = self.wait_for(container, lambda d: bool(d["State"].get("Running")) and
+                              d["State"].get("StartedAt") != before.get("StartedAt"),
+                              timeout=timeout, what="running again")
+        proof = self._state_proof(after)
+        proof.update({"action": "start", "started_at_before": before.get("StartedAt"),
+                      "proven": proof["running"] is True and proof["started_at"] != before.get("StartedAt")})
+        return proof
+
+    def pause(self, container: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Freeze every process of the container (cgroup freezer); proof: State.Paused true."""
+        self._docker("pause", container)
+        proof = self._state_proof(self.wait_for(container, lambda d: bool(d["State"].get("Paused")),
+                                                timeout=timeout, what="paused"))
+        proof.update({"action": "pause", "proven": proof["paused"] is True and proof["status"] == "paused"})
+        return proof
+
+    def unpause(self, container: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Thaw a paused container; proof: State.Paused false and Running true."""
+        self._docker("unpause", container)
+        proof = self._state_proof(self.wait_for(container, lambda d: not d["State"].get("Paused"),
+                                                timeout=timeout, what="unpaused"))
+        proof.update({"action": "unpause", "proven": proof["paused"] is False and proof["running"] is True})
+        return proof
+
+    def _network_name(self, network: str) -> str:
+        return self._docker("network", "inspect", "-f", "{{.Name}}", network).stdout.strip()
+
+    def _network_members(self, network: str) -> list[str]:
+        data = json.loads(self._docker("network", "inspect", network).stdout)[0]
+        return sorted((data.get("Containers") or {}).keys())
+
+    def network_disconnect(self, network: str, container: str, *, force: bool = False,
+                           timeout: float = 30.0) -> dict[str, Any]:
+        """Cut the container off ``network``; proof: the network is gone from the container's
+        NetworkSettings.Networks and the container from the network's Containers."""
+        name = self._network_name(network)
+        before = self.networks_of(container)
+        at = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        self._docker("network", "disconnect", *(["--force"] if force else []), name, container)
+        data = self.wait_for(container, lambda d: name not in ((d.get("NetworkSettings") or {}).get("Networks") or {}),
+                             timeout=timeout, what=f"detached from {name}")
+        after = sorted((data.get("NetworkSettings") or {}).get("Networks") or {})
+        members = self._network_members(name)
+        return {
+            "action": "network_disconnect", "network": name, "container": data["Id"],
+            "name": data.get("Name", "").lstrip("/"), "at": at,
+            "networks_before": before, "networks_after": after, "network_members_after": members,
+            "proven": name in before and name not in after and data["Id"] not in members,
+        }
+
+    def network_connect(self, network: str, container: str, *, aliases: Iterable[str] = (),
+                        timeout: float = 30.0) -> dict[str, Any]:
+        """Re-attach the container to ``network``; proof: the network is listed again, with an IP."""
+        name = self._network_name(network)
+        before = self.networks_of(container)
+        args = ["network", "connect"]
+        for alias in aliases:
+            args += ["--alias", alias]
+        at = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        self._docker(*args, name, container)
+        data = self.wait_for(container, lambda d: name in ((d.get("NetworkSettings") or {}).get("Networks") or {}),
+                             timeout=timeout, what=f"attached to {name}")
+        nets = (data.get("NetworkSettings") or {}).get("Networks") or {}
+        return {
+            "action": "network_connect", "network": name, "container": data["Id"],
+            "name": data.get("Name", "").lstrip("/"), "at": at,
+            "networks_before": before, "networks_after": sorted(nets),
+            "ip_address": (nets.get(name) or {}).get("IPAddress"),
+            "proven": name in nets,
+        }
