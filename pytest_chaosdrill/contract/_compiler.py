@@ -137,7 +137,7 @@ class Compiler:
         if "$id" in schema and schema is not self.root:
             unknown.add("$id (nested: changes the base URI)")
         if unknown:
-            raise Unsupported(f"keyword(s) not compiled: {', '.join(sorted(unknown))}")
+            raise Unsupported(f"keyword(s) not compiled: {', '.join(sorted(map(str, unknown)))}")
         checks: list[Check] = []
         for keyword, value in schema.items():
             build = _BUILDERS.get(keyword)

@@ -1,0 +1,308 @@
+"""``chaosdrill validate-status``: exit codes, messages, inputs (file, glob, URL, timeline), formats."""
+from __future__ import annotations
+
+import copy
+import http.server
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_chaosdrill import resources
+from pytest_chaosdrill.cli import main
+
+FIXTURES = resources.fixtures_dir()
+EXACT = str(resources.default_schema(exact=True))
+BIN = Path(sys.executable).parent / "chaosdrill"
+
+
+def golden(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["validate-status", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write(path: Path, payload: Any) -> Path:
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def assert_one_error_line(err: str, *needles: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("chaosdrill validate-status: error: ")
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0]
+
+
+# --- valid inputs ---------------------------------------------------------------------------
+def test_all_fixtures_pass_strict_with_exact_schema_via_subprocess() -> None:
+    proc = subprocess.run(
+        [str(BIN), "validate-status", "--file", str(FIXTURES / "*.json"), "--schema", EXACT, "--strict"],
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("OK   ") == len(list(FIXTURES.glob("*.json")))
+    assert proc.stdout.strip().endswith("valid, 0 invalid")
+
+
+def test_module_entry_point_runs() -> None:
+    good = str(FIXTURES / "wal_backpressure.json")
+    proc = subprocess.run([sys.executable, "-m", "pytest_chaosdrill.cli", "validate-status", "--file", good],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == ""
+
+
+def test_valid_file_exit_0_and_quiet(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(FIXTURES / "restart_reconcile.json")
+    code, out, err = run_cli(capsys, "--file", path)
+    assert (code, err) == (0, "") and f"OK   {path}" in out
+    code, out, _ = run_cli(capsys, "--file", path, "--quiet")
+    assert code == 0 and out.splitlines() == ["summary: 1 checked, 1 valid, 0 invalid"]
+
+
+# --- invalid payloads -----------------------------------------------------------------------
+def test_invalid_file_exit_1_findings_grouped_per_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = golden("session_termination")
+    bad["mode_reasons"] = list(reversed(bad["mode_reasons"]))
+    del bad["build_id"]
+    bad_path = write(tmp_path / "bad.json", bad)
+    good_path = FIXTURES / "ws_book_gap.json"
+    code, out, err = run_cli(capsys, "--file", str(bad_path), "--file", str(good_path), "--quiet")
+    assert code == 1 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith(f"FAIL {bad_path}: ") and "CSP-MIN: 1" in lines[0] and "ORDER: 2" in lines[0]
+    assert "  [CSP-MIN] $.build_id: mandatory key is missing" in lines
+    assert any(line.startswith("  [ORDER] $.mode_reasons[1]: ") for line in lines)
+    assert str(good_path) not in out  # --quiet hides passing inputs
+    assert lines[-1] == "summary: 2 checked, 1 valid, 1 invalid"
+
+
+def test_strict_flags_extension_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    payload = golden("active_healthy")
+    payload["vendor_debug"] = True
+    path = write(tmp_path / "ext.json", payload)
+    assert run_cli(capsys, "--file", str(path))[0] == 0
+    code, out, _ = run_cli(capsys, "--file", str(path), "--strict")
+    assert code == 1 and "  [STRICT] $.vendor_debug: key is not defined by the schema" in out
+
+
+def test_json_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = golden("active_healthy")
+    bad["trading_mode"] = "Paused"
+    path = write(tmp_path / "bad.json", bad)
+    code, out, _ = run_cli(capsys, "--file", str(path), "--format", "json")
+    doc = json.loads(out)
+    assert code == 1 and doc["valid"] is False and doc["contract_version"] == "5.2"
+    assert doc["summary"] == {"checked": 1, "valid": 0, "invalid": 1}
+    assert {"tag": "ENUM", "path": "$.trading_mode"} in [
+        {k: f[k] for k in ("tag", "path")} for f in doc["results"][0]["findings"]]
+
+
+# --- set-up errors: exit 2, one clear line on stderr ------------------------------------------
+def test_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run_cli(capsys, "--file", str(tmp_path / "absent.json"))
+    assert code == 2
+    assert_one_error_line(err, "absent.json", "file not found")
+
+
+def test_glob_matching_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run_cli(capsys, "--file", str(tmp_path / "*.json"))
+    assert code == 2
+    assert_one_error_line(err, "glob matched no file")
+
+
+def test_glob_expands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for name in ("ws_book_gap", "ws_trades_gap"):
+        write(tmp_path / f"{name}.json", golden(name))
+    code, out, _ = run_cli(capsys, "--file", str(tmp_path / "ws_*.json"))
+    assert code == 0 and "2 checked, 2 valid" in out
+
+
+def test_invalid_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"trading_mode": ')
+    code, _, err = run_cli(capsys, "--file", str(path))
+    assert code == 2
+    assert_one_error_line(err, "broken.json", "invalid JSON")
+
+
+def test_directory_instead_of_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run_cli(capsys, "--file", str(tmp_path))
+    assert code == 2
+    assert_one_error_line(err, "is a directory")
+
+
+def test_no_inputs(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys)
+    assert code == 2
+    assert_one_error_line(err, "nothing to check")
+
+
+@pytest.mark.parametrize("which,content,needle", [
+    ("--schema", None, "schema file not found"),
+    ("--schema", "{oops", "schema file"),
+    ("--schema", json.dumps({"type": "objekt"}), "not a valid JSON Schema"),
+    ("--manifest", None, "manifest file not found"),
+    ("--manifest", "[]", "must be a JSON object"),
+    ("--manifest", json.dumps({"contract_version": "5.2"}), "'registries' must be an object"),
+])
+def test_bad_schema_or_manifest(which: str, content: str | None, needle: str, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "contract.json"
+    if content is not None:
+        path.write_text(content)
+    code, _, err = run_cli(capsys, which, str(path), "--file", str(FIXTURES / "active_healthy.json"))
+    assert code == 2
+    assert_one_error_line(err, needle)
+
+
+def test_bad_timeout(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "--url", "http://127.0.0.1:1/", "--timeout", "0")
+    assert code == 2
+    assert_one_error_line(err, "--timeout")
+
+
+# --- URLs -----------------------------------------------------------------------------------
+class _Handler(http.server.BaseHTTPRequestHandler):
+    routes: dict[str, tuple[int, bytes]] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        status, body = self.routes.get(self.path, (404, b"{}"))
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    bad = golden("market_data_stale")
+    bad["open_permission_requires_reconcile"] = False
+    _Handler.routes = {
+        "/ok": (200, json.dumps(golden("market_data_stale")).encode()),
+        "/bad": (200, json.dumps(bad).encode()),
+        "/html": (200, b"<html>"),
+        "/boom": (503, b"{}"),
+    }
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_url_valid_and_invalid(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(capsys, "--url", f"{server}/ok")[0] == 0
+    code, out, _ = run_cli(capsys, "--url", f"{server}/bad", "--timeout", "3")
+    assert code == 1 and f"FAIL {server}/bad" in out and "[LATCH] $.open_permission_requires_reconcile" in out
+
+
+@pytest.mark.parametrize("route,needle", [("/html", "not valid JSON"), ("/boom", "HTTP 503")])
+def test_url_bad_responses(server: str, route: str, needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "--url", server + route)
+    assert code == 2
+    assert_one_error_line(err, needle)
+
+
+def test_unreachable_url(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago: nobody listens on it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code, _, err = run_cli(capsys, "--url", f"http://127.0.0.1:{port}/api/v1/status", "--timeout", "2")
+    assert code == 2
+    assert_one_error_line(err, "unreachable")
+
+
+# --- timelines ------------------------------------------------------------------------------
+def _timeline(tmp_path: Path, rows: list[Any]) -> Path:
+    path = tmp_path / "timeline.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_timeline_of_records_reports_first_failure_and_total(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    ok = golden("ws_trades_gap")
+    bad = copy.deepcopy(ok)
+    bad["trading_mode"] = "Active"
+    rows = [{"i": 0, "mono": 1.0, "utc": "2026-11-23T16:00:00Z", "status": ok},
+            {"i": 1, "mono": 1.1, "utc": "2026-11-23T16:00:00.1Z", "status": ok},
+            {"i": 2, "mono": 1.2, "utc": "2026-11-23T16:00:00.2Z", "status": bad},
+            {"i": 3, "mono": 1.3, "status": None, "error": "ConnectionResetError"},
+            {"i": 4, "mono": 1.4, "status": ok}]
+    path = _timeline(tmp_path, rows)
+    code, out, _ = run_cli(capsys, "--timeline", str(path))
+    assert code == 1
+    assert f"FAIL {path}: 2 of 5 samples invalid; first at line 3 (sample 2)" in out
+    assert "[DECISION-A] $.trading_mode" in out
+    code, out, _ = run_cli(capsys, "--timeline", str(path), "--format", "json")
+    result = json.loads(out)["results"][0]
+    assert result["samples"] == 5 and result["failing_samples"] == 2
+    assert result["first_failure"]["line"] == 3 and result["first_failure"]["index"] == 2
+
+
+def test_timeline_error_record_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _timeline(tmp_path, [golden("active_healthy"), {"i": 7, "status": None, "error": "timeout after 1s"}])
+    code, out, _ = run_cli(capsys, "--timeline", str(path))
+    assert code == 1
+    assert "first at line 2 (sample 7)" in out and "[SAMPLE] $: status fetch failed: timeout after 1s" in out
+
+
+def test_timeline_of_bare_payloads_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bare.jsonl"
+    path.write_text(json.dumps(golden("active_healthy")) + "\n\n" + json.dumps(golden("market_data_stale")) + "\n")
+    code, out, _ = run_cli(capsys, "--timeline", str(path))
+    assert code == 0 and "(2 samples)" in out
+
+
+@pytest.mark.parametrize("content,needle", [("", "no samples"), ('{"status": \n', ":1: invalid JSON")])
+def test_timeline_setup_errors(content: str, needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(content)
+    code, _, err = run_cli(capsys, "--timeline", str(path))
+    assert code == 2
+    assert_one_error_line(err, needle)
+
+
+# --- registry drift (checklist drill 8, trigger A) --------------------------------------------
+def test_fake_token_in_manifest_makes_cli_exit_1_naming_it(tmp_path: Path) -> None:
+    manifest = json.loads(resources.default_manifest().read_text())
+    manifest["registries"]["ModeReasonCode"]["ReduceOnly"].insert(2, {
+        "code": "REDUCEONLY_TOTALLY_FAKE_TOKEN", "display": "injected by the drift test", "latched": False,
+        "unblock": {"type": "AUTO", "condition": "never"}})
+    path = write(tmp_path / "manifest.json", manifest)
+    proc = subprocess.run([str(BIN), "validate-status", "--manifest", str(path),
+                           "--file", str(FIXTURES / "wal_backpressure.json")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("FAIL contract files: ")
+    assert "[CONTRACT] schema:" in proc.stdout and "REDUCEONLY_TOTALLY_FAKE_TOKEN" in proc.stdout
+
+
+# --- cold start -----------------------------------------------------------------------------
+def test_cold_start_imports_neither_requests_pytest_nor_jsonschema_for_a_valid_file() -> None:
+    code = (
+        "import sys\n"
+        "from pytest_chaosdrill.cli import main\n"
+        f"rc = main(['validate-status', '--quiet', '--file', {str(FIXTURES / 'wal_backpressure.json')!r}])\n"
+        "heavy = sorted(m for m in ('requests', 'pytest', 'jsonschema', 'aiohttp') if m in sys.modules)\n"
+        "print(rc, heavy)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
