@@ -15,12 +15,12 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from .faults import FaultRecord, FaultRegistry
+from .faults import FaultRecord, FaultRegistry, Stamp, stamp
 from .ledger import Ledger
 from .market import INSTRUMENTS, BookFeed, Market, TickTrade, TradeFeed, fmt
 from .orders import Order, OrderEngine, now_ms
 
-Callback = Callable[[], None]
+Callback = Callable[[Stamp], None]  # called after a write, with the instant the write began
 
 CLOSE_SESSION_TERMINATED = 4028
 CLOSE_LOGIN_REFUSED = 4009
@@ -80,6 +80,7 @@ class Conn:
                 wait = item.due - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                began = stamp()
                 if item.close_code is not None:
                     self.close_code_sent = item.close_code
                     await self.ws.close(code=item.close_code)
@@ -88,7 +89,7 @@ class Conn:
                         return
                     await self.ws.send_str(item.text or "")
                 for cb in item.on_sent:
-                    cb()
+                    cb(began)
                 if item.close_code is not None:
                     return
         except (ConnectionError, RuntimeError):
@@ -137,9 +138,9 @@ class VenueCore:
         if rec is None:
             return 0, None
 
-        def landed() -> None:
+        def landed(at: Stamp) -> None:
             rec.detail["delayed_messages"] = rec.detail.get("delayed_messages", 0) + 1
-            self.faults.land(rec)
+            self.faults.land(rec, at)
         return rec.params["ms"], landed
 
     def _frozen(self, channel: str) -> FaultRecord | None:
@@ -191,7 +192,7 @@ class VenueCore:
             gap.detail.update(skipped_seq_ids=list(range(last + 1, last + 1 + skip)), seqId=data["seqId"],
                               prevSeqId=data["prevSeqId"], last_seq_id_before=last)
             self.faults.end(gap)  # one-shot: consumed by this update
-            gap_cbs.append(lambda g=gap: self.faults.land(g))
+            gap_cbs.append(lambda at, g=gap: self.faults.land(g, at))
         for c in subs:
             if inst_id in c.needs_snapshot:
                 c.needs_snapshot.discard(inst_id)
@@ -214,13 +215,13 @@ class VenueCore:
             entry = feed.assign(trade, ts, skip=gap.params["count"])
             gap.detail.update(skipped_trade_ids=[str(i) for i in range(first_skipped, first_skipped + gap.params["count"])],
                               tradeId=entry["tradeId"])
-            msgs = [({"arg": arg, "data": [entry]}, [lambda g=gap: self.faults.land(g)])]
+            msgs = [({"arg": arg, "data": [entry]}, [lambda at, g=gap: self.faults.land(g, at)])]
         else:
             # Reorder: two consecutive trades, the later id sent first.
             a = feed.assign(trade, ts)
             b = feed.assign(trade, ts)
             gap.detail.update(sent_order=[b["tradeId"], a["tradeId"]])
-            msgs = [({"arg": arg, "data": [b]}, []), ({"arg": arg, "data": [a]}, [lambda g=gap: self.faults.land(g)])]
+            msgs = [({"arg": arg, "data": [b]}, []), ({"arg": arg, "data": [a]}, [lambda at, g=gap: self.faults.land(g, at)])]
         if gap is not None:
             self.faults.end(gap)
         for c in subs:
@@ -338,9 +339,9 @@ class VenueCore:
             self.ledger.append("session", event="terminated", conn=c.id, fault=rec.id)
             c.send({"event": "error", "code": "10028", "msg": "Session terminated by venue"})
 
-            def closed(c: Conn = c) -> None:
+            def closed(at: Stamp, c: Conn = c) -> None:
                 rec.detail["closed_sessions"].append(c.id)
-                self.faults.land(rec)
+                self.faults.land(rec, at)
             c.close_after_queue(CLOSE_SESSION_TERMINATED, [closed])
 
     def take_partial_fill(self) -> FaultRecord | None:

@@ -17,6 +17,13 @@ FAULT_KINDS = ("book_gap", "trades_gap", "freeze", "lag", "session_termination",
                "partial_fill", "rate_limit", "http_5xx", "rest_latency", "clear")
 CHANNELS = ("books", "trades")
 
+Stamp = tuple[float, float]  # (time.monotonic(), time.time()) of one instant
+
+
+def stamp() -> Stamp:
+    """Now, on both clocks."""
+    return time.monotonic(), time.time()
+
 
 @dataclass
 class FaultRecord:
@@ -143,13 +150,18 @@ class FaultRegistry:
         self.records.append(rec)
         return rec
 
-    def land(self, rec: FaultRecord, **detail: Any) -> None:
-        """Mark ``rec`` effective now (first call only) and witness it in the ledger."""
+    def land(self, rec: FaultRecord, at: "Stamp | None" = None, **detail: Any) -> None:
+        """Mark ``rec`` effective (first call only) and witness it in the ledger.
+
+        ``at`` is the moment the physical act began (see :func:`stamp`), taken *before* the write so
+        that the effective time is never later than the moment a client could have seen it.
+        """
         rec.detail.update(detail)
         if rec.landed:
             return
-        rec.effective_mono = time.monotonic()
-        rec.effective_utc = utc_iso()
+        mono, wall = at if at is not None else stamp()
+        rec.effective_mono = mono
+        rec.effective_utc = utc_iso(wall)
         rec.detail.pop("waiting_for", None)
         self._ledger.append("fault", **{k: v for k, v in rec.to_dict().items() if k not in ("active",)})
 

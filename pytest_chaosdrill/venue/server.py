@@ -14,6 +14,7 @@ from aiohttp import WSMsgType, web
 
 from .control import VenueControl, add_control_routes
 from .core import CLOSE_GOING_AWAY, Conn, VenueCore
+from .faults import stamp
 from .market import INSTRUMENTS, fmt
 from .orders import now_ms
 
@@ -76,13 +77,14 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
     core.ledger.append("request", method=request.method, path=request.path, query=request.query_string,
                        status=resp.status, recon_read=request.method == "GET" and request.path in RECON_PATHS)
     # Write the answer now so that a fault lands only once its answer is really on the wire.
+    began = stamp()
     await resp.prepare(request)
     await resp.write_eof()
     if fault is not None:
-        core.faults.land(fault[1])
+        core.faults.land(fault[1], began)
     if latency is not None:
         latency.detail["delayed_requests"] = latency.detail.get("delayed_requests", 0) + 1
-        core.faults.land(latency)
+        core.faults.land(latency, began)
     return resp
 
 
@@ -110,9 +112,10 @@ async def batch_orders(request: web.Request) -> web.StreamResponse:
     code, msg = ("0", "") if n_ok == len(results) else (("2", "Some operations failed") if n_ok else ("1", "All operations failed"))
     resp = okx(results, code, msg)
     if partial is not None:
+        began = stamp()
         await resp.prepare(request)
         await resp.write_eof()
-        core.faults.land(partial, legA=results[0], legB=results[1])
+        core.faults.land(partial, began, legA=results[0], legB=results[1])
     return resp
 
 
