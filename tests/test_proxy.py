@@ -333,9 +333,9 @@ def test_toxicity_zero_never_one_always(raw_proxy: FaultProxy) -> None:
     raw_proxy.remove_toxic("never")
     raw_proxy.add_toxic("reset_peer", name="always", toxicity=1.0, stream="upstream")
     for _ in range(5):
-        with connect(raw_proxy, "echo") as sock:
-            sock.sendall(b"x")
-            with pytest.raises(ConnectionResetError):
+        with connect(raw_proxy) as sock:
+            with pytest.raises(ConnectionResetError):  # on the send if the RST is fast
+                sock.sendall(b"echo\n")
                 recv_until_eof(sock)
     always = raw_proxy.toxic_counters("always")
     assert always["connections_applied"] == 5 and always["connections_acted"] == 5
@@ -405,3 +405,42 @@ def test_start_stop_leaves_nothing_behind(upstream: Upstream) -> None:
             s.bind(("127.0.0.1", port))  # free again
     with pytest.raises(RuntimeError, match="not running"):
         proxy.counters()
+
+
+def test_websocket_held_then_released(http_proxy: FaultProxy) -> None:
+    ws = websocket.create_connection(f"ws://{http_proxy.listen}/ws", timeout=5)
+    try:
+        ws.send("before")
+        assert ws.recv() == "echo:before"
+        http_proxy.add_toxic("timeout", timeout=0)
+        ws.send("during")
+        ws.settimeout(0.3)
+        with pytest.raises(websocket.WebSocketTimeoutException):
+            ws.recv()
+        http_proxy.remove_toxic("timeout_downstream")
+        ws.settimeout(5)
+        assert ws.recv() == "echo:during"
+    finally:
+        ws.close()
+
+
+def test_deleting_a_proxy_leaves_no_task(server: ProxyServer, upstream: Upstream) -> None:
+    def task_count(hub: object) -> int:
+        return len(asyncio.all_tasks())
+
+    poll(lambda: server.call(task_count) <= 2, what="idle server")  # the call's own task (+ aiohttp's)
+    baseline = server.call(task_count)
+    proxy = server.create_proxy("tasks", f"127.0.0.1:{upstream.raw_port}")
+    proxy.add_toxic("timeout", timeout=5000)
+    proxy.add_toxic("latency", stream="upstream", latency=50)
+    socks = [connect(proxy, "echo") for _ in range(3)]
+    try:
+        poll(lambda: proxy.counters()["connections_active"] == 3, what="3 connections")
+        assert server.call(task_count) >= baseline + 3 * 4  # 2 links x (reader + writer) each
+        server.delete_proxy(proxy.name)
+        poll(lambda: server.call(task_count) == baseline, what="tasks to end")
+        for sock in socks:
+            assert recv_until_eof(sock)[0] == b""
+    finally:
+        for sock in socks:
+            sock.close()
