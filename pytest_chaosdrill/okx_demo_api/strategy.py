@@ -1,0 +1,123 @@
+"""Trading loop: a simple strategy that keeps order traffic flowing at TARGET_ORDER_RATE.
+
+Cycle of ticks: opens (non-reduceOnly, 1 contract), reduce-only closes, and every 12th tick a two-leg
+order (leg A on instrument 1, leg B hedging on instrument 2). |position| stays within
+``MAX_POS`` contracts per instrument. In Kill or during partial-fill containment it only flattens
+(reduce-only orders until exposure is zero). The loop ticks whatever the mode: ``loop_tick_ms``
+always moves.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Callable
+
+from .clock import now_ms
+from .dispatcher import Dispatcher, Intent
+from .inventory import Inventory
+from .policy import ACTIVE, KILL, Decision
+
+MAX_POS = 3.0
+TWO_LEG_EVERY = 12
+CLOSE_EVERY = 3
+FLATTEN_CHUNK = 2.0
+
+
+class Strategy:
+    """Decides one action per tick and hands it to the Dispatcher."""
+
+    def __init__(self, inventory: Inventory, dispatcher: Dispatcher, decide: Callable[[], Decision],
+                 containment_active: Callable[[], bool], order_rate: float, cl_prefix: str,
+                 on_tick: Callable[[], None] | None = None) -> None:
+        self.inv = inventory
+        self.dispatcher = dispatcher
+        self.decide = decide
+        self.containment_active = containment_active
+        self.period = 1.0 / order_rate
+        self.prefix = cl_prefix
+        self.on_tick = on_tick
+        self.i1, self.i2 = inventory.instruments[0], inventory.instruments[1]
+        self._seq = itertools.count(1)
+        self.ticks = 0
+        self.loop_tick_ms = now_ms()
+        self.opens_suppressed = 0
+
+    def next_id(self, tag: str) -> str:
+        """clOrdId: run prefix + tag + counter (unique across runs: the venue's idempotency key)."""
+        return f"{self.prefix}{tag}{next(self._seq)}"
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        next_t = time.monotonic()
+        while not stopping.is_set():
+            self.loop_tick_ms = now_ms()
+            self.ticks += 1
+            if self.on_tick is not None:
+                self.on_tick()
+            intents = self.decide_action(self.ticks)
+            if intents:
+                self.dispatcher.submit(intents)
+            next_t += self.period
+            delay = next_t - time.monotonic()
+            if delay < -self.period:  # fell behind (machine busy): do not burst to catch up
+                next_t = time.monotonic()
+                delay = 0.0
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=max(0.0, delay))
+            except asyncio.TimeoutError:
+                pass
+
+    # -- decisions --------------------------------------------------------------------------------
+    def _flatten(self) -> list[Intent] | None:
+        inst = max(self.inv.instruments, key=lambda i: abs(self.inv.committed(i)))
+        c = self.inv.committed(inst)
+        if abs(c) < 1e-9:
+            return None
+        sz = min(abs(c), FLATTEN_CHUNK)
+        return [Intent(self.next_id("f"), inst, "sell" if c > 0 else "buy", sz, True, "flatten")]
+
+    def _close(self) -> list[Intent] | None:
+        inst = max(self.inv.instruments, key=lambda i: abs(self.inv.committed(i)))
+        c = self.inv.committed(inst)
+        if abs(c) < 1e-9:
+            return None
+        return [Intent(self.next_id("c"), inst, "sell" if c > 0 else "buy", min(1.0, abs(c)), True, "close")]
+
+    def _open_side(self, inst: str, k: int) -> str | None:
+        c = self.inv.committed(inst)
+        if c > 0:
+            return "buy" if c + 1 <= MAX_POS else None
+        if c < 0:
+            return "sell" if c - 1 >= -MAX_POS else None
+        return "buy" if (k // TWO_LEG_EVERY) % 2 == 0 else "sell"
+
+    def decide_action(self, k: int) -> list[Intent] | None:
+        """The tick's action given the current Decision (opens are dropped unless Active)."""
+        d = self.decide()
+        if d.trading_mode == KILL or self.containment_active():
+            return self._flatten()
+        if k % TWO_LEG_EVERY == 0:
+            if d.trading_mode != ACTIVE:
+                self.opens_suppressed += 1
+                return self._close()
+            a, b = self.inv.committed(self.i1), self.inv.committed(self.i2)
+            side = "buy" if a <= 0 else "sell"
+            if abs(a + (1 if side == "buy" else -1)) > MAX_POS or abs(b + (-1 if side == "buy" else 1)) > MAX_POS:
+                return self._close()
+            group = self.next_id("g")
+            other = "sell" if side == "buy" else "buy"
+            return [Intent(group + "a", self.i1, side, 1.0, False, "two_leg", group, "A"),
+                    Intent(group + "b", self.i2, other, 1.0, False, "two_leg", group, "B")]
+        if k % CLOSE_EVERY == 0:
+            return self._close() or (self._open(k) if d.trading_mode == ACTIVE else None)
+        if d.trading_mode != ACTIVE:
+            self.opens_suppressed += 1
+            return self._close()
+        return self._open(k) or self._close()
+
+    def _open(self, k: int) -> list[Intent] | None:
+        inst = self.i1 if k % 2 else self.i2
+        side = self._open_side(inst, k)
+        if side is None:
+            return None
+        return [Intent(self.next_id("o"), inst, side, 1.0, False, "open")]

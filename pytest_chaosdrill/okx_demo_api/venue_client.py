@@ -1,0 +1,418 @@
+"""Connectors to the venue: signed REST calls, the public market-data feed and the private order session.
+
+Every failure is classified and recorded in Telemetry (http_error with status, connection_error,
+timeout, dns_failure, ws_error): a fault between the target and the venue must show up in the
+fingerprint while the run is going.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+import aiohttp
+
+from .clock import now_ms
+from .config import Config
+from .telemetry import Telemetry
+
+BACKOFF_START_S = 0.1
+BACKOFF_MAX_S = 1.0
+
+
+def classify(exc: BaseException) -> str:
+    """Map a transport exception to an error-event type."""
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, aiohttp.ServerTimeoutError)):
+        return "timeout"
+    dns_cls = getattr(aiohttp, "ClientConnectorDNSError", None)
+    if dns_cls is not None and isinstance(exc, dns_cls):
+        return "dns_failure"
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(getattr(exc, "os_error", None), socket.gaierror):
+        return "dns_failure"
+    if isinstance(exc, socket.gaierror):
+        return "dns_failure"
+    return "connection_error"
+
+
+def sign(secret: str, ts: str, method: str, path: str, body: str = "") -> str:
+    """OKX v5 request signature: base64(HMAC-SHA256(secret, ts + method + path + body))."""
+    mac = hmac.new(secret.encode(), (ts + method.upper() + path + body).encode(), hashlib.sha256)
+    return base64.b64encode(mac.digest()).decode()
+
+
+@dataclass
+class RestResult:
+    """Outcome of one REST call. ``error`` is the error-event type when no usable answer came back."""
+    status: int | None
+    body: Any = None
+    error: str | None = None
+    latency_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """HTTP 200 with a parseable body (the venue's own ``code`` may still say the request failed)."""
+        return self.error is None and self.status == 200 and isinstance(self.body, dict)
+
+    @property
+    def code(self) -> str | None:
+        return str(self.body.get("code")) if isinstance(self.body, dict) else None
+
+    @property
+    def data(self) -> list:
+        d = self.body.get("data") if isinstance(self.body, dict) else None
+        return d if isinstance(d, list) else []
+
+
+class RestClient:
+    """Signed REST calls with a hard timeout; every call and failure lands in Telemetry."""
+
+    def __init__(self, cfg: Config, telemetry: Telemetry) -> None:
+        self.cfg = cfg
+        self.tel = telemetry
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=self.cfg.http_timeout_ms / 1000.0)
+        self._session = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=32))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _headers(self, method: str, path: str, body: str) -> dict:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
+        return {"OK-ACCESS-KEY": self.cfg.api_key, "OK-ACCESS-PASSPHRASE": self.cfg.api_passphrase,
+                "OK-ACCESS-TIMESTAMP": ts, "OK-ACCESS-SIGN": sign(self.cfg.api_secret, ts, method, path, body),
+                "Content-Type": "application/json"}
+
+    async def request(self, method: str, path: str, params: dict | None = None, body: Any = None) -> RestResult:
+        """One REST call; never raises for transport problems (they come back as ``error``)."""
+        assert self._session is not None, "RestClient.start() first"
+        if params:
+            path = path + "?" + urlencode({k: v for k, v in params.items() if v is not None})
+        payload = json.dumps(body, separators=(",", ":")) if body is not None else ""
+        endpoint = f"{method} {path.split('?')[0]}"
+        t0 = time.monotonic()
+        try:
+            async with self._session.request(method, self.cfg.rest_url + path, data=payload or None,
+                                             headers=self._headers(method, path, payload)) as resp:
+                text = await resp.text()
+                status = resp.status
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # transport failure: classify, count, report
+            lat = (time.monotonic() - t0) * 1000
+            kind = classify(exc)
+            self.tel.call(lat)
+            self.tel.error(kind, endpoint, detail=f"{type(exc).__name__}: {exc}")
+            return RestResult(None, None, kind, lat)
+        lat = (time.monotonic() - t0) * 1000
+        self.tel.call(lat)
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = None
+        if status >= 400:
+            self.tel.error("http_error", endpoint, status=status, detail=text[:120])
+            return RestResult(status, parsed, "http_error", lat)
+        if not isinstance(parsed, dict):
+            self.tel.error("http_error", endpoint, status=status, detail="unparseable body")
+            return RestResult(status, parsed, "http_error", lat)
+        return RestResult(status, parsed, None, lat)
+
+
+class PublicFeed:
+    """Public WS: ``books`` and ``trades`` per instrument, with gap and staleness detection.
+
+    A book gap (``prevSeqId`` differs from the last ``seqId``) triggers a re-subscription for a fresh
+    snapshot; a trades gap (a skipped, repeated or lower ``tradeId``) is reported and the out-of-order
+    trade is not processed (no duplicate trade processing).
+    """
+
+    def __init__(self, cfg: Config, telemetry: Telemetry,
+                 on_book_gap: Callable[[str, dict], None], on_trades_gap: Callable[[str, dict], None],
+                 log: Callable[..., None]) -> None:
+        self.cfg = cfg
+        self.tel = telemetry
+        self.on_book_gap = on_book_gap
+        self.on_trades_gap = on_trades_gap
+        self.log = log
+        self.instruments = cfg.instruments
+        self.connected = False
+        self.book_seq: dict[str, int | None] = {i: None for i in self.instruments}
+        self.book_synced: dict[str, bool] = {i: False for i in self.instruments}
+        self.book_synced_mono: dict[str, float] = {i: 0.0 for i in self.instruments}
+        self.last_trade_id: dict[str, int | None] = {i: None for i in self.instruments}
+        self.trades_processed = 0
+        self.trades_dropped = 0
+        self.last_trades_gap_mono = 0.0
+        self.last_trade_mono: dict[str, float] = {i: 0.0 for i in self.instruments}
+        self.best: dict[str, tuple[float, float]] = {}
+        # venue timestamp (ms) of the newest event per stream; lag = now - the stalest stream's ts
+        self.stream_ts: dict[tuple[str, str], int] = {}
+        self.last_recv_mono = 0.0
+        self.first_event_mono: float | None = None
+        self.book_gaps = 0
+        self.trades_gaps = 0
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+
+    def streams(self) -> list[tuple[str, str]]:
+        return [(ch, i) for i in self.instruments for ch in ("books", "trades")]
+
+    def lag_ms(self) -> int | None:
+        """now - venue ts of the stalest stream's last event; None before every stream spoke once."""
+        if len(self.stream_ts) < len(self.instruments) * 2:
+            return None
+        return max(0, now_ms() - min(self.stream_ts.values()))
+
+    def books_synced(self) -> bool:
+        return all(self.book_synced.values())
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        backoff = BACKOFF_START_S
+        idle_limit = max(3.0 * self.cfg.stale_threshold_ms / 1000.0, 3.0)
+        async with aiohttp.ClientSession() as session:
+            while not stopping.is_set():
+                try:
+                    async with session.ws_connect(self.cfg.ws_public_url, heartbeat=None,
+                                                  timeout=aiohttp.ClientWSTimeout(ws_close=1.0),
+                                                  autoping=True) as ws:
+                        self._ws = ws
+                        self.connected = True
+                        for i in self.instruments:
+                            self.book_synced[i] = False
+                            self.book_seq[i] = None
+                        await ws.send_json({"op": "subscribe", "args": [
+                            {"channel": ch, "instId": i} for ch, i in self.streams()]})
+                        self.log("ws_public_connected", url=self.cfg.ws_public_url)
+                        backoff = BACKOFF_START_S
+                        while not stopping.is_set():
+                            try:
+                                msg = await ws.receive(timeout=idle_limit)
+                            except asyncio.TimeoutError:
+                                # A black-holed connection never closes: give up on it and reconnect.
+                                self.tel.error("ws_error", "ws public", detail="no message within idle limit")
+                                break
+                            if msg.type == aiohttp.WSMsgType.TEXT:
+                                await self._handle_text(ws, msg.data)
+                            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                              aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
+                                if not stopping.is_set():
+                                    self.tel.error("ws_error", "ws public", detail=f"closed {ws.close_code}")
+                                break
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if not stopping.is_set():
+                        self.tel.error(classify(exc) if not isinstance(exc, aiohttp.WSServerHandshakeError)
+                                       else "ws_error", "ws public", detail=f"{type(exc).__name__}: {exc}")
+                finally:
+                    self.connected = False
+                    self._ws = None
+                if stopping.is_set():
+                    break
+                await asyncio.sleep(backoff)
+                backoff = min(BACKOFF_MAX_S, backoff * 2)
+
+    async def _handle_text(self, ws: aiohttp.ClientWebSocketResponse, text: str) -> None:
+        if text == "pong":
+            return
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            return
+        if "event" in msg:
+            if msg.get("event") == "error":
+                self.tel.error("ws_error", "ws public", detail=f"{msg.get('code')} {msg.get('msg')}")
+            return
+        arg = msg.get("arg") or {}
+        ch, inst = arg.get("channel"), arg.get("instId")
+        if inst not in self.book_seq:
+            return
+        now = time.monotonic()
+        self.last_recv_mono = now
+        if self.first_event_mono is None:
+            self.first_event_mono = now
+        for d in msg.get("data") or []:
+            try:
+                ts = int(d.get("ts"))
+            except (TypeError, ValueError):
+                ts = None
+            if ch == "books":
+                await self._on_book(ws, inst, msg.get("action"), d)
+            elif ch == "trades":
+                self._on_trade(inst, d)
+            if ts is not None:
+                key = (ch, inst)
+                if ts > self.stream_ts.get(key, 0):
+                    self.stream_ts[key] = ts
+
+    async def _on_book(self, ws: aiohttp.ClientWebSocketResponse, inst: str, action: str | None, d: dict) -> None:
+        seq, prev = d.get("seqId"), d.get("prevSeqId")
+        try:
+            seq, prev = int(seq), int(prev)
+        except (TypeError, ValueError):
+            return
+        if action == "snapshot" or prev == -1:
+            self.book_seq[inst] = seq
+            if not self.book_synced[inst]:
+                self.book_synced[inst] = True
+                self.book_synced_mono[inst] = time.monotonic()
+        elif not self.book_synced[inst]:
+            return  # waiting for the snapshot after a (re)subscription
+        elif prev != self.book_seq[inst]:
+            detail = {"instId": inst, "expected_prevSeqId": self.book_seq[inst], "prevSeqId": prev, "seqId": seq}
+            self.book_gaps += 1
+            self.book_synced[inst] = False
+            self.book_seq[inst] = None
+            self.on_book_gap(inst, detail)
+            # Re-subscribe for a fresh snapshot (the protocol's recovery path).
+            args = [{"channel": "books", "instId": inst}]
+            await ws.send_json({"op": "unsubscribe", "args": args})
+            await ws.send_json({"op": "subscribe", "args": args})
+            return
+        else:
+            self.book_seq[inst] = seq
+        bids, asks = d.get("bids") or [], d.get("asks") or []
+        try:
+            if bids and asks:
+                self.best[inst] = (float(bids[0][0]), float(asks[0][0]))
+        except (TypeError, ValueError, IndexError):
+            pass
+
+    def _on_trade(self, inst: str, d: dict) -> None:
+        try:
+            tid = int(d.get("tradeId"))
+        except (TypeError, ValueError):
+            return
+        last = self.last_trade_id[inst]
+        if last is not None and tid != last + 1:
+            self.trades_gaps += 1
+            self.last_trades_gap_mono = time.monotonic()
+            self.on_trades_gap(inst, {"instId": inst, "expected_tradeId": last + 1, "tradeId": tid})
+            if tid <= last:
+                self.trades_dropped += 1  # repeated or lower id: never processed twice
+                return
+        self.last_trade_id[inst] = tid
+        self.last_trade_mono[inst] = time.monotonic()
+        self.trades_processed += 1
+
+
+class PrivateSession:
+    """Private WS: login, ``orders`` channel, session-termination (10028) detection and re-auth with backoff."""
+
+    def __init__(self, cfg: Config, telemetry: Telemetry, on_order: Callable[[dict], None],
+                 on_terminated: Callable[[dict], None], on_authed: Callable[[], None],
+                 log: Callable[..., None]) -> None:
+        self.cfg = cfg
+        self.tel = telemetry
+        self.on_order = on_order
+        self.on_terminated = on_terminated
+        self.on_authed = on_authed
+        self.log = log
+        self.authed = False
+        self.authed_since_mono = 0.0
+        self.logins = 0
+        self.refusals = 0
+        self.terminations = 0
+
+    def _login_msg(self) -> dict:
+        ts = str(int(time.time()))
+        return {"op": "login", "args": [{"apiKey": self.cfg.api_key, "passphrase": self.cfg.api_passphrase,
+                                         "timestamp": ts,
+                                         "sign": sign(self.cfg.api_secret, ts, "GET", "/users/self/verify")}]}
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        backoff = BACKOFF_START_S
+        async with aiohttp.ClientSession() as session:
+            while not stopping.is_set():
+                terminated = False
+                try:
+                    async with session.ws_connect(self.cfg.ws_private_url, heartbeat=2.0,
+                                                  timeout=aiohttp.ClientWSTimeout(ws_close=1.0)) as ws:
+                        await ws.send_json(self._login_msg())
+                        ans = await ws.receive(timeout=max(2.0, self.cfg.http_timeout_ms / 1000.0 * 2))
+                        ok = False
+                        if ans.type == aiohttp.WSMsgType.TEXT:
+                            try:
+                                body = json.loads(ans.data)
+                            except ValueError:
+                                body = {}
+                            if body.get("event") == "login" and str(body.get("code")) == "0":
+                                ok = True
+                            else:
+                                self.refusals += 1
+                                self.tel.error("ws_error", "ws private login",
+                                               detail=f"{body.get('code')} {body.get('msg')}")
+                                self.log("ws_private_login_refused", code=body.get("code"), msg=body.get("msg"))
+                        if ok:
+                            await ws.send_json({"op": "subscribe", "args": [{"channel": "orders", "instType": "SWAP"}]})
+                            self.authed = True
+                            self.authed_since_mono = time.monotonic()
+                            self.logins += 1
+                            self.log("ws_private_authed", logins=self.logins)
+                            self.on_authed()
+                            backoff = BACKOFF_START_S
+                            terminated = await self._read(ws, stopping)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if not stopping.is_set():
+                        self.tel.error(classify(exc) if not isinstance(exc, aiohttp.WSServerHandshakeError)
+                                       else "ws_error", "ws private", detail=f"{type(exc).__name__}: {exc}")
+                finally:
+                    was_authed = self.authed
+                    self.authed = False
+                if stopping.is_set():
+                    break
+                if was_authed and not terminated:
+                    # Losing an authenticated session without a 10028 still leaves the session unconfirmed.
+                    self.on_terminated({"code": None, "reason": "private session lost"})
+                await asyncio.sleep(backoff)
+                backoff = min(BACKOFF_MAX_S, backoff * 2)
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, stopping: asyncio.Event) -> bool:
+        """Read until the socket ends; True if the venue terminated the session (10028 / close 4028)."""
+        terminated = False
+        while not stopping.is_set():
+            # No receive timeout: aiohttp's heartbeat (ping frames) closes a black-holed socket.
+            msg = await ws.receive()
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                if msg.data == "pong":
+                    continue
+                try:
+                    body = json.loads(msg.data)
+                except ValueError:
+                    continue
+                if body.get("event") == "error":
+                    code = str(body.get("code"))
+                    self.tel.error("ws_error", "ws private", detail=f"{code} {body.get('msg')}")
+                    if code == "10028" and not terminated:
+                        terminated = True
+                        self.terminations += 1
+                        self.authed = False
+                        self.on_terminated({"code": "10028", "msg": body.get("msg")})
+                    continue
+                if (body.get("arg") or {}).get("channel") == "orders":
+                    for d in body.get("data") or []:
+                        self.on_order(d)
+            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                              aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
+                code = ws.close_code
+                if code == 4028 and not terminated:
+                    terminated = True
+                    self.terminations += 1
+                    self.authed = False
+                    self.tel.error("ws_error", "ws private", detail="closed 4028")
+                    self.on_terminated({"code": "10028", "msg": "close 4028"})
+                elif not terminated and not stopping.is_set():
+                    self.tel.error("ws_error", "ws private", detail=f"closed {code}")
+                return terminated
+        return terminated
