@@ -17,10 +17,17 @@ PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 [[ -x "$PYTHON" ]] || PYTHON="$(command -v python3)"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# Sub-step timings for CI logs ($EPOCHREALTIME: bash 5, no extra process).
+T0=$EPOCHREALTIME
+lap() { local now=$EPOCHREALTIME; printf '   [%s: %.1fs]\n' "$1" "$(awk "BEGIN{print $now - $T0}")"; T0=$now; }
+# This machine's pip.conf may name extra local indexes that do not exist; pip warns per package.
+quiet_pip() { grep -v 'is neither a file nor a directory' >&2 || true; }
+
 
 if [[ -z "${BASE_IMAGE:-}" ]]; then
     BASE_IMAGE=chaosdrill/base:bookworm
     BASE_IMAGE="$BASE_IMAGE" bash "$ROOT/docker/build-base-image.sh"
+    lap "base image"
 fi
 docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 || docker pull "$BASE_IMAGE" || {
     echo "error: base image $BASE_IMAGE is neither local nor pullable;" \
@@ -38,15 +45,14 @@ trap 'rm -rf "$FRESH"' EXIT
 
 # Offline first: the cache usually has every wheel; a new or bumped dependency falls back to PyPI.
 if "$PYTHON" -m pip wheel -q --no-index --find-links "$WHEELS" --find-links "$BUILD_WHEELS" \
-        --wheel-dir "$FRESH" "$ROOT[test]" 2>"$FRESH.err"; then
+        --wheel-dir "$FRESH" "$ROOT[test]" 2>/dev/null; then
     echo "wheels: built offline from the cache"
 else
     echo "wheels: cache incomplete, fetching from the package index"
     rm -f "$FRESH"/*.whl
-    "$PYTHON" -m pip wheel -q --wheel-dir "$BUILD_WHEELS" hatchling
-    "$PYTHON" -m pip wheel -q --find-links "$WHEELS" --wheel-dir "$FRESH" "$ROOT[test]"
+    "$PYTHON" -m pip wheel -q --wheel-dir "$BUILD_WHEELS" hatchling 2> >(quiet_pip)
+    "$PYTHON" -m pip wheel -q --find-links "$WHEELS" --wheel-dir "$FRESH" "$ROOT[test]" 2> >(quiet_pip)
 fi
-rm -f "$FRESH.err"
 for whl in "$FRESH"/*.whl; do
     case "$(basename "$whl")" in
         pytest_chaosdrill-*) cp "$whl" "$CONTEXT/project/" ;;
@@ -55,6 +61,7 @@ for whl in "$FRESH"/*.whl; do
 done
 [[ -n "$(ls "$CONTEXT/project")" ]] || { echo "error: no pytest_chaosdrill wheel was built" >&2; exit 1; }
 echo "wheels: $(ls "$CONTEXT/deps" | wc -l) dependencies + $(ls "$CONTEXT/project")"
+lap "wheels"
 
 # --- image --------------------------------------------------------------------------------
 if [[ -z "${GIT_COMMIT:-}" ]]; then
@@ -77,4 +84,5 @@ if ! DOCKER_BUILDKIT=0 docker build --force-rm -f "$ROOT/docker/Dockerfile" \
 fi
 # Each rebuild leaves the previous image untagged; drop those, never anything else.
 docker image prune -f --filter label=io.chaosdrill.image=target >/dev/null || true
+lap "docker build"
 echo "built $IMAGE from $BASE_IMAGE: $(docker image inspect -f '{{.Id}}' "$IMAGE") commit=$GIT_COMMIT build=$BUILD_ID"
