@@ -45,7 +45,7 @@ def api() -> Iterator[ProxyServer]:
 
 def echo_once(listen: str, payload: bytes = b"ping", timeout: float = 5.0) -> bytes:
     host, port = listen.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
         sock.sendall(payload)
         buf = b""
         while len(buf) < len(payload):
@@ -212,3 +212,30 @@ def test_cli_bad_config_exits_1(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "pytest_chaosdrill.cli", "proxy", "--api-port", "0",
                            "--config", str(config)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1 and "lacks upstream" in proc.stderr
+
+
+def test_update_upstream_and_localhost_listen(api: ProxyServer, echo_upstream: str) -> None:
+    with ProxyClient(api.api_url) as client:
+        p = client.create_proxy("moving", echo_upstream, listen="localhost:0")
+        assert p["listen"].rsplit(":", 1)[0] in ("127.0.0.1", "[::1]")  # one socket, resolved address
+        assert echo_once(p["listen"]) == b"ping"
+        with socket.socket() as s:  # a port with nothing listening
+            s.bind(("127.0.0.1", 0))
+            dead = f"127.0.0.1:{s.getsockname()[1]}"
+        moved = client._request("POST", "/proxies/moving", {"upstream": dead})
+        assert moved["upstream"] == dead
+        assert echo_once(p["listen"]) == b""  # closed: upstream refused
+        deadline = time.monotonic() + 5
+        while client.counters("moving")["connections_refused"] < 1:
+            assert time.monotonic() < deadline, "refused upstream connection not counted"
+            time.sleep(0.01)
+        assert client.counters("moving")["connections_opened"] == 1
+
+
+def test_python_reset(api: ProxyServer, echo_upstream: str) -> None:
+    proxy = api.create_proxy("r", echo_upstream)
+    proxy.add_toxic("timeout", timeout=0)
+    proxy.enabled = False
+    api.reset()
+    assert proxy.enabled and proxy.toxics() == [] and list(api.proxies()) == ["r"]
+    assert echo_once(proxy.listen) == b"ping"

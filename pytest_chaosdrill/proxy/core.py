@@ -417,11 +417,17 @@ class ProxyRuntime:
         if self.enabled:
             return
         try:
-            self.server = await asyncio.start_server(self._on_client, self.listen_host, self.listen_port)
+            # One listening socket, like Toxiproxy: a name such as "localhost" would otherwise
+            # get one socket per address family, each with its own port when port 0 is asked.
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                self.listen_host, self.listen_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            host = infos[0][4][0]
+            self.server = await asyncio.start_server(self._on_client, host, self.listen_port)
         except OSError as exc:
             raise ListenError(f"proxy {self.name!r} cannot listen on {self.listen}: {exc}") from exc
-        # Keep the port picked for listen port 0 so that re-enabling reuses it.
-        self.listen_port = self.server.sockets[0].getsockname()[1]
+        # Report the address really bound, and keep the port picked for port 0 so that
+        # re-enabling reuses it.
+        self.listen_host, self.listen_port = host, self.server.sockets[0].getsockname()[1]
         self.enabled = True
 
     async def disable(self) -> None:
