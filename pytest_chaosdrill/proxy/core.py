@@ -512,7 +512,7 @@ class ProxyRuntime:
         data["proxy"] = self.name
         data["enabled"] = self.enabled
         data["toxics"] = {name: st.counters.to_dict() for name, st in self.toxics.items()}
-        data["removed_toxics"] = list(self.removed_toxics)
+        data["removed_toxics"] = [dict(d) for d in self.removed_toxics]
         return data
 
     def to_json(self) -> dict[str, Any]:

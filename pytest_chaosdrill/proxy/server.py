@@ -195,18 +195,18 @@ class FaultProxy:
                   name: str | None = None, **attributes: Any) -> Toxic:
         """Add a toxic (applies to existing and new connections); name defaults to ``<type>_<stream>``."""
         return self._server.call(lambda hub: hub.add_toxic(
-            self.name, type, stream=stream, toxicity=toxicity, name=name, attributes=attributes).spec)
+            self.name, type, stream=stream, toxicity=toxicity, name=name, attributes=attributes).spec.copy())
 
     def update_toxic(self, name: str, toxicity: float | None = None, **attributes: Any) -> Toxic:
         """Change some attributes (and/or the toxicity) of a toxic."""
-        return self._server.call(lambda hub: hub.update_toxic(self.name, name, attributes, toxicity).spec)
+        return self._server.call(lambda hub: hub.update_toxic(self.name, name, attributes, toxicity).spec.copy())
 
     def remove_toxic(self, name: str) -> None:
         """Remove a toxic; data it held flows on."""
         self._server.call(lambda hub: hub.get(self.name).remove_toxic(name))
 
     def toxics(self) -> list[Toxic]:
-        return self._server.call(lambda hub: [st.spec for st in hub.get(self.name).toxics.values()])
+        return self._server.call(lambda hub: [st.spec.copy() for st in hub.get(self.name).toxics.values()])
 
     def counters(self) -> dict[str, Any]:
         """Connection, byte and per-toxic counters (see docs/proxy.md)."""

@@ -46,6 +46,10 @@ class Toxic:
             "attributes": dict(self.attributes),
         }
 
+    def copy(self) -> "Toxic":
+        """An independent snapshot (the server's own object must not be shared across threads)."""
+        return Toxic(self.name, self.type, self.stream, self.toxicity, dict(self.attributes))
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Toxic":
         """Build a snapshot from Toxiproxy's JSON shape (no validation)."""
