@@ -51,6 +51,11 @@ def test_books_snapshot_then_contiguous_updates_that_rebuild_the_book(venue: Ven
             upd = ws.wait_for(data_of("books"), 2)
             d = upd["data"][0]
             assert upd["action"] == "update" and d["prevSeqId"] == last and d["seqId"] == last + 1
+            # Current levels come first, best first: bids[0]/asks[0] is the best price.
+            live_bids = [float(px) for px, sz, *_ in d["bids"] if sz != "0"]
+            live_asks = [float(px) for px, sz, *_ in d["asks"] if sz != "0"]
+            assert [float(px) for px, *_ in d["bids"][:len(live_bids)]] == live_bids == sorted(live_bids, reverse=True)
+            assert [float(px) for px, *_ in d["asks"][:len(live_asks)]] == live_asks == sorted(live_asks)
             for side in ("bids", "asks"):
                 for px, sz, *_ in d[side]:
                     if sz == "0":
@@ -58,7 +63,7 @@ def test_books_snapshot_then_contiguous_updates_that_rebuild_the_book(venue: Ven
                     else:
                         book[side][px] = sz
             assert d["checksum"] == checksum(book["bids"], book["asks"])
-            assert max(map(float, book["bids"])) < min(map(float, book["asks"]))
+            assert max(map(float, book["bids"])) == live_bids[0] < live_asks[0] == min(map(float, book["asks"]))
             last = d["seqId"]
         # Re-subscribing gives a fresh snapshot.
         ws.send({"op": "unsubscribe", "args": [{"channel": "books", "instId": BTC}]})

@@ -156,15 +156,16 @@ class BookFeed:
     def publish(self, st: InstrumentState, ts_ms: int, skip: int = 0) -> dict:
         """Move the published book to ``st`` and return the update data entry.
 
-        The update restates every current level and removes (size ``"0"``) every level that left
-        the book, so applying it to the previous book gives the new one. ``skip`` > 0 makes the
-        sequence jump: ``prevSeqId`` is ``skip`` higher than the last ``seqId`` published.
+        The update restates every current level (best first) and then removes (size ``"0"``)
+        every level that left the book, so applying it to the previous book gives the new one and
+        ``bids[0]``/``asks[0]`` is always the current best price. ``skip`` > 0 makes the sequence
+        jump: ``prevSeqId`` is ``skip`` higher than the last ``seqId`` published.
         """
         new_bids, new_asks = list(st.bids), list(st.asks)
         gone_bids = sorted({p for p, _ in self.bids} - {p for p, _ in new_bids}, reverse=True)
         gone_asks = sorted({p for p, _ in self.asks} - {p for p, _ in new_asks})
-        upd_bids = sorted(new_bids + [(p, 0) for p in gone_bids], key=lambda lv: lv[0], reverse=True)
-        upd_asks = sorted(new_asks + [(p, 0) for p in gone_asks], key=lambda lv: lv[0])
+        upd_bids = new_bids + [(p, 0) for p in gone_bids]
+        upd_asks = new_asks + [(p, 0) for p in gone_asks]
         prev = self.seq_id + skip
         self.seq_id = prev + 1
         self.bids, self.asks, self.ts = new_bids, new_asks, ts_ms
