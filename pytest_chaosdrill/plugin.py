@@ -1,7 +1,22 @@
-"""pytest plugin entry point (``pytest11``): options, markers, fixtures and hooks."""
+"""pytest plugin entry point (``pytest11``): options, markers, fixtures and hooks.
+
+Thin by design: the drill lifecycle lives in :mod:`pytest_chaosdrill.runner`, evidence in
+:mod:`pytest_chaosdrill.evidence`, reports in :mod:`pytest_chaosdrill.report`.
+"""
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
 import pytest
+
+from . import hookspecs
+from .drill import Drill, DrillDefinitionError, load_drills
+from .resources import default_manifest, default_schema, drills_dir, data_dir
 
 MARKERS = (
     "phase2: a Phase 2 chaos drill from the contract-keyed checklist",
@@ -9,7 +24,408 @@ MARKERS = (
     "drill(id): the drill definition a test runs",
 )
 
+# One help text per setting, shared by the command-line option and its ini key.
+SETTINGS: dict[str, tuple[str, Any]] = {
+    "backend": ("where the target runs: process (default), docker, external; several comma-separated", "process"),
+    "evidence_dir": ("folder for evidence; every run gets runs/<run id>/ and <group>/<drill> links to the latest",
+                     "evidence"),
+    "target": ("target file (YAML) saying how to start and configure the service under drill; "
+               "default: the bundled reference target okx_demo_api", None),
+    "schema": ("status JSON Schema used for every sample (default: the bundled min schema)", None),
+    "manifest": ("reason-code registry manifest (default: the bundled manifest)", None),
+    "drills": ("drill files or folders to run (default: the bundled drills)", None),
+    "fixtures": ("extra folders searched first for golden fixtures", None),
+    "sample_interval_ms": ("time between /status samples in ms (at most 10)", "5"),
+    "venue_seed": ("seed of the venue simulator's deterministic prices and fills", "7"),
+    "allow_live": ("allow drills against a target that looks live (real money). Never in CI", "false"),
+}
+
+STASH_STATE = pytest.StashKey["DrillState"]()
+STASH_REPORTS = pytest.StashKey[dict]()
+STASH_SESSION = pytest.StashKey["ChaosSession"]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("chaosdrill", "chaos drills (pytest-chaosdrill)")
+    for name, (help_text, default) in SETTINGS.items():
+        flag = "--chaosdrill-" + name.replace("_", "-")
+        if name == "allow_live":
+            group.addoption(flag, action="store_true", default=None, dest=f"chaosdrill_{name}", help=help_text)
+            parser.addini(f"chaosdrill_{name}", help_text, type="bool", default=False)
+        elif name in ("drills", "fixtures"):
+            group.addoption(flag, action="append", default=None, dest=f"chaosdrill_{name}", help=help_text)
+            parser.addini(f"chaosdrill_{name}", help_text, type="paths", default=[])
+        else:
+            group.addoption(flag, default=None, dest=f"chaosdrill_{name}", help=help_text)
+            parser.addini(f"chaosdrill_{name}", help_text, default=default)
+
+
+def setting(config: pytest.Config, name: str) -> Any:
+    """A setting's value: the command line wins over the ini file."""
+    value = config.getoption(f"chaosdrill_{name}")
+    if value is None:
+        value = config.getini(f"chaosdrill_{name}")
+    return value
+
 
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    config.stash[STASH_SESSION] = ChaosSession(config)
+
+
+# --- session state -------------------------------------------------------------------------------
+
+
+@dataclass
+class DrillState:
+    """Per-test state kept in ``item.stash``."""
+
+    drill: Drill
+    backend: str
+    run: Any = None
+    target: Any = None
+    workdir: Path | None = None
+    evidence: dict[str, str] = field(default_factory=dict)
+    verdict: str | None = None
+
+
+class ChaosSession:
+    """Run id, evidence root and the outcomes of every drill of one pytest session."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.info: Any = None
+        self.outcomes: list[Any] = []
+
+    def run_info(self) -> Any:
+        if self.info is None:
+            from .evidence import RunInfo, git_commit, new_run_id
+            from .timeline import utc_now
+
+            root = Path(str(setting(self.config, "evidence_dir")))
+            if not root.is_absolute():
+                root = Path(self.config.rootpath) / root
+            commit = git_commit(Path(self.config.rootpath))
+            self.info = RunInfo(new_run_id(commit), root, commit, utc_now(), str(setting(self.config, "backend")),
+                                build_id=os.environ.get("BUILD_ID") or (commit[:12] if commit else None))
+            self.info.create()
+            xml = _junit(self.config)
+            if xml is not None:
+                xml.add_global_property("chaosdrill_run_id", self.info.run_id)
+                xml.add_global_property("chaosdrill_commit", commit or "")
+                xml.add_global_property("chaosdrill_evidence", str(self.info.run_dir))
+        return self.info
+
+
+def _junit(config: pytest.Config) -> Any:
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pragma: no cover
+        return None
+    return config.stash.get(xml_key, None)
+
+
+# --- parametrization -------------------------------------------------------------------------------
+
+
+def drill_locations(config: pytest.Config) -> list[Path]:
+    paths = setting(config, "drills") or []
+    return [Path(p) for p in paths] if paths else [drills_dir()]
+
+
+def backends(config: pytest.Config) -> list[str]:
+    names = [b.strip() for b in str(setting(config, "backend")).split(",") if b.strip()]
+    unknown = [b for b in names if b not in ("process", "docker", "external")]
+    if unknown:
+        raise pytest.UsageError(f"--chaosdrill-backend: unknown backend(s) {unknown}; use process, docker or external")
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "drill" not in metafunc.fixturenames:
+        return
+    try:
+        drills = load_drills(drill_locations(metafunc.config))
+    except DrillDefinitionError as exc:
+        pytest.fail(f"broken drill definition: {exc}", pytrace=False)
+    params = []
+    for d in drills:
+        for b in backends(metafunc.config):
+            if b not in d.backends:
+                continue
+            for m in d.markers:
+                if m not in ("phase2", "ops"):
+                    metafunc.config.addinivalue_line("markers", f"{m}: declared by drill files")
+            marks = [getattr(pytest.mark, m) for m in d.markers]
+            marks += [pytest.mark.drill(d.id), pytest.mark.timeout(d.timeout_s)]
+            params.append(pytest.param(d, b, id=f"{d.id}-{b}", marks=marks))
+    metafunc.parametrize(("drill", "chaosdrill_backend"), params)
+
+
+# --- fixtures ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chaosdrill_contract_paths(pytestconfig: pytest.Config) -> dict[str, str]:
+    """Schema and manifest every sample is checked against (override to point at your own copies)."""
+    return {"schema": str(setting(pytestconfig, "schema") or default_schema()),
+            "manifest": str(setting(pytestconfig, "manifest") or default_manifest())}
+
+
+@pytest.fixture(scope="session")
+def chaosdrill_contract(chaosdrill_contract_paths: dict[str, str]) -> Any:
+    """The loaded status contract; a registry that drifted from its schema stops every drill."""
+    from .contract import Contract, format_findings
+
+    contract = Contract.load(chaosdrill_contract_paths["schema"], chaosdrill_contract_paths["manifest"])
+    if contract.registry_findings:
+        pytest.fail("the status contract's registry is inconsistent (unknown or drifted tokens); fix the "
+                    "manifest/schema before drilling:\n" + format_findings(contract.registry_findings), pytrace=False)
+    return contract
+
+
+@pytest.fixture(scope="session")
+def chaosdrill_target_config(pytestconfig: pytest.Config) -> Any:
+    """The target under drill (override this fixture, or set ``chaosdrill_target``, for your own service)."""
+    from .target import TargetConfigError, load_target
+
+    path = setting(pytestconfig, "target") or (data_dir("targets") / "okx_demo_api.yaml")
+    path = Path(path)
+    if not path.is_absolute():
+        path = Path(pytestconfig.rootpath) / path
+    try:
+        return load_target(path)
+    except TargetConfigError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def chaos_workdir(tmp_path_factory: pytest.TempPathFactory, drill: Drill) -> Path:
+    """Control and data folders for one drill's target."""
+    base = tmp_path_factory.mktemp(drill.id[:40])
+    (base / "control").mkdir()
+    (base / "data").mkdir()
+    (base / "logs").mkdir()
+    return base
+
+
+@pytest.fixture
+def venue(chaosdrill_backend: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The venue simulator for one drill, in this process (its own thread and event loop)."""
+    from .venue import VenueServer
+
+    server = VenueServer(seed=int(setting(request.config, "venue_seed"))).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fault_proxy(venue: Any) -> Iterator[Any]:
+    """A fault proxy in front of the venue; the target only ever talks to the venue through it."""
+    from .proxy import ProxyServer
+    from .wiring import ProxyLink
+
+    server = ProxyServer().start()
+    try:
+        upstream = f"{venue.host}:{venue.port}"
+        proxy = server.create_proxy("venue", upstream=upstream)
+        yield ProxyLink("venue", proxy, proxy.listen, in_process=True)
+    finally:
+        server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chaos_target(request: pytest.FixtureRequest, evidence: DrillState, drill: Drill, chaosdrill_backend: str,
+                 chaosdrill_target_config: Any, venue: Any, fault_proxy: Any, chaos_workdir: Path) -> Iterator[Any]:
+    """The target backend for one drill (not started: the drill starts it). Teardown stops it and its children."""
+    from .wiring import VenueEndpoints
+
+    if chaosdrill_backend != "process":
+        pytest.skip(f"backend {chaosdrill_backend!r} is not available in this build of pytest-chaosdrill")
+    from .backends.process import ProcessTarget
+
+    ep = VenueEndpoints.through(fault_proxy.listen, venue.control, f"{venue.host}:{venue.port}")
+    values = {"venue_rest_url": ep.rest_url, "venue_ws_public_url": ep.ws_public_url,
+              "venue_ws_private_url": ep.ws_private_url, "control_dir": str(chaos_workdir / "control"),
+              "data_dir": str(chaos_workdir / "data"), "status_port": _free_port(), "host": "127.0.0.1",
+              "drill_id": drill.id}
+    rendered = chaosdrill_target_config.render(values)
+    target = ProcessTarget(rendered, chaos_workdir / "logs")
+    evidence.target = target
+    try:
+        yield target
+    finally:
+        target.stop(rendered.config.stop_timeout_s)
+
+
+@pytest.fixture
+def status_timeline() -> Any:
+    """The drill's status timeline (samples and marks)."""
+    from .timeline import Timeline
+
+    return Timeline()
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest, drill: Drill, chaosdrill_backend: str) -> Iterator[DrillState]:
+    """Writes the test's evidence folder at teardown, whatever the outcome (pass, fail, error,
+    NOT PROVEN, timeout, Ctrl-C). Requested first, so it is torn down last."""
+    state = DrillState(drill, chaosdrill_backend)
+    request.node.stash[STASH_STATE] = state
+    yield state
+    _write_evidence(request.node, state)
+
+
+@pytest.fixture
+def drill_run(evidence: DrillState, drill: Drill, chaos_target: Any, venue: Any, fault_proxy: Any,
+              status_timeline: Any, chaosdrill_contract: Any, chaosdrill_contract_paths: dict[str, str],
+              request: pytest.FixtureRequest) -> Any:
+    """A ready :class:`~pytest_chaosdrill.runner.DrillRun`; call ``.execute()``."""
+    from .checks import builtin_checks
+    from .faults import builtin_triggers
+    from .runner import DrillContext, DrillRun
+
+    config = request.config
+    triggers = builtin_triggers()
+    config.hook.pytest_chaosdrill_add_triggers(triggers=triggers)
+    checks = builtin_checks()
+    config.hook.pytest_chaosdrill_add_checks(checks=checks)
+    interval_ms = min(10.0, float(setting(config, "sample_interval_ms")))
+    ctx = DrillContext(
+        drill=drill, target=chaos_target, rendered=chaos_target.target, venue=venue.control, proxy=fault_proxy,
+        timeline=status_timeline, contract=chaosdrill_contract, contract_paths=chaosdrill_contract_paths,
+        fixture_dirs=[Path(p) for p in (setting(config, "fixtures") or [])], triggers=triggers, checks=checks,
+        sample_interval_s=interval_ms / 1000, allow_live=bool(setting(config, "allow_live")),
+    )
+    run = DrillRun(ctx)
+    evidence.run = run
+    return run
+
+
+# --- outcome, evidence and reports ---------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    from .runner import DrillFailed, DrillNotProven
+
+    report = yield
+    excinfo = call.excinfo
+    if excinfo is not None and isinstance(excinfo.value, (DrillFailed, DrillNotProven)):
+        # The drill's own message says everything; the runner's source lines would only hide it.
+        report.longrepr = f"{item.nodeid}\n{excinfo.value}"
+    item.stash.setdefault(STASH_REPORTS, {})[report.when] = report
+    return report
+
+
+def _verdict(item: pytest.Item, state: DrillState) -> tuple[str, str]:
+    from .runner import DrillNotProven, Verdict
+
+    reports = item.stash.get(STASH_REPORTS, {})
+    setup, call = reports.get("setup"), reports.get("call")
+    run = state.run
+    if setup is not None and setup.skipped:
+        return Verdict.SKIPPED.value, str(setup.longrepr[-1]) if isinstance(setup.longrepr, tuple) else ""
+    if call is None:
+        if setup is not None and setup.failed:
+            return Verdict.ERROR.value, _short(setup.longreprtext)
+        return Verdict.INTERRUPTED.value, "the run was interrupted before this drill finished"
+    text = call.longreprtext if call.failed else ""
+    if call.passed:
+        return (run.verdict.value if run and run.verdict else Verdict.PASS.value), ""
+    if "Timeout" in text and "pytest-timeout" in text or "Timeout >" in text:
+        return Verdict.TIMEOUT.value, _short(text)
+    excinfo = getattr(call, "excinfo", None)
+    if run is not None and run.verdict is not None:
+        return run.verdict.value, run.reason
+    if "NOT PROVEN" in text:
+        return Verdict.NOT_PROVEN.value, _short(text)
+    if call.failed and ("DrillFailed" in text or "AssertionError" in text):
+        return Verdict.FAIL.value, _short(text)
+    return Verdict.ERROR.value, _short(text)
+
+
+def _short(text: str, limit: int = 2000) -> str:
+    lines = [ln for ln in text.splitlines() if ln.startswith("E ")]
+    out = "\n".join(ln[2:].strip() for ln in lines) or text
+    return out[-limit:]
+
+
+def _write_evidence(item: pytest.Item, state: DrillState) -> None:
+    from .evidence import EvidenceWriter, Redactor, folder_name, write_drill_evidence
+    from .report import DrillOutcome, files_complete, outcome_from_run
+
+    session: ChaosSession = item.config.stash[STASH_SESSION]
+    verdict, reason = _verdict(item, state)
+    if state.run is not None and verdict in ("TIMEOUT", "INTERRUPTED", "ERROR") and state.run.t_end is None:
+        state.run.t_end = __import__("time").monotonic()
+    info = session.run_info()
+    target = state.target
+    rendered = getattr(target, "target", None)
+    redactor = Redactor(rendered.secrets() if rendered else [])
+    writer = EvidenceWriter(info, state.drill.group, folder_name(state.drill.id, state.backend), redactor)
+    logs = list(target.logs()) if target is not None else []
+    if rendered is not None:
+        logs += [Path(p) for k, p in rendered.files.items() if k.startswith("log")]
+    try:
+        versions = {"pytest-chaosdrill": __import__("pytest_chaosdrill").__version__, "pytest": pytest.__version__}
+        result = write_drill_evidence(
+            writer, run=state.run, nodeid=item.nodeid, drill_id=state.drill.id, title=state.drill.title,
+            backend=state.backend, verdict=verdict, reason=reason,
+            backend_info=target.describe() if target is not None else {}, log_files=logs, versions=versions)
+    except Exception as exc:  # never lose the outcome because of an evidence problem: say it loudly
+        (writer.dir / "EVIDENCE_ERROR.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
+        result = {"folder": str(writer.dir), "ieb": "", "ieb_sha256": ""}
+    state.evidence, state.verdict = result, verdict
+    outcome = DrillOutcome(item.nodeid, state.drill.id, state.drill.title, state.drill.group, state.backend, verdict,
+                           reason, folder=result["folder"], ieb_sha256=result.get("ieb_sha256"),
+                           budget_ms=state.drill.time_to_safe_budget_ms)
+    outcome_from_run(state.run, outcome)
+    outcome.files_complete = files_complete(result["folder"])
+    outcome.has_notes = (Path(result["folder"]) / "notes.md").is_file()
+    session.outcomes.append(outcome)
+    props = [("drill_id", state.drill.id), ("verdict", verdict), ("backend", state.backend),
+             ("time_to_safe_ms", "" if outcome.time_to_safe_ms is None else f"{outcome.time_to_safe_ms:.1f}"),
+             ("evidence_folder", result["folder"]), ("ieb_sha256", result.get("ieb_sha256") or "")]
+    item.user_properties.extend(props)
+    item.config.hook.pytest_chaosdrill_evidence_written(item=item, folder=Path(result["folder"]), verdict=verdict)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from .report import signoff_markdown
+
+    cs: ChaosSession | None = session.config.stash.get(STASH_SESSION, None)
+    if cs is None or cs.info is None or not cs.outcomes:
+        return
+    run_dir = cs.info.run_dir
+    (run_dir / "SIGNOFF.md").write_text(signoff_markdown(cs.outcomes, cs.info.run_id, cs.info.commit), encoding="utf-8")
+    latest = cs.info.root / "SIGNOFF.md"
+    try:
+        shutil.copyfile(run_dir / "SIGNOFF.md", latest)
+    except OSError:
+        pass
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    from .report import summary_table
+
+    cs: ChaosSession | None = config.stash.get(STASH_SESSION, None)
+    if cs is None or not cs.outcomes:
+        return
+    terminalreporter.write_sep("=", "chaos drills")
+    for line in summary_table(cs.outcomes):
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"evidence: {cs.info.run_dir}  (sign-off: {cs.info.run_dir / 'SIGNOFF.md'})")

@@ -1,0 +1,117 @@
+"""The ``process`` backend: the target runs as a child process of pytest."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from ..target import RenderedTarget
+
+
+class ProcessTarget:
+    """Starts, signals and restarts one target process; every start gets its own log files.
+
+    The process gets its own session (process group), so teardown kills everything it spawned.
+    """
+
+    backend = "process"
+
+    def __init__(self, target: RenderedTarget, log_dir: Path) -> None:
+        self.target = target
+        self.log_dir = log_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.exits: list[dict[str, Any]] = []
+        self._logs: list[Path] = []
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> None:
+        self.starts += 1
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        out = self.log_dir / f"target.start{self.starts}.log"
+        self._logs.append(out)
+        env = dict(os.environ)
+        env.update(self.target.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        with open(out, "wb") as fh:
+            try:
+                self.proc = subprocess.Popen(self.target.command, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, start_new_session=True)
+            except OSError as exc:
+                raise RuntimeError(f"cannot start target {self.target.config.name!r} with "
+                                   f"{self.target.command[0]!r}: {exc.strerror or exc}") from None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def returncode(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def signal(self, sig: int) -> dict[str, Any]:
+        """Send ``sig`` to the target process; returns what was sent to whom."""
+        if not self.running():
+            raise RuntimeError("target process is not running")
+        assert self.proc is not None
+        os.kill(self.proc.pid, sig)
+        return {"pid": self.proc.pid, "signal": signal.Signals(sig).name, "sent_mono": time.monotonic()}
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """Wait for the process to exit; its return code (negative = killed by that signal), or None."""
+        if self.proc is None:
+            return None
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._record_exit(code)
+        return code
+
+    def _record_exit(self, code: int) -> None:
+        if not self.exits or self.exits[-1].get("start") != self.starts:
+            self.exits.append({"start": self.starts, "pid": self.proc.pid if self.proc else None,
+                               "returncode": code, "mono": time.monotonic()})
+
+    def kill(self) -> dict[str, Any]:
+        """SIGKILL the target and wait; the proof is the exit status the kernel reports."""
+        sent = self.signal(signal.SIGKILL)
+        code = self.wait_exit(10)
+        return {**sent, "returncode": code, "killed_by_sigkill": code == -signal.SIGKILL}
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """Stop gracefully (SIGTERM), then SIGKILL the whole process group if needed."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            code = self.wait_exit(timeout)
+            if code is not None:
+                self._kill_group()
+                return code
+        self._kill_group()
+        code = self.proc.wait(timeout=10)
+        self._record_exit(code)
+        return code
+
+    def _kill_group(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def logs(self) -> list[Path]:
+        return [p for p in self._logs if p.exists()]
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.backend, "command": self.target.command, "pid": self.pid, "starts": self.starts,
+                "exits": self.exits}

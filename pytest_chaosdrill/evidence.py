@@ -1,0 +1,309 @@
+"""Evidence folders: one per test and outcome, hashed, archived, never overwritten.
+
+Layout under the evidence root (default ``evidence/``)::
+
+    runs/<run_id>/<group>/<drill folder>/        the files below
+    runs/<run_id>/<group>/IEB_<run_id>_<drill folder>.tar.gz (+ .sha256 beside it)
+    runs/<run_id>/SIGNOFF.md, run.json
+    <group>/<drill folder> -> runs/<run_id>/<group>/<drill folder>   (the latest run)
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets as _secrets
+import subprocess
+import tarfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .runner import DrillRun
+
+REQUIRED_FILES = ("trigger.md", "observed_status.json", "expected_status.json", "diff.txt", "validation.log",
+                  "time_to_safe_ms", "notes.md")
+SUMS = "SHA256SUMS"
+_SECRET_KV = re.compile(r'(?i)("?(?:api[_-]?key|apikey|secret|passphrase|password|sign|token|ok-access-[a-z]+)"?\s*[:=]\s*"?)'
+                        r'([^"\s,}]+)')
+
+
+def new_run_id(commit: str | None = None) -> str:
+    """A run id that sorts by time and never collides: ``run_<UTC>_<commit>_<random>``."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"run_{stamp}_{(commit or 'nocommit')[:10]}_{_secrets.token_hex(3)}"
+
+
+def git_commit(cwd: Path) -> str | None:
+    """The commit of the checkout at ``cwd`` (``GIT_COMMIT`` wins), or None outside a repository."""
+    if os.environ.get("GIT_COMMIT"):
+        return os.environ["GIT_COMMIT"]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 16), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Redactor:
+    """Removes secret values (known literals and ``key: value`` shapes) from text."""
+
+    def __init__(self, literals: Iterable[str] = ()) -> None:
+        self.literals = sorted({s for s in literals if s and len(s) >= 3}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for s in self.literals:
+            text = text.replace(s, "***REDACTED***")
+        return _SECRET_KV.sub(lambda m: m.group(1) + "***REDACTED***", text)
+
+
+@dataclass
+class RunInfo:
+    """Session-wide facts recorded in every evidence folder."""
+
+    run_id: str
+    root: Path
+    commit: str | None
+    started_utc: str
+    backend: str
+    build_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "runs" / self.run_id
+
+    def create(self) -> None:
+        # exist_ok=False: a run id is used once; an earlier run's evidence is never touched.
+        self.run_dir.mkdir(parents=True, exist_ok=False)
+
+
+def folder_name(drill_id: str, backend: str) -> str:
+    return drill_id if backend == "process" else f"{drill_id}-{backend}"
+
+
+class EvidenceWriter:
+    """Writes one test's evidence folder from whatever facts exist (a run may have died early)."""
+
+    def __init__(self, info: RunInfo, group: str, name: str, redactor: Redactor) -> None:
+        self.info = info
+        self.group = group
+        self.name = name
+        self.redact = redactor
+        self.dir = info.run_dir / group / name
+        n = 2
+        while self.dir.exists():  # the same drill twice in one run (e.g. --count): never overwrite
+            self.dir = info.run_dir / group / f"{name}.{n}"
+            n += 1
+        self.dir.mkdir(parents=True)
+
+    def text(self, name: str, content: str) -> Path:
+        p = self.dir / name
+        p.write_text(self.redact(content), encoding="utf-8")
+        return p
+
+    def json(self, name: str, obj: Any) -> Path:
+        return self.text(name, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+    def copy(self, src: Path | str | None, name: str | None = None) -> Path | None:
+        if not src:
+            return None
+        src = Path(src)
+        if not src.is_file():
+            return None
+        data = src.read_bytes()
+        try:
+            return self.text(name or src.name, data.decode("utf-8"))
+        except UnicodeDecodeError:
+            dst = self.dir / (name or src.name)
+            dst.write_bytes(data)
+            return dst
+
+    def finish(self) -> dict[str, str]:
+        """Write SHA256SUMS, the IEB archive and its .sha256; point the latest link here."""
+        files = sorted(p for p in self.dir.rglob("*") if p.is_file() and p.name != SUMS)
+        lines = [f"{sha256_file(p)}  {p.relative_to(self.dir).as_posix()}" for p in files]
+        (self.dir / SUMS).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        ieb = self.dir.parent / f"IEB_{self.info.run_id}_{self.dir.name}.tar.gz"
+        with tarfile.open(ieb, "w:gz") as tar:
+            tar.add(self.dir, arcname=self.dir.name)
+        digest = sha256_file(ieb)
+        (ieb.parent / (ieb.name + ".sha256")).write_text(f"{digest}  {ieb.name}\n", encoding="utf-8")
+        self._link_latest()
+        return {"folder": str(self.dir), "ieb": str(ieb), "ieb_sha256": digest}
+
+    def _link_latest(self) -> None:
+        link = self.info.root / self.group / self.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+        try:
+            if tmp.is_symlink() or tmp.exists():
+                tmp.unlink()
+            tmp.symlink_to(os.path.relpath(self.dir, link.parent))
+            if link.exists() and not link.is_symlink():
+                return  # a real folder from some other tool: leave it alone
+            os.replace(tmp, link)  # atomic: a reader never sees a missing link
+        except OSError:
+            if tmp.is_symlink():
+                tmp.unlink()
+
+
+def _unified(expected: Any, observed: Any) -> str:
+    a = json.dumps(expected, indent=2, sort_keys=True, default=str).splitlines()
+    b = json.dumps(observed, indent=2, sort_keys=True, default=str).splitlines()
+    return "\n".join(difflib.unified_diff(a, b, "expected_status.json", "observed_status.json", lineterm=""))
+
+
+def write_drill_evidence(writer: EvidenceWriter, *, run: "DrillRun | None", nodeid: str, drill_id: str, title: str,
+                         backend: str, verdict: str, reason: str, backend_info: dict[str, Any],
+                         log_files: Iterable[Path] = (), versions: dict[str, str] | None = None) -> dict[str, str]:
+    """Write every evidence file for one test. Works with a partial ``run`` or none at all."""
+    from .contract import format_findings
+
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    tts = run.time_to_safe_ms if run else None
+    observed = run.observed if run else None
+    expectation = run.expectation if run else None
+
+    # trigger.md
+    t = [f"# Trigger: {drill_id}", "", f"- Drill: {title}", f"- Test: `{nodeid}`", f"- Backend: {backend}"]
+    if run and run.trigger is not None:
+        t += [f"- Kind: `{run.trigger.kind}`",
+              f"- Parameters: `{json.dumps(run.drill.trigger_params, sort_keys=True)}`",
+              f"- Target-side hook used: **{'yes' if run.trigger.target_side_hook else 'no'}**"
+              + (" (DESIGN.md §3: the hook causes the physical condition; the target was not told what to report)"
+                 if run.trigger.target_side_hook else ""),
+              f"- Hold: {run.drill.hold_s}s, released: {run.drill.release_when}",
+              "", "## What was done", "```json", json.dumps(run.trigger_info, indent=2, default=str), "```",
+              "", "## Release", "```json", json.dumps(run.release_info, indent=2, default=str), "```"]
+    else:
+        t += ["", f"The trigger was not fired (phase reached: {run.phase if run else 'setup'})."]
+    writer.text("trigger.md", "\n".join(t) + "\n")
+
+    writer.json("observed_status.json", observed)
+    writer.json("expected_status.json", expectation.payload if expectation else None)
+
+    d = []
+    if expectation is not None:
+        d += [f"# compared by equality: {', '.join(expectation.fields)}",
+              f"# compared by rule: {json.dumps(expectation.rules, sort_keys=True)}", ""]
+        if run and run.comparison is not None:
+            d += ["## result: " + ("MATCH" if run.comparison.matched else "MISMATCH")]
+            d += [f"- {p}" for p in run.comparison.problems]
+            d += ["", "## deepdiff (compared fields)", run.comparison.deepdiff_text or "(no difference)"]
+        d += ["", "## unified diff (whole payload, jq -S style)", _unified(expectation.payload, observed) or "(identical)"]
+    else:
+        d.append("no expected status for this drill")
+    writer.text("diff.txt", "\n".join(d) + "\n")
+
+    v = []
+    if run is not None and observed is not None:
+        findings = run.ctx.contract.check(observed)
+        v += [f"observed_status.json (sample {run.observed_sample.i if run.observed_sample else '?'}): "
+              + ("VALID" if not findings else f"INVALID, {len(findings)} finding(s)")]
+        if findings:
+            v.append(format_findings(findings))
+    total = len(run.timeline.samples) if run else 0
+    ok = [s for s in run.timeline.samples if s.ok] if run else []
+    v += ["", f"timeline: {total} samples, {len(ok)} with a status payload, "
+          f"{len(run.sample_findings) if run else 0} contract-invalid"]
+    for s, f in (run.sample_findings[:20] if run else []):
+        v.append(f"sample {s.i} ({s.utc}):")
+        v.append(format_findings(f))
+    if run is not None:
+        v += ["", f"schema: {run.contract_paths.get('schema')}", f"manifest: {run.contract_paths.get('manifest')}"]
+    writer.text("validation.log", "\n".join(v) + "\n")
+    writer.text("time_to_safe_ms", (f"{tts:.1f}" if tts is not None else "NOT OBSERVED") + "\n")
+
+    n = [f"# {drill_id}: {verdict}", "", f"{title}", ""]
+    if reason:
+        n += ["## Why", reason, ""]
+    if run is not None:
+        n += ["## Pass criteria", ""]
+        for r in run.check_results:
+            n.append(f"- [{'x' if r.passed else ' '}] **{r.name}** ({r.verdict}): {r.detail}"
+                     + (f"  \n  _criterion: {r.criterion}_" if r.criterion else ""))
+        n += ["", "## Timing",
+              f"- time to safe: {'%.1f ms' % tts if tts is not None else 'not observed'} "
+              f"(budget {run.drill.time_to_safe_budget_ms:.0f} ms; counted from the fault landing)",
+              f"- sampling: {json.dumps(run.facts.get('sampling', {}))}"]
+        if run.trigger is not None and run.trigger.target_side_hook:
+            n += ["", "## Disclosure", "This drill used a documented target-side fault hook (DESIGN.md §3)."]
+        if run.notes:
+            n += ["", "## Notes"] + [f"- {x}" for x in run.notes]
+    n += ["", "## Risks / not covered",
+          "- The witness ledger sees what reached the venue; orders lost before the venue are not visible to it."]
+    writer.text("notes.md", "\n".join(n) + "\n")
+
+    if run is not None:
+        writer.text("timeline.jsonl", "".join(line + "\n" for line in run.timeline.iter_jsonl()))
+        writer.json("marks.json", [m.__dict__ for m in run.timeline.marks])
+        writer.text("witness_ledger.jsonl", "".join(json.dumps(e, sort_keys=True, default=str) + "\n" for e in run.ledger))
+        writer.json("checks.json", [r.__dict__ for r in run.check_results])
+        for name, path in run.ctx.rendered.files.items():
+            if name != "stop":
+                writer.copy(path, name=Path(path).name)
+        if run.ctx.rendered.hooks_log:
+            writer.copy(run.ctx.rendered.hooks_log, "hooks.log")
+        if run.facts.get("fingerprint_midrun"):
+            writer.text("fingerprint_midrun.jsonl", "".join(json.dumps(s, sort_keys=True) + "\n"
+                                                            for s in run.facts["fingerprint_midrun"]))
+    logs_dir = writer.dir / "logs"
+    for p in log_files:
+        if Path(p).is_file():
+            logs_dir.mkdir(exist_ok=True)
+            writer.copy(p, f"logs/{Path(p).name}")
+
+    meta = {
+        "run_id": writer.info.run_id, "test": nodeid, "drill": drill_id, "backend": backend, "verdict": verdict,
+        "reason": reason, "time_to_safe_ms": tts, "commit": writer.info.commit, "build_id": writer.info.build_id,
+        "run_started_utc": writer.info.started_utc, "drill_started_utc": run.started_utc if run else None,
+        "written_utc": now, "target": backend_info, "host": platform.node(), "python": platform.python_version(),
+        "versions": versions or {}, "facts": run.facts if run else {},
+    }
+    writer.json("meta.json", meta)
+    return writer.finish()
+
+
+def verify_tree(root: Path) -> tuple[int, list[str]]:
+    """Re-check every SHA256SUMS and ``*.sha256`` under ``root``. Returns (files checked, problems)."""
+    checked, problems = 0, []
+    for sums in sorted(root.rglob(SUMS)):
+        listed = set()
+        for line in sums.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            digest, _, rel = line.partition("  ")
+            listed.add(rel)
+            target = sums.parent / rel
+            checked += 1
+            if not target.is_file():
+                problems.append(f"{target}: listed in {sums} but missing")
+            elif sha256_file(target) != digest:
+                problems.append(f"{target}: sha256 mismatch (listed {digest[:12]}…, now {sha256_file(target)[:12]}…)")
+        extra = [p for p in sums.parent.rglob("*") if p.is_file() and p.name != SUMS
+                 and p.relative_to(sums.parent).as_posix() not in listed]
+        problems += [f"{p}: not listed in {sums}" for p in extra]
+    for side in sorted(root.rglob("*.sha256")):
+        digest, _, name = side.read_text(encoding="utf-8").strip().partition("  ")
+        target = side.parent / name
+        checked += 1
+        if not target.is_file():
+            problems.append(f"{target}: named in {side} but missing")
+        elif sha256_file(target) != digest:
+            problems.append(f"{target}: sha256 mismatch with {side.name}")
+    return checked, problems
+

@@ -1,0 +1,290 @@
+"""Fault triggers: each acts on the target's environment and proves that it landed.
+
+A trigger kind is ``<boundary>.<what>``: ``venue.*`` (the exchange sandbox), ``proxy.*`` (the TCP
+link between target and venue), ``network.*`` (container networks), ``process.*`` (signals,
+restart), ``file.*`` (control files), ``hook.*`` (a documented target-side hook, DESIGN.md §3).
+New kinds come from plugins through the ``pytest_chaosdrill_add_triggers`` hook.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from .timeline import utc_now, wait_until
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .runner import DrillContext
+
+
+class FaultNotLanded(Exception):
+    """The fault was requested but nothing shows it took effect: the drill is NOT PROVEN."""
+
+
+class Trigger:
+    """Base class. ``fire`` injects, ``wait_landed`` returns proof or raises, ``release`` undoes."""
+
+    kind = ""
+    #: True when the fault is caused through a target-side hook; evidence says so.
+    target_side_hook = False
+    #: True when the trigger stops or restarts the target itself.
+    manages_target = False
+
+    def __init__(self, ctx: "DrillContext", params: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.params = params
+        self.landed_mono: float | None = None
+        #: When the condition itself ended (None: at release). One-shot faults end as they land.
+        self.condition_ended_mono: float | None = None
+        self.proof: dict[str, Any] = {}
+
+    def describe(self) -> str:
+        return f"{self.kind} {json.dumps(self.params, sort_keys=True)}"
+
+    def fire(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def release(self) -> dict[str, Any]:
+        return {}
+
+
+def _record_dict(record: Any) -> dict[str, Any]:
+    if record is None:
+        return {}
+    if isinstance(record, dict):
+        return dict(record)
+    if hasattr(record, "to_dict"):
+        return record.to_dict()
+    if hasattr(record, "__dataclass_fields__"):
+        from dataclasses import asdict
+        return asdict(record)
+    return dict(vars(record))
+
+
+class VenueFault(Trigger):
+    """A venue fault (``venue.<method>``): proof is the venue's own fault record with its effective time."""
+
+    def __init__(self, ctx: "DrillContext", params: dict[str, Any], method: str) -> None:
+        super().__init__(ctx, params)
+        self.method = method
+        self.kind = f"venue.{method}"
+        self.record: Any = None
+
+    def fire(self) -> dict[str, Any]:
+        self.record = getattr(self.ctx.venue, self.method)(**self.params)
+        return _record_dict(self.record)
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        try:
+            rec = self.ctx.venue.wait_landed(self.record, timeout=timeout)
+        except TimeoutError as exc:
+            raise FaultNotLanded(f"venue fault {self.kind} was requested but never took effect: {exc}") from None
+        self.proof = _record_dict(rec)
+        self.landed_mono = self.proof.get("effective_mono")
+        if self.landed_mono is None:
+            raise FaultNotLanded(f"venue fault {self.kind} has no effective time in its record: {self.proof}")
+        if self.method in ONE_SHOT_VENUE_FAULTS:
+            self.condition_ended_mono = self.landed_mono
+        return self.proof
+
+    def release(self) -> dict[str, Any]:
+        kind = _record_dict(self.record).get("kind", self.method)
+        return _record_dict(self.ctx.venue.clear(kind=kind))
+
+
+class ProxyToxic(Trigger):
+    """A toxic on the target↔venue link (``proxy.toxic``): proof is the toxic's own counters."""
+
+    kind = "proxy.toxic"
+
+    def fire(self) -> dict[str, Any]:
+        params = dict(self.params)
+        self.toxic_type = params.pop("type")
+        self.toxic_name = params.pop("name", f"drill_{self.toxic_type}")
+        stream = params.pop("stream", "downstream")
+        toxicity = params.pop("toxicity", 1.0)
+        self.ctx.proxy.add_toxic(self.toxic_type, name=self.toxic_name, stream=stream, toxicity=toxicity, **params)
+        return {"toxic": self.toxic_name, "type": self.toxic_type, "stream": stream, "toxicity": toxicity,
+                "attributes": params}
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        try:
+            counters = self.ctx.proxy.wait_toxic_acted(self.toxic_name, timeout=timeout)
+        except TimeoutError as exc:
+            raise FaultNotLanded(f"toxic {self.toxic_name} was added but never acted on traffic: {exc}") from None
+        self.proof = dict(counters)
+        self.landed_mono = self.proof.get("first_acted_mono")
+        return self.proof
+
+    def release(self) -> dict[str, Any]:
+        counters = dict(self.ctx.proxy.toxic_counters(self.toxic_name))
+        self.ctx.proxy.remove_toxic(self.toxic_name)
+        return {"removed": self.toxic_name, "final_counters": counters}
+
+
+class ProcessKillRestart(Trigger):
+    """SIGKILL the target mid-flight, then start it again on the same data.
+
+    Proof: the exit status the kernel (or the container engine) reports for the killed process.
+    """
+
+    kind = "process.kill_restart"
+    manages_target = True
+
+    def fire(self) -> dict[str, Any]:
+        self.ctx.timeline.mark("target_down")
+        self.kill_info = self.ctx.target.kill()
+        return self.kill_info
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        if not self.kill_info.get("killed_by_sigkill"):
+            raise FaultNotLanded(f"target was signalled but did not die by SIGKILL: {self.kill_info}")
+        self.landed_mono = self.kill_info.get("sent_mono", time.monotonic())
+        restart_delay = float(self.params.get("restart_after_s", 0.2))
+        time.sleep(restart_delay)  # a deliberate gap between crash and restart, part of the fault
+        self.condition_ended_mono = time.monotonic()
+        self.ctx.timeline.mark("restart")
+        self.ctx.target.start()
+        self.proof = {**self.kill_info, "restarted_mono": time.monotonic(), "restart_after_s": restart_delay}
+        self.ctx.wait_target_serving()
+        self.ctx.timeline.mark("target_up")
+        return self.proof
+
+
+class StopFile(Trigger):
+    """Create the target's STOP control file; proof is the file on disk with its creation time."""
+
+    kind = "file.stop"
+    manages_target = True
+
+    def fire(self) -> dict[str, Any]:
+        path = Path(self.ctx.rendered.files.get("stop", ""))
+        if not path.name:
+            raise FaultNotLanded("the target file declares no 'files.stop' path; the STOP drill cannot run")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.created_mono = time.monotonic()
+        self.created_utc = utc_now()
+        path.write_text(f"stop requested by pytest-chaosdrill at {self.created_utc}\n", encoding="utf-8")
+        return {"file": str(path), "created_utc": self.created_utc}
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        # The file lands when it exists on the filesystem the target reads; the target may consume it.
+        st = os.stat(self.path) if self.path.exists() else None
+        self.landed_mono = self.created_mono
+        self.proof = {"file": str(self.path), "created_utc": self.created_utc, "created_mono": self.created_mono,
+                      "exists_after_write": st is not None}
+        self.ctx.timeline.mark("target_down")
+        return self.proof
+
+
+class TargetHook(Trigger):
+    """A documented target-side hook (DESIGN.md §3): a control file that makes the target cause the
+    physical condition. Proof is the target's hook log saying the condition was applied."""
+
+    kind = "hook.apply"
+    target_side_hook = True
+
+    def fire(self) -> dict[str, Any]:
+        name = self.params["hook"]
+        spec = self.ctx.rendered.hooks.get(name)
+        if spec is None:
+            raise FaultNotLanded(f"the target file declares no hook {name!r}; declared: {sorted(self.ctx.rendered.hooks)}")
+        self.hook = name
+        self.path = Path(spec.file)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        content = str(self.params.get("content", spec.content))
+        self.fired_mono = time.monotonic()
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(content, encoding="utf-8")
+        os.replace(tmp, self.path)  # the target never sees a half-written hook file
+        return {"hook": name, "file": str(self.path), "content": content}
+
+    def _log_entries(self) -> list[dict[str, Any]]:
+        log = self.ctx.rendered.hooks_log
+        if not log or not Path(log).exists():
+            return []
+        out = []
+        for line in Path(log).read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict):
+                out.append(entry)
+        return out
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        def applied() -> dict[str, Any] | None:
+            for e in self._log_entries():
+                mono = e.get("mono")
+                if e.get("hook") == self.hook and e.get("event") == "applied" and isinstance(mono, (int, float)) \
+                        and mono >= self.fired_mono:
+                    return e
+            return None
+
+        entry = wait_until(applied, timeout)
+        if entry is None:
+            raise FaultNotLanded(f"hook {self.hook!r}: file written but the target's hook log "
+                                 f"({self.ctx.rendered.hooks_log}) never reported it applied within {timeout}s")
+        self.landed_mono = float(entry["mono"])
+        self.proof = {"hook_log_entry": entry, "file": str(self.path)}
+        return self.proof
+
+    def release(self) -> dict[str, Any]:
+        removed = False
+        if self.path.exists():
+            self.path.unlink()
+            removed = True
+        return {"hook": self.hook, "file_removed": removed}
+
+
+class NetworkDisconnect(Trigger):
+    """Disconnect the target's container from its network (docker backend): proof from the engine."""
+
+    kind = "network.disconnect"
+
+    def fire(self) -> dict[str, Any]:
+        fn = getattr(self.ctx.target, "network_disconnect", None)
+        if fn is None:
+            raise FaultNotLanded(f"backend {self.ctx.target.backend!r} cannot disconnect a network")
+        self.info = fn()
+        return self.info
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        if not self.info.get("disconnected"):
+            raise FaultNotLanded(f"network disconnect not confirmed by the engine: {self.info}")
+        self.landed_mono = self.info.get("mono", time.monotonic())
+        self.proof = self.info
+        return self.proof
+
+    def release(self) -> dict[str, Any]:
+        return self.ctx.target.network_connect()
+
+
+TriggerFactory = Callable[["DrillContext", dict[str, Any]], Trigger]
+
+# Faults that are one event (a gap, a termination, one partial batch) rather than a held condition.
+ONE_SHOT_VENUE_FAULTS = ("book_gap", "trades_gap", "session_termination", "partial_fill")
+VENUE_FAULTS = ("book_gap", "trades_gap", "freeze", "lag", "session_termination", "partial_fill", "rate_limit",
+                "http_5xx", "rest_latency")
+
+
+def builtin_triggers() -> dict[str, TriggerFactory]:
+    """The trigger kinds pytest-chaosdrill ships."""
+    table: dict[str, TriggerFactory] = {
+        f"venue.{m}": (lambda ctx, params, _m=m: VenueFault(ctx, params, _m)) for m in VENUE_FAULTS
+    }
+    table.update({
+        "proxy.toxic": ProxyToxic,
+        "process.kill_restart": ProcessKillRestart,
+        "file.stop": StopFile,
+        "hook.apply": TargetHook,
+        "network.disconnect": NetworkDisconnect,
+    })
+    return table

@@ -1,0 +1,188 @@
+"""Target configuration: how to start a service, wire it to the venue and read its files.
+
+A target file (YAML) describes a service without any code; ``{placeholders}`` in its strings are
+filled from the drill's environment (venue URLs, control and data folders, ports). See
+``docs/targets.md``.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import string
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+import yaml
+
+SECRET_NAME = re.compile(r"(KEY|SECRET|PASSPHRASE|PASSWORD|TOKEN|CREDENTIAL)", re.IGNORECASE)
+LIVE_ENVIRONMENTS = {"LIVE", "PROD", "PRODUCTION"}
+
+
+class TargetConfigError(Exception):
+    """A target file that cannot be used."""
+
+
+class LiveEnvironmentRefused(Exception):
+    """The drill would touch a live (real-money) environment."""
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    """A documented target-side fault hook (DESIGN.md §3): a control file that causes a physical condition."""
+
+    file: str
+    content: str = ""
+
+
+@dataclass
+class TargetConfig:
+    """What the plugin needs to start, drive and observe one target service."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    status_url: str
+    health_url: str
+    files: dict[str, str] = field(default_factory=dict)
+    hooks: dict[str, HookSpec] = field(default_factory=dict)
+    hooks_log: str | None = None
+    environment: str = "PAPER"
+    startup_timeout_s: float = 30.0
+    stop_timeout_s: float = 10.0
+    docker: dict[str, Any] = field(default_factory=dict)
+    external: dict[str, Any] = field(default_factory=dict)
+    source: Path | None = None
+
+    def render(self, values: Mapping[str, Any]) -> "RenderedTarget":
+        """Fill every placeholder; unknown placeholders are an error naming the field."""
+        ctx = dict(values)
+        ctx.setdefault("python", sys.executable)
+
+        def fill(where: str, text: str) -> str:
+            try:
+                return string.Formatter().vformat(text, (), ctx)
+            except KeyError as exc:
+                raise TargetConfigError(
+                    f"{self.source or self.name}: field '{where}': unknown placeholder {{{exc.args[0]}}}; "
+                    f"known: {', '.join(sorted(ctx))}"
+                ) from None
+
+        return RenderedTarget(
+            config=self,
+            command=[fill(f"command[{i}]", c) for i, c in enumerate(self.command)],
+            env={k: fill(f"env.{k}", v) for k, v in self.env.items()},
+            status_url=fill("status_url", self.status_url),
+            health_url=fill("health_url", self.health_url),
+            files={k: fill(f"files.{k}", v) for k, v in self.files.items()},
+            hooks={k: HookSpec(fill(f"hooks.{k}.file", h.file), h.content) for k, h in self.hooks.items()},
+            hooks_log=fill("hooks_log", self.hooks_log) if self.hooks_log else None,
+        )
+
+
+@dataclass
+class RenderedTarget:
+    """A target config with every placeholder filled in for one drill."""
+
+    config: TargetConfig
+    command: list[str]
+    env: dict[str, str]
+    status_url: str
+    health_url: str
+    files: dict[str, str]
+    hooks: dict[str, HookSpec]
+    hooks_log: str | None
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in evidence."""
+        return [v for k, v in self.env.items() if SECRET_NAME.search(k) and len(v) >= 3]
+
+
+def load_target(path: str | Path) -> TargetConfig:
+    """Load a target file (YAML)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TargetConfigError(f"{path}: cannot read target file: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise TargetConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise TargetConfigError(f"{path}: a target file must hold one mapping")
+    for key in ("name", "command", "status_url"):
+        if key not in data:
+            raise TargetConfigError(f"{path}: field '{key}' is required")
+    command = data["command"]
+    if isinstance(command, str) or not all(isinstance(c, str) for c in command):
+        raise TargetConfigError(f"{path}: field 'command' must be a list of strings")
+    hooks = {}
+    for name, spec in (data.get("hooks") or {}).items():
+        if isinstance(spec, str):
+            spec = {"file": spec}
+        if not isinstance(spec, dict) or "file" not in spec:
+            raise TargetConfigError(f"{path}: field 'hooks.{name}' needs a 'file'")
+        hooks[name] = HookSpec(str(spec["file"]), str(spec.get("content", "")))
+    env = data.get("env") or {}
+    if not isinstance(env, dict):
+        raise TargetConfigError(f"{path}: field 'env' must be a mapping")
+    status_url = str(data["status_url"])
+    return TargetConfig(
+        name=str(data["name"]),
+        command=list(command),
+        env={str(k): str(v) for k, v in env.items()},
+        status_url=status_url,
+        health_url=str(data.get("health_url", status_url)),
+        files={str(k): str(v) for k, v in (data.get("files") or {}).items()},
+        hooks=hooks,
+        hooks_log=data.get("hooks_log"),
+        environment=str(data.get("environment", "PAPER")),
+        startup_timeout_s=float(data.get("startup_timeout_s", 30.0)),
+        stop_timeout_s=float(data.get("stop_timeout_s", 10.0)),
+        docker=dict(data.get("docker") or {}),
+        external=dict(data.get("external") or {}),
+        source=path,
+    )
+
+
+def is_local_url(url: str, extra_hosts: tuple[str, ...] = ()) -> bool:
+    """True when ``url`` points at loopback (or at a host we created, listed in ``extra_hosts``)."""
+    host = urlsplit(url).hostname or ""
+    if host in ("localhost",) or host in extra_hosts:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_live(target: RenderedTarget, *, allow_live: bool, extra_hosts: tuple[str, ...] = (),
+                status: Mapping[str, Any] | None = None) -> None:
+    """Refuse a drill that could touch a live environment unless explicitly overridden.
+
+    Checks the declared environment, every URL the target is given, and (when known) the
+    ``deployment_environment`` the target reports.
+    """
+    if allow_live:
+        return
+    problems = []
+    if target.config.environment.upper() in LIVE_ENVIRONMENTS:
+        problems.append(f"target declares environment {target.config.environment!r}")
+    for k, v in target.env.items():
+        if re.match(r"^(https?|wss?)://", v) and not is_local_url(v, extra_hosts):
+            problems.append(f"env {k} points at {urlsplit(v).hostname!r}, not loopback or a drill-created host")
+    for label, url in (("status_url", target.status_url), ("health_url", target.health_url)):
+        if not is_local_url(url, extra_hosts):
+            problems.append(f"{label} points at {urlsplit(url).hostname!r}")
+    if status is not None and str(status.get("deployment_environment", "")).upper() in LIVE_ENVIRONMENTS:
+        problems.append(f"the target reports deployment_environment={status.get('deployment_environment')!r}")
+    if os.environ.get("CHAOSDRILL_ENVIRONMENT", "").upper() in LIVE_ENVIRONMENTS:
+        problems.append("CHAOSDRILL_ENVIRONMENT says this is a live environment")
+    if problems:
+        raise LiveEnvironmentRefused(
+            "refusing to drill a possibly live (real-money) environment: " + "; ".join(problems)
+            + ". Drills only run against loopback or drill-created hosts; pass --chaosdrill-allow-live "
+            "only if you are certain no real money is at stake."
+        )

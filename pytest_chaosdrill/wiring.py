@@ -1,0 +1,51 @@
+"""Handles that give drills one interface to the venue and the fault proxy wherever they run
+(in this process, or in a container reached over their HTTP APIs)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class VenueEndpoints:
+    """Where a target finds the venue (usually through the fault proxy) and how drills control it."""
+
+    rest_url: str
+    ws_public_url: str
+    ws_private_url: str
+    control: Any            # VenueControl or VenueClient: same methods
+    upstream: str           # host:port the proxy forwards to
+
+    @classmethod
+    def through(cls, listen: str, control: Any, upstream: str) -> "VenueEndpoints":
+        """The venue's URLs as seen through a proxy listening on ``listen`` (host:port)."""
+        return cls(f"http://{listen}", f"ws://{listen}/ws/v5/public", f"ws://{listen}/ws/v5/private", control, upstream)
+
+
+class ProxyLink:
+    """One named proxy (the target↔venue link), driven in-process or through the Toxiproxy-style API."""
+
+    def __init__(self, name: str, api: Any, listen: str, in_process: bool) -> None:
+        self.name = name
+        self.api = api
+        self.listen = listen
+        self.in_process = in_process
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        fn = getattr(self.api, method)
+        return fn(*args, **kwargs) if self.in_process else fn(self.name, *args, **kwargs)
+
+    def add_toxic(self, type: str, **kwargs: Any) -> Any:
+        return self._call("add_toxic", type, **kwargs)
+
+    def remove_toxic(self, name: str) -> None:
+        self._call("remove_toxic", name)
+
+    def toxic_counters(self, name: str) -> dict[str, Any]:
+        return self._call("toxic_counters", name)
+
+    def wait_toxic_acted(self, name: str, timeout: float) -> dict[str, Any]:
+        return self._call("wait_toxic_acted", name, timeout=timeout)
+
+    def counters(self) -> dict[str, Any]:
+        return self._call("counters")
