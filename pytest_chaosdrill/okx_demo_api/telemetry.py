@@ -6,6 +6,7 @@ while the run is still going.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 
@@ -37,7 +38,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(q / 100.0 * len(s) + 0.5)) - 1))
+    k = max(0, min(len(s) - 1, math.ceil(q / 100.0 * len(s)) - 1))
     return float(s[k])
 
 
