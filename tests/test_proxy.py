@@ -214,6 +214,7 @@ def test_latency_adds_its_delay(raw_proxy: FaultProxy, upstream: Upstream, strea
     latency_ms = 60
     with connect(upstream.raw_port, "echo") as direct, connect(raw_proxy, "echo") as proxied:
         base = statistics.median(echo_rtt(direct) for _ in range(7))
+        echo_rtt(proxied)  # the mode line and this ping pass before the toxic exists
         raw_proxy.add_toxic("latency", stream=stream, latency=latency_ms)
         slow = statistics.median(echo_rtt(proxied) for _ in range(7))
     added_ms = (slow - base) * 1000
