@@ -207,3 +207,9 @@ def test_same_seed_same_requests_same_answers() -> None:
     a, b = _run_script(7), _run_script(7)
     assert a == b
     assert _run_script(8)[0] != a[0]  # and the seed matters
+
+
+def test_unknown_path_is_an_okx_shaped_404(venue: VenueServer, http: requests.Session) -> None:
+    r = http.get(venue.rest_url + "/api/v5/account/nothing", timeout=5)
+    assert r.status_code == 404 and r.json() == {"code": "404", "msg": "Not Found", "data": []}
+    assert venue.control.ledger()[-1]["status"] == 404
