@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-import selectors
+import queue
 import signal
 import socket
 import subprocess
@@ -91,18 +91,19 @@ def test_cli_venue_serves_and_exits_0_on_sigterm() -> None:
                              "--tick-ms", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
+        # A reader thread, not select() on a buffered pipe: lines already buffered would never wake select().
+        lines: "queue.Queue[str]" = queue.Queue()
+        reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)  # type: ignore[union-attr]
+        reader.start()
         urls: dict[str, str] = {}
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
         deadline = time.monotonic() + 15
         while len(urls) < 4 and time.monotonic() < deadline:
-            if sel.select(timeout=0.2):
-                line = proc.stdout.readline()  # type: ignore[union-attr]
-                if not line:
-                    break
-                key, _, val = line.strip().partition("=")
-                urls[key] = val
-        sel.close()
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            key, _, val = line.strip().partition("=")
+            urls[key] = val
         assert set(urls) == {"rest_url", "ws_public_url", "ws_private_url", "control_url"}, (urls, proc.poll())
         assert requests.get(urls["rest_url"] + "/api/v5/market/ticker", params={"instId": "ETH-USDT-SWAP"},
                             timeout=5).json()["code"] == "0"
@@ -112,7 +113,11 @@ def test_cli_venue_serves_and_exits_0_on_sigterm() -> None:
             ws.wait_for(lambda m: isinstance(m, dict) and "data" in m, 3)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-        assert "venue stopped" in proc.stdout.read()  # type: ignore[union-attr]
+        reader.join(5)
+        rest = []
+        while not lines.empty():
+            rest.append(lines.get())
+        assert "venue stopped\n" in rest
     finally:
         if proc.poll() is None:
             proc.kill()
