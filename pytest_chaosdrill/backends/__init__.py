@@ -1,0 +1,1 @@
+"""Where a drilled target runs: ``process`` (a child process), ``docker`` (containers), ``external``."""

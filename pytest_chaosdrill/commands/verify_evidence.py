@@ -1,0 +1,36 @@
+"""``chaosdrill verify-evidence DIR``: re-check every hash in an evidence tree."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="DIR",
+                        help="evidence folders or trees (a drill folder, a run folder, or the whole evidence/)")
+    parser.add_argument("--quiet", action="store_true", help="print only problems and the summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evidence import verify_tree
+
+    total, bad = 0, []
+    for raw in args.paths:
+        root = Path(raw)
+        if not root.exists():
+            print(f"chaosdrill verify-evidence: {root}: no such file or folder", file=sys.stderr)
+            return 2
+        # Follow the latest-run links (evidence/phase2/drill_N -> runs/...) too.
+        checked, problems = verify_tree(root.resolve() if root.is_symlink() else root)
+        total += checked
+        bad += problems
+        if not args.quiet:
+            print(f"{root}: {checked} hash(es) checked, {len(problems)} problem(s)")
+    for p in bad:
+        print(f"MISMATCH {p}")
+    if total == 0:
+        print("chaosdrill verify-evidence: no SHA256SUMS or .sha256 file found; nothing was verified", file=sys.stderr)
+        return 2
+    print(f"{'FAILED' if bad else 'OK'}: {total} hash(es) checked, {len(bad)} problem(s)")
+    return 1 if bad else 0

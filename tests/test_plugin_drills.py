@@ -1,0 +1,214 @@
+"""The plugin end to end in a separate pytest process (pytester): collection, verdicts, evidence for
+every outcome, reports. The real reference target, venue and proxy run underneath."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from pytest_chaosdrill.evidence import REQUIRED_FILES
+
+pytest_plugins = ["pytester"]
+
+TEST_MODULE = "def test_drill(drill_run):\n    drill_run.execute()\n"
+
+BOOK_GAP = """
+id: drill_5_ws_book_gap
+title: WS book gap (plugin test)
+markers: [phase2]
+trigger: {kind: venue.book_gap, params: {inst_id: BTC-USDT-SWAP, skip: 3}}
+time_to_safe_budget_ms: 1000
+expected:
+  fixture: ws_book_gap.json
+  fields: [trading_mode, open_permission_blocked_latch, open_permission_reason_codes]
+checks:
+  - {check: latch_set_with, params: {code: WS_BOOK_GAP_RECONCILE_REQUIRED}}
+  - no_open_dispatch_while_blocked
+  - latch_clears_only_after_reconcile
+recovery: {kind: reconcile, timeout_s: 20}
+timeout_s: 60
+"""
+
+
+def make_drill(pytester: pytest.Pytester, name: str, text: str) -> None:
+    d = pytester.path / "mydrills"
+    d.mkdir(exist_ok=True)
+    (d / name).write_text(text, encoding="utf-8")
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(test_drills=TEST_MODULE)
+    return pytester.runpytest_subprocess("--chaosdrill-drills", str(pytester.path / "mydrills"), "-p",
+                                         "no:cacheprovider", *args, timeout=150)
+
+
+def only_folder(pytester: pytest.Pytester, group: str = "phase2") -> Path:
+    runs = list((pytester.path / "evidence" / "runs").iterdir())
+    assert len(runs) == 1, runs
+    folders = [p for p in (runs[0] / group).iterdir() if p.is_dir()]
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
+def assert_complete(folder: Path) -> dict:
+    for f in REQUIRED_FILES + ("meta.json", "SHA256SUMS"):
+        assert (folder / f).is_file(), f"{f} missing from {folder}"
+    ieb = list(folder.parent.glob(f"IEB_*_{folder.name}.tar.gz"))
+    assert len(ieb) == 1 and Path(str(ieb[0]) + ".sha256").is_file()
+    return json.loads((folder / "meta.json").read_text())
+
+
+def assert_pid_gone(meta: dict) -> None:
+    pid = meta["target"].get("pid")
+    if pid is None:
+        return
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return
+    assert b"okx_demo_api" not in cmdline, f"target process {pid} is still running"
+
+
+def test_broken_drill_file_is_a_collection_error_naming_file_and_field(pytester: pytest.Pytester) -> None:
+    make_drill(pytester, "broken.yaml", BOOK_GAP.replace("kind: venue.book_gap", "kind: 42"))
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*broken.yaml*", "*field 'trigger.kind'*"])
+
+
+def test_yaml_syntax_error_names_the_file(pytester: pytest.Pytester) -> None:
+    make_drill(pytester, "bad.yaml", "id: [unclosed\n")
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*bad.yaml*not valid YAML*"])
+
+
+def test_passing_drill_writes_evidence_junit_and_signoff(pytester: pytest.Pytester) -> None:
+    make_drill(pytester, "gap.yaml", BOOK_GAP)
+    junit = pytester.path / "junit.xml"
+    result = run(pytester, f"--junitxml={junit}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*chaos drills*", "*drill_5_ws_book_gap*process*PASS*"])
+    folder = only_folder(pytester)
+    meta = assert_complete(folder)
+    assert meta["verdict"] == "PASS"
+    assert_pid_gone(meta)
+    # the latest-run link
+    link = pytester.path / "evidence" / "phase2" / "drill_5_ws_book_gap"
+    assert link.is_symlink() and link.resolve() == folder.resolve()
+    # JUnit: per-test and per-suite properties
+    root = ET.parse(junit).getroot()
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert props["drill_id"] == "drill_5_ws_book_gap" and props["verdict"] == "PASS"
+    assert float(props["time_to_safe_ms"]) >= 0 and props["evidence_folder"] == str(folder)
+    assert len(props["ieb_sha256"]) == 64 and props["chaosdrill_run_id"].startswith("run_")
+    signoff = (folder.parent.parent / "SIGNOFF.md").read_text()
+    assert "- [ ] All 8 drills executed" in signoff and "1 of 8" in signoff
+    assert "- [x] Each drill has evidence folder with all required files" in signoff
+    assert "Signed: _________________ Date: _____________" in signoff
+    # hashes verify, and a tampered file is caught
+    cli = [sys.executable, "-m", "pytest_chaosdrill.cli", "verify-evidence"]
+    assert subprocess.run(cli + [str(pytester.path / "evidence")], capture_output=True).returncode == 0
+    (folder / "observed_status.json").write_text('{"trading_mode": "Active"}')
+    bad = subprocess.run(cli + [str(folder)], capture_output=True, text=True)
+    assert bad.returncode == 1 and "observed_status.json" in bad.stdout
+
+
+def test_second_run_never_overwrites_the_first(pytester: pytest.Pytester) -> None:
+    make_drill(pytester, "gap.yaml", BOOK_GAP)
+    run(pytester).assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=1)
+    runs = sorted((pytester.path / "evidence" / "runs").iterdir())
+    assert len(runs) == 2
+    newest = max(runs, key=lambda p: p.stat().st_mtime_ns)
+    link = pytester.path / "evidence" / "phase2" / "drill_5_ws_book_gap"
+    assert json.loads((link / "meta.json").read_text())["run_id"] == newest.name
+    for r in runs:
+        assert (r / "phase2" / "drill_5_ws_book_gap" / "notes.md").is_file()
+
+
+def test_fault_that_never_lands_is_not_proven(pytester: pytest.Pytester) -> None:
+    # toxicity 0: the toxic is installed but never acts on a connection, so nothing proves the fault.
+    make_drill(pytester, "never.yaml", BOOK_GAP.replace(
+        "trigger: {kind: venue.book_gap, params: {inst_id: BTC-USDT-SWAP, skip: 3}}",
+        "trigger: {kind: proxy.toxic, params: {type: reset_peer, toxicity: 0.0, timeout: 0}, land_timeout_s: 1.5}"))
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*NOT PROVEN*never acted on traffic*", "*drill_5_ws_book_gap*NOT PROVEN*"])
+    meta = assert_complete(only_folder(pytester))
+    assert meta["verdict"] == "NOT PROVEN"
+    assert_pid_gone(meta)
+
+
+def test_steady_state_without_traffic_is_not_proven(pytester: pytest.Pytester) -> None:
+    make_drill(pytester, "busy.yaml", BOOK_GAP.replace(
+        "markers: [phase2]", "markers: [phase2]\nsteady_state: {min_orders_per_s: 500, window_s: 1, timeout_s: 3}"))
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*NOT PROVEN: steady state not reached*orders*"])
+    notes = (only_folder(pytester) / "notes.md").read_text()
+    assert "NOT PROVEN" in notes and "The trigger was not fired" in (only_folder(pytester) / "trigger.md").read_text()
+
+
+def test_timeout_still_writes_evidence_and_stops_the_target(pytester: pytest.Pytester) -> None:
+    make_drill(pytester, "slow.yaml", BOOK_GAP.replace(
+        "trigger: {kind: venue.book_gap, params: {inst_id: BTC-USDT-SWAP, skip: 3}}",
+        "trigger: {kind: venue.freeze, params: {channels: [books]}, hold_s: 60}").replace("timeout_s: 60", "timeout_s: 12"))
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    meta = assert_complete(only_folder(pytester))
+    assert meta["verdict"] == "TIMEOUT"
+    assert_pid_gone(meta)
+
+
+def test_keyboard_interrupt_still_writes_evidence_and_stops_the_target(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("""
+from pytest_chaosdrill.faults import Trigger
+
+class Interrupt(Trigger):
+    kind = "test.interrupt"
+    def fire(self):
+        raise KeyboardInterrupt
+
+def pytest_chaosdrill_add_triggers(triggers):
+    triggers["test.interrupt"] = Interrupt
+""")
+    make_drill(pytester, "ctrlc.yaml", BOOK_GAP.replace(
+        "trigger: {kind: venue.book_gap, params: {inst_id: BTC-USDT-SWAP, skip: 3}}", "trigger: {kind: test.interrupt}"))
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    meta = assert_complete(only_folder(pytester))
+    assert meta["verdict"] == "INTERRUPTED"
+    assert_pid_gone(meta)
+
+
+def test_user_check_from_a_hook_can_fail_a_drill(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("""
+from pytest_chaosdrill.checks import CheckResult
+
+def always_red(run, reason="user said no"):
+    return CheckResult("always_red", False, reason)
+
+def pytest_chaosdrill_add_checks(checks):
+    checks["always_red"] = always_red
+""")
+    make_drill(pytester, "gap.yaml", BOOK_GAP.replace("  - no_open_dispatch_while_blocked",
+                                                        "  - no_open_dispatch_while_blocked\n  - always_red"))
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*FAILED*", "*always_red: user said no*"])
+    assert json.loads((only_folder(pytester) / "meta.json").read_text())["verdict"] == "FAIL"
+
+
+def test_live_environment_is_refused(pytester: pytest.Pytester) -> None:
+    target = (Path(__file__).resolve().parent.parent / "targets" / "okx_demo_api.yaml").read_text()
+    (pytester.path / "live.yaml").write_text(target.replace("environment: PAPER", "environment: LIVE"))
+    make_drill(pytester, "gap.yaml", BOOK_GAP)
+    result = run(pytester, "--chaosdrill-target", str(pytester.path / "live.yaml"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*refusing to drill a possibly live*LIVE*"])
