@@ -153,3 +153,33 @@ class TargetProcess:
 def open_blocked(st: dict) -> bool:
     """An OPEN cannot leave the process in this status (ReduceOnly or Kill)."""
     return st.get("trading_mode") in ("ReduceOnly", "Kill")
+
+
+def active(st: dict) -> bool:
+    return st.get("trading_mode") == "Active"
+
+
+def for_venue(venue: Any, workdir: Path, **env: str) -> TargetProcess:
+    """A TargetProcess wired to a ``VenueServer`` (not started)."""
+    return TargetProcess(venue.rest_url, venue.ws_public_url, venue.ws_private_url, workdir, env=env)
+
+
+def sample_problems(samples: list[dict]) -> list[str]:
+    """Every schema (min JSON Schema, Draft 2020-12) and contract-engine finding over ``samples``."""
+    import jsonschema
+
+    from pytest_chaosdrill.contract import check_status
+    from pytest_chaosdrill.resources import default_schema
+
+    validator = jsonschema.Draft202012Validator(json.loads(Path(default_schema()).read_text()))
+    problems = []
+    for st in samples:
+        st = {k: v for k, v in st.items() if k != "_mono"}
+        problems += [f"[SCHEMA] {list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(st)]
+        problems += [str(f) for f in check_status(st)]
+    return problems
+
+
+def opens_between(venue: Any, since: float, until: float) -> list[dict]:
+    """OPEN attempts the venue's witness ledger recorded in (since, until) (monotonic clock)."""
+    return venue.control.witness().opens(since, until)

@@ -1,0 +1,168 @@
+"""okx_demo_api process-level drills: hooks, STOP/SIGTERM, crash + restart, unreachable venue, proxy faults.
+
+Each test runs its own target against its own fresh venue, so the witness ledger holds only that
+target's orders.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from pytest_chaosdrill.okx_demo_api.harness import (TargetProcess, active, for_venue, free_port, open_blocked,
+                                                    opens_between, sample_problems)
+from pytest_chaosdrill.venue import VenueServer
+
+pytestmark = pytest.mark.timeout(60)
+
+LATCHED = "REDUCEONLY_OPEN_PERMISSION_LATCHED"
+
+
+@pytest.fixture
+def own_venue():
+    """A fresh venue for a test that runs its own target: its ledger holds that target's orders only."""
+    v = VenueServer(seed=11).start()
+    try:
+        yield v
+    finally:
+        v.stop()
+
+
+# -- target-side hooks ----------------------------------------------------------------------------
+
+def test_wal_stall_fails_open_closed_and_recovers(own_venue, tmp_path) -> None:
+    samples: list[dict] = []
+    with for_venue(own_venue, tmp_path, TARGET_WAL_CAPACITY="16") as t:
+        t.wait_status(active, 20, "Active", samples)
+        t.touch_control("wal_stall")
+        applied = t.wait_for(lambda: [h for h in t.hooks_log() if h["event"] == "applied"], 5, "hook applied")[0]
+        assert applied["hook"] == "wal_stall"
+        first = t.wait_status(lambda s: s["wal_queue_enqueue_failures"] > 0 and open_blocked(s), 10, "backpressure",
+                              samples)
+        assert first["mode_reasons"] == ["REDUCEONLY_RISKSTATE_DEGRADED"] and first["risk_state"] == "Degraded"
+        assert first["wal_queue_depth"] == first["wal_queue_capacity"] == 16
+        later = t.wait_status(lambda s: s["wal_queue_enqueue_failures"] > first["wal_queue_enqueue_failures"]
+                              and s["loop_tick_last_ts_ms"] > first["loop_tick_last_ts_ms"] + 200, 5,
+                              "failures grow, loop ticks", samples)
+        assert later["trading_mode"] == "ReduceOnly"
+        # Nothing reaches the venue while the journal is stalled: no durable record, no dispatch.
+        assert own_venue.control.witness().orders(applied["mono"] + 1.1, later["_mono"]) == []
+        (t.control_dir / "wal_stall").unlink()
+        released = t.wait_for(lambda: [h for h in t.hooks_log() if h["event"] == "released"], 5, "released")[0]
+        back = t.wait_status(active, 10, "Active again", samples)
+        assert back["wal_queue_depth"] < 16 and released["mono"] < back["_mono"]
+    assert sample_problems(samples) == []
+
+
+def test_unknown_reason_token_forces_kill_until_restart(own_venue, tmp_path) -> None:
+    samples: list[dict] = []
+    with for_venue(own_venue, tmp_path) as t:
+        t.wait_status(active, 20, "Active", samples)
+        t.touch_control("emit_reason_token", "CORTEX_TOKEN_NOT_IN_REGISTRY")
+        st = t.wait_status(lambda s: s["trading_mode"] == "Kill", 5, "Kill", samples)
+        assert st["mode_reasons"] == ["KILL_CORTEX_FORCE_KILL"]
+        assert not (t.control_dir / "emit_reason_token").exists(), "token file must be consumed"
+        hook = t.hooks_log()[-1]
+        assert hook["hook"] == "emit_reason_token" and hook["event"] == "applied"
+        assert hook["detail"]["known"] is False
+        kill_at = st["_mono"]
+        time.sleep(1.0)
+        st2 = t.wait_status(lambda s: True, 2, "sample", samples)
+        assert st2["trading_mode"] == "Kill", "Kill must not resume without a restart"
+        # Capital supremacy: Kill flattens; every order after Kill reduces exposure.
+        orders = own_venue.control.witness().orders(kill_at + 0.05, st2["_mono"])
+        assert all(o["reduceOnly"] and o["effect"] in ("reduce", "none") for o in orders)
+    assert sample_problems(samples) == []
+
+
+# -- process and filesystem -----------------------------------------------------------------------
+
+def test_stop_file_graceful_exit(own_venue, tmp_path) -> None:
+    with for_venue(own_venue, tmp_path) as t:
+        t.wait_status(active, 20, "Active")
+        created = t.touch_control("STOP")
+        assert t.proc.wait(10) == 0
+        m = t.read_json("run_manifest.json")
+        assert m["status"] == "interrupted" and m["stop_detected"] is True and m["stop_reason"] == "stop_file"
+        assert m["stop_time"].endswith("Z") and m["end_utc"] is not None
+        assert (m["stop_detected_mono"] - created) * 1000 < 100, "STOP not detected within 100 ms"
+        assert "unknown" not in {m["git_commit"], m["docker_image_tag"], m["build_id"]}
+        fp = t.read_json("execution_fingerprint.json")
+        assert fp["api_calls"] == m["api_calls"] > 0
+        assert not (t.data_dir / ".running").exists()
+
+
+def test_sigterm_graceful_exit(own_venue, tmp_path) -> None:
+    with for_venue(own_venue, tmp_path) as t:
+        t.wait_status(active, 20, "Active")
+        t.proc.send_signal(signal.SIGTERM)
+        assert t.proc.wait(10) == 0
+        m = t.read_json("run_manifest.json")
+        assert (m["status"], m["stop_reason"], m["stop_detected"]) == ("interrupted", "sigterm", True)
+
+
+def test_crash_and_restart_latches_and_never_duplicates(own_venue, tmp_path) -> None:
+    samples: list[dict] = []
+    t = for_venue(own_venue, tmp_path)
+    with t:
+        t.wait_status(active, 20, "Active")
+        time.sleep(0.5)  # orders in flight
+        assert t.kill() == -signal.SIGKILL
+    restarted = time.monotonic()
+    t2 = for_venue(own_venue, tmp_path)
+    with t2:
+        first = t2.wait_status(lambda s: True, 10, "first sample", samples)
+        assert first["open_permission_reason_codes"] == ["RESTART_RECONCILE_REQUIRED"]
+        assert first["trading_mode"] == "ReduceOnly" and LATCHED in first["mode_reasons"]
+        back = t2.wait_status(active, 20, "Active after reconcile", samples)
+        last_blocked = max(s["_mono"] for s in samples if s["_mono"] < back["_mono"])
+        assert opens_between(own_venue, restarted, last_blocked) == []
+        w = own_venue.control.witness()
+        assert w.recon_reads(restarted, back["_mono"]), "latch cleared without reconciliation reads"
+        time.sleep(0.5)
+        assert w.duplicates() == [] and own_venue.control.witness().duplicates() == [], "a clOrdId was dispatched twice"
+        prev = json.loads((t2.data_dir / "run_manifest.previous.json").read_text())
+        assert prev["status"] == "crashed"
+        assert t2.read_json("run_manifest.json")["previous_run_unclean"] is True
+    assert sample_problems(samples) == []
+
+
+def test_status_valid_before_the_venue_is_reachable(tmp_path) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    samples: list[dict] = []
+    t = TargetProcess(f"http://{dead}", f"ws://{dead}/ws/v5/public", f"ws://{dead}/ws/v5/private", tmp_path)
+    with t:
+        for _ in range(20):
+            t.wait_status(lambda s: True, 2, "sample", samples)
+        st = samples[-1]
+        assert st["trading_mode"] == "ReduceOnly" and st["mode_reasons"] == ["REDUCEONLY_INPUT_MISSING_OR_STALE"]
+        assert st["connectivity_degraded"] is True
+        fp = t.wait_for(lambda: (lambda f: f if f["error_count"] > 0 else None)(t.read_json("execution_fingerprint.json")),
+                        5, "connection errors in the fingerprint")
+        assert {e["type"] for e in fp["error_events"]} & {"connection_error", "ws_error"}
+    assert sample_problems(samples) == []
+
+
+def test_proxy_timeout_errors_counted_mid_run(own_venue, tmp_path) -> None:
+    proxy_mod = pytest.importorskip("pytest_chaosdrill.proxy")
+    server = proxy_mod.ProxyServer().start()
+    try:
+        upstream = own_venue.rest_url.split("://", 1)[1].rstrip("/")
+        p = server.create_proxy("venue_rest", upstream=upstream)
+        t = TargetProcess(f"http://{p.listen}", own_venue.ws_public_url, own_venue.ws_private_url, tmp_path,
+                          env={"TARGET_HTTP_TIMEOUT_MS": "300"})
+        with t:
+            t.wait_status(active, 20, "Active")
+            calls0 = t.read_json("execution_fingerprint.json")["api_calls"]
+            t.wait_for(lambda: t.read_json("execution_fingerprint.json")["api_calls"] >= calls0 + 5, 5,
+                       "call pressure before the fault")
+            p.add_toxic("timeout", timeout=0)
+            fp = t.wait_for(lambda: (lambda f: f if any(e["type"] == "timeout" for e in f["error_events"]) else None)(
+                t.read_json("execution_fingerprint.json")), 5, "timeouts in the fingerprint mid-run")
+            assert fp["error_count"] > 0
+            assert t.read_json("run_manifest.json")["status"] == "running"
+            assert t.status()["deribit_http_p95_ms"] >= 0
+    finally:
+        server.stop()
