@@ -387,6 +387,7 @@ def test_disable_refuses_and_closes_then_enable(raw_proxy: FaultProxy) -> None:
 def test_start_stop_leaves_nothing_behind(upstream: Upstream) -> None:
     before = {t.ident for t in threading.enumerate()}
     srv = ProxyServer().start()
+    srv.create_proxy("named", f"localhost:{upstream.raw_port}", listen="localhost:0")  # resolver threads
     proxy = srv.create_proxy("p", f"127.0.0.1:{upstream.raw_port}")
     proxy.add_toxic("timeout", timeout=0)
     api_port, listen_port = srv.api_port, proxy.listen_port
@@ -399,7 +400,8 @@ def test_start_stop_leaves_nothing_behind(upstream: Upstream) -> None:
         assert recv_until_eof(sock)[0] == b""
     finally:
         sock.close()
-    assert {t.ident for t in threading.enumerate()} == before
+    poll(lambda: {t.ident for t in threading.enumerate()} == before, timeout=2,
+         what=f"threads to end: {[t.name for t in threading.enumerate() if t.ident not in before]}")
     for port in (api_port, listen_port):
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

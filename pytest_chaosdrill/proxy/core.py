@@ -10,6 +10,7 @@ With no toxic applying, the reader writes straight through (no queue hop): that 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import random
 import socket
 import struct
@@ -42,6 +43,14 @@ def parse_address(value: str, what: str) -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise BadRequest(f"{what} port out of range: {value!r}")
     return host or "0.0.0.0", port
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
 
 
 def format_address(host: str, port: int) -> str:
@@ -419,9 +428,11 @@ class ProxyRuntime:
         try:
             # One listening socket, like Toxiproxy: a name such as "localhost" would otherwise
             # get one socket per address family, each with its own port when port 0 is asked.
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                self.listen_host, self.listen_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-            host = infos[0][4][0]
+            host = self.listen_host
+            if not _is_ip(host):
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, self.listen_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+                host = infos[0][4][0]
             self.server = await asyncio.start_server(self._on_client, host, self.listen_port)
         except OSError as exc:
             raise ListenError(f"proxy {self.name!r} cannot listen on {self.listen}: {exc}") from exc

@@ -55,15 +55,21 @@ class ProxyServer:
             loop.run_until_complete(self._startup())
         except BaseException as exc:  # report to start() instead of dying silently
             ready.set_exception(exc)
-            loop.run_until_complete(self._teardown())
-            loop.close()
+            self._close_loop(loop)
             return
         ready.set_result(None)
         try:
             loop.run_forever()
         finally:
+            self._close_loop(loop)
+
+    def _close_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
             loop.run_until_complete(self._teardown())
             loop.run_until_complete(loop.shutdown_asyncgens())
+            # Joins the resolver threads (getaddrinfo) so that stop() leaves no thread behind.
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
             loop.close()
 
     async def _startup(self) -> None:
