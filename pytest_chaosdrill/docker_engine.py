@@ -102,6 +102,35 @@ def compose_command(timeout: float = 15.0) -> str | None:
     return "docker-compose" if shutil.which("docker-compose") else None
 
 
+def default_compose_file() -> Path:
+    """``docker/docker-compose.yml`` of a source checkout, else the copy a wheel carries in
+    ``pytest_chaosdrill/_data/docker/`` (when pyproject force-includes it)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "docker" / "docker-compose.yml", here / "_data" / "docker" / "docker-compose.yml"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("docker-compose.yml not found in the checkout (docker/) nor in pytest_chaosdrill/_data/docker/")
+
+
+def docker_services_settings(compose: str | None = None) -> dict[str, Any]:
+    """Values for pytest-docker's overridable session fixtures, so ``docker_services`` runs
+    ``docker/docker-compose.yml`` with whichever compose is installed.
+
+    pytest-docker 3.2 defaults to ``docker compose`` and ``up --build --wait``; ``--wait`` exists only
+    in Compose v2, so with Debian's docker-compose 1.29 the setup is ``up -d`` (the compose file's
+    ``depends_on: service_healthy`` still orders the start; wait for ports with
+    ``docker_services.wait_until_responsive``).
+    """
+    cmd = compose or compose_command() or "docker compose"
+    v2 = cmd.split()[:2] == ["docker", "compose"]
+    return {
+        "docker_compose_command": cmd,
+        "docker_compose_file": str(default_compose_file()),
+        "docker_setup": ["up --build --wait"] if v2 else ["up -d"],
+        "docker_cleanup": ["down -v --remove-orphans -t 5"],
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # helpers
 

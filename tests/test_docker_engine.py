@@ -6,10 +6,11 @@ with its own run id and proves afterwards that nothing with that label is left.
 """
 from __future__ import annotations
 
+import json
 import os
-import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -306,7 +307,75 @@ def test_compose_up_serves_venue_and_target_and_down_leaves_nothing(
     assert _http_ok(target_health)
     probe = ["python3", "-c", "import urllib.request as u; u.urlopen('http://venue:8900/api/v5/public/time', timeout=2)"]
     assert engine.exec(ids["target"], probe, timeout=20).returncode != 0
+    back = engine.network_connect(f"{project}_core", ids["target"])
+    assert back["proven"] is True
+
+    # The bind mounts carry the ops channel both ways: STOP in, run_manifest.json out, and the
+    # provenance baked into the image reaches the manifest (the seeds' runs said "unknown").
+    (control / "STOP").write_text("drill\n")
+    stopped = engine.wait_for(ids["target"], lambda d: not d["State"]["Running"], timeout=60,
+                              what="target exit after STOP")
+    assert stopped["State"]["ExitCode"] == 0, engine.logs(ids["target"], tail=40)
+    manifest = json.loads((data / "run_manifest.json").read_text())
+    assert manifest["stop_reason"] == "stop_file" and manifest["status"] == "interrupted"
+    assert manifest["git_commit"] not in ("", "unknown") and manifest["docker_image_tag"] == compose_ready
 
     assert engine.compose_down(project=project) == []
     assert de.leftovers(f"{de.COMPOSE_PROJECT_KEY}={project}") == []
     assert engine.leftovers() == []
+
+
+def test_pytest_docker_docker_services_runs_the_compose_file(compose_ready: str, tmp_path: Path) -> None:
+    """pytest-docker's own ``docker_services`` fixture, with the overrides from
+    ``docker_services_settings()``, starts the compose file and cleans it up (in a child pytest, so its
+    session-scoped fixtures do not mix with this session's)."""
+    project = f"pd{uuid.uuid4().hex[:10]}"
+    rid = _new_run_id()
+    (tmp_path / "control").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "conftest.py").write_text(textwrap.dedent(f"""
+        import pytest
+        from pytest_chaosdrill.docker_engine import docker_services_settings
+        S = docker_services_settings()
+
+        @pytest.fixture(scope="session")
+        def docker_compose_command(): return S["docker_compose_command"]
+        @pytest.fixture(scope="session")
+        def docker_compose_file(): return S["docker_compose_file"]
+        @pytest.fixture(scope="session")
+        def docker_setup(): return S["docker_setup"]
+        @pytest.fixture(scope="session")
+        def docker_cleanup(): return S["docker_cleanup"]
+        @pytest.fixture(scope="session")
+        def docker_compose_project_name(): return {project!r}
+    """))
+    (tmp_path / "test_pd.py").write_text(textwrap.dedent("""
+        import urllib.request
+
+        def ok(url):
+            try:
+                return urllib.request.urlopen(url, timeout=1).status == 200
+            except OSError:
+                return False
+
+        def test_services_answer(docker_services, docker_ip):
+            venue = f"http://{docker_ip}:{docker_services.port_for('venue', 8900)}/api/v5/public/time"
+            target = f"http://{docker_ip}:{docker_services.port_for('target', 8080)}/healthz"
+            docker_services.wait_until_responsive(check=lambda: ok(venue), timeout=60, pause=0.2)
+            docker_services.wait_until_responsive(check=lambda: ok(target), timeout=60, pause=0.2)
+    """))
+    env = {**os.environ, "CHAOSDRILL_RUN_ID": rid, "CHAOSDRILL_IMAGE": compose_ready,
+           "CHAOSDRILL_TARGET_CONTROL_DIR": str(tmp_path / "control"),
+           "CHAOSDRILL_TARGET_DATA_DIR": str(tmp_path / "data")}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:chaosdrill",
+             "--rootdir", str(tmp_path), str(tmp_path / "test_pd.py")],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        assert "1 passed" in proc.stdout
+        assert de.leftovers(f"{de.COMPOSE_PROJECT_KEY}={project}") == []
+        assert de.leftovers(f"{de.RUN_ID_KEY}={rid}") == []
+    finally:
+        de.reap(f"{de.COMPOSE_PROJECT_KEY}={project}")
+        de.reap(f"{de.RUN_ID_KEY}={rid}")
