@@ -401,7 +401,7 @@ def test_schema_with_uncompiled_keyword_falls_back_to_jsonschema(contract: Contr
     schema = copy.deepcopy(contract.schema)
     schema["properties"]["build_id"]["pattern"] = "^[a-z-]+$"
     other = Contract(schema, contract.manifest)
-    assert other._parts is None  # the compiler declined; jsonschema decides alone
+    assert other._explain is None  # the compiler declined; jsonschema decides alone
     assert other.check(golden("wal_backpressure")) == []
     payload = golden("wal_backpressure")
     payload["build_id"] = "UPPER CASE"

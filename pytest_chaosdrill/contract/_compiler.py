@@ -1,22 +1,43 @@
-"""A small JSON Schema (Draft 2020-12) compiler: schema -> ``is_valid(instance) -> bool``.
+"""A small JSON Schema (Draft 2020-12) compiler: schema -> (is_valid, explain) closures.
 
-It handles only the keywords the status contract uses and turns them into nested
-Python closures, which answers "is this payload valid?" far faster than building
-or walking a jsonschema validator.  It never produces error messages: when the
-fast answer is "invalid", the engine asks jsonschema for the errors and paths.
+It handles the keywords the status contract uses and turns each schema node into
+two nested Python closures:
+
+* ``check(instance) -> bool``, the fast path, called on every payload;
+* ``explain(instance, path) -> list[Error]``, called only when ``check`` said
+  "invalid"; it descends only into the failing parts and reports each error with
+  its instance path and keyword, the way jsonschema's ``iter_errors`` does (same
+  paths and keywords; messages in the same style, with long values shortened).
 
 A schema with any keyword outside :data:`SUPPORTED` raises :class:`Unsupported`
 so the caller can fall back to jsonschema entirely; malformed values of known
 keywords raise :class:`SchemaShapeError` (the schema file itself is broken).
-The semantics follow jsonschema's own (booleans are not numbers, ``1 == 1.0``,
-keywords ignore instances of other types); a Hypothesis test checks agreement.
+Semantics follow jsonschema's (booleans are not numbers, ``1 == 1.0``, keywords
+ignore instances of other types); a Hypothesis test checks agreement of both the
+verdict and the (path, keyword) list of errors.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 Check = Callable[[Any], bool]
+
+
+class Error(NamedTuple):
+    """One schema error: instance path (tuple of keys/indexes), keyword, message, detail.
+
+    ``detail`` is the missing property for ``required`` errors, else None.
+    """
+
+    path: tuple[Any, ...]
+    keyword: str
+    message: str
+    detail: Any = None
+
+
+Explain = Callable[[Any, tuple[Any, ...]], list[Error]]
+Node = tuple[Check, Explain]
 
 #: Keywords that only annotate; they never change validity.
 ANNOTATIONS = frozenset(
@@ -48,12 +69,29 @@ class SchemaShapeError(ValueError):
     """A known keyword has a value that no valid Draft 2020-12 schema could have."""
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _true(_: Any) -> bool:
     return True
 
 
 def _false(_: Any) -> bool:
     return False
+
+
+def _no_errors(_: Any, __: tuple[Any, ...]) -> list[Error]:
+    return []
+
+
+def _false_errors(x: Any, path: tuple[Any, ...]) -> list[Error]:
+    return [Error(path, "false", f"False schema does not allow {_short(x)}")]
+
+
+TRUE_NODE: Node = (_true, _no_errors)
+FALSE_NODE: Node = (_false, _false_errors)
 
 
 def _is_number(x: Any) -> bool:
@@ -116,41 +154,121 @@ def _nonneg_int(v: Any) -> bool:
     return _is_integer(v) and v >= 0
 
 
+def _leaf(check: Check, keyword: str, message: Callable[[Any], str]) -> Node:
+    """A node whose failure is one error at the instance's own path."""
+    return check, lambda x, path: [Error(path, keyword, message(x))]
+
+
+def _all(nodes: list[Node]) -> Node:
+    if not nodes:
+        return TRUE_NODE
+    if len(nodes) == 1:
+        return nodes[0]
+    checks = tuple(c for c, _ in nodes)
+    frozen = tuple(nodes)
+
+    def every(x: Any) -> bool:
+        for c in checks:
+            if not c(x):
+                return False
+        return True
+
+    def explain(x: Any, path: tuple[Any, ...]) -> list[Error]:
+        out: list[Error] = []
+        for c, e in frozen:
+            if not c(x):
+                out.extend(e(x, path))
+        return out
+
+    return every, explain
+
+
+_FUSABLE = frozenset({"type", "const", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+                      "minLength", "maxLength"})
+_FUSED_TYPE = {
+    "integer": "(type(x) is int or _is_integer(x))",
+    "number": "(type(x) is int or type(x) is float or _is_number(x))",
+    "string": "isinstance(x, str)",
+    "boolean": "(x is True or x is False)",
+    "null": "x is None",
+    "object": "isinstance(x, dict)",
+    "array": "isinstance(x, list)",
+}
+_FUSED_BOUND = {"minimum": "x < {v}", "maximum": "x > {v}", "exclusiveMinimum": "x <= {v}",
+                "exclusiveMaximum": "x >= {v}"}
+
+
+def _fuse_leaf(schema: Mapping[str, Any]) -> Check | None:
+    """One straight-line function for a leaf schema (type + bounds + enum ...): no closure chain.
+
+    Most properties of a status payload are such leaves ({"type": "integer", "minimum": 0}),
+    and calling one function instead of one closure per keyword is what makes the fast path fast.
+    Returns None when the schema has other keywords or only one check (nothing to fuse).
+    """
+    keywords = [k for k in schema if k in ASSERTIONS]
+    if len(keywords) < 2 or not set(keywords) <= _FUSABLE:
+        return None
+    kind = schema.get("type")
+    if kind is not None and not isinstance(kind, str):
+        return None
+    env: dict[str, Any] = {"_is_integer": _is_integer, "_is_number": _is_number}
+    lines = ["def fused(x):"]
+    if kind is not None:
+        lines.append(f"    if not {_FUSED_TYPE[kind]}: return False")
+    numeric_known = kind in ("integer", "number")
+    for i, keyword in enumerate(keywords):
+        value = schema[keyword]
+        name = f"v{i}"
+        env[name] = value
+        if keyword in _FUSED_BOUND:
+            test = _FUSED_BOUND[keyword].format(v=name)
+            guard = "" if numeric_known else "_is_number(x) and "
+            lines.append(f"    if {guard}{test}: return False")
+        elif keyword in ("minLength", "maxLength"):
+            op = "<" if keyword == "minLength" else ">"
+            lines.append(f"    if isinstance(x, str) and len(x) {op} {name}: return False")
+        elif keyword in ("const", "enum"):
+            env[name] = _value_check([value] if keyword == "const" else value)
+            lines.append(f"    if not {name}(x): return False")
+    lines.append("    return True")
+    exec("\n".join(lines), env)  # noqa: S102 - source built above from keyword templates only
+    return env["fused"]
+
+
 class Compiler:
     """Compiles one root schema; ``$ref`` may point anywhere inside it (``#`` or ``#/a/b``)."""
 
     def __init__(self, root: Any) -> None:
         self.root = root
-        self._refs: dict[str, list[Check]] = {}
+        self._refs: dict[str, list[Node]] = {}
 
-    def compile_root(self) -> Check:
+    def compile_root(self) -> Node:
         return self.compile(self.root)
 
-    def compile(self, schema: Any) -> Check:
+    def compile(self, schema: Any) -> Node:
         if schema is True:
-            return _true
+            return TRUE_NODE
         if schema is False:
-            return _false
+            return FALSE_NODE
         if not isinstance(schema, dict):
             raise SchemaShapeError(f"a schema must be an object or a boolean, got {type(schema).__name__}")
-        unknown = set(schema) - SUPPORTED
+        unknown = {str(k) for k in schema} - SUPPORTED
         if "$id" in schema and schema is not self.root:
             unknown.add("$id (nested: changes the base URI)")
         if unknown:
-            raise Unsupported(f"keyword(s) not compiled: {', '.join(sorted(map(str, unknown)))}")
-        checks: list[Check] = []
+            raise Unsupported(f"keyword(s) not compiled: {', '.join(sorted(unknown))}")
+        nodes: list[Node] = []
         for keyword, value in schema.items():
             build = _BUILDERS.get(keyword)
             if build is not None:
-                check = build(self, value, schema)
-                if check is not None:
-                    checks.append(check)
-        if "if" in schema:
-            checks.append(self._if_then_else(schema))
-        return _all(checks)
+                node = build(self, value, schema)
+                if node is not None:
+                    nodes.append(node)
+        check, explain = _all(nodes)
+        fused = _fuse_leaf(schema)
+        return (fused or check), explain
 
-    # --- keywords needing the compiler itself -------------------------------------------
-    def ref(self, value: Any, _schema: Mapping[str, Any]) -> Check:
+    def ref(self, value: Any) -> Node:
         _need(isinstance(value, str), "$ref", "a string")
         if value != "#" and not value.startswith("#/"):
             raise Unsupported(f"$ref {value!r}: only local JSON-pointer references are compiled")
@@ -159,7 +277,7 @@ class Compiler:
             holder = []
             self._refs[value] = holder  # registered before compiling: recursive refs terminate
             holder.append(self.compile(self._resolve(value)))
-        return lambda x: holder[0](x)
+        return (lambda x: holder[0][0](x)), (lambda x, path: holder[0][1](x, path))
 
     def _resolve(self, pointer: str) -> Any:
         node = self.root
@@ -173,57 +291,40 @@ class Compiler:
                 raise SchemaShapeError(f"$ref {pointer!r} does not resolve inside the schema")
         return node
 
-    def _if_then_else(self, schema: Mapping[str, Any]) -> Check:
-        cond = self.compile(schema["if"])
-        then = self.compile(schema["then"]) if "then" in schema else _true
-        other = self.compile(schema["else"]) if "else" in schema else _true
-        return lambda x: then(x) if cond(x) else other(x)
-
-    def _list(self, keyword: str, value: Any) -> list[Check]:
+    def many(self, keyword: str, value: Any) -> list[Node]:
         _need(isinstance(value, list) and len(value) > 0, keyword, "a non-empty array of schemas")
         return [self.compile(s) for s in value]
 
 
-def _all(checks: list[Check]) -> Check:
-    if not checks:
-        return _true
-    if len(checks) == 1:
-        return checks[0]
-    if len(checks) == 2:
-        a, b = checks
-        return lambda x: a(x) and b(x)
-    frozen = tuple(checks)
-
-    def every(x: Any) -> bool:
-        for c in frozen:
-            if not c(x):
-                return False
-        return True
-
-    return every
-
-
-# --- one builder per assertion keyword: (compiler, value, whole schema) -> Check | None --
-def _b_type(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check:
+# --- one builder per assertion keyword: (compiler, value, whole schema) -> Node | None -----
+def _b_type(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node:
     names = [v] if isinstance(v, str) else v
     _need(isinstance(names, list) and bool(names) and all(n in _TYPE_NAMES for n in names),
           "type", "a JSON type name or a non-empty array of them")
     if len(names) == 1:
-        return _TYPE_CHECKS[names[0]]
-    checks = tuple(_TYPE_CHECKS[n] for n in names)
-    return lambda x: any(t(x) for t in checks)
+        check = _TYPE_CHECKS[names[0]]
+    else:
+        checks = tuple(_TYPE_CHECKS[n] for n in names)
+        check = lambda x: any(t(x) for t in checks)  # noqa: E731
+    wanted = ", ".join(repr(n) for n in names)
+    return _leaf(check, "type", lambda x: f"{_short(x)} is not of type {wanted}")
 
 
-def _b_const(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check:
-    return _value_check([v])
+def _b_const(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node:
+    return _leaf(_value_check([v]), "const", lambda x: f"{_short(v)} was expected, got {_short(x)}")
 
 
-def _b_enum(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check:
+def _b_enum(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node:
     _need(isinstance(v, list), "enum", "an array")
-    return _value_check(v)
+    if len(v) > 4:
+        # The whole list would bury the offending value; show its size and first entries.
+        allowed = f"the {len(v)} allowed values ({', '.join(map(repr, v[:3]))}, ...)"
+    else:
+        allowed = repr(v)
+    return _leaf(_value_check(v), "enum", lambda x: f"{_short(x)} is not one of {allowed}")
 
 
-def _b_required(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check | None:
+def _b_required(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node | None:
     _need(isinstance(v, list) and all(isinstance(k, str) for k in v), "required", "an array of strings")
     if not v:
         return None
@@ -236,80 +337,127 @@ def _b_required(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check | None:
                     return False
         return True
 
-    return required
+    def explain(x: Any, path: tuple[Any, ...]) -> list[Error]:
+        return [Error(path, "required", f"{k!r} is a required property", k) for k in keys if k not in x]
+
+    return required, explain
 
 
-def _b_properties(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check | None:
+def _b_properties(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node | None:
     _need(isinstance(v, dict), "properties", "an object of schemas")
-    pairs = tuple((k, c.compile(sub)) for k, sub in v.items() if sub is not True)
-    if not pairs:
+    triples = tuple((k, *c.compile(sub)) for k, sub in v.items() if sub is not True)
+    if not triples:
         return None
 
     def properties(x: Any) -> bool:
         if isinstance(x, dict):
-            for k, check in pairs:
+            for k, check, _ in triples:
                 if k in x and not check(x[k]):
                     return False
         return True
 
-    return properties
+    def explain(x: Any, path: tuple[Any, ...]) -> list[Error]:
+        out: list[Error] = []
+        for k, check, expl in triples:
+            if k in x and not check(x[k]):
+                out.extend(expl(x[k], path + (k,)))
+        return out
+
+    return properties, explain
 
 
-def _b_additional(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check | None:
+def _b_additional(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node | None:
     if v is True:
         return None
     known = frozenset(s.get("properties") or ())
-    sub = c.compile(v)
+    check, expl = c.compile(v)
 
     def additional(x: Any) -> bool:
         if isinstance(x, dict):
             for k, val in x.items():
-                if k not in known and not sub(val):
+                if k not in known and not check(val):
                     return False
         return True
 
-    return additional
+    if v is False:
+        def explain(x: Any, path: tuple[Any, ...]) -> list[Error]:
+            extras = sorted((k for k in x if k not in known), key=str)
+            verb = "was" if len(extras) == 1 else "were"
+            listed = ", ".join(repr(k) for k in extras)
+            return [Error(path, "additionalProperties", f"Additional properties are not allowed ({listed} {verb} unexpected)")]
+    else:
+        def explain(x: Any, path: tuple[Any, ...]) -> list[Error]:
+            out: list[Error] = []
+            for k, val in x.items():
+                if k not in known and not check(val):
+                    out.extend(expl(val, path + (k,)))
+            return out
+
+    return additional, explain
 
 
-def _b_items(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check | None:
+def _b_items(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node | None:
     if isinstance(v, list):
         raise Unsupported("array-form 'items' (use prefixItems in Draft 2020-12)")
-    sub = c.compile(v)
-    if sub is _true:
+    check, expl = c.compile(v)
+    if check is _true:
         return None
 
     def items(x: Any) -> bool:
         if isinstance(x, list):
             for e in x:
-                if not sub(e):
+                if not check(e):
                     return False
         return True
 
-    return items
+    if v is False:
+        return _leaf(items, "items", lambda x: f"Expected at most 0 items but found {len(x)} extra: {_short(x)}")
+
+    def explain(x: Any, path: tuple[Any, ...]) -> list[Error]:
+        out: list[Error] = []
+        for i, e in enumerate(x):
+            if not check(e):
+                out.extend(expl(e, path + (i,)))
+        return out
+
+    return items, explain
 
 
-def _b_contains(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check:
-    sub = c.compile(v)
+def _b_contains(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node:
+    sub, _ = c.compile(v)
     low = s.get("minContains", 1)
     high = s.get("maxContains")
     _need(_nonneg_int(low), "minContains", "a non-negative integer")
     _need(high is None or _nonneg_int(high), "maxContains", "a non-negative integer")
 
-    def contains(x: Any) -> bool:
-        if not isinstance(x, list):
-            return True
+    def count(x: list[Any]) -> int:
         matches = 0
         for e in x:
             if sub(e):
                 matches += 1
                 if high is not None and matches > high:
-                    return False
-        return matches >= low
+                    break
+        return matches
 
-    return contains
+    def contains(x: Any) -> bool:
+        if not isinstance(x, list):
+            return True
+        matches = count(x)
+        return matches >= low and (high is None or matches <= high)
+
+    def explain(x: Any, path: tuple[Any, ...]) -> list[Error]:
+        matches = count(x)
+        if high is not None and matches > high:
+            return [Error(path, "maxContains", f"Too many items match the given schema (expected at most {high})")]
+        if matches == 0:
+            return [Error(path, "contains", f"{_short(x)} does not contain items matching the given schema")]
+        return [Error(path, "minContains", f"Too few items match the given schema (expected at least {low} "
+                                           f"but only {matches} matched)")]
+
+    return contains, explain
 
 
-def _b_unique(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check | None:
+def _b_unique(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node | None:
     _need(isinstance(v, bool), "uniqueItems", "a boolean")
     if not v:
         return None
@@ -325,68 +473,97 @@ def _b_unique(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check | None:
                     return False
         return True
 
-    return unique
+    return _leaf(unique, "uniqueItems", lambda x: f"{_short(x)} has non-unique elements")
 
 
-def _size(kind: type, low: bool) -> Callable[[Compiler, Any, Mapping[str, Any]], Check]:
-    def build(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check:
-        _need(_nonneg_int(v), "size keyword", "a non-negative integer")
+def _size(keyword: str, kind: type, low: bool, noun: str) -> Callable[[Compiler, Any, Mapping[str, Any]], Node]:
+    def build(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node:
+        _need(_nonneg_int(v), keyword, "a non-negative integer")
         if low:
-            return lambda x: not isinstance(x, kind) or len(x) >= v
-        return lambda x: not isinstance(x, kind) or len(x) <= v
+            return _leaf(lambda x: not isinstance(x, kind) or len(x) >= v, keyword,
+                         lambda x: f"{_short(x)} is too short (fewer than {v} {noun})")
+        return _leaf(lambda x: not isinstance(x, kind) or len(x) <= v, keyword,
+                     lambda x: f"{_short(x)} is too long (more than {v} {noun})")
 
     return build
 
 
-def _bound(op: str) -> Callable[[Compiler, Any, Mapping[str, Any]], Check]:
-    def build(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check:
+def _bound(op: str) -> Callable[[Compiler, Any, Mapping[str, Any]], Node]:
+    text = {"minimum": "less than the minimum of", "maximum": "greater than the maximum of",
+            "exclusiveMinimum": "less than or equal to the exclusive minimum of",
+            "exclusiveMaximum": "greater than or equal to the exclusive maximum of"}[op]
+
+    def build(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node:
         _need(_is_number(v), op, "a number")
         # Written as "not (violation)" so that a NaN instance passes exactly as in jsonschema.
         if op == "minimum":
-            return lambda x: not _is_number(x) or not x < v
-        if op == "maximum":
-            return lambda x: not _is_number(x) or not x > v
-        if op == "exclusiveMinimum":
-            return lambda x: not _is_number(x) or not x <= v
-        return lambda x: not _is_number(x) or not x >= v
+            check = lambda x: not _is_number(x) or not x < v  # noqa: E731
+        elif op == "maximum":
+            check = lambda x: not _is_number(x) or not x > v  # noqa: E731
+        elif op == "exclusiveMinimum":
+            check = lambda x: not _is_number(x) or not x <= v  # noqa: E731
+        else:
+            check = lambda x: not _is_number(x) or not x >= v  # noqa: E731
+        return _leaf(check, op, lambda x: f"{_short(x)} is {text} {v!r}")
 
     return build
 
 
-def _b_all_of(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check:
-    return _all(c._list("allOf", v))
+def _b_all_of(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node:
+    return _all(c.many("allOf", v))
 
 
-def _b_any_of(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check:
-    checks = tuple(c._list("anyOf", v))
-    return lambda x: any(ch(x) for ch in checks)
+def _b_any_of(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node:
+    checks = tuple(ch for ch, _ in c.many("anyOf", v))
+    return _leaf(lambda x: any(ch(x) for ch in checks), "anyOf",
+                 lambda x: f"{_short(x)} is not valid under any of the given schemas")
 
 
-def _b_one_of(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check:
-    checks = tuple(c._list("oneOf", v))
-    return lambda x: sum(1 for ch in checks if ch(x)) == 1
+def _b_one_of(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node:
+    checks = tuple(ch for ch, _ in c.many("oneOf", v))
+
+    def message(x: Any) -> str:
+        n = sum(1 for ch in checks if ch(x))
+        return (f"{_short(x)} is not valid under any of the given schemas" if n == 0
+                else f"{_short(x)} is valid under {n} of the given schemas, exactly one is allowed")
+
+    return _leaf(lambda x: sum(1 for ch in checks if ch(x)) == 1, "oneOf", message)
 
 
-def _b_not(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check:
-    sub = c.compile(v)
-    return lambda x: not sub(x)
+def _b_not(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node:
+    sub, _ = c.compile(v)
+    return _leaf(lambda x: not sub(x), "not", lambda x: f"{_short(x)} should not be valid under {_short(v)}")
+
+
+def _b_if(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node:
+    cond, _ = c.compile(v)
+    then_check, then_explain = c.compile(s["then"]) if "then" in s else TRUE_NODE
+    else_check, else_explain = c.compile(s["else"]) if "else" in s else TRUE_NODE
+
+    def check(x: Any) -> bool:
+        return then_check(x) if cond(x) else else_check(x)
+
+    def explain(x: Any, path: tuple[Any, ...]) -> list[Error]:
+        return then_explain(x, path) if cond(x) else else_explain(x, path)
+
+    return check, explain
 
 
 def _b_noop(c: Compiler, v: Any, s: Mapping[str, Any]) -> None:
     return None
 
 
-def _b_ref(c: Compiler, v: Any, s: Mapping[str, Any]) -> Check:
-    return c.ref(v, s)
+def _b_ref(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node:
+    return c.ref(v)
 
 
-def _b_min_contains(c: Compiler, v: Any, s: Mapping[str, Any]) -> None:
+def _b_contains_bound(c: Compiler, v: Any, s: Mapping[str, Any]) -> None:
     # Evaluated together with "contains"; on its own it has no effect.
     _need(_nonneg_int(v), "minContains/maxContains", "a non-negative integer")
     return None
 
 
-_BUILDERS: dict[str, Callable[[Compiler, Any, Mapping[str, Any]], Check | None]] = {
+_BUILDERS: dict[str, Callable[[Compiler, Any, Mapping[str, Any]], Node | None]] = {
     "type": _b_type,
     "const": _b_const,
     "enum": _b_enum,
@@ -396,15 +573,15 @@ _BUILDERS: dict[str, Callable[[Compiler, Any, Mapping[str, Any]], Check | None]]
     "$ref": _b_ref,
     "items": _b_items,
     "contains": _b_contains,
-    "minContains": _b_min_contains,
-    "maxContains": _b_min_contains,
+    "minContains": _b_contains_bound,
+    "maxContains": _b_contains_bound,
     "uniqueItems": _b_unique,
-    "minItems": _size(list, True),
-    "maxItems": _size(list, False),
-    "minLength": _size(str, True),
-    "maxLength": _size(str, False),
-    "minProperties": _size(dict, True),
-    "maxProperties": _size(dict, False),
+    "minItems": _size("minItems", list, True, "items"),
+    "maxItems": _size("maxItems", list, False, "items"),
+    "minLength": _size("minLength", str, True, "characters"),
+    "maxLength": _size("maxLength", str, False, "characters"),
+    "minProperties": _size("minProperties", dict, True, "properties"),
+    "maxProperties": _size("maxProperties", dict, False, "properties"),
     "minimum": _bound("minimum"),
     "maximum": _bound("maximum"),
     "exclusiveMinimum": _bound("exclusiveMinimum"),
@@ -413,52 +590,22 @@ _BUILDERS: dict[str, Callable[[Compiler, Any, Mapping[str, Any]], Check | None]]
     "anyOf": _b_any_of,
     "oneOf": _b_one_of,
     "not": _b_not,
-    # if/then/else are assembled once per schema in Compiler.compile.
-    "if": _b_noop,
+    "if": _b_if,
+    # then/else are read by "if"; without an "if" they do nothing.
     "then": _b_noop,
     "else": _b_noop,
 }
 
 
-def compile_root_parts(schema: dict[str, Any]) -> tuple[Check, list[tuple[str, Any, Check, Any]]]:
-    """Compile ``schema`` whole and split into independently checkable parts.
-
-    Each part is ``(kind, key, check, subschema)``: kind ``"property"`` (key = property
-    name; check and subschema apply to that property's value), ``"allOf"`` (key = index),
-    or ``"keyword"`` (key = the root keyword; subschema holds just that keyword and the
-    siblings it depends on).  The engine hands only failing parts to jsonschema, which
-    is much cheaper than a full ``iter_errors`` over the payload.
-    """
-    compiler = Compiler(schema)
-    whole = compiler.compile_root()
-    parts: list[tuple[str, Any, Check, Any]] = []
-    props = schema.get("properties") or {}
-    for keyword, value in schema.items():
-        if keyword in ANNOTATIONS or keyword in ("then", "else", "minContains", "maxContains"):
-            continue
-        if keyword == "properties":
-            for name, sub in value.items():
-                parts.append(("property", name, compiler.compile(sub), sub))
-            continue
-        if keyword == "allOf":
-            for i, sub in enumerate(value):
-                parts.append(("allOf", i, compiler.compile(sub), sub))
-            continue
-        if keyword == "if":
-            sub = {k: schema[k] for k in ("if", "then", "else") if k in schema}
-        elif keyword == "contains":
-            sub = {k: schema[k] for k in ("contains", "minContains", "maxContains") if k in schema}
-        elif keyword == "additionalProperties":
-            sub = {"properties": {k: True for k in props}, "additionalProperties": value}
-        else:
-            sub = {keyword: value}
-        parts.append(("keyword", keyword, compiler.compile(sub), sub))
-    return whole, parts
+def compile_node(schema: Any) -> Node:
+    """Compile ``schema`` to ``(check, explain)``; raises Unsupported or SchemaShapeError."""
+    return Compiler(schema).compile_root()
 
 
 def compile_schema(schema: Any) -> Check:
     """Compile ``schema`` to a validity predicate; raises Unsupported or SchemaShapeError."""
-    return Compiler(schema).compile_root()
+    return compile_node(schema)[0]
 
 
-__all__ = ["Check", "SUPPORTED", "SchemaShapeError", "Unsupported", "compile_root_parts", "compile_schema", "json_equal"]
+__all__ = ["Check", "Error", "Explain", "Node", "SUPPORTED", "SchemaShapeError", "Unsupported",
+           "compile_node", "compile_schema", "json_equal"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ._compiler import SchemaShapeError, Unsupported, compile_root_parts
+from ._compiler import SchemaShapeError, Unsupported, compile_node
 
 #: Every tag the engine emits, in the order reports list them.
 TAGS: tuple[str, ...] = (
@@ -78,6 +78,10 @@ def json_path(parts: Iterable[Any], root: str = "$") -> str:
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _clip(message: str, limit: int = 240) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 def _type_name(value: Any) -> str:
@@ -201,6 +205,7 @@ class Contract:
         if not isinstance(required, list) or not all(isinstance(k, str) for k in required):
             raise ContractLoadError(f"schema {schema_source}: 'required' must be an array of strings")
         self.mandatory_keys: tuple[str, ...] = tuple(required)
+        self._mandatory_set = frozenset(required)
 
         self._read_manifest()
         self._jsonschema_validator: Any = None
@@ -382,16 +387,15 @@ class Contract:
             self._drift(where, "schema enum lists the manifest's tokens in a different order", source="schema")
 
     def _build_fast_path(self) -> Callable[[Any], bool]:
-        self._parts: list[tuple[str, Any, Callable[[Any], bool], Any]] | None = None
+        self._explain: Callable[[Any, tuple[Any, ...]], list[Any]] | None = None
         try:
-            whole, self._parts = compile_root_parts(self.schema)
-            return whole
+            check, self._explain = compile_node(self.schema)
+            return check
         except SchemaShapeError as exc:
             raise ContractLoadError(f"schema {self.schema_source} is not a valid JSON Schema: {exc}") from None
         except Unsupported:
             # The schema is fine but uses keywords the compiler lacks: jsonschema decides alone.
-            validator = self._validator()
-            return validator.is_valid
+            return self._validator().is_valid
 
     def _validator(self) -> Any:
         """The jsonschema validator, built (and the schema checked) on first use only: cold start."""
@@ -473,36 +477,20 @@ class Contract:
         except RecursionError:
             return [Finding("SCHEMA", "$", "payload is nested too deeply to check")]
 
-    def _schema_errors(self, payload: dict[str, Any]) -> Iterable[tuple[list[Any], Any]]:
-        """(path prefix, jsonschema error) pairs; only the failing parts go through jsonschema."""
-        validator = self._validator()
-        if self._parts is None:
-            return (([], err) for err in validator.iter_errors(payload))
-        found: list[tuple[list[Any], Any]] = []
-        for kind, key, check, sub in self._parts:
-            if kind == "property":
-                if key in payload and not check(payload[key]):
-                    found += [([key], e) for e in validator.evolve(schema=sub).iter_errors(payload[key])]
-            elif kind == "keyword" and key == "required":
-                continue  # a missing mandatory key is reported once, as [CSP-MIN]
-            elif not check(payload):
-                found += [([], e) for e in validator.evolve(schema=sub).iter_errors(payload)]
-        return found
-
     def _schema_findings(self, payload: dict[str, Any]) -> list[Finding]:
+        """[SCHEMA] findings: from the compiled explainer, or jsonschema for schemas it cannot compile."""
+        mandatory = self._mandatory_set
         out = []
-        for prefix, err in self._schema_errors(payload):
-            if err.validator == "required" and not prefix and list(err.schema_path) == ["required"]:
+        if self._explain is not None:
+            for err in self._explain(payload, ()):
+                if err.keyword == "required" and not err.path and err.detail in mandatory:
+                    continue  # reported once, as [CSP-MIN]
+                out.append(Finding("SCHEMA", json_path(err.path), f"{_clip(err.message)} ({err.keyword})"))
+            return out
+        for err in self._validator().iter_errors(payload):
+            if err.validator == "required" and list(err.schema_path) == ["required"]:
                 continue  # reported as [CSP-MIN]
-            message = err.message
-            if err.validator == "enum" and isinstance(err.validator_value, list) and len(err.validator_value) > 4:
-                # jsonschema prints the whole enum; a long token list buries the offending value.
-                message = (f"{_short(err.instance)} is not one of the {len(err.validator_value)} allowed values "
-                           f"({', '.join(map(repr, err.validator_value[:3]))}, ...)")
-            if len(message) > 240:
-                message = message[:237] + "..."
-            out.append(Finding("SCHEMA", json_path(prefix + list(err.absolute_path)),
-                               f"{message} ({err.validator})"))
+            out.append(Finding("SCHEMA", json_path(err.absolute_path), f"{_clip(err.message)} ({err.validator})"))
         return out
 
     def _semantic(self, p: dict[str, Any], out: list[Finding]) -> None:
