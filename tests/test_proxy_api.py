@@ -29,7 +29,7 @@ class _Echo(socketserver.BaseRequestHandler):
 def echo_upstream() -> Iterator[str]:
     srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
     srv.daemon_threads = True
-    thread = threading.Thread(target=srv.serve_forever, name="test-echo", daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), name="test-echo", daemon=True)
     thread.start()
     yield f"127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()

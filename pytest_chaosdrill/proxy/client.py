@@ -30,6 +30,7 @@ class ProxyClient:
         self._session = requests.Session()
 
     def close(self) -> None:
+        """Close the HTTP session."""
         self._session.close()
 
     def __enter__(self) -> "ProxyClient":
@@ -55,6 +56,7 @@ class ProxyClient:
             return resp.text
 
     def version(self) -> str:
+        """The server's version string."""
         data = self._request("GET", "/version")
         return data["version"] if isinstance(data, dict) else str(data)
 
@@ -63,34 +65,42 @@ class ProxyClient:
         return self._request("POST", "/proxies", {"name": name, "upstream": upstream, "listen": listen, "enabled": enabled})
 
     def proxies(self) -> dict[str, dict[str, Any]]:
+        """Every proxy's JSON, by name."""
         return self._request("GET", "/proxies")
 
     def proxy(self, name: str) -> dict[str, Any]:
+        """One proxy's JSON (with its toxics)."""
         return self._request("GET", f"/proxies/{name}")
 
     def delete_proxy(self, name: str) -> None:
+        """Delete a proxy and close its connections."""
         self._request("DELETE", f"/proxies/{name}")
 
     def set_enabled(self, proxy: str, enabled: bool) -> dict[str, Any]:
+        """Enable, or disable (refuse new and close existing connections), a proxy."""
         return self._request("POST", f"/proxies/{proxy}", {"enabled": bool(enabled)})
 
     def add_toxic(self, proxy: str, type: str, *, stream: str = "downstream", toxicity: float = 1.0,
                   name: str | None = None, **attributes: Any) -> Toxic:
+        """Add a toxic; the name defaults to ``<type>_<stream>``."""
         body: dict[str, Any] = {"type": type, "stream": stream, "toxicity": toxicity, "attributes": attributes}
         if name is not None:
             body["name"] = name
         return Toxic.from_json(self._request("POST", f"/proxies/{proxy}/toxics", body))
 
     def update_toxic(self, proxy: str, name: str, toxicity: float | None = None, **attributes: Any) -> Toxic:
+        """Change some attributes (and/or the toxicity) of a toxic."""
         body: dict[str, Any] = {"attributes": attributes}
         if toxicity is not None:
             body["toxicity"] = toxicity
         return Toxic.from_json(self._request("POST", f"/proxies/{proxy}/toxics/{name}", body))
 
     def remove_toxic(self, proxy: str, name: str) -> None:
+        """Remove a toxic; data it held flows on."""
         self._request("DELETE", f"/proxies/{proxy}/toxics/{name}")
 
     def toxics(self, proxy: str) -> list[Toxic]:
+        """The proxy's toxics, in the order they act."""
         return [Toxic.from_json(t) for t in self._request("GET", f"/proxies/{proxy}/toxics")]
 
     def counters(self, proxy: str) -> dict[str, Any]:
@@ -98,6 +108,7 @@ class ProxyClient:
         return self._request("GET", f"/proxies/{proxy}/counters")
 
     def toxic_counters(self, proxy: str, name: str) -> dict[str, Any]:
+        """chaosdrill extension: one toxic's counters."""
         return self._request("GET", f"/proxies/{proxy}/toxics/{name}/counters")
 
     def wait_toxic_acted(self, proxy: str, name: str, timeout: float) -> dict[str, Any]:

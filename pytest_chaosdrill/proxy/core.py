@@ -54,6 +54,7 @@ def _is_ip(host: str) -> bool:
 
 
 def format_address(host: str, port: int) -> str:
+    """"host:port", with brackets around an IPv6 host."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
@@ -138,6 +139,7 @@ class Link:
         self.toxic_free = not any(self.applies.values())
 
     def forget(self, name: str) -> None:
+        """The toxic was removed: stop applying it and cancel its timer."""
         self.applies.pop(name, None)
         timer = self.timers.pop(name, None)
         if timer:
@@ -167,6 +169,7 @@ class Link:
 
     # -- tasks ---------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the reader and writer tasks."""
         loop = asyncio.get_running_loop()
         self.tasks = [loop.create_task(self._read_loop()), loop.create_task(self._write_loop())]
 
@@ -364,12 +367,14 @@ class Connection:
         self.closed = False
 
     def start(self) -> None:
+        """Roll the proxy's toxics for this connection and start both links."""
         for st in self.proxy.toxics.values():
             self.links[st.spec.stream].roll(st)
         for link in self.links.values():
             link.start()
 
     def link_done(self) -> None:
+        """One link delivered its EOF; close once both have."""
         if all(link.done for link in self.links.values()):
             self.close(reason="both sides closed")
 
@@ -423,6 +428,7 @@ class ProxyRuntime:
 
     # -- lifecycle -----------------------------------------------------------------------
     async def enable(self) -> None:
+        """Listen (ListenError if the address cannot be bound)."""
         if self.enabled:
             return
         try:
@@ -484,6 +490,7 @@ class ProxyRuntime:
 
     # -- toxics --------------------------------------------------------------------------
     def add_toxic(self, toxic: Toxic) -> ToxicState:
+        """Install a validated toxic on this proxy and on its open connections."""
         if toxic.name in self.toxics:
             raise ToxicExists(f"toxic already exists: {toxic.name!r} on proxy {self.name!r}")
         st = ToxicState(toxic)
@@ -493,12 +500,14 @@ class ProxyRuntime:
         return st
 
     def get_toxic(self, name: str) -> ToxicState:
+        """The installed toxic ``name`` (ToxicNotFound otherwise)."""
         try:
             return self.toxics[name]
         except KeyError:
             raise ToxicNotFound(f"toxic not found: {name!r} on proxy {self.name!r}") from None
 
     def update_toxic(self, name: str, attributes: dict[str, Any], toxicity: Any = None) -> ToxicState:
+        """Overlay attributes (and toxicity) on an installed toxic."""
         st = self.get_toxic(name)
         attrs = validate_attributes(st.spec.type, attributes, base=st.spec.attributes)
         tox = st.spec.toxicity if toxicity is None else validate_toxicity(toxicity)
@@ -510,6 +519,7 @@ class ProxyRuntime:
         return st
 
     def remove_toxic(self, name: str) -> None:
+        """Uninstall a toxic; links it held resume, its final counters are kept."""
         st = self.get_toxic(name)
         del self.toxics[name]
         st.removed = True
@@ -519,6 +529,7 @@ class ProxyRuntime:
         self.removed_toxics.append(st.counters.to_dict())
 
     def counters(self) -> dict[str, Any]:
+        """Proxy, direction and toxic counters as one JSON-able dict."""
         data = self.stats.to_dict()
         data["proxy"] = self.name
         data["enabled"] = self.enabled
@@ -527,6 +538,7 @@ class ProxyRuntime:
         return data
 
     def to_json(self) -> dict[str, Any]:
+        """Toxiproxy's JSON shape for a proxy."""
         return {
             "name": self.name,
             "listen": self.listen,
@@ -543,6 +555,7 @@ class Hub:
         self.proxies: dict[str, ProxyRuntime] = {}
 
     def get(self, name: str) -> ProxyRuntime:
+        """The proxy ``name`` (ProxyNotFound otherwise)."""
         try:
             return self.proxies[name]
         except KeyError:

@@ -115,6 +115,7 @@ class ProxyServer:
 
     @property
     def running(self) -> bool:
+        """True between start() and stop()."""
         return self._thread is not None
 
     @property
@@ -148,9 +149,11 @@ class ProxyServer:
         return FaultProxy(self, name)
 
     def proxies(self) -> dict[str, "FaultProxy"]:
+        """Handles on every proxy, by name."""
         return {name: FaultProxy(self, name) for name in self.call(lambda hub: list(hub.proxies))}
 
     def delete_proxy(self, name: str) -> None:
+        """Close the proxy's listener and connections and forget it."""
         self.call(lambda hub: hub.delete_proxy(name))
 
     def reset(self) -> None:
@@ -173,10 +176,12 @@ class FaultProxy:
 
     @property
     def listen_host(self) -> str:
+        """Host the proxy listens on (as bound)."""
         return self._server.call(lambda hub: hub.get(self.name).listen_host)
 
     @property
     def listen_port(self) -> int:
+        """Port the proxy listens on (the real one when 0 was asked)."""
         return self._server.call(lambda hub: hub.get(self.name).listen_port)
 
     @property
@@ -186,10 +191,12 @@ class FaultProxy:
 
     @property
     def upstream(self) -> str:
+        """Where the proxy connects to, "host:port"."""
         return self._info()["upstream"]
 
     @property
     def enabled(self) -> bool:
+        """Whether the proxy listens and passes traffic."""
         return self._info()["enabled"]
 
     @enabled.setter
@@ -212,6 +219,7 @@ class FaultProxy:
         self._server.call(lambda hub: hub.get(self.name).remove_toxic(name))
 
     def toxics(self) -> list[Toxic]:
+        """Snapshots of the current toxics, in the order they act."""
         return self._server.call(lambda hub: [st.spec.copy() for st in hub.get(self.name).toxics.values()])
 
     def counters(self) -> dict[str, Any]:
@@ -219,6 +227,7 @@ class FaultProxy:
         return self._server.call(lambda hub: hub.get(self.name).counters())
 
     def toxic_counters(self, name: str) -> dict[str, Any]:
+        """Counters of one toxic (ToxicNotFound if it is not installed)."""
         return self._server.call(lambda hub: hub.get(self.name).get_toxic(name).counters.to_dict())
 
     def wait_toxic_acted(self, name: str, timeout: float) -> dict[str, Any]:
