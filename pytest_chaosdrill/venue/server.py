@@ -13,7 +13,8 @@ from typing import Any, Awaitable, Callable, TypeVar
 from aiohttp import WSMsgType, web
 
 from .control import VenueControl, add_control_routes
-from .core import CLOSE_GOING_AWAY, Conn, VenueCore
+from .conn import CLOSE_GOING_AWAY, Conn
+from .core import VenueCore
 from .faults import stamp
 from .market import INSTRUMENTS, fmt
 from .orders import now_ms
@@ -176,7 +177,10 @@ async def _serve_ws(request: web.Request, kind: str) -> web.WebSocketResponse:
                 continue
             if msg.data == "ping":
                 # pong goes through the same queue as data: it is lagged (order kept) but never frozen
-                core.send_public(conn, "pong") if kind == "public" else conn.send("pong")
+                if kind == "public":
+                    core.send_public(conn, "pong")
+                else:
+                    conn.send("pong")
                 continue
             try:
                 parsed = json.loads(msg.data)
