@@ -322,6 +322,19 @@ def test_wrong_types_everywhere_do_not_raise(contract: Contract) -> None:
     assert {"SCHEMA", "ENUM", "LATCH"} <= tags(contract.check(payload, strict=True))
 
 
+def test_deeply_nested_values_do_not_raise(contract: Contract) -> None:
+    deep: Any = "leaf"
+    for _ in range(5000):
+        deep = [deep]
+    payload = golden("wal_backpressure")
+    payload["mode_reasons"] = deep
+    payload["owner_view"]["unblock"] = [deep]
+    findings = contract.check(payload, strict=True)
+    assert all(f.tag in TAGS for f in findings)
+    assert ("TIER", "$.mode_reasons[0]") in [(f.tag, f.path) for f in findings]
+    assert ("SCHEMA", "$.owner_view.unblock[0]") in [(f.tag, f.path) for f in findings]
+
+
 # --- API ------------------------------------------------------------------------------------
 def test_finding_str_and_grouping() -> None:
     f = Finding("CSP-MIN", "$.build_id", "mandatory key is missing")

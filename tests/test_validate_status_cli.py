@@ -129,6 +129,12 @@ def test_glob_expands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     assert code == 0 and "2 checked, 2 valid" in out
 
 
+def test_several_paths_after_one_file_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    # What an unquoted glob looks like after the shell expanded it.
+    code, out, _ = run_cli(capsys, "--file", str(FIXTURES / "ws_book_gap.json"), str(FIXTURES / "ws_trades_gap.json"))
+    assert code == 0 and "2 checked, 2 valid" in out
+
+
 def test_invalid_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text('{"trading_mode": ')

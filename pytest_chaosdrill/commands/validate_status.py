@@ -27,11 +27,12 @@ class SetupError(Exception):
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the validate-status options to ``parser``."""
-    parser.add_argument("--file", action="append", default=[], metavar="PATH",
+    # action="extend" with nargs="+": repeatable, and an unquoted glob the shell expanded still works.
+    parser.add_argument("--file", action="extend", nargs="+", default=[], metavar="PATH",
                         help="status payload JSON file; repeatable; quoted globs ('dir/*.json') are expanded")
-    parser.add_argument("--url", action="append", default=[], metavar="URL",
+    parser.add_argument("--url", action="extend", nargs="+", default=[], metavar="URL",
                         help="fetch the payload from a live /api/v1/status endpoint; repeatable")
-    parser.add_argument("--timeline", action="append", default=[], metavar="FILE.jsonl",
+    parser.add_argument("--timeline", action="extend", nargs="+", default=[], metavar="FILE.jsonl",
                         help="JSON Lines file of payloads or sample records {'status': ..., 'i', 'mono', "
                              "'utc', 'error'}; repeatable")
     parser.add_argument("--schema", default=None, help="JSON Schema file (default: bundled min schema)")

@@ -19,6 +19,7 @@ verdict and the (path, keyword) list of errors.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+import reprlib
 from typing import Any, NamedTuple
 
 Check = Callable[[Any], bool]
@@ -69,8 +70,13 @@ class SchemaShapeError(ValueError):
     """A known keyword has a value that no valid Draft 2020-12 schema could have."""
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 4, 60, 60, 8, 6
+
+
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    """repr() for messages: bounded in length and nesting (a deep value cannot blow the stack)."""
+    text = _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+import reprlib
 from typing import Any, Callable
 
 from ._compiler import SchemaShapeError, Unsupported, compile_node
@@ -75,8 +76,13 @@ def json_path(parts: Iterable[Any], root: str = "$") -> str:
     return "".join(out)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 4, 60, 60, 8, 6
+
+
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    """repr() for messages: bounded in length and nesting (a deep value cannot blow the stack)."""
+    text = _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
