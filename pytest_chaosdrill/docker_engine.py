@@ -431,6 +431,17 @@ class DockerEngine:
             ids[service or cid[:12]] = cid
         return ids
 
+    def compose_network(self, project: str, network: str = "core") -> str:
+        """Engine name of a compose project's network (``core`` is the one a drill cuts); looked up
+        by compose's labels because compose v1 and v2 normalise project names differently."""
+        out = self._docker("network", "ls", "--filter", f"label={COMPOSE_PROJECT_KEY}={project}",
+                           "--filter", f"label=com.docker.compose.network={network}", "--format", "{{.Name}}").stdout
+        names = _lines(out)
+        if len(names) != 1:
+            raise DockerError(["network", "ls", project, network], None, "",
+                              f"expected one network {network!r} in project {project!r}, found {names}")
+        return names[0]
+
     # -- reading state ------------------------------------------------------------------------
     def inspect(self, container: str) -> dict[str, Any]:
         """``docker inspect`` of one container."""

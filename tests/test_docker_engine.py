@@ -101,6 +101,19 @@ def test_engine_available_daemon_unreachable(monkeypatch: pytest.MonkeyPatch, tm
     assert ok is False and "not reachable" in reason, reason
 
 
+def test_engine_available_without_permission() -> None:
+    ok, _ = engine_available()
+    if not ok or os.getuid() != 0 or not Path("/usr/bin/setpriv").exists():
+        pytest.skip("needs a running engine, root and setpriv to drop to an unprivileged user")
+    proc = subprocess.run(
+        ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+         "from pytest_chaosdrill.docker_engine import engine_available; print(engine_available())"],
+        capture_output=True, text=True, timeout=60, cwd="/")
+    if proc.returncode != 0:  # e.g. the venv lives under a folder nobody may not enter
+        pytest.skip(f"the unprivileged user cannot run this interpreter: {proc.stderr.strip()[-200:]}")
+    assert "(False, 'no permission" in proc.stdout, proc.stdout
+
+
 def test_parse_time_handles_docker_formats() -> None:
     t = de._parse_time("2026-11-23T16:23:40.346478587Z")
     assert t is not None and t.microsecond == 346478 and t.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
@@ -302,12 +315,14 @@ def test_compose_up_serves_venue_and_target_and_down_leaves_nothing(
         assert all(b["HostIp"] == "127.0.0.1" for v in bindings.values() if v for b in v)
 
     # The drill's network cut: target off `core`, still sampled by the host.
-    proof = engine.network_disconnect(f"{project}_core", ids["target"])
+    core = engine.compose_network(project, "core")
+    assert core == f"{project}_core"
+    proof = engine.network_disconnect(core, ids["target"])
     assert proof["proven"] is True
     assert _http_ok(target_health)
     probe = ["python3", "-c", "import urllib.request as u; u.urlopen('http://venue:8900/api/v5/public/time', timeout=2)"]
     assert engine.exec(ids["target"], probe, timeout=20).returncode != 0
-    back = engine.network_connect(f"{project}_core", ids["target"])
+    back = engine.network_connect(core, ids["target"])
     assert back["proven"] is True
 
     # The bind mounts carry the ops channel both ways: STOP in, run_manifest.json out, and the
