@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import reprlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-import reprlib
 from typing import Any, Callable
 
 from ._compiler import SchemaShapeError, Unsupported, compile_node
