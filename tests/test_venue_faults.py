@@ -127,6 +127,16 @@ def test_freeze_is_silence_on_a_live_socket(venue: VenueServer) -> None:
         assert not [r for r in venue.control.faults() if r.kind == "freeze"][0].active
 
 
+def test_freeze_of_one_channel_leaves_the_other_flowing(venue: VenueServer) -> None:
+    with subscribe(venue.ws_public_url, "books", "trades") as ws:
+        rec = venue.control.freeze(channels=["trades"])
+        venue.control.wait_landed(rec, 2)
+        ws.collect(0.05)
+        msgs = ws.collect(0.3)
+        assert not [m for m in msgs if is_data("trades")(m)]
+        assert len([m for m in msgs if is_data("books")(m)]) >= 3
+
+
 def _delays_ms(ws: WsProbe, n: int) -> list[float]:
     out = []
     while len(out) < n:
