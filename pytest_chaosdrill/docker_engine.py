@@ -563,6 +563,22 @@ class DockerEngine:
         })
         return proof
 
+    def wait_exit(self, container: str, timeout: float) -> int | None:
+        """Wait for the container to stop running; its ExitCode, or None on the deadline."""
+        try:
+            return int(self.wait_for(container, lambda d: not d["State"].get("Running"), timeout=timeout,
+                                     what="exit")["State"]["ExitCode"])
+        except TimeoutError:
+            return None
+
+    def stop(self, container: str, grace_s: int = 10) -> dict[str, Any]:
+        """``docker stop``: SIGTERM, then SIGKILL after ``grace_s``; proof: not running, with the
+        exit code the engine recorded (143 for a clean SIGTERM death, 137 if it had to be killed)."""
+        self._docker("stop", "-t", str(grace_s), container, timeout=self.timeout + grace_s)
+        proof = self._state_proof(self.inspect(container))
+        proof.update({"action": "stop", "proven": proof["running"] is False})
+        return proof
+
     def start(self, container: str, timeout: float = 30.0) -> dict[str, Any]:
         """Start a stopped container; proof: Running true with a new StartedAt (and Pid)."""
         before = self.inspect(container)["State"]

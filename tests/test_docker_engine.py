@@ -167,6 +167,10 @@ def test_sigterm_reaches_the_process(engine: DockerEngine, image: str) -> None:
     proof = engine.kill(cid, "TERM")
     # With tini as PID 1 the signal reaches Python, which dies of it: 128 + 15.
     assert proof["proven"] is True and proof["exit_code"] == 143
+    assert engine.wait_exit(cid, timeout=5) == 143
+    engine.start(cid)
+    stopped = engine.stop(cid, grace_s=5)
+    assert stopped["proven"] is True and stopped["exit_code"] == 143
 
 
 def test_pause_freezes_and_unpause_thaws(engine: DockerEngine, image: str) -> None:
@@ -276,7 +280,8 @@ def test_sigterm_to_the_runner_still_tears_down(image: str, tmp_path: Path) -> N
 
 
 def _image_has(image: str, *command: str) -> bool:
-    proc = subprocess.run(["docker", "run", "--rm", "--label", de.MANAGED_LABEL, image, "chaosdrill", *command, "--help"],
+    proc = subprocess.run(["docker", "run", "--rm", "--label", de.MANAGED_LABEL, "--label", f"{de.RUN_ID_KEY}=probe-{os.getpid()}",
+                           image, "chaosdrill", *command, "--help"],
                           capture_output=True, timeout=60)
     return proc.returncode == 0
 
