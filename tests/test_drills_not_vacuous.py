@@ -1,0 +1,97 @@
+"""Drills are not vacuous: each buggy variant of the reference target (tests/variants/, one bug each) makes
+the matching drill FAIL for the right reason, while the same drills PASS against the unmodified target
+started through the same launcher.
+
+Every run is a separate pytest process (pytester) holding only the drill involved, so a variant costs one
+drill. The verdict and reason are read from the evidence (meta.json), and the reason must name the check
+or contract tag that catches the bug: a FAIL for any other reason does not count.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIANTS_DIR = ROOT / "tests" / "variants"
+LAUNCHER = VARIANTS_DIR / "launch.py"
+DRILLS = ROOT / "drills"
+TEST_MODULE = "def test_drill(drill_run):\n    drill_run.execute()\n"
+
+
+@dataclass(frozen=True)
+class Case:
+    bug: str
+    drill: str
+    group: str  # evidence group: phase2 | ops
+    reason: tuple[str, ...]  # fragments the FAIL reason must contain (the check / tag and its finding)
+
+
+CASES = [
+    Case("latch_never_set_on_gap", "drill_5_ws_book_gap", "phase2",
+         ("latch_set_with: no status sample after the trigger has the latch set with WS_BOOK_GAP_RECONCILE_REQUIRED",)),
+    Case("latch_cleared_on_timer", "drill_2_market_data_stale", "phase2",
+         ("latch_clears_only_after_reconcile: latch cleared at sample", "while the fault was still active")),
+    Case("active_while_latched", "drill_5_ws_book_gap", "phase2",
+         ("status samples violate the contract", "DECISION-A")),
+    Case("open_while_latched", "drill_5_ws_book_gap", "phase2",
+         ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked")),
+    Case("mode_reasons_out_of_order", "drill_7_session_termination", "phase2",
+         ("status samples violate the contract", "ORDER")),
+    Case("stop_recorded_as_completed", "ops_c2_1_stop", "ops",
+         ("run_manifest_fields: status='completed' (expected 'interrupted')",)),
+    Case("connection_errors_not_counted", "ops_c2_3_degradation", "ops",
+         ("fingerprint_error_gate: mid-run fingerprint", "error_count=0, error_events=0")),
+    Case("duplicate_dispatch_after_restart", "drill_4_crash_restart", "phase2",
+         ("no_duplicate_dispatch:", "client order id(s) reached the venue twice")),
+]
+
+
+def write_target(pytester: pytest.Pytester, bug: str) -> Path:
+    """The variant's target file, with the launcher path made absolute (the drill runs in a temp dir)."""
+    src = VARIANTS_DIR / f"{bug}.yaml"
+    text = src.read_text(encoding="utf-8")
+    assert '"tests/variants/launch.py"' in text, f"{src}: launcher path not found"
+    out = pytester.path / f"target_{bug}.yaml"
+    out.write_text(text.replace('"tests/variants/launch.py"', json.dumps(str(LAUNCHER))), encoding="utf-8")
+    return out
+
+
+def run_drills(pytester: pytest.Pytester, bug: str, drills: list[str]) -> pytest.RunResult:
+    """Run ``drills`` (copied from drills/) against the variant ``bug`` in a separate pytest process."""
+    d = pytester.path / "mydrills"
+    d.mkdir()
+    for drill in drills:
+        shutil.copy(DRILLS / f"{drill}.yaml", d)
+    pytester.makepyfile(test_drills=TEST_MODULE)
+    target = write_target(pytester, bug)
+    # "--opt=value" forms: a bare path argument would take part in pytest's rootdir choice.
+    return pytester.runpytest_subprocess(f"--chaosdrill-drills={d}", f"--chaosdrill-target={target}",
+                                         f"--chaosdrill-evidence-dir={pytester.path / 'evidence'}",
+                                         "-p", "no:cacheprovider", timeout=170)
+
+
+def meta_of(pytester: pytest.Pytester, group: str, drill: str) -> dict:
+    (run,) = list((pytester.path / "evidence" / "runs").iterdir())
+    return json.loads((run / group / drill / "meta.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.bug for c in CASES])
+def test_variant_fails_its_drill(pytester: pytest.Pytester, case: Case) -> None:
+    result = run_drills(pytester, case.bug, [case.drill])
+    out = result.stdout.str()
+    assert f"okx_demo_api variant: {case.bug}" in "".join(
+        p.read_text(errors="replace") for p in pytester.path.rglob("target.start*.log")), "variant not launched"
+    meta = meta_of(pytester, case.group, case.drill)
+    assert meta["verdict"] == "FAIL", f"{case.bug}: verdict {meta['verdict']}: {meta.get('reason')}\n{out[-3000:]}"
+    for fragment in case.reason:
+        assert fragment in meta["reason"], f"{case.bug}: {fragment!r} not in reason: {meta['reason']}"
+    result.assert_outcomes(failed=1)
+    assert f"drill {case.drill} FAILED" in out
+    for fragment in case.reason:
+        assert fragment in out, f"{case.bug}: {fragment!r} not printed"
