@@ -447,3 +447,70 @@ def test_deleting_a_proxy_leaves_no_task(server: ProxyServer, upstream: Upstream
     finally:
         for sock in socks:
             sock.close()
+
+
+def test_concurrent_toxic_changes_under_traffic(server: ProxyServer, upstream: Upstream) -> None:
+    """Toxics added, updated and removed from two threads while traffic flows: afterwards no
+    connection is stuck, nothing is held, no task is left and the loop logged no error."""
+    import random
+
+    loop_errors: list[str] = []
+
+    def install_handler(hub: object) -> int:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: loop_errors.append(str(ctx)))
+        return len(asyncio.all_tasks())
+
+    baseline = server.call(install_handler)
+    proxy = server.create_proxy("stress", f"127.0.0.1:{upstream.raw_port}")
+    stop = time.monotonic() + 1.5
+    api_errors: list[str] = []
+    kinds = [("latency", {"latency": 5, "jitter": 3}), ("bandwidth", {"rate": 500}), ("slow_close", {"delay": 10}),
+             ("timeout", {"timeout": 0}), ("timeout", {"timeout": 50}), ("reset_peer", {"timeout": 20}),
+             ("slicer", {"average_size": 100, "size_variation": 30, "delay": 100}), ("limit_data", {"bytes": 3000})]
+
+    def traffic() -> None:
+        while time.monotonic() < stop:
+            try:
+                with connect(proxy, "echo", timeout=0.5) as sock:
+                    for _ in range(random.randint(1, 10)):
+                        sock.sendall(b"z" * random.randint(1, 5000))
+                        sock.recv(65536)
+            except OSError:  # resets, closes and timeouts are the point here
+                pass
+
+    def chaos() -> None:
+        from pytest_chaosdrill.proxy import ToxicExists, ToxicNotFound
+        while time.monotonic() < stop:
+            kind, attrs = random.choice(kinds)
+            name = f"{kind}{random.randint(0, 2)}"
+            try:
+                op = random.random()
+                if op < 0.5:
+                    proxy.add_toxic(kind, name=name, stream=random.choice(["upstream", "downstream"]),
+                                    toxicity=random.random(), **attrs)
+                elif op < 0.7:
+                    proxy.update_toxic(name, toxicity=random.random())
+                elif op < 0.95:
+                    proxy.remove_toxic(name)
+                else:
+                    proxy.enabled = random.random() < 0.5
+            except (ToxicNotFound, ToxicExists):
+                pass
+            except Exception as exc:  # anything else is a bug
+                api_errors.append(repr(exc))
+            time.sleep(0.005)
+
+    threads = [threading.Thread(target=traffic) for _ in range(3)] + [threading.Thread(target=chaos) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        server.reset()
+        c = poll(lambda: (c := proxy.counters())["connections_active"] == 0 and c, what="all connections closed")
+        assert c["connections_opened"] > 10 and c["bytes_held"] == 0
+        assert api_errors == [] and loop_errors == []
+    finally:
+        server.delete_proxy(proxy.name)
+        server.call(lambda hub: asyncio.get_running_loop().set_exception_handler(None))
+    poll(lambda: server.call(lambda hub: len(asyncio.all_tasks())) <= baseline, what="tasks to end")

@@ -474,8 +474,11 @@ class ProxyRuntime:
             writer.transport.abort()
             return
         except asyncio.CancelledError:
+            # Only disable() cancels this handler. Returning instead of re-raising: Python 3.11's
+            # StreamReaderProtocol calls task.exception() on its handler, which raises (and logs
+            # a traceback) for a cancelled task.
             writer.transport.abort()
-            raise
+            return
         finally:
             self.pending.discard(task)
         if not self.enabled:
@@ -553,6 +556,9 @@ class Hub:
 
     def __init__(self) -> None:
         self.proxies: dict[str, ProxyRuntime] = {}
+        # Lifecycle operations await (bind, close); without this, two concurrent enables or
+        # creates interleave and the second one fails to bind or duplicates a name.
+        self.lifecycle = asyncio.Lock()
 
     def get(self, name: str) -> ProxyRuntime:
         """The proxy ``name`` (ProxyNotFound otherwise)."""
@@ -566,41 +572,46 @@ class Hub:
             raise BadRequest(f"missing required field: name (a non-empty string without '/'), got {name!r}")
         if not upstream:
             raise BadRequest("missing required field: upstream")
-        if name in self.proxies:
-            raise ProxyExists(f"proxy already exists: {name!r}")
-        proxy = ProxyRuntime(name, listen or "127.0.0.1:0", upstream)
-        if enabled:
-            await proxy.enable()
-        self.proxies[name] = proxy
-        return proxy
+        async with self.lifecycle:
+            if name in self.proxies:
+                raise ProxyExists(f"proxy already exists: {name!r}")
+            proxy = ProxyRuntime(name, listen or "127.0.0.1:0", upstream)
+            if enabled:
+                await proxy.enable()
+            self.proxies[name] = proxy
+            return proxy
 
     async def update_proxy(self, name: str, *, enabled: bool | None = None, listen: str | None = None,
                            upstream: str | None = None) -> ProxyRuntime:
-        proxy = self.get(name)
-        new_listen = parse_address(listen, "listen") if listen else (proxy.listen_host, proxy.listen_port)
-        new_up = parse_address(upstream, "upstream") if upstream else (proxy.upstream_host, proxy.upstream_port)
-        want = proxy.enabled if enabled is None else bool(enabled)
-        moved = new_listen != (proxy.listen_host, proxy.listen_port) or new_up != (proxy.upstream_host, proxy.upstream_port)
-        if moved or not want:
-            # As Toxiproxy, changing the addresses restarts the proxy and drops its connections.
-            await proxy.disable()
-            proxy.listen_host, proxy.listen_port = new_listen
-            proxy.upstream_host, proxy.upstream_port = new_up
-        if want:
-            await proxy.enable()
-        return proxy
+        async with self.lifecycle:
+            proxy = self.get(name)
+            new_listen = parse_address(listen, "listen") if listen else (proxy.listen_host, proxy.listen_port)
+            new_up = parse_address(upstream, "upstream") if upstream else (proxy.upstream_host, proxy.upstream_port)
+            want = proxy.enabled if enabled is None else bool(enabled)
+            moved = (new_listen != (proxy.listen_host, proxy.listen_port)
+                     or new_up != (proxy.upstream_host, proxy.upstream_port))
+            if moved or not want:
+                # As Toxiproxy, changing the addresses restarts the proxy and drops its connections.
+                await proxy.disable()
+                proxy.listen_host, proxy.listen_port = new_listen
+                proxy.upstream_host, proxy.upstream_port = new_up
+            if want:
+                await proxy.enable()
+            return proxy
 
     async def delete_proxy(self, name: str) -> None:
-        proxy = self.get(name)
-        await proxy.disable()
-        del self.proxies[name]
+        async with self.lifecycle:
+            proxy = self.get(name)
+            del self.proxies[name]
+            await proxy.disable()
 
     async def reset(self) -> None:
         """Enable every proxy and remove every toxic (Toxiproxy's POST /reset)."""
-        for proxy in self.proxies.values():
-            for tname in list(proxy.toxics):
-                proxy.remove_toxic(tname)
-            await proxy.enable()
+        async with self.lifecycle:
+            for proxy in list(self.proxies.values()):
+                for tname in list(proxy.toxics):
+                    proxy.remove_toxic(tname)
+                await proxy.enable()
 
     def add_toxic(self, proxy_name: str, type_: str, *, stream: str = "downstream", toxicity: Any = 1.0,
                   name: str | None = None, attributes: dict[str, Any] | None = None) -> ToxicState:
@@ -618,6 +629,7 @@ class Hub:
             raise BadRequest(str(exc)) from None
 
     async def close(self) -> None:
-        for proxy in list(self.proxies.values()):
-            await proxy.disable()
-        self.proxies.clear()
+        async with self.lifecycle:
+            for proxy in list(self.proxies.values()):
+                await proxy.disable()
+            self.proxies.clear()
