@@ -19,7 +19,9 @@ from pytest_chaosdrill.cli import main
 
 FIXTURES = resources.fixtures_dir()
 EXACT = str(resources.default_schema(exact=True))
-BIN = Path(sys.executable).parent / "chaosdrill"
+_SCRIPT = Path(sys.executable).parent / "chaosdrill"
+# The console script when installed next to this interpreter, else the module entry point.
+CHAOSDRILL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "pytest_chaosdrill.cli"]
 
 
 def golden(name: str) -> dict[str, Any]:
@@ -49,7 +51,7 @@ def assert_one_error_line(err: str, *needles: str) -> None:
 # --- valid inputs ---------------------------------------------------------------------------
 def test_all_fixtures_pass_strict_with_exact_schema_via_subprocess() -> None:
     proc = subprocess.run(
-        [str(BIN), "validate-status", "--file", str(FIXTURES / "*.json"), "--schema", EXACT, "--strict"],
+        [*CHAOSDRILL, "validate-status", "--file", str(FIXTURES / "*.json"), "--schema", EXACT, "--strict"],
         capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("OK   ") == len(list(FIXTURES.glob("*.json")))
@@ -293,7 +295,7 @@ def test_fake_token_in_manifest_makes_cli_exit_1_naming_it(tmp_path: Path) -> No
         "code": "REDUCEONLY_TOTALLY_FAKE_TOKEN", "display": "injected by the drift test", "latched": False,
         "unblock": {"type": "AUTO", "condition": "never"}})
     path = write(tmp_path / "manifest.json", manifest)
-    proc = subprocess.run([str(BIN), "validate-status", "--manifest", str(path),
+    proc = subprocess.run([*CHAOSDRILL, "validate-status", "--manifest", str(path),
                            "--file", str(FIXTURES / "wal_backpressure.json")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stdout + proc.stderr
