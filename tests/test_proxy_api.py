@@ -192,7 +192,8 @@ def _start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
     raise AssertionError(f"no API URL printed: {lines}{out} / {err}")
 
 
-def test_cli_serves_version_and_exits_0_on_sigterm(tmp_path: Path, echo_upstream: str) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_cli_serves_version_and_exits_0_on_signal(tmp_path: Path, echo_upstream: str, sig: signal.Signals) -> None:
     config = tmp_path / "proxies.json"
     config.write_text(json.dumps([{"name": "venue", "listen": "127.0.0.1:0", "upstream": echo_upstream}]))
     proc, url = _start_cli("--config", str(config))
@@ -201,7 +202,7 @@ def test_cli_serves_version_and_exits_0_on_sigterm(tmp_path: Path, echo_upstream
         listen = requests.get(f"{url}/proxies/venue", timeout=5).json()["listen"]
         assert echo_once(listen) == b"ping"
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
 
