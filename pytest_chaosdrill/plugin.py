@@ -214,12 +214,19 @@ def chaos_workdir(tmp_path_factory: pytest.TempPathFactory, drill: Drill) -> Pat
     return base
 
 
+def _external(config: Any) -> dict[str, Any]:
+    return dict(getattr(config, "external", {}) or {})
+
+
 @pytest.fixture
-def venue(chaosdrill_backend: str, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """The venue simulator for one drill, in this process (its own thread and event loop)."""
+def venue(chaosdrill_backend: str, chaosdrill_target_config: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The venue simulator for one drill, in this process (its own thread and event loop).
+
+    On the external backend it listens on the target file's ``external.venue_port`` (0: any free port)."""
     from .venue import VenueServer
 
-    server = VenueServer(seed=int(setting(request.config, "venue_seed"))).start()
+    port = int(_external(chaosdrill_target_config).get("venue_port", 0)) if chaosdrill_backend == "external" else 0
+    server = VenueServer(port=port, seed=int(setting(request.config, "venue_seed"))).start()
     try:
         yield server
     finally:
@@ -227,15 +234,17 @@ def venue(chaosdrill_backend: str, request: pytest.FixtureRequest) -> Iterator[A
 
 
 @pytest.fixture
-def fault_proxy(venue: Any) -> Iterator[Any]:
-    """A fault proxy in front of the venue; the target only ever talks to the venue through it."""
+def fault_proxy(venue: Any, chaosdrill_backend: str, chaosdrill_target_config: Any) -> Iterator[Any]:
+    """A fault proxy in front of the venue; the target only ever talks to the venue through it.
+
+    On the external backend it listens on ``external.proxy_port``, where the running service is pointed."""
     from .proxy import ProxyServer
     from .wiring import ProxyLink
 
+    port = int(_external(chaosdrill_target_config).get("proxy_port", 0)) if chaosdrill_backend == "external" else 0
     server = ProxyServer().start()
     try:
-        upstream = f"{venue.host}:{venue.port}"
-        proxy = server.create_proxy("venue", upstream=upstream)
+        proxy = server.create_proxy("venue", upstream=f"{venue.host}:{venue.port}", listen=f"127.0.0.1:{port}")
         yield ProxyLink("venue", proxy, proxy.listen, in_process=True)
     finally:
         server.stop()
@@ -253,22 +262,30 @@ def chaos_target(request: pytest.FixtureRequest, evidence: DrillState, drill: Dr
     """The target backend for one drill (not started: the drill starts it). Teardown stops it and its children."""
     from .wiring import VenueEndpoints
 
-    if chaosdrill_backend != "process":
-        pytest.skip(f"backend {chaosdrill_backend!r} is not available in this build of pytest-chaosdrill")
-    from .backends.process import ProcessTarget
-
     ep = VenueEndpoints.through(fault_proxy.listen, venue.control, f"{venue.host}:{venue.port}")
+    external = _external(chaosdrill_target_config)
     values = {"venue_rest_url": ep.rest_url, "venue_ws_public_url": ep.ws_public_url,
               "venue_ws_private_url": ep.ws_private_url, "control_dir": str(chaos_workdir / "control"),
-              "data_dir": str(chaos_workdir / "data"), "status_port": _free_port(), "host": "127.0.0.1",
-              "drill_id": drill.id}
+              "data_dir": str(chaos_workdir / "data"), "host": "127.0.0.1", "drill_id": drill.id,
+              "status_port": external.get("status_port", 0) if chaosdrill_backend == "external" else _free_port()}
     rendered = chaosdrill_target_config.render(values)
-    target = ProcessTarget(rendered, chaos_workdir / "logs")
+    if chaosdrill_backend == "process":
+        from .backends.process import ProcessTarget
+        target: Any = ProcessTarget(rendered, chaos_workdir / "logs")
+    elif chaosdrill_backend == "external":
+        from .backends.external import ExternalTarget
+        target = ExternalTarget(rendered, chaos_workdir / "logs")
+    else:
+        target = _docker_target(request, rendered, chaos_workdir)
     evidence.target = target
     try:
         yield target
     finally:
         target.stop(rendered.config.stop_timeout_s)
+
+
+def _docker_target(request: pytest.FixtureRequest, rendered: Any, workdir: Path) -> Any:
+    pytest.skip("backend 'docker' is not available in this build of pytest-chaosdrill")
 
 
 @pytest.fixture

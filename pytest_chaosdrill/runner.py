@@ -157,16 +157,27 @@ class DrillRun:
         return self.t_release
 
     def blocked_window(self) -> tuple[float | None, float | None]:
+        """The span in which the status proved OPEN blocked: from the first blocked answer to the request
+        time of the last blocked sample before recovery. Bounded by samples on both sides, so an order
+        sent just after the target unblocked (before the next sample could show it) is not counted."""
         if self.first_safe is None:
             return None, None
-        return self.first_safe.sent_mono, (self.t_recovered or self.t_end or time.monotonic())
+        end_limit = self.t_recovered or self.t_end or time.monotonic()
+        if self.first_safe.ok:
+            last = None
+            for s in self.timeline.between(self.first_safe.sent_mono, end_limit):
+                if s.ok and s.mono < end_limit and s.blocked:
+                    last = s
+            end = last.sent_mono if last is not None else self.first_safe.mono
+            return self.first_safe.mono, max(end, self.first_safe.mono)
+        return self.first_safe.mono, end_limit
 
     def blocked_window_samples(self) -> list[Sample]:
-        start, end = self.blocked_window()
-        if start is None:
+        if self.first_safe is None:
             return []
+        end_limit = self.t_recovered or self.t_end or time.monotonic()
         # End exclusive: the sample that shows recovery is not part of the blocked window.
-        return [s for s in self.timeline.between(start, end) if s.ok and s.mono < end]
+        return [s for s in self.timeline.between(self.first_safe.sent_mono, end_limit) if s.ok and s.mono < end_limit]
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -395,7 +406,7 @@ class DrillRun:
                 f = ctx.contract.check(s.status)
                 if f:
                     self.sample_findings.append((s, f))
-            elif not any(a <= s.sent_mono <= b for a, b in down):
+            elif not any(s.mono >= a and s.sent_mono <= b for a, b in down):  # request overlapped downtime
                 errors_outside.append(s)
         if self.drill.safe_when == "target_exited":
             exited_at = self.first_safe.mono if self.first_safe else float("inf")
