@@ -83,11 +83,12 @@ def engine_available(timeout: float = 15.0) -> tuple[bool, str]:
     if proc.returncode == 0 and proc.stdout.strip():
         return True, f"docker engine {proc.stdout.strip()}"
     low = err.lower()
+    last = err.splitlines()[-1] if err else f"exit {proc.returncode}"
     if "permission denied" in low:
-        return False, f"no permission to use the docker daemon socket (run as root or join group docker): {err.splitlines()[-1] if err else ''}"
+        return False, f"no permission to use the docker daemon socket (run as root or join group docker): {last}"
     if "cannot connect" in low or "is the docker daemon running" in low or "no such file" in low:
         return False, "docker daemon not reachable (start it: .ci/docker-setup.sh, or `dockerd &`)"
-    return False, f"docker engine unusable: {err.splitlines()[-1] if err else f'exit {proc.returncode}'}"
+    return False, f"docker engine unusable: {last}"
 
 
 def compose_command(timeout: float = 15.0) -> str | None:
@@ -248,17 +249,21 @@ _handler_lock = threading.Lock()
 
 def _teardown_all() -> None:
     for engine in list(_live_engines):
-        engine.teardown()
+        if not engine._closed:
+            engine.teardown()
 
 
 def _on_signal(signum: int, frame: Any) -> None:
-    # Clean up, then let the signal do what it would have done (exit status 128 + signum).
+    # Clean up, then let the signal do what it would have done. Re-delivering it with the default
+    # disposition (rather than raising SystemExit) matters under pytest, which would report a
+    # SystemExit as one failed test and carry on with the session.
     _teardown_all()
     previous = _previous_handlers.get(signum, _signal.SIG_DFL)
     if callable(previous) and previous not in (_signal.SIG_DFL, _signal.SIG_IGN):
         previous(signum, frame)
         return
-    raise SystemExit(128 + signum)
+    _signal.signal(signum, _signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _install_signal_handlers() -> None:
@@ -355,6 +360,7 @@ class DockerEngine:
     # -- creating things ------------------------------------------------------------------------
     def create_network(self, name: str, *, internal: bool = False) -> str:
         """Create a labelled bridge network; returns its id."""
+        self._closed = False
         args = ["network", "create", *self._label_args()]
         if internal:
             args.append("--internal")
@@ -368,6 +374,7 @@ class DockerEngine:
     ) -> str:
         """``docker run -d`` a labelled container; ``ports`` maps container port to host port
         (None: a free one), always published on 127.0.0.1 only. Returns the container id."""
+        self._closed = False
         args = ["run", "-d", *self._label_args(labels)]
         if init:
             args.append("--init")  # tini as PID 1, so SIGTERM ends the process promptly
@@ -400,6 +407,7 @@ class DockerEngine:
                    services: Sequence[str] = (), timeout: float = 180.0) -> dict[str, str]:
         """``up -d`` a compose project (labelled with this run id through ``CHAOSDRILL_RUN_ID``);
         returns ``{service: container id}``. Registered for teardown before it starts."""
+        self._closed = False
         path = Path(compose_file).resolve()
         full_env = self.compose_env(env)
         self._projects[project] = (path, full_env)
@@ -445,11 +453,13 @@ class DockerEngine:
     # -- reading state ------------------------------------------------------------------------
     def inspect(self, container: str) -> dict[str, Any]:
         """``docker inspect`` of one container."""
-        return json.loads(self._docker("inspect", "--type", "container", container).stdout)[0]
+        data: dict[str, Any] = json.loads(self._docker("inspect", "--type", "container", container).stdout)[0]
+        return data
 
     def state(self, container: str) -> dict[str, Any]:
         """``State`` of one container (Running, Paused, ExitCode, FinishedAt, Health ...)."""
-        return self.inspect(container)["State"]
+        state: dict[str, Any] = self.inspect(container)["State"]
+        return state
 
     def networks_of(self, container: str) -> list[str]:
         """Names of the networks the engine says the container is attached to."""
