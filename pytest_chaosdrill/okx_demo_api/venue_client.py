@@ -25,6 +25,7 @@ from .telemetry import Telemetry
 
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 1.0
+HEARTBEAT_S = 2.0  # WS ping period; no pong within half of it closes the socket
 
 
 def classify(exc: BaseException) -> str:
@@ -177,11 +178,12 @@ class PublicFeed:
 
     async def run(self, stopping: asyncio.Event) -> None:
         backoff = BACKOFF_START_S
-        idle_limit = max(3.0 * self.cfg.stale_threshold_ms / 1000.0, 3.0)
         async with aiohttp.ClientSession() as session:
             while not stopping.is_set():
                 try:
-                    async with session.ws_connect(self.cfg.ws_public_url, heartbeat=None,
+                    # Ping frames (heartbeat) detect a dead or black-holed connection; a feed that is
+                    # merely silent or delayed keeps its socket (staleness is the latch's business).
+                    async with session.ws_connect(self.cfg.ws_public_url, heartbeat=HEARTBEAT_S,
                                                   timeout=aiohttp.ClientWSTimeout(ws_close=1.0),
                                                   autoping=True) as ws:
                         self._ws = ws
@@ -194,12 +196,7 @@ class PublicFeed:
                         self.log("ws_public_connected", url=self.cfg.ws_public_url)
                         backoff = BACKOFF_START_S
                         while not stopping.is_set():
-                            try:
-                                msg = await ws.receive(timeout=idle_limit)
-                            except asyncio.TimeoutError:
-                                # A black-holed connection never closes: give up on it and reconnect.
-                                self.tel.error("ws_error", "ws public", detail="no message within idle limit")
-                                break
+                            msg = await ws.receive()
                             if msg.type == aiohttp.WSMsgType.TEXT:
                                 await self._handle_text(ws, msg.data)
                             elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
@@ -335,7 +332,7 @@ class PrivateSession:
             while not stopping.is_set():
                 terminated = False
                 try:
-                    async with session.ws_connect(self.cfg.ws_private_url, heartbeat=2.0,
+                    async with session.ws_connect(self.cfg.ws_private_url, heartbeat=HEARTBEAT_S,
                                                   timeout=aiohttp.ClientWSTimeout(ws_close=1.0)) as ws:
                         await ws.send_json(self._login_msg())
                         ans = await ws.receive(timeout=max(2.0, self.cfg.http_timeout_ms / 1000.0 * 2))
@@ -382,7 +379,7 @@ class PrivateSession:
         """Read until the socket ends; True if the venue terminated the session (10028 / close 4028)."""
         terminated = False
         while not stopping.is_set():
-            # No receive timeout: aiohttp's heartbeat (ping frames) closes a black-holed socket.
+            # No receive timeout: the heartbeat (ping frames) closes a black-holed socket.
             msg = await ws.receive()
             if msg.type == aiohttp.WSMsgType.TEXT:
                 if msg.data == "pong":
