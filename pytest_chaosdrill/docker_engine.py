@@ -411,8 +411,14 @@ class DockerEngine:
         path = Path(compose_file).resolve()
         full_env = self.compose_env(env)
         self._projects[project] = (path, full_env)
-        _run([*self.compose, "-f", str(path), "-p", project, "up", "-d", *services],
-             env=full_env, timeout=timeout, cwd=path.parent)
+        base = [*self.compose, "-f", str(path), "-p", project]
+        try:
+            _run([*base, "up", "-d", *services], env=full_env, timeout=timeout, cwd=path.parent)
+        except DockerError as exc:
+            # An unhealthy or crashing service explains itself in its logs: put them in the error.
+            logs = _run([*base, "logs", "--no-color", "--tail=40"], env=full_env, timeout=30,
+                        cwd=path.parent, check=False).stdout
+            raise DockerError(exc.cmd, exc.returncode, f"{exc.stderr}\n--- compose logs ---\n{logs[-4000:]}") from None
         return self.container_ids(project)
 
     def compose_down(self, compose_file: str | Path | None = None, project: str = "",

@@ -400,3 +400,20 @@ def test_pytest_docker_docker_services_runs_the_compose_file(compose_ready: str,
     finally:
         de.reap(f"{de.COMPOSE_PROJECT_KEY}={project}")
         de.reap(f"{de.RUN_ID_KEY}={rid}")
+
+
+def test_compose_up_failure_carries_the_service_logs(engine: DockerEngine, image: str, tmp_path: Path) -> None:
+    """A service that cannot become healthy fails compose_up with its own log lines in the error,
+    and teardown still removes the half-started project."""
+    if de.compose_command() is None:
+        _skip_or_fail("neither `docker compose` nor `docker-compose` is installed")
+    project = f"cf{uuid.uuid4().hex[:10]}"
+    env = {"CHAOSDRILL_TARGET_CONTROL_DIR": str(tmp_path), "CHAOSDRILL_TARGET_DATA_DIR": str(tmp_path),
+           "CHAOSDRILL_IMAGE": image,
+           # The venue exits at once with a recognisable line, so the target never starts.
+           "CHAOSDRILL_VENUE_ARGS": "--no-such-option-marker"}
+    with pytest.raises(de.DockerError) as info:
+        engine.compose_up(COMPOSE_FILE, project, env, services=["venue", "target"], timeout=120)
+    assert "no-such-option-marker" in str(info.value)
+    engine.teardown()
+    assert de.leftovers(f"{de.COMPOSE_PROJECT_KEY}={project}") == []
