@@ -39,7 +39,9 @@ CASES = [
          ("latch_clears_only_after_reconcile: latch cleared at sample", "while the fault was still active")),
     Case("active_while_latched", "drill_5_ws_book_gap", "phase2",
          ("status samples violate the contract", "DECISION-A")),
-    Case("open_while_latched", "drill_5_ws_book_gap", "phase2",
+    # drill 2, not 5: its blocked window (~2 s of stale feed) spans ~15 strategy ticks, so OPENs are
+    # certain to be attempted in it; drill 5's window (~0.5 s) is only a few ticks.
+    Case("open_while_latched", "drill_2_market_data_stale", "phase2",
          ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked")),
     Case("mode_reasons_out_of_order", "drill_7_session_termination", "phase2",
          ("status samples violate the contract", "ORDER")),
@@ -76,6 +78,12 @@ def run_drills(pytester: pytest.Pytester, bug: str, drills: list[str]) -> pytest
                                          "-p", "no:cacheprovider", timeout=170)
 
 
+def assert_launched(pytester: pytest.Pytester, bug: str) -> None:
+    """The target really ran through the launcher with ``bug`` (its banner is in the captured target log)."""
+    logs = "".join(p.read_text(errors="replace") for p in (pytester.path / "evidence").rglob("target.start*.log"))
+    assert f"okx_demo_api variant: {bug}" in logs, f"variant {bug} was not launched"
+
+
 def meta_of(pytester: pytest.Pytester, group: str, drill: str) -> dict:
     (run,) = list((pytester.path / "evidence" / "runs").iterdir())
     return json.loads((run / group / drill / "meta.json").read_text(encoding="utf-8"))
@@ -85,8 +93,7 @@ def meta_of(pytester: pytest.Pytester, group: str, drill: str) -> dict:
 def test_variant_fails_its_drill(pytester: pytest.Pytester, case: Case) -> None:
     result = run_drills(pytester, case.bug, [case.drill])
     out = result.stdout.str()
-    assert f"okx_demo_api variant: {case.bug}" in "".join(
-        p.read_text(errors="replace") for p in pytester.path.rglob("target.start*.log")), "variant not launched"
+    assert_launched(pytester, case.bug)
     meta = meta_of(pytester, case.group, case.drill)
     assert meta["verdict"] == "FAIL", f"{case.bug}: verdict {meta['verdict']}: {meta.get('reason')}\n{out[-3000:]}"
     for fragment in case.reason:
@@ -95,3 +102,14 @@ def test_variant_fails_its_drill(pytester: pytest.Pytester, case: Case) -> None:
     assert f"drill {case.drill} FAILED" in out
     for fragment in case.reason:
         assert fragment in out, f"{case.bug}: {fragment!r} not printed"
+
+
+def test_same_drills_pass_against_the_unmodified_target(pytester: pytest.Pytester) -> None:
+    """Baseline: the launcher with no bug (``none``) passes every drill the variants fail, in one session."""
+    drills = sorted({(c.group, c.drill) for c in CASES})
+    result = run_drills(pytester, "none", [d for _, d in drills])
+    assert_launched(pytester, "none")
+    verdicts = {d: meta_of(pytester, g, d) for g, d in drills}
+    bad = {d: f"{m['verdict']}: {m.get('reason')}" for d, m in verdicts.items() if m["verdict"] != "PASS"}
+    assert not bad, bad
+    result.assert_outcomes(passed=len(drills))
