@@ -123,6 +123,13 @@ def test_crash_and_restart_latches_and_never_duplicates(own_venue, tmp_path) -> 
         assert w.recon_reads(restarted, back["_mono"]), "latch cleared without reconciliation reads"
         time.sleep(0.5)
         assert w.duplicates() == [] and own_venue.control.witness().duplicates() == [], "a clOrdId was dispatched twice"
+        # Maybe-dispatched intents from the journal were asked about, not re-sent.
+        replay = t2.log_events("wal_replay")[0]
+        resolved = {e["clOrdId"] for e in t2.log_events("intent_resolved")}
+        assert set(replay["clOrdIds"]) <= resolved
+        mine = {o["clOrdId"] for o in w.orders()}
+        assert not set(replay["clOrdIds"]) & {o["clOrdId"] for o in w.orders(restarted, back["_mono"])}
+        assert len(mine) == len(w.orders()), "a clOrdId reached the venue twice"
         prev = json.loads((t2.data_dir / "run_manifest.previous.json").read_text())
         assert prev["status"] == "crashed"
         assert t2.read_json("run_manifest.json")["previous_run_unclean"] is True
@@ -166,3 +173,18 @@ def test_proxy_timeout_errors_counted_mid_run(own_venue, tmp_path) -> None:
             assert t.status()["deribit_http_p95_ms"] >= 0
     finally:
         server.stop()
+
+
+def test_drift_found_by_routine_reconciliation_latches_inventory_mismatch(own_venue, tmp_path) -> None:
+    samples: list[dict] = []
+    with for_venue(own_venue, tmp_path) as t:
+        t.wait_status(lambda s: active(s) and s["exposure"] > 0, 20, "Active with exposure", samples)
+        own_venue.control.reset()  # venue truth changes under the target: positions vanish
+        st = t.wait_status(lambda s: "INVENTORY_MISMATCH_RECONCILE_REQUIRED" in s["open_permission_reason_codes"],
+                           15, "mismatch latched", samples)
+        assert st["trading_mode"] == "ReduceOnly" and LATCHED in st["mode_reasons"]
+        back = t.wait_status(active, 15, "Active after a clean reconciliation", samples)
+        clear = [e for e in back["latch_events"] if e["code"] == "INVENTORY_MISMATCH_RECONCILE_REQUIRED"]
+        assert [e["event"] for e in clear][-2:] == ["set", "clear"]
+        assert back["reconcile"]["last_success_mono"] <= clear[-1]["mono"] + 1e-3
+    assert sample_problems(samples) == []

@@ -335,6 +335,18 @@ def test_connection_refused_and_timeout_are_counted(tmp_path: Path) -> None:
     assert all(e["endpoint"] == "GET /api/v5/public/time" and e["utc"].endswith("Z") for e in tel.error_events)
 
 
+def test_classify_transport_failures() -> None:
+    import aiohttp
+    from aiohttp.client_reqrep import ConnectionKey
+
+    from pytest_chaosdrill.okx_demo_api.venue_client import classify
+    key = ConnectionKey("venue.invalid", 80, False, True, None, None, None)
+    assert classify(asyncio.TimeoutError()) == "timeout"
+    assert classify(aiohttp.ClientConnectorError(key, socket.gaierror(-2, "Name or service not known"))) == "dns_failure"
+    assert classify(aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused"))) == "connection_error"
+    assert classify(aiohttp.ServerDisconnectedError()) == "connection_error"
+
+
 def test_percentile() -> None:
     assert percentile([], 95) == 0.0
     assert percentile(list(range(1, 101)), 95) == 95.0

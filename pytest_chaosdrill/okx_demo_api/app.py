@@ -44,6 +44,7 @@ MONITOR_PERIOD_S = 0.01
 FILES_PERIOD_S = 0.5
 BALANCE_PERIOD_S = 2.0
 RECONCILE_RETRY_S = 0.25
+RECONCILE_PERIOD_S = 5.0
 POLICY_REFRESH_S = 10.0
 
 
@@ -218,11 +219,16 @@ class App:
             needed.add(RESTART)
         if self.session_unconfirmed:
             needed.add(SESSION)
+        if not needed:
+            # Routine check while nothing is latched: drift (fills we never saw, a venue-side change)
+            # becomes INVENTORY_MISMATCH instead of going unnoticed.
+            last = self.reconciler.last_attempt_mono
+            return last is None or now - last >= RECONCILE_PERIOD_S
         for code in needed:
             since = self._clear_since(code)
             if since is None or now - since < stable:
                 return False
-        return bool(needed)
+        return True
 
     def _monitor_step(self) -> None:
         now = time.monotonic()

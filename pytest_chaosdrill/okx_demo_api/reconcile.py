@@ -143,11 +143,13 @@ class Reconciler:
         self.last_success_utc: str | None = None
         self.last_success_mono: float | None = None
         self.last_result: dict | None = None
+        self.last_attempt_mono: float | None = None
 
     async def reconcile(self, bootstrap: bool) -> ReconcileOutcome:
         """One attempt. ``bootstrap`` (start-up): local state is unknown, venue truth is adopted."""
         started = time.monotonic()
         self.attempts += 1
+        self.last_attempt_mono = started
         async with self.gate.exclusive():
             if not await self.resolver.resolve_once():
                 out = ReconcileOutcome(False, started, error=f"{len(self.resolver.pending)} intents unresolved")

@@ -42,6 +42,11 @@ def classify(exc: BaseException) -> str:
     return "connection_error"
 
 
+def ws_handshake_timeout(cfg: Config) -> aiohttp.ClientTimeout:
+    """Bound the WebSocket handshake (a black-holed proxy must not hang it); open sockets are unaffected."""
+    return aiohttp.ClientTimeout(total=max(3.0, 2 * cfg.http_timeout_ms / 1000.0))
+
+
 def sign(secret: str, ts: str, method: str, path: str, body: str = "") -> str:
     """OKX v5 request signature: base64(HMAC-SHA256(secret, ts + method + path + body))."""
     mac = hmac.new(secret.encode(), (ts + method.upper() + path + body).encode(), hashlib.sha256)
@@ -178,7 +183,7 @@ class PublicFeed:
 
     async def run(self, stopping: asyncio.Event) -> None:
         backoff = BACKOFF_START_S
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(timeout=ws_handshake_timeout(self.cfg)) as session:
             while not stopping.is_set():
                 try:
                     # Ping frames (heartbeat) detect a dead or black-holed connection; a feed that is
@@ -328,7 +333,7 @@ class PrivateSession:
 
     async def run(self, stopping: asyncio.Event) -> None:
         backoff = BACKOFF_START_S
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(timeout=ws_handshake_timeout(self.cfg)) as session:
             while not stopping.is_set():
                 terminated = False
                 try:
