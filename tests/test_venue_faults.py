@@ -188,9 +188,9 @@ def test_session_termination_10028_close_4028_refusal_then_allowed(venue: VenueS
 
 
 def test_reauth_refusal_expires_by_itself(venue: VenueServer) -> None:
-    a = login(venue.ws_private_url)
-    rec = venue.control.session_termination(refuse_reauth_s=0.3)
-    assert a.wait_closed(2) == 4028
+    with login(venue.ws_private_url) as a:
+        rec = venue.control.session_termination(refuse_reauth_s=0.3)
+        assert a.wait_closed(2) == 4028
     deadline = time.monotonic() + 3
     while True:
         with WsProbe(venue.ws_private_url) as c:

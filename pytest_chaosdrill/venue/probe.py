@@ -98,10 +98,13 @@ class WsProbe:
         return self.close_code
 
     def close(self) -> None:
+        """Close politely if still open, and always release the OS socket."""
         try:
             self.ws.close(timeout=1)
         except Exception:
             pass  # already gone
+        finally:
+            self.ws.shutdown()  # close() skips this when the peer already closed
 
     def __enter__(self) -> "WsProbe":
         return self
