@@ -204,6 +204,14 @@ def test_reauth_refusal_expires_by_itself(venue: VenueServer) -> None:
 
 def test_partial_fill_fills_leg_a_rejects_leg_b(venue: VenueServer, http: requests.Session) -> None:
     rec = venue.control.partial_fill()
+    # A batch whose leg A is itself rejected (reduceOnly while flat) is not a partial fill: the fault waits.
+    bad_a = [{"instId": BTC, "tdMode": "cross", "clOrdId": "qa", "side": "sell", "ordType": "market", "sz": "1",
+              "reduceOnly": True},
+             {"instId": ETH, "tdMode": "cross", "clOrdId": "qb", "side": "buy", "ordType": "market", "sz": "1"}]
+    first = http.post(venue.rest_url + "/api/v5/trade/batch-orders", json=bad_a, timeout=5).json()
+    assert [d["sCode"] for d in first["data"]] == ["51169", "0"]
+    assert not venue.control.faults()[0].landed
+    http.post(venue.rest_url + "/api/v5/trade/order", json=dict(bad_a[1], side="sell", clOrdId="qc"), timeout=5)
     legs = [{"instId": BTC, "tdMode": "cross", "clOrdId": "pa", "side": "buy", "ordType": "market", "sz": "2"},
             {"instId": ETH, "tdMode": "cross", "clOrdId": "pb", "side": "sell", "ordType": "market", "sz": "2"}]
     ans = http.post(venue.rest_url + "/api/v5/trade/batch-orders", json=legs, timeout=5).json()
@@ -213,7 +221,7 @@ def test_partial_fill_fills_leg_a_rejects_leg_b(venue: VenueServer, http: reques
     assert positions == {BTC: "2"}
     landed = venue.control.wait_landed(rec, 1)
     assert landed.detail["legB"]["sCode"] == "51008"
-    orders = venue.control.witness().orders()
+    orders = [o for o in venue.control.witness().orders() if o["clOrdId"] in ("pa", "pb")]
     assert [(o["leg"], o["accepted"], o["effect"]) for o in orders] == [("A", True, "open"), ("B", False, "none")]
     # One-shot: the next two-leg batch is answered normally.
     legs2 = [dict(legs[0], clOrdId="pc"), dict(legs[1], clOrdId="pd")]

@@ -266,12 +266,9 @@ class VenueCore:
                 self.faults.land(rec, at)
             c.close_after_queue(CLOSE_SESSION_TERMINATED, [closed])
 
-    def take_partial_fill(self) -> FaultRecord | None:
-        """Consume the pending partial-fill fault for a two-leg batch, if any."""
-        rec = self.faults.first("partial_fill")
-        if rec is not None:
-            self.faults.end(rec)
-        return rec
+    def pending_partial_fill(self) -> FaultRecord | None:
+        """The partial-fill fault waiting for a two-leg batch, if any (the batch handler ends it)."""
+        return self.faults.first("partial_fill")
 
     def http_fault(self) -> tuple[int, FaultRecord] | None:
         """Which error status (429 / 503) the next REST request gets, counting it against the fault."""

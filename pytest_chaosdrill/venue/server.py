@@ -103,12 +103,19 @@ async def batch_orders(request: web.Request) -> web.StreamResponse:
     if not isinstance(body, list) or not 1 <= len(body) <= MAX_BATCH:
         raise _BadRequest("51000", f"Parameter error: body must be a JSON array of 1-{MAX_BATCH} orders")
     two_leg = len(body) == 2
-    partial = core.take_partial_fill() if two_leg else None
+    partial = core.pending_partial_fill() if two_leg else None
     results = []
     for i, leg_body in enumerate(body):
         leg = ("A", "B")[i] if two_leg else None
-        reject = ("51008", "Order failed. Insufficient USDT margin in account") if partial and leg == "B" else None
+        reject = None
+        # The fault acts only when leg A really filled: otherwise the batch is not a partial fill
+        # and the fault keeps waiting for the next two-leg batch.
+        if partial is not None and leg == "B" and results[0]["sCode"] == "0":
+            reject = ("51008", "Order failed. Insufficient USDT margin in account")
+            core.faults.end(partial)
         results.append(core.engine.place(leg_body, leg=leg, force_reject=reject))
+    if reject is None:
+        partial = None
     n_ok = sum(r["sCode"] == "0" for r in results)
     code, msg = ("0", "") if n_ok == len(results) else (("2", "Some operations failed") if n_ok else ("1", "All operations failed"))
     resp = okx(results, code, msg)
