@@ -77,7 +77,7 @@ class App:
         self.hooks = Hooks(cfg.control_dir, self.wal, self.cortex.emit, self.hook_log)
         self.rest = RestClient(cfg, self.tel)
         self.feed = PublicFeed(cfg, self.tel, self._on_book_gap, self._on_trades_gap, self.log)
-        self.private = PrivateSession(cfg, self.tel, self._on_order, self._on_session_lost, self._on_authed, self.log)
+        self.private = PrivateSession(cfg, self.tel, self._on_order, self._on_session_lost, self.log)
         self.dispatcher = Dispatcher(self.wal, self.rest, self.inventory, self.tel, self.gate, self.decide,
                                      self.log, self._on_naked, self._on_unknown, self.run_id)
         self.resolver = IntentResolver(self.rest, self.inventory, self.wal, self.log, self.dispatcher.resolved)
@@ -180,9 +180,6 @@ class App:
             self.log("session_lost", **info)
         self.session_unconfirmed = True
         self.latch.set(SESSION, f"private session: {info}")
-
-    def _on_authed(self) -> None:
-        pass  # the reconcile scheduler reads private.authed_since
 
     def _on_naked(self, detail: dict) -> None:
         self.tel.naked_events.add()

@@ -5,7 +5,7 @@ import argparse
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -68,7 +68,6 @@ class Config:
     build_id: str = ""
     git_commit: str = ""
     docker_image_tag: str = ""
-    extra: dict = field(default_factory=dict)
 
     def public_dict(self) -> dict:
         """The configuration without secrets (for logs and the config hash)."""
@@ -83,7 +82,7 @@ class Config:
     def config_hash(self) -> str:
         """Hash of the behaviour-relevant configuration (dirs and ports excluded: they differ per run)."""
         d = self.public_dict()
-        for k in ("control_dir", "data_dir", "port", "host", "rest_url", "ws_public_url", "ws_private_url", "extra"):
+        for k in ("control_dir", "data_dir", "port", "host", "rest_url", "ws_public_url", "ws_private_url"):
             d.pop(k, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 

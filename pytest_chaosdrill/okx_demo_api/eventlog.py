@@ -9,7 +9,8 @@ from pathlib import Path
 
 from .clock import utc_now
 
-_WARN = {"crashed", "config_error", "latch_set", "two_leg_naked", "session_terminated", "kill"}
+# Events also echoed to stderr (the process supervisor's log).
+_WARN = {"crashed", "latch_set", "two_leg_naked", "session_terminated", "stop_detected"}
 
 
 class EventLog:

@@ -124,6 +124,8 @@ def build(app: "App") -> dict:
                       "count": app.reconciler.count, "attempts": app.reconciler.attempts,
                       "running": app.reconciling},
         "latch_events": [e.as_dict() for e in list(app.latch.events)[-8:]],
+        "market_data": {"trades_processed": app.feed.trades_processed, "trades_dropped": app.feed.trades_dropped,
+                        "book_gaps": app.feed.book_gaps, "trades_gaps": app.feed.trades_gaps},
         "run_id": app.run_id,
         "status_ts_ms": now,
         "shutting_down": app.stopping.is_set(),

@@ -28,15 +28,13 @@ class Strategy:
     """Decides one action per tick and hands it to the Dispatcher."""
 
     def __init__(self, inventory: Inventory, dispatcher: Dispatcher, decide: Callable[[], Decision],
-                 containment_active: Callable[[], bool], order_rate: float, cl_prefix: str,
-                 on_tick: Callable[[], None] | None = None) -> None:
+                 containment_active: Callable[[], bool], order_rate: float, cl_prefix: str) -> None:
         self.inv = inventory
         self.dispatcher = dispatcher
         self.decide = decide
         self.containment_active = containment_active
         self.period = 1.0 / order_rate
         self.prefix = cl_prefix
-        self.on_tick = on_tick
         self.i1, self.i2 = inventory.instruments[0], inventory.instruments[1]
         self._seq = itertools.count(1)
         self.ticks = 0
@@ -52,8 +50,6 @@ class Strategy:
         while not stopping.is_set():
             self.loop_tick_ms = now_ms()
             self.ticks += 1
-            if self.on_tick is not None:
-                self.on_tick()
             intents = self.decide_action(self.ticks)
             if intents:
                 self.dispatcher.submit(intents)

@@ -160,11 +160,8 @@ class PublicFeed:
         self.trades_dropped = 0
         self.last_trades_gap_mono = 0.0
         self.last_trade_mono: dict[str, float] = {i: 0.0 for i in self.instruments}
-        self.best: dict[str, tuple[float, float]] = {}
         # venue timestamp (ms) of the newest event per stream; lag = now - the stalest stream's ts
         self.stream_ts: dict[tuple[str, str], int] = {}
-        self.last_recv_mono = 0.0
-        self.first_event_mono: float | None = None
         self.book_gaps = 0
         self.trades_gaps = 0
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -238,10 +235,6 @@ class PublicFeed:
         ch, inst = arg.get("channel"), arg.get("instId")
         if inst not in self.book_seq:
             return
-        now = time.monotonic()
-        self.last_recv_mono = now
-        if self.first_event_mono is None:
-            self.first_event_mono = now
         for d in msg.get("data") or []:
             try:
                 ts = int(d.get("ts"))
@@ -282,12 +275,6 @@ class PublicFeed:
             return
         else:
             self.book_seq[inst] = seq
-        bids, asks = d.get("bids") or [], d.get("asks") or []
-        try:
-            if bids and asks:
-                self.best[inst] = (float(bids[0][0]), float(asks[0][0]))
-        except (TypeError, ValueError, IndexError):
-            pass
 
     def _on_trade(self, inst: str, d: dict) -> None:
         try:
@@ -311,13 +298,11 @@ class PrivateSession:
     """Private WS: login, ``orders`` channel, session-termination (10028) detection and re-auth with backoff."""
 
     def __init__(self, cfg: Config, telemetry: Telemetry, on_order: Callable[[dict], None],
-                 on_terminated: Callable[[dict], None], on_authed: Callable[[], None],
-                 log: Callable[..., None]) -> None:
+                 on_terminated: Callable[[dict], None], log: Callable[..., None]) -> None:
         self.cfg = cfg
         self.tel = telemetry
         self.on_order = on_order
         self.on_terminated = on_terminated
-        self.on_authed = on_authed
         self.log = log
         self.authed = False
         self.authed_since_mono = 0.0
@@ -360,7 +345,6 @@ class PrivateSession:
                             self.authed_since_mono = time.monotonic()
                             self.logins += 1
                             self.log("ws_private_authed", logins=self.logins)
-                            self.on_authed()
                             backoff = BACKOFF_START_S
                             terminated = await self._read(ws, stopping)
                 except asyncio.CancelledError:
