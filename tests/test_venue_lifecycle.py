@@ -124,3 +124,11 @@ def test_cli_venue_serves_and_exits_0_on_sigterm() -> None:
             proc.wait(5)
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]
+
+
+def test_cli_venue_reports_a_busy_port() -> None:
+    with VenueServer(port=0) as v:
+        proc = subprocess.run([sys.executable, "-m", "pytest_chaosdrill.cli", "venue", "--port", str(v.port)],
+                              capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{v.port}" in proc.stderr

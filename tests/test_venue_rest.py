@@ -121,6 +121,8 @@ def test_ledger_classifies_open_reduce_flip_and_tracks_exposure(venue: VenueServ
 
 
 def test_recon_reads_are_witnessed(venue: VenueServer, http: requests.Session) -> None:
+    http.headers.update({"OK-ACCESS-KEY": "key1", "OK-ACCESS-SIGN": "c2lnbg==", "OK-ACCESS-PASSPHRASE": "secret-pass",
+                         "OK-ACCESS-TIMESTAMP": "2026-01-26T15:13:30.120Z"})
     get(http, venue, "/api/v5/market/ticker", instId=BTC)
     t0 = venue.control.ledger()[-1]["mono"]
     get(http, venue, "/api/v5/account/positions")
@@ -131,6 +133,8 @@ def test_recon_reads_are_witnessed(venue: VenueServer, http: requests.Session) -
         ("GET", "/api/v5/account/positions", 200), ("GET", "/api/v5/trade/orders-pending", 200)]
     requests_seen = [e for e in venue.control.ledger() if e["type"] == "request"]
     assert len(requests_seen) == 4 and all(e["utc"].endswith("Z") for e in requests_seen)
+    assert {e["apiKey"] for e in requests_seen} == {"key1"}
+    assert "secret-pass" not in venue.control.witness().to_jsonl() and "c2lnbg==" not in venue.control.witness().to_jsonl()
 
 
 def test_limit_orders_rest_cancel_and_cross(venue: VenueServer, http: requests.Session) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -16,7 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until SIGINT or SIGTERM, then stop cleanly and return 0."""
+    """Serve until SIGINT or SIGTERM, then stop cleanly and return 0 (1 if the port cannot be bound)."""
     from pytest_chaosdrill.venue import VenueServer  # imported here so `chaosdrill --help` stays light
 
     stop = threading.Event()
@@ -27,7 +28,11 @@ def run(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     server = VenueServer(host=args.host, port=args.port, seed=args.seed, tick_ms=args.tick_ms)
     try:
-        server.start()
+        try:
+            server.start()
+        except OSError as e:
+            print(f"chaosdrill venue: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+            return 1
         # One URL per line, "name=url", so scripts and tests can parse them.
         print(f"rest_url={server.rest_url}", flush=True)
         print(f"ws_public_url={server.ws_public_url}", flush=True)

@@ -75,8 +75,13 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
             resp = okx([], e.code, str(e), 400)
         except web.HTTPException as e:
             resp = okx([], str(e.status), e.reason, e.status)
+        except Exception as e:  # a venue bug: answer and witness it rather than drop the request
+            log.exception("venue REST handler failed: %s %s", request.method, request.path)
+            resp = okx([], "50000", f"venue internal error: {type(e).__name__}: {e}", 500)
+    # OK-ACCESS-KEY identifies the caller; sign and passphrase are secrets and are never recorded.
     core.ledger.append("request", method=request.method, path=request.path, query=request.query_string,
-                       status=resp.status, recon_read=request.method == "GET" and request.path in RECON_PATHS)
+                       status=resp.status, recon_read=request.method == "GET" and request.path in RECON_PATHS,
+                       apiKey=request.headers.get("OK-ACCESS-KEY"))
     # Write the answer now so that a fault lands only once its answer is really on the wire.
     began = stamp()
     await resp.prepare(request)
