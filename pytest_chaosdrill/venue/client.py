@@ -23,6 +23,7 @@ class VenueClient(ControlAPI):
         self._http = requests.Session()
 
     def close(self) -> None:
+        """Close the HTTP session."""
         self._http.close()
 
     def __enter__(self) -> "VenueClient":

@@ -19,6 +19,7 @@ CLOSE_GOING_AWAY = 1001
 
 
 def dumps(obj: Any) -> str:
+    """Compact JSON, as exchanges send it."""
     return json.dumps(obj, separators=(",", ":"))
 
 

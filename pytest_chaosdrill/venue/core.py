@@ -38,6 +38,7 @@ class VenueCore:
     # -- connections -----------------------------------------------------------------------------
 
     def open_conn(self, kind: str, ws: web.WebSocketResponse) -> Conn:
+        """Register a newly accepted WebSocket."""
         conn = Conn(f"{'pub' if kind == 'public' else 'priv'}-{next(self._conn_ids)}", kind, ws)
         self.conns[conn.id] = conn
         return conn
@@ -186,6 +187,7 @@ class VenueCore:
     # -- private sessions ------------------------------------------------------------------------
 
     def reauth_refused(self) -> FaultRecord | None:
+        """The session-termination fault currently refusing logins, or None."""
         self.faults.expire(time.monotonic())
         return self.faults.first("session_termination", lambda r: r.params["refuse_reauth_s"] != 0)
 
@@ -285,6 +287,7 @@ class VenueCore:
         return None
 
     def rest_latency(self) -> FaultRecord | None:
+        """The active REST-latency fault, or None."""
         self.faults.expire(time.monotonic())
         return self.faults.first("rest_latency")
 

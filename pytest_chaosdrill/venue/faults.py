@@ -47,16 +47,19 @@ class FaultRecord:
         return self.effective_mono is not None
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of the record, with ``landed``."""
         d = asdict(self)
         d["landed"] = self.landed
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FaultRecord":
+        """Rebuild a record from :meth:`to_dict` output (unknown keys ignored)."""
         names = cls.__dataclass_fields__.keys()
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def copy(self) -> "FaultRecord":
+        """An independent copy (safe to hand to another thread)."""
         return FaultRecord.from_dict(self.to_dict())
 
 
@@ -145,7 +148,7 @@ class FaultRegistry:
         rec = FaultRecord(id=f"f{self._next_id}", kind=kind, params=norm, requested_mono=time.monotonic(),
                           requested_utc=utc_iso())
         self._next_id += 1
-        if kind in FAULT_KINDS[:-1] and kind != "allow_reauth":
+        if kind not in ("allow_reauth", "clear"):  # those act at once
             rec.detail["waiting_for"] = waiting_for(kind, norm)
         self.records.append(rec)
         return rec
@@ -177,12 +180,14 @@ class FaultRegistry:
         return [r for r in self.records if r.kind == kind and r.active]
 
     def first(self, kind: str, pred: Callable[[FaultRecord], bool] | None = None) -> FaultRecord | None:
+        """The oldest active record of ``kind`` (matching ``pred``), or None."""
         for r in self.records:
             if r.kind == kind and r.active and (pred is None or pred(r)):
                 return r
         return None
 
     def get(self, fault_id: str) -> FaultRecord | None:
+        """The record with this id, or None."""
         return next((r for r in self.records if r.id == fault_id), None)
 
     def expire(self, now: float) -> None:
@@ -206,4 +211,5 @@ class FaultRegistry:
         return ended
 
     def clear(self) -> None:
+        """Forget every record (venue reset)."""
         self.records.clear()

@@ -62,14 +62,17 @@ class InstrumentState:
 
     @property
     def best_bid(self) -> Decimal:
+        """Best bid price."""
         return self.bids[0][0]
 
     @property
     def best_ask(self) -> Decimal:
+        """Best ask price."""
         return self.asks[0][0]
 
     @property
     def mid(self) -> Decimal:
+        """Mid price (used as mark price)."""
         return (self.best_bid + self.best_ask) / 2
 
 

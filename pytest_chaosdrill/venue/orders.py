@@ -32,6 +32,7 @@ MSG_MARGIN = "Order failed. Insufficient USDT margin in account"
 
 
 def now_ms() -> int:
+    """Wall-clock Unix time in milliseconds."""
     return int(time.time() * 1000)
 
 
@@ -45,6 +46,7 @@ class OrderError(ValueError):
 
 @dataclass
 class Order:
+    """One accepted order and its fill state."""
     ord_id: str
     cl_ord_id: str
     inst_id: str
@@ -83,6 +85,7 @@ class Order:
 
 @dataclass
 class Position:
+    """The net position of one instrument."""
     pos: Decimal = Decimal(0)
     avg_px: Decimal = Decimal(0)
     u_time: int = 0
@@ -90,6 +93,7 @@ class Position:
 
 @dataclass
 class Fill:
+    """One execution of an order."""
     ord_id: str
     cl_ord_id: str
     inst_id: str
@@ -147,6 +151,7 @@ class OrderEngine:
     # -- helpers ---------------------------------------------------------------------------------
 
     def pos(self, inst_id: str) -> Decimal:
+        """Signed position of ``inst_id`` in contracts."""
         return self.positions[inst_id].pos
 
     def exposure(self) -> Decimal:
@@ -326,13 +331,16 @@ class OrderEngine:
     # -- queries ---------------------------------------------------------------------------------
 
     def pending(self, inst_id: str | None = None) -> list[Order]:
+        """Open (resting) orders, newest first."""
         return [o for o in sorted(self.orders.values(), key=lambda o: int(o.ord_id), reverse=True)
                 if o.state in ("live", "partially_filled") and inst_id in (None, o.inst_id)]
 
     def fills(self, inst_id: str | None = None) -> list[Fill]:
+        """Fills, newest first."""
         return [f for f in reversed(self._fills) if inst_id in (None, f.inst_id)]
 
     def positions_okx(self, inst_id: str | None = None) -> list[dict[str, Any]]:
+        """The positions answer: non-zero positions only."""
         out = []
         for iid in sorted(self.positions):
             p = self.positions[iid]
@@ -346,6 +354,7 @@ class OrderEngine:
         return out
 
     def equity(self) -> Decimal:
+        """Cash plus unrealised PnL at mid prices, in USDT."""
         upl = Decimal(0)
         for iid, p in self.positions.items():
             if p.pos:
@@ -353,6 +362,7 @@ class OrderEngine:
         return self.cash + upl
 
     def balance_okx(self) -> list[dict[str, Any]]:
+        """The balance answer."""
         eq = fmt(self.equity().quantize(Decimal("0.0001")))
         return [{"totalEq": eq, "uTime": str(now_ms()),
                  "details": [{"ccy": "USDT", "eq": eq, "availBal": eq, "cashBal": fmt(self.cash)}]}]

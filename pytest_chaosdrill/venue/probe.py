@@ -29,6 +29,7 @@ class WsProbe:
 
     @property
     def closed(self) -> bool:
+        """True once the peer closed the socket (or it broke)."""
         return self.close_code is not None or not self.ws.connected
 
     def recv(self, timeout: float) -> str | None:

@@ -97,12 +97,14 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
 # -- REST handlers --------------------------------------------------------------------------------
 
 async def place_order(request: web.Request) -> web.StreamResponse:
+    """POST /api/v5/trade/order."""
     res = _core(request).engine.place(await _json_body(request))
     ok = res["sCode"] == "0"
     return okx([res], "0" if ok else "1", "" if ok else "All operations failed")
 
 
 async def batch_orders(request: web.Request) -> web.StreamResponse:
+    """POST /api/v5/trade/batch-orders (two legs are tagged A/B; the partial-fill fault acts here)."""
     core = _core(request)
     body = await _json_body(request)
     if not isinstance(body, list) or not 1 <= len(body) <= MAX_BATCH:
@@ -133,12 +135,14 @@ async def batch_orders(request: web.Request) -> web.StreamResponse:
 
 
 async def cancel_order(request: web.Request) -> web.StreamResponse:
+    """POST /api/v5/trade/cancel-order."""
     res = _core(request).engine.cancel(await _json_body(request))
     ok = res["sCode"] == "0"
     return okx([res], "0" if ok else "1", "" if ok else "All operations failed")
 
 
 async def get_order(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/trade/order by ordId or clOrdId."""
     q = request.query
     o = _core(request).engine.find(q.get("ordId"), q.get("clOrdId"))
     if o is None or (q.get("instId") and q.get("instId") != o.inst_id):
@@ -147,22 +151,27 @@ async def get_order(request: web.Request) -> web.StreamResponse:
 
 
 async def orders_pending(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/trade/orders-pending (a reconciliation read)."""
     return okx([o.to_okx() for o in _core(request).engine.pending(request.query.get("instId") or None)])
 
 
 async def fills(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/trade/fills, newest first."""
     return okx([f.to_okx() for f in _core(request).engine.fills(request.query.get("instId") or None)])
 
 
 async def positions(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/account/positions (a reconciliation read)."""
     return okx(_core(request).engine.positions_okx(request.query.get("instId") or None))
 
 
 async def balance(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/account/balance."""
     return okx(_core(request).engine.balance_okx())
 
 
 async def ticker(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/market/ticker."""
     inst_id = request.query.get("instId")
     if inst_id not in INSTRUMENTS:
         return okx([], "51001", f"Instrument ID {inst_id} does not exist")
@@ -173,6 +182,7 @@ async def ticker(request: web.Request) -> web.StreamResponse:
 
 
 async def public_time(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/public/time."""
     return okx([{"ts": str(now_ms())}])
 
 
@@ -210,10 +220,12 @@ async def _serve_ws(request: web.Request, kind: str) -> web.WebSocketResponse:
 
 
 async def ws_public(request: web.Request) -> web.WebSocketResponse:
+    """The public WebSocket (books, trades)."""
     return await _serve_ws(request, "public")
 
 
 async def ws_private(request: web.Request) -> web.WebSocketResponse:
+    """The private WebSocket (login, orders)."""
     return await _serve_ws(request, "private")
 
 
@@ -381,30 +393,37 @@ class VenueServer:
 
     @property
     def host(self) -> str:
+        """The interface the venue listens on."""
         return self._host
 
     @property
     def port(self) -> int:
+        """The bound port (the real one when started with port 0)."""
         if self._port is None:
             raise RuntimeError("venue not started: no port yet")
         return self._port
 
     @property
     def base_url(self) -> str:
+        """``http://HOST:PORT``."""
         return f"http://{self._host}:{self.port}"
 
     @property
     def rest_url(self) -> str:
+        """The REST base URL (same as :attr:`base_url`)."""
         return self.base_url
 
     @property
     def ws_public_url(self) -> str:
+        """The public WebSocket URL."""
         return f"ws://{self._host}:{self.port}/ws/v5/public"
 
     @property
     def ws_private_url(self) -> str:
+        """The private WebSocket URL."""
         return f"ws://{self._host}:{self.port}/ws/v5/private"
 
     @property
     def control_url(self) -> str:
+        """The control API base URL (``.../_venue``)."""
         return f"{self.base_url}/_venue"
