@@ -9,6 +9,7 @@ or contract tag that catches the bug: a FAIL for any other reason does not count
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,8 @@ class Case:
     bug: str
     drill: str
     group: str  # evidence group: phase2 | ops
-    reason: tuple[str, ...]  # fragments the FAIL reason must contain (the check / tag and its finding)
+    reason: tuple[str, ...]  # fragments the FAIL reason must contain (the check and its finding)
+    tag: str | None = None  # contract tag that must be among the sample findings' tags, e.g. ORDER
 
 
 CASES = [
@@ -38,13 +40,13 @@ CASES = [
     Case("latch_cleared_on_timer", "drill_2_market_data_stale", "phase2",
          ("latch_clears_only_after_reconcile: latch cleared at sample", "while the fault was still active")),
     Case("active_while_latched", "drill_5_ws_book_gap", "phase2",
-         ("status samples violate the contract", "DECISION-A")),
+         ("status samples violate the contract",), tag="DECISION-A"),
     # drill 2, not 5: its blocked window (~2 s of stale feed) spans ~15 strategy ticks, so OPENs are
     # certain to be attempted in it; drill 5's window (~0.5 s) is only a few ticks.
     Case("open_while_latched", "drill_2_market_data_stale", "phase2",
          ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked")),
     Case("mode_reasons_out_of_order", "drill_7_session_termination", "phase2",
-         ("status samples violate the contract", "ORDER")),
+         ("status samples violate the contract",), tag="ORDER"),
     Case("stop_recorded_as_completed", "ops_c2_1_stop", "ops",
          ("run_manifest_fields: status='completed' (expected 'interrupted')",)),
     Case("connection_errors_not_counted", "ops_c2_3_degradation", "ops",
@@ -91,6 +93,7 @@ def meta_of(pytester: pytest.Pytester, group: str, drill: str) -> dict:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.bug for c in CASES])
 def test_variant_fails_its_drill(pytester: pytest.Pytester, case: Case) -> None:
+    """The variant's drill is a FAIL (not NOT PROVEN / ERROR) whose reason names the catching check or tag."""
     result = run_drills(pytester, case.bug, [case.drill])
     out = result.stdout.str()
     assert_launched(pytester, case.bug)
@@ -98,6 +101,9 @@ def test_variant_fails_its_drill(pytester: pytest.Pytester, case: Case) -> None:
     assert meta["verdict"] == "FAIL", f"{case.bug}: verdict {meta['verdict']}: {meta.get('reason')}\n{out[-3000:]}"
     for fragment in case.reason:
         assert fragment in meta["reason"], f"{case.bug}: {fragment!r} not in reason: {meta['reason']}"
+    if case.tag is not None:
+        m = re.search(r"status samples violate the contract \(([^)]*)\)", meta["reason"])
+        assert m and case.tag in m.group(1).split(", "), f"{case.bug}: no [{case.tag}] finding: {meta['reason']}"
     result.assert_outcomes(failed=1)
     assert f"drill {case.drill} FAILED" in out
     for fragment in case.reason:

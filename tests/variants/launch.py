@@ -17,7 +17,9 @@ from typing import Any, Callable, Sequence
 from pytest_chaosdrill.okx_demo_api import app as app_mod
 from pytest_chaosdrill.okx_demo_api import main as main_mod
 from pytest_chaosdrill.okx_demo_api import status as status_mod
+from pytest_chaosdrill.okx_demo_api.dispatcher import fmt_sz
 from pytest_chaosdrill.okx_demo_api.policy import ACTIVE, Decision, PolicyGuard
+from pytest_chaosdrill.okx_demo_api.reconcile import IntentResolver
 from pytest_chaosdrill.okx_demo_api.telemetry import Telemetry
 from pytest_chaosdrill.okx_demo_api.wal import read_records
 
@@ -122,32 +124,31 @@ def connection_errors_not_counted() -> None:
 def duplicate_dispatch_after_restart() -> None:
     """WAL replay re-sends the journal's last intents (and unresolved ones) with the same clOrdId,
     instead of asking the venue what became of them."""
-    orig = App._replay_wal
+    orig_replay = App._replay_wal
+    orig_run = IntentResolver.run
 
     def replay_wal(self: App) -> None:
-        orig(self)  # the honest replay queues unresolved intents for the resolver...
+        orig_replay(self)  # the honest replay queues unresolved intents for the resolver...
         intents = [r for r in read_records(self.wal.path) if r.get("t") == "intent"]
+        by_id = {r["clOrdId"]: r for r in intents}
         resend = {r["clOrdId"]: r for r in intents[-REPLAY_TAIL:]}
         for cid in list(self.resolver.pending):  # ...the bug: they are re-sent instead of queried
-            rec = next((r for r in intents if r["clOrdId"] == cid), None)
-            if rec is not None:
-                resend[cid] = rec
+            if cid in by_id:
+                resend[cid] = by_id[cid]
                 del self.resolver.pending[cid]
-        if resend:
-            asyncio.get_running_loop().create_task(_resend(self, list(resend.values())))
+        self.resolver.variant_resend = list(resend.values())  # type: ignore[attr-defined]
+
+    async def run(self: IntentResolver, stopping: asyncio.Event, period_s: float = 0.2) -> None:
+        # The resolver task starts once the REST session is up: re-send first, then resolve as usual.
+        for r in getattr(self, "variant_resend", []):
+            body = {"instId": r["instId"], "tdMode": "cross", "clOrdId": r["clOrdId"], "side": r["side"],
+                    "ordType": "market", "sz": fmt_sz(float(r["sz"])), "reduceOnly": bool(r.get("reduceOnly"))}
+            res = await self.rest.request("POST", "/api/v5/trade/order", body=body)
+            self.log("wal_replay_resent", clOrdId=r["clOrdId"], status=res.status, code=res.code)
+        await orig_run(self, stopping, period_s)
 
     App._replay_wal = replay_wal  # type: ignore[method-assign]
-
-
-async def _resend(app: App, records: list[dict]) -> None:
-    # _replay_wal runs before RestClient.start(): yield until the HTTP session exists.
-    while app.rest._session is None:
-        await asyncio.sleep(0)
-    for r in records:
-        body = {"instId": r["instId"], "tdMode": "cross", "clOrdId": r["clOrdId"], "side": r["side"],
-                "ordType": "market", "sz": str(r["sz"]).removesuffix(".0"), "reduceOnly": r.get("reduceOnly", False)}
-        res = await app.rest.request("POST", "/api/v5/trade/order", body=body)
-        app.log("wal_replay_resent", clOrdId=r["clOrdId"], status=res.status, code=res.code)
+    IntentResolver.run = run  # type: ignore[method-assign]
 
 
 def none() -> None:
