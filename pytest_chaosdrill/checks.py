@@ -320,7 +320,8 @@ def stop_detected(run: "DrillRun", max_ms: float = 1000.0) -> CheckResult:
     manifest = run.files.get("run_manifest")
     if not isinstance(manifest, dict):
         return CheckResult("stop_detected", None, "no run_manifest.json after the STOP")
-    created = _parse_utc(run.trigger_info.get("created_utc"))
+    requested = run.trigger_info.get("requested", {})
+    created = _parse_utc(requested.get("created_utc"))
     stop_time = _parse_utc(manifest.get("stop_time"))
     if manifest.get("stop_detected") is not True or stop_time is None or created is None:
         return CheckResult("stop_detected", False, f"stop_detected={manifest.get('stop_detected')!r}, "
@@ -328,7 +329,7 @@ def stop_detected(run: "DrillRun", max_ms: float = 1000.0) -> CheckResult:
     ms = (stop_time - created).total_seconds() * 1000
     run.facts["stop_detection_ms"] = ms
     return CheckResult("stop_detected", 0 <= ms <= max_ms + 5,
-                       f"STOP file created {run.trigger_info.get('created_utc')}, detected {manifest.get('stop_time')} "
+                       f"STOP file created {requested.get('created_utc')}, detected {manifest.get('stop_time')} "
                        f"({ms:.0f} ms, limit {max_ms} ms)")
 
 

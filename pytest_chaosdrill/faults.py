@@ -52,6 +52,9 @@ class Trigger:
     def release(self) -> dict[str, Any]:
         return {}
 
+    def finalize(self) -> None:
+        """Called once before the assertions: refresh facts that settle after release."""
+
 
 def _record_dict(record: Any) -> dict[str, Any]:
     if record is None:
@@ -95,6 +98,17 @@ class VenueFault(Trigger):
     def release(self) -> dict[str, Any]:
         kind = _record_dict(self.record).get("kind", self.method)
         return _record_dict(self.ctx.venue.clear(kind=kind))
+
+    def finalize(self) -> None:
+        # A session termination lasts until re-authentication is allowed again: that, not the
+        # moment the socket closed, is when its condition ended.
+        if self.method != "session_termination" or self.record is None:
+            return
+        rec_id = _record_dict(self.record).get("id")
+        for rec in self.ctx.venue.faults():
+            d = _record_dict(rec)
+            if d.get("id") == rec_id and d.get("ended_mono") is not None:
+                self.condition_ended_mono = d["ended_mono"]
 
 
 class ProxyToxic(Trigger):

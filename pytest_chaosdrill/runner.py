@@ -211,13 +211,14 @@ class DrillRun:
             raise DrillNotProven(f"unknown trigger kind {self.drill.trigger_kind!r}; known: {sorted(ctx.triggers)}")
         self.trigger = factory(ctx, dict(self.drill.trigger_params))
         self.t_trigger = time.monotonic()
-        self.trigger_info = self.trigger.fire() or {}
         try:
+            self.trigger_info = {"requested": _jsonable(self.trigger.fire() or {})}
             proof = self.trigger.wait_landed(self.drill.land_timeout_s)
         except FaultNotLanded as exc:
+            self.trigger_info["not_landed"] = str(exc)
             self._release()
             raise DrillNotProven(str(exc)) from None
-        self.trigger_info["proof"] = proof
+        self.trigger_info["proof"] = _jsonable(proof)
         self.t_landed = self.trigger.landed_mono if self.trigger.landed_mono is not None else self.t_trigger
         self.timeline.mark("fault_landed", proof=_jsonable(proof))
 
@@ -230,6 +231,8 @@ class DrillRun:
         self._set_phase("assert")
         self._stop_sampler()
         self._collect_witness()
+        if self.trigger is not None:
+            self.trigger.finalize()
         self._assert()
 
     def _prove_steady_state(self) -> None:
@@ -367,14 +370,16 @@ class DrillRun:
             self.sampler = None
 
     def _ledger(self) -> list[dict[str, Any]]:
+        """The witness ledger so far, fetched incrementally (``seq`` > the last one seen)."""
         try:
-            return list(self.ctx.venue.ledger())
+            last = self.ledger[-1].get("seq", 0) if self.ledger else 0
+            self.ledger.extend(self.ctx.venue.ledger(since_seq=last))
         except Exception as exc:  # the venue may be gone: record it, do not mask the drill's own error
             self.facts["ledger_error"] = f"{type(exc).__name__}: {exc}"
-            return self.ledger
+        return self.ledger
 
     def _collect_witness(self) -> None:
-        self.ledger = self._ledger()
+        self._ledger()
         if not self.files:
             self.files = self._read_files()
 
