@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VARIANTS_DIR = ROOT / "tests" / "variants"
 LAUNCHER = VARIANTS_DIR / "launch.py"
 DRILLS = ROOT / "drills"
+PY_ERROR = re.compile(r"(TypeError|AttributeError|KeyError|NameError|IndexError|ValueError|AssertionError)\b")
 TEST_MODULE = "def test_drill(drill_run):\n    drill_run.execute()\n"
 
 
@@ -86,6 +87,17 @@ def assert_launched(pytester: pytest.Pytester, bug: str) -> None:
     assert f"okx_demo_api variant: {bug}" in logs, f"variant {bug} was not launched"
 
 
+def assert_patch_did_not_raise(pytester: pytest.Pytester) -> None:
+    """A variant must fail through its bug, not because its monkeypatch raised inside the target (the
+    target turns such exceptions into error events or a crash, which would change the drill's course)."""
+    for fp in (pytester.path / "evidence" / "runs").rglob("execution_fingerprint.json"):
+        events = json.loads(fp.read_text(encoding="utf-8")).get("error_events", [])
+        raised = [e for e in events if PY_ERROR.match(str(e.get("detail", "")))]
+        assert not raised, f"the variant raised inside the target: {raised[:3]}"
+    for log in (pytester.path / "evidence" / "runs").rglob("target.log"):
+        assert '"event":"crashed"' not in log.read_text(errors="replace"), f"target crashed: {log}"
+
+
 def meta_of(pytester: pytest.Pytester, group: str, drill: str) -> dict:
     (run,) = list((pytester.path / "evidence" / "runs").iterdir())
     return json.loads((run / group / drill / "meta.json").read_text(encoding="utf-8"))
@@ -97,6 +109,7 @@ def test_variant_fails_its_drill(pytester: pytest.Pytester, case: Case) -> None:
     result = run_drills(pytester, case.bug, [case.drill])
     out = result.stdout.str()
     assert_launched(pytester, case.bug)
+    assert_patch_did_not_raise(pytester)
     meta = meta_of(pytester, case.group, case.drill)
     assert meta["verdict"] == "FAIL", f"{case.bug}: verdict {meta['verdict']}: {meta.get('reason')}\n{out[-3000:]}"
     for fragment in case.reason:
@@ -115,6 +128,7 @@ def test_same_drills_pass_against_the_unmodified_target(pytester: pytest.Pyteste
     drills = sorted({(c.group, c.drill) for c in CASES})
     result = run_drills(pytester, "none", [d for _, d in drills])
     assert_launched(pytester, "none")
+    assert_patch_did_not_raise(pytester)
     verdicts = {d: meta_of(pytester, g, d) for g, d in drills}
     bad = {d: f"{m['verdict']}: {m.get('reason')}" for d, m in verdicts.items() if m["verdict"] != "PASS"}
     assert not bad, bad

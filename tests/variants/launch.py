@@ -35,7 +35,7 @@ REPLAY_TAIL = 3
 def latch_never_set_on_gap() -> None:
     """A book seqId gap is logged (and the book re-subscribed) but the latch is never set."""
     def on_book_gap(self: App, inst: str, detail: dict) -> None:
-        self.log("book_gap_ignored", instId=inst, **detail)
+        self.log("book_gap_ignored", **detail)  # detail already names the instrument
 
     App._on_book_gap = on_book_gap  # type: ignore[method-assign]
 
