@@ -281,6 +281,31 @@ class NetworkDisconnect(Trigger):
         return self.ctx.target.network_connect()
 
 
+class ProcessPause(Trigger):
+    """Freeze the target (SIGSTOP, or ``docker pause``) for ``hold_s``, then thaw it.
+
+    Proof: the kernel's process state (``T``), or the engine's ``State.Paused``."""
+
+    kind = "process.pause"
+
+    def fire(self) -> dict[str, Any]:
+        pause = getattr(self.ctx.target, "pause", None)
+        if pause is None:
+            raise FaultNotLanded(f"backend {self.ctx.target.backend!r} cannot pause the target")
+        self.info = pause()
+        return self.info
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        if not self.info.get("proven"):
+            raise FaultNotLanded(f"pause not confirmed: {self.info}")
+        self.landed_mono = self.info.get("mono", time.monotonic())
+        self.proof = self.info
+        return self.proof
+
+    def release(self) -> dict[str, Any]:
+        return self.ctx.target.resume()
+
+
 TriggerFactory = Callable[["DrillContext", dict[str, Any]], Trigger]
 
 # Faults that are one event (a gap, a termination, one partial batch) rather than a held condition.
@@ -300,5 +325,6 @@ def builtin_triggers() -> dict[str, TriggerFactory]:
         "file.stop": StopFile,
         "hook.apply": TargetHook,
         "network.disconnect": NetworkDisconnect,
+        "process.pause": ProcessPause,
     })
     return table

@@ -218,11 +218,52 @@ def _external(config: Any) -> dict[str, Any]:
     return dict(getattr(config, "external", {}) or {})
 
 
+@pytest.fixture(scope="session")
+def chaosdrill_docker_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Venue and proxy containers for the docker backend (pytest-docker), started once per session.
+
+    Skips, with one reason, when no engine answers or the image is not built; never errors for that."""
+    from .backends.docker import DEFAULT_IMAGE, docker_stack
+    from .docker_engine import DockerError, engine_available
+
+    ok, reason = engine_available()
+    if not ok:
+        pytest.skip(f"docker backend: {reason}")
+    image = os.environ.get("CHAOSDRILL_IMAGE", DEFAULT_IMAGE)
+    session: ChaosSession = request.config.stash[STASH_SESSION]
+    try:
+        stack_cm = docker_stack(session.run_info().run_id, tmp_path_factory.mktemp("docker-stack"), image=image)
+        stack = stack_cm.__enter__()
+    except DockerError as exc:
+        if "image inspect" in " ".join(exc.cmd):
+            pytest.skip(f"docker backend: image {image} is not built (build it: bash docker/build-images.sh)")
+        raise
+    try:
+        yield stack
+    finally:
+        stack_cm.__exit__(None, None, None)
+
+
+class _DockerVenue:
+    """The venue container as the drill sees it: controlled over its HTTP API."""
+
+    def __init__(self, url: str) -> None:
+        from .venue import VenueClient
+
+        self.control = VenueClient(url)
+        self.host, self.port = "venue", 8900   # as the proxy container reaches it
+
+
 @pytest.fixture
 def venue(chaosdrill_backend: str, chaosdrill_target_config: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """The venue simulator for one drill, in this process (its own thread and event loop).
-
-    On the external backend it listens on the target file's ``external.venue_port`` (0: any free port)."""
+    """The venue simulator for one drill: in this process (its own thread and event loop), or the
+    docker backend's venue container, reset. On the external backend it listens on the target
+    file's ``external.venue_port`` (0: any free port)."""
+    if chaosdrill_backend == "docker":
+        handle = _DockerVenue(request.getfixturevalue("chaosdrill_docker_stack").venue_url)
+        handle.control.reset()
+        yield handle
+        return
     from .venue import VenueServer
 
     port = int(_external(chaosdrill_target_config).get("venue_port", 0)) if chaosdrill_backend == "external" else 0
@@ -234,13 +275,28 @@ def venue(chaosdrill_backend: str, chaosdrill_target_config: Any, request: pytes
 
 
 @pytest.fixture
-def fault_proxy(venue: Any, chaosdrill_backend: str, chaosdrill_target_config: Any) -> Iterator[Any]:
+def fault_proxy(venue: Any, chaosdrill_backend: str, chaosdrill_target_config: Any,
+                request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fault proxy in front of the venue; the target only ever talks to the venue through it.
 
     On the external backend it listens on ``external.proxy_port``, where the running service is pointed."""
     from .proxy import ProxyServer
     from .wiring import ProxyLink
 
+    if chaosdrill_backend == "docker":
+        from .backends.docker import PROXY_LISTEN_PORT
+        from .proxy import ProxyClient
+
+        client = ProxyClient(request.getfixturevalue("chaosdrill_docker_stack").proxy_api_url)
+        client.reset()
+        if "venue" in client.proxies():
+            client.delete_proxy("venue")
+        client.create_proxy("venue", upstream=f"{venue.host}:{venue.port}", listen=f"0.0.0.0:{PROXY_LISTEN_PORT}")
+        try:
+            yield ProxyLink("venue", client, f"proxy:{PROXY_LISTEN_PORT}", in_process=False)
+        finally:
+            client.close()
+        return
     port = int(_external(chaosdrill_target_config).get("proxy_port", 0)) if chaosdrill_backend == "external" else 0
     server = ProxyServer().start()
     try:
@@ -268,6 +324,8 @@ def chaos_target(request: pytest.FixtureRequest, evidence: DrillState, drill: Dr
               "venue_ws_private_url": ep.ws_private_url, "control_dir": str(chaos_workdir / "control"),
               "data_dir": str(chaos_workdir / "data"), "host": "127.0.0.1", "drill_id": drill.id,
               "status_port": external.get("status_port", 0) if chaosdrill_backend == "external" else _free_port()}
+    if chaosdrill_backend == "docker":
+        values["venue_rest_url"] = "http://127.0.0.1:0"  # the container gets its URLs from the compose file
     rendered = chaosdrill_target_config.render(values)
     if chaosdrill_backend == "process":
         from .backends.process import ProcessTarget
@@ -276,16 +334,16 @@ def chaos_target(request: pytest.FixtureRequest, evidence: DrillState, drill: Dr
         from .backends.external import ExternalTarget
         target = ExternalTarget(rendered, chaos_workdir / "logs")
     else:
-        target = _docker_target(request, rendered, chaos_workdir)
+        from .backends.docker import DockerTarget
+        target = DockerTarget(request.getfixturevalue("chaosdrill_docker_stack"), rendered, chaos_workdir,
+                              int(values["status_port"]), fault_proxy.listen)
     evidence.target = target
     try:
         yield target
     finally:
         target.stop(rendered.config.stop_timeout_s)
-
-
-def _docker_target(request: pytest.FixtureRequest, rendered: Any, workdir: Path) -> Any:
-    pytest.skip("backend 'docker' is not available in this build of pytest-chaosdrill")
+        if hasattr(target, "remove"):
+            target.remove()
 
 
 @pytest.fixture
@@ -326,6 +384,8 @@ def drill_run(evidence: DrillState, drill: Drill, chaos_target: Any, venue: Any,
         timeline=status_timeline, contract=chaosdrill_contract, contract_paths=chaosdrill_contract_paths,
         fixture_dirs=[Path(p) for p in (setting(config, "fixtures") or [])], triggers=triggers, checks=checks,
         sample_interval_s=interval_ms / 1000, allow_live=bool(setting(config, "allow_live")),
+        # compose service names of the drill's own containers count as drill-created hosts
+        local_hosts=("venue", "proxy") if evidence.backend == "docker" else (),
     )
     run = DrillRun(ctx)
     evidence.run = run

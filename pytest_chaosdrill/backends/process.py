@@ -88,6 +88,8 @@ class ProcessTarget:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            if self._proc_state() == "T":
+                os.kill(self.proc.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -108,6 +110,28 @@ class ProcessTarget:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+    def _proc_state(self) -> str:
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except (OSError, TypeError):
+            return "?"
+        return stat.rsplit(") ", 1)[1].split()[0]
+
+    def pause(self) -> dict[str, Any]:
+        """SIGSTOP the target; proof: the kernel reports the process stopped (state ``T``)."""
+        sent = self.signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while self._proc_state() != "T" and time.monotonic() < deadline:
+            time.sleep(0.005)
+        state = self._proc_state()
+        return {**sent, "proc_state": state, "proven": state == "T", "mono": time.monotonic()}
+
+    def resume(self) -> dict[str, Any]:
+        if self.proc is None or self.proc.poll() is not None:
+            return {"resumed": False}
+        os.kill(self.proc.pid, signal.SIGCONT)
+        return {"pid": self.proc.pid, "signal": "SIGCONT", "proc_state": self._proc_state()}
 
     def logs(self) -> list[Path]:
         return [p for p in self._logs if p.exists()]
