@@ -144,8 +144,9 @@ def test_status_valid_before_the_venue_is_reachable(tmp_path) -> None:
         for _ in range(20):
             t.wait_status(lambda s: True, 2, "sample", samples)
         st = samples[-1]
-        assert st["trading_mode"] == "ReduceOnly" and st["mode_reasons"] == ["REDUCEONLY_INPUT_MISSING_OR_STALE"]
-        assert st["connectivity_degraded"] is True
+        assert st["trading_mode"] == "ReduceOnly"
+        assert st["mode_reasons"] == ["REDUCEONLY_BUNKER_MODE_ACTIVE", "REDUCEONLY_INPUT_MISSING_OR_STALE"]
+        assert st["connectivity_degraded"] is True and st["bunker_mode_active"] is True
         fp = t.wait_for(lambda: (lambda f: f if f["error_count"] > 0 else None)(t.read_json("execution_fingerprint.json")),
                         5, "connection errors in the fingerprint")
         assert {e["type"] for e in fp["error_events"]} & {"connection_error", "ws_error"}
@@ -170,7 +171,11 @@ def test_proxy_timeout_errors_counted_mid_run(own_venue, tmp_path) -> None:
                 t.read_json("execution_fingerprint.json")), 5, "timeouts in the fingerprint mid-run")
             assert fp["error_count"] > 0
             assert t.read_json("run_manifest.json")["status"] == "running"
-            assert t.status()["deribit_http_p95_ms"] >= 0
+            # Calls without an answer are connectivity risk: bunker mode, no OPEN.
+            st = t.wait_status(lambda s: s["bunker_mode_active"], 3, "bunker mode")
+            assert st["trading_mode"] == "ReduceOnly" and "REDUCEONLY_BUNKER_MODE_ACTIVE" in st["mode_reasons"]
+            p.remove_toxic(p.toxics()[0].name)
+            t.wait_status(lambda s: active(s) and not s["bunker_mode_active"], 15, "Active after the fault")
     finally:
         server.stop()
 

@@ -37,14 +37,17 @@ STALE = "WS_DATA_STALE_RECONCILE_REQUIRED"
 MISMATCH = "INVENTORY_MISMATCH_RECONCILE_REQUIRED"
 SESSION = "SESSION_TERMINATION_RECONCILE_REQUIRED"
 INPUT_MISSING = "REDUCEONLY_INPUT_MISSING_OR_STALE"
+BUNKER = "REDUCEONLY_BUNKER_MODE_ACTIVE"
 EMERGENCY = "REDUCEONLY_EMERGENCY_REDUCEONLY_ACTIVE"
 SESSION_UNCONFIRMED = "REDUCEONLY_SESSION_KILL_UNCONFIRMED"
 
 MONITOR_PERIOD_S = 0.01
 FILES_PERIOD_S = 0.5
+FILES_ERROR_POLL_S = 0.05
 BALANCE_PERIOD_S = 2.0
 RECONCILE_RETRY_S = 0.25
 RECONCILE_PERIOD_S = 5.0
+BUNKER_STABLE_S = 2.0  # REST must answer (no refused/reset/timeout call) this long to leave bunker mode
 POLICY_REFRESH_S = 10.0
 
 
@@ -106,6 +109,7 @@ class App:
         self.mm_util = 0.0
         self.mm_util_ts_ms = 0
         self.replayed_pending = 0
+        self.bunker_stable_s = BUNKER_STABLE_S
 
     # -- policy inputs ----------------------------------------------------------------------------
     def degraded_causes(self) -> list[str]:
@@ -126,6 +130,8 @@ class App:
             reasons.add(EMERGENCY)
         if self.session_unconfirmed:
             reasons.add(SESSION_UNCONFIRMED)
+        if self.bunker_active():
+            reasons.add(BUNKER)
         return Inputs(risk_state=DEGRADED if self.degraded_causes() else HEALTHY,
                       latched=self.latch.is_set, reasons=reasons)
 
@@ -149,8 +155,13 @@ class App:
         lag = self.feed.lag_ms()
         return self.feed.connected and self.feed.books_synced() and lag is not None and lag <= self.cfg.stale_threshold_ms
 
+    def bunker_active(self) -> bool:
+        """Connectivity risk: a REST call got no answer (refused, reset, timeout) within BUNKER_STABLE_S."""
+        last = self.rest.last_transport_error_mono
+        return last is not None and time.monotonic() - last < self.bunker_stable_s
+
     def connectivity_degraded(self) -> bool:
-        return (not self.md_healthy() or not self.private.authed
+        return (not self.md_healthy() or not self.private.authed or self.bunker_active()
                 or any(c in (BOOK_GAP, TRADES_GAP, STALE, SESSION) for c in self.latch.codes))
 
     # -- event callbacks --------------------------------------------------------------------------
@@ -307,9 +318,13 @@ class App:
             await asyncio.sleep(period)
 
     async def _files(self) -> None:
+        """Rewrite the fingerprint and manifest every FILES_PERIOD_S, and soon after a new error event."""
         while not self.stopping.is_set():
+            errors = self.tel.error_count
             self.write_files()
-            await asyncio.sleep(FILES_PERIOD_S)
+            deadline = time.monotonic() + FILES_PERIOD_S
+            while time.monotonic() < deadline and self.tel.error_count == errors and not self.stopping.is_set():
+                await asyncio.sleep(FILES_ERROR_POLL_S)
 
     async def _policy_refresh(self) -> None:
         """Re-read the manifest periodically; a changed or unreadable manifest keeps the loaded one."""

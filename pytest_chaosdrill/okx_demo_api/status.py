@@ -6,6 +6,7 @@ manifest's display and unblock texts, so it cannot contradict them.
 """
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from .clock import now_ms
@@ -47,6 +48,11 @@ def _current_target(app: "App", code: str) -> tuple[str, str]:
         return (f"market_data={'fresh' if app.md_healthy() else 'missing'}, "
                 f"private_session={'authenticated' if app.private.authed else 'down'}, startup_reconcile=pending",
                 "inputs fresh + startup reconciliation=success")
+    if code == "REDUCEONLY_BUNKER_MODE_ACTIVE":
+        last = app.rest.last_transport_error_mono
+        age = int((time.monotonic() - last) * 1000) if last is not None else -1
+        return (f"last_rest_transport_error_age_ms={age}",
+                f"no REST transport error for >= {int(app.bunker_stable_s * 1000)}ms")
     if code == "KILL_CORTEX_FORCE_KILL":
         toks = ",".join(app.guard.unknown_tokens[-3:]) or "cortex"
         return f"unknown_token_detected={toks}", "fix deployed + restart (new build)"
@@ -88,7 +94,7 @@ def build(app: "App") -> dict:
         "enforced_profile": "CSP",
         "trading_mode": d.trading_mode,
         "risk_state": d.risk_state,
-        "bunker_mode_active": False,
+        "bunker_mode_active": app.bunker_active(),
         "connectivity_degraded": app.connectivity_degraded(),
         "mode_reasons": list(d.mode_reasons),
         "open_permission_blocked_latch": latched,

@@ -83,6 +83,8 @@ class RestClient:
         self.cfg = cfg
         self.tel = telemetry
         self._session: aiohttp.ClientSession | None = None
+        # When the last call failed in transport (no answer at all): drives bunker mode.
+        self.last_transport_error_mono: float | None = None
 
     async def start(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.cfg.http_timeout_ms / 1000.0)
@@ -116,6 +118,7 @@ class RestClient:
         except Exception as exc:  # transport failure: classify, count, report
             lat = (time.monotonic() - t0) * 1000
             kind = classify(exc)
+            self.last_transport_error_mono = time.monotonic()
             self.tel.call(lat)
             self.tel.error(kind, endpoint, detail=f"{type(exc).__name__}: {exc}")
             return RestResult(None, None, kind, lat)
@@ -137,8 +140,8 @@ class RestClient:
 class PublicFeed:
     """Public WS: ``books`` and ``trades`` per instrument, with gap and staleness detection.
 
-    A book gap (``prevSeqId`` differs from the last ``seqId``) triggers a re-subscription for a fresh
-    snapshot; a trades gap (a skipped, repeated or lower ``tradeId``) is reported and the out-of-order
+    A book gap (``prevSeqId`` differs from the last ``seqId``, or the connection dropped) triggers a
+    re-subscription (or reconnection) for a fresh snapshot; a trades gap (a skipped, repeated or lower ``tradeId``) is reported and the out-of-order
     trade is not processed (no duplicate trade processing).
     """
 
@@ -217,6 +220,12 @@ class PublicFeed:
                     self._ws = None
                 if stopping.is_set():
                     break
+                # A lost connection is a hole in every book we were following: updates were missed.
+                for inst in self.instruments:
+                    if self.book_synced[inst]:
+                        self.book_synced[inst] = False
+                        self.book_gaps += 1
+                        self.on_book_gap(inst, {"instId": inst, "reason": "public feed connection lost"})
                 await asyncio.sleep(backoff)
                 backoff = min(BACKOFF_MAX_S, backoff * 2)
 
