@@ -244,13 +244,19 @@ def no_duplicate_dispatch(run: "DrillRun") -> CheckResult:
     return CheckResult("no_duplicate_dispatch", True, f"{n} orders at the venue, no client order id dispatched twice")
 
 
+def _kill_window(run: "DrillRun") -> tuple["Sample | None", float]:
+    """The first Kill sample after the trigger, and when Kill could legitimately end (the restart)."""
+    first = run.timeline.first(lambda s: s.ok and s.status.get("trading_mode") == "Kill", start=run.t_trigger)
+    restart = run.timeline.get_mark("restart")
+    end = restart.mono if first and restart and restart.mono > first.mono else run.t_end
+    return first, end
+
+
 def stays_kill(run: "DrillRun") -> CheckResult:
     """Once Kill, the target never resumes on its own (until it is restarted)."""
-    first = run.timeline.first(lambda s: s.ok and s.status.get("trading_mode") == "Kill", start=run.t_trigger)
+    first, end = _kill_window(run)
     if first is None:
         return CheckResult("stays_kill", False, "Kill was never observed")
-    restart = run.timeline.get_mark("restart")
-    end = restart.mono if restart and restart.mono > first.mono else run.t_end
     after = [s for s in run.timeline.between(first.mono, end) if s.ok]
     resumed = [s for s in after if s.status.get("trading_mode") != "Kill"]
     if resumed:
@@ -262,11 +268,9 @@ def stays_kill(run: "DrillRun") -> CheckResult:
 
 def capital_supremacy(run: "DrillRun") -> CheckResult:
     """In Kill no order may add exposure; risk-reducing orders stay allowed while exposure is not zero."""
-    first = run.timeline.first(lambda s: s.ok and s.status.get("trading_mode") == "Kill", start=run.t_trigger)
+    first, end = _kill_window(run)
     if first is None:
         return CheckResult("capital_supremacy", None, "Kill was never observed")
-    restart = run.timeline.get_mark("restart")
-    end = restart.mono if restart and restart.mono > first.mono else run.t_end
     orders = ledger_orders(run.ledger, first.sent_mono + 0.1, end)
     opens = [o for o in orders if is_open(o)]
     if opens:

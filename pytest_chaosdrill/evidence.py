@@ -29,8 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
 REQUIRED_FILES = ("trigger.md", "observed_status.json", "expected_status.json", "diff.txt", "validation.log",
                   "time_to_safe_ms", "notes.md")
 SUMS = "SHA256SUMS"
-_SECRET_KV = re.compile(r'(?i)("?(?:api[_-]?key|apikey|secret|passphrase|password|sign|token|ok-access-[a-z]+)"?\s*[:=]\s*"?)'
-                        r'([^"\s,}]+)')
+# Whole-word key names only: "DRIFT_TOKEN: 1" in a sentence is not a secret, "token: abc" is.
+_SECRET_KV = re.compile(r'(?i)("?\b(?:api[_-]?key|apikey|secret|passphrase|password|sign|token|ok-access-[a-z]+)\b"?'
+                        r'\s*[:=]\s*"?)([^"\s,}]+)')
 
 
 def new_run_id(commit: str | None = None) -> str:

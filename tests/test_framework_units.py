@@ -278,3 +278,8 @@ def test_evidence_folder_hashes_archive_and_never_overwrites(tmp_path: Path) -> 
     (w1.dir / "extra.txt").write_text("sneaked in")
     _, problems = verify_tree(w1.dir)
     assert any("not listed" in p for p in problems)
+
+
+def test_redactor_leaves_words_that_merely_contain_a_secret_name() -> None:
+    assert Redactor()("manifest with fake token KILL_DRIFT_TOKEN: 1 finding") == \
+        "manifest with fake token KILL_DRIFT_TOKEN: 1 finding"

@@ -110,6 +110,7 @@ def test_passing_drill_writes_evidence_junit_and_signoff(pytester: pytest.Pytest
     signoff = (folder.parent.parent / "SIGNOFF.md").read_text()
     assert "- [ ] All 8 drills executed" in signoff and "1 of 8" in signoff
     assert "- [x] Each drill has evidence folder with all required files" in signoff
+    assert "- [ ] Owner dashboard passes 5-second rule" in signoff  # a person must read it
     assert "Signed: _________________ Date: _____________" in signoff
     # hashes verify, and a tampered file is caught
     cli = [sys.executable, "-m", "pytest_chaosdrill.cli", "verify-evidence"]
