@@ -78,6 +78,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STASH_SESSION] = ChaosSession(config)
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    target = setting(config, "target") or "okx_demo_api (bundled reference target)"
+    return (f"chaosdrill: backend={setting(config, 'backend')}, target={target}, "
+            f"evidence={setting(config, 'evidence_dir')}")
+
+
 # --- session state -------------------------------------------------------------------------------
 
 

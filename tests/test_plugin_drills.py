@@ -13,8 +13,6 @@ import pytest
 
 from pytest_chaosdrill.evidence import REQUIRED_FILES
 
-pytest_plugins = ["pytester"]
-
 TEST_MODULE = "def test_drill(drill_run):\n    drill_run.execute()\n"
 
 BOOK_GAP = """
