@@ -41,7 +41,7 @@ start_dockerd() {
     local pid=$! deadline=$((SECONDS + DOCKERD_WAIT_S))
     until engine_up; do
         if ! kill -0 "$pid" 2>/dev/null && ! pgrep -x dockerd >/dev/null; then
-            echo "dockerd $* exited; last log lines:" >&2; tail -n 15 "$DOCKERD_LOG" >&2; return 1
+            echo "dockerd${*:+ $*} exited; last log lines:" >&2; tail -n 15 "$DOCKERD_LOG" >&2; return 1
         fi
         ((SECONDS < deadline)) || { echo "dockerd did not answer within ${DOCKERD_WAIT_S}s" >&2; tail -n 15 "$DOCKERD_LOG" >&2; return 1; }
         sleep 0.5
