@@ -304,7 +304,8 @@ def test_compose_up_serves_venue_and_target_and_down_leaves_nothing(
     data.mkdir()
     project = f"cd{uuid.uuid4().hex[:10]}"
     env = {"CHAOSDRILL_TARGET_CONTROL_DIR": str(control), "CHAOSDRILL_TARGET_DATA_DIR": str(data),
-           "CHAOSDRILL_IMAGE": compose_ready, "CHAOSDRILL_UID": str(os.getuid()), "CHAOSDRILL_GID": str(os.getgid())}
+           "CHAOSDRILL_IMAGE": compose_ready, "CHAOSDRILL_UID": str(os.getuid()), "CHAOSDRILL_GID": str(os.getgid()),
+           "CHAOSDRILL_TARGET_ARGS": f"--build-id ci-{project}"}
     ids = engine.compose_up(COMPOSE_FILE, project, env)
     assert set(ids) == {"venue", "proxy", "target"}
     for service in ("venue", "proxy", "target"):
@@ -340,6 +341,7 @@ def test_compose_up_serves_venue_and_target_and_down_leaves_nothing(
     manifest = json.loads((data / "run_manifest.json").read_text())
     assert manifest["stop_reason"] == "stop_file" and manifest["status"] == "interrupted"
     assert manifest["git_commit"] not in ("", "unknown") and manifest["docker_image_tag"] == compose_ready
+    assert manifest["build_id"] == f"ci-{project}"  # CHAOSDRILL_TARGET_ARGS reached the target
 
     assert engine.compose_down(project=project) == []
     assert de.leftovers(f"{de.COMPOSE_PROJECT_KEY}={project}") == []
