@@ -183,3 +183,15 @@ def test_rate_limit_counted(venue, steady) -> None:
     assert fp["error_count"] >= 1 and st["deribit_http_p95_ms"] >= 0
     t.wait_status(active, 10, "Active", samples)
     assert venue.control.witness().duplicates() == []
+
+
+def test_http_5xx_outcomes_resolved_never_resent(venue, steady) -> None:
+    t, samples = steady
+    rec = venue.control.wait_landed(venue.control.http_5xx(requests=6), 5)
+    fp = t.wait_for(lambda: (lambda f: f if any(e.get("status") == 503 for e in f["error_events"]) else None)(
+        t.read_json("execution_fingerprint.json")), 5, "503 in the fingerprint")
+    assert fp["error_count"] >= 1
+    t.wait_for(lambda: t.log_events("intent_resolved"), 5, "unknown outcomes resolved by query")
+    t.wait_status(active, 10, "Active", samples)
+    w = venue.control.witness()
+    assert w.duplicates(rec.effective_mono) == [], "an order with unknown outcome was re-sent"

@@ -193,3 +193,46 @@ def test_drift_found_by_routine_reconciliation_latches_inventory_mismatch(own_ve
         assert [e["event"] for e in clear][-2:] == ["set", "clear"]
         assert back["reconcile"]["last_success_mono"] <= clear[-1]["mono"] + 1e-3
     assert sample_problems(samples) == []
+
+
+def test_chaosdrill_target_command_flags(own_venue, tmp_path) -> None:
+    """``chaosdrill target`` takes the same flags as the env vars and runs the same service."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    t = TargetProcess("http://127.0.0.1:9", "ws://127.0.0.1:9/x", "ws://127.0.0.1:9/y", tmp_path, port=port)
+    cmd = [sys.executable, "-m", "pytest_chaosdrill.cli", "target", "--rest-url", own_venue.rest_url,
+           "--ws-public-url", own_venue.ws_public_url, "--ws-private-url", own_venue.ws_private_url,
+           "--port", str(port), "--control-dir", str(t.control_dir), "--data-dir", str(t.data_dir),
+           "--order-rate", "6", "--environment", "DEV", "--build-id", "cli-test-build"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        st = t.wait_status(active, 20, "Active via chaosdrill target")
+        assert st["build_id"] == "cli-test-build" and st["deployment_environment"] == "DEV"
+        assert st["owner_view"]["primary_owner_reason_code"] == "STATE_IDLE_HEALTHY"
+        t.touch_control("STOP")
+        assert proc.wait(10) == 0
+        assert t.read_json("run_manifest.json")["build_id"] == "cli-test-build"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    bad = subprocess.run([sys.executable, "-m", "pytest_chaosdrill.cli", "target", "--order-rate", "4",
+                          "--control-dir", str(tmp_path / "c"), "--data-dir", str(tmp_path / "d")],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "TARGET_ORDER_RATE" in bad.stderr
+
+
+def test_known_cortex_token_is_a_reduceonly_reason_that_expires(own_venue, tmp_path) -> None:
+    samples: list[dict] = []
+    with for_venue(own_venue, tmp_path) as t:
+        t.wait_status(active, 20, "Active", samples)
+        t.touch_control("emit_reason_token", "REDUCEONLY_CORTEX_FORCE_REDUCE_ONLY")
+        st = t.wait_status(open_blocked, 5, "cortex ReduceOnly", samples)
+        assert st["mode_reasons"] == ["REDUCEONLY_CORTEX_FORCE_REDUCE_ONLY"]
+        assert t.hooks_log()[-1]["detail"]["known"] is True
+        back = t.wait_status(active, 10, "Active once the signal expires", samples)
+        last_blocked = max(s["_mono"] for s in samples if s["_mono"] < back["_mono"])
+        assert opens_between(own_venue, st["_mono"], last_blocked) == []
+    assert sample_problems(samples) == []
