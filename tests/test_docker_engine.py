@@ -419,3 +419,34 @@ def test_compose_up_failure_carries_the_service_logs(engine: DockerEngine, image
     assert "no-such-option-marker" in str(info.value)
     engine.teardown()
     assert de.leftovers(f"{de.COMPOSE_PROJECT_KEY}={project}") == []
+
+
+def test_compose_target_reaches_the_venue_through_the_proxy(
+        engine: DockerEngine, compose_ready: str, tmp_path: Path) -> None:
+    """The layout a proxy drill needs: the target's venue URLs point at a proxy listener, the host
+    creates that listener through the proxy's published API, and the proxy's counters show the
+    target's traffic crossing it."""
+    (tmp_path / "control").mkdir()
+    (tmp_path / "data").mkdir()
+    project = f"cp{uuid.uuid4().hex[:10]}"
+    env = {"CHAOSDRILL_TARGET_CONTROL_DIR": str(tmp_path / "control"),
+           "CHAOSDRILL_TARGET_DATA_DIR": str(tmp_path / "data"), "CHAOSDRILL_IMAGE": compose_ready,
+           "CHAOSDRILL_OKX_REST_URL": "http://proxy:18900",
+           "CHAOSDRILL_OKX_WS_PUBLIC_URL": "ws://proxy:18900/ws/v5/public",
+           "CHAOSDRILL_OKX_WS_PRIVATE_URL": "ws://proxy:18900/ws/v5/private"}
+    ids = engine.compose_up(COMPOSE_FILE, project, env)
+    engine.wait_healthy(ids["proxy"], timeout=90)
+    api = f"http://127.0.0.1:{engine.host_port(ids['proxy'], 8474)}"
+    body = json.dumps({"name": "venue", "listen": "0.0.0.0:18900", "upstream": "venue:8900"}).encode()
+    req = urllib.request.Request(f"{api}/proxies", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status in (200, 201)
+
+    def crossed() -> bool:
+        with urllib.request.urlopen(f"{api}/proxies/venue/counters", timeout=5) as resp:
+            c = json.loads(resp.read())
+        return int(c.get("bytes_upstream", 0)) > 0 and int(c.get("bytes_downstream", 0)) > 0
+
+    _poll(crossed, 60, "target traffic through the proxy")
+    assert engine.compose_down(project=project) == []
