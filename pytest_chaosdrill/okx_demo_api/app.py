@@ -41,6 +41,7 @@ BUNKER = "REDUCEONLY_BUNKER_MODE_ACTIVE"
 EMERGENCY = "REDUCEONLY_EMERGENCY_REDUCEONLY_ACTIVE"
 SESSION_UNCONFIRMED = "REDUCEONLY_SESSION_KILL_UNCONFIRMED"
 
+CL_PREFIX = "cd"  # every clOrdId of this service starts with it (reconciliation knows its own orders)
 MONITOR_PERIOD_S = 0.01
 FILES_PERIOD_S = 0.5
 FILES_ERROR_POLL_S = 0.05
@@ -65,9 +66,8 @@ class App:
         self.prov = provenance(cfg.git_commit, cfg.docker_image_tag, cfg.build_id)
         self.config_hash = cfg.config_hash()
         self.run_id = new_run_id(self.prov["build_id"])
-        # clOrdId prefix: "cd" + 6 random alphanumerics, unique per run (idempotency across restarts).
-        self.cl_prefix = "cd" + secrets.token_hex(3)
-        self.start_mono = time.monotonic()
+        # clOrdId prefix: CL_PREFIX + 6 random hex digits, unique per run (idempotency across restarts).
+        self.cl_prefix = CL_PREFIX + secrets.token_hex(3)
         self.start_ms = now_ms()
         self.start_utc = utc_now()
         self.tel = Telemetry()
@@ -84,7 +84,7 @@ class App:
         self.dispatcher = Dispatcher(self.wal, self.rest, self.inventory, self.tel, self.gate, self.decide,
                                      self.log, self._on_naked, self._on_unknown, self.run_id)
         self.resolver = IntentResolver(self.rest, self.inventory, self.wal, self.log, self.dispatcher.resolved)
-        self.reconciler = Reconciler(self.rest, self.inventory, self.gate, self.resolver, "cd", self.log)
+        self.reconciler = Reconciler(self.rest, self.inventory, self.gate, self.resolver, CL_PREFIX, self.log)
         self.strategy = Strategy(self.inventory, self.dispatcher, self.decide, self.containment_active,
                                  cfg.order_rate, self.cl_prefix)
         self.stopping = asyncio.Event()
@@ -98,7 +98,6 @@ class App:
         self.unclean: dict | None = None
         self.session_unconfirmed = False
         self.emergency_since: float | None = None
-        self.emergency_neutral_since: float | None = None
         self.wal_saturated = False
         self._wal_failures_seen = 0
         self.stale_ok_since: float | None = None
@@ -108,7 +107,6 @@ class App:
         self._disk_next = 0.0
         self.mm_util = 0.0
         self.mm_util_ts_ms = 0
-        self.replayed_pending = 0
         self.bunker_stable_s = BUNKER_STABLE_S
 
     # -- policy inputs ----------------------------------------------------------------------------
@@ -195,7 +193,6 @@ class App:
     def _on_naked(self, detail: dict) -> None:
         self.tel.naked_events.add()
         self.emergency_since = time.monotonic()
-        self.emergency_neutral_since = None
         self.log("emergency_reduceonly_set", **detail)
 
     def _on_unknown(self, item: dict) -> None:
@@ -260,10 +257,6 @@ class App:
         # Partial-fill emergency: clears after the cooldown, once exposure is neutral.
         if self.emergency_since is not None:
             neutral = self.inventory.exposure() == 0 and not any(self.inventory.inflight.values())
-            if not neutral:
-                self.emergency_neutral_since = None
-            elif self.emergency_neutral_since is None:
-                self.emergency_neutral_since = now
             if neutral and (now - self.emergency_since) * 1000 >= self.cfg.emergency_cooldown_ms:
                 self.log("emergency_reduceonly_cleared", exposure=self.inventory.exposure(),
                          held_ms=round((now - self.emergency_since) * 1000, 1))
@@ -422,7 +415,6 @@ class App:
     def _replay_wal(self) -> None:
         """Intents journalled but never resolved (a crash mid-flight) go to the resolver: asked, not re-sent."""
         pending = pending_intents(read_records(self.wal.path))
-        self.replayed_pending = len(pending)
         for rec in pending:
             self.resolver.add({"clOrdId": rec["clOrdId"], "instId": rec.get("instId"), "side": rec.get("side"),
                                "sz": rec.get("sz"), "group": None, "leg": rec.get("leg")})
