@@ -31,10 +31,17 @@ def _start(venue: VenueServer, root: Path, name: str, **env: str) -> TargetProce
     return t
 
 
-def venue_condition(venue: VenueServer, t: TargetProcess, inject, clear=None) -> tuple[float, float]:
+def venue_condition(venue: VenueServer, t: TargetProcess, inject, clear=None,
+                    from_request: bool = False) -> tuple[float, float]:
+    """(time-to-safe, time-to-Active) in ms from the fault's effective_mono (or requested_mono)."""
+    samples: list[dict] = []
     rec = inject()
-    landed = venue.control.wait_landed(rec, 10).effective_mono
-    safe = t.wait_status(open_blocked, 10, "OPEN blocked")["_mono"]
+    t.wait_status(open_blocked, 10, "OPEN blocked", samples)  # sampling starts at once
+    landed_rec = venue.control.wait_landed(rec, 10)  # proof the fault physically happened
+    # lag: effective_mono is when the first *delayed* message went out (after the delay), but the
+    # silence the target must react to starts when the fault was requested.
+    landed = landed_rec.requested_mono if from_request else landed_rec.effective_mono
+    safe = samples[-1]["_mono"]
     if clear is not None:
         clear()
     back = t.wait_status(_active, 20, "Active again")["_mono"]
@@ -47,13 +54,13 @@ def run(only: set[str] | None, repeat: int) -> dict[str, list[tuple[float, float
     venue = VenueServer(seed=7).start()
     c = venue.control
     try:
-        t = _start(venue, root, "main", TARGET_WAL_CAPACITY="64")
+        t = _start(venue, root, "main", TARGET_WAL_CAPACITY="16")
         try:
             cases = {
                 "book_gap": (lambda: c.book_gap("BTC-USDT-SWAP", 5), None),
                 "trades_gap": (lambda: c.trades_gap("ETH-USDT-SWAP", "skip", 3), None),
                 "freeze": (lambda: c.freeze(), lambda: (time.sleep(0.2), c.clear("freeze"))),
-                "lag_3000": (lambda: c.lag(3000), lambda: c.clear("lag")),
+                "lag_3000": (lambda: c.lag(3000), lambda: c.clear("lag")),  # measured from the request
                 "session_termination": (lambda: c.session_termination(0.5), None),
                 "partial_fill": (lambda: c.partial_fill(), None),
             }
@@ -62,7 +69,7 @@ def run(only: set[str] | None, repeat: int) -> dict[str, list[tuple[float, float
                     continue
                 for _ in range(repeat):
                     t.wait_status(_active, 20, "Active before trigger")
-                    r = venue_condition(venue, t, inject, clear)
+                    r = venue_condition(venue, t, inject, clear, from_request=name.startswith("lag"))
                     results.setdefault(name, []).append(r)
                     print(f"{name:22s} time_to_safe_ms={r[0]:8.1f} recovery_ms={r[1]:8.1f}", flush=True)
             if not only or "wal_stall" in only:
@@ -75,8 +82,8 @@ def run(only: set[str] | None, repeat: int) -> dict[str, list[tuple[float, float
                     (t.control_dir / "wal_stall").unlink()
                     back = t.wait_status(_active, 20, "Active again")["_mono"]
                     r = ((safe - applied["mono"]) * 1000, (back - applied["mono"]) * 1000)
-                    results.setdefault("wal_stall(cap=64)", []).append(r)
-                    print(f"{'wal_stall(cap=64)':22s} time_to_safe_ms={r[0]:8.1f} recovery_ms={r[1]:8.1f} "
+                    results.setdefault("wal_stall(cap=16)", []).append(r)
+                    print(f"{'wal_stall(cap=16)':22s} time_to_safe_ms={r[0]:8.1f} recovery_ms={r[1]:8.1f} "
                           f"(from hook applied)", flush=True)
         finally:
             t.stop()
