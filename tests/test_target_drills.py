@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from pytest_chaosdrill.okx_demo_api.harness import (TargetProcess, active, for_venue, open_blocked, opens_between,
-                                                    sample_problems)
+from pytest_chaosdrill.okx_demo_api.harness import (TargetProcess, active, for_venue, last_before, open_blocked,
+                                                    opens_between, sample_problems)
 from pytest_chaosdrill.venue import VenueServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -49,7 +49,7 @@ def steady(target):
 def _blocked_window(t: TargetProcess, pred, samples: list[dict], timeout: float = 10) -> tuple[dict, dict]:
     first = t.wait_status(pred, timeout, "safe state", samples)
     back = t.wait_status(active, 20, "Active again", samples)
-    last_blocked = max(s["_mono"] for s in samples if s["_mono"] < back["_mono"])
+    last_blocked = last_before(samples, back["_mono"])
     return first, {"back": back, "last_blocked_mono": last_blocked}
 
 
@@ -143,7 +143,7 @@ def test_session_termination(venue, steady) -> None:
     assert first["mode_reasons"] == [LATCHED, "REDUCEONLY_RISKSTATE_DEGRADED", "REDUCEONLY_SESSION_KILL_UNCONFIRMED"]
     assert first["risk_state"] == "Degraded"
     back = t.wait_status(active, 15, "Active again", samples)
-    last_blocked = max(s["_mono"] for s in samples if s["_mono"] < back["_mono"])
+    last_blocked = last_before(samples, back["_mono"])
     assert opens_between(venue, first["_mono"], last_blocked) == []
     sessions = venue.control.witness().sessions(rec.effective_mono, back["_mono"])
     events = [s["event"] for s in sessions]
@@ -164,7 +164,7 @@ def test_partial_fill_containment(venue, steady) -> None:
     assert first["open_permission_blocked_latch"] is False
     back = t.wait_status(active, 15, "Active again", samples)
     assert back["_mono"] - rec.effective_mono >= 1.5, "emergency cleared before the cooldown"
-    last_blocked = max(s["_mono"] for s in samples if s["_mono"] < back["_mono"])
+    last_blocked = last_before(samples, back["_mono"])
     assert opens_between(venue, rec.effective_mono + 1e-6, last_blocked) == []
     series = [(m, e) for m, e in venue.control.witness().exposure_series() if rec.effective_mono < m < last_blocked]
     exps = [e for _, e in series]
@@ -178,8 +178,8 @@ def test_rate_limit_counted(venue, steady) -> None:
     t, samples = steady
     venue.control.wait_landed(venue.control.rate_limit(requests=10), 5)
     st = t.wait_status(lambda s: s["429_count_5m"] >= 1, 5, "429 counted", samples)
-    fp = t.wait_for(lambda: (lambda f: f if any(e.get("status") == 429 for e in f["error_events"]) else None)(
-        t.read_json("execution_fingerprint.json")), 3, "429 in fingerprint")
+    fp = t.wait_file("execution_fingerprint.json", lambda f: any(e.get("status") == 429 for e in f["error_events"]),
+                     3, "429 in fingerprint")
     assert fp["error_count"] >= 1 and st["deribit_http_p95_ms"] >= 0
     t.wait_status(active, 10, "Active", samples)
     assert venue.control.witness().duplicates() == []
@@ -188,8 +188,8 @@ def test_rate_limit_counted(venue, steady) -> None:
 def test_http_5xx_outcomes_resolved_never_resent(venue, steady) -> None:
     t, samples = steady
     rec = venue.control.wait_landed(venue.control.http_5xx(requests=6), 5)
-    fp = t.wait_for(lambda: (lambda f: f if any(e.get("status") == 503 for e in f["error_events"]) else None)(
-        t.read_json("execution_fingerprint.json")), 5, "503 in the fingerprint")
+    fp = t.wait_file("execution_fingerprint.json", lambda f: any(e.get("status") == 503 for e in f["error_events"]),
+                     5, "503 in the fingerprint")
     assert fp["error_count"] >= 1
     t.wait_for(lambda: t.log_events("intent_resolved"), 5, "unknown outcomes resolved by query")
     t.wait_status(active, 10, "Active", samples)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
-from pytest_chaosdrill.okx_demo_api.harness import (TargetProcess, active, for_venue, free_port, open_blocked,
-                                                    opens_between, sample_problems)
+from pytest_chaosdrill.okx_demo_api.harness import (TargetProcess, active, for_venue, free_port, last_before,
+                                                    open_blocked, opens_between, sample_problems)
 from pytest_chaosdrill.venue import VenueServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -117,7 +119,7 @@ def test_crash_and_restart_latches_and_never_duplicates(own_venue, tmp_path) -> 
         assert first["open_permission_reason_codes"] == ["RESTART_RECONCILE_REQUIRED"]
         assert first["trading_mode"] == "ReduceOnly" and LATCHED in first["mode_reasons"]
         back = t2.wait_status(active, 20, "Active after reconcile", samples)
-        last_blocked = max(s["_mono"] for s in samples if s["_mono"] < back["_mono"])
+        last_blocked = last_before(samples, back["_mono"])
         assert opens_between(own_venue, restarted, last_blocked) == []
         w = own_venue.control.witness()
         assert w.recon_reads(restarted, back["_mono"]), "latch cleared without reconciliation reads"
@@ -147,8 +149,8 @@ def test_status_valid_before_the_venue_is_reachable(tmp_path) -> None:
         assert st["trading_mode"] == "ReduceOnly"
         assert st["mode_reasons"] == ["REDUCEONLY_BUNKER_MODE_ACTIVE", "REDUCEONLY_INPUT_MISSING_OR_STALE"]
         assert st["connectivity_degraded"] is True and st["bunker_mode_active"] is True
-        fp = t.wait_for(lambda: (lambda f: f if f["error_count"] > 0 else None)(t.read_json("execution_fingerprint.json")),
-                        5, "connection errors in the fingerprint")
+        fp = t.wait_file("execution_fingerprint.json", lambda f: f["error_count"] > 0, 5,
+                         "connection errors in the fingerprint")
         assert {e["type"] for e in fp["error_events"]} & {"connection_error", "ws_error"}
     assert sample_problems(samples) == []
 
@@ -167,8 +169,9 @@ def test_proxy_timeout_errors_counted_mid_run(own_venue, tmp_path) -> None:
             t.wait_for(lambda: t.read_json("execution_fingerprint.json")["api_calls"] >= calls0 + 5, 5,
                        "call pressure before the fault")
             p.add_toxic("timeout", timeout=0)
-            fp = t.wait_for(lambda: (lambda f: f if any(e["type"] == "timeout" for e in f["error_events"]) else None)(
-                t.read_json("execution_fingerprint.json")), 5, "timeouts in the fingerprint mid-run")
+            fp = t.wait_file("execution_fingerprint.json",
+                             lambda f: any(e["type"] == "timeout" for e in f["error_events"]), 5,
+                             "timeouts in the fingerprint mid-run")
             assert fp["error_count"] > 0
             assert t.read_json("run_manifest.json")["status"] == "running"
             # Calls without an answer are connectivity risk: bunker mode, no OPEN.
@@ -197,9 +200,6 @@ def test_drift_found_by_routine_reconciliation_latches_inventory_mismatch(own_ve
 
 def test_chaosdrill_target_command_flags(own_venue, tmp_path) -> None:
     """``chaosdrill target`` takes the same flags as the env vars and runs the same service."""
-    import subprocess
-    import sys
-
     port = free_port()
     t = TargetProcess("http://127.0.0.1:9", "ws://127.0.0.1:9/x", "ws://127.0.0.1:9/y", tmp_path, port=port)
     cmd = [sys.executable, "-m", "pytest_chaosdrill.cli", "target", "--rest-url", own_venue.rest_url,
@@ -233,6 +233,6 @@ def test_known_cortex_token_is_a_reduceonly_reason_that_expires(own_venue, tmp_p
         assert st["mode_reasons"] == ["REDUCEONLY_CORTEX_FORCE_REDUCE_ONLY"]
         assert t.hooks_log()[-1]["detail"]["known"] is True
         back = t.wait_status(active, 10, "Active once the signal expires", samples)
-        last_blocked = max(s["_mono"] for s in samples if s["_mono"] < back["_mono"])
+        last_blocked = last_before(samples, back["_mono"])
         assert opens_between(own_venue, st["_mono"], last_blocked) == []
     assert sample_problems(samples) == []

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from . import status as status_mod
-from .clock import now_ms, utc_now
+from .clock import now_ms, sleep_unless, utc_now
 from .config import Config
 from .cortex import Cortex
 from .dispatcher import Dispatcher
@@ -346,10 +346,7 @@ class App:
                     self.mm_util_ts_ms = now_ms()
                 except (TypeError, ValueError, IndexError):
                     pass
-            try:
-                await asyncio.wait_for(self.stopping.wait(), timeout=BALANCE_PERIOD_S)
-            except asyncio.TimeoutError:
-                pass
+            await sleep_unless(self.stopping, BALANCE_PERIOD_S)
 
     def manifest_doc(self) -> dict:
         return {

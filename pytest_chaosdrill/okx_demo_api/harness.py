@@ -125,6 +125,13 @@ class TargetProcess:
     def read_json(self, name: str) -> dict:
         return json.loads((self.data_dir / name).read_text())
 
+    def wait_file(self, name: str, pred: Callable[[dict], bool], timeout: float, what: str = "file") -> dict:
+        """Poll a data-dir JSON file (rewritten atomically by the target) until ``pred(doc)``."""
+        def check() -> dict | None:
+            doc = self.read_json(name)
+            return doc if pred(doc) else None
+        return self.wait_for(check, timeout, what)
+
     def hooks_log(self) -> list[dict]:
         p = self.control_dir / "hooks.log"
         return [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else []
@@ -178,6 +185,11 @@ def sample_problems(samples: list[dict]) -> list[str]:
         problems += [f"[SCHEMA] {list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(st)]
         problems += [str(f) for f in check_status(st)]
     return problems
+
+
+def last_before(samples: list[dict], mono: float) -> float:
+    """``_mono`` of the last sample taken before ``mono``."""
+    return max(s["_mono"] for s in samples if s["_mono"] < mono)
 
 
 def opens_between(venue: Any, since: float, until: float) -> list[dict]:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from .clock import utc_now
+from .clock import sleep_unless, utc_now
 from .gate import DispatchGate
 from .inventory import Inventory
 from .venue_client import RestClient
@@ -112,10 +112,7 @@ class IntentResolver:
         while not stopping.is_set():
             if self.pending:
                 await self.resolve_once()
-            try:
-                await asyncio.wait_for(stopping.wait(), timeout=period_s)
-            except asyncio.TimeoutError:
-                pass
+            await sleep_unless(stopping, period_s)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import itertools
 import time
 from typing import Callable
 
-from .clock import now_ms
+from .clock import now_ms, sleep_unless
 from .dispatcher import Dispatcher, Intent
 from .inventory import Inventory
 from .policy import ACTIVE, KILL, Decision
@@ -58,10 +58,7 @@ class Strategy:
             if delay < -self.period:  # fell behind (machine busy): do not burst to catch up
                 next_t = time.monotonic()
                 delay = 0.0
-            try:
-                await asyncio.wait_for(stopping.wait(), timeout=max(0.0, delay))
-            except asyncio.TimeoutError:
-                pass
+            await sleep_unless(stopping, delay)
 
     # -- decisions --------------------------------------------------------------------------------
     def _flatten(self) -> list[Intent] | None:
