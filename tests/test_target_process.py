@@ -236,3 +236,23 @@ def test_known_cortex_token_is_a_reduceonly_reason_that_expires(own_venue, tmp_p
         last_blocked = last_before(samples, back["_mono"])
         assert opens_between(own_venue, st["_mono"], last_blocked) == []
     assert sample_problems(samples) == []
+
+
+def test_frozen_process_latches_stale_on_resume(own_venue, tmp_path) -> None:
+    """SIGSTOP/SIGCONT: after a freeze longer than the stale threshold no order goes out before
+    a reconciliation, even though the sockets deliver a continuous backlog."""
+    samples: list[dict] = []
+    with for_venue(own_venue, tmp_path) as t:
+        t.wait_status(active, 20, "Active", samples)
+        t.proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(1.5)
+        finally:
+            t.proc.send_signal(signal.SIGCONT)
+        resumed = time.monotonic()
+        first = t.wait_status(lambda s: True, 5, "first sample after resume", samples)
+        assert first["open_permission_reason_codes"] == ["WS_DATA_STALE_RECONCILE_REQUIRED"]
+        back = t.wait_status(active, 10, "Active again", samples)
+        assert opens_between(own_venue, resumed, last_before(samples, back["_mono"])) == []
+        assert back["reconcile"]["last_success_mono"] > resumed
+    assert sample_problems(samples) == []

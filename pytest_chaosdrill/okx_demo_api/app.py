@@ -101,6 +101,7 @@ class App:
         self.wal_saturated = False
         self._wal_failures_seen = 0
         self.stale_ok_since: float | None = None
+        self._last_monitor_mono = 0.0
         self.reconciling = False
         self._next_reconcile = 0.0
         self.disk = (0.0, 0, 0.0, 0)
@@ -134,6 +135,7 @@ class App:
                       latched=self.latch.is_set, reasons=reasons)
 
     def decide(self) -> Decision:
+        self._check_stall(time.monotonic())
         return self.guard.resolve(self.inputs())
 
     def containment_active(self) -> bool:
@@ -235,14 +237,29 @@ class App:
                 return False
         return True
 
+    def _check_stall(self, now: float) -> bool:
+        """Was the process itself frozen (SIGSTOP, starved CPU) for longer than the stale threshold?
+
+        For that long nothing was seen, whatever backlog the sockets deliver now: same silence, same
+        latch. Checked by every decision, so no order goes out on the first tick after a freeze.
+        """
+        stalled_ms = (now - self._last_monitor_mono) * 1000 if self._last_monitor_mono else 0.0
+        if stalled_ms <= self.cfg.stale_threshold_ms or not self.startup_done:
+            return False
+        self.stale_ok_since = None
+        self.latch.set(STALE, f"event loop stalled {stalled_ms:.0f} ms > {self.cfg.stale_threshold_ms}")
+        return True
+
     def _monitor_step(self) -> None:
         now = time.monotonic()
+        stalled = self._check_stall(now)
+        self._last_monitor_mono = now
         lag = self.feed.lag_ms()
-        if lag is not None and lag > self.cfg.stale_threshold_ms:
+        if not stalled and lag is not None and lag > self.cfg.stale_threshold_ms:
             self.stale_ok_since = None
             if not self.latch.has(STALE):
                 self.latch.set(STALE, f"ws_event_lag_ms={lag} > {self.cfg.stale_threshold_ms}")
-        elif lag is not None and self.stale_ok_since is None:
+        elif not stalled and lag is not None and self.stale_ok_since is None:
             self.stale_ok_since = now
         # WAL backpressure: a failed enqueue degrades until the queue has drained.
         fails = self.wal.enqueue_failures
