@@ -151,7 +151,7 @@ class ProcessKillRestart(Trigger):
     manages_target = True
 
     def fire(self) -> dict[str, Any]:
-        self.ctx.timeline.mark("target_down")
+        self.ctx.expect_downtime(True)
         self.kill_info = self.ctx.target.kill()
         return self.kill_info
 
@@ -166,7 +166,7 @@ class ProcessKillRestart(Trigger):
         self.ctx.target.start()
         self.proof = {**self.kill_info, "restarted_mono": time.monotonic(), "restart_after_s": restart_delay}
         self.ctx.wait_target_serving()
-        self.ctx.timeline.mark("target_up")
+        self.ctx.expect_downtime(False)
         return self.proof
 
 
@@ -193,7 +193,7 @@ class StopFile(Trigger):
         self.landed_mono = self.created_mono
         self.proof = {"file": str(self.path), "created_utc": self.created_utc, "created_mono": self.created_mono,
                       "exists_after_write": st is not None}
-        self.ctx.timeline.mark("target_down")
+        self.ctx.expect_downtime(True)
         return self.proof
 
 

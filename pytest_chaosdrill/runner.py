@@ -65,6 +65,14 @@ class DrillContext:
     sample_interval_s: float = 0.005
     allow_live: bool = False
     local_hosts: tuple[str, ...] = ()
+    sampler: StatusSampler | None = None
+
+    def expect_downtime(self, down: bool) -> None:
+        """Mark planned downtime (crash, restart, STOP): status errors inside it are expected, and the
+        sampler gives up on a hanging request quickly so the first answer after a restart is not missed."""
+        self.timeline.mark("target_down" if down else "target_up")
+        if self.sampler is not None:
+            self.sampler.timeout_s = 0.3 if down else self.sampler.default_timeout_s
 
     def status_once(self, timeout: float = 1.0) -> Any:
         resp = requests.get(self.rendered.status_url, timeout=timeout)
@@ -201,6 +209,7 @@ class DrillRun:
         first = ctx.wait_target_serving()
         refuse_live(ctx.rendered, allow_live=ctx.allow_live, extra_hosts=ctx.local_hosts, status=first)
         self.sampler = StatusSampler(ctx.rendered.status_url, self.timeline, interval_s=ctx.sample_interval_s).start()
+        ctx.sampler = self.sampler
 
         self._set_phase("steady_state")
         self._prove_steady_state()
@@ -344,14 +353,14 @@ class DrillRun:
             # Observe that it does not resume by itself, then restart it the way an operator would.
             observe = float(self.drill.raw.get("recovery", {}).get("observe_s", 2.0))
             time.sleep(observe)
-            self.timeline.mark("target_down")
+            self.ctx.expect_downtime(True)
             code = self.ctx.target.stop(self.ctx.rendered.config.stop_timeout_s)
             self.facts["exit_code_before_restart"] = code
             self.files = self._read_files()
             self.timeline.mark("restart")
             self.ctx.target.start()
             self.ctx.wait_target_serving()
-            self.timeline.mark("target_up")
+            self.ctx.expect_downtime(False)
         since = self.t_release or time.monotonic()
 
         def active() -> Sample | None:

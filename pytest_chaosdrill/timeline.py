@@ -141,6 +141,7 @@ class StatusSampler:
         self.timeline = timeline
         self.interval_s = interval_s
         self.timeout_s = timeout_s
+        self.default_timeout_s = timeout_s
         self.max_body = max_body
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -211,7 +211,6 @@ class DockerTarget:
 
     def logs(self) -> list[Path]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        out = []
         for service, cid in [("target", self.container), ("venue", self.stack.container("venue")),
                              ("proxy", self.stack.container("proxy"))]:
             if not cid:
@@ -219,7 +218,8 @@ class DockerTarget:
             path = self.log_dir / f"container.{service}.log"
             with contextlib.suppress(DockerError):
                 path.write_text(self.engine.logs(cid, timestamps=True), encoding="utf-8")
-                out.append(path)
+        # A removed container's log was saved before removal: keep returning it.
+        out = sorted(self.log_dir.glob("container.*.log"))
         return out
 
     def describe(self) -> dict[str, Any]:
