@@ -70,8 +70,13 @@ def test_unknown_reason_token_forces_kill_until_restart(own_venue, tmp_path) -> 
         assert hook["hook"] == "emit_reason_token" and hook["event"] == "applied"
         assert hook["detail"]["known"] is False
         kill_at = st["_mono"]
+        calls0 = t.read_json("execution_fingerprint.json")["api_calls"]
         time.sleep(1.0)
         st2 = t.wait_status(lambda s: True, 2, "sample", samples)
+        # Even in Kill the loop keeps calling the venue (price probes): a fault would meet traffic.
+        calls1 = t.wait_file("execution_fingerprint.json", lambda f: f["api_calls"] >= calls0 + 5, 2,
+                             "calls keep flowing in Kill")["api_calls"]
+        assert calls1 - calls0 >= 5
         assert st2["trading_mode"] == "Kill", "Kill must not resume without a restart"
         # Capital supremacy: Kill flattens; every order after Kill reduces exposure.
         orders = own_venue.control.witness().orders(kill_at + 0.05, st2["_mono"])

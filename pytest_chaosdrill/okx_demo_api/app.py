@@ -86,7 +86,9 @@ class App:
         self.resolver = IntentResolver(self.rest, self.inventory, self.wal, self.log, self.dispatcher.resolved)
         self.reconciler = Reconciler(self.rest, self.inventory, self.gate, self.resolver, CL_PREFIX, self.log)
         self.strategy = Strategy(self.inventory, self.dispatcher, self.decide, self.containment_active,
-                                 cfg.order_rate, self.cl_prefix)
+                                 cfg.order_rate, self.cl_prefix,
+                                 probe=lambda inst: self.rest.request("GET", "/api/v5/market/ticker",
+                                                                      params={"instId": inst}))
         self.stopping = asyncio.Event()
         self.stop_reason: str | None = None
         self.stop_time: str | None = None

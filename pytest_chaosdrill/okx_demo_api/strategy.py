@@ -4,14 +4,14 @@ Cycle of ticks: opens (non-reduceOnly, 1 contract), reduce-only closes, and ever
 order (leg A on instrument 1, leg B hedging on instrument 2). |position| stays within
 ``MAX_POS`` contracts per instrument. In Kill or during partial-fill containment it only flattens
 (reduce-only orders until exposure is zero). The loop ticks whatever the mode: ``loop_tick_ms``
-always moves.
+always moves, and a tick without an order probes the ticker, so calls keep flowing in every mode.
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
-from typing import Callable
+from typing import Awaitable, Callable
 
 from .clock import now_ms, sleep_unless
 from .dispatcher import Dispatcher, Intent
@@ -22,13 +22,15 @@ MAX_POS = 3.0
 TWO_LEG_EVERY = 12
 CLOSE_EVERY = 3
 FLATTEN_CHUNK = 2.0
+MAX_PROBES_IN_FLIGHT = 4
 
 
 class Strategy:
     """Decides one action per tick and hands it to the Dispatcher."""
 
     def __init__(self, inventory: Inventory, dispatcher: Dispatcher, decide: Callable[[], Decision],
-                 containment_active: Callable[[], bool], order_rate: float, cl_prefix: str) -> None:
+                 containment_active: Callable[[], bool], order_rate: float, cl_prefix: str,
+                 probe: Callable[[str], Awaitable[object]] | None = None) -> None:
         self.inv = inventory
         self.dispatcher = dispatcher
         self.decide = decide
@@ -40,6 +42,22 @@ class Strategy:
         self.ticks = 0
         self.loop_tick_ms = now_ms()
         self.opens_suppressed = 0
+        self.probe = probe
+        self._probes_in_flight = 0
+
+    def _probe(self) -> None:
+        """A tick without an order still asks the venue for a price (GET ticker): the service keeps
+        ~TARGET_ORDER_RATE calls in flight in every mode, so a network fault always meets traffic."""
+        if self.probe is None or self._probes_in_flight >= MAX_PROBES_IN_FLIGHT:
+            return
+        self._probes_in_flight += 1
+        task = asyncio.get_running_loop().create_task(self.probe(self.i1 if self.ticks % 2 else self.i2))
+        task.add_done_callback(self._probe_done)
+
+    def _probe_done(self, task: asyncio.Task) -> None:
+        self._probes_in_flight -= 1
+        if not task.cancelled():
+            task.exception()  # transport errors are already counted by the REST client
 
     def next_id(self, tag: str) -> str:
         """clOrdId: run prefix + tag + counter (unique across runs: the venue's idempotency key)."""
@@ -51,8 +69,8 @@ class Strategy:
             self.loop_tick_ms = now_ms()
             self.ticks += 1
             intents = self.decide_action(self.ticks)
-            if intents:
-                self.dispatcher.submit(intents)
+            if not (intents and self.dispatcher.submit(intents)):
+                self._probe()
             next_t += self.period
             delay = next_t - time.monotonic()
             if delay < -self.period:  # fell behind (machine busy): do not burst to catch up
