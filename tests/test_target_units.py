@@ -420,3 +420,27 @@ def test_intent_body_is_okx_shaped() -> None:
     it = Intent("cdx1", INSTS[0], "buy", 1.0, False, "open")
     assert it.body() == {"instId": INSTS[0], "tdMode": "cross", "clOrdId": "cdx1", "side": "buy",
                          "ordType": "market", "sz": "1", "reduceOnly": False}
+
+
+def test_wal_write_error_keeps_records_queued_and_unsent(tmp_path: Path, monkeypatch) -> None:
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def failing_fsync(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(wal_mod.os, "fsync", failing_fsync)
+
+    async def main() -> None:
+        w = Wal(tmp_path / "wal.jsonl", 8)
+        w.start(asyncio.get_running_loop())
+        fut = w.enqueue({"t": "intent", "clOrdId": "e1"})
+        await asyncio.sleep(0.05)
+        assert not fut.done() and w.write_errors >= 1 and w.depth == 1, "not durable: must not be released"
+        await asyncio.wait_for(fut, 2)  # the disk recovers: the record becomes durable
+        assert w.write_errors == 2 and w.depth == 0
+        w.close()
+    _run(main())

@@ -391,7 +391,8 @@ class App:
             "http_429_count_5m": self.tel.http_429.count(), "session_10028_count_5m": self.tel.session_10028.count(),
             "dispatch": dict(self.dispatcher.counts), "wal": {"depth": self.wal.depth, "capacity": self.wal.capacity,
                                                               "enqueue_failures": self.wal.enqueue_failures,
-                                                              "records_written": self.wal.records_written},
+                                                              "records_written": self.wal.records_written,
+                                                              "write_errors": self.wal.write_errors},
             "updated_utc": utc_now(), "updated_mono": time.monotonic(),
         }
 

@@ -30,6 +30,8 @@ class Wal:
         self.capacity = int(capacity)
         self.enqueue_failures = 0
         self.records_written = 0
+        self.write_errors = 0
+        self.last_write_error: str | None = None
         self._q: deque[tuple[dict, asyncio.Future | None]] = deque()
         self._writing = 0  # records taken from the queue, not yet fsynced: still count as depth
         self._cv = threading.Condition()
@@ -123,10 +125,20 @@ class Wal:
                     self._writing = len(batch)
                 if not batch:
                     continue
-                for rec, _ in batch:
-                    fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+                try:
+                    fh.write("".join(json.dumps(rec, separators=(",", ":")) + "\n" for rec, _ in batch))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                except OSError as exc:
+                    # Disk full, I/O error: nothing becomes durable, so nothing is dispatched; the
+                    # records go back to the head of the queue and the queue backs up (fail closed).
+                    with self._cv:
+                        self.write_errors += 1
+                        self.last_write_error = repr(exc)
+                        self._q.extendleft(reversed(batch))
+                        self._writing = 0
+                        self._cv.wait(0.1)
+                    continue
                 with self._cv:
                     self._writing = 0
                     self.records_written += len(batch)
