@@ -444,3 +444,86 @@ def test_wal_write_error_keeps_records_queued_and_unsent(tmp_path: Path, monkeyp
         assert w.write_errors == 2 and w.depth == 0
         w.close()
     _run(main())
+
+
+# -- public feed: gap detection, dedupe, lag --------------------------------------------------------
+
+class _FakeWs:
+    """Records what the feed sends back (re-subscriptions)."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    async def send_json(self, obj: dict) -> None:
+        self.sent.append(obj)
+
+
+def _feed(tmp_path: Path):
+    from pytest_chaosdrill.okx_demo_api.venue_client import PublicFeed
+    gaps: list[tuple[str, dict]] = []
+    feed = PublicFeed(_cfg(tmp_path, "http://127.0.0.1:9"), Telemetry(),
+                      lambda i, d: gaps.append(("book", d)), lambda i, d: gaps.append(("trades", d)),
+                      lambda *a, **k: None)
+    return feed, gaps
+
+
+def _book(inst: str, seq: int, prev: int, ts: int, action: str = "update") -> str:
+    return json.dumps({"arg": {"channel": "books", "instId": inst}, "action": action,
+                       "data": [{"asks": [], "bids": [], "ts": str(ts), "seqId": seq, "prevSeqId": prev}]})
+
+
+def _trade(inst: str, tid: int, ts: int) -> str:
+    return json.dumps({"arg": {"channel": "trades", "instId": inst},
+                       "data": [{"instId": inst, "tradeId": str(tid), "px": "1", "sz": "1", "side": "buy",
+                                 "ts": str(ts)}]})
+
+
+def test_feed_detects_book_gap_and_resubscribes(tmp_path: Path) -> None:
+    feed, gaps = _feed(tmp_path)
+    ws = _FakeWs()
+    now = int(time.time() * 1000)
+
+    async def main() -> None:
+        await feed._handle_text(ws, _book(INSTS[0], 100, -1, now, "snapshot"))
+        await feed._handle_text(ws, _book(INSTS[0], 101, 100, now))
+        assert feed.book_synced[INSTS[0]] and not gaps
+        await feed._handle_text(ws, _book(INSTS[0], 107, 106, now))  # 102..106 skipped
+        assert gaps == [("book", {"instId": INSTS[0], "expected_prevSeqId": 101, "prevSeqId": 106, "seqId": 107})]
+        assert not feed.book_synced[INSTS[0]]
+        assert [m["op"] for m in ws.sent] == ["unsubscribe", "subscribe"]
+        await feed._handle_text(ws, _book(INSTS[0], 108, 107, now))  # ignored until the snapshot
+        assert not feed.book_synced[INSTS[0]] and len(gaps) == 1
+        await feed._handle_text(ws, _book(INSTS[0], 200, -1, now, "snapshot"))
+        assert feed.book_synced[INSTS[0]]
+    _run(main())
+
+
+def test_feed_trades_gap_and_no_duplicate_processing(tmp_path: Path) -> None:
+    feed, gaps = _feed(tmp_path)
+    ws = _FakeWs()
+    now = int(time.time() * 1000)
+
+    async def main() -> None:
+        for tid in (5000, 5001, 5003, 5002, 5004, 5004):  # skip, then the late one, then a repeat
+            await feed._handle_text(ws, _trade(INSTS[1], tid, now))
+    _run(main())
+    assert [g[1]["tradeId"] for g in gaps] == [5003, 5002, 5004]
+    assert feed.trades_processed == 4 and feed.trades_dropped == 2  # 5002 (late) and the repeated 5004
+
+
+def test_feed_lag_is_the_worse_of_data_age_and_silence(tmp_path: Path) -> None:
+    feed, _ = _feed(tmp_path)
+    ws = _FakeWs()
+    now = int(time.time() * 1000)
+
+    async def main() -> None:
+        for inst in INSTS:
+            await feed._handle_text(ws, _book(inst, 1, -1, now - 3000, "snapshot"))  # 3 s old data
+            await feed._handle_text(ws, _trade(inst, 1, now))
+    assert feed.lag_ms() is None
+    _run(main())
+    assert 2900 <= feed.lag_ms() <= 3500  # delayed feed: data age
+    for k in feed.stream_ts:
+        feed.stream_ts[k] = int(time.time() * 1000)  # fresh timestamps...
+        feed.stream_rx_mono[k] = time.monotonic() - 2.0  # ...but nothing arrived for 2 s: silence
+    assert 1900 <= feed.lag_ms() <= 2500

@@ -163,8 +163,11 @@ class PublicFeed:
         self.trades_dropped = 0
         self.last_trades_gap_mono = 0.0
         self.last_trade_mono: dict[str, float] = {i: 0.0 for i in self.instruments}
-        # venue timestamp (ms) of the newest event per stream; lag = now - the stalest stream's ts
+        # Per stream: venue timestamp (ms) of the newest event, and when (monotonic) an event last
+        # arrived. Lag is the worse of "how old is the newest data" and "how long since any data",
+        # so a delayed feed and a silent one both show, and a skewed venue clock cannot hide silence.
         self.stream_ts: dict[tuple[str, str], int] = {}
+        self.stream_rx_mono: dict[tuple[str, str], float] = {}
         self.book_gaps = 0
         self.trades_gaps = 0
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -173,10 +176,12 @@ class PublicFeed:
         return [(ch, i) for i in self.instruments for ch in ("books", "trades")]
 
     def lag_ms(self) -> int | None:
-        """now - venue ts of the stalest stream's last event; None before every stream spoke once."""
+        """Event lag of the stalest stream (see ``stream_ts``); None before every stream spoke once."""
         if len(self.stream_ts) < len(self.instruments) * 2:
             return None
-        return max(0, now_ms() - min(self.stream_ts.values()))
+        ts_lag = now_ms() - min(self.stream_ts.values())
+        silence = (time.monotonic() - min(self.stream_rx_mono.values())) * 1000
+        return max(0, int(max(ts_lag, silence)))
 
     def books_synced(self) -> bool:
         return all(self.book_synced.values())
@@ -255,6 +260,7 @@ class PublicFeed:
                 self._on_trade(inst, d)
             if ts is not None:
                 key = (ch, inst)
+                self.stream_rx_mono[key] = time.monotonic()
                 if ts > self.stream_ts.get(key, 0):
                     self.stream_ts[key] = ts
 
