@@ -527,3 +527,53 @@ def test_feed_lag_is_the_worse_of_data_age_and_silence(tmp_path: Path) -> None:
         feed.stream_ts[k] = int(time.time() * 1000)  # fresh timestamps...
         feed.stream_rx_mono[k] = time.monotonic() - 2.0  # ...but nothing arrived for 2 s: silence
     assert 1900 <= feed.lag_ms() <= 2500
+
+
+# -- /status payload built from App state (no network: the App is constructed, not run) --------------
+
+def _app(tmp_path: Path, **env: str):
+    from pytest_chaosdrill.okx_demo_api.app import App
+    return App(_cfg(tmp_path, "http://127.0.0.1:9", **env))
+
+
+def _problems(payload: dict) -> list[str]:
+    from pytest_chaosdrill.okx_demo_api.harness import sample_problems
+    return sample_problems([payload])
+
+
+def test_status_payload_valid_in_every_state(tmp_path: Path) -> None:
+    from pytest_chaosdrill.okx_demo_api import status
+    app = _app(tmp_path)
+    st = status.build(app)  # start-up: nothing reachable yet
+    assert _problems(st) == []
+    assert st["trading_mode"] == "ReduceOnly" and st["mode_reasons"] == ["REDUCEONLY_INPUT_MISSING_OR_STALE"]
+    assert st["owner_view"]["primary_owner_reason_code"] == "REDUCEONLY_INPUT_MISSING_OR_STALE"
+    app.startup_done = True
+    st = status.build(app)
+    assert st["trading_mode"] == "Active" and _problems(st) == []
+    assert st["owner_view"] == {"primary_owner_reason_code": "STATE_PAPER_MODE",
+                                "owner_message": app.manifest.display("STATE_PAPER_MODE"), "unblock": []}
+    app.latch.set("SESSION_TERMINATION_RECONCILE_REQUIRED")
+    app.session_unconfirmed = True
+    st = status.build(app)
+    assert _problems(st) == []
+    assert st["mode_reasons"] == ["REDUCEONLY_OPEN_PERMISSION_LATCHED", "REDUCEONLY_RISKSTATE_DEGRADED",
+                                  "REDUCEONLY_SESSION_KILL_UNCONFIRMED"]
+    assert [u["condition"].split(":")[0] for u in st["owner_view"]["unblock"]] == [
+        *st["mode_reasons"], "SESSION_TERMINATION_RECONCILE_REQUIRED"]
+    app.emergency_since = time.monotonic()
+    app.guard.ingest_unknown("NOT_A_TOKEN")
+    st = status.build(app)
+    assert st["trading_mode"] == "Kill" and st["mode_reasons"] == ["KILL_CORTEX_FORCE_KILL"] and _problems(st) == []
+    assert st["open_permission_blocked_latch"] is True  # Kill with the latch still reported
+    app.log.close()
+
+
+def test_live_environment_is_never_active_without_a_certificate(tmp_path: Path) -> None:
+    from pytest_chaosdrill.okx_demo_api import status
+    app = _app(tmp_path, TARGET_ENVIRONMENT="LIVE")
+    app.startup_done = True
+    st = status.build(app)
+    assert st["trading_mode"] == "ReduceOnly" and st["mode_reasons"] == ["REDUCEONLY_F1_CERT_INVALID"]
+    assert st["f1_cert_state"] == "MISSING" and st["f1_cert_expires_at"] is None and _problems(st) == []
+    app.log.close()

@@ -38,6 +38,7 @@ MISMATCH = "INVENTORY_MISMATCH_RECONCILE_REQUIRED"
 SESSION = "SESSION_TERMINATION_RECONCILE_REQUIRED"
 INPUT_MISSING = "REDUCEONLY_INPUT_MISSING_OR_STALE"
 BUNKER = "REDUCEONLY_BUNKER_MODE_ACTIVE"
+F1_INVALID = "REDUCEONLY_F1_CERT_INVALID"
 EMERGENCY = "REDUCEONLY_EMERGENCY_REDUCEONLY_ACTIVE"
 SESSION_UNCONFIRMED = "REDUCEONLY_SESSION_KILL_UNCONFIRMED"
 
@@ -133,6 +134,9 @@ class App:
             reasons.add(SESSION_UNCONFIRMED)
         if self.bunker_active():
             reasons.add(BUNKER)
+        if self.cfg.environment == "LIVE":
+            # No F1 certificate exists for this demo service (f1_cert_state MISSING): never Active live.
+            reasons.add(F1_INVALID)
         return Inputs(risk_state=DEGRADED if self.degraded_causes() else HEALTHY,
                       latched=self.latch.is_set, reasons=reasons)
 

@@ -53,6 +53,8 @@ def _current_target(app: "App", code: str) -> tuple[str, str]:
         age = int((time.monotonic() - last) * 1000) if last is not None else -1
         return (f"last_rest_transport_error_age_ms={age}",
                 f"no REST transport error for >= {int(app.bunker_stable_s * 1000)}ms")
+    if code == "REDUCEONLY_F1_CERT_INVALID":
+        return "f1_cert_state=MISSING", "f1_cert_state=PASS (certified build deployed)"
     if code == "KILL_CORTEX_FORCE_KILL":
         toks = ",".join(app.guard.unknown_tokens[-3:]) or "cortex"
         return f"unknown_token_detected={toks}", "fix deployed + restart (new build)"
