@@ -390,13 +390,15 @@ class App:
             by_type[ev["type"]] = by_type.get(ev["type"], 0) + 1
         return {
             "run_id": self.run_id, "api_calls": self.tel.api_calls, "orders_sent": self.tel.orders_sent,
-            "error_count": self.tel.error_count, "error_events": list(self.tel.error_events)[-200:],
+            "error_count": self.tel.error_count, "error_events": list(self.tel.error_events),
             "error_events_by_type_recent": by_type, "latency_stats_ms": self.tel.latency_stats(),
             "http_429_count_5m": self.tel.http_429.count(), "session_10028_count_5m": self.tel.session_10028.count(),
-            "dispatch": dict(self.dispatcher.counts), "wal": {"depth": self.wal.depth, "capacity": self.wal.capacity,
-                                                              "enqueue_failures": self.wal.enqueue_failures,
-                                                              "records_written": self.wal.records_written,
-                                                              "write_errors": self.wal.write_errors},
+            "dispatch": {**self.dispatcher.counts, "opens_suppressed": self.strategy.opens_suppressed},
+            "private_session": {"logins": self.private.logins, "login_refusals": self.private.refusals,
+                                "terminations": self.private.terminations},
+            "wal": {"depth": self.wal.depth, "capacity": self.wal.capacity,
+                    "enqueue_failures": self.wal.enqueue_failures, "records_written": self.wal.records_written,
+                    "write_errors": self.wal.write_errors, "last_write_error": self.wal.last_write_error},
             "updated_utc": utc_now(), "updated_mono": time.monotonic(),
         }
 

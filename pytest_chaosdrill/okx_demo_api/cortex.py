@@ -17,7 +17,6 @@ class Cortex:
     def __init__(self, guard: PolicyGuard) -> None:
         self.guard = guard
         self._held: dict[str, float | None] = {}  # token -> expiry (monotonic) or None (sticky)
-        self.emitted: list[dict] = []
 
     def emit(self, token: str) -> dict:
         """Feed ``token`` to the guard; returns what happened (for the hook log)."""
@@ -30,9 +29,7 @@ class Cortex:
             latched = bool(self.guard.manifest.info.get(token, {}).get("latched", False))
             self._held[token] = None if latched else time.monotonic() + HOLD_S
             effect = "reason_raised"
-        rec = {"token": token, "known": known, "effect": effect, "mono": time.monotonic()}
-        self.emitted.append(rec)
-        return rec
+        return {"token": token, "known": known, "effect": effect, "mono": time.monotonic()}
 
     def reasons(self) -> set[str]:
         now = time.monotonic()

@@ -72,7 +72,6 @@ class Dispatcher:
         self.tasks: set[asyncio.Task] = set()
         self.counts = {"blocked": 0, "wal_fail_closed": 0, "abandoned": 0, "acked": 0, "rejected": 0,
                        "unknown": 0, "opens_sent": 0, "reduce_sent": 0}
-        self.last_open_sent_mono = 0.0
         self._groups: dict[str, dict[str, bool | None]] = {}
 
     # -- policy -----------------------------------------------------------------------------------
@@ -148,7 +147,6 @@ class Dispatcher:
                     self.counts["reduce_sent"] += 1
                 else:
                     self.counts["opens_sent"] += 1
-                    self.last_open_sent_mono = time.monotonic()
             self.tel.orders_sent += len(intents)
             try:
                 if len(intents) == 1:

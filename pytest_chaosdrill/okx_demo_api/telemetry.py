@@ -45,7 +45,7 @@ def percentile(values: list[float], q: float) -> float:
 class Telemetry:
     """Counters behind the fingerprint, the run manifest and /status."""
 
-    def __init__(self, latency_window: int = 512, max_events: int = 500) -> None:
+    def __init__(self, latency_window: int = 512, max_events: int = 200) -> None:
         self.api_calls = 0
         self.orders_sent = 0
         self.error_count = 0

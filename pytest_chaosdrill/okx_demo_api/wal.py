@@ -41,7 +41,6 @@ class Wal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._on_stall_change = on_stall_change
-        self.last_failure_mono: float | None = None
 
     # -- producer side (event loop) -------------------------------------------------------------
     @property
@@ -58,7 +57,6 @@ class Wal:
         with self._cv:
             if self.depth >= self.capacity or self._closing:
                 self.enqueue_failures += 1
-                self.last_failure_mono = time.monotonic()
                 return None
             self._q.append((record, fut))
             self._cv.notify()
