@@ -13,7 +13,11 @@ def run_config(cfg: config_mod.Config) -> int:
     """Run the service with ``cfg`` until STOP/SIGTERM/SIGINT; returns the exit code."""
     from .app import App  # imported late: --help stays fast
 
-    app = App(cfg)
+    try:
+        app = App(cfg)
+    except (OSError, ValueError, KeyError) as exc:  # unreadable manifest, unwritable dirs
+        print(f"okx_demo_api: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     return asyncio.run(app.run())
 
 
