@@ -161,12 +161,24 @@ class ProcessKillRestart(Trigger):
         self.landed_mono = self.kill_info.get("sent_mono", time.monotonic())
         restart_delay = float(self.params.get("restart_after_s", 0.2))
         time.sleep(restart_delay)  # a deliberate gap between crash and restart, part of the fault
-        self.condition_ended_mono = time.monotonic()
+        # Optionally keep the venue's REST slow through start-up so reconciliation cannot finish before
+        # the first status answer: a correct target then stays latched until the drill has seen it,
+        # however fast it reconciles. Recorded in the proof; reconciliation must follow the release.
+        hold_s = float(self.params.get("hold_reconcile_s", 0))
+        hold = self.ctx.venue.rest_latency(ms=int(hold_s * 1000) + 1000) if hold_s > 0 else None
         self.ctx.timeline.mark("restart")
         self.ctx.target.start()
         self.proof = {**self.kill_info, "restarted_mono": time.monotonic(), "restart_after_s": restart_delay}
         self.ctx.wait_target_serving()
         self.ctx.expect_downtime(False)
+        if hold is not None:
+            restart = self.ctx.timeline.get_mark("restart")
+            seen = wait_until(lambda: self.ctx.timeline.first(lambda s: s.ok, start=restart.mono), hold_s)
+            self.ctx.venue.clear(kind="rest_latency")
+            self.proof["reconcile_hold"] = {"venue_rest_latency": _record_dict(hold), "held_s": hold_s,
+                                            "released_mono": time.monotonic(),
+                                            "first_status_sample": seen.i if seen else None}
+        self.condition_ended_mono = time.monotonic()
         return self.proof
 
 
