@@ -421,7 +421,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _verdict(item: pytest.Item, state: DrillState) -> tuple[str, str]:
-    from .runner import DrillNotProven, Verdict
+    from .runner import Verdict
 
     reports = item.stash.get(STASH_REPORTS, {})
     setup, call = reports.get("setup"), reports.get("call")
@@ -435,14 +435,13 @@ def _verdict(item: pytest.Item, state: DrillState) -> tuple[str, str]:
     text = call.longreprtext if call.failed else ""
     if call.passed:
         return (run.verdict.value if run and run.verdict else Verdict.PASS.value), ""
-    if "Timeout" in text and "pytest-timeout" in text or "Timeout >" in text:
+    if "Timeout" in text and ("pytest-timeout" in text or "Timeout >" in text):
         return Verdict.TIMEOUT.value, _short(text)
-    excinfo = getattr(call, "excinfo", None)
     if run is not None and run.verdict is not None:
         return run.verdict.value, run.reason
     if "NOT PROVEN" in text:
         return Verdict.NOT_PROVEN.value, _short(text)
-    if call.failed and ("DrillFailed" in text or "AssertionError" in text):
+    if "DrillFailed" in text or "AssertionError" in text:
         return Verdict.FAIL.value, _short(text)
     return Verdict.ERROR.value, _short(text)
 

@@ -3,7 +3,6 @@ every outcome, reports. The real reference target, venue and proxy run underneat
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
