@@ -273,6 +273,29 @@ def test_rest_latency_and_clear(venue: VenueServer, http: requests.Session) -> N
     assert time.monotonic() - t0 < 0.15
 
 
+def test_clearing_rest_latency_releases_held_requests(venue: VenueServer) -> None:
+    import threading
+
+    venue.control.rest_latency(10_000)
+    done: list[float] = []
+
+    def call() -> None:
+        requests.get(venue.rest_url + "/api/v5/public/time", timeout=15)
+        done.append(time.monotonic())
+
+    before = venue.control.state()["counters"]["rest_requests"]
+    t = threading.Thread(target=call)
+    t.start()
+    deadline = time.monotonic() + 5
+    while venue.control.state()["counters"]["rest_requests"] == before and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling the venue's own counter: the request has arrived and is being held
+    assert venue.control.state()["counters"]["rest_requests"] == before + 1 and not done
+    cleared_at = time.monotonic()
+    venue.control.clear("rest_latency")
+    t.join(10)
+    assert done and done[0] - cleared_at < 1.0  # released at once, not after the 10 s delay
+
+
 def test_clear_by_kind_leaves_other_faults(venue: VenueServer) -> None:
     lag = venue.control.lag(100)
     rl = venue.control.rate_limit()

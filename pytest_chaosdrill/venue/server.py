@@ -60,7 +60,12 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
     core.counters["rest_requests"] += 1
     latency = core.rest_latency()
     if latency is not None:
-        await asyncio.sleep(latency.params["ms"] / 1000)
+        # Held until the delay elapses or the fault is cleared: clearing it releases the requests it
+        # holds at once (a venue that recovers processes what queued up meanwhile).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + latency.params["ms"] / 1000
+        while latency.active and loop.time() < deadline:
+            await asyncio.sleep(min(0.01, deadline - loop.time()))
     fault = core.http_fault()
     resp: web.StreamResponse
     if fault is not None:
