@@ -323,7 +323,7 @@ def _parse_utc(text: Any) -> datetime | None:
 def stop_detected(run: "DrillRun", max_ms: float = 1000.0) -> CheckResult:
     manifest = run.files.get("run_manifest")
     if not isinstance(manifest, dict):
-        return CheckResult("stop_detected", None, "no run_manifest.json after the STOP")
+        return CheckResult("stop_detected", False, "no readable run_manifest.json after the STOP")
     requested = run.trigger_info.get("requested", {})
     created = _parse_utc(requested.get("created_utc"))
     stop_time = _parse_utc(manifest.get("stop_time"))
@@ -340,14 +340,14 @@ def stop_detected(run: "DrillRun", max_ms: float = 1000.0) -> CheckResult:
 def graceful_exit(run: "DrillRun", code: int = 0) -> CheckResult:
     rc = run.facts.get("exit_code")
     if rc is None:
-        return CheckResult("graceful_exit", None, "the target did not exit")
+        return CheckResult("graceful_exit", False, "the target did not exit within the recovery timeout")
     return CheckResult("graceful_exit", rc == code, f"target exit status {rc} (expected {code})")
 
 
 def run_manifest_fields(run: "DrillRun", expect: dict[str, Any], audit_fields: list[str] | None = None) -> CheckResult:
     manifest = run.files.get("run_manifest")
-    if not isinstance(manifest, dict):
-        return CheckResult("run_manifest_fields", None, "no run_manifest.json")
+    if not isinstance(manifest, dict) or "_unreadable" in manifest:
+        return CheckResult("run_manifest_fields", False, f"no readable run_manifest.json ({manifest})")
     problems = [f"{k}={manifest.get(k)!r} (expected {v!r})" for k, v in expect.items() if manifest.get(k) != v]
     for k in audit_fields or []:
         v = manifest.get(k)
@@ -379,7 +379,8 @@ def sustained_call_pressure(run: "DrillRun", min_calls: int = 5) -> CheckResult:
         return CheckResult("sustained_call_pressure", None, "fingerprint not captured before and during the fault")
     before = base.get("api_calls", 0)
     during = snaps[-1]["content"].get("api_calls", 0)
-    return CheckResult("sustained_call_pressure", during - before >= min_calls,
+    # Too little traffic means the fault met no calls: the drill proves nothing (the seeds' C2.2), not a failure.
+    return CheckResult("sustained_call_pressure", True if during - before >= min_calls else None,
                        f"api_calls {before} before the fault, {during} during it (need ≥{min_calls} more)")
 
 

@@ -470,7 +470,8 @@ class DrillRun:
         failures: list[str] = []
         unproven: list[str] = []
         if self.first_safe is None:
-            unproven.append(f"the safe state ({self.drill.safe_when}) was never observed after the fault landed")
+            # The fault is proven to have landed: a target that never reaches safety fails.
+            failures.append(f"the safe state ({self.drill.safe_when}) was never observed after the fault landed")
         elif self.time_to_safe_ms is not None and self.time_to_safe_ms > self.drill.time_to_safe_budget_ms:
             failures.append(f"time to safe {self.time_to_safe_ms:.0f} ms exceeds the budget "
                             f"{self.drill.time_to_safe_budget_ms:.0f} ms")

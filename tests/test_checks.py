@@ -1,0 +1,210 @@
+"""Each named check on synthetic facts: it passes on a good story and fails (or is NOT PROVEN) for the
+right reason on a bad one. The drills exercise them end to end; these pin the edges."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_chaosdrill import checks as C
+from pytest_chaosdrill.runner import DrillRun
+from pytest_chaosdrill.timeline import Sample, Timeline
+
+ACTIVE = {"trading_mode": "Active", "open_permission_blocked_latch": False, "open_permission_reason_codes": []}
+
+
+def latched(code: str = "WS_BOOK_GAP_RECONCILE_REQUIRED", **extra: Any) -> dict:
+    return {"trading_mode": "ReduceOnly", "open_permission_blocked_latch": True,
+            "open_permission_reason_codes": [code], **extra}
+
+
+def make_run(statuses: list[tuple[float, Any]], ledger: list[dict] | None = None, *, t_trigger: float = 1.0,
+             t_landed: float | None = None, t_release: float | None = None, t_recovered: float | None = None,
+             t_end: float = 100.0, **facts: Any) -> DrillRun:
+    """A DrillRun with a hand-written timeline: ``statuses`` are (request time, payload) pairs,
+    each answered 1 ms later."""
+    tl = Timeline()
+    for i, (t, st) in enumerate(statuses):
+        tl.add(Sample(i, t, t + 0.001, "", 200 if st is not None else None, st, None if st is not None else "down"))
+    run = DrillRun.__new__(DrillRun)
+    run.timeline, run.ledger, run.facts, run.files = tl, ledger or [], dict(facts), {}
+    run.t_trigger, run.t_landed, run.t_release, run.t_end = t_trigger, t_landed, t_release, t_end
+    run.t_recovered, run.trigger, run.trigger_info = t_recovered, None, {}
+    run.first_safe = tl.first(lambda s: s.blocked, start=t_trigger)
+    run.baseline = tl.last_ok(t_trigger)
+    return run
+
+
+def order(mono: float, reduce_only: bool, effect: str, cid: str = "c1", **kw: Any) -> dict:
+    return {"type": "order", "mono": mono, "clOrdId": cid, "reduceOnly": reduce_only, "effect": effect, **kw}
+
+
+def read(mono: float, path: str) -> dict:
+    return {"type": "request", "mono": mono, "path": path, "recon_read": True}
+
+
+def position(mono: float, exposure: float) -> dict:
+    return {"type": "position", "mono": mono, "exposure": exposure}
+
+
+GAP_STORY = [(0.5, ACTIVE), (1.1, latched()), (1.5, latched()), (2.0, latched()), (3.0, ACTIVE)]
+
+
+# --- no_open_dispatch_while_blocked ------------------------------------------------------------------
+
+
+def test_no_open_passes_with_only_reduce_orders_and_in_flight_grace() -> None:
+    ledger = [order(1.15, False, "open", "inflight"),      # inside the 100 ms grace after the first blocked answer
+              order(1.6, True, "reduce"), order(3.5, False, "open", "after")]
+    assert C.no_open_dispatch_while_blocked(make_run(GAP_STORY, ledger, t_recovered=3.001)).passed is True
+
+
+@pytest.mark.parametrize("bad", [order(1.6, False, "open"), order(1.7, True, "open"), order(1.8, False, "none")])
+def test_no_open_fails_for_anything_that_could_add_exposure(bad: dict) -> None:
+    res = C.no_open_dispatch_while_blocked(make_run(GAP_STORY, [bad], t_recovered=3.001))
+    assert res.passed is False and "reached the venue while OPEN was blocked" in res.detail
+
+
+def test_no_open_window_ends_at_the_last_blocked_request() -> None:
+    # An order between the last blocked sample (2.0) and the first Active one (3.0) may follow a
+    # legitimate unblock the sampler had not seen yet: not counted.
+    assert C.no_open_dispatch_while_blocked(make_run(GAP_STORY, [order(2.5, False, "open")], t_recovered=3.001)).passed
+
+
+def test_no_open_not_proven_when_never_blocked() -> None:
+    assert C.no_open_dispatch_while_blocked(make_run([(0.5, ACTIVE), (2, ACTIVE)])).passed is None
+
+
+# --- latch ----------------------------------------------------------------------------------------------
+
+
+def test_latch_clear_after_reconcile_reads_passes() -> None:
+    ledger = [read(2.2, "/api/v5/account/positions"), read(2.3, "/api/v5/trade/orders-pending")]
+    run = make_run(GAP_STORY, ledger, t_release=2.1)
+    assert C.latch_clears_only_after_reconcile(run).passed is True
+
+
+def test_latch_clear_without_reads_fails() -> None:
+    run = make_run(GAP_STORY, [read(2.2, "/api/v5/account/positions"), read(0.9, "/api/v5/trade/orders-pending")],
+                   t_release=2.1)
+    res = C.latch_clears_only_after_reconcile(run)
+    assert res.passed is False and "orders_pending" in res.detail
+
+
+def test_latch_clear_while_fault_active_fails() -> None:
+    ledger = [read(2.2, "/api/v5/account/positions"), read(2.3, "/api/v5/trade/orders-pending")]
+    res = C.latch_clears_only_after_reconcile(make_run(GAP_STORY, ledger, t_release=4.0))
+    assert res.passed is False and "still active" in res.detail
+
+
+def test_latch_set_with_names_the_code() -> None:
+    run = make_run(GAP_STORY, t_landed=1.05)
+    assert C.latch_set_with(run, "WS_BOOK_GAP_RECONCILE_REQUIRED").passed
+    assert C.latch_set_with(run, "WS_TRADES_GAP_RECONCILE_REQUIRED").passed is False
+
+
+# --- exposure, containment --------------------------------------------------------------------------------
+
+PF_STORY = [(0.5, ACTIVE), (1.1, {"trading_mode": "ReduceOnly"}), (2.0, {"trading_mode": "ReduceOnly"}), (3.0, ACTIVE)]
+
+
+def test_exposure_monotonic_to_neutral() -> None:
+    good = [position(1.0, 3), position(1.3, 2), position(1.5, 0)]
+    assert C.exposure_monotonic_to_neutral(make_run(PF_STORY, good, t_recovered=3.001)).passed is True
+    grew = [position(1.0, 3), position(1.3, 2), position(1.4, 4), position(1.5, 0)]
+    res = C.exposure_monotonic_to_neutral(make_run(PF_STORY, grew, t_recovered=3.001))
+    assert res.passed is False and "grew from 2" in res.detail
+    stuck = [position(1.0, 3), position(1.3, 1)]
+    assert "never reached" in C.exposure_monotonic_to_neutral(make_run(PF_STORY, stuck, t_recovered=3.001)).detail
+
+
+def test_containment_needs_reduce_only_orders() -> None:
+    assert C.containment_proceeds(make_run(PF_STORY, [order(1.3, True, "reduce")], t_landed=1.05)).passed
+    assert C.containment_proceeds(make_run(PF_STORY, [order(1.3, False, "open")], t_landed=1.05)).passed is False
+
+
+# --- status-derived checks ----------------------------------------------------------------------------------
+
+
+def test_ws_event_lag_tracks_a_frozen_feed() -> None:
+    honest = [(0.5, ACTIVE)] + [(1 + k / 10, latched(ws_event_lag_ms=int(k * 100))) for k in range(1, 20)]
+    assert C.ws_event_lag_reflects(make_run(honest, t_landed=1.0, t_release=3.0)).passed is True
+    frozen_counter = [(0.5, ACTIVE)] + [(1 + k / 10, latched(ws_event_lag_ms=50)) for k in range(1, 20)]
+    res = C.ws_event_lag_reflects(make_run(frozen_counter, t_landed=1.0, t_release=3.0))
+    assert res.passed is False and "feed silent for" in res.detail
+
+
+def test_counter_increased() -> None:
+    story = [(0.5, dict(ACTIVE, **{"10028_count_5m": 0})), (1.5, latched(**{"10028_count_5m": 1}))]
+    assert C.counter_increased(make_run(story), "10028_count_5m").passed is True
+    flat = [(0.5, dict(ACTIVE, **{"10028_count_5m": 2})), (1.5, latched(**{"10028_count_5m": 2}))]
+    assert C.counter_increased(make_run(flat), "10028_count_5m").passed is False
+
+
+def test_loop_keeps_ticking() -> None:
+    ticking = [(0.5, ACTIVE)] + [(1 + k / 10, latched(loop_tick_last_ts_ms=1000 + k * 100)) for k in range(10)]
+    assert C.loop_keeps_ticking(make_run(ticking)).passed is True
+    stalled = [(0.5, ACTIVE)] + [(1 + k / 10, latched(loop_tick_last_ts_ms=1000)) for k in range(10)]
+    assert C.loop_keeps_ticking(make_run(stalled)).passed is False
+
+
+KILL = {"trading_mode": "Kill", "open_permission_blocked_latch": False}
+
+
+def test_stays_kill_and_capital_supremacy() -> None:
+    story = [(0.5, ACTIVE), (1.1, KILL), (1.5, KILL), (2.0, KILL)]
+    ledger = [position(0.9, 2), order(1.4, True, "reduce"), position(1.4, 1)]
+    run = make_run(story, ledger)
+    assert C.stays_kill(run).passed is True and C.capital_supremacy(run).passed is True
+    resumed = make_run(story + [(2.5, ACTIVE)], ledger)
+    assert C.stays_kill(resumed).passed is False
+    opened = make_run(story, ledger + [order(1.6, False, "open", "x")])
+    assert C.capital_supremacy(opened).passed is False
+    no_reduce = make_run(story, [position(0.9, 2)])
+    assert "no risk-reducing order" in C.capital_supremacy(no_reduce).detail
+
+
+# --- files and telemetry ------------------------------------------------------------------------------------------
+
+
+def test_fingerprint_gate_and_call_pressure() -> None:
+    run = make_run([(0.5, ACTIVE)], fingerprint_before={"api_calls": 10},
+                   fingerprint_midrun=[{"content": {"api_calls": 30, "error_count": 0, "error_events": []}}])
+    assert C.fingerprint_error_gate(run).passed is False            # the seeds' C2.3 failure
+    assert C.sustained_call_pressure(run, min_calls=5).passed is True
+    run.facts["fingerprint_midrun"] = [{"content": {"api_calls": 11, "error_count": 2,
+                                                    "error_events": [{"type": "connection_error"}]}}]
+    assert C.fingerprint_error_gate(run).passed is True
+    assert C.sustained_call_pressure(run, min_calls=5).passed is None   # no traffic met the fault: NOT PROVEN
+    run.facts["fingerprint_midrun"] = []
+    assert C.fingerprint_error_gate(run).passed is None
+
+
+def test_run_manifest_and_stop_detection() -> None:
+    run = make_run([(0.5, ACTIVE)])
+    run.trigger_info = {"requested": {"created_utc": "2026-01-01T00:00:00.000000Z"}}
+    run.files = {"run_manifest": {"status": "interrupted", "stop_detected": True, "stop_reason": "stop_file",
+                                  "stop_time": "2026-01-01T00:00:00.040000Z", "git_commit": "abc"}}
+    assert C.stop_detected(run, max_ms=100).passed is True
+    assert C.stop_detected(run, max_ms=10).passed is False
+    want = {"status": "interrupted", "stop_detected": True, "stop_reason": "stop_file"}
+    assert C.run_manifest_fields(run, want, ["git_commit"]).passed is True
+    run.files["run_manifest"]["status"] = "completed"
+    assert "status='completed'" in C.run_manifest_fields(run, want).detail
+    run.files["run_manifest"].update(status="interrupted", git_commit="unknown")
+    assert C.run_manifest_fields(run, want, ["git_commit"]).passed is False
+    run.files = {}
+    assert C.run_manifest_fields(run, want).passed is False and C.stop_detected(run).passed is False
+
+
+def test_no_duplicate_dispatch() -> None:
+    assert C.no_duplicate_dispatch(make_run([], [order(1, False, "open")])).passed is True
+    dup = make_run([], [order(1, False, "open"), order(2, False, "none", duplicate=True)])
+    assert C.no_duplicate_dispatch(dup).passed is False
+
+
+def test_builtin_check_table_is_complete() -> None:
+    names = set(C.builtin_checks())
+    assert {"mode_held", "no_open_dispatch_while_blocked", "latch_clears_only_after_reconcile",
+            "fingerprint_error_gate", "registry_drift_blocked"} <= names
+    assert all(callable(fn) for fn in C.builtin_checks().values())
