@@ -270,52 +270,52 @@ class TargetHook(Trigger):
         return {"hook": self.hook, "file_removed": removed}
 
 
-class NetworkDisconnect(Trigger):
-    """Disconnect the target's container from its network (docker backend): proof from the engine."""
+class BackendFault(Trigger):
+    """A fault the backend applies to the target's process or container; the proof is what the
+    backend reads back (the kernel's process state, the engine's ``docker inspect``)."""
 
-    kind = "network.disconnect"
+    apply = ""            # backend method that injects and returns its proof
+    undo = ""             # backend method that releases
+    proof_key = "proven"  # the proof's own verdict
 
     def fire(self) -> dict[str, Any]:
-        fn = getattr(self.ctx.target, "network_disconnect", None)
+        fn = getattr(self.ctx.target, self.apply, None)
         if fn is None:
-            raise FaultNotLanded(f"backend {self.ctx.target.backend!r} cannot disconnect a network")
+            raise FaultNotLanded(f"backend {self.ctx.target.backend!r} cannot {self.apply.replace('_', ' ')}")
         self.info = fn()
         return self.info
 
     def wait_landed(self, timeout: float) -> dict[str, Any]:
-        if not self.info.get("disconnected"):
-            raise FaultNotLanded(f"network disconnect not confirmed by the engine: {self.info}")
+        if not self.info.get(self.proof_key):
+            raise FaultNotLanded(f"{self.kind} not confirmed by the backend: {self.info}")
         self.landed_mono = self.info.get("mono", time.monotonic())
         self.proof = self.info
         return self.proof
 
     def release(self) -> dict[str, Any]:
-        return self.ctx.target.network_connect()
+        return getattr(self.ctx.target, self.undo)()
 
 
-class ProcessPause(Trigger):
-    """Freeze the target (SIGSTOP, or ``docker pause``) for ``hold_s``, then thaw it.
+class NetworkDisconnect(BackendFault):
+    """Disconnect the target's container from the network it shares with the venue (docker backend)."""
 
-    Proof: the kernel's process state (``T``), or the engine's ``State.Paused``."""
+    kind, apply, undo, proof_key = "network.disconnect", "network_disconnect", "network_connect", "disconnected"
 
-    kind = "process.pause"
+
+class ProcessPause(BackendFault):
+    """Freeze the target (SIGSTOP, or ``docker pause``) for ``hold_s``, then thaw it. A frozen target
+    cannot answer its status, so the pause is planned downtime for the sampler."""
+
+    kind, apply, undo = "process.pause", "pause", "resume"
 
     def fire(self) -> dict[str, Any]:
-        pause = getattr(self.ctx.target, "pause", None)
-        if pause is None:
-            raise FaultNotLanded(f"backend {self.ctx.target.backend!r} cannot pause the target")
-        self.info = pause()
-        return self.info
-
-    def wait_landed(self, timeout: float) -> dict[str, Any]:
-        if not self.info.get("proven"):
-            raise FaultNotLanded(f"pause not confirmed: {self.info}")
-        self.landed_mono = self.info.get("mono", time.monotonic())
-        self.proof = self.info
-        return self.proof
+        self.ctx.expect_downtime(True)
+        return super().fire()
 
     def release(self) -> dict[str, Any]:
-        return self.ctx.target.resume()
+        out = super().release()
+        self.ctx.expect_downtime(False)
+        return out
 
 
 TriggerFactory = Callable[["DrillContext", dict[str, Any]], Trigger]

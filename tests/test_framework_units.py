@@ -283,3 +283,26 @@ def test_evidence_folder_hashes_archive_and_never_overwrites(tmp_path: Path) -> 
 def test_redactor_leaves_words_that_merely_contain_a_secret_name() -> None:
     assert Redactor()("manifest with fake token KILL_DRIFT_TOKEN: 1 finding") == \
         "manifest with fake token KILL_DRIFT_TOKEN: 1 finding"
+
+
+def test_process_backend_pause_resume_and_kill_are_proven_by_the_kernel(tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    from pytest_chaosdrill.backends.process import ProcessTarget
+
+    t = load_target(_target(tmp_path, 'name: sleeper\ncommand: ["{python}", "-c", "import time; time.sleep(60)"]\n'
+                                      'status_url: "http://127.0.0.1:1/"\n')).render({"python": sys.executable})
+    target = ProcessTarget(t, tmp_path / "logs")
+    target.start()
+    try:
+        paused = target.pause()
+        assert paused["proven"] and paused["proc_state"] == "T"
+        assert target.resume()["signal"] == "SIGCONT"
+        assert wait_until(lambda: target._proc_state() in ("S", "R"), timeout=5)
+        killed = target.kill()
+        assert killed["killed_by_sigkill"] and killed["returncode"] == -signal.SIGKILL
+        assert target.logs() and target.describe()["exits"][0]["returncode"] == -signal.SIGKILL
+    finally:
+        target.stop(2)
+    assert not target.running()
