@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..docker_engine import DockerEngine, DockerError, default_compose_file
+from ..docker_engine import DockerEngine, DockerError, default_compose_file, reap
 from ..target import RenderedTarget
 
 VENUE_PORT = 8900
@@ -39,6 +39,7 @@ class DockerStack:
     proxy_api_url: str
     env: dict[str, str]
     image_info: dict[str, Any] = field(default_factory=dict)
+    reaped: list[str] = field(default_factory=list)   # leftovers of killed runs removed at start
 
     def container(self, service: str) -> str | None:
         return self.engine.container_ids(self.project).get(service)
@@ -64,6 +65,9 @@ def docker_stack(run_id: str, workdir: Path, compose_file: Path | None = None, i
            "CHAOSDRILL_TARGET_CONTROL_DIR": str(workdir / "control"),
            "CHAOSDRILL_TARGET_DATA_DIR": str(workdir / "data")}
     engine = DockerEngine(run_id, compose=compose)
+    # What a killed run left (labelled io.chaosdrill.managed) goes first; an hour keeps a concurrent
+    # session's resources safe.
+    reaped = reap(older_than_s=3600)
     image_info = engine.image_info(image)  # raises DockerError with a clear message when not built
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # pytest-docker's compose calls read the process environment
@@ -74,7 +78,7 @@ def docker_stack(run_id: str, workdir: Path, compose_file: Path | None = None, i
             proxy_url = f"http://127.0.0.1:{services.port_for('proxy', PROXY_API_PORT)}"
             services.wait_until_responsive(lambda: _answers(f"{venue_url}/api/v5/public/time"), timeout=60, pause=0.2)
             services.wait_until_responsive(lambda: _answers(f"{proxy_url}/version"), timeout=60, pause=0.2)
-            yield DockerStack(engine, compose_file, project, image, venue_url, proxy_url, env, image_info)
+            yield DockerStack(engine, compose_file, project, image, venue_url, proxy_url, env, image_info, reaped)
     finally:
         for k, v in saved.items():
             if v is None:
