@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "proxy": ("proxy", "run the fault proxy (Toxiproxy-style TCP proxy with an HTTP API) standalone"),
     "target": ("target", "run the reference target okx_demo_api"),
     "verify-evidence": ("verify_evidence", "re-check every hash in an evidence folder"),
+    "docker-reap": ("docker_reap", "remove containers, networks and volumes that killed drill runs left"),
 }
 
 

@@ -210,3 +210,17 @@ def test_live_environment_is_refused(pytester: pytest.Pytester) -> None:
     result = run(pytester, "--chaosdrill-target", str(pytester.path / "live.yaml"))
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*refusing to drill a possibly live*LIVE*"])
+
+
+def test_docker_backend_without_an_engine_skips_with_one_reason(pytester: pytest.Pytester,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    make_drill(pytester, "gap.yaml", BOOK_GAP)
+    monkeypatch.setenv("CHAOSDRILL_DOCKER", "no-such-docker-cli")
+    monkeypatch.delenv("CHAOSDRILL_REQUIRE_DOCKER", raising=False)
+    result = run(pytester, "--chaosdrill-backend", "docker", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*docker backend: docker CLI not found*"])
+    monkeypatch.setenv("CHAOSDRILL_REQUIRE_DOCKER", "1")  # CI with an engine: a skip would hide a failure
+    result = run(pytester, "--chaosdrill-backend", "docker")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*CHAOSDRILL_REQUIRE_DOCKER=1*"])
