@@ -178,7 +178,8 @@ class StatusSampler:
                 raise ValueError(f"HTTP {code}")
             payload = json.loads(body)
             sample = Sample(self._count, sent, time.monotonic(), utc_now(), code, payload)
-        except (requests.RequestException, ValueError, OSError) as exc:
+        except (requests.RequestException, ValueError, OSError, RecursionError) as exc:
+            # RecursionError: a hostile body nested deeper than the JSON decoder can follow.
             sample = Sample(self._count, sent, time.monotonic(), utc_now(), code, None,
                             f"{type(exc).__name__}: {str(exc)[:300]}")
         self._count += 1

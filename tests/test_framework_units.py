@@ -101,6 +101,14 @@ def test_sampler_survives_a_dead_target_and_keeps_sampling() -> None:
     assert all(not s.ok and "ConnectionError" in s.error for s in tl.samples)
 
 
+def test_sampler_survives_a_hostile_deeply_nested_body(status_server: ThreadingHTTPServer) -> None:
+    _Handler.answers = [(200, b"[" * 200_000 + b"]" * 200_000)]
+    sampler = StatusSampler(f"http://127.0.0.1:{status_server.server_address[1]}/", Timeline(), max_body=500_000)
+    with __import__("requests").Session() as session:
+        sample = sampler.poll_once(session)
+    assert not sample.ok and "RecursionError" in sample.error
+
+
 def test_sampler_refuses_an_oversized_body(status_server: ThreadingHTTPServer) -> None:
     _Handler.answers = [(200, b'{"x": "' + b"a" * 5000 + b'"}')]
     sampler = StatusSampler(f"http://127.0.0.1:{status_server.server_address[1]}/", Timeline(), max_body=1000)
