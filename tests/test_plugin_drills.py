@@ -3,6 +3,7 @@ every outcome, reports. The real reference target, venue and proxy run underneat
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -224,3 +225,43 @@ def test_docker_backend_without_an_engine_skips_with_one_reason(pytester: pytest
     result = run(pytester, "--chaosdrill-backend", "docker")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*CHAOSDRILL_REQUIRE_DOCKER=1*"])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_external_backend_drills_an_already_running_service(pytester: pytest.Pytester) -> None:
+    """A service started by someone else, pointed at fixed ports where the drill puts its proxy."""
+    venue_port, proxy_port, status_port = _free_port(), _free_port(), _free_port()
+    control, data = pytester.path / "control", pytester.path / "data"
+    env = dict(os.environ, OKX_REST_URL=f"http://127.0.0.1:{proxy_port}", TARGET_PORT=str(status_port),
+               OKX_WS_PUBLIC_URL=f"ws://127.0.0.1:{proxy_port}/ws/v5/public",
+               OKX_WS_PRIVATE_URL=f"ws://127.0.0.1:{proxy_port}/ws/v5/private",
+               TARGET_CONTROL_DIR=str(control), TARGET_DATA_DIR=str(data))
+    service = subprocess.Popen([sys.executable, "-m", "pytest_chaosdrill.okx_demo_api"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        (pytester.path / "svc.yaml").write_text(f"""
+name: already_running
+command: ["unused"]
+status_url: "http://127.0.0.1:{status_port}/api/v1/status"
+files: {{fingerprint: "{data}/execution_fingerprint.json"}}
+external: {{venue_port: {venue_port}, proxy_port: {proxy_port}, status_port: {status_port}}}
+""")
+        make_drill(pytester, "gap.yaml", BOOK_GAP)
+        make_drill(pytester, "crash.yaml", (Path(__file__).resolve().parent.parent / "drills"
+                                            / "drill_4_crash_restart.yaml").read_text())
+        result = run(pytester, "--chaosdrill-backend", "external", "--chaosdrill-target", str(pytester.path / "svc.yaml"))
+        # The gap drill passes; the crash drill cannot kill a process it does not own: NOT PROVEN, never PASS.
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["*NOT PROVEN: the external backend cannot kill the target*",
+                                     "*drill_4_crash_restart*external*NOT PROVEN*"])
+        assert service.poll() is None  # the plugin never stops a service it did not start
+    finally:
+        service.kill()
+        service.wait(10)
