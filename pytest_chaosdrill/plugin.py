@@ -75,6 +75,13 @@ def setting(config: pytest.Config, name: str) -> Any:
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    for name, kind in (("sample_interval_ms", float), ("venue_seed", int)):
+        try:
+            kind(setting(config, name))
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"--chaosdrill-{name.replace('_', '-')} (ini chaosdrill_{name}) must be "
+                                    f"a {kind.__name__}, got {setting(config, name)!r}") from None
+    backends(config)  # an unknown backend is a usage error before collection
     config.stash[STASH_SESSION] = ChaosSession(config)
 
 

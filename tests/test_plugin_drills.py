@@ -265,3 +265,14 @@ external: {{venue_port: {venue_port}, proxy_port: {proxy_port}, status_port: {st
     finally:
         service.kill()
         service.wait(10)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--chaosdrill-backend", "k8s"], "*unknown backend(s) ['k8s']*"),
+    (["--chaosdrill-sample-interval-ms", "fast"], "*must be a float, got 'fast'*"),
+])
+def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: list[str], message: str) -> None:
+    make_drill(pytester, "gap.yaml", BOOK_GAP)
+    result = run(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
