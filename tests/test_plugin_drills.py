@@ -268,7 +268,7 @@ external: {{venue_port: {venue_port}, proxy_port: {proxy_port}, status_port: {st
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--chaosdrill-backend", "k8s"], "*unknown backend(s) ['k8s']*"),
+    (["--chaosdrill-backend", "k8s"], "*unknown backend(s)*k8s*use process, docker or external*"),
     (["--chaosdrill-sample-interval-ms", "fast"], "*must be a float, got 'fast'*"),
 ])
 def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: list[str], message: str) -> None:
