@@ -171,14 +171,16 @@ class ProcessKillRestart(Trigger):
         self.proof = {**self.kill_info, "restarted_mono": time.monotonic(), "restart_after_s": restart_delay}
         self.ctx.wait_target_serving()
         self.ctx.expect_downtime(False)
+        self.condition_ended_mono = time.monotonic()
         if hold is not None:
             restart = self.ctx.timeline.get_mark("restart")
             seen = wait_until(lambda: self.ctx.timeline.first(lambda s: s.ok, start=restart.mono), hold_s)
+            # The condition ends as the hold is lifted: reads the venue answers from then on count.
+            self.condition_ended_mono = time.monotonic()
             self.ctx.venue.clear(kind="rest_latency")
             self.proof["reconcile_hold"] = {"venue_rest_latency": _record_dict(hold), "held_s": hold_s,
-                                            "released_mono": time.monotonic(),
+                                            "released_mono": self.condition_ended_mono,
                                             "first_status_sample": seen.i if seen else None}
-        self.condition_ended_mono = time.monotonic()
         return self.proof
 
 
