@@ -212,7 +212,7 @@ def write_drill_evidence(writer: EvidenceWriter, *, run: "DrillRun | None", node
 
     v = []
     if run is not None and observed is not None:
-        findings = run.ctx.contract.check(observed)
+        findings = run.observed_findings or []
         v += [f"observed_status.json (sample {run.observed_sample.i if run.observed_sample else '?'}): "
               + ("VALID" if not findings else f"INVALID, {len(findings)} finding(s)")]
         if findings:

@@ -337,7 +337,7 @@ def chaos_target(request: pytest.FixtureRequest, evidence: DrillState, drill: Dr
     """The target backend for one drill (not started: the drill starts it). Teardown stops it and its children."""
     from .wiring import VenueEndpoints
 
-    ep = VenueEndpoints.through(fault_proxy.listen, venue.control, f"{venue.host}:{venue.port}")
+    ep = VenueEndpoints.through(fault_proxy.listen)
     external = _external(chaosdrill_target_config)
     values = {"venue_rest_url": ep.rest_url, "venue_ws_public_url": ep.ws_public_url,
               "venue_ws_private_url": ep.ws_private_url, "control_dir": str(chaos_workdir / "control"),

@@ -24,7 +24,6 @@ class DrillOutcome:
     folder: str | None = None
     ieb_sha256: str | None = None
     observed_valid: bool | None = None
-    all_samples_valid: bool | None = None
     tokens_known: bool | None = None
     latch_checks: list[bool] = field(default_factory=list)
     capital_supremacy: bool | None = None
@@ -112,11 +111,9 @@ def outcome_from_run(run: Any, base: DrillOutcome) -> DrillOutcome:
     base.time_to_safe_ms = run.time_to_safe_ms
     base.budget_ms = run.drill.time_to_safe_budget_ms
     if run.observed is not None:
-        findings = run.ctx.contract.check(run.observed)
-        base.observed_valid = not findings
+        base.observed_valid = not run.observed_findings
     tags = {f.tag for _, fs in run.sample_findings for f in fs}
     sampled = any(s.ok for s in run.timeline.samples)
-    base.all_samples_valid = sampled and not run.sample_findings
     base.tokens_known = sampled and not (tags & {"TIER", "ENUM", "ORDER"})
     base.owner_view_ok = sampled and "OWNER-VIEW" not in tags
     latch = [sampled and not (tags & {"LATCH", "DECISION-A"})]

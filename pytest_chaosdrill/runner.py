@@ -157,6 +157,15 @@ class DrillRun:
         return self.t_landed if self.t_landed is not None else self.t_trigger
 
     @property
+    def observed_findings(self) -> list[Finding] | None:
+        """Contract findings of the observed status (None when nothing was observed); computed once."""
+        if self.observed is None:
+            return None
+        if getattr(self, "_observed_findings", None) is None or self._observed_for is not self.observed:
+            self._observed_findings, self._observed_for = self.ctx.contract.check(self.observed), self.observed
+        return self._observed_findings
+
+    @property
     def t_condition_ended(self) -> float | None:
         """When the fault's condition ended: a one-shot fault ends as it lands, a held one at release,
         a crash at the restart."""

@@ -8,18 +8,16 @@ from typing import Any
 
 @dataclass
 class VenueEndpoints:
-    """Where a target finds the venue (usually through the fault proxy) and how drills control it."""
+    """Where a target finds the venue: its URLs as seen through the fault proxy."""
 
     rest_url: str
     ws_public_url: str
     ws_private_url: str
-    control: Any            # VenueControl or VenueClient: same methods
-    upstream: str           # host:port the proxy forwards to
 
     @classmethod
-    def through(cls, listen: str, control: Any, upstream: str) -> "VenueEndpoints":
+    def through(cls, listen: str) -> "VenueEndpoints":
         """The venue's URLs as seen through a proxy listening on ``listen`` (host:port)."""
-        return cls(f"http://{listen}", f"ws://{listen}/ws/v5/public", f"ws://{listen}/ws/v5/private", control, upstream)
+        return cls(f"http://{listen}", f"ws://{listen}/ws/v5/public", f"ws://{listen}/ws/v5/private")
 
 
 class ProxyLink:

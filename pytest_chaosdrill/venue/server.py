@@ -101,11 +101,15 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
 
 # -- REST handlers --------------------------------------------------------------------------------
 
-async def place_order(request: web.Request) -> web.StreamResponse:
-    """POST /api/v5/trade/order."""
-    res = _core(request).engine.place(await _json_body(request))
+def _single(res: dict[str, Any]) -> web.Response:
+    """The OKX answer for one order result: code 0, or 1 with the result's own sCode."""
     ok = res["sCode"] == "0"
     return okx([res], "0" if ok else "1", "" if ok else "All operations failed")
+
+
+async def place_order(request: web.Request) -> web.StreamResponse:
+    """POST /api/v5/trade/order."""
+    return _single(_core(request).engine.place(await _json_body(request)))
 
 
 async def batch_orders(request: web.Request) -> web.StreamResponse:
@@ -141,9 +145,7 @@ async def batch_orders(request: web.Request) -> web.StreamResponse:
 
 async def cancel_order(request: web.Request) -> web.StreamResponse:
     """POST /api/v5/trade/cancel-order."""
-    res = _core(request).engine.cancel(await _json_body(request))
-    ok = res["sCode"] == "0"
-    return okx([res], "0" if ok else "1", "" if ok else "All operations failed")
+    return _single(_core(request).engine.cancel(await _json_body(request)))
 
 
 async def get_order(request: web.Request) -> web.StreamResponse:
