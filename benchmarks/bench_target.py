@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_chaosdrill.okx_demo_api.harness import TargetProcess, open_blocked
+from pytest_chaosdrill.reference.okx_demo_api.harness import TargetProcess, open_blocked
 from pytest_chaosdrill.venue import VenueServer
 
 

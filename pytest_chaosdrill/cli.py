@@ -16,7 +16,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate-status": ("validate_status", "check /api/v1/status payloads against the status contract"),
     "venue": ("venue", "run the venue simulator (OKX-v5-shaped exchange sandbox) standalone"),
     "proxy": ("proxy", "run the fault proxy (Toxiproxy-style TCP proxy with an HTTP API) standalone"),
-    "target": ("target", "run the reference target okx_demo_api"),
     "verify-evidence": ("verify_evidence", "re-check every hash in an evidence folder"),
     "docker-reap": ("docker_reap", "remove containers, networks and volumes that killed drill runs left"),
 }

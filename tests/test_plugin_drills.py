@@ -243,7 +243,7 @@ def test_external_backend_drills_an_already_running_service(pytester: pytest.Pyt
                OKX_WS_PUBLIC_URL=f"ws://127.0.0.1:{proxy_port}/ws/v5/public",
                OKX_WS_PRIVATE_URL=f"ws://127.0.0.1:{proxy_port}/ws/v5/private",
                TARGET_CONTROL_DIR=str(control), TARGET_DATA_DIR=str(data))
-    service = subprocess.Popen([sys.executable, "-m", "pytest_chaosdrill.okx_demo_api"], env=env,
+    service = subprocess.Popen([sys.executable, "-m", "pytest_chaosdrill.reference.okx_demo_api"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         (pytester.path / "svc.yaml").write_text(f"""

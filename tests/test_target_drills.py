@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pytest_chaosdrill.okx_demo_api.harness import (TargetProcess, active, for_venue, last_before, open_blocked,
+from pytest_chaosdrill.reference.okx_demo_api.harness import (TargetProcess, active, for_venue, last_before, open_blocked,
                                                     opens_between, sample_problems)
 from pytest_chaosdrill.venue import VenueServer
 

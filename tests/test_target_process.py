@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from pytest_chaosdrill.okx_demo_api.harness import (TargetProcess, active, for_venue, free_port, last_before,
+from pytest_chaosdrill.reference.okx_demo_api.harness import (TargetProcess, active, for_venue, free_port, last_before,
                                                     open_blocked, opens_between, sample_problems)
 from pytest_chaosdrill.venue import VenueServer
 
@@ -203,17 +203,17 @@ def test_drift_found_by_routine_reconciliation_latches_inventory_mismatch(own_ve
     assert sample_problems(samples) == []
 
 
-def test_chaosdrill_target_command_flags(own_venue, tmp_path) -> None:
-    """``chaosdrill target`` takes the same flags as the env vars and runs the same service."""
+def test_target_command_flags(own_venue, tmp_path) -> None:
+    """``python -m pytest_chaosdrill.reference.okx_demo_api`` takes the same flags as the env vars."""
     port = free_port()
     t = TargetProcess("http://127.0.0.1:9", "ws://127.0.0.1:9/x", "ws://127.0.0.1:9/y", tmp_path, port=port)
-    cmd = [sys.executable, "-m", "pytest_chaosdrill.cli", "target", "--rest-url", own_venue.rest_url,
+    cmd = [sys.executable, "-m", "pytest_chaosdrill.reference.okx_demo_api", "--rest-url", own_venue.rest_url,
            "--ws-public-url", own_venue.ws_public_url, "--ws-private-url", own_venue.ws_private_url,
            "--port", str(port), "--control-dir", str(t.control_dir), "--data-dir", str(t.data_dir),
            "--order-rate", "6", "--environment", "DEV", "--build-id", "cli-test-build"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        st = t.wait_status(active, 20, "Active via chaosdrill target")
+        st = t.wait_status(active, 20, "Active via its command-line flags")
         assert st["build_id"] == "cli-test-build" and st["deployment_environment"] == "DEV"
         assert st["owner_view"]["primary_owner_reason_code"] == "STATE_IDLE_HEALTHY"
         t.touch_control("STOP")

@@ -11,19 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chaosdrill.okx_demo_api import config as config_mod
-from pytest_chaosdrill.okx_demo_api import wal as wal_mod
-from pytest_chaosdrill.okx_demo_api.dispatcher import Intent
-from pytest_chaosdrill.okx_demo_api.inventory import Inventory
-from pytest_chaosdrill.okx_demo_api.latch import OpenPermissionLatch
-from pytest_chaosdrill.okx_demo_api.ops_files import OpsFiles, atomic_write_json, provenance
-from pytest_chaosdrill.okx_demo_api.policy import (ACTIVE, DEGRADED, FORCE_KILL, HEALTHY, KILL, LATCHED,
+from pytest_chaosdrill.reference.okx_demo_api import config as config_mod
+from pytest_chaosdrill.reference.okx_demo_api import wal as wal_mod
+from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Intent
+from pytest_chaosdrill.reference.okx_demo_api.inventory import Inventory
+from pytest_chaosdrill.reference.okx_demo_api.latch import OpenPermissionLatch
+from pytest_chaosdrill.reference.okx_demo_api.ops_files import OpsFiles, atomic_write_json, provenance
+from pytest_chaosdrill.reference.okx_demo_api.policy import (ACTIVE, DEGRADED, FORCE_KILL, HEALTHY, KILL, LATCHED,
                                                    REDUCE_ONLY, RISK_DEGRADED, Inputs, Manifest, PolicyGuard)
-from pytest_chaosdrill.okx_demo_api.reconcile import IntentResolver, compare, venue_positions
-from pytest_chaosdrill.okx_demo_api.strategy import Strategy
-from pytest_chaosdrill.okx_demo_api.telemetry import Telemetry, percentile
-from pytest_chaosdrill.okx_demo_api.venue_client import RestClient, RestResult
-from pytest_chaosdrill.okx_demo_api.wal import Wal, pending_intents, read_records
+from pytest_chaosdrill.reference.okx_demo_api.reconcile import IntentResolver, compare, venue_positions
+from pytest_chaosdrill.reference.okx_demo_api.strategy import Strategy
+from pytest_chaosdrill.reference.okx_demo_api.telemetry import Telemetry, percentile
+from pytest_chaosdrill.reference.okx_demo_api.venue_client import RestClient, RestResult
+from pytest_chaosdrill.reference.okx_demo_api.wal import Wal, pending_intents, read_records
 from pytest_chaosdrill.resources import default_manifest
 
 INSTS = ("BTC-USDT-SWAP", "ETH-USDT-SWAP")
@@ -339,7 +339,7 @@ def test_classify_transport_failures() -> None:
     import aiohttp
     from aiohttp.client_reqrep import ConnectionKey
 
-    from pytest_chaosdrill.okx_demo_api.venue_client import classify
+    from pytest_chaosdrill.reference.okx_demo_api.venue_client import classify
     key = ConnectionKey("venue.invalid", 80, False, True, None, None, None)
     assert classify(asyncio.TimeoutError()) == "timeout"
     assert classify(aiohttp.ClientConnectorError(key, socket.gaierror(-2, "Name or service not known"))) == "dns_failure"
@@ -459,7 +459,7 @@ class _FakeWs:
 
 
 def _feed(tmp_path: Path):
-    from pytest_chaosdrill.okx_demo_api.venue_client import PublicFeed
+    from pytest_chaosdrill.reference.okx_demo_api.venue_client import PublicFeed
     gaps: list[tuple[str, dict]] = []
     feed = PublicFeed(_cfg(tmp_path, "http://127.0.0.1:9"), Telemetry(),
                       lambda i, d: gaps.append(("book", d)), lambda i, d: gaps.append(("trades", d)),
@@ -532,17 +532,17 @@ def test_feed_lag_is_the_worse_of_data_age_and_silence(tmp_path: Path) -> None:
 # -- /status payload built from App state (no network: the App is constructed, not run) --------------
 
 def _app(tmp_path: Path, **env: str):
-    from pytest_chaosdrill.okx_demo_api.app import App
+    from pytest_chaosdrill.reference.okx_demo_api.app import App
     return App(_cfg(tmp_path, "http://127.0.0.1:9", **env))
 
 
 def _problems(payload: dict) -> list[str]:
-    from pytest_chaosdrill.okx_demo_api.harness import sample_problems
+    from pytest_chaosdrill.reference.okx_demo_api.harness import sample_problems
     return sample_problems([payload])
 
 
 def test_status_payload_valid_in_every_state(tmp_path: Path) -> None:
-    from pytest_chaosdrill.okx_demo_api import status
+    from pytest_chaosdrill.reference.okx_demo_api import status
     app = _app(tmp_path)
     st = status.build(app)  # start-up: nothing reachable yet
     assert _problems(st) == []
@@ -570,7 +570,7 @@ def test_status_payload_valid_in_every_state(tmp_path: Path) -> None:
 
 
 def test_live_environment_is_never_active_without_a_certificate(tmp_path: Path) -> None:
-    from pytest_chaosdrill.okx_demo_api import status
+    from pytest_chaosdrill.reference.okx_demo_api import status
     app = _app(tmp_path, TARGET_ENVIRONMENT="LIVE")
     app.startup_done = True
     st = status.build(app)

@@ -14,14 +14,14 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-from pytest_chaosdrill.okx_demo_api import app as app_mod
-from pytest_chaosdrill.okx_demo_api import main as main_mod
-from pytest_chaosdrill.okx_demo_api import status as status_mod
-from pytest_chaosdrill.okx_demo_api.dispatcher import fmt_sz
-from pytest_chaosdrill.okx_demo_api.policy import ACTIVE, Decision, PolicyGuard
-from pytest_chaosdrill.okx_demo_api.reconcile import IntentResolver
-from pytest_chaosdrill.okx_demo_api.telemetry import Telemetry
-from pytest_chaosdrill.okx_demo_api.wal import read_records
+from pytest_chaosdrill.reference.okx_demo_api import app as app_mod
+from pytest_chaosdrill.reference.okx_demo_api import main as main_mod
+from pytest_chaosdrill.reference.okx_demo_api import status as status_mod
+from pytest_chaosdrill.reference.okx_demo_api.dispatcher import fmt_sz
+from pytest_chaosdrill.reference.okx_demo_api.policy import ACTIVE, Decision, PolicyGuard
+from pytest_chaosdrill.reference.okx_demo_api.reconcile import IntentResolver
+from pytest_chaosdrill.reference.okx_demo_api.telemetry import Telemetry
+from pytest_chaosdrill.reference.okx_demo_api.wal import read_records
 
 App = app_mod.App
 

@@ -49,7 +49,7 @@ class TargetProcess:
     def start(self, wait_healthy: float = 15.0) -> "TargetProcess":
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._stderr = open(self.workdir / f"stderr.{int(time.time() * 1000)}.log", "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "pytest_chaosdrill.okx_demo_api"], env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "pytest_chaosdrill.reference.okx_demo_api"], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=self._stderr)
         self.wait_for(self._healthy, wait_healthy, "healthz")
         return self
