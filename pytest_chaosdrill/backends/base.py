@@ -1,0 +1,150 @@
+"""The backend protocol: where a target runs, what the drill can do to it, and what it talks to.
+
+A backend is chosen by name (``--chaosdrill-backend``). The plugin asks the
+``pytest_chaosdrill_make_backend`` hook for it (first non-None answer wins; the built-ins are the
+``trylast`` default), once per session. For every drill the backend then
+
+1. assembles a :class:`Harness` (the venue simulator and the fault proxy in front of it) with
+   :meth:`Backend.harness`, and
+2. creates a :class:`Target` with :meth:`Backend.create_target`: the service, not yet started,
+   with its target file rendered the way the service sees it.
+
+What a backend can do is declared in :attr:`Backend.capabilities`; a drill whose trigger needs a
+capability the backend lacks is skipped at collection, with the reason, never run half-way.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..target import RenderedTarget, TargetConfig
+
+#: The plugin starts the service and stops it (else: the service is already running).
+START = "start"
+#: SIGKILL the service with proof of the kill, then start it again on the same data.
+KILL = "kill"
+#: Freeze and thaw the whole service with proof (SIGSTOP/SIGCONT, ``docker pause``).
+PAUSE = "pause"
+#: Cut the service off the venue's network with proof from the engine, then reconnect it.
+NETWORK_CUT = "network_cut"
+#: Observe the service's exit and its exit status.
+EXIT = "exit"
+
+ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT})
+
+
+class BackendUnavailable(Exception):
+    """The backend cannot run here (no engine, image missing); drills on it are skipped with this reason."""
+
+
+@runtime_checkable
+class Target(Protocol):
+    """One drill's service. Proof-returning methods return what the kernel or engine says happened."""
+
+    backend: str
+    #: The target file rendered for the host side: ``status_url`` and ``files`` as the plugin reads them.
+    target: "RenderedTarget"
+
+    def start(self) -> None: ...
+    def stop(self, timeout: float = 10.0) -> int | None: ...
+    def kill(self) -> dict[str, Any]: ...
+    def pause(self) -> dict[str, Any]: ...
+    def resume(self) -> dict[str, Any]: ...
+    def network_disconnect(self) -> dict[str, Any]: ...
+    def network_connect(self) -> dict[str, Any]: ...
+    def running(self) -> bool: ...
+    def returncode(self) -> int | None: ...
+    def wait_exit(self, timeout: float) -> int | None: ...
+    def logs(self) -> list[Path]: ...
+    def describe(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class Harness:
+    """The venue and the fault proxy one drill's target talks to.
+
+    ``venue`` is a :class:`~pytest_chaosdrill.venue.VenueControl`-like handle (fault injection, witness
+    ledger); ``proxy`` a :class:`~pytest_chaosdrill.wiring.ProxyLink`; ``proxy_listen`` the proxy's
+    address *as the target reaches it*; ``local_hosts`` host names the drill created (allowed by the
+    live-environment interlock besides loopback)."""
+
+    venue: Any
+    proxy: Any
+    proxy_listen: str
+    local_hosts: tuple[str, ...] = ()
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DrillSite:
+    """Where one drill's files live on the host: ``control/``, ``data/`` and ``logs/`` under ``workdir``."""
+
+    drill_id: str
+    workdir: Path
+    run_id: str
+
+    @property
+    def control_dir(self) -> Path:
+        return self.workdir / "control"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.workdir / "logs"
+
+    def create(self) -> "DrillSite":
+        for d in (self.control_dir, self.data_dir, self.log_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """Session-wide settings a backend may use."""
+
+    run_id: str
+    venue_seed: int = 7
+    scratch: Path | None = None        # a session temp folder the backend may use
+    worker_index: int = 0              # xdist worker number (0 without xdist): for per-worker ports
+
+
+class Backend:
+    """Base class of backends. Subclasses set ``name`` and ``capabilities`` and implement
+    :meth:`harness` and :meth:`create_target`; :meth:`check_available` and :meth:`close` are optional."""
+
+    name: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: pip extra that brings this backend's optional dependencies (named in errors), if any.
+    extra: ClassVar[str | None] = None
+
+    def __init__(self, settings: BackendSettings) -> None:
+        self.settings = settings
+
+    def check_available(self) -> None:
+        """Raise :class:`BackendUnavailable` when this backend cannot run here."""
+
+    @contextlib.contextmanager
+    def harness(self, site: DrillSite, config: "TargetConfig") -> Iterator[Harness]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def create_target(self, config: "TargetConfig", site: DrillSite, harness: Harness) -> Target:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release session resources (containers, networks)."""
+
+    def missing(self, needed: frozenset[str] | set[str]) -> list[str]:
+        """The capabilities in ``needed`` this backend lacks, sorted."""
+        return sorted(set(needed) - set(self.capabilities))
+
+
+class CannotOnThisBackend(Exception):
+    """A target operation the backend does not have (a drill should have been skipped at collection)."""
