@@ -1,17 +1,19 @@
-"""Named pass criteria. Each check reads the drill's facts (timeline, witness ledger, files) and
-returns a :class:`CheckResult`; ``passed=None`` means the facts needed were not there (NOT PROVEN).
+"""Named pass criteria: pure functions of a :class:`~pytest_chaosdrill.record.DrillRecord` and the
+drill's parameters, returning a :class:`CheckResult` (``passed=None``: the facts needed were not
+there, NOT PROVEN). A check never changes the record and never reads anything the record does not
+hold, so ``chaosdrill recheck`` can re-derive it from the evidence folder.
 
 New checks come from plugins through the ``pytest_chaosdrill_add_checks`` hook.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .runner import DrillRun
+    from .record import DrillRecord
     from .timeline import Sample
 
 
@@ -21,6 +23,8 @@ class CheckResult:
     passed: bool | None
     detail: str
     criterion: str = ""
+    #: Facts the check established, for reports (e.g. whether Kill had exposure to reduce).
+    facts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
@@ -29,10 +33,19 @@ class CheckResult:
 
 Check = Callable[..., CheckResult]
 
+
+def needs(*fields: str) -> Callable[[Check], Check]:
+    """Declare the target-file fields a check reads (``@needs("files.run_manifest")``): a drill naming
+    the check against a target file without them ends NOT PROVEN before the service starts."""
+    def mark(fn: Check) -> Check:
+        fn.needs = tuple(fields)  # type: ignore[attr-defined]
+        return fn
+    return mark
+
 # --- witness ledger queries (entries as the venue exports them) -----------------------------------
 
 
-def ledger_orders(ledger: list[dict[str, Any]], start: float | None = None, end: float | None = None) -> list[dict]:
+def ledger_orders(ledger: Sequence[dict[str, Any]], start: float | None = None, end: float | None = None) -> list[dict]:
     return [e for e in ledger if e.get("type") == "order"
             and (start is None or e.get("mono", 0) >= start) and (end is None or e.get("mono", 0) <= end)]
 
@@ -43,7 +56,7 @@ def is_open(order: dict[str, Any]) -> bool:
     return not (ro is True or ro == "true") or order.get("effect") in ("open", "flip")
 
 
-def recon_reads(ledger: list[dict[str, Any]], start: float, end: float) -> dict[str, list[float]]:
+def recon_reads(ledger: Sequence[dict[str, Any]], start: float, end: float) -> dict[str, list[float]]:
     reads: dict[str, list[float]] = {"positions": [], "orders_pending": []}
     for e in ledger:
         if e.get("type") == "request" and e.get("recon_read") and start <= e.get("mono", 0) <= end:
@@ -52,7 +65,7 @@ def recon_reads(ledger: list[dict[str, Any]], start: float, end: float) -> dict[
     return reads
 
 
-def exposure_series(ledger: list[dict[str, Any]]) -> list[tuple[float, float]]:
+def exposure_series(ledger: Sequence[dict[str, Any]]) -> list[tuple[float, float]]:
     return [(e["mono"], float(e.get("exposure", 0))) for e in ledger if e.get("type") == "position"]
 
 
@@ -63,9 +76,9 @@ def _fmt_orders(orders: list[dict[str, Any]], limit: int = 5) -> str:
 # --- the checks ------------------------------------------------------------------------------------
 
 
-def mode_held(run: "DrillRun", mode: str) -> CheckResult:
+def mode_held(rec: "DrillRecord", mode: str) -> CheckResult:
     """Every status from the first safe sample until recovery reports ``mode``."""
-    window = run.blocked_window_samples()
+    window = rec.blocked_window_samples()
     if not window:
         return CheckResult("mode_held", None, "no status sample in the blocked window")
     wrong = [s for s in window if s.status.get("trading_mode") != mode]
@@ -76,48 +89,48 @@ def mode_held(run: "DrillRun", mode: str) -> CheckResult:
     return CheckResult("mode_held", True, f"all {len(window)} samples in the blocked window report {mode}")
 
 
-def no_open_dispatch_while_blocked(run: "DrillRun", grace_ms: float = 100.0) -> CheckResult:
+def no_open_dispatch_while_blocked(rec: "DrillRecord", grace_ms: float = 100.0) -> CheckResult:
     """The venue received no order that could add exposure between the first safe sample and recovery.
 
     ``grace_ms`` admits orders already on the wire when the block was first observed.
     """
-    start, end = run.blocked_window()
+    start, end = rec.blocked_window()
     if start is None:
         return CheckResult("no_open_dispatch_while_blocked", None, "OPEN was never observed blocked")
-    opens = [o for o in ledger_orders(run.ledger, start + grace_ms / 1000, end) if is_open(o)]
+    opens = [o for o in ledger_orders(rec.ledger, start + grace_ms / 1000, end) if is_open(o)]
     if opens:
         return CheckResult("no_open_dispatch_while_blocked", False,
                            f"{len(opens)} OPEN order(s) reached the venue while OPEN was blocked: {_fmt_orders(opens)}")
-    n = len(ledger_orders(run.ledger, start, end))
+    n = len(ledger_orders(rec.ledger, start, end))
     return CheckResult("no_open_dispatch_while_blocked", True,
                        f"venue saw {n} order(s) in the blocked window ({(end - start):.2f}s), none could add exposure")
 
 
-def latch_set_with(run: "DrillRun", code: str) -> CheckResult:
-    s = run.timeline.first(lambda x: x.latched and code in (x.status.get("open_permission_reason_codes") or []),
-                           start=run.t_trigger)
+def latch_set_with(rec: "DrillRecord", code: str) -> CheckResult:
+    s = rec.timeline.first(lambda x: x.latched and code in (x.status.get("open_permission_reason_codes") or []),
+                           start=rec.t_trigger)
     if s is None:
         return CheckResult("latch_set_with", False, f"no status sample after the trigger has the latch set with {code}")
-    ms = (s.mono - run.t_safe_origin) * 1000
+    ms = (s.mono - rec.t_safe_origin) * 1000
     return CheckResult("latch_set_with", True, f"latch set with {code} at sample {s.i}, {ms:.0f} ms after the fault landed")
 
 
-def latch_clears_only_after_reconcile(run: "DrillRun") -> CheckResult:
+def latch_clears_only_after_reconcile(rec: "DrillRecord") -> CheckResult:
     """The latch stayed set while the fault was active, and cleared only after the venue saw both
     reconciliation reads (positions and open orders) made after the fault's condition ended."""
-    first = run.timeline.first(lambda s: s.latched, start=run.t_trigger)
+    first = rec.timeline.first(lambda s: s.latched, start=rec.t_trigger)
     if first is None:
         return CheckResult("latch_clears_only_after_reconcile", None, "the latch was never observed set")
-    cleared = run.timeline.first(lambda s: s.ok and not s.latched, start=first.mono)
+    cleared = rec.timeline.first(lambda s: s.ok and not s.latched, start=first.mono)
     if cleared is None:
         return CheckResult("latch_clears_only_after_reconcile", None, "the latch was never observed to clear")
-    ended = run.t_condition_ended
+    ended = rec.t_condition_ended
     if ended is not None and cleared.mono < ended:
         return CheckResult("latch_clears_only_after_reconcile", False,
                            f"latch cleared at sample {cleared.i} while the fault was still active "
                            f"({(ended - cleared.mono) * 1000:.0f} ms before it ended)")
     since = ended if ended is not None else first.sent_mono
-    reads = recon_reads(run.ledger, since, cleared.mono)
+    reads = recon_reads(rec.ledger, since, cleared.mono)
     missing = [k for k, v in reads.items() if not v]
     if missing:
         return CheckResult("latch_clears_only_after_reconcile", False,
@@ -129,12 +142,12 @@ def latch_clears_only_after_reconcile(run: "DrillRun") -> CheckResult:
                        f"({len(reads['positions'])} positions, {len(reads['orders_pending'])} open-orders)")
 
 
-def ws_event_lag_reflects(run: "DrillRun", ms: float | None = None, tolerance_ms: float = 400.0) -> CheckResult:
+def ws_event_lag_reflects(rec: "DrillRecord", ms: float | None = None, tolerance_ms: float = 400.0) -> CheckResult:
     """The reported ``ws_event_lag_ms`` tracks the real lag: with ``ms`` (an injected delay) its peak is
     within the tolerance of ``ms``; without it (a frozen feed) every sample during the fault is within the
     tolerance of the time since the feed stopped."""
-    origin = run.t_safe_origin
-    window = [s for s in run.timeline.between(origin, run.t_condition_ended) if s.ok
+    origin = rec.t_safe_origin
+    window = [s for s in rec.timeline.between(origin, rec.t_condition_ended) if s.ok
               and isinstance(s.status.get("ws_event_lag_ms"), (int, float))]
     if not window or origin is None:
         return CheckResult("ws_event_lag_reflects", None, "no sample with ws_event_lag_ms during the fault")
@@ -151,20 +164,20 @@ def ws_event_lag_reflects(run: "DrillRun", ms: float | None = None, tolerance_ms
                        f"{worst.status['ws_event_lag_ms']} ms, feed silent for {actual:.0f} ms (±{tolerance_ms} ms)")
 
 
-def counter_increased(run: "DrillRun", field: str) -> CheckResult:
-    base = run.baseline.status.get(field) if run.baseline else None
+def counter_increased(rec: "DrillRecord", field: str) -> CheckResult:
+    base = rec.baseline.status.get(field) if rec.baseline else None
     if not isinstance(base, (int, float)):
         return CheckResult("counter_increased", None, f"no pre-fault value of {field}")
-    window = [s.status.get(field) for s in run.timeline.between(run.t_trigger, run.t_end) if s.ok]
+    window = [s.status.get(field) for s in rec.timeline.between(rec.t_trigger, rec.t_end) if s.ok]
     values = [v for v in window if isinstance(v, (int, float))]
     peak = max(values, default=base)
     return CheckResult("counter_increased", peak > base, f"{field}: {base} before the fault, peak {peak} after")
 
 
-def containment_proceeds(run: "DrillRun") -> CheckResult:
+def containment_proceeds(rec: "DrillRecord") -> CheckResult:
     """Reduce-only orders reached the venue after the fault landed (hedge / flatten)."""
-    start = run.t_safe_origin
-    reduces = [o for o in ledger_orders(run.ledger, start, run.t_end)
+    start = rec.t_safe_origin
+    reduces = [o for o in ledger_orders(rec.ledger, start, rec.t_end)
                if (o.get("reduceOnly") in (True, "true")) and o.get("accepted", True)]
     if not reduces:
         return CheckResult("containment_proceeds", False, "no reduce-only order reached the venue after the fault")
@@ -172,16 +185,16 @@ def containment_proceeds(run: "DrillRun") -> CheckResult:
                        f"{_fmt_orders(reduces, 3)}")
 
 
-def exposure_monotonic_to_neutral(run: "DrillRun", neutral: float = 0.0, grace_ms: float = 100.0) -> CheckResult:
+def exposure_monotonic_to_neutral(rec: "DrillRecord", neutral: float = 0.0, grace_ms: float = 100.0) -> CheckResult:
     """From the first safe sample (plus ``grace_ms`` for orders already on the wire) the venue's exposure
     never grew, and it came down to ``neutral``."""
-    start, end = run.blocked_window()
+    start, end = rec.blocked_window()
     if start is None:
         return CheckResult("exposure_monotonic_to_neutral", None, "the safe state was never observed")
     start += grace_ms / 1000
-    full = exposure_series(run.ledger)
+    full = exposure_series(rec.ledger)
     before = [x for m, x in full if m <= start]
-    series = ([(start, before[-1])] if before else []) + [(m, x) for m, x in full if start < m <= (run.t_end or end)]
+    series = ([(start, before[-1])] if before else []) + [(m, x) for m, x in full if start < m <= (rec.t_end or end)]
     if not series:
         return CheckResult("exposure_monotonic_to_neutral", None, "the venue recorded no exposure after the fault")
     first = series[0][1]
@@ -199,8 +212,8 @@ def exposure_monotonic_to_neutral(run: "DrillRun", neutral: float = 0.0, grace_m
                        f"exposure went {first} → {prev} over {len(series) - 1} venue position changes, never growing")
 
 
-def loop_keeps_ticking(run: "DrillRun", max_gap_ms: float = 1000.0) -> CheckResult:
-    ticks = [s.status.get("loop_tick_last_ts_ms") for s in run.blocked_window_samples()]
+def loop_keeps_ticking(rec: "DrillRecord", max_gap_ms: float = 1000.0) -> CheckResult:
+    ticks = [s.status.get("loop_tick_last_ts_ms") for s in rec.blocked_window_samples()]
     ticks = [t for t in ticks if isinstance(t, int)]
     distinct = sorted(set(ticks))
     if len(distinct) < 3:
@@ -211,9 +224,9 @@ def loop_keeps_ticking(run: "DrillRun", max_gap_ms: float = 1000.0) -> CheckResu
                        f"{len(distinct)} distinct ticks while blocked, largest gap {gap} ms (limit {max_gap_ms})")
 
 
-def reduce_only_permitted(run: "DrillRun") -> CheckResult:
+def reduce_only_permitted(rec: "DrillRecord") -> CheckResult:
     """Blocked, but not killed: ReduceOnly keeps risk-reducing orders allowed."""
-    window = run.blocked_window_samples()
+    window = rec.blocked_window_samples()
     if not window:
         return CheckResult("reduce_only_permitted", None, "no sample in the blocked window")
     kills = [s for s in window if s.status.get("trading_mode") == "Kill"]
@@ -221,11 +234,11 @@ def reduce_only_permitted(run: "DrillRun") -> CheckResult:
                        f"{len(window)} blocked samples, {len(kills)} in Kill (reduce-only orders stay permitted only outside Kill)")
 
 
-def restart_latch_on_startup(run: "DrillRun", code: str = "RESTART_RECONCILE_REQUIRED") -> CheckResult:
-    up = run.timeline.get_mark("restart")
+def restart_latch_on_startup(rec: "DrillRecord", code: str = "RESTART_RECONCILE_REQUIRED") -> CheckResult:
+    up = rec.timeline.get_mark("restart")
     if up is None:
         return CheckResult("restart_latch_on_startup", None, "the target was not restarted")
-    first = run.timeline.first(lambda s: s.ok, start=up.mono)
+    first = rec.timeline.first(lambda s: s.ok, start=up.mono)
     if first is None:
         return CheckResult("restart_latch_on_startup", None, "no status sample after the restart")
     codes = first.status.get("open_permission_reason_codes") or []
@@ -235,29 +248,29 @@ def restart_latch_on_startup(run: "DrillRun", code: str = "RESTART_RECONCILE_REQ
                        f"codes={codes}")
 
 
-def no_duplicate_dispatch(run: "DrillRun") -> CheckResult:
-    dups = [o for o in ledger_orders(run.ledger) if o.get("duplicate")]
-    n = len(ledger_orders(run.ledger))
+def no_duplicate_dispatch(rec: "DrillRecord") -> CheckResult:
+    dups = [o for o in ledger_orders(rec.ledger) if o.get("duplicate")]
+    n = len(ledger_orders(rec.ledger))
     if dups:
         return CheckResult("no_duplicate_dispatch", False,
                            f"{len(dups)} client order id(s) reached the venue twice: {_fmt_orders(dups)}")
     return CheckResult("no_duplicate_dispatch", True, f"{n} orders at the venue, no client order id dispatched twice")
 
 
-def _kill_window(run: "DrillRun") -> tuple["Sample | None", float]:
+def _kill_window(rec: "DrillRecord") -> tuple["Sample | None", float]:
     """The first Kill sample after the trigger, and when Kill could legitimately end (the restart)."""
-    first = run.timeline.first(lambda s: s.ok and s.status.get("trading_mode") == "Kill", start=run.t_trigger)
-    restart = run.timeline.get_mark("restart")
-    end = restart.mono if first and restart and restart.mono > first.mono else run.t_end
+    first = rec.timeline.first(lambda s: s.ok and s.status.get("trading_mode") == "Kill", start=rec.t_trigger)
+    restart = rec.timeline.get_mark("restart")
+    end = restart.mono if first and restart and restart.mono > first.mono else rec.t_end
     return first, end
 
 
-def stays_kill(run: "DrillRun") -> CheckResult:
+def stays_kill(rec: "DrillRecord") -> CheckResult:
     """Once Kill, the target never resumes on its own (until it is restarted)."""
-    first, end = _kill_window(run)
+    first, end = _kill_window(rec)
     if first is None:
         return CheckResult("stays_kill", False, "Kill was never observed")
-    after = [s for s in run.timeline.between(first.mono, end) if s.ok]
+    after = [s for s in rec.timeline.between(first.mono, end) if s.ok]
     resumed = [s for s in after if s.status.get("trading_mode") != "Kill"]
     if resumed:
         return CheckResult("stays_kill", False, f"left Kill without a restart at sample {resumed[0].i} "
@@ -266,26 +279,26 @@ def stays_kill(run: "DrillRun") -> CheckResult:
                        f"(after the hook was released) until the restart")
 
 
-def capital_supremacy(run: "DrillRun") -> CheckResult:
+def capital_supremacy(rec: "DrillRecord") -> CheckResult:
     """In Kill no order may add exposure; risk-reducing orders stay allowed while exposure is not zero."""
-    first, end = _kill_window(run)
+    first, end = _kill_window(rec)
     if first is None:
         return CheckResult("capital_supremacy", None, "Kill was never observed")
-    orders = ledger_orders(run.ledger, first.sent_mono + 0.1, end)
+    orders = ledger_orders(rec.ledger, first.sent_mono + 0.1, end)
     opens = [o for o in orders if is_open(o)]
     if opens:
         return CheckResult("capital_supremacy", False, f"{len(opens)} exposure-adding order(s) in Kill: {_fmt_orders(opens)}")
-    series = [x for m, x in exposure_series(run.ledger) if m <= first.mono]
+    series = [x for m, x in exposure_series(rec.ledger) if m <= first.mono]
     exposure = series[-1] if series else 0.0
     reduces = [o for o in orders if o.get("effect") == "reduce"]
     if exposure > 0 and not reduces:
         return CheckResult("capital_supremacy", False, f"exposure {exposure} at Kill, but no risk-reducing order reached the venue")
-    run.facts["capital_supremacy_exercised"] = exposure > 0
     return CheckResult("capital_supremacy", True, f"exposure {exposure} at Kill; {len(reduces)} risk-reducing order(s) "
-                       f"and no exposure-adding order in Kill" + ("" if exposure > 0 else " (nothing to reduce)"))
+                       f"and no exposure-adding order in Kill" + ("" if exposure > 0 else " (nothing to reduce)"),
+                       facts={"capital_supremacy_exercised": exposure > 0})
 
 
-def registry_drift_blocked(run: "DrillRun", token: str = "KILL_UNREGISTERED_DRIFT_TOKEN") -> CheckResult:
+def registry_drift_blocked(rec: "DrillRecord", token: str = "KILL_UNREGISTERED_DRIFT_TOKEN") -> CheckResult:
     """Drill 8, trigger A: a fake token in the contract inputs makes the contract checks fail."""
     import shutil
     import tempfile
@@ -294,18 +307,19 @@ def registry_drift_blocked(run: "DrillRun", token: str = "KILL_UNREGISTERED_DRIF
     from .contract import Contract
 
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = json.loads(Path(run.contract_paths["manifest"]).read_text(encoding="utf-8"))
+        manifest = json.loads(Path(rec.contract["manifest"]).read_text(encoding="utf-8"))
         manifest["registries"]["ModeReasonCode"]["Kill"].append(
             {"code": token, "display": "injected by drill 8", "latched": True,
              "unblock": {"type": "MANUAL", "condition": "never"}})
         tampered = Path(tmp) / "manifest.json"
         tampered.write_text(json.dumps(manifest), encoding="utf-8")
         schema = Path(tmp) / "schema.json"
-        shutil.copy(run.contract_paths["schema"], schema)
+        shutil.copy(rec.contract["schema"], schema)
         drift = Contract.load(schema, tampered).registry_findings
-    observed = dict(run.observed or {})
+    last = rec.timeline.last_ok()
+    observed = dict(last.status if last else {})
     observed["mode_reasons"] = list(observed.get("mode_reasons") or []) + [token]
-    findings = Contract.load(run.contract_paths["schema"], run.contract_paths["manifest"]).check(observed)
+    findings = Contract.load(rec.contract["schema"], rec.contract["manifest"]).check(observed)
     named = [f for f in drift if token in f.message]
     ok = bool(named) and bool(findings)
     return CheckResult("registry_drift_blocked", ok,
@@ -320,32 +334,33 @@ def _parse_utc(text: Any) -> datetime | None:
         return None
 
 
-def stop_detected(run: "DrillRun", max_ms: float = 1000.0) -> CheckResult:
-    manifest = run.files.get("run_manifest")
+@needs("files.run_manifest")
+def stop_detected(rec: "DrillRecord", max_ms: float = 1000.0) -> CheckResult:
+    manifest = rec.files.get("run_manifest")
     if not isinstance(manifest, dict):
         return CheckResult("stop_detected", False, "no readable run_manifest.json after the STOP")
-    requested = run.trigger_info.get("requested", {})
+    requested = rec.trigger_info.get("requested", {})
     created = _parse_utc(requested.get("created_utc"))
     stop_time = _parse_utc(manifest.get("stop_time"))
     if manifest.get("stop_detected") is not True or stop_time is None or created is None:
         return CheckResult("stop_detected", False, f"stop_detected={manifest.get('stop_detected')!r}, "
                            f"stop_time={manifest.get('stop_time')!r}")
     ms = (stop_time - created).total_seconds() * 1000
-    run.facts["stop_detection_ms"] = ms
     return CheckResult("stop_detected", 0 <= ms <= max_ms + 5,
                        f"STOP file created {requested.get('created_utc')}, detected {manifest.get('stop_time')} "
-                       f"({ms:.0f} ms, limit {max_ms} ms)")
+                       f"({ms:.0f} ms, limit {max_ms} ms)", facts={"stop_detection_ms": ms})
 
 
-def graceful_exit(run: "DrillRun", code: int = 0) -> CheckResult:
-    rc = run.facts.get("exit_code")
+def graceful_exit(rec: "DrillRecord", code: int = 0) -> CheckResult:
+    rc = rec.exit_code
     if rc is None:
         return CheckResult("graceful_exit", False, "the target did not exit within the recovery timeout")
     return CheckResult("graceful_exit", rc == code, f"target exit status {rc} (expected {code})")
 
 
-def run_manifest_fields(run: "DrillRun", expect: dict[str, Any], audit_fields: list[str] | None = None) -> CheckResult:
-    manifest = run.files.get("run_manifest")
+@needs("files.run_manifest")
+def run_manifest_fields(rec: "DrillRecord", expect: dict[str, Any], audit_fields: list[str] | None = None) -> CheckResult:
+    manifest = rec.files.get("run_manifest")
     if not isinstance(manifest, dict) or "_unreadable" in manifest:
         return CheckResult("run_manifest_fields", False, f"no readable run_manifest.json ({manifest})")
     problems = [f"{k}={manifest.get(k)!r} (expected {v!r})" for k, v in expect.items() if manifest.get(k) != v]
@@ -357,9 +372,10 @@ def run_manifest_fields(run: "DrillRun", expect: dict[str, Any], audit_fields: l
                        "; ".join(problems) if problems else f"run_manifest has {expect} and audit fields {audit_fields}")
 
 
-def fingerprint_error_gate(run: "DrillRun") -> CheckResult:
+@needs("files.fingerprint")
+def fingerprint_error_gate(rec: "DrillRecord") -> CheckResult:
     """C2.3 hard gate on the fingerprint captured mid-run, while the fault was active and the target running."""
-    snaps = run.facts.get("fingerprint_midrun") or []
+    snaps = rec.fingerprint_midrun
     if not snaps:
         return CheckResult("fingerprint_error_gate", None, "no execution_fingerprint.json could be read during the fault")
     last = snaps[-1]["content"]
@@ -371,10 +387,11 @@ def fingerprint_error_gate(run: "DrillRun") -> CheckResult:
                        f"error_events={len(events)} of types {kinds}")
 
 
-def sustained_call_pressure(run: "DrillRun", min_calls: int = 5) -> CheckResult:
+@needs("files.fingerprint")
+def sustained_call_pressure(rec: "DrillRecord", min_calls: int = 5) -> CheckResult:
     """The target kept calling the venue while the fault was active (so the fault met traffic)."""
-    snaps = run.facts.get("fingerprint_midrun") or []
-    base = run.facts.get("fingerprint_before") or {}
+    snaps = rec.fingerprint_midrun
+    base = rec.fingerprint_before or {}
     if not snaps or not isinstance(base, dict):
         return CheckResult("sustained_call_pressure", None, "fingerprint not captured before and during the fault")
     before = base.get("api_calls", 0)

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "venue": ("venue", "run the venue simulator (OKX-v5-shaped exchange sandbox) standalone"),
     "proxy": ("proxy", "run the fault proxy (Toxiproxy-style TCP proxy with an HTTP API) standalone"),
     "verify-evidence": ("verify_evidence", "re-check every hash in an evidence folder"),
+    "recheck": ("recheck", "re-derive every drill's verdict from its stored evidence (no re-run)"),
     "docker-reap": ("docker_reap", "remove containers, networks and volumes that killed drill runs left"),
 }
 

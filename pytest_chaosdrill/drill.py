@@ -44,10 +44,11 @@ class Drill:
     checks: tuple[CheckSpec, ...]
     recovery_kind: str
     recovery_timeout_s: float
+    recovery_observe_s: float = 2.0
     safe_when: str = "open_blocked"
     checklist: str = ""
     description: str = ""
-    backends: tuple[str, ...] = ("process", "docker", "external")
+    backends: tuple[str, ...] | None = None   # None: every backend with the needed capabilities
     timeout_s: float = 120.0
     steady_state: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -110,10 +111,11 @@ def parse_drill(data: Any, path: Path) -> Drill:
         checks=tuple(checks),
         recovery_kind=recovery["kind"],
         recovery_timeout_s=float(recovery.get("timeout_s", 30.0)),
+        recovery_observe_s=float(recovery.get("observe_s", 2.0)),
         safe_when=data.get("safe_when", "open_blocked"),
         checklist=data.get("checklist", ""),
         description=data.get("description", ""),
-        backends=tuple(data.get("backends", ("process", "docker", "external"))),
+        backends=tuple(data["backends"]) if "backends" in data else None,
         timeout_s=float(data.get("timeout_s", 120.0)),
         steady_state=dict(data.get("steady_state", {})),
         raw=data,

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .runner import DrillRun
+    from .record import DrillRecord
+    from .target import RenderedTarget
+    from .verdict import Evaluation
 
 REQUIRED_FILES = ("trigger.md", "observed_status.json", "expected_status.json", "diff.txt", "validation.log",
                   "time_to_safe_ms", "notes.md")
@@ -168,30 +170,38 @@ def _unified(expected: Any, observed: Any) -> str:
     return "\n".join(difflib.unified_diff(a, b, "expected_status.json", "observed_status.json", lineterm=""))
 
 
-def write_drill_evidence(writer: EvidenceWriter, *, run: "DrillRun | None", nodeid: str, drill_id: str, title: str,
-                         backend: str, verdict: str, reason: str, backend_info: dict[str, Any],
-                         log_files: Iterable[Path] = (), versions: dict[str, str] | None = None) -> dict[str, str]:
-    """Write every evidence file for one test. Works with a partial ``run`` or none at all."""
+def write_drill_evidence(writer: EvidenceWriter, *, record: "DrillRecord | None", evaluation: "Evaluation | None",
+                         rendered: "RenderedTarget | None", nodeid: str, drill_id: str, title: str, backend: str,
+                         verdict: str, reason: str, backend_info: dict[str, Any], log_files: Iterable[Path] = (),
+                         versions: dict[str, str] | None = None) -> dict[str, str]:
+    """Write every evidence file for one test from its record. Works with a partial record or none."""
     from .contract import format_findings
 
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    tts = run.time_to_safe_ms if run else None
-    observed = run.observed if run else None
-    expectation = run.expectation if run else None
+    rec, ev = record, evaluation
+    tts = rec.time_to_safe_ms if rec else None
+    observed = ev.observed_status if ev else None
+    expectation = ev.expectation if ev else None
+    step = rec.step if rec else None
+    drill = rec.drill if rec else {}
 
     # trigger.md
     t = [f"# Trigger: {drill_id}", "", f"- Drill: {title}", f"- Test: `{nodeid}`", f"- Backend: {backend}"]
-    if run and run.trigger is not None:
-        t += [f"- Kind: `{run.trigger.kind}`",
-              f"- Parameters: `{json.dumps(run.drill.trigger_params, sort_keys=True)}`",
-              f"- Target-side hook used: **{'yes' if run.trigger.target_side_hook else 'no'}**"
-              + (" (DESIGN.md §3: the hook causes the physical condition; the target was not told what to report)"
-                 if run.trigger.target_side_hook else ""),
-              f"- Hold: {run.drill.hold_s}s, released: {run.drill.release_when}",
-              "", "## What was done", "```json", json.dumps(run.trigger_info, indent=2, default=str), "```",
-              "", "## Release", "```json", json.dumps(run.release_info, indent=2, default=str), "```"]
+    if step is not None:
+        trig = drill.get("trigger", {})
+        t += [f"- Kind: `{step.kind}`",
+              f"- Parameters: `{json.dumps(step.params, sort_keys=True)}`",
+              f"- Target-side hook used: **{'yes' if step.target_side_hook else 'no'}**"
+              + (" (a documented hook of the service caused the physical condition; the service was not told "
+                 "what to report)" if step.target_side_hook else ""),
+              f"- Hold: {trig.get('hold_s', 0)}s, released: {trig.get('release_when', 'hold_elapsed')}",
+              "", "## What was done", "```json", json.dumps(rec.trigger_info, indent=2, default=str), "```",
+              "", "## Release",
+              ("Released: " + ("failed: " + step.release_error if step.release_error else "yes")
+               if step.released_mono is not None else "Not released: the fault was never fired."),
+              "```json", json.dumps(step.release, indent=2, default=str), "```"]
     else:
-        t += ["", f"The trigger was not fired (phase reached: {run.phase if run else 'setup'})."]
+        t += ["", f"The trigger was not fired (phase reached: {rec.phase if rec else 'setup'})."]
     writer.text("trigger.md", "\n".join(t) + "\n")
 
     writer.json("observed_status.json", observed)
@@ -201,67 +211,66 @@ def write_drill_evidence(writer: EvidenceWriter, *, run: "DrillRun | None", node
     if expectation is not None:
         d += [f"# compared by equality: {', '.join(expectation.fields)}",
               f"# compared by rule: {json.dumps(expectation.rules, sort_keys=True)}", ""]
-        if run and run.comparison is not None:
-            d += ["## result: " + ("MATCH" if run.comparison.matched else "MISMATCH")]
-            d += [f"- {p}" for p in run.comparison.problems]
-            d += ["", "## deepdiff (compared fields)", run.comparison.deepdiff_text or "(no difference)"]
+        if ev is not None and ev.comparison is not None:
+            d += ["## result: " + ("MATCH" if ev.comparison.matched else "MISMATCH")]
+            d += [f"- {p}" for p in ev.comparison.problems]
+            d += ["", "## deepdiff (compared fields)", ev.comparison.deepdiff_text or "(no difference)"]
         d += ["", "## unified diff (whole payload, jq -S style)", _unified(expectation.payload, observed) or "(identical)"]
     else:
         d.append("no expected status for this drill")
     writer.text("diff.txt", "\n".join(d) + "\n")
 
     v = []
-    if run is not None and observed is not None:
-        findings = run.observed_findings or []
-        v += [f"observed_status.json (sample {run.observed_sample.i if run.observed_sample else '?'}): "
+    if ev is not None and observed is not None:
+        findings = ev.observed_findings or []
+        v += [f"observed_status.json (sample {ev.observed.i if ev.observed else '?'}): "
               + ("VALID" if not findings else f"INVALID, {len(findings)} finding(s)")]
         if findings:
             v.append(format_findings(findings))
-    total = len(run.timeline.samples) if run else 0
-    ok = [s for s in run.timeline.samples if s.ok] if run else []
-    v += ["", f"timeline: {total} samples, {len(ok)} with a status payload, "
-          f"{len(run.sample_findings) if run else 0} contract-invalid"]
-    for s, f in (run.sample_findings[:20] if run else []):
+    samples = rec.samples if rec else ()
+    v += ["", f"timeline: {len(samples)} samples, {sum(1 for s in samples if s.ok)} with a status payload, "
+          f"{len(ev.sample_findings) if ev else 0} contract-invalid"]
+    for s, f in (ev.sample_findings[:20] if ev else []):
         v.append(f"sample {s.i} ({s.utc}):")
         v.append(format_findings(f))
-    if run is not None:
-        v += ["", f"schema: {run.contract_paths.get('schema')}", f"manifest: {run.contract_paths.get('manifest')}"]
+    if rec is not None:
+        v += ["", f"schema: {rec.contract.get('schema')}", f"manifest: {rec.contract.get('manifest')}"]
     writer.text("validation.log", "\n".join(v) + "\n")
     writer.text("time_to_safe_ms", (f"{tts:.1f}" if tts is not None else "NOT OBSERVED") + "\n")
 
     n = [f"# {drill_id}: {verdict}", "", f"{title}", ""]
     if reason:
         n += ["## Why", reason, ""]
-    if run is not None:
+    if rec is not None:
         n += ["## Pass criteria", ""]
-        for r in run.check_results:
+        for r in (ev.checks if ev else []):
             n.append(f"- [{'x' if r.passed else ' '}] **{r.name}** ({r.verdict}): {r.detail}"
                      + (f"  \n  _criterion: {r.criterion}_" if r.criterion else ""))
+        sampling = rec.timeline.interval_stats()
         n += ["", "## Timing",
               f"- time to safe: {'%.1f ms' % tts if tts is not None else 'not observed'} "
-              f"(budget {run.drill.time_to_safe_budget_ms:.0f} ms; counted from the fault landing)",
-              f"- sampling: {json.dumps(run.facts.get('sampling', {}))}"]
-        if run.trigger is not None and run.trigger.target_side_hook:
-            n += ["", "## Disclosure", "This drill used a documented target-side fault hook (DESIGN.md §3)."]
-        if run.notes:
-            n += ["", "## Notes"] + [f"- {x}" for x in run.notes]
+              f"(budget {float(drill.get('time_to_safe_budget_ms', 0)):.0f} ms; counted from the fault landing)",
+              f"- sampling: {sampling['count']} samples, interval p50 {sampling['p50_ms']:.1f} ms, "
+              f"p99 {sampling['p99_ms']:.1f} ms, max {sampling['max_ms']:.1f} ms"]
+        if step is not None and step.target_side_hook:
+            n += ["", "## Disclosure", "This drill used a documented target-side fault hook: the service caused the "
+                  "physical condition itself when the hook file appeared (see trigger.md)."]
     n += ["", "## Risks / not covered",
           "- The witness ledger sees what reached the venue; orders lost before the venue are not visible to it."]
     writer.text("notes.md", "\n".join(n) + "\n")
 
-    if run is not None:
-        writer.text("timeline.jsonl", "".join(line + "\n" for line in run.timeline.iter_jsonl()))
-        writer.json("marks.json", [m.__dict__ for m in run.timeline.marks])
-        writer.text("witness_ledger.jsonl", "".join(json.dumps(e, sort_keys=True, default=str) + "\n" for e in run.ledger))
-        writer.json("checks.json", [r.__dict__ for r in run.check_results])
-        for name, path in run.ctx.rendered.files.items():
+    if rec is not None:
+        rec.write(writer.dir, dump=lambda obj: writer.redact(json.dumps(obj, sort_keys=True, default=str)))
+        writer.json("checks.json", [r.__dict__ for r in (ev.checks if ev else [])])
+        if rec.fingerprint_midrun:
+            writer.text("fingerprint_midrun.jsonl", "".join(json.dumps(s, sort_keys=True) + "\n"
+                                                            for s in rec.fingerprint_midrun))
+    if rendered is not None:
+        for name, path in rendered.files.items():
             if name != "stop":
                 writer.copy(path, name=Path(path).name)
-        if run.ctx.rendered.hooks_log:
-            writer.copy(run.ctx.rendered.hooks_log, "hooks.log")
-        if run.facts.get("fingerprint_midrun"):
-            writer.text("fingerprint_midrun.jsonl", "".join(json.dumps(s, sort_keys=True) + "\n"
-                                                            for s in run.facts["fingerprint_midrun"]))
+        if rendered.hooks_log:
+            writer.copy(rendered.hooks_log, "hooks.log")
     logs_dir = writer.dir / "logs"
     for p in log_files:
         if Path(p).is_file():
@@ -271,9 +280,10 @@ def write_drill_evidence(writer: EvidenceWriter, *, run: "DrillRun | None", node
     meta = {
         "run_id": writer.info.run_id, "test": nodeid, "drill": drill_id, "backend": backend, "verdict": verdict,
         "reason": reason, "time_to_safe_ms": tts, "commit": writer.info.commit, "build_id": writer.info.build_id,
-        "run_started_utc": writer.info.started_utc, "drill_started_utc": run.started_utc if run else None,
+        "run_started_utc": writer.info.started_utc, "drill_started_utc": rec.started_utc if rec else None,
         "written_utc": now, "target": backend_info, "host": platform.node(), "python": platform.python_version(),
-        "versions": versions or {}, "facts": run.facts if run else {},
+        "versions": versions or {}, "outcome": rec.outcome if rec else None,
+        "facts": {**(rec.facts if rec else {}), **(ev.check_facts() if ev else {})},
     }
     writer.json("meta.json", meta)
     return writer.finish()

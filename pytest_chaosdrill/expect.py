@@ -10,6 +10,11 @@ from deepdiff import DeepDiff
 
 from .resources import fixtures_dir
 
+#: List fields where the checklist names the reasons that must be present: by default a truthful superset
+#: (the expected reasons as a subsequence, extra ones allowed) matches; the contract checks on every
+#: sample already hold the extra reasons to their tier and the manifest order.
+REASON_LISTS = ("mode_reasons", "open_permission_reason_codes")
+
 _TYPES = {"integer": int, "number": (int, float), "string": str, "boolean": bool, "array": list, "object": dict,
           "null": type(None)}
 
@@ -35,6 +40,8 @@ class Expectation:
     fields: tuple[str, ...]
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = "inline"
+    #: Fields compared exactly even where a superset of reasons would match (``expected.exact``).
+    exact: tuple[str, ...] = ()
 
     @classmethod
     def from_drill(cls, expected: Mapping[str, Any], fixture_dirs: Iterable[Path] = ()) -> "Expectation":
@@ -52,7 +59,23 @@ class Expectation:
         missing = [f for f in fields if f not in payload]
         if missing:
             raise ExpectationError(f"expected fields {missing} are not in the expected status ({source})")
-        return cls(payload, fields, dict(expected.get("rules", {})), source)
+        return cls(payload, fields, dict(expected.get("rules", {})), source, tuple(expected.get("exact", ())))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"payload": self.payload, "fields": list(self.fields), "rules": self.rules, "source": self.source,
+                "exact": list(self.exact)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Expectation":
+        return cls(dict(data["payload"]), tuple(data["fields"]), dict(data.get("rules") or {}),
+                   data.get("source", "inline"), tuple(data.get("exact") or ()))
+
+    def field_matches(self, key: str, observed: Any) -> bool:
+        want = self.payload[key]
+        if key in REASON_LISTS and key not in self.exact and isinstance(want, list) and isinstance(observed, list):
+            it = iter(observed)
+            return all(any(w == o for o in it) for w in want)  # want is a subsequence of observed
+        return observed == want
 
     def subset(self) -> dict[str, Any]:
         """The part of the expected status compared by equality."""
@@ -64,8 +87,10 @@ class Expectation:
             return Comparison(False, ["observed status is not a JSON object"], "observed status is not a JSON object")
         got = {k: observed.get(k, "<missing>") for k in self.fields}
         diff = DeepDiff(self.subset(), got, ignore_order=False, verbose_level=2)
-        problems = [f"{k}: expected {self.payload[k]!r}, observed {observed.get(k, '<missing>')!r}"
-                    for k in self.fields if observed.get(k, "<missing>") != self.payload[k]]
+        problems = [f"{k}: expected {self.payload[k]!r}"
+                    + (" (in this order, extra reasons allowed)" if k in REASON_LISTS and k not in self.exact else "")
+                    + f", observed {observed.get(k, '<missing>')!r}"
+                    for k in self.fields if not self.field_matches(k, observed.get(k, "<missing>"))]
         for key, rule in self.rules.items():
             ok, why = apply_rule(key, rule, observed, baseline)
             if not ok:

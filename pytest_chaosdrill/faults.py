@@ -2,8 +2,14 @@
 
 A trigger kind is ``<boundary>.<what>``: ``venue.*`` (the exchange sandbox), ``proxy.*`` (the TCP
 link between target and venue), ``network.*`` (container networks), ``process.*`` (signals,
-restart), ``file.*`` (control files), ``hook.*`` (a documented target-side hook, DESIGN.md §3).
-New kinds come from plugins through the ``pytest_chaosdrill_add_triggers`` hook.
+restart), ``file.*`` (control files), ``hook.*`` (a documented target-side hook that makes the
+service cause a physical condition; the evidence discloses it). New kinds come from plugins through
+the ``pytest_chaosdrill_add_triggers`` hook.
+
+A trigger kind may declare ``requires`` (backend capabilities, see :mod:`pytest_chaosdrill.backends.base`)
+and ``needs`` (what the target file must declare, e.g. ``files.stop``); drills are validated against
+both at collection. ``check_params(params)`` returns problems with the drill's ``trigger.params``.
+
 """
 from __future__ import annotations
 
@@ -11,12 +17,14 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+import inspect
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from .backends.base import EXIT, KILL, NETWORK_CUT, PAUSE, START
 from .timeline import utc_now, wait_until
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .runner import DrillContext
+    from .context import DrillContext
 
 
 class FaultNotLanded(Exception):
@@ -31,6 +39,18 @@ class Trigger:
     target_side_hook = False
     #: True when the trigger stops or restarts the target itself.
     manages_target = False
+    #: Backend capabilities the trigger needs.
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        """Problems with ``params`` (a drill's ``trigger.params``), found before anything starts."""
+        return []
+
+    @classmethod
+    def needs(cls, params: dict[str, Any]) -> list[str]:
+        """Target-file fields the trigger needs (``files.stop``, ``hooks.<name>``)."""
+        return []
 
     def __init__(self, ctx: "DrillContext", params: dict[str, Any]) -> None:
         self.ctx = ctx
@@ -116,6 +136,18 @@ class ProxyToxic(Trigger):
 
     kind = "proxy.toxic"
 
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        from .proxy.toxics import ToxicError, make_toxic
+
+        attrs = {k: v for k, v in params.items() if k not in ("type", "name", "stream", "toxicity")}
+        try:
+            make_toxic(params.get("type", ""), stream=params.get("stream", "downstream"),
+                       toxicity=params.get("toxicity", 1.0), name=params.get("name"), attributes=attrs)
+        except ToxicError as exc:
+            return [str(exc)]
+        return []
+
     def fire(self) -> dict[str, Any]:
         params = dict(self.params)
         self.toxic_type = params.pop("type")
@@ -149,6 +181,11 @@ class ProcessKillRestart(Trigger):
 
     kind = "process.kill_restart"
     manages_target = True
+    requires = frozenset({START, KILL})
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        return _known_params(params, {"restart_after_s": (int, float), "hold_reconcile_s": (int, float)})
 
     def fire(self) -> dict[str, Any]:
         self.ctx.expect_downtime(True)
@@ -189,6 +226,15 @@ class StopFile(Trigger):
 
     kind = "file.stop"
     manages_target = True
+    requires = frozenset({START, EXIT})
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        return _known_params(params, {})
+
+    @classmethod
+    def needs(cls, params: dict[str, Any]) -> list[str]:
+        return ["files.stop"]
 
     def fire(self) -> dict[str, Any]:
         path = Path(self.ctx.rendered.files.get("stop", ""))
@@ -212,11 +258,22 @@ class StopFile(Trigger):
 
 
 class TargetHook(Trigger):
-    """A documented target-side hook (DESIGN.md §3): a control file that makes the target cause the
-    physical condition. Proof is the target's hook log saying the condition was applied."""
+    """A documented target-side hook: a control file whose presence makes the target cause the physical
+    condition (its removal releases it). Proof is the target's hook log saying the condition was applied."""
 
     kind = "hook.apply"
     target_side_hook = True
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        problems = _known_params(params, {"hook": str, "content": str})
+        if "hook" not in params:
+            problems.append("'hook' is required (the name of a hook the target file declares under hooks)")
+        return problems
+
+    @classmethod
+    def needs(cls, params: dict[str, Any]) -> list[str]:
+        return [f"hooks.{params.get('hook')}", "hooks_log"]
 
     def fire(self) -> dict[str, Any]:
         name = self.params["hook"]
@@ -272,6 +329,13 @@ class TargetHook(Trigger):
         return {"hook": self.hook, "file_removed": removed}
 
 
+def _known_params(params: dict[str, Any], known: dict[str, Any]) -> list[str]:
+    problems = [f"unknown parameter {k!r}; known: {', '.join(sorted(known)) or 'none'}" for k in params if k not in known]
+    problems += [f"parameter {k!r} must be {getattr(t, '__name__', 'a number')}, got {params[k]!r}"
+                 for k, t in known.items() if k in params and not isinstance(params[k], t)]
+    return problems
+
+
 class BackendFault(Trigger):
     """A fault the backend applies to the target's process or container; the proof is what the
     backend reads back (the kernel's process state, the engine's ``docker inspect``)."""
@@ -302,6 +366,7 @@ class NetworkDisconnect(BackendFault):
     """Disconnect the target's container from the network it shares with the venue (docker backend)."""
 
     kind, apply, undo, proof_key = "network.disconnect", "network_disconnect", "network_connect", "disconnected"
+    requires = frozenset({NETWORK_CUT})
 
 
 class ProcessPause(BackendFault):
@@ -309,6 +374,7 @@ class ProcessPause(BackendFault):
     cannot answer its status, so the pause is planned downtime for the sampler."""
 
     kind, apply, undo = "process.pause", "pause", "resume"
+    requires = frozenset({PAUSE})
 
     def fire(self) -> dict[str, Any]:
         self.ctx.expect_downtime(True)
@@ -322,6 +388,44 @@ class ProcessPause(BackendFault):
 
 TriggerFactory = Callable[["DrillContext", dict[str, Any]], Trigger]
 
+
+class VenueFaultKind:
+    """The factory of ``venue.<method>``: parameters are the venue control method's keyword arguments."""
+
+    requires: frozenset[str] = frozenset()
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+
+    def __call__(self, ctx: "DrillContext", params: dict[str, Any]) -> Trigger:
+        return VenueFault(ctx, params, self.method)
+
+    def check_params(self, params: dict[str, Any]) -> list[str]:
+        from .venue.control import VenueControl
+
+        try:
+            inspect.signature(getattr(VenueControl, self.method)).bind(None, **params)
+        except TypeError as exc:
+            return [f"{exc} (venue.{self.method} takes {_param_names(getattr(VenueControl, self.method))})"]
+        return []
+
+    def needs(self, params: dict[str, Any]) -> list[str]:
+        return []
+
+
+def _param_names(fn: Callable[..., Any]) -> str:
+    names = [p for p in inspect.signature(fn).parameters if p not in ("self", "rec", "record")]
+    return ", ".join(names) or "no parameters"
+
+
+def requirements(factory: Any, params: dict[str, Any]) -> tuple[frozenset[str], list[str], list[str]]:
+    """(backend capabilities, target-file needs, parameter problems) of a trigger kind's factory."""
+    caps = frozenset(getattr(factory, "requires", frozenset()))
+    needs = list(getattr(factory, "needs", lambda p: [])(params))
+    check = getattr(factory, "check_params", None)
+    problems = list(check(params)) if check is not None else []
+    return caps, needs, problems
+
 # Faults that are one event (a gap, a termination, one partial batch) rather than a held condition.
 ONE_SHOT_VENUE_FAULTS = ("book_gap", "trades_gap", "session_termination", "partial_fill")
 VENUE_FAULTS = ("book_gap", "trades_gap", "freeze", "lag", "session_termination", "partial_fill", "rate_limit",
@@ -330,9 +434,7 @@ VENUE_FAULTS = ("book_gap", "trades_gap", "freeze", "lag", "session_termination"
 
 def builtin_triggers() -> dict[str, TriggerFactory]:
     """The trigger kinds pytest-chaosdrill ships."""
-    table: dict[str, TriggerFactory] = {
-        f"venue.{m}": (lambda ctx, params, _m=m: VenueFault(ctx, params, _m)) for m in VENUE_FAULTS
-    }
+    table: dict[str, TriggerFactory] = {f"venue.{m}": VenueFaultKind(m) for m in VENUE_FAULTS}
     table.update({
         "proxy.toxic": ProxyToxic,
         "process.kill_restart": ProcessKillRestart,

@@ -45,3 +45,8 @@ def default_schema(exact: bool = False) -> Path:
 
 def default_manifest() -> Path:
     return specs_dir() / MANIFEST
+
+
+def default_target() -> Path:
+    """The bundled target file: the reference target the drills run against out of the box."""
+    return data_dir("targets") / "okx_demo_api.yaml"

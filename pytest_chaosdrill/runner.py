@@ -1,42 +1,35 @@
-"""The drill lifecycle: start → steady state proven → trigger + proof → sample → assert → recover.
+"""The drill lifecycle: start → steady state proven → fault + proof → observe → release → recover.
 
-A :class:`DrillRun` owns one drill against one assembled environment (:class:`DrillContext`). Its
-``execute`` raises :class:`DrillNotProven` when the steady state or the fault cannot be proven and
-:class:`DrillFailed` when a criterion fails; either way the facts it gathered stay on the object for
-the evidence writer.
+:class:`DrillRun` drives one drill against one assembled :class:`~pytest_chaosdrill.context.DrillContext`
+and produces a :class:`~pytest_chaosdrill.record.DrillRecord`. The fault's release always runs (in a
+``finally``, also on Ctrl-C, SIGTERM and timeouts) and is recorded. The verdict is not decided here:
+:func:`pytest_chaosdrill.verdict.evaluate` derives it from the record.
 """
 from __future__ import annotations
 
 import json
+import logging
+import signal
+import threading
 import time
-from dataclasses import dataclass, field
-from enum import Enum
-from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-import requests
-
-from .checks import CheckResult, Check, ledger_orders
-from .contract import Contract, Finding
+from .checks import Check, ledger_orders
+from .context import DrillContext, StartupFailed
+from .contract import Contract
 from .drill import Drill
-from .expect import Comparison, Expectation
+from .expect import Expectation
 from .faults import FaultNotLanded, Trigger, TriggerFactory
-from .target import RenderedTarget, refuse_live
-from .timeline import Sample, StatusSampler, Timeline, open_blocked, utc_now, wait_until
+from .record import COMPLETED, ERROR, INTERRUPTED, NOT_PROVEN, REFUSED, TIMEOUT, DrillRecord, Recorder
+from .target import LiveEnvironmentRefused, refuse_live
+from .timeline import Sample, StatusSampler, open_blocked, utc_now, wait_until
+from .verdict import Evaluation, Verdict, evaluate
 
-
-class Verdict(str, Enum):
-    PASS = "PASS"
-    FAIL = "FAIL"
-    NOT_PROVEN = "NOT PROVEN"
-    ERROR = "ERROR"
-    TIMEOUT = "TIMEOUT"
-    INTERRUPTED = "INTERRUPTED"
-    SKIPPED = "SKIPPED"
+log = logging.getLogger("chaosdrill")
 
 
 class DrillNotProven(AssertionError):
-    """The drill could not prove its steady state or its fault; it fails closed."""
+    """The drill could not prove its precondition, steady state or fault; it fails closed."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"NOT PROVEN: {reason}")
@@ -47,211 +40,176 @@ class DrillFailed(AssertionError):
     """At least one pass criterion failed."""
 
 
-@dataclass
-class DrillContext:
-    """Everything a drill acts on and observes. Fixtures assemble it; plugins may extend it."""
+class DrillTimeout(BaseException):
+    """The drill's own deadline passed (raised into the runner by the plugin's timer).
 
-    drill: Drill
-    target: Any                 # a backend: ProcessTarget, DockerTarget, ExternalTarget
-    rendered: RenderedTarget
-    venue: Any                  # VenueControl / VenueClient
-    proxy: Any                  # ProxyLink (the target↔venue link), or None
-    timeline: Timeline
-    contract: Contract
-    contract_paths: dict[str, str]
-    fixture_dirs: list[Path] = field(default_factory=list)
-    triggers: dict[str, TriggerFactory] = field(default_factory=dict)
-    checks: dict[str, Check] = field(default_factory=dict)
-    sample_interval_s: float = 0.005
-    allow_live: bool = False
-    local_hosts: tuple[str, ...] = ()
-    sampler: StatusSampler | None = None
+    A ``BaseException`` so no ``except Exception`` in a trigger or check swallows it."""
 
-    def expect_downtime(self, down: bool) -> None:
-        """Mark planned downtime (crash, restart, STOP): status errors inside it are expected, and the
-        sampler gives up on a hanging request quickly so the first answer after a restart is not missed."""
-        self.timeline.mark("target_down" if down else "target_up")
-        if self.sampler is not None:
-            self.sampler.timeout_s = 0.3 if down else self.sampler.default_timeout_s
 
-    def status_once(self, timeout: float = 1.0) -> Any:
-        resp = requests.get(self.rendered.status_url, timeout=timeout)
-        resp.raise_for_status()
-        return resp.json()
+class DrillInterrupted(KeyboardInterrupt):
+    """SIGTERM reached pytest during a drill: handled like Ctrl-C (pytest stops after the teardowns)."""
 
-    def wait_target_serving(self, timeout: float | None = None) -> Any:
-        """Wait until the status endpoint answers a JSON object; returns it."""
-        timeout = timeout or self.rendered.config.startup_timeout_s
 
-        def probe() -> Any:
-            if hasattr(self.target, "running") and not self.target.running():
-                raise DrillNotProven(f"target exited during start-up (exit status {self.target.returncode()}); "
-                                     "see the target log in the evidence folder")
-            try:
-                st = self.status_once()
-            except (requests.RequestException, ValueError):
-                return None
-            return st if isinstance(st, dict) else None
+class _Stop(Exception):
+    """Internal: end the lifecycle with an outcome other than completed."""
 
-        status = wait_until(probe, timeout, pause=0.05)
-        if status is None:
-            raise DrillNotProven(f"target status {self.rendered.status_url} did not answer within {timeout}s")
-        return status
-
-    def read_json_file(self, name: str) -> Any:
-        path = self.rendered.files.get(name)
-        if not path or not Path(path).exists():
-            return None
-        try:
-            return json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            return {"_unreadable": f"{type(exc).__name__}: {exc}"}
+    def __init__(self, outcome: str, reason: str) -> None:
+        super().__init__(reason)
+        self.outcome, self.reason = outcome, reason
 
 
 class DrillRun:
-    """One execution of one drill; its attributes are the facts the evidence is written from."""
+    """One execution of one drill. After :meth:`execute`, :attr:`record` and :attr:`evaluation` hold
+    what happened and what it means (also when it raised)."""
 
-    def __init__(self, ctx: DrillContext) -> None:
+    def __init__(self, ctx: DrillContext, drill: Drill, *, contract: Contract, contract_info: Mapping[str, str],
+                 triggers: Mapping[str, TriggerFactory], checks: Mapping[str, Check],
+                 expectation: Expectation | None = None, allow_live: bool = False, backend: str = "",
+                 missing: tuple[str, ...] | list[str] = ()) -> None:
         self.ctx = ctx
-        self.drill = ctx.drill
-        self.timeline = ctx.timeline
-        self.contract_paths = ctx.contract_paths
-        self.verdict: Verdict | None = None
-        self.reason = ""
-        self.phase = "created"
+        self.drill = drill
+        self.contract = contract
+        self.triggers = triggers
+        self.checks = checks
+        self.allow_live = allow_live
+        self.rec = Recorder(drill=drill.raw, drill_path=str(drill.path), backend=backend or ctx.target.backend,
+                            target_name=ctx.rendered.config.name, target_files=tuple(ctx.rendered.files),
+                            contract=contract_info, timeline=ctx.timeline)
+        self.rec.set(expected=expectation.to_json() if expectation is not None else None)
         self.trigger: Trigger | None = None
-        self.trigger_info: dict[str, Any] = {}
-        self.release_info: dict[str, Any] = {}
-        self.t_start = time.monotonic()
-        self.t_trigger: float | None = None
-        self.t_landed: float | None = None
-        self.t_release: float | None = None
-        self.t_recovered: float | None = None
-        self.t_end: float | None = None
-        self.first_safe: Sample | None = None
-        self.baseline: Sample | None = None
-        self.observed: dict[str, Any] | None = None
-        self.observed_sample: Sample | None = None
-        self.expectation: Expectation | None = None
-        self.comparison: Comparison | None = None
-        self.sample_findings: list[tuple[Sample, list[Finding]]] = []
-        self.check_results: list[CheckResult] = []
-        self.ledger: list[dict[str, Any]] = []
-        self.files: dict[str, Any] = {}
-        self.facts: dict[str, Any] = {}
-        self.notes: list[str] = []
         self.sampler: StatusSampler | None = None
-        self.started_utc = utc_now()
+        self.record: DrillRecord | None = None
+        self.evaluation: Evaluation | None = None
+        self._released = False
+        self.missing = list(missing)
 
-    # --- derived facts ----------------------------------------------------------------------------
+    # --- the lifecycle ----------------------------------------------------------------------------------
 
-    @property
-    def time_to_safe_ms(self) -> float | None:
-        if self.first_safe is None or self.t_safe_origin is None:
-            return None
-        return max(0.0, (self.first_safe.mono - self.t_safe_origin) * 1000)
-
-    @property
-    def t_safe_origin(self) -> float | None:
-        """Time-to-safe counts from the moment the fault physically landed (else from the trigger)."""
-        return self.t_landed if self.t_landed is not None else self.t_trigger
-
-    @property
-    def observed_findings(self) -> list[Finding] | None:
-        """Contract findings of the observed status (None when nothing was observed); computed once."""
-        if self.observed is None:
-            return None
-        if getattr(self, "_observed_findings", None) is None or self._observed_for is not self.observed:
-            self._observed_findings, self._observed_for = self.ctx.contract.check(self.observed), self.observed
-        return self._observed_findings
-
-    @property
-    def t_condition_ended(self) -> float | None:
-        """When the fault's condition ended: a one-shot fault ends as it lands, a held one at release,
-        a crash at the restart."""
-        if self.trigger is not None and getattr(self.trigger, "condition_ended_mono", None) is not None:
-            return self.trigger.condition_ended_mono
-        return self.t_release
-
-    def blocked_window(self) -> tuple[float | None, float | None]:
-        """The span in which the status proved OPEN blocked: from the first blocked answer to the request
-        time of the last blocked sample before recovery. Bounded by samples on both sides, so an order
-        sent just after the target unblocked (before the next sample could show it) is not counted."""
-        if self.first_safe is None:
-            return None, None
-        end_limit = self.t_recovered or self.t_end or time.monotonic()
-        if self.first_safe.ok:
-            last = None
-            for s in self.timeline.between(self.first_safe.sent_mono, end_limit):
-                if s.ok and s.mono < end_limit and s.blocked:
-                    last = s
-            end = last.sent_mono if last is not None else self.first_safe.mono
-            return self.first_safe.mono, max(end, self.first_safe.mono)
-        return self.first_safe.mono, end_limit
-
-    def blocked_window_samples(self) -> list[Sample]:
-        if self.first_safe is None:
-            return []
-        end_limit = self.t_recovered or self.t_end or time.monotonic()
-        # End exclusive: the sample that shows recovery is not part of the blocked window.
-        return [s for s in self.timeline.between(self.first_safe.sent_mono, end_limit) if s.ok and s.mono < end_limit]
-
-    # --- lifecycle ----------------------------------------------------------------------------------
-
-    def execute(self) -> None:
+    def execute(self) -> Evaluation:
+        """Run the drill; raise :class:`DrillFailed` / :class:`DrillNotProven` unless it passed."""
         try:
-            self._execute()
+            self._lifecycle()
+        except _Stop as stop:
+            self.rec.set(outcome=stop.outcome, outcome_reason=stop.reason)
+        except DrillInterrupted:
+            self._end(INTERRUPTED, "interrupted (SIGTERM) during phase " + str(self.rec["phase"]))
+            raise
+        except KeyboardInterrupt:
+            self._end(INTERRUPTED, "interrupted (Ctrl-C) during phase " + str(self.rec["phase"]))
+            raise
+        except DrillTimeout:
+            self._end(TIMEOUT, f"the drill's timeout ({self.drill.timeout_s:g}s) passed during phase "
+                               f"{self.rec['phase']}")
+            raise DrillFailed(f"TIMEOUT: the drill exceeded its timeout_s ({self.drill.timeout_s:g}s) "
+                              f"in phase {self.rec['phase']}") from None
+        except BaseException as exc:
+            self._end(ERROR, f"{type(exc).__name__}: {exc} (phase {self.rec['phase']})")
+            raise
         finally:
-            self.t_end = self.t_end or time.monotonic()
+            self._finish()
+        ev = self.evaluation
+        assert ev is not None
+        if ev.verdict is Verdict.PASS:
+            return ev
+        lines = ev.failures + ev.unproven
+        if ev.verdict is Verdict.NOT_PROVEN:
+            raise DrillNotProven("; ".join(lines))
+        # Reason first: the first line is what a CI summary shows.
+        raise DrillFailed(f"{ev.verdict.value}: {lines[0]}" + "".join(f"\n  - {x}" for x in lines[1:]))
+
+    def _end(self, outcome: str, reason: str) -> None:
+        if self.rec["outcome"] in (None, COMPLETED):
+            self.rec.set(outcome=outcome, outcome_reason=reason)
+
+    def _finish(self) -> None:
+        """Always: release the fault, stop sampling, collect the witness, freeze, evaluate."""
+        _disarm_deadline()  # the deadline interrupts the drill, never its release
+        try:
+            self._release()
+        finally:
             self._stop_sampler()
+            self.rec.set(t_end=self.rec["t_end"] or time.monotonic())
             self._collect_witness()
+            if not self.rec["files"]:
+                self.rec.set(files=self._read_files())
+            self.record = self.rec.freeze()
+            self.evaluation = evaluate(self.record, self.contract, self.checks)
+            log.info("%s: %s%s", self.drill.id, self.evaluation.verdict.value,
+                     f" ({self.evaluation.reason})" if self.evaluation.reason else "")
 
-    def _set_phase(self, phase: str, **detail: Any) -> None:
-        self.phase = phase
-        self.timeline.mark(phase, **detail)
+    def _phase(self, name: str, **detail: Any) -> None:
+        self.rec.phase(name, **detail)
+        log.debug("%s: phase %s", self.drill.id, name)
 
-    def _execute(self) -> None:
+    def _lifecycle(self) -> None:
         ctx = self.ctx
-        refuse_live(ctx.rendered, allow_live=ctx.allow_live, extra_hosts=ctx.local_hosts)
-        self._set_phase("start")
-        ctx.target.start()
-        first = ctx.wait_target_serving()
-        refuse_live(ctx.rendered, allow_live=ctx.allow_live, extra_hosts=ctx.local_hosts, status=first)
-        self.sampler = StatusSampler(ctx.rendered.status_url, self.timeline, interval_s=ctx.sample_interval_s).start()
+        self.rec.set(outcome=COMPLETED)
+        if self.missing:
+            raise _Stop(NOT_PROVEN, f"the target file ({ctx.rendered.config.source}) declares no "
+                        f"{', '.join(self.missing)}, which this drill's fault or checks need (docs/targets.md)")
+        self._refuse_live()
+        self._phase("start")
+        try:
+            ctx.target.start()
+            first = ctx.wait_target_serving()
+        except StartupFailed as exc:
+            raise _Stop(NOT_PROVEN, f"{exc}{self._log_tail()}") from None
+        self._refuse_live(status=first)
+        self.sampler = StatusSampler(ctx.rendered.status_url, ctx.timeline, interval_s=ctx.sample_interval_s).start()
         ctx.sampler = self.sampler
 
-        self._set_phase("steady_state")
+        self._phase("steady_state")
         self._prove_steady_state()
+        log.info("%s: steady state proven", self.drill.id)
 
-        self._set_phase("trigger")
-        factory = ctx.triggers.get(self.drill.trigger_kind)
-        if factory is None:
-            raise DrillNotProven(f"unknown trigger kind {self.drill.trigger_kind!r}; known: {sorted(ctx.triggers)}")
+        self._phase("trigger")
+        factory = self.triggers[self.drill.trigger_kind]  # validated at collection
         self.trigger = factory(ctx, dict(self.drill.trigger_params))
-        self.t_trigger = time.monotonic()
+        step = self.rec.step(self.trigger.kind or self.drill.trigger_kind, self.drill.trigger_params,
+                             self.trigger.target_side_hook)
+        t_trigger = time.monotonic()
+        self.rec.set(t_trigger=t_trigger)
+        step["fired_mono"] = t_trigger
         try:
-            self.trigger_info = {"requested": _jsonable(self.trigger.fire() or {})}
+            step["requested"] = _jsonable(self.trigger.fire() or {})
             proof = self.trigger.wait_landed(self.drill.land_timeout_s)
         except FaultNotLanded as exc:
-            self.trigger_info["not_landed"] = str(exc)
-            self._release()
-            raise DrillNotProven(str(exc)) from None
-        self.trigger_info["proof"] = _jsonable(proof)
-        self.t_landed = self.trigger.landed_mono if self.trigger.landed_mono is not None else self.t_trigger
-        self.timeline.mark("fault_landed", proof=_jsonable(proof))
+            step["not_landed"] = str(exc)
+            raise _Stop(NOT_PROVEN, f"the fault was not proven to land: {exc}") from None
+        step["proof"] = _jsonable(proof)
+        step["landed_mono"] = self.trigger.landed_mono if self.trigger.landed_mono is not None else t_trigger
+        ctx.timeline.mark("fault_landed", proof=_jsonable(proof))
+        log.info("%s: fault %s landed", self.drill.id, step["kind"])
 
-        self._set_phase("observe")
+        self._phase("observe")
         self._observe_until_safe()
         self._release()
-        self._set_phase("recovery")
+        self._phase("recovery")
         self._verify_recovery()
-        self.t_end = time.monotonic()
-        self._set_phase("assert")
+        self.rec.set(t_end=time.monotonic())
+        self._phase("assert")
         self._stop_sampler()
         self._collect_witness()
-        if self.trigger is not None:
-            self.trigger.finalize()
-        self._assert()
+        self.trigger.finalize()
+        self._step_times()
+
+    def _refuse_live(self, status: Any = None) -> None:
+        try:
+            refuse_live(self.ctx.rendered, allow_live=self.allow_live, extra_hosts=self.ctx.local_hosts, status=status)
+        except LiveEnvironmentRefused as exc:
+            raise _Stop(REFUSED, str(exc)) from None
+
+    def _log_tail(self, lines: int = 15) -> str:
+        """The last lines of the target's log, for a start-up failure message."""
+        try:
+            logs = [p for p in self.ctx.target.logs() if p.is_file()]
+        except Exception:  # the backend may be half-started: the message must still come out
+            return ""
+        if not logs:
+            return ""
+        path = logs[-1]
+        tail = path.read_bytes()[-4000:].decode("utf-8", "replace").splitlines()[-lines:]
+        return f"; service log {path} ends with:\n" + "\n".join("    " + ln for ln in tail)
 
     def _prove_steady_state(self) -> None:
         cfg = self.drill.steady_state
@@ -263,7 +221,7 @@ class DrillRun:
 
         def steady() -> bool:
             now = time.monotonic()
-            recent = self.timeline.between(now - window, now)
+            recent = self.ctx.timeline.between(now - window, now)
             if len(recent) < 3:
                 why["status"] = f"only {len(recent)} status samples in the last {window}s"
                 return False
@@ -273,7 +231,7 @@ class DrillRun:
                 why["status"] = (f"sample {s.i}: " + (s.error or f"trading_mode={s.status.get('trading_mode')}, "
                                  f"latch={s.status.get('open_permission_blocked_latch')}"))
                 return False
-            findings = self.ctx.contract.check(recent[-1].status)
+            findings = self.contract.check(recent[-1].status)
             if findings:
                 why["status"] = f"status not contract-valid: {findings[0]}"
                 return False
@@ -288,62 +246,73 @@ class DrillRun:
             return True
 
         if not wait_until(steady, timeout, pause=0.05):
-            raise DrillNotProven("steady state not reached within {}s: {}".format(
+            raise _Stop(NOT_PROVEN, "steady state not reached within {}s: {}".format(
                 timeout, "; ".join(why.values()) or "unknown"))
-        self.baseline = self.timeline.last_ok()
-        self.facts["steady_state"] = {"orders_per_s_min": rate, "window_s": window,
-                                      "baseline_sample": self.baseline.i if self.baseline else None}
+        base = self.ctx.timeline.last_ok()
+        self.rec.set(baseline_i=base.i if base else None)
+        self.rec.fact("steady_state", {"orders_per_s_min": rate, "window_s": window})
         if "fingerprint" in self.ctx.rendered.files:
-            self.facts["fingerprint_before"] = self.ctx.read_json_file("fingerprint")
+            self.rec.set(fingerprint_before=self.ctx.read_json_file("fingerprint"))
 
     def _observe_until_safe(self) -> None:
         budget_s = self.drill.time_to_safe_budget_ms / 1000
         deadline = max(10.0, budget_s * 4)
-        hold = self.drill.hold_s
         exited = self.drill.safe_when == "target_exited"
-        fp_snaps: list[dict[str, Any]] = []
-
-        def safe() -> Sample | None:
-            if exited:
-                if hasattr(self.ctx.target, "running") and not self.ctx.target.running():
-                    return Sample(-1, time.monotonic(), time.monotonic(), utc_now(), None, None, "target exited")
-                return None
-            return self.timeline.first(lambda s: s.blocked, start=self.t_trigger)
-
+        t_trigger = self.rec["t_trigger"]
+        first_safe: Sample | None = None
         start = time.monotonic()
         while time.monotonic() - start < deadline:
-            self._snapshot_fingerprint(fp_snaps)
-            s = safe()
-            if s is not None:
-                self.first_safe = s
-                break
+            self._snapshot_fingerprint()
+            if exited:
+                if not self.ctx.target.running():
+                    self.rec.set(first_safe_i=-1, first_safe_mono=time.monotonic())
+                    break
+            else:
+                first_safe = self.ctx.timeline.first(lambda s: s.blocked, start=t_trigger)
+                if first_safe is not None:
+                    self.rec.set(first_safe_i=first_safe.i)
+                    break
             time.sleep(0.02)
-        if self.first_safe is not None:
-            self.timeline.mark("safe_observed", sample=self.first_safe.i)
+        if self.rec["first_safe_i"] is not None:
+            self.ctx.timeline.mark("safe_observed", sample=self.rec["first_safe_i"])
+            landed = self.rec.steps[0]["landed_mono"]
+            safe_mono = first_safe.mono if first_safe is not None else self.rec["first_safe_mono"]
+            log.info("%s: safe after %.0f ms", self.drill.id, max(0.0, safe_mono - landed) * 1000)
         # Hold the fault: release relative to the trigger, or to the first safe sample.
-        anchor = self.first_safe.mono if (self.drill.release_when == "safe_observed" and self.first_safe) else self.t_trigger
-        while time.monotonic() < anchor + hold and not exited:
-            self._snapshot_fingerprint(fp_snaps)
+        anchor = first_safe.mono if (self.drill.release_when == "safe_observed" and first_safe) else t_trigger
+        while time.monotonic() < anchor + self.drill.hold_s and not exited:
+            self._snapshot_fingerprint()
             time.sleep(0.05)
-        self._snapshot_fingerprint(fp_snaps)
-        if fp_snaps:
-            self.facts["fingerprint_midrun"] = fp_snaps
+        self._snapshot_fingerprint()
 
-    def _snapshot_fingerprint(self, snaps: list[dict[str, Any]]) -> None:
-        if "fingerprint" not in self.ctx.rendered.files:
-            return
-        if hasattr(self.ctx.target, "running") and not self.ctx.target.running():
+    def _snapshot_fingerprint(self) -> None:
+        if "fingerprint" not in self.ctx.rendered.files or not self.ctx.target.running():
             return  # mid-run means while the target runs
         content = self.ctx.read_json_file("fingerprint")
+        snaps = self.rec.midrun
         if isinstance(content, dict) and (not snaps or snaps[-1]["content"] != content):
             snaps.append({"mono": time.monotonic(), "utc": utc_now(), "content": content})
 
     def _release(self) -> None:
-        if self.trigger is None or self.t_release is not None:
+        """Release the fault exactly once, whatever happened before; a failed release is recorded."""
+        if self.trigger is None or self._released:
             return
-        self.t_release = time.monotonic()
-        self.release_info = self.trigger.release() or {}
-        self.timeline.mark("release", info=_jsonable(self.release_info))
+        self._released = True
+        step = self.rec.steps[-1]
+        t = time.monotonic()
+        self.rec.set(t_release=t)
+        step["released_mono"] = t
+        try:
+            step["release"] = _jsonable(self.trigger.release() or {})
+        except Exception as exc:
+            step["release_error"] = f"{type(exc).__name__}: {exc}"
+            log.warning("%s: releasing the fault failed: %s", self.drill.id, step["release_error"])
+        self.ctx.timeline.mark("release", info=step.get("release") or {"error": step.get("release_error")})
+        log.info("%s: fault released", self.drill.id)
+
+    def _step_times(self) -> None:
+        if self.trigger is not None and self.rec.steps:
+            self.rec.steps[-1]["condition_ended_mono"] = self.trigger.condition_ended_mono
 
     def _verify_recovery(self) -> None:
         kind = self.drill.recovery_kind
@@ -352,35 +321,38 @@ class DrillRun:
             return
         if kind == "process_exit":
             code = self.ctx.target.wait_exit(timeout)
-            self.facts["exit_code"] = code
+            self.rec.set(exit_code=code)
             if code is not None:
-                self.t_recovered = time.monotonic()
-                self.timeline.mark("recovered", exit_code=code)
-            self.files = self._read_files()
+                self.rec.set(t_recovered=time.monotonic())
+                self.ctx.timeline.mark("recovered", exit_code=code)
+            self.rec.set(files=self._read_files())
             return
         if kind == "restart_required":
             # Observe that it does not resume by itself, then restart it the way an operator would.
-            observe = float(self.drill.raw.get("recovery", {}).get("observe_s", 2.0))
-            time.sleep(observe)
+            time.sleep(self.drill.recovery_observe_s)
             self.ctx.expect_downtime(True)
             code = self.ctx.target.stop(self.ctx.rendered.config.stop_timeout_s)
-            self.facts["exit_code_before_restart"] = code
-            self.files = self._read_files()
-            self.timeline.mark("restart")
+            self.rec.set(exit_code_before_restart=code, files=self._read_files())
+            self.ctx.timeline.mark("restart")
             self.ctx.target.start()
-            self.ctx.wait_target_serving()
+            try:
+                self.ctx.wait_target_serving()
+            except StartupFailed as exc:
+                self.rec.set(recovery_missing=f"the operator restart failed: {exc}")
+                return
             self.ctx.expect_downtime(False)
-        since = self.t_release or time.monotonic()
+        since = self.rec["t_release"] or time.monotonic()
 
         def active() -> Sample | None:
-            return self.timeline.first(lambda s: s.ok and not open_blocked(s.status), start=since)
+            return self.ctx.timeline.first(lambda s: s.ok and not open_blocked(s.status), start=since)
 
-        rec = wait_until(active, timeout, pause=0.05)
-        if rec is not None:
-            self.t_recovered = rec.mono
-            self.timeline.mark("recovered", sample=rec.i)
+        recovered = wait_until(active, timeout, pause=0.05)
+        if recovered is not None:
+            self.rec.set(t_recovered=recovered.mono)
+            self.ctx.timeline.mark("recovered", sample=recovered.i)
+            log.info("%s: recovered (sample %d)", self.drill.id, recovered.i)
         else:
-            self.facts["recovery_missing"] = f"target did not return to Active with the latch clear within {timeout}s"
+            self.rec.set(recovery_missing=f"target did not return to Active with the latch clear within {timeout}s")
 
     def _stop_sampler(self) -> None:
         if self.sampler is not None:
@@ -389,134 +361,30 @@ class DrillRun:
 
     def _ledger(self) -> list[dict[str, Any]]:
         """The witness ledger so far, fetched incrementally (``seq`` > the last one seen)."""
+        ledger = self.rec.ledger
         try:
-            last = self.ledger[-1].get("seq", 0) if self.ledger else 0
-            self.ledger.extend(self.ctx.venue.ledger(since_seq=last))
+            last = ledger[-1].get("seq", 0) if ledger else 0
+            ledger.extend(self.ctx.venue.ledger(since_seq=last))
         except Exception as exc:  # the venue may be gone: record it, do not mask the drill's own error
-            self.facts["ledger_error"] = f"{type(exc).__name__}: {exc}"
-        return self.ledger
+            self.rec.fact("ledger_error", f"{type(exc).__name__}: {exc}")
+        return ledger
 
     def _collect_witness(self) -> None:
         self._ledger()
-        if not self.files:
-            self.files = self._read_files()
 
     def _read_files(self) -> dict[str, Any]:
         return {name: self.ctx.read_json_file(name) for name, path in self.ctx.rendered.files.items()
                 if path.endswith(".json")}
 
-    # --- assertions -----------------------------------------------------------------------------------
 
-    def _downtime(self) -> list[tuple[float, float]]:
-        spans, start = [], None
-        for m in self.timeline.marks:
-            if m.label == "target_down":
-                start = m.mono
-            elif m.label == "target_up" and start is not None:
-                spans.append((start, m.mono))
-                start = None
-        if start is not None:
-            spans.append((start, float("inf")))
-        return spans
-
-    def _assert(self) -> None:
-        ctx = self.ctx
-        down = self._downtime()
-        samples = self.timeline.samples
-        errors_outside = []
-        for s in samples:
-            if s.ok:
-                f = ctx.contract.check(s.status)
-                if f:
-                    self.sample_findings.append((s, f))
-            elif not any(s.mono >= a and s.sent_mono <= b for a, b in down):  # request overlapped downtime
-                errors_outside.append(s)
-        if self.drill.safe_when == "target_exited":
-            exited_at = self.first_safe.mono if self.first_safe else float("inf")
-            errors_outside = [s for s in errors_outside if s.sent_mono < exited_at - 0.05]
-        self.facts["sampling"] = self.timeline.interval_stats()
-        self.facts["status_errors"] = len(errors_outside)
-
-        # Expected status: the first sample after the fault that matches; else the last before release.
-        exp = self.drill.expected
-        if exp.get("fixture") or exp.get("status"):
-            self.expectation = Expectation.from_drill(exp, ctx.fixture_dirs)
-            window = [s for s in self.timeline.between(self.t_trigger, self.t_recovered or self.t_end) if s.ok]
-            base = self.baseline.status if self.baseline else None
-            chosen = None
-            for s in window:
-                if self.expectation.compare(s.status, base).matched:
-                    chosen = s
-                    break
-            if chosen is None:
-                blocked = [s for s in window if s.blocked]
-                chosen = blocked[-1] if blocked else (window[-1] if window else None)
-            if chosen is not None:
-                self.observed_sample = chosen
-                self.observed = chosen.status
-                self.comparison = self.expectation.compare(chosen.status, base)
-        elif self.first_safe is not None and self.first_safe.ok:
-            self.observed_sample, self.observed = self.first_safe, self.first_safe.status
-        if self.observed is None:
-            last = self.timeline.last_ok()
-            self.observed = last.status if last else None
-
-        for spec in self.drill.checks:
-            fn = ctx.checks.get(spec.name)
-            if fn is None:
-                res = CheckResult(spec.name, None, f"unknown check {spec.name!r}; known: {sorted(ctx.checks)}")
-            else:
-                try:
-                    res = fn(self, **spec.params)
-                except Exception as exc:  # a broken check must not hide the others
-                    res = CheckResult(spec.name, False, f"check raised {type(exc).__name__}: {exc}")
-            if not spec.criterion and fn is not None and fn.__doc__:
-                res.criterion = fn.__doc__.strip().splitlines()[0]
-            else:
-                res.criterion = spec.criterion
-            self.check_results.append(res)
-
-        failures: list[str] = []
-        unproven: list[str] = []
-        if self.first_safe is None:
-            # The fault is proven to have landed: a target that never reaches safety fails.
-            failures.append(f"the safe state ({self.drill.safe_when}) was never observed after the fault landed")
-        elif self.time_to_safe_ms is not None and self.time_to_safe_ms > self.drill.time_to_safe_budget_ms:
-            failures.append(f"time to safe {self.time_to_safe_ms:.0f} ms exceeds the budget "
-                            f"{self.drill.time_to_safe_budget_ms:.0f} ms")
-        if self.sample_findings:
-            s, f = self.sample_findings[0]
-            tags = sorted({x.tag for _, fs in self.sample_findings for x in fs})
-            failures.append(f"{len(self.sample_findings)} of {len(samples)} status samples violate the contract "
-                            f"({', '.join(tags)}); first: sample {s.i}: {f[0]}")
-        if errors_outside:
-            s = errors_outside[0]
-            failures.append(f"{len(errors_outside)} status samples failed outside planned downtime; first: sample {s.i}: {s.error}")
-        if self.comparison is not None and not self.comparison.matched:
-            failures.append("expected status not observed: " + "; ".join(self.comparison.problems))
-        if self.expectation is not None and self.observed_sample is None:
-            unproven.append("no status sample after the fault to compare with the expected status")
-        if "recovery_missing" in self.facts:
-            failures.append("recovery not verified: " + self.facts["recovery_missing"])
-        for r in self.check_results:
-            if r.passed is False:
-                failures.append(f"{r.name}: {r.detail}")
-            elif r.passed is None:
-                unproven.append(f"{r.name}: {r.detail}")
-        if failures:
-            self.verdict = Verdict.FAIL
-            self.reason = "; ".join(failures)
-            raise DrillFailed(f"drill {self.drill.id} FAILED:\n  - " + "\n  - ".join(failures + unproven))
-        if unproven:
-            self.verdict = Verdict.NOT_PROVEN
-            self.reason = "; ".join(unproven)
-            raise DrillNotProven("; ".join(unproven))
-        self.verdict = Verdict.PASS
+def _disarm_deadline() -> None:
+    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _jsonable(obj: Any) -> Any:
     try:
         json.dumps(obj)
         return obj
-    except TypeError:
+    except (TypeError, ValueError):
         return json.loads(json.dumps(obj, default=str))

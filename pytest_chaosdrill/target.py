@@ -7,11 +7,13 @@ filled from the drill's environment (venue URLs, control and data folders, ports
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import string
 import sys
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -32,7 +34,8 @@ class LiveEnvironmentRefused(Exception):
 
 @dataclass(frozen=True)
 class HookSpec:
-    """A documented target-side fault hook (DESIGN.md §3): a control file that causes a physical condition."""
+    """A documented target-side fault hook: a control file whose presence makes the service cause a
+    physical condition (its removal releases it)."""
 
     file: str
     content: str = ""
@@ -55,7 +58,13 @@ class TargetConfig:
     stop_timeout_s: float = 10.0
     docker: dict[str, Any] = field(default_factory=dict)
     external: dict[str, Any] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=list)
     source: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        """The target file's folder: the service's working directory, where relative paths resolve."""
+        return self.source.resolve().parent if self.source is not None else Path.cwd()
 
     def render(self, values: Mapping[str, Any]) -> "RenderedTarget":
         """Fill every placeholder; unknown placeholders are an error naming the field."""
@@ -80,6 +89,7 @@ class TargetConfig:
             files={k: fill(f"files.{k}", v) for k, v in self.files.items()},
             hooks={k: HookSpec(fill(f"hooks.{k}.file", h.file), h.content) for k, h in self.hooks.items()},
             hooks_log=fill("hooks_log", self.hooks_log) if self.hooks_log else None,
+            extra_secrets=[fill(f"secrets[{i}]", v) for i, v in enumerate(self.secrets)],
         )
 
 
@@ -95,14 +105,33 @@ class RenderedTarget:
     files: dict[str, str]
     hooks: dict[str, HookSpec]
     hooks_log: str | None
+    extra_secrets: list[str] = field(default_factory=list)
 
     def secrets(self) -> list[str]:
-        """Values that must never appear in evidence."""
-        return [v for k, v in self.env.items() if SECRET_NAME.search(k) and len(v) >= 3]
+        """Values that must never appear in evidence: env values under secret-looking names and the
+        target file's ``secrets``."""
+        return [v for k, v in self.env.items() if SECRET_NAME.search(k) and len(v) >= 3] + \
+            [v for v in self.extra_secrets if v]
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    from .resources import specs_dir
+
+    return Draft202012Validator(json.loads((specs_dir() / "target.schema.json").read_text(encoding="utf-8")))
+
+
+def _json_path(parts: Any) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
 
 
 def load_target(path: str | Path) -> TargetConfig:
-    """Load a target file (YAML)."""
+    """Load and validate a target file (YAML) against ``specs/target.schema.json``."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -112,27 +141,20 @@ def load_target(path: str | Path) -> TargetConfig:
         raise TargetConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise TargetConfigError(f"{path}: a target file must hold one mapping")
-    for key in ("name", "command", "status_url"):
-        if key not in data:
-            raise TargetConfigError(f"{path}: field '{key}' is required")
-    command = data["command"]
-    if isinstance(command, str) or not all(isinstance(c, str) for c in command):
-        raise TargetConfigError(f"{path}: field 'command' must be a list of strings")
+    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"field '{_json_path(e.absolute_path)}': {e.message}" for e in errors[:10]]
+        raise TargetConfigError(f"{path}: invalid target file:\n  " + "\n  ".join(lines))
     hooks = {}
     for name, spec in (data.get("hooks") or {}).items():
         if isinstance(spec, str):
             spec = {"file": spec}
-        if not isinstance(spec, dict) or "file" not in spec:
-            raise TargetConfigError(f"{path}: field 'hooks.{name}' needs a 'file'")
         hooks[name] = HookSpec(str(spec["file"]), str(spec.get("content", "")))
-    env = data.get("env") or {}
-    if not isinstance(env, dict):
-        raise TargetConfigError(f"{path}: field 'env' must be a mapping")
     status_url = str(data["status_url"])
     return TargetConfig(
         name=str(data["name"]),
-        command=list(command),
-        env={str(k): str(v) for k, v in env.items()},
+        command=list(data["command"]),
+        env={str(k): str(v) for k, v in (data.get("env") or {}).items()},
         status_url=status_url,
         health_url=str(data.get("health_url", status_url)),
         files={str(k): str(v) for k, v in (data.get("files") or {}).items()},
@@ -143,6 +165,7 @@ def load_target(path: str | Path) -> TargetConfig:
         stop_timeout_s=float(data.get("stop_timeout_s", 10.0)),
         docker=dict(data.get("docker") or {}),
         external=dict(data.get("external") or {}),
+        secrets=[str(v) for v in data.get("secrets") or []],
         source=path,
     )
 

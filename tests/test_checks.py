@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from dataclasses import replace
+
 from pytest_chaosdrill import checks as C
-from pytest_chaosdrill.runner import DrillRun
+from pytest_chaosdrill.record import DrillRecord, StepRecord
 from pytest_chaosdrill.timeline import Sample, Timeline
 
 ACTIVE = {"trading_mode": "Active", "open_permission_blocked_latch": False, "open_permission_reason_codes": []}
@@ -20,19 +22,23 @@ def latched(code: str = "WS_BOOK_GAP_RECONCILE_REQUIRED", **extra: Any) -> dict:
 
 def make_run(statuses: list[tuple[float, Any]], ledger: list[dict] | None = None, *, t_trigger: float = 1.0,
              t_landed: float | None = None, t_release: float | None = None, t_recovered: float | None = None,
-             t_end: float = 100.0, **facts: Any) -> DrillRun:
-    """A DrillRun with a hand-written timeline: ``statuses`` are (request time, payload) pairs,
+             t_end: float = 100.0, files: dict | None = None, requested: dict | None = None,
+             **record: Any) -> DrillRecord:
+    """A DrillRecord with a hand-written timeline: ``statuses`` are (request time, payload) pairs,
     each answered 1 ms later."""
+    samples = [Sample(i, t, t + 0.001, "", 200 if st is not None else None, st, None if st is not None else "down")
+               for i, (t, st) in enumerate(statuses)]
     tl = Timeline()
-    for i, (t, st) in enumerate(statuses):
-        tl.add(Sample(i, t, t + 0.001, "", 200 if st is not None else None, st, None if st is not None else "down"))
-    run = DrillRun.__new__(DrillRun)
-    run.timeline, run.ledger, run.facts, run.files = tl, ledger or [], dict(facts), {}
-    run.t_trigger, run.t_landed, run.t_release, run.t_end = t_trigger, t_landed, t_release, t_end
-    run.t_recovered, run.trigger, run.trigger_info = t_recovered, None, {}
-    run.first_safe = tl.first(lambda s: s.blocked, start=t_trigger)
-    run.baseline = tl.last_ok(t_trigger)
-    return run
+    for s in samples:
+        tl.add(s)
+    first = tl.first(lambda s: s.blocked, start=t_trigger)
+    base = tl.last_ok(t_trigger)
+    step = StepRecord("test.fault", {}, requested=requested or {}, landed_mono=t_landed)
+    return DrillRecord(drill={"id": "synthetic"}, drill_path="", backend="process", target_name="t", target_files=(),
+                       contract={}, started_utc="", t_start=0.0, samples=tuple(samples), ledger=tuple(ledger or []),
+                       steps=(step,), t_trigger=t_trigger, t_release=t_release, t_recovered=t_recovered, t_end=t_end,
+                       first_safe_i=first.i if first else None, baseline_i=base.i if base else None,
+                       files=files or {}, **record)
 
 
 def order(mono: float, reduce_only: bool, effect: str, cid: str = "c1", **kw: Any) -> dict:
@@ -169,22 +175,21 @@ def test_stays_kill_and_capital_supremacy() -> None:
 
 def test_fingerprint_gate_and_call_pressure() -> None:
     run = make_run([(0.5, ACTIVE)], fingerprint_before={"api_calls": 10},
-                   fingerprint_midrun=[{"content": {"api_calls": 30, "error_count": 0, "error_events": []}}])
+                   fingerprint_midrun=({"content": {"api_calls": 30, "error_count": 0, "error_events": []}},))
     assert C.fingerprint_error_gate(run).passed is False            # the seeds' C2.3 failure
     assert C.sustained_call_pressure(run, min_calls=5).passed is True
-    run.facts["fingerprint_midrun"] = [{"content": {"api_calls": 11, "error_count": 2,
-                                                    "error_events": [{"type": "connection_error"}]}}]
+    run = replace(run, fingerprint_midrun=({"content": {"api_calls": 11, "error_count": 2,
+                                                        "error_events": [{"type": "connection_error"}]}},))
     assert C.fingerprint_error_gate(run).passed is True
     assert C.sustained_call_pressure(run, min_calls=5).passed is None   # no traffic met the fault: NOT PROVEN
-    run.facts["fingerprint_midrun"] = []
+    run = replace(run, fingerprint_midrun=())
     assert C.fingerprint_error_gate(run).passed is None
 
 
 def test_run_manifest_and_stop_detection() -> None:
-    run = make_run([(0.5, ACTIVE)])
-    run.trigger_info = {"requested": {"created_utc": "2026-01-01T00:00:00.000000Z"}}
-    run.files = {"run_manifest": {"status": "interrupted", "stop_detected": True, "stop_reason": "stop_file",
-                                  "stop_time": "2026-01-01T00:00:00.040000Z", "git_commit": "abc"}}
+    run = make_run([(0.5, ACTIVE)], requested={"created_utc": "2026-01-01T00:00:00.000000Z"},
+                   files={"run_manifest": {"status": "interrupted", "stop_detected": True, "stop_reason": "stop_file",
+                                           "stop_time": "2026-01-01T00:00:00.040000Z", "git_commit": "abc"}})
     assert C.stop_detected(run, max_ms=100).passed is True
     assert C.stop_detected(run, max_ms=10).passed is False
     want = {"status": "interrupted", "stop_detected": True, "stop_reason": "stop_file"}
@@ -193,7 +198,7 @@ def test_run_manifest_and_stop_detection() -> None:
     assert "status='completed'" in C.run_manifest_fields(run, want).detail
     run.files["run_manifest"].update(status="interrupted", git_commit="unknown")
     assert C.run_manifest_fields(run, want, ["git_commit"]).passed is False
-    run.files = {}
+    run = replace(run, files={})
     assert C.run_manifest_fields(run, want).passed is False and C.stop_detected(run).passed is False
 
 

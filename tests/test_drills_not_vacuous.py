@@ -23,7 +23,7 @@ VARIANTS_DIR = ROOT / "tests" / "variants"
 LAUNCHER = VARIANTS_DIR / "launch.py"
 DRILLS = ROOT / "drills"
 PY_ERROR = re.compile(r"(TypeError|AttributeError|KeyError|NameError|IndexError|ValueError|AssertionError)\b")
-TEST_MODULE = "def test_drill(drill_run):\n    drill_run.execute()\n"
+TEST_MODULE = "def test_drill(chaosdrill_run):\n    chaosdrill_run.execute()\n"
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,9 @@ def write_target(pytester: pytest.Pytester, bug: str) -> Path:
     """The variant's target file, with the launcher path made absolute (the drill runs in a temp dir)."""
     src = VARIANTS_DIR / f"{bug}.yaml"
     text = src.read_text(encoding="utf-8")
-    assert '"tests/variants/launch.py"' in text, f"{src}: launcher path not found"
+    assert '"launch.py"' in text, f"{src}: launcher path not found"
     out = pytester.path / f"target_{bug}.yaml"
-    out.write_text(text.replace('"tests/variants/launch.py"', json.dumps(str(LAUNCHER))), encoding="utf-8")
+    out.write_text(text.replace('"launch.py"', json.dumps(str(LAUNCHER))), encoding="utf-8")
     return out
 
 

@@ -1,14 +1,37 @@
 """The ``external`` backend: a service that is already running, wired to the drill's venue by the user.
 
-The plugin cannot start, signal or restart it, so drills whose trigger manages the process
-(crash + restart, STOP) end NOT PROVEN on this backend instead of pretending.
+The plugin cannot start, signal or restart it: it has no capabilities, so drills whose fault or
+recovery needs one (crash + restart, pause, STOP, network cut) are skipped at collection. The venue
+and the proxy run in this pytest process on the target file's fixed ``external`` ports (under
+pytest-xdist, each worker adds its worker number to every port so workers never collide).
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from ..target import RenderedTarget
+from ..target import RenderedTarget, TargetConfig
+from .base import Backend, CannotOnThisBackend, DrillSite, Harness
+from .local import local_harness, render_local
+
+
+class ExternalBackend(Backend):
+    name = "external"
+    capabilities = frozenset()
+
+    def _port(self, config: TargetConfig, key: str) -> int:
+        port = int(config.external.get(key, 0))
+        return port + self.settings.worker_index if port else 0
+
+    @contextlib.contextmanager
+    def harness(self, site: DrillSite, config: TargetConfig) -> Iterator[Harness]:
+        with local_harness(seed=self.settings.venue_seed, venue_port=self._port(config, "venue_port"),
+                           proxy_port=self._port(config, "proxy_port")) as h:
+            yield h
+
+    def create_target(self, config: TargetConfig, site: DrillSite, harness: Harness) -> "ExternalTarget":
+        return ExternalTarget(render_local(config, site, harness, self._port(config, "status_port")), site.log_dir)
 
 
 class ExternalTarget:
@@ -27,16 +50,10 @@ class ExternalTarget:
     def returncode(self) -> int | None:
         return None
 
-    def _cannot(self, what: str) -> Any:
-        from ..faults import FaultNotLanded
+    def _cannot(self, *_: Any) -> Any:
+        raise CannotOnThisBackend("the external backend does not own the service's process")
 
-        raise FaultNotLanded(f"the external backend cannot {what}: the plugin does not own the process")
-
-    def kill(self) -> dict[str, Any]:
-        return self._cannot("kill the target")
-
-    def wait_exit(self, timeout: float) -> int | None:
-        return self._cannot("observe the target's exit")
+    kill = pause = resume = network_disconnect = network_connect = wait_exit = _cannot
 
     def stop(self, timeout: float = 10.0) -> int | None:
         return None  # not ours to stop
@@ -46,3 +63,6 @@ class ExternalTarget:
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.backend, "status_url": self.target.status_url}
+
+    def close(self) -> None:
+        """Not ours to stop."""

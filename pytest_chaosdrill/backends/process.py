@@ -1,14 +1,35 @@
-"""The ``process`` backend: the target runs as a child process of pytest."""
+"""The ``process`` backend: the target runs as a child process of pytest, on loopback, with the
+venue simulator and the fault proxy in this pytest process."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from ..target import RenderedTarget
+from ..target import RenderedTarget, TargetConfig
+from .base import EXIT, KILL, PAUSE, START, Backend, CannotOnThisBackend, DrillSite, Harness
+from .local import free_port, local_harness, render_local
+
+
+class ProcessBackend(Backend):
+    """Runs the target file's ``command`` as a child process (its own process group), in the target
+    file's folder. Faults: SIGKILL + restart, SIGSTOP/SIGCONT, exit observation; no network cut
+    (the fault proxy's toxics cut the link instead)."""
+
+    name = "process"
+    capabilities = frozenset({START, KILL, PAUSE, EXIT})
+
+    @contextlib.contextmanager
+    def harness(self, site: DrillSite, config: TargetConfig) -> Iterator[Harness]:
+        with local_harness(seed=self.settings.venue_seed) as h:
+            yield h
+
+    def create_target(self, config: TargetConfig, site: DrillSite, harness: Harness) -> "ProcessTarget":
+        return ProcessTarget(render_local(config, site, harness, free_port()), site.log_dir)
 
 
 class ProcessTarget:
@@ -42,7 +63,8 @@ class ProcessTarget:
         with open(out, "wb") as fh:
             try:
                 self.proc = subprocess.Popen(self.target.command, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
+                                             stdin=subprocess.DEVNULL, start_new_session=True,
+                                             cwd=self.target.config.folder)
             except OSError as exc:
                 raise RuntimeError(f"cannot start target {self.target.config.name!r} with "
                                    f"{self.target.command[0]!r}: {exc.strerror or exc}") from None
@@ -133,8 +155,16 @@ class ProcessTarget:
         os.kill(self.proc.pid, signal.SIGCONT)
         return {"pid": self.proc.pid, "signal": "SIGCONT", "proc_state": self._proc_state()}
 
+    def network_disconnect(self) -> dict[str, Any]:
+        raise CannotOnThisBackend("the process backend cannot cut the network; use a proxy toxic")
+
+    network_connect = network_disconnect
+
     def logs(self) -> list[Path]:
         return [p for p in self._logs if p.exists()]
+
+    def close(self) -> None:
+        self.stop(self.target.config.stop_timeout_s)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.backend, "command": self.target.command, "pid": self.pid, "starts": self.starts,

@@ -1,0 +1,90 @@
+"""The plugin's settings: one help text per setting, shared by the command-line option and its ini key.
+
+Imported at pytest start-up in every project that has the plugin installed: keep it free of heavy
+imports.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# name -> (help, ini default, kind). kind: str, bool, list (repeatable option / ini "paths"), path.
+SETTINGS: dict[str, tuple[str, Any, str]] = {
+    "backend": ("where the target runs: process (default), docker, external, or a plugin's backend; "
+                "several comma-separated", "process", "str"),
+    "evidence_dir": ("folder for evidence (default: evidence/ in the directory pytest runs from); every run gets "
+                     "runs/<run id>/ and <group>/<drill> links to the latest", None, "path"),
+    "target": ("target file (YAML) saying how to start and configure the service under drill; "
+               "default: the bundled reference target's file", None, "path"),
+    "schema": ("status JSON Schema used for every sample (default: the bundled min schema)", None, "path"),
+    "manifest": ("reason-code registry manifest (default: the bundled manifest)", None, "path"),
+    "drills": ("drill files or folders to run (default: the bundled drills)", None, "list"),
+    "fixtures": ("extra folders searched first for golden fixtures", None, "list"),
+    "sample_interval_ms": ("time between /status samples in ms (at most 10)", "5", "float"),
+    "venue_seed": ("seed of the venue simulator's deterministic prices and fills", "7", "int"),
+    "allow_live": ("allow drills against a target that looks live (real money). Never in CI", False, "bool"),
+}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("chaosdrill", "chaos drills (pytest-chaosdrill)")
+    for name, (help_text, default, kind) in SETTINGS.items():
+        flag, dest, ini = "--chaosdrill-" + name.replace("_", "-"), f"chaosdrill_{name}", f"chaosdrill_{name}"
+        if kind == "bool":
+            group.addoption(flag, action="store_true", default=None, dest=dest, help=help_text)
+            parser.addini(ini, help_text, type="bool", default=False)
+        elif kind == "list":
+            group.addoption(flag, action="append", default=None, dest=dest, help=help_text + " (repeatable)")
+            parser.addini(ini, help_text, type="paths", default=[])
+        else:
+            group.addoption(flag, default=None, dest=dest, help=help_text)
+            parser.addini(ini, help_text, default=default)
+
+
+def setting(config: pytest.Config, name: str) -> Any:
+    """A setting's value: the command line wins over the ini file."""
+    value = config.getoption(f"chaosdrill_{name}")
+    if value is None:
+        value = config.getini(f"chaosdrill_{name}")
+    return value
+
+
+def setting_path(config: pytest.Config, name: str) -> Path | None:
+    """A path setting, resolved the same way whatever the spelling: a command-line value against the
+    directory pytest was invoked from, an ini value against the ini file's folder."""
+    cli = config.getoption(f"chaosdrill_{name}")
+    if cli is not None:
+        return _resolve(cli, config.invocation_params.dir)
+    value = config.getini(f"chaosdrill_{name}")
+    if not value:
+        return None
+    base = config.inipath.parent if config.inipath is not None else config.invocation_params.dir
+    return _resolve(value, base)
+
+
+def setting_paths(config: pytest.Config, name: str) -> list[Path]:
+    cli = config.getoption(f"chaosdrill_{name}")
+    if cli:
+        return [_resolve(p, config.invocation_params.dir) for p in cli]
+    return [Path(p) for p in config.getini(f"chaosdrill_{name}")]  # "paths" ini values are already resolved
+
+
+def _resolve(value: Any, base: Path) -> Path:
+    p = Path(str(value)).expanduser()
+    return p if p.is_absolute() else (Path(base) / p)
+
+
+def check_values(config: pytest.Config) -> None:
+    """Usage errors for malformed values, before collection."""
+    for name, kind in (("sample_interval_ms", float), ("venue_seed", int)):
+        try:
+            kind(setting(config, name))
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"--chaosdrill-{name.replace('_', '-')} (ini chaosdrill_{name}) must be "
+                                    f"a {kind.__name__}, got {setting(config, name)!r}") from None
+
+
+def backend_names(config: pytest.Config) -> list[str]:
+    return [b.strip() for b in str(setting(config, "backend")).split(",") if b.strip()]
