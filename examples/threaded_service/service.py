@@ -87,6 +87,9 @@ class Ops:
 def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"   # keep-alive: the drills sample every few ms
+        # Headers and body are two writes: without TCP_NODELAY, Nagle + the client's delayed ACK
+        # hold the body ~40 ms, and every sample shows a status that old.
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:  # noqa: N802 - http.server API
             if self.path.split("?")[0] == "/api/v1/status":

@@ -77,7 +77,12 @@ class Wal:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
+        with open(self.path, "a+", encoding="utf-8") as fh:
+            # A crash can leave a torn last line: end it, or the first new record would be glued to it.
+            if fh.tell() > 0:
+                fh.seek(fh.tell() - 1)
+                if fh.read(1) != "\n":
+                    fh.write("\n")
             while True:
                 with self._cv:
                     while True:
