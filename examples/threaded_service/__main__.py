@@ -1,0 +1,6 @@
+"""``python -m threaded_service``."""
+import sys
+
+from .service import main
+
+sys.exit(main())
