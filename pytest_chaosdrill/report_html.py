@@ -191,6 +191,8 @@ class DrillData:
     orders: list[Order] = field(default_factory=list)
     exposure: list[tuple[float, float]] = field(default_factory=list)
     phases: list[tuple[str, float, float]] = field(default_factory=list)
+    safe_mono: float | None = None     # the first safe sample's response time
+    origin_mono: float | None = None   # where the time-to-safe clock (and the budget) starts
     missing_files: list[str] = field(default_factory=list)
     hash_problems: list[str] = field(default_factory=list)
 
@@ -395,7 +397,17 @@ def load_drill(folder: Path, *, verify_hashes: bool = True) -> DrillData:
         checks=[c for c in (checks or []) if isinstance(c, dict)],
         marks=[m for m in (marks or []) if isinstance(m, dict)],
     )
-    d.mode_bands, d.mode_changes, d.samples = bands_from_samples(_iter_jsonl(folder / "timeline.jsonl"))
+    safe_i = _dig(next((m for m in d.marks if m.get("label") == "safe_observed"), {}), "detail", "sample")
+    safe_sample: list[float] = []
+
+    def watch(samples: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for smp in samples:
+            if safe_i is not None and smp.get("i") == safe_i and _num(smp.get("mono")) is not None:
+                safe_sample.append(float(_num(smp.get("mono"))))
+            yield smp
+
+    d.mode_bands, d.mode_changes, d.samples = bands_from_samples(watch(_iter_jsonl(folder / "timeline.jsonl")))
+    _safe_and_origin(d, safe_sample[0] if safe_sample else None)
     d.latch_bands, _, _ = bands_from_samples(_iter_jsonl(folder / "timeline.jsonl"), key=_latch_state)
     for e in _iter_jsonl(folder / "witness_ledger.jsonl"):
         t = _num(e.get("mono"))
@@ -412,6 +424,26 @@ def load_drill(folder: Path, *, verify_hashes: bool = True) -> DrillData:
     if verify_hashes:
         d.hash_problems = _check_hashes(folder)
     return d
+
+
+def _safe_and_origin(d: DrillData, safe_sample_mono: float | None) -> None:
+    """Place the first safe sample and the clock's origin so the drawing matches the recorded number.
+
+    The runner counts time to safe from when the fault took effect (its proof), which can be well before
+    the ``fault_landed`` mark (the harness confirming it, e.g. after a restart). With the safe sample's
+    own time and the recorded milliseconds, the origin is exact: ``safe - time_to_safe``.
+    """
+    rec = d.record or {}
+    d.safe_mono = _num(_first(_dig(rec, "timings", "safe_mono"), safe_sample_mono, d.mark("safe_observed")))
+    origin = _num(_first(_dig(rec, "timings", "safe_origin_mono"), _dig(rec, "timings", "landed_mono")))
+    if origin is None and d.safe_mono is not None and d.time_to_safe_ms is not None:
+        origin = d.safe_mono - d.time_to_safe_ms / 1000.0
+    if origin is None:
+        landed = next((m for m in d.marks if m.get("label") == "fault_landed"), None)
+        proof = _dig(landed, "detail", "proof") or {}
+        origin = _num(_first(proof.get("landed_mono"), proof.get("effective_mono"), d.mark("fault_landed"),
+                             d.mark("trigger")))
+    d.origin_mono = origin
 
 
 def drill_folders(run_dir: Path) -> list[Path]:
@@ -454,6 +486,7 @@ def signoff_state(drills: list[DrillData], expected_phase2: int = EXPECTED_PHASE
 # ---------------------------------------------------------------------------------------------- SVG
 
 _W, _LEFT, _RIGHT = 960, 112, 16
+_MARK_ROWS = 4
 
 
 class _Scale:
@@ -525,9 +558,16 @@ def drill_svg(drill_folder: Path | DrillData, *, id_prefix: str | None = None) -
     times = [b.start for b in d.mode_bands] + [b.end for b in d.mode_bands]
     times += [t for t in (_num(m.get("mono")) for m in d.marks) if t is not None]
     times += [o.mono for o in d.orders] + [t for t, _ in d.exposure] + [t for _, a, b in d.phases for t in (a, b)]
-    landed = d.mark("fault_landed")
-    if landed is not None and d.budget_ms:
-        times.append(landed + d.budget_ms / 1000.0)
+    landed = d.origin_mono
+    if landed is not None:
+        times.append(landed)
+    if not times and landed is not None and d.budget_ms:
+        times = [landed, landed + d.budget_ms / 1000.0]
+    elif landed is not None and d.budget_ms:
+        # Show the whole budget unless it dwarfs the drill (a 15 s budget on a 3 s drill): then the chart
+        # grows by at most a third and the budget box runs off its right edge, labelled so.
+        span = max(times) - min(times)
+        times.append(min(landed + d.budget_ms / 1000.0, max(times) + max(span / 3, 0.05)))
     if not times:
         return (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{_W}" height="40" viewBox="0 0 {_W} 40" '
                 f'aria-labelledby="{p}-t"><title id="{p}-t">{_e(d.drill_id)}: no timeline recorded</title>'
@@ -537,7 +577,8 @@ def drill_svg(drill_folder: Path | DrillData, *, id_prefix: str | None = None) -
     rel = lambda t: t - sc.t0  # noqa: E731
 
     # lanes (y, height)
-    y_mark, y_phase = 14, 52
+    y_mark = 14
+    y_phase = y_mark + 12 * _MARK_ROWS + 2
     y_mode = y_phase + (20 if d.phases else 0)
     y_latch, y_budget = y_mode + 34, y_mode + 58
     y_orders, y_exp = y_budget + 30, y_budget + 62
@@ -552,8 +593,8 @@ def drill_svg(drill_folder: Path | DrillData, *, id_prefix: str | None = None) -
         summary.append(f"{d.samples} status samples, {d.mode_changes} mode change(s): " + "; ".join(
             f"{_STATES.get(b.state, ('?',))[0]} from {_fmt_t(rel(b.start))}" for b in d.mode_bands[:12])
             + ("; …" if len(d.mode_bands) > 12 else "") + ".")
-    if landed is not None:
-        summary.append(f"Fault landed at {_fmt_t(rel(landed))}.")
+    if d.mark("fault_landed") is not None:
+        summary.append(f"Fault landed at {_fmt_t(rel(d.mark('fault_landed')))}.")
     if d.time_to_safe_ms is not None:
         summary.append(f"Time to safe {d.time_to_safe_ms:.0f} ms" + (f" against a budget of {d.budget_ms:.0f} ms"
                                                                      if d.budget_ms else "") + ".")
@@ -584,24 +625,31 @@ def drill_svg(drill_folder: Path | DrillData, *, id_prefix: str | None = None) -
 
     # budget and time to safe
     lane_label(y_budget + 14, "time to safe")
-    safe = d.mark("safe_observed")
+    safe = d.safe_mono
     if safe is None and landed is not None and d.time_to_safe_ms is not None:
         safe = landed + d.time_to_safe_ms / 1000.0
     if landed is not None and d.budget_ms:
-        bx0, bx1 = sc.x(landed), sc.x(landed + d.budget_ms / 1000.0)
+        budget_end = landed + d.budget_ms / 1000.0
+        clipped = budget_end > sc.t1 + 1e-9
+        bx0, bx1 = sc.x(landed), sc.x(min(budget_end, sc.t1))
         parts.append(f'<g class="budget" data-start="{landed:.6f}" data-end="{landed + d.budget_ms / 1000.0:.6f}">'
-                     f'<title>{_e(f"budget {d.budget_ms:.0f} ms from the fault landing ({_fmt_t(rel(landed))} to {_fmt_t(rel(landed) + d.budget_ms / 1000)})")}</title>'
+                     f'<title>{_e(f"budget {d.budget_ms:.0f} ms from the fault taking effect ({_fmt_t(rel(landed))} to {_fmt_t(rel(landed) + d.budget_ms / 1000)})")}</title>'
                      f'<rect x="{bx0}" y="{y_budget + 2}" width="{max(bx1 - bx0, 0.6):.2f}" height="18" '
                      f'fill="url(#{p}-budget)" stroke="#1f618d" stroke-dasharray="3,2"/>'
-                     f'<line class="budget-end" x1="{bx1}" x2="{bx1}" y1="{y_budget - 2}" y2="{y_budget + 24}" '
-                     f'stroke="#1f618d" stroke-width="2"/>'
-                     f'<text x="{bx1 + 3}" y="{y_budget + 26}" font-size="10" fill="#1f618d">budget {d.budget_ms:.0f} ms</text></g>')
+                     + (f'<text x="{bx1 - 2}" y="{y_budget + 30}" font-size="10" fill="#1f618d" text-anchor="end">'
+                        f'budget {d.budget_ms:.0f} ms, ends at {_fmt_t(rel(budget_end))} (off the chart) →</text></g>'
+                        if clipped else
+                        f'<line class="budget-end" x1="{bx1}" x2="{bx1}" y1="{y_budget - 2}" y2="{y_budget + 24}" '
+                        f'stroke="#1f618d" stroke-width="2"/>'
+                        f'<text x="{bx1 + 3}" y="{y_budget + 26}" font-size="10" fill="#1f618d"'
+                        + (' text-anchor="end"' if bx1 > _W - 90 else "") + f'>budget {d.budget_ms:.0f} ms</text></g>'))
     if landed is not None and safe is not None:
         over = d.budget_ms is not None and d.time_to_safe_ms is not None and d.time_to_safe_ms > d.budget_ms
         sx0, sx1 = sc.x(landed), sc.x(safe)
         tts = d.time_to_safe_ms if d.time_to_safe_ms is not None else (safe - landed) * 1000
         parts.append(f'<g class="tts" data-start="{landed:.6f}" data-end="{safe:.6f}"><title>'
-                     f'{_e(f"time to safe {tts:.0f} ms" + (" OVER BUDGET" if over else ""))}</title>'
+                     f'{_e(f"time to safe {tts:.0f} ms, from the fault taking effect at {_fmt_t(rel(landed))} to the first safe sample at {_fmt_t(rel(safe))}" + (" OVER BUDGET" if over else ""))}</title>'
+                     f'<line x1="{sx0}" x2="{sx0}" y1="{y_budget}" y2="{y_budget + 22}" stroke="#000" stroke-width="1.5"/>'
                      f'<rect x="{sx0}" y="{y_budget + 6}" width="{max(sx1 - sx0, 1.5):.2f}" height="10" '
                      f'fill="{"#c0392b" if over else "#1f618d"}"/>'
                      f'<text x="{sx0 + 2}" y="{y_budget}" font-size="10" fill="#000">{_e(f"{tts:.0f} ms" + (" over budget" if over else ""))}</text></g>')
@@ -610,9 +658,13 @@ def drill_svg(drill_folder: Path | DrillData, *, id_prefix: str | None = None) -
 
     # orders
     lane_label(y_orders + 12, "orders")
+    blocked = _blocked_spans(d)
     for o in d.orders:
         x = sc.x(o.mono)
         yc = y_orders + 9
+        # An order that could add exposure while the status said OPEN is blocked is what the drills hunt for:
+        # ring it so it stands out without relying on colour.
+        hit = o.kind == "adds" and any(a <= o.mono < b for a, b in blocked)
         if o.kind == "adds":
             shape = f'<path d="M{x},{yc - 7}L{x + 5},{yc + 5}L{x - 5},{yc + 5}Z" fill="#c0392b" stroke="#000" stroke-width=".6"/>'
             what = "could add exposure"
@@ -622,7 +674,11 @@ def drill_svg(drill_folder: Path | DrillData, *, id_prefix: str | None = None) -
         else:
             shape = f'<circle cx="{x}" cy="{yc}" r="4" fill="none" stroke="#555" stroke-width="1.3"/>'
             what = "no effect (rejected or nothing filled)"
-        parts.append(f'<g class="order" data-kind="{o.kind}" data-t="{o.mono:.6f}"><title>'
+        if hit:
+            what += ", sent while the status said OPEN blocked"
+            shape = f'<circle cx="{x}" cy="{yc}" r="8.5" fill="none" stroke="#000" stroke-width="1.6"/>' + shape
+        parts.append(f'<g class="order" data-kind="{o.kind}"' + (' data-while-blocked="1"' if hit else "")
+                     + f' data-t="{o.mono:.6f}"><title>'
                      f'{_e(f"{_fmt_t(rel(o.mono))}: {what}: {o.text}")}</title>{shape}</g>')
 
     # exposure
@@ -645,27 +701,44 @@ def drill_svg(drill_folder: Path | DrillData, *, id_prefix: str | None = None) -
     else:
         parts.append(f'<text x="{_LEFT + 6}" y="{y_exp + h_exp / 2 + 4}" font-size="10" fill="#666">no position entries in the ledger</text>')
 
-    # markers (vertical lines through every lane; labels staggered in rows so they do not overlap)
-    rows_end = [-1e9, -1e9, -1e9]
+    # markers: vertical lines through every lane. Markers within a few pixels share one label
+    # ("fault landed / safe / released") and labels are staggered in rows so they never overlap.
+    found: list[tuple[float, str, dict[str, Any]]] = []
     seen: set[tuple[str, float]] = set()
-    for m in sorted(d.marks, key=lambda m: _num(m.get("mono")) or 0):
+    for m in d.marks:
         label, t = str(m.get("label")), _num(m.get("mono"))
-        if label not in _MARKERS or t is None or (label, t) in seen:
-            continue
-        seen.add((label, t))
-        text, colour, dash = _MARKERS[label]
-        x = sc.x(t)
+        if label in _MARKERS and t is not None and (label, t) not in seen:
+            seen.add((label, t))
+            found.append((t, label, m))
+    found.sort(key=lambda f: f[0])
+    groups: list[list[tuple[float, str, dict[str, Any]]]] = []
+    for f in found:
+        if groups and sc.x(f[0]) - sc.x(groups[-1][0][0]) < 4:
+            groups[-1].append(f)
+        else:
+            groups.append([f])
+    rows_end = [-1e9] * _MARK_ROWS
+    for g in groups:
+        x = sc.x(g[0][0])
+        text = " / ".join(dict.fromkeys(_MARKERS[label][0] for _, label, _ in g))
         width = 5.6 * len(text) + 6
         flip = x + width > _W - 2  # near the right edge the label goes left of its line
         left = x - width if flip else x
-        row = next((i for i, end in enumerate(rows_end) if end < left), len(rows_end) - 1)
+        row = next((i for i, end in enumerate(rows_end) if end < left), None)
+        if row is None:  # every row is taken here: use the one that frees up first
+            row = min(range(_MARK_ROWS), key=lambda i: rows_end[i])
         rows_end[row] = left + width + 4
         ty = y_mark + row * 12
-        parts.append(f'<g class="marker" data-mark="{_e(label)}" data-t="{t:.6f}"><title>{_e(text + " at " + _fmt_t(rel(t)) + " (" + str(m.get("utc", "")) + ")")}</title>'
-                     f'<line x1="{x}" x2="{x}" y1="{ty + 2}" y2="{y_axis}" stroke="{colour}" stroke-width="1.4"'
-                     + (f' stroke-dasharray="{dash}"' if dash else "") + "/>"
-                     f'<text x="{x - 2 if flip else x + 2}" y="{ty}" font-size="10" fill="{colour}"'
-                     + (' text-anchor="end"' if flip else "") + f'>{_e(text)}</text></g>')
+        colour = _MARKERS[g[0][1]][1]
+        parts.append(f'<text x="{x - 2 if flip else x + 2}" y="{ty}" font-size="10" fill="{colour}"'
+                     + (' text-anchor="end"' if flip else "") + f' aria-hidden="true">{_e(text)}</text>')
+        for t, label, m in g:
+            mtext, mcolour, dash = _MARKERS[label]
+            parts.append(f'<g class="marker" data-mark="{_e(label)}" data-t="{t:.6f}"><title>'
+                         f'{_e(mtext + " at " + _fmt_t(rel(t)) + " (" + str(m.get("utc", "")) + ")")}</title>'
+                         f'<line x1="{x if len(g) == 1 else sc.x(t)}" x2="{x if len(g) == 1 else sc.x(t)}" y1="{ty + 2}" '
+                         f'y2="{y_axis}" stroke="{mcolour}" stroke-width="1.4"'
+                         + (f' stroke-dasharray="{dash}"' if dash else "") + "/></g>")
 
     # time axis
     parts.append(f'<line x1="{_LEFT}" x2="{_LEFT + sc.w}" y1="{y_axis}" y2="{y_axis}" stroke="#333"/>')
@@ -683,6 +756,13 @@ def drill_svg(drill_folder: Path | DrillData, *, id_prefix: str | None = None) -
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="cd-timeline" role="img" width="{_W}" height="{height}" '
             f'viewBox="0 0 {_W} {height}" aria-labelledby="{p}-t {p}-d" data-t0="{sc.t0:.6f}" data-t1="{sc.t1:.6f}" '
             f'data-x0="{_LEFT}" data-width="{sc.w}">' + "".join(parts) + "</svg>")
+
+
+def _blocked_spans(d: DrillData) -> list[tuple[float, float]]:
+    """Time spans in which the status said OPEN is blocked (mode not Active, or the latch set)."""
+    spans = [(b.start, b.end) for b in d.mode_bands if b.state in ("ReduceOnly", "Kill")]
+    spans += [(b.start, b.end) for b in d.latch_bands if b.state == "set"]
+    return spans
 
 
 def _exposure_points(points: list[tuple[float, float]], sc: _Scale) -> list[tuple[float, float]]:
@@ -712,7 +792,8 @@ _LEGEND = (
     '<b>Kill</b> red, cross-hatch; <b>error / no answer</b> grey, dotted; <b>no status payload</b> light grey, dashed. '
     'Latch lane: <b>set</b> purple hatch, <b>clear</b> pale green. '
     'Orders: <b>▲ red triangle</b> could add exposure (open/flip); <b>◆ green diamond</b> reduce-only or '
-    'risk-reducing; <b>○ hollow circle</b> no effect (rejected). '
+    'risk-reducing; <b>○ hollow circle</b> no effect (rejected); a <b>black ring</b> around a triangle: it reached '
+    'the venue while the status said OPEN blocked. '
     'Time to safe: solid bar from the fault landing to the first safe sample (red when over budget), '
     'hatched box = the budget. Vertical lines: trigger, fault landed, safe, released, recovered, restart. '
     'Exposure: step line from the venue ledger\'s position entries. Hover any shape for its exact values.</div>')

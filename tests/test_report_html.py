@@ -238,6 +238,32 @@ def test_budget_span_starts_at_the_fault_and_is_budget_long(tmp_path: Path, budg
     assert over is (400.0 > budget_ms)
 
 
+def test_time_to_safe_is_drawn_from_the_safe_sample_back_to_the_faults_effect(tmp_path: Path) -> None:
+    # crash style: the fault took effect (process killed) well before the harness marked fault_landed
+    d = make_drill(tmp_path / "runs" / "r", "drill_4_x", budget_ms=1000.0, tts_ms=300.0)
+    marks = json.loads((d / "marks.json").read_text())
+    for m in marks:
+        if m["label"] == "fault_landed":
+            m["mono"] = T0 + 1.6
+        if m["label"] == "safe_observed":
+            m["mono"], m["detail"] = T0 + 1.7, {"sample": 150}  # sample 150 answered at T0 + 1.5
+    (d / "marks.json").write_text(json.dumps(marks))
+    data = load_drill(d, verify_hashes=False)
+    assert data.safe_mono == pytest.approx(T0 + 1.5) and data.origin_mono == pytest.approx(T0 + 1.2)
+    svg = drill_svg(data)
+    tts = re.search(r'<g class="tts" data-start="([\d.]+)" data-end="([\d.]+)">', svg)
+    assert (float(tts.group(1)), float(tts.group(2))) == pytest.approx((T0 + 1.2, T0 + 1.5))
+    budget = re.search(r'<g class="budget" data-start="([\d.]+)" data-end="([\d.]+)">', svg)
+    assert (float(budget.group(1)), float(budget.group(2))) == pytest.approx((T0 + 1.2, T0 + 2.2))
+
+
+def test_a_budget_far_beyond_the_drill_runs_off_the_chart_labelled(tmp_path: Path) -> None:
+    svg = drill_svg(make_drill(tmp_path / "runs" / "r", "drill_4_x", budget_ms=15000.0))
+    t0, t1, _, _ = _svg_scale(svg)
+    assert t1 - t0 < 5  # the 3 s drill is not squeezed into a 16 s axis
+    assert "budget 15000 ms, ends at 15.99 s (off the chart)" in svg and "budget-end" not in svg
+
+
 def test_svg_has_markers_orders_exposure_and_text_alternative(tmp_path: Path) -> None:
     svg = drill_svg(make_drill(tmp_path / "runs" / "r", "drill_1_x"))
     assert svg.startswith("<svg") and 'role="img"' in svg and "aria-labelledby=" in svg
@@ -248,11 +274,20 @@ def test_svg_has_markers_orders_exposure_and_text_alternative(tmp_path: Path) ->
         "trigger", "fault_landed", "safe_observed", "release", "recovered"}
     assert re.findall(r'class="order" data-kind="(\w+)"', svg) == ["adds", "reduces", "none"]
     assert '<g class="exposure">' in svg
+    assert "data-while-blocked" not in svg  # the open order came before the blocked window
     modes = re.findall(r'data-lane="mode" data-state="(\w+)"', svg)
     latch = re.findall(r'data-lane="latch" data-state="(\w+)"', svg)
     assert modes == ["Active", "ReduceOnly", "Active"] and latch == ["clear", "set", "clear"]
     # not colour alone: ReduceOnly and the latch are patterned
     assert re.search(r'data-state="ReduceOnly".*?url\(#[^)]*-hatch\)', svg)
+
+
+def test_orders_that_could_add_exposure_while_blocked_are_ringed(tmp_path: Path) -> None:
+    ledger = [{"type": "order", "mono": T0 + t, "clOrdId": f"o{k}", "effect": e}
+              for k, (t, e) in enumerate([(0.5, "open"), (1.2, "open"), (1.3, "reduce"), (1.4, "flip"), (2.5, "open")])]
+    svg = drill_svg(make_drill(tmp_path / "runs" / "r", "drill_1_x", ledger=ledger))
+    ringed = re.findall(r'data-while-blocked="1" data-t="([\d.]+)"', svg)
+    assert [float(t) for t in ringed] == pytest.approx([T0 + 1.2, T0 + 1.4])
 
 
 def test_downsampling_keeps_every_mode_change(tmp_path: Path) -> None:
