@@ -707,6 +707,8 @@ def drill_svg(drill_folder: Path | DrillData, *, id_prefix: str | None = None) -
     seen: set[tuple[str, float]] = set()
     for m in d.marks:
         label, t = str(m.get("label")), _num(m.get("mono"))
+        if label == "safe_observed" and d.safe_mono is not None:
+            t = d.safe_mono  # the first safe sample itself, where the time-to-safe bar ends
         if label in _MARKERS and t is not None and (label, t) not in seen:
             seen.add((label, t))
             found.append((t, label, m))
@@ -794,7 +796,7 @@ _LEGEND = (
     'Orders: <b>▲ red triangle</b> could add exposure (open/flip); <b>◆ green diamond</b> reduce-only or '
     'risk-reducing; <b>○ hollow circle</b> no effect (rejected); a <b>black ring</b> around a triangle: it reached '
     'the venue while the status said OPEN blocked. '
-    'Time to safe: solid bar from the fault landing to the first safe sample (red when over budget), '
+    'Time to safe: solid bar from the fault taking effect to the first safe sample (red when over budget), '
     'hatched box = the budget. Vertical lines: trigger, fault landed, safe, released, recovered, restart. '
     'Exposure: step line from the venue ledger\'s position entries. Hover any shape for its exact values.</div>')
 
@@ -849,7 +851,7 @@ def drill_section_html(drill_folder: Path | DrillData, *, link_base: Path | None
         out.append(f"<p>{_e(d.title)}</p>")
     out.append(f'<p><strong>Verdict reason:</strong> {_e(d.reason) if d.reason else "<span class=cd-muted>none given</span>"}</p>')
     out.append(f"<p><strong>Time to safe / budget:</strong> {_tts_text(d)} "
-               f'<span class="cd-muted">(counted from the fault landing to the first OPEN-blocked sample)</span></p>')
+               f'<span class="cd-muted">(counted from the fault taking effect to the first OPEN-blocked sample)</span></p>')
     out.append(drill_svg(d))
     if include_css:
         out.append(_LEGEND)
