@@ -11,6 +11,8 @@ import importlib
 import sys
 from typing import Sequence
 
+from . import __version__
+
 # name -> (module under pytest_chaosdrill.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate-status": ("validate_status", "check /api/v1/status payloads against the status contract"),
@@ -19,11 +21,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify-evidence": ("verify_evidence", "re-check every hash in an evidence folder"),
     "recheck": ("recheck", "re-derive every drill's verdict from its stored evidence (no re-run)"),
     "docker-reap": ("docker_reap", "remove containers, networks and volumes that killed drill runs left"),
+    "report": ("report", "render an evidence run folder as one self-contained HTML report"),
 }
 
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chaosdrill", description="pytest-chaosdrill command-line tools")
+    parser.add_argument("--version", action="version", version=f"chaosdrill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
