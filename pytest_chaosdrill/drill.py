@@ -11,6 +11,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from .resources import specs_dir
+from .schema_errors import describe_all
 
 DRILL_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -73,20 +74,12 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
-def _json_path(parts: Iterable[Any]) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "(top level)"
-
-
 def parse_drill(data: Any, path: Path) -> Drill:
     """Validate ``data`` (already parsed) and build a :class:`Drill`."""
     if not isinstance(data, dict):
         raise DrillDefinitionError(f"{path}: a drill file must hold one mapping, got {type(data).__name__}")
-    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = [f"field '{_json_path(e.absolute_path)}': {e.message}" for e in errors[:10]]
+    lines = describe_all(_validator().iter_errors(data))
+    if lines:
         raise DrillDefinitionError(f"{path}: invalid drill definition:\n  " + "\n  ".join(lines))
     trigger = data["trigger"]
     checks = []

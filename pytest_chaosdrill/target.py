@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .schema_errors import describe_all
+
 SECRET_NAME = re.compile(r"(KEY|SECRET|PASSPHRASE|PASSWORD|TOKEN|CREDENTIAL)", re.IGNORECASE)
 LIVE_ENVIRONMENTS = {"LIVE", "PROD", "PRODUCTION"}
 
@@ -123,13 +125,6 @@ def _validator() -> Any:
     return Draft202012Validator(json.loads((specs_dir() / "target.schema.json").read_text(encoding="utf-8")))
 
 
-def _json_path(parts: Any) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "(top level)"
-
-
 def load_target(path: str | Path) -> TargetConfig:
     """Load and validate a target file (YAML) against ``specs/target.schema.json``."""
     path = Path(path)
@@ -141,9 +136,8 @@ def load_target(path: str | Path) -> TargetConfig:
         raise TargetConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise TargetConfigError(f"{path}: a target file must hold one mapping")
-    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = [f"field '{_json_path(e.absolute_path)}': {e.message}" for e in errors[:10]]
+    lines = describe_all(_validator().iter_errors(data))
+    if lines:
         raise TargetConfigError(f"{path}: invalid target file:\n  " + "\n  ".join(lines))
     hooks = {}
     for name, spec in (data.get("hooks") or {}).items():

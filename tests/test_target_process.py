@@ -223,7 +223,7 @@ def test_target_command_flags(own_venue, tmp_path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
-    bad = subprocess.run([sys.executable, "-m", "pytest_chaosdrill.cli", "target", "--order-rate", "4",
+    bad = subprocess.run([sys.executable, "-m", "pytest_chaosdrill.reference.okx_demo_api", "--order-rate", "4",
                           "--control-dir", str(tmp_path / "c"), "--data-dir", str(tmp_path / "d")],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "TARGET_ORDER_RATE" in bad.stderr
