@@ -113,8 +113,14 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
                        apiKey=request.headers.get("OK-ACCESS-KEY"), **extra)
     # Write the answer now so that a fault lands only once its answer is really on the wire.
     began = stamp()
-    await resp.prepare(request)
-    await resp.write_eof()
+    try:
+        await resp.prepare(request)
+        await resp.write_eof()
+    except ConnectionError:
+        # The client is gone (it gave up on a request the network delivered late): the request was
+        # processed and witnessed all the same; there is no one left to answer.
+        log.debug("venue REST answer not delivered, client gone: %s %s", request.method, request.path)
+        return resp
     if fault is not None:
         core.faults.land(fault[1], began)
     if latency is not None:
