@@ -401,10 +401,17 @@ def sustained_call_pressure(rec: "DrillRecord", min_calls: int = 5) -> CheckResu
                        f"api_calls {before} before the fault, {during} during it (need ≥{min_calls} more)")
 
 
+def no_order_accepted_after_not_found(run: "DrillRun") -> CheckResult:
+    """The venue accepted no order after answering "not found" for its clOrdId (witness.py)."""
+    from .witness import check_no_order_accepted_after_not_found
+    passed, reason = check_no_order_accepted_after_not_found(run.ledger)
+    return CheckResult("no_order_accepted_after_not_found", passed, reason)
+
+
 def builtin_checks() -> dict[str, Check]:
     return {fn.__name__: fn for fn in (
         mode_held, no_open_dispatch_while_blocked, latch_set_with, latch_clears_only_after_reconcile,
         ws_event_lag_reflects, counter_increased, containment_proceeds, exposure_monotonic_to_neutral,
         loop_keeps_ticking, reduce_only_permitted, restart_latch_on_startup, no_duplicate_dispatch, stays_kill,
         capital_supremacy, registry_drift_blocked, stop_detected, graceful_exit, run_manifest_fields,
-        fingerprint_error_gate, sustained_call_pressure)}
+        fingerprint_error_gate, sustained_call_pressure, no_order_accepted_after_not_found)}

@@ -54,6 +54,8 @@ CASES = [
          ("fingerprint_error_gate: mid-run fingerprint", "error_count=0, error_events=0")),
     Case("duplicate_dispatch_after_restart", "drill_4_crash_restart", "phase2",
          ("no_duplicate_dispatch:", "client order id(s) reached the venue twice")),
+    Case("not_found_taken_as_absent", "ops_c2_4_partition_inflight", "ops",
+         ("no_order_accepted_after_not_found:", "accepted after the venue answered 'not found' for their clOrdId")),
 ]
 
 

@@ -18,7 +18,8 @@ def test_defaults_and_default_name() -> None:
     assert t.name == "slicer_upstream"
     assert t.attributes == {"average_size": 10, "size_variation": 0, "delay": 0}
     assert t.to_json()["toxicity"] == 1.0
-    assert set(TOXIC_TYPES) == {"latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data"}
+    assert set(TOXIC_TYPES) == {"latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data",
+                                "partition"}
 
 
 @pytest.mark.parametrize("type_,attrs,stream,toxicity,fragment", [

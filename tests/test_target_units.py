@@ -251,6 +251,24 @@ def test_resolver_asks_by_clordid_and_never_resends() -> None:
     assert [w["result"] for w in wal.records] == ["resolved_found", "resolved_absent"]
 
 
+def test_resolver_takes_not_found_as_final_only_after_exptime_and_margin() -> None:
+    """While the original request can still reach the venue (until expTime + margin), "not found" leaves
+    the intent pending; after it, the venue would refuse the request, so "absent" is final."""
+    from pytest_chaosdrill.reference.okx_demo_api.clock import now_ms
+    rest = _FakeRest({"o1": RestResult(200, {"code": "51603", "msg": "Order does not exist", "data": []}),
+                      "o2": RestResult(200, {"code": "51603", "msg": "Order does not exist", "data": []})})
+    wal = _ListWal()
+    resolved: list[tuple[str, bool]] = []
+    r = IntentResolver(rest, Inventory(INSTS), wal, lambda *a, **k: None,
+                       lambda item, placed: resolved.append((item["clOrdId"], placed)), margin_ms=300)
+    r.add({"clOrdId": "o1", "instId": INSTS[0], "side": "buy", "sz": 1, "expTime": now_ms() + 200})
+    r.add({"clOrdId": "o2", "instId": INSTS[0], "side": "buy", "sz": 1, "expTime": now_ms() - 301})
+    assert _run(r.resolve_once()) is False
+    assert resolved == [("o2", False)] and set(r.pending) == {"o1"}
+    assert r.may_still_arrive(r.pending["o1"], now=r.pending["o1"]["expTime"] + 300)
+    assert not r.may_still_arrive(r.pending["o1"], now=r.pending["o1"]["expTime"] + 301)
+
+
 def test_inventory_dedupes_fills_per_clordid() -> None:
     inv = Inventory(INSTS)
     inv.apply_fill("a", INSTS[0], "buy", 1)  # REST ack of a market order

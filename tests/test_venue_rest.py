@@ -217,3 +217,33 @@ def test_unknown_path_is_an_okx_shaped_404(venue: VenueServer, http: requests.Se
     r = http.get(venue.rest_url + "/api/v5/account/nothing", timeout=5)
     assert r.status_code == 404 and r.json() == {"code": "404", "msg": "Not Found", "data": []}
     assert venue.control.ledger()[-1]["status"] == 404
+
+
+def test_exp_time_is_honoured_as_okx_documents(venue: VenueServer, http: requests.Session) -> None:
+    """expTime (request header, Unix ms): a place / batch request the venue gets to after it is refused
+    with 50036 and not processed; before it, processed normally; a bad value is a parameter error."""
+    now_ms = int(time.time() * 1000)
+
+    def send(path: str, body: Any, exp: str) -> requests.Response:
+        return http.post(venue.rest_url + path, json=body, headers={"expTime": exp}, timeout=5)
+
+    ok = send("/api/v5/trade/order", order("buy", "1", "fresh1"), str(now_ms + 10_000)).json()
+    assert ok["code"] == "0" and ok["data"][0]["sCode"] == "0"
+    late = send("/api/v5/trade/order", order("buy", "1", "late1"), str(now_ms - 1)).json()
+    assert late == {"code": "50036", "msg": late["msg"], "data": []} and "expTime" in late["msg"]
+    batch = send("/api/v5/trade/batch-orders", [order("buy", "1", "late2"), order("sell", "1", "late3", inst=ETH)],
+                 str(now_ms - 1)).json()
+    assert batch["code"] == "50036" and batch["data"] == []
+    bad = send("/api/v5/trade/order", order("buy", "1", "bad1"), "soon")
+    assert bad.status_code == 400 and bad.json()["code"] == "51000"
+    assert get(http, venue, "/api/v5/trade/order", clOrdId="late1")["code"] == "51603", "nothing was placed"
+    assert pos_of(http, venue) == "1"
+    led = venue.control.ledger()
+    assert [o["clOrdId"] for o in led if o["type"] == "order"] == ["fresh1"]
+    expired = [e for e in led if e["type"] == "request" and e["expired"]]
+    assert [e["clOrdIds"] for e in expired] == [["late1"], ["late2", "late3"]]
+    assert all(e["okx_code"] == "50036" and e["expTime"] == now_ms - 1 and e["received_mono"] <= e["mono"]
+               for e in expired)
+    assert venue.control.state()["counters"]["expired_requests"] == 2
+    fresh = next(o for o in led if o["type"] == "order")
+    assert fresh["expTime"] == now_ms + 10_000 and fresh["could_add_exposure"] is True

@@ -66,6 +66,42 @@ class ToxicState:
         self.counters = counters or ToxicCounters(spec.name, spec.type, spec.stream)
         self.removed = False
         self.changed = asyncio.Event()
+        # partition: when the cut started (None: armed, waiting for its match) and the links it holds.
+        self.cut_start: float | None = None
+        self.holding: set["Link"] = set()
+        if spec.type == "partition":
+            self.counters.extra.update(cut_started_mono=None, cut_started_utc=None, cut_ends_mono=None,
+                                       release_mono=None, matched=None, connections_held=0, chunks_held=0,
+                                       bytes_held=0, connections_cut=0, chunks_delivered_late=0,
+                                       bytes_delivered_late=0, released_mono=None)
+            if not spec.attributes.get("match"):
+                self.start_cut(time.monotonic(), None)
+
+    # -- partition ---------------------------------------------------------------------
+    def start_cut(self, now: float, chunk: bytes | None) -> None:
+        """The partition begins now (on ``chunk``, the first bytes that matched, if any)."""
+        from .counters import utc_now_iso
+        self.cut_start = now
+        a = self.spec.attributes
+        self.counters.extra.update(
+            cut_started_mono=now, cut_started_utc=utc_now_iso(),
+            cut_ends_mono=now + a["cut"] / 1000.0 if a["cut"] else None,
+            release_mono=now + (a["cut"] + a["deliver_after"]) / 1000.0 if a["cut"] else None,
+            matched=chunk[:120].decode("latin-1") if chunk is not None else None)
+
+    def cut_active(self, now: float) -> bool:
+        """True while the partition cuts (new connections fail, bytes of open ones are held)."""
+        if self.cut_start is None or self.removed:
+            return False
+        cut = self.spec.attributes["cut"]
+        return cut == 0 or now < self.cut_start + cut / 1000.0
+
+    def release_at(self) -> float:
+        """When held bytes are delivered: ``deliver_after`` after the cut ended (inf: cut until removed)."""
+        a = self.spec.attributes
+        if self.cut_start is None or a["cut"] == 0:
+            return float("inf")
+        return self.cut_start + (a["cut"] + a["deliver_after"]) / 1000.0
 
     def notify(self) -> None:
         """Wake every link waiting on this toxic (it was updated or removed)."""
@@ -237,6 +273,33 @@ class Link:
         while self._still(st) and st.spec.type == "timeout":
             await st.changed.wait()
 
+    async def _partition(self, st: ToxicState, data: bytes | None) -> None:
+        """Hold this chunk (None: the EOF) if the partition cuts now, or if this link already holds
+        bytes of the cut (order is kept); deliver it ``deliver_after`` after the cut ends."""
+        now = time.monotonic()
+        if st.cut_start is None:
+            match = st.spec.attributes["match"].encode("latin-1")
+            if data is None or match not in data:
+                return  # armed: traffic passes until the first chunk that matches
+            st.start_cut(now, data)
+        if not (st.cut_active(now) or self in st.holding):
+            return
+        x = st.counters.extra
+        if self not in st.holding:
+            st.holding.add(self)
+            x["connections_held"] += 1
+        if data is not None:
+            st.acted(self, len(data))
+            x["chunks_held"] += 1
+            x["bytes_held"] += len(data)
+        while self._still(st) and time.monotonic() < st.release_at():
+            await self._wait_change(st, None if st.release_at() == float("inf") else st.release_at() - time.monotonic())
+        cut_end = x["cut_ends_mono"]
+        if data is not None and cut_end is not None and time.monotonic() >= cut_end:
+            x["chunks_delivered_late"] += 1
+            x["bytes_delivered_late"] += len(data)
+            x["released_mono"] = time.monotonic()
+
     async def _reset_after(self, st: ToxicState, nbytes: int) -> None:
         st.acted(self, nbytes)
         start = time.monotonic()
@@ -268,6 +331,8 @@ class Link:
                         delay = latency_delay_s(st.spec.attributes, self.rng)
             elif kind == "reset_peer":
                 await self._reset_after(st, len(data))
+            elif kind == "partition":
+                await self._partition(st, data)
             elif kind == "limit_data":
                 passed = self.limit_passed.get(st.counters, 0)
                 left = max(0, attrs["bytes"] - passed)
@@ -327,6 +392,8 @@ class Link:
             kind, attrs = st.spec.type, st.spec.attributes
             if kind == "timeout":
                 await self._hold(st)
+            elif kind == "partition":
+                await self._partition(st, None)
             elif kind == "reset_peer":  # Toxiproxy resets on EOF as on data
                 await self._reset_after(st, 0)
             elif kind == "slow_close" and attrs["delay"] > 0:
@@ -465,6 +532,15 @@ class ProxyRuntime:
             self.stats.connections_refused += 1
             writer.transport.abort()
             return
+        cut = self._cut_by_partition()
+        if cut is not None:
+            # A partition is cutting: the connection fails at once (RST), the upstream never sees it.
+            cut.counters.note(0)
+            cut.counters.extra["connections_cut"] += 1
+            self.stats.connections_refused += 1
+            _set_rst(writer)
+            writer.transport.abort()
+            return
         self.pending.add(task)
         try:
             up = await asyncio.wait_for(
@@ -490,6 +566,14 @@ class ProxyRuntime:
         self.connections.add(conn)
         self.stats.connections_opened += 1
         conn.start()
+
+    def _cut_by_partition(self) -> ToxicState | None:
+        """The partition toxic cutting new connections now (after its toxicity roll), if any."""
+        now = time.monotonic()
+        for st in self.toxics.values():
+            if st.spec.type == "partition" and st.cut_active(now) and random.random() < st.spec.toxicity:
+                return st
+        return None
 
     # -- toxics --------------------------------------------------------------------------
     def add_toxic(self, toxic: Toxic) -> ToxicState:

@@ -7,6 +7,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 
+def utc_now_iso() -> str:
+    """ISO 8601 UTC now, with microseconds (the format of ``first_acted_utc``)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
 @dataclass(eq=False)
 class ToxicCounters:
     """What one toxic did to real traffic. ``first_acted_*`` stay None until it acted."""
@@ -21,6 +26,7 @@ class ToxicCounters:
     first_acted_mono: float | None = None  # time.monotonic() of the first action
     first_acted_utc: str | None = None  # ISO 8601 UTC of the first action
     last_acted_mono: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # type-specific proof (partition: see docs/proxy.md)
 
     def note(self, nbytes: int) -> None:
         """Record one action on ``nbytes`` bytes (0 for actions on the connection itself)."""
@@ -32,7 +38,9 @@ class ToxicCounters:
         self.bytes_acted += nbytes
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        d["extra"] = dict(self.extra)
+        return d
 
 
 @dataclass

@@ -19,6 +19,12 @@ TOXIC_TYPES: dict[str, dict[str, int]] = {
     "reset_peer": {"timeout": 0},  # ms after the first data before the RST
     "slicer": {"average_size": 0, "size_variation": 0, "delay": 0},  # bytes, bytes, µs
     "limit_data": {"bytes": 0},  # bytes passed before the connection is closed
+    # Not in Toxiproxy: a partition with requests in flight (see docs/proxy.md). ms, ms.
+    "partition": {"cut": 3000, "deliver_after": 1500},
+}
+# type -> string attributes and their defaults (every other attribute is a whole number).
+STRING_ATTRIBUTES: dict[str, dict[str, str]] = {
+    "partition": {"match": ""},  # the cut starts on the first chunk containing these bytes ("" = at once)
 }
 
 
@@ -34,7 +40,7 @@ class Toxic:
     type: str
     stream: str = "downstream"
     toxicity: float = 1.0
-    attributes: dict[str, int] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Toxiproxy's JSON shape for a toxic."""
@@ -73,7 +79,7 @@ def _int_attr(type_: str, key: str, value: Any) -> int:
     return int(value)
 
 
-def validate_attributes(type_: str, attributes: Mapping[str, Any], base: Mapping[str, int] | None = None) -> dict[str, int]:
+def validate_attributes(type_: str, attributes: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Return the full attribute dict for ``type_``: defaults (or ``base``) overlaid with ``attributes``.
 
     Unknown attribute names are rejected (Toxiproxy silently ignores them; a typo in a drill
@@ -81,12 +87,18 @@ def validate_attributes(type_: str, attributes: Mapping[str, Any], base: Mapping
     """
     if type_ not in TOXIC_TYPES:
         raise ToxicError(f"invalid toxic type {type_!r}; known types: {', '.join(TOXIC_TYPES)}")
-    allowed = TOXIC_TYPES[type_]
+    strings = STRING_ATTRIBUTES.get(type_, {})
+    allowed: dict[str, Any] = {**TOXIC_TYPES[type_], **strings}
     result = dict(base if base is not None else allowed)
     for key, value in attributes.items():
         if key not in allowed:
             raise ToxicError(f"unknown attribute {key!r} for toxic type {type_!r}; known: {', '.join(allowed)}")
-        result[key] = _int_attr(type_, key, value)
+        if key in strings:
+            if not isinstance(value, str):
+                raise ToxicError(f"{type_} attribute {key!r} must be a string, got {value!r}")
+            result[key] = value
+        else:
+            result[key] = _int_attr(type_, key, value)
     return result
 
 

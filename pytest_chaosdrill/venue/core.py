@@ -33,7 +33,7 @@ class VenueCore:
         self.conns: dict[str, Conn] = {}
         self._conn_ids = itertools.count(1)
         self.counters: dict[str, int] = {"rest_requests": 0, "http_429": 0, "http_503": 0, "ws_public_sent": 0,
-                                         "ws_private_sent": 0}
+                                         "ws_private_sent": 0, "expired_requests": 0}
 
     # -- connections -----------------------------------------------------------------------------
 

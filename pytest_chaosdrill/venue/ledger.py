@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..witness import could_add_exposure
+
 ENTRY_TYPES = ("request", "order", "fill", "position", "session", "fault")
 EFFECTS = ("open", "reduce", "flip", "none")
 
@@ -107,12 +109,13 @@ class Ledger:
         return [e for e in self.entries(type_="order") if _in_window(e, since_mono, until_mono)]
 
     def opens(self, since_mono: float | None = None, until_mono: float | None = None) -> list[dict]:
-        """Order attempts that could add exposure: not reduceOnly, or whose effect was open/flip.
+        """Order attempts that could add exposure (:func:`pytest_chaosdrill.witness.could_add_exposure`:
+        not reduceOnly, or whose effect was open/flip).
 
         Rejected and duplicate attempts are included: the target *dispatched* them. Filter on
         ``accepted`` / ``duplicate`` for stricter questions.
         """
-        return [e for e in self.orders(since_mono, until_mono) if not e["reduceOnly"] or e["effect"] in ("open", "flip")]
+        return [e for e in self.orders(since_mono, until_mono) if could_add_exposure(e)]
 
     def duplicates(self, since_mono: float | None = None, until_mono: float | None = None) -> list[dict]:
         """Order attempts that repeated an earlier clOrdId."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
+from ..witness import could_add_exposure
 from .ledger import Ledger, classify_effect
 from .market import INSTRUMENTS, Market, fmt
 
@@ -138,6 +139,7 @@ class OrderEngine:
         self._on_update = on_update
         self._next_ord_id = FIRST_ORD_ID
         self._next_fill_id = 1
+        self._request: dict[str, Any] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -186,11 +188,21 @@ class OrderEngine:
 
     # -- placing ---------------------------------------------------------------------------------
 
-    def place(self, body: Any, leg: str | None = None, force_reject: tuple[str, str] | None = None) -> dict[str, Any]:
+    def place(self, body: Any, leg: str | None = None, force_reject: tuple[str, str] | None = None,
+              request: dict[str, Any] | None = None) -> dict[str, Any]:
         """Place one order; returns its per-order answer ``{ordId, clOrdId, tag, sCode, sMsg}``.
 
         ``force_reject`` = (sCode, sMsg) rejects a valid order (the partial-fill fault's leg B).
+        ``request`` = facts about the HTTP request that carried it (``expTime``, ``accessTs``,
+        ``received_mono``, ``received_utc``), copied onto the order's ledger entry.
         """
+        self._request = request or {}
+        try:
+            return self._place(body, leg, force_reject)
+        finally:
+            self._request = {}
+
+    def _place(self, body: Any, leg: str | None, force_reject: tuple[str, str] | None) -> dict[str, Any]:
         raw = body if isinstance(body, dict) else {}
         cl = raw.get("clOrdId") if isinstance(raw.get("clOrdId"), str) else ""
         # Idempotency comes first: a repeated clOrdId never creates a second order.
@@ -282,10 +294,12 @@ class OrderEngine:
             reduce_only = _parse_bool(raw.get("reduceOnly"))
         except OrderError:
             reduce_only = False
-        self._ledger.append(
-            "order", clOrdId=cl, ordId=ord_id, instId=inst_id, side=raw.get("side"), ordType=raw.get("ordType"),
+        entry: dict[str, Any] = dict(
+            clOrdId=cl, ordId=ord_id, instId=inst_id, side=raw.get("side"), ordType=raw.get("ordType"),
             sz=sz, reduceOnly=reduce_only, leg=leg, accepted=accepted, sCode=s_code, duplicate=duplicate,
             effect=classify_effect(float(before), float(after)), pos_before=float(before), pos_after=float(after))
+        entry["could_add_exposure"] = could_add_exposure(entry)
+        self._ledger.append("order", **entry, **self._request)
 
     # -- cancel, ticks ---------------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ from aiohttp import WSMsgType, web
 from .control import VenueControl, add_control_routes
 from .conn import CLOSE_GOING_AWAY, Conn
 from .core import VenueCore
+from ..witness import S_EXP_TIME_PASSED
 from .faults import stamp
+from .ledger import utc_iso
 from .market import INSTRUMENTS, fmt
 from .orders import now_ms
 
@@ -24,6 +26,12 @@ T = TypeVar("T")
 
 RECON_PATHS = frozenset({"/api/v5/account/positions", "/api/v5/trade/orders-pending"})
 MAX_BATCH = 20
+# OKX honours the expTime header on place / place-multiple / amend order requests (amend is not simulated).
+EXP_TIME_PATHS = frozenset({"/api/v5/trade/order", "/api/v5/trade/batch-orders"})
+MSG_EXP_TIME_PASSED = "The expTime can't be earlier than the current system time. Please adjust the expTime and try again."
+# Request-scoped facts the handlers copy onto order entries (RequestKey where aiohttp has it, >= 3.11).
+REQ_META: Any = (web.RequestKey("chaosdrill_request", dict) if hasattr(web, "RequestKey")  # type: ignore[attr-defined]
+                 else "chaosdrill_request")
 CORE_KEY: web.AppKey[VenueCore] = web.AppKey("venue_core", VenueCore)
 
 
@@ -58,6 +66,14 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
         return await handler(request)
     core = _core(request)
     core.counters["rest_requests"] += 1
+    # When the request arrived (headers complete), before any fault holds it: a partition that
+    # delivers a request late shows here, not at processing time.
+    meta: dict[str, Any] = {"received_mono": time.monotonic(), "received_utc": utc_iso(),
+                            "accessTs": request.headers.get("OK-ACCESS-TIMESTAMP")}
+    order_req = request.method == "POST" and request.path in EXP_TIME_PATHS
+    if order_req:
+        meta["expTime"] = request.headers.get("expTime")
+    request[REQ_META] = meta
     latency = core.rest_latency()
     if latency is not None:
         # Held until the delay elapses or the fault is cleared: clearing it releases the requests it
@@ -66,9 +82,12 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
         deadline = loop.time() + latency.params["ms"] / 1000
         while latency.active and loop.time() < deadline:
             await asyncio.sleep(min(0.01, deadline - loop.time()))
-    fault = core.http_fault()
+    expired, early = _check_exp_time(core, meta) if order_req else (False, None)
+    fault = core.http_fault() if early is None else None
     resp: web.StreamResponse
-    if fault is not None:
+    if early is not None:
+        resp = early
+    elif fault is not None:
         status, _ = fault
         core.counters["http_429" if status == 429 else "http_503"] += 1
         resp = (okx([], "50011", "Too Many Requests", 429) if status == 429
@@ -84,13 +103,24 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
             log.exception("venue REST handler failed: %s %s", request.method, request.path)
             resp = okx([], "50000", f"venue internal error: {type(e).__name__}: {e}", 500)
     # OK-ACCESS-KEY identifies the caller; sign and passphrase are secrets and are never recorded.
+    extra: dict[str, Any] = dict(meta, expired=bool(expired), okx_code=_okx_code(resp))
+    if order_req:
+        extra["clOrdIds"] = await _cl_ord_ids(request)
+    elif request.path == "/api/v5/trade/order":
+        extra["clOrdId"] = request.query.get("clOrdId")
     core.ledger.append("request", method=request.method, path=request.path, query=request.query_string,
                        status=resp.status, recon_read=request.method == "GET" and request.path in RECON_PATHS,
-                       apiKey=request.headers.get("OK-ACCESS-KEY"))
+                       apiKey=request.headers.get("OK-ACCESS-KEY"), **extra)
     # Write the answer now so that a fault lands only once its answer is really on the wire.
     began = stamp()
-    await resp.prepare(request)
-    await resp.write_eof()
+    try:
+        await resp.prepare(request)
+        await resp.write_eof()
+    except ConnectionError:
+        # The client is gone (it gave up on a request the network delivered late): the request was
+        # processed and witnessed all the same; there is no one left to answer.
+        log.debug("venue REST answer not delivered, client gone: %s %s", request.method, request.path)
+        return resp
     if fault is not None:
         core.faults.land(fault[1], began)
     if latency is not None:
@@ -99,7 +129,55 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
     return resp
 
 
+def _check_exp_time(core: VenueCore, meta: dict[str, Any]) -> tuple[bool, web.Response | None]:
+    """OKX: "the request will not be processed if the current system time of the server is after the
+    expTime". Checked when the venue gets to the request (after any latency it added).
+
+    Returns (expired, the early answer or None to process the request).
+    """
+    raw = meta.get("expTime")
+    if raw is None:
+        return False, None
+    try:
+        exp_ms = int(str(raw))
+    except ValueError:
+        return False, okx([], "51000", "Parameter expTime error", 400)
+    meta["expTime"] = exp_ms
+    if now_ms() <= exp_ms:
+        return False, None
+    core.counters["expired_requests"] += 1
+    return True, okx([], S_EXP_TIME_PASSED, MSG_EXP_TIME_PASSED)
+
+
+def _okx_code(resp: web.StreamResponse) -> str | None:
+    """The ``code`` of an OKX envelope answer (None for anything else)."""
+    body = getattr(resp, "body", None)
+    if not isinstance(body, (bytes, bytearray)):
+        return None
+    try:
+        code = json.loads(body).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return None if code is None else str(code)
+
+
+async def _cl_ord_ids(request: web.Request) -> list[str]:
+    """The clOrdIds an order request carried (the body is cached: reading it again is free)."""
+    try:
+        body = json.loads(await request.text())
+    except (ValueError, ConnectionError, RuntimeError):
+        return []
+    items = body if isinstance(body, list) else [body]
+    return [str(o["clOrdId"]) for o in items if isinstance(o, dict) and o.get("clOrdId")]
+
+
 # -- REST handlers --------------------------------------------------------------------------------
+
+def _order_meta(request: web.Request) -> dict[str, Any]:
+    """The request facts copied onto an order's ledger entry."""
+    meta = request.get(REQ_META) or {}
+    return {k: meta.get(k) for k in ("expTime", "accessTs", "received_mono", "received_utc")}
+
 
 def _single(res: dict[str, Any]) -> web.Response:
     """The OKX answer for one order result: code 0, or 1 with the result's own sCode."""
@@ -109,7 +187,7 @@ def _single(res: dict[str, Any]) -> web.Response:
 
 async def place_order(request: web.Request) -> web.StreamResponse:
     """POST /api/v5/trade/order."""
-    return _single(_core(request).engine.place(await _json_body(request)))
+    return _single(_core(request).engine.place(await _json_body(request), request=_order_meta(request)))
 
 
 async def batch_orders(request: web.Request) -> web.StreamResponse:
@@ -129,7 +207,7 @@ async def batch_orders(request: web.Request) -> web.StreamResponse:
         if partial is not None and leg == "B" and results[0]["sCode"] == "0":
             reject = ("51008", "Order failed. Insufficient USDT margin in account")
             core.faults.end(partial)
-        results.append(core.engine.place(leg_body, leg=leg, force_reject=reject))
+        results.append(core.engine.place(leg_body, leg=leg, force_reject=reject, request=_order_meta(request)))
     if reject is None:
         partial = None
     n_ok = sum(r["sCode"] == "0" for r in results)

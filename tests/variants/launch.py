@@ -21,6 +21,7 @@ from pytest_chaosdrill.reference.okx_demo_api.dispatcher import fmt_sz
 from pytest_chaosdrill.reference.okx_demo_api.policy import ACTIVE, Decision, PolicyGuard
 from pytest_chaosdrill.reference.okx_demo_api.reconcile import IntentResolver
 from pytest_chaosdrill.reference.okx_demo_api.telemetry import Telemetry
+from pytest_chaosdrill.reference.okx_demo_api.venue_client import RestClient
 from pytest_chaosdrill.reference.okx_demo_api.wal import read_records
 
 App = app_mod.App
@@ -151,6 +152,14 @@ def duplicate_dispatch_after_restart() -> None:
     IntentResolver.run = run  # type: ignore[method-assign]
 
 
+def not_found_taken_as_absent() -> None:
+    """No expiry handling (the behaviour before issue 14): order requests carry no expTime, and the first
+    "order does not exist" answer resolves a maybe-dispatched intent as never placed, although its
+    original request can still reach the venue."""
+    RestClient.exp_time_header = staticmethod(lambda exp_time_ms: {})  # type: ignore[method-assign]
+    IntentResolver.may_still_arrive = lambda self, item, now=None: False  # type: ignore[method-assign]
+
+
 def none() -> None:
     """No bug: the unmodified reference target."""
 
@@ -158,7 +167,7 @@ def none() -> None:
 VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     latch_never_set_on_gap, latch_cleared_on_timer, active_while_latched, open_while_latched,
     mode_reasons_out_of_order, stop_recorded_as_completed, connection_errors_not_counted,
-    duplicate_dispatch_after_restart, none)}
+    duplicate_dispatch_after_restart, not_found_taken_as_absent, none)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -83,8 +83,10 @@ class App:
         self.feed = PublicFeed(cfg, self.tel, self._on_book_gap, self._on_trades_gap, self.log)
         self.private = PrivateSession(cfg, self.tel, self._on_order, self._on_session_lost, self.log)
         self.dispatcher = Dispatcher(self.wal, self.rest, self.inventory, self.tel, self.gate, self.decide,
-                                     self.log, self._on_naked, self._on_unknown, self.run_id)
-        self.resolver = IntentResolver(self.rest, self.inventory, self.wal, self.log, self.dispatcher.resolved)
+                                     self.log, self._on_naked, self._on_unknown, self.run_id,
+                                     order_expiry_ms=cfg.order_expiry_ms)
+        self.resolver = IntentResolver(self.rest, self.inventory, self.wal, self.log, self.dispatcher.resolved,
+                                       margin_ms=cfg.expiry_margin_ms)
         self.reconciler = Reconciler(self.rest, self.inventory, self.gate, self.resolver, CL_PREFIX, self.log)
         self.strategy = Strategy(self.inventory, self.dispatcher, self.decide, self.containment_active,
                                  cfg.order_rate, self.cl_prefix,
@@ -234,8 +236,13 @@ class App:
             needed.add(SESSION)
         if not needed:
             # Routine check while nothing is latched: drift (fills we never saw, a venue-side change)
-            # becomes INVENTORY_MISMATCH instead of going unnoticed.
+            # becomes INVENTORY_MISMATCH instead of going unnoticed. After a REST outage (a call got
+            # no answer since the last attempt) it runs as soon as the link is back: a request held by
+            # the network may have landed meanwhile.
             last = self.reconciler.last_attempt_mono
+            err = self.rest.last_transport_error_mono
+            if err is not None and (last is None or err > last) and not self.bunker_active():
+                return True
             return last is None or now - last >= RECONCILE_PERIOD_S
         for code in needed:
             since = self._clear_since(code)
@@ -440,7 +447,8 @@ class App:
         pending = pending_intents(read_records(self.wal.path))
         for rec in pending:
             self.resolver.add({"clOrdId": rec["clOrdId"], "instId": rec.get("instId"), "side": rec.get("side"),
-                               "sz": rec.get("sz"), "group": None, "leg": rec.get("leg")})
+                               "sz": rec.get("sz"), "group": None, "leg": rec.get("leg"),
+                               "expTime": rec.get("expTime")})
         self.log("wal_replay", pending=len(pending), clOrdIds=[r["clOrdId"] for r in pending][:50])
 
     async def run(self) -> int:

@@ -28,6 +28,8 @@ _SPEC: list[tuple[str, str, type, object, str]] = [
     ("TARGET_EMERGENCY_COOLDOWN_MS", "emergency_cooldown_ms", int, 1500, "emergency ReduceOnly cooldown after a partial fill"),
     ("TARGET_WAL_CAPACITY", "wal_capacity", int, 1024, "bounded WAL queue capacity"),
     ("TARGET_HTTP_TIMEOUT_MS", "http_timeout_ms", int, 1000, "REST request timeout"),
+    ("TARGET_ORDER_EXPIRY_MS", "order_expiry_ms", int, 1500, "order requests carry expTime = intent time + this; the venue refuses them after it"),
+    ("TARGET_EXPIRY_MARGIN_MS", "expiry_margin_ms", int, 500, "after expTime + this, an order the venue says does not exist never will"),
     ("TARGET_STOP_POLL_MS", "stop_poll_ms", int, 20, "control-dir poll period (STOP file, hooks)"),
     ("TARGET_ENVIRONMENT", "environment", str, "PAPER", "deployment environment: DEV|PAPER|STAGING|LIVE"),
     ("BUILD_ID", "build_id", str, "", "build id for run_manifest and /status"),
@@ -68,6 +70,8 @@ class Config:
     build_id: str = ""
     git_commit: str = ""
     docker_image_tag: str = ""
+    order_expiry_ms: int = 1500
+    expiry_margin_ms: int = 500
 
     def public_dict(self) -> dict:
         """The configuration without secrets (for logs and the config hash)."""
@@ -123,13 +127,15 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
             raise ConfigError(f"TARGET_{dest.upper()} (--{dest.replace('_', '-')}) is required")
     if float(values["order_rate"]) < MIN_ORDER_RATE:
         raise ConfigError(f"TARGET_ORDER_RATE must be >= {MIN_ORDER_RATE} (got {values['order_rate']})")
-    for dest in ("stale_threshold_ms", "wal_capacity", "http_timeout_ms", "stop_poll_ms"):
+    for dest in ("stale_threshold_ms", "wal_capacity", "http_timeout_ms", "stop_poll_ms", "order_expiry_ms"):
         if int(values[dest]) <= 0:
             raise ConfigError(f"{dest} must be > 0")
     env_name = str(values["environment"]).upper()
     if env_name not in ENVIRONMENTS:
         raise ConfigError(f"TARGET_ENVIRONMENT must be one of {ENVIRONMENTS}")
     values["environment"] = env_name
+    if int(values["expiry_margin_ms"]) < 0:
+        raise ConfigError("expiry_margin_ms must be >= 0")
     instruments = tuple(s.strip() for s in str(values["instruments"]).split(",") if s.strip())
     if len(instruments) < 2:
         raise ConfigError("OKX_INSTRUMENTS needs at least two instruments (two-leg orders hedge on the second)")

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from .clock import utc_now
+from .clock import now_ms, utc_now
 from .gate import DispatchGate
 from .inventory import Inventory
 from .policy import Decision
@@ -20,6 +20,8 @@ from .venue_client import RestClient, RestResult
 from .wal import Wal
 
 WAL_DURABLE_TIMEOUT_S = 1.0  # an intent not durable by then is abandoned, never sent late
+MIN_VALIDITY_MS = 100  # an order whose expTime is closer than this when it would leave is abandoned
+S_EXP_TIME_PASSED = "50036"  # OKX: the request reached the venue after its expTime; nothing was processed
 
 
 def fmt_sz(sz: float) -> str:
@@ -46,10 +48,11 @@ class Intent:
         return {"instId": self.inst, "tdMode": "cross", "clOrdId": self.cl_ord_id, "side": self.side,
                 "ordType": "market", "sz": fmt_sz(self.sz), "reduceOnly": self.reduce_only}
 
-    def record(self, run_id: str) -> dict:
+    def record(self, run_id: str, exp_time_ms: int | None = None) -> dict:
         return {"t": "intent", "clOrdId": self.cl_ord_id, "instId": self.inst, "side": self.side,
                 "sz": self.sz, "reduceOnly": self.reduce_only, "purpose": self.purpose, "group": self.group,
-                "leg": self.leg, "run_id": run_id, "utc": utc_now(), "mono": time.monotonic()}
+                "leg": self.leg, "run_id": run_id, "utc": utc_now(), "mono": time.monotonic(),
+                "expTime": exp_time_ms}
 
 
 class Dispatcher:
@@ -57,7 +60,8 @@ class Dispatcher:
 
     def __init__(self, wal: Wal, rest: RestClient, inventory: Inventory, telemetry: Telemetry,
                  gate: DispatchGate, decide: Callable[[], Decision], log: Callable[..., None],
-                 on_naked: Callable[[dict], None], on_unknown: Callable[[dict], None], run_id: str) -> None:
+                 on_naked: Callable[[dict], None], on_unknown: Callable[[dict], None], run_id: str,
+                 order_expiry_ms: int = 1500) -> None:
         self.wal = wal
         self.rest = rest
         self.inv = inventory
@@ -68,10 +72,11 @@ class Dispatcher:
         self.on_naked = on_naked
         self.on_unknown = on_unknown
         self.run_id = run_id
+        self.order_expiry_ms = order_expiry_ms
         self.stopping = False
         self.tasks: set[asyncio.Task] = set()
         self.counts = {"blocked": 0, "wal_fail_closed": 0, "abandoned": 0, "acked": 0, "rejected": 0,
-                       "unknown": 0, "opens_sent": 0, "reduce_sent": 0}
+                       "unknown": 0, "opens_sent": 0, "reduce_sent": 0, "expired": 0}
         self._groups: dict[str, dict[str, bool | None]] = {}
 
     # -- policy -----------------------------------------------------------------------------------
@@ -111,9 +116,13 @@ class Dispatcher:
         self.wal.enqueue(rec)
 
     async def _dispatch(self, intents: list[Intent]) -> None:
+        # The request's deadline is fixed with the intent and journalled with it: whatever happens
+        # (timeout, partition, crash), the venue refuses the order after it, so "not found" after it
+        # (plus a margin) is final. See IntentResolver.may_still_arrive.
+        exp_ms = now_ms() + self.order_expiry_ms
         futs = []
         for it in intents:
-            fut = self.wal.enqueue(it.record(self.run_id))
+            fut = self.wal.enqueue(it.record(self.run_id, exp_ms))
             if fut is None:
                 # Fail closed: an order that cannot be journalled is never sent.
                 self.counts["wal_fail_closed"] += 1
@@ -141,6 +150,12 @@ class Dispatcher:
                 for it in intents:
                     self._outcome(it, "abandoned", reason="policy")
                 return
+            if now_ms() > exp_ms - MIN_VALIDITY_MS:
+                self.counts["abandoned"] += 1
+                self.log("order_abandoned", reason="expiry", clOrdIds=[i.cl_ord_id for i in intents], expTime=exp_ms)
+                for it in intents:
+                    self._outcome(it, "abandoned", reason="expiry")
+                return
             for it in intents:
                 self.inv.inflight[it.inst] += it.signed
                 if it.reduce_only:
@@ -150,17 +165,25 @@ class Dispatcher:
             self.tel.orders_sent += len(intents)
             try:
                 if len(intents) == 1:
-                    res = await self.rest.request("POST", "/api/v5/trade/order", body=intents[0].body())
+                    res = await self.rest.request("POST", "/api/v5/trade/order", body=intents[0].body(),
+                                                  exp_time_ms=exp_ms)
                 else:
                     res = await self.rest.request("POST", "/api/v5/trade/batch-orders",
-                                                  body=[it.body() for it in intents])
+                                                  body=[it.body() for it in intents], exp_time_ms=exp_ms)
             finally:
                 for it in intents:
                     self.inv.inflight[it.inst] -= it.signed
-            self._handle(intents, res)
+            self._handle(intents, res, exp_ms)
 
     # -- results ----------------------------------------------------------------------------------
-    def _handle(self, intents: list[Intent], res: RestResult) -> None:
+    def _handle(self, intents: list[Intent], res: RestResult, exp_ms: int | None = None) -> None:
+        if res.ok and res.code == S_EXP_TIME_PASSED:
+            # The venue got to the request after its deadline and processed nothing: not placed.
+            for it in intents:
+                self.counts["rejected"] += 1
+                self.counts["expired"] += 1
+                self._outcome(it, "rejected", reason="expTime_passed", code=res.code)
+            return
         if res.status == 429:
             # The rate limiter answered before the order was processed: not placed.
             for it in intents:
@@ -173,7 +196,7 @@ class Dispatcher:
                 self.counts["unknown"] += 1
                 self._outcome(it, "unknown", reason=res.error or f"status {res.status}")
                 self.on_unknown({"clOrdId": it.cl_ord_id, "instId": it.inst, "side": it.side, "sz": it.sz,
-                                 "group": it.group, "leg": it.leg})
+                                 "group": it.group, "leg": it.leg, "expTime": exp_ms})
             if len(intents) > 1:
                 self._groups[intents[0].group or ""] = {it.leg or "": None for it in intents}
             return

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from .clock import sleep_unless, utc_now
+from .clock import now_ms, sleep_unless, utc_now
 from .gate import DispatchGate
 from .inventory import Inventory
 from .venue_client import RestClient
@@ -51,11 +51,20 @@ def compare(local: Mapping[str, float], venue: Mapping[str, float], instruments:
     return diffs
 
 
+S_NO_ORDER = "51603"  # OKX: order does not exist
+
+
 class IntentResolver:
-    """Resolves maybe-dispatched intents by ``GET /trade/order?clOrdId=`` (never by re-sending)."""
+    """Resolves maybe-dispatched intents by ``GET /trade/order?clOrdId=`` (never by re-sending).
+
+    "Not found" is final only once the original request can no longer reach the venue: after its
+    ``expTime`` (which the venue enforces) plus ``margin_ms`` for clock skew. Until then a held or
+    retransmitted request may still land, so the intent stays pending (and reconciliation waits).
+    """
 
     def __init__(self, rest: RestClient, inventory: Inventory, wal: Wal, log: Callable[..., None],
-                 on_resolved: Callable[[dict, bool], None]) -> None:
+                 on_resolved: Callable[[dict, bool], None], margin_ms: int = 500) -> None:
+        self.margin_ms = margin_ms
         self.rest = rest
         self.inv = inventory
         self.wal = wal
@@ -81,6 +90,17 @@ class IntentResolver:
         self.log("intent_resolved", clOrdId=cid, placed=placed, **extra)
         self.on_resolved(item, placed)
 
+    def may_still_arrive(self, item: dict, now: int | None = None) -> bool:
+        """Can the intent's original request still reach the venue (and be accepted)?
+
+        True until ``expTime + margin_ms``. An intent journalled without an expTime (older journal)
+        has no deadline the venue enforces: "not found" is then taken as final, as before.
+        """
+        exp = item.get("expTime")
+        if not isinstance(exp, (int, float)):
+            return False
+        return (now_ms() if now is None else now) <= int(exp) + self.margin_ms
+
     def seen_on_ws(self, d: dict) -> None:
         """A private WS order update proves the order exists."""
         cid = str(d.get("clOrdId") or "")
@@ -104,7 +124,13 @@ class IntentResolver:
                                     str(d.get("side") or item.get("side")), acc)
                 self._done(cid, True, ordId=d.get("ordId"), state=d.get("state"), accFillSz=acc, via="query")
             elif (res.ok and res.code != "0") or res.status == 404:
-                self._done(cid, False, code=res.code, via="query")
+                if res.code == S_NO_ORDER and self.may_still_arrive(item):
+                    if not item.get("not_found_logged"):
+                        item["not_found_logged"] = True
+                        self.log("intent_not_found_before_expiry", clOrdId=cid, expTime=item.get("expTime"),
+                                 margin_ms=self.margin_ms)
+                    continue  # not proof yet: the original request may still be on its way
+                self._done(cid, False, code=res.code, via="query", expTime=item.get("expTime"))
             # transport errors, 429, 5xx: still unknown, try again later
         return not self.pending
 

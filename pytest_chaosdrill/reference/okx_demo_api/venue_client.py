@@ -95,13 +95,25 @@ class RestClient:
             await self._session.close()
 
     def _headers(self, method: str, path: str, body: str) -> dict:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
+        # OKX's format, with milliseconds (e.g. 2020-12-08T09:08:57.715Z): the venue witnesses it as
+        # the moment the request was signed.
+        now = time.time()
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
         return {"OK-ACCESS-KEY": self.cfg.api_key, "OK-ACCESS-PASSPHRASE": self.cfg.api_passphrase,
                 "OK-ACCESS-TIMESTAMP": ts, "OK-ACCESS-SIGN": sign(self.cfg.api_secret, ts, method, path, body),
                 "Content-Type": "application/json"}
 
-    async def request(self, method: str, path: str, params: dict | None = None, body: Any = None) -> RestResult:
-        """One REST call; never raises for transport problems (they come back as ``error``)."""
+    @staticmethod
+    def exp_time_header(exp_time_ms: int | None) -> dict:
+        """OKX's ``expTime`` request header (request effective deadline, Unix ms): the venue refuses
+        the request if it gets to it later, so an order held by the network cannot land after that."""
+        return {} if exp_time_ms is None else {"expTime": str(int(exp_time_ms))}
+
+    async def request(self, method: str, path: str, params: dict | None = None, body: Any = None,
+                      exp_time_ms: int | None = None) -> RestResult:
+        """One REST call; never raises for transport problems (they come back as ``error``).
+
+        ``exp_time_ms`` (order requests): sent as the ``expTime`` header."""
         assert self._session is not None, "RestClient.start() first"
         if params:
             path = path + "?" + urlencode({k: v for k, v in params.items() if v is not None})
@@ -110,7 +122,8 @@ class RestClient:
         t0 = time.monotonic()
         try:
             async with self._session.request(method, self.cfg.rest_url + path, data=payload or None,
-                                             headers=self._headers(method, path, payload)) as resp:
+                                             headers={**self._headers(method, path, payload),
+                                                      **self.exp_time_header(exp_time_ms)}) as resp:
                 text = await resp.text()
                 status = resp.status
         except asyncio.CancelledError:
