@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from .witness import check_no_order_accepted_after_not_found, could_add_exposure, open_orders_in_window
+
 if TYPE_CHECKING:  # pragma: no cover
     from .record import DrillRecord
     from .timeline import Sample
@@ -51,9 +53,8 @@ def ledger_orders(ledger: Sequence[dict[str, Any]], start: float | None = None, 
 
 
 def is_open(order: dict[str, Any]) -> bool:
-    """An order that could add exposure: not flagged reduce-only, or one that grew the position."""
-    ro = order.get("reduceOnly")
-    return not (ro is True or ro == "true") or order.get("effect") in ("open", "flip")
+    """An order that could add exposure (the one definition, shared with the venue's ledger)."""
+    return could_add_exposure(order)
 
 
 def recon_reads(ledger: Sequence[dict[str, Any]], start: float, end: float) -> dict[str, list[float]]:
@@ -97,10 +98,14 @@ def no_open_dispatch_while_blocked(rec: "DrillRecord", grace_ms: float = 100.0) 
     start, end = rec.blocked_window()
     if start is None:
         return CheckResult("no_open_dispatch_while_blocked", None, "OPEN was never observed blocked")
-    opens = [o for o in ledger_orders(rec.ledger, start + grace_ms / 1000, end) if is_open(o)]
+    opens = open_orders_in_window(rec.ledger, start + grace_ms / 1000, end, block_start_mono=start)
     if opens:
+        # Both are findings; the reason says which: decided while blocked, or sent before the block and
+        # delivered during it (the in-flight hazard of a partition).
+        kinds = {k: [o for o in opens if o["kind"] == k] for k in ("decided_while_blocked", "sent_before_block")}
+        said = "; ".join(f"{len(v)} {k.replace('_', ' ')}: {_fmt_orders(v)}" for k, v in kinds.items() if v)
         return CheckResult("no_open_dispatch_while_blocked", False,
-                           f"{len(opens)} OPEN order(s) reached the venue while OPEN was blocked: {_fmt_orders(opens)}")
+                           f"{len(opens)} OPEN order(s) reached the venue while OPEN was blocked ({said})")
     n = len(ledger_orders(rec.ledger, start, end))
     return CheckResult("no_open_dispatch_while_blocked", True,
                        f"venue saw {n} order(s) in the blocked window ({(end - start):.2f}s), none could add exposure")
@@ -401,10 +406,9 @@ def sustained_call_pressure(rec: "DrillRecord", min_calls: int = 5) -> CheckResu
                        f"api_calls {before} before the fault, {during} during it (need ≥{min_calls} more)")
 
 
-def no_order_accepted_after_not_found(run: "DrillRun") -> CheckResult:
-    """The venue accepted no order after answering "not found" for its clOrdId (witness.py)."""
-    from .witness import check_no_order_accepted_after_not_found
-    passed, reason = check_no_order_accepted_after_not_found(run.ledger)
+def no_order_accepted_after_not_found(rec: "DrillRecord") -> CheckResult:
+    """The venue accepted no order after answering "not found" for its clOrdId (the in-flight hazard)."""
+    passed, reason = check_no_order_accepted_after_not_found(rec.ledger)
     return CheckResult("no_order_accepted_after_not_found", passed, reason)
 
 
