@@ -434,13 +434,13 @@ class DockerEngine:
         finally:
             os.unlink(env_path)
 
-    def remove_container(self, container: str) -> bool:
-        """``docker rm -f -v`` one container (with its anonymous volumes); True when it was removed."""
-        return self._docker("rm", "-f", "-v", container, check=False).returncode == 0
+    def remove_container(self, container: str) -> None:
+        """``docker rm -f -v`` one container (with its anonymous volumes); a missing one is no error."""
+        self._docker("rm", "-f", "-v", container, check=False)
 
-    def remove_network(self, network: str) -> bool:
-        """Remove one network; True when it was removed."""
-        return self._docker("network", "rm", network, check=False).returncode == 0
+    def remove_network(self, network: str) -> None:
+        """Remove one network; a missing one is no error."""
+        self._docker("network", "rm", network, check=False)
 
     # -- images ---------------------------------------------------------------------------------
     def image_present(self, image: str) -> bool:

@@ -598,3 +598,15 @@ class DockerTarget:
         self._closed = True
         with contextlib.suppress(ValueError):
             self._backend._targets.remove(self)
+
+
+@contextlib.contextmanager
+def docker_stack(run_id: str, workdir: Path | None = None, compose_file: Path | None = None,
+                 image: str | None = None) -> Iterator[DockerStack]:
+    """The venue + proxy stack alone (what :meth:`DockerBackend.harness` starts on the first drill),
+    for scripts; removed on exit. ``workdir`` is accepted for older callers and unused."""
+    backend = DockerBackend(BackendSettings(run_id=run_id), compose_file=compose_file, image=image)
+    try:
+        yield backend._ensure_stack()
+    finally:
+        backend.close()
