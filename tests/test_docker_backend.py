@@ -103,6 +103,7 @@ status_url: "http://{host}:{status_port}/status"
 files:
   hello: "{data_dir}/hello.json"
 docker:
+  image: chaosdrill-test/tiny-service:latest   # the tag the build gets (a stable one: no image per test run)
   build: {context: ".", dockerfile: Dockerfile}
   status_port: 9000
   env: {SVC_EXTRA: "extra-{drill_id}"}
@@ -317,7 +318,8 @@ def test_any_image_serves_with_placeholders_rendered_inside(service: DockerTarge
     bindings = [b for v in data["NetworkSettings"]["Ports"].values() if v for b in v]
     assert bindings and all(b["HostIp"] == "127.0.0.1" for b in bindings)
     d = service.describe()
-    assert d["image"].startswith("chaosdrill-build/tiny_service:") and d["image_id"].startswith("sha256:")
+    assert d["image"] == "chaosdrill-test/tiny-service:latest" and d["image_id"].startswith("sha256:")
+    assert d["image_built_s"] is not None and d["harness_image_id"].startswith("sha256:")
     assert d["containers"]["target"] == service.container and {"venue", "proxy"} <= set(d["containers"])
     assert d["command"] == "image default" and rendered.command == ["python3", "/svc.py"]
 
