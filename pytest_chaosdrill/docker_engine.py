@@ -366,28 +366,103 @@ class DockerEngine:
             args.append("--internal")
         return self._docker(*args, name).stdout.strip()
 
-    def run_container(
-        self, image: str, command: Sequence[str] | None = None, *, name: str | None = None,
-        network: str | None = None, ports: Mapping[int, int | None] | None = None,
-        env: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
-        init: bool = True, extra_args: Sequence[str] = (),
-    ) -> str:
-        """``docker run -d`` a labelled container; ``ports`` maps container port to host port
-        (None: a free one), always published on 127.0.0.1 only. Returns the container id."""
-        self._closed = False
-        args = ["run", "-d", *self._label_args(labels)]
+    def _container_args(
+        self, image: str, command: Sequence[str] | None, *, name: str | None, network: str | None,
+        ports: Mapping[int, int | None] | None, env: Mapping[str, str] | None, labels: Mapping[str, str] | None,
+        init: bool, user: str | None, volumes: Mapping[str | Path, str] | None, env_file: str | Path | None,
+        extra_args: Sequence[str],
+    ) -> list[str]:
+        args = [*self._label_args(labels)]
         if init:
             args.append("--init")  # tini as PID 1, so SIGTERM ends the process promptly
         if name:
             args += ["--name", name]
         if network:
             args += ["--network", network]
+        if user:
+            args += ["--user", user]
         for cport, hport in (ports or {}).items():
             args += ["-p", f"127.0.0.1:{hport or ''}:{cport}"]
+        for host_path, container_path in (volumes or {}).items():
+            args += ["-v", f"{Path(host_path).resolve()}:{container_path}"]
+        if env_file is not None:
+            args += ["--env-file", str(env_file)]
         for key, value in (env or {}).items():
             args += ["-e", f"{key}={value}"]
-        args += [*extra_args, image, *(command or [])]
-        return self._docker(*args).stdout.strip()
+        return [*args, *extra_args, image, *(command or [])]
+
+    def run_container(
+        self, image: str, command: Sequence[str] | None = None, *, name: str | None = None,
+        network: str | None = None, ports: Mapping[int, int | None] | None = None,
+        env: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
+        init: bool = True, user: str | None = None, volumes: Mapping[str | Path, str] | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> str:
+        """``docker run -d`` a labelled container; ``ports`` maps container port to host port
+        (None: a free one), always published on 127.0.0.1 only. Returns the container id."""
+        self._closed = False
+        args = self._container_args(image, command, name=name, network=network, ports=ports, env=env, labels=labels,
+                                    init=init, user=user, volumes=volumes, env_file=None, extra_args=extra_args)
+        return self._docker("run", "-d", *args).stdout.strip()
+
+    def create_container(
+        self, image: str, command: Sequence[str] | None = None, *, name: str | None = None,
+        network: str | None = None, ports: Mapping[int, int | None] | None = None,
+        env: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
+        init: bool = True, user: str | None = None, volumes: Mapping[str | Path, str] | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> str:
+        """``docker create`` a labelled container (not started; attach more networks first, then
+        :meth:`start`). ``command`` None keeps the image's CMD. ``env`` goes through a private
+        (0600) env file deleted right after, so values never appear on a command line.
+        Returns the container id."""
+        import tempfile
+
+        self._closed = False
+        for key, value in (env or {}).items():
+            if "\n" in value or "\r" in value or "=" in key or not key:
+                raise ValueError(f"environment variable {key!r}: names must be non-empty without '=', "
+                                 "values single-line (docker env files cannot carry newlines)")
+        fd, env_path = tempfile.mkstemp(prefix="chaosdrill-env-", suffix=".list")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.writelines(f"{k}={v}\n" for k, v in (env or {}).items())
+            args = self._container_args(image, command, name=name, network=network, ports=ports, env=None,
+                                        labels=labels, init=init, user=user, volumes=volumes, env_file=env_path,
+                                        extra_args=extra_args)
+            return self._docker("create", *args).stdout.strip()
+        finally:
+            os.unlink(env_path)
+
+    def remove_container(self, container: str) -> None:
+        """``docker rm -f -v`` one container (with its anonymous volumes); a missing one is no error."""
+        self._docker("rm", "-f", "-v", container, check=False)
+
+    def remove_network(self, network: str) -> None:
+        """Remove one network; a missing one is no error."""
+        self._docker("network", "rm", network, check=False)
+
+    # -- images ---------------------------------------------------------------------------------
+    def image_present(self, image: str) -> bool:
+        """Whether the engine has ``image`` locally (no registry is asked)."""
+        return self._docker("image", "inspect", image, check=False).returncode == 0
+
+    def pull(self, image: str, timeout: float = 300.0) -> None:
+        """``docker pull`` (raises :class:`DockerError` with the engine's reason when it fails)."""
+        self._docker("pull", image, timeout=timeout)
+
+    def build_image(self, context: str | Path, tag: str, *, dockerfile: str | Path | None = None,
+                    labels: Mapping[str, str] | None = None, timeout: float = 900.0) -> str:
+        """Build ``context`` into ``tag`` with the legacy builder (needs no registry and no buildx
+        plugin, only what ``FROM`` names must be local); returns the image id. A failure raises
+        :class:`DockerError` carrying the build output's tail."""
+        args = [self.docker, "build", "--force-rm", "-t", tag]
+        if dockerfile is not None:
+            args += ["-f", str(dockerfile)]
+        for key, value in (labels or {}).items():
+            args += ["--label", f"{key}={value}"]
+        _run([*args, str(context)], env={**os.environ, "DOCKER_BUILDKIT": "0"}, timeout=timeout)
+        return str(self.image_info(tag)["Id"])
 
     # -- compose --------------------------------------------------------------------------------
     @property
@@ -481,7 +556,7 @@ class DockerEngine:
         raise DockerError(["port", container, str(container_port)], None, "", f"{container_port}/{proto} is not published")
 
     def image_info(self, image: str) -> dict[str, Any]:
-        """Id, RepoTags, RepoDigests (empty for never-pushed local images), Created, Labels."""
+        """Id, RepoTags, RepoDigests (empty for never-pushed local images), Created, Labels, Entrypoint, Cmd."""
         data = json.loads(self._docker("image", "inspect", image).stdout)[0]
         return {
             "Id": data.get("Id"),
@@ -489,11 +564,17 @@ class DockerEngine:
             "RepoDigests": data.get("RepoDigests") or [],
             "Created": data.get("Created"),
             "Labels": (data.get("Config") or {}).get("Labels") or {},
+            "Entrypoint": (data.get("Config") or {}).get("Entrypoint") or [],
+            "Cmd": (data.get("Config") or {}).get("Cmd") or [],
         }
 
-    def logs(self, container: str, *, tail: int | None = None, timestamps: bool = False) -> str:
-        """The container's stdout and stderr, interleaved as the engine stored them."""
+    def logs(self, container: str, *, tail: int | None = None, timestamps: bool = False,
+             since: str | None = None) -> str:
+        """The container's stdout and stderr, interleaved as the engine stored them (``since``: an
+        RFC 3339 time, only lines after it)."""
         args = [self.docker, "logs"]
+        if since is not None:
+            args += ["--since", since]
         if tail is not None:
             args += ["--tail", str(tail)]
         if timestamps:
@@ -596,12 +677,14 @@ class DockerEngine:
         return proof
 
     def start(self, container: str, timeout: float = 30.0) -> dict[str, Any]:
-        """Start a stopped container; proof: Running true with a new StartedAt (and Pid)."""
+        """Start a created or stopped container; proof: Running true with a new StartedAt (and Pid).
+
+        Waits for the new StartedAt only, not for Running: a service that dies at once is then
+        reported (``running`` false, its exit code) instead of timing out."""
         before = self.inspect(container)["State"]
         self._docker("start", container)
-        after = self.wait_for(container, lambda d: bool(d["State"].get("Running")) and
-                              d["State"].get("StartedAt") != before.get("StartedAt"),
-                              timeout=timeout, what="running again")
+        after = self.wait_for(container, lambda d: d["State"].get("StartedAt") != before.get("StartedAt"),
+                              timeout=timeout, what="started")
         proof = self._state_proof(after)
         proof.update({"action": "start", "started_at_before": before.get("StartedAt"),
                       "proven": proof["running"] is True and proof["started_at"] != before.get("StartedAt")})

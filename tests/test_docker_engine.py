@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -276,8 +277,55 @@ def test_sigterm_to_the_runner_still_tears_down(image: str, tmp_path: Path) -> N
         de.reap(f"{de.RUN_ID_KEY}={rid}")
 
 
+def test_create_container_env_user_volumes_and_image_cmd(engine: DockerEngine, image: str, tmp_path: Path) -> None:
+    """create_container: not started until start(); env (through an env file) arrives; the host
+    user owns what it writes in a bind mount; no command keeps the image's CMD."""
+    out = tmp_path / "out"
+    out.mkdir()
+    script = "import os; open('/out/f', 'w').write(os.environ['WIP_VALUE'])"
+    cid = engine.create_container(image, ["python3", "-c", script], env={"WIP_VALUE": "a b=c 'd'"},
+                                  user=f"{os.getuid()}:{os.getgid()}", volumes={out: "/out"})
+    assert engine.state(cid)["Status"] == "created"
+    started = engine.start(cid)
+    assert started["action"] == "start"
+    assert engine.wait_exit(cid, 30) == 0, engine.logs(cid)
+    assert (out / "f").read_text() == "a b=c 'd'"
+    assert (out / "f").stat().st_uid == os.getuid()
+    with pytest.raises(ValueError, match="single-line"):
+        engine.create_container(image, env={"BAD": "two\nlines"})
+    default = engine.create_container(image)
+    assert engine.inspect(default)["Config"]["Cmd"] == engine.image_info(image)["Cmd"] == ["chaosdrill", "--help"]
+    engine.remove_container(default)
+    engine.remove_container(default)  # already gone: no error
+    assert subprocess.run(["docker", "inspect", default], capture_output=True).returncode != 0
+
+
+def test_build_image_from_a_local_base(engine: DockerEngine, image: str, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(f"FROM {image}\nCMD [\"echo\", \"built-marker\"]\n")
+    tag = f"chaosdrill-test/build:{uuid.uuid4().hex[:8]}"
+    try:
+        image_id = engine.build_image(tmp_path, tag, labels={"io.chaosdrill.image": "test"})
+        info = engine.image_info(tag)
+        assert info["Id"] == image_id and info["Labels"]["io.chaosdrill.image"] == "test"
+        assert info["Cmd"] == ["echo", "built-marker"]
+        (tmp_path / "Dockerfile").write_text("FROM chaosdrill/no-such-base:never\n")
+        with pytest.raises(de.DockerError):
+            engine.build_image(tmp_path, tag + "-bad")
+    finally:
+        subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True)
+
+
+def test_logs_since(engine: DockerEngine, image: str) -> None:
+    cid = engine.run_container(image, ["sh", "-c", "echo early-marker; sleep 2; echo late-marker; sleep 30"])
+    _poll(lambda: "early-marker" in engine.logs(cid), 30, "first line")
+    since = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    _poll(lambda: "late-marker" in engine.logs(cid), 30, "second line")
+    text = engine.logs(cid, since=since)
+    assert "late-marker" in text and "early-marker" not in text
+
+
 # ---------------------------------------------------------------------------------------------
-# the compose file: venue, proxy and target from one image
+# the compose file: the harness (venue and proxy) from the project image
 
 
 def _image_has(image: str, *command: str) -> bool:
@@ -291,58 +339,31 @@ def _image_has(image: str, *command: str) -> bool:
 def compose_ready(image: str) -> str:
     if de.compose_command() is None:
         _skip_or_fail("neither `docker compose` nor `docker-compose` is installed")
-    missing = [c for c in ("venue", "proxy", "target") if not _image_has(image, c)]
+    missing = [c for c in ("venue", "proxy") if not _image_has(image, c)]
     if missing:
-        pytest.skip(f"image {image} has no working `chaosdrill {'/'.join(missing)}` yet")
+        _skip_or_fail(f"image {image} has no working `chaosdrill {'/'.join(missing)}`")
     return image
 
 
-def test_compose_up_serves_venue_and_target_and_down_leaves_nothing(
-        engine: DockerEngine, compose_ready: str, tmp_path: Path) -> None:
-    control, data = tmp_path / "control", tmp_path / "data"
-    control.mkdir()
-    data.mkdir()
+def test_compose_up_serves_venue_and_proxy_and_down_leaves_nothing(engine: DockerEngine, compose_ready: str) -> None:
     project = f"cd{uuid.uuid4().hex[:10]}"
-    env = {"CHAOSDRILL_TARGET_CONTROL_DIR": str(control), "CHAOSDRILL_TARGET_DATA_DIR": str(data),
-           "CHAOSDRILL_IMAGE": compose_ready, "CHAOSDRILL_UID": str(os.getuid()), "CHAOSDRILL_GID": str(os.getgid()),
-           "CHAOSDRILL_TARGET_ARGS": f"--build-id ci-{project}"}
-    ids = engine.compose_up(COMPOSE_FILE, project, env)
-    assert set(ids) == {"venue", "proxy", "target"}
-    for service in ("venue", "proxy", "target"):
+    ids = engine.compose_up(COMPOSE_FILE, project, {"CHAOSDRILL_IMAGE": compose_ready})
+    assert set(ids) == {"venue", "proxy"}    # the service under drill is not a compose service
+    for service in ids:
         labels = engine.inspect(ids[service])["Config"]["Labels"]
         assert labels[de.RUN_ID_KEY] == engine.run_id and labels[de.MANAGED_KEY] == "true"
         engine.wait_healthy(ids[service], timeout=90)
-
-    venue_time = f"http://127.0.0.1:{engine.host_port(ids['venue'], 8900)}/api/v5/public/time"
-    target_health = f"http://127.0.0.1:{engine.host_port(ids['target'], 8080)}/healthz"
-    _poll(lambda: _http_ok(venue_time), 30, "venue /api/v5/public/time via 127.0.0.1")
-    _poll(lambda: _http_ok(target_health), 30, "target /healthz via 127.0.0.1")
-    for service in ids:
         bindings = engine.inspect(ids[service])["NetworkSettings"]["Ports"]
         assert all(b["HostIp"] == "127.0.0.1" for v in bindings.values() if v for b in v)
-
-    # The drill's network cut: target off `core`, still sampled by the host.
+    venue_time = f"http://127.0.0.1:{engine.host_port(ids['venue'], 8900)}/api/v5/public/time"
+    proxy_version = f"http://127.0.0.1:{engine.host_port(ids['proxy'], 8474)}/version"
+    _poll(lambda: _http_ok(venue_time), 30, "venue via 127.0.0.1")
+    _poll(lambda: _http_ok(proxy_version), 30, "proxy API via 127.0.0.1")
     core = engine.compose_network(project, "core")
     assert core == f"{project}_core"
-    proof = engine.network_disconnect(core, ids["target"])
-    assert proof["proven"] is True
-    assert _http_ok(target_health)
-    probe = ["python3", "-c", "import urllib.request as u; u.urlopen('http://venue:8900/api/v5/public/time', timeout=2)"]
-    assert engine.exec(ids["target"], probe, timeout=20).returncode != 0
-    back = engine.network_connect(core, ids["target"])
-    assert back["proven"] is True
-
-    # The bind mounts carry the ops channel both ways: STOP in, run_manifest.json out, and the
-    # provenance baked into the image reaches the manifest (the seeds' runs said "unknown").
-    (control / "STOP").write_text("drill\n")
-    stopped = engine.wait_for(ids["target"], lambda d: not d["State"]["Running"], timeout=60,
-                              what="target exit after STOP")
-    assert stopped["State"]["ExitCode"] == 0, engine.logs(ids["target"], tail=40)
-    manifest = json.loads((data / "run_manifest.json").read_text())
-    assert manifest["stop_reason"] == "stop_file" and manifest["status"] == "interrupted"
-    assert manifest["git_commit"] not in ("", "unknown") and manifest["docker_image_tag"] == compose_ready
-    assert manifest["build_id"] == f"ci-{project}"  # CHAOSDRILL_TARGET_ARGS reached the target
-
+    net = json.loads(subprocess.run(["docker", "network", "inspect", core], capture_output=True, text=True,
+                                    check=True).stdout)[0]
+    assert net["Internal"] is True and set(net["Containers"]) == set(ids.values())
     assert engine.compose_down(project=project) == []
     assert de.leftovers(f"{de.COMPOSE_PROJECT_KEY}={project}") == []
     assert engine.leftovers() == []
@@ -354,8 +375,6 @@ def test_pytest_docker_docker_services_runs_the_compose_file(compose_ready: str,
     session-scoped fixtures do not mix with this session's)."""
     project = f"pd{uuid.uuid4().hex[:10]}"
     rid = _new_run_id()
-    (tmp_path / "control").mkdir()
-    (tmp_path / "data").mkdir()
     (tmp_path / "conftest.py").write_text(textwrap.dedent(f"""
         import pytest
         from pytest_chaosdrill.docker_engine import docker_services_settings
@@ -383,13 +402,11 @@ def test_pytest_docker_docker_services_runs_the_compose_file(compose_ready: str,
 
         def test_services_answer(docker_services, docker_ip):
             venue = f"http://{docker_ip}:{docker_services.port_for('venue', 8900)}/api/v5/public/time"
-            target = f"http://{docker_ip}:{docker_services.port_for('target', 8080)}/healthz"
+            proxy = f"http://{docker_ip}:{docker_services.port_for('proxy', 8474)}/version"
             docker_services.wait_until_responsive(check=lambda: ok(venue), timeout=60, pause=0.2)
-            docker_services.wait_until_responsive(check=lambda: ok(target), timeout=60, pause=0.2)
+            docker_services.wait_until_responsive(check=lambda: ok(proxy), timeout=60, pause=0.2)
     """))
-    env = {**os.environ, "CHAOSDRILL_RUN_ID": rid, "CHAOSDRILL_IMAGE": compose_ready,
-           "CHAOSDRILL_TARGET_CONTROL_DIR": str(tmp_path / "control"),
-           "CHAOSDRILL_TARGET_DATA_DIR": str(tmp_path / "data")}
+    env = {**os.environ, "CHAOSDRILL_RUN_ID": rid, "CHAOSDRILL_IMAGE": compose_ready}
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:chaosdrill",
@@ -404,37 +421,27 @@ def test_pytest_docker_docker_services_runs_the_compose_file(compose_ready: str,
         de.reap(f"{de.RUN_ID_KEY}={rid}")
 
 
-def test_compose_up_failure_carries_the_service_logs(engine: DockerEngine, image: str, tmp_path: Path) -> None:
-    """A service that cannot become healthy fails compose_up with its own log lines in the error,
-    and teardown still removes the half-started project."""
+def test_compose_up_failure_carries_the_service_logs(engine: DockerEngine, image: str) -> None:
+    """A venue that cannot become healthy fails compose_up (the proxy waits for it) with its own
+    log lines in the error, and teardown still removes the half-started project."""
     if de.compose_command() is None:
         _skip_or_fail("neither `docker compose` nor `docker-compose` is installed")
     project = f"cf{uuid.uuid4().hex[:10]}"
-    env = {"CHAOSDRILL_TARGET_CONTROL_DIR": str(tmp_path), "CHAOSDRILL_TARGET_DATA_DIR": str(tmp_path),
-           "CHAOSDRILL_IMAGE": image,
-           # The venue exits at once with a recognisable line, so the target never starts.
-           "CHAOSDRILL_VENUE_ARGS": "--no-such-option-marker"}
+    # The venue exits at once with a recognisable line, so the proxy never starts.
+    env = {"CHAOSDRILL_IMAGE": image, "CHAOSDRILL_VENUE_ARGS": "--no-such-option-marker"}
     with pytest.raises(de.DockerError) as info:
-        engine.compose_up(COMPOSE_FILE, project, env, services=["venue", "target"], timeout=120)
+        engine.compose_up(COMPOSE_FILE, project, env, services=["venue", "proxy"], timeout=120)
     assert "no-such-option-marker" in str(info.value)
     engine.teardown()
     assert de.leftovers(f"{de.COMPOSE_PROJECT_KEY}={project}") == []
 
 
-def test_compose_target_reaches_the_venue_through_the_proxy(
-        engine: DockerEngine, compose_ready: str, tmp_path: Path) -> None:
-    """The layout a proxy drill needs: the target's venue URLs point at a proxy listener, the host
-    creates that listener through the proxy's published API, and the proxy's counters show the
-    target's traffic crossing it."""
-    (tmp_path / "control").mkdir()
-    (tmp_path / "data").mkdir()
+def test_a_container_on_core_reaches_the_venue_through_the_proxy(engine: DockerEngine, compose_ready: str) -> None:
+    """The layout a proxy drill needs: a container on the project's `core` network talks to a proxy
+    listener the host created through the proxy's published API, and the proxy's counters show the
+    traffic crossing it."""
     project = f"cp{uuid.uuid4().hex[:10]}"
-    env = {"CHAOSDRILL_TARGET_CONTROL_DIR": str(tmp_path / "control"),
-           "CHAOSDRILL_TARGET_DATA_DIR": str(tmp_path / "data"), "CHAOSDRILL_IMAGE": compose_ready,
-           "CHAOSDRILL_OKX_REST_URL": "http://proxy:18900",
-           "CHAOSDRILL_OKX_WS_PUBLIC_URL": "ws://proxy:18900/ws/v5/public",
-           "CHAOSDRILL_OKX_WS_PRIVATE_URL": "ws://proxy:18900/ws/v5/private"}
-    ids = engine.compose_up(COMPOSE_FILE, project, env)
+    ids = engine.compose_up(COMPOSE_FILE, project, {"CHAOSDRILL_IMAGE": compose_ready})
     engine.wait_healthy(ids["proxy"], timeout=90)
     api = f"http://127.0.0.1:{engine.host_port(ids['proxy'], 8474)}"
     body = json.dumps({"name": "venue", "listen": "0.0.0.0:18900", "upstream": "venue:8900"}).encode()
@@ -442,11 +449,11 @@ def test_compose_target_reaches_the_venue_through_the_proxy(
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status in (200, 201)
-
-    def crossed() -> bool:
-        with urllib.request.urlopen(f"{api}/proxies/venue/counters", timeout=5) as resp:
-            c = json.loads(resp.read())
-        return int(c.get("bytes_upstream", 0)) > 0 and int(c.get("bytes_downstream", 0)) > 0
-
-    _poll(crossed, 60, "target traffic through the proxy")
+    client = engine.run_container(compose_ready, ["sleep", "60"], network=engine.compose_network(project, "core"))
+    probe = ["python3", "-c", "import urllib.request as u; u.urlopen('http://proxy:18900/api/v5/public/time', timeout=2)"]
+    _poll(lambda: engine.exec(client, probe).returncode == 0, 30, "client reaching the venue through the proxy")
+    with urllib.request.urlopen(f"{api}/proxies/venue/counters", timeout=5) as resp:
+        c = json.loads(resp.read())
+    assert int(c.get("bytes_upstream", 0)) > 0 and int(c.get("bytes_downstream", 0)) > 0
+    engine.remove_container(client)
     assert engine.compose_down(project=project) == []

@@ -1,30 +1,187 @@
-"""The ``docker`` backend: venue, fault proxy and target as compose services on a real engine.
+"""The ``docker`` backend: any service image, drilled next to a containerised venue and fault proxy.
 
-The venue and the proxy are session services started by pytest-docker (``get_docker_services``) and
-reset before every drill; each drill gets a fresh target container with its own control and data
-folders bind-mounted from the host, so STOP files, hooks, manifests and fingerprints are read the
-same way as with the process backend. Process faults act on the container through the engine and
-their proof is the engine's own state (``docker inspect``).
+Session resources: the venue simulator and the fault proxy, two compose services from the project
+image (``docker/docker-compose.yml``), started once by pytest-docker on the first drill and brought
+down by :meth:`DockerBackend.close`. Per drill: the venue is reset, the proxy gets a fresh ``venue``
+link (``proxy:8901`` -> ``venue:8900``), and the service runs from the image its target file's
+``docker:`` section names (or builds), created with the engine directly: on the compose project's
+internal ``core`` network (its only way to the proxy) and on an edge network of its own (where its
+status port is published on 127.0.0.1), with the drill's control and data folders bind-mounted at
+``/control`` and ``/data``. Faults act on that container through the engine and their proof is the
+engine's own state (``docker inspect``). See ``docs/docker.md``.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
+import socket
+import string
 import time
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from ..docker_engine import DockerEngine, DockerError, default_compose_file, reap
-from ..target import RenderedTarget
+from ..docker_engine import DockerEngine, DockerError, compose_command, default_compose_file, engine_available, reap
+from ..target import RenderedTarget, TargetConfigError
+from ..wiring import ProxyLink, VenueEndpoints
+from .base import (EXIT, KILL, NETWORK_CUT, PAUSE, START, Backend, BackendSettings, BackendUnavailable, DrillSite,
+                   Harness)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..target import TargetConfig
 
 VENUE_PORT = 8900
 PROXY_API_PORT = 8474
-PROXY_LISTEN_PORT = 8901          # inside the compose network: the target's only way to the venue
+PROXY_LISTEN_PORT = 8901          # inside the proxy container: the target's only way to the venue
+#: The project image the venue and the proxy run from (``CHAOSDRILL_IMAGE`` overrides it).
 DEFAULT_IMAGE = "chaosdrill/target:latest"
-# Keys the compose file sets for the container itself; the target file's values are host-side.
-_CONTAINER_SIDE = {"OKX_REST_URL", "OKX_WS_PUBLIC_URL", "OKX_WS_PRIVATE_URL", "TARGET_HOST", "TARGET_PORT",
-                   "TARGET_CONTROL_DIR", "TARGET_DATA_DIR"}
+DEFAULT_STATUS_PORT = 8080
+CONTAINER_CONTROL_DIR = "/control"
+CONTAINER_DATA_DIR = "/data"
+INSTALL_HINT = "pip install 'pytest-chaosdrill[docker]'"
+
+#: JSON schema (Draft 2020-12 vocabulary; no ``$schema``/``$id`` so it embeds as a subschema) of a
+#: target file's ``docker:`` section. :meth:`DockerSpec.from_config` enforces the same rules with
+#: messages naming the file and the field.
+DOCKER_SECTION_SCHEMA: dict[str, Any] = {
+    "title": "docker",
+    "description": "How the docker backend runs this service: the image (or how to build it), its command, "
+                   "the container port of its status endpoint, extra environment.",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "image": {
+            "type": "string", "minLength": 1,
+            "description": "Image reference; ${VAR} and ${VAR:-default} are taken from the environment. "
+                           "With build: the tag the build gets.",
+        },
+        "build": {
+            "description": "Build the image locally (legacy builder, no registry): a context folder, relative to "
+                           "the target file's folder, or {context, dockerfile}.",
+            "oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "object", "additionalProperties": False,
+                 "properties": {"context": {"type": "string", "minLength": 1},
+                                "dockerfile": {"type": "string", "minLength": 1}}},
+            ],
+        },
+        "command": {
+            "type": "array", "minItems": 1, "items": {"type": "string"},
+            "description": "The container's command, placeholders filled as the container sees them; "
+                           "default: the image's own ENTRYPOINT/CMD.",
+        },
+        "status_port": {
+            "type": "integer", "minimum": 1, "maximum": 65535, "default": DEFAULT_STATUS_PORT,
+            "description": "The container port the status endpoint listens on ({status_port} inside).",
+        },
+        "env": {
+            "type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]},
+            "description": "Merged over the target file's env for the container; placeholders filled.",
+        },
+    },
+    "anyOf": [{"required": ["image"]}, {"required": ["build"]}],
+}
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(text: str, where: str) -> str:
+    """``${VAR}`` / ``${VAR:-default}`` from the process environment (compose's syntax)."""
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        value = os.environ.get(name)
+        if value:
+            return value
+        if default is None:
+            raise TargetConfigError(f"{where}: environment variable {name} is not set (write ${{{name}:-default}})")
+        return default
+    return _ENV_REF.sub(sub, text)
+
+
+@dataclass(frozen=True)
+class DockerSpec:
+    """A target file's ``docker:`` section, validated."""
+
+    image: str | None                  # the reference to run, or the tag a build gets
+    build_context: Path | None = None
+    dockerfile: Path | None = None     # absolute
+    command: tuple[str, ...] | None = None
+    status_port: int = DEFAULT_STATUS_PORT
+    env: Mapping[str, str] = field(default_factory=dict)
+    source: str = ""
+
+    @classmethod
+    def from_config(cls, config: "TargetConfig") -> "DockerSpec":
+        """Validate ``config.docker``; :class:`TargetConfigError` names the target file and the field."""
+        src = str(config.source or config.name)
+        raw = config.docker
+
+        def bad(fld: str, msg: str) -> TargetConfigError:
+            return TargetConfigError(f"{src}: field 'docker.{fld}': {msg}" if fld else f"{src}: {msg}")
+
+        if not raw:
+            raise bad("", "the docker backend needs a 'docker:' section (docker.image, or docker.build)")
+        if not isinstance(raw, Mapping):
+            raise bad("", "field 'docker' must be a mapping")
+        unknown = sorted(set(raw) - set(DOCKER_SECTION_SCHEMA["properties"]))
+        if unknown:
+            raise bad(unknown[0], f"unknown key; known: {', '.join(DOCKER_SECTION_SCHEMA['properties'])}")
+        image = raw.get("image")
+        if image is not None and (not isinstance(image, str) or not image.strip()):
+            raise bad("image", "must be a non-empty string")
+        build = raw.get("build")
+        context = dockerfile = None
+        if build is not None:
+            if isinstance(build, str):
+                build = {"context": build}
+            if not isinstance(build, Mapping):
+                raise bad("build", "must be a folder (string) or a mapping {context, dockerfile}")
+            extra = sorted(set(build) - {"context", "dockerfile"})
+            if extra:
+                raise bad(f"build.{extra[0]}", "unknown key; known: context, dockerfile")
+            for key in ("context", "dockerfile"):
+                if key in build and (not isinstance(build[key], str) or not build[key].strip()):
+                    raise bad(f"build.{key}", "must be a non-empty string")
+            base = config.source.resolve().parent if config.source else Path.cwd()
+            context = (base / str(build.get("context", "."))).resolve()
+            if not context.is_dir():
+                raise bad("build.context", f"{context} is not a folder (relative paths start at {base})")
+            dockerfile = (context / str(build.get("dockerfile", "Dockerfile"))).resolve()
+            if not dockerfile.is_file():
+                raise bad("build.dockerfile", f"{dockerfile} does not exist")
+        elif image is None:
+            raise bad("image", "required unless docker.build is given")
+        if image is not None:
+            image = _expand_env(image.strip(), f"{src}: field 'docker.image'")
+        command = raw.get("command")
+        if command is not None:
+            if isinstance(command, str) or not isinstance(command, list) or not command \
+                    or not all(isinstance(c, str) for c in command):
+                raise bad("command", "must be a non-empty list of strings")
+            command = tuple(command)
+        port = raw.get("status_port", DEFAULT_STATUS_PORT)
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise bad("status_port", f"must be a port number 1-65535, got {port!r}")
+        env = raw.get("env") or {}
+        if not isinstance(env, Mapping):
+            raise bad("env", "must be a mapping")
+        for k, v in env.items():
+            if not isinstance(v, (str, int, float, bool)):
+                raise bad(f"env.{k}", "must be a string, number or boolean")
+        return cls(image=image, build_context=context, dockerfile=dockerfile, command=command, status_port=port,
+                   env={str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in env.items()},
+                   source=src)
+
+    def build_tag(self, target_name: str) -> str:
+        """The tag a build gets: ``docker.image``, else one derived from the target name and the context."""
+        if self.image:
+            return self.image
+        key = hashlib.sha1(f"{self.build_context}\0{self.dockerfile}".encode()).hexdigest()[:12]
+        return f"chaosdrill-build/{re.sub(r'[^a-z0-9_.-]+', '-', target_name.lower()).strip('-.') or 'target'}:{key}"
 
 
 @dataclass
@@ -37,55 +194,27 @@ class DockerStack:
     image: str
     venue_url: str
     proxy_api_url: str
-    env: dict[str, str]
     image_info: dict[str, Any] = field(default_factory=dict)
     reaped: list[str] = field(default_factory=list)   # leftovers of killed runs removed at start
+    core_network: str = ""
 
     def container(self, service: str) -> str | None:
         return self.engine.container_ids(self.project).get(service)
 
 
 @contextlib.contextmanager
-def docker_stack(run_id: str, workdir: Path, compose_file: Path | None = None, image: str | None = None,
-                 compose: str | None = None) -> Iterator[DockerStack]:
-    """Start venue + proxy with pytest-docker and wait until both answer; tear everything down after."""
-    from pytest_docker.plugin import get_docker_services
-
-    from ..docker_engine import compose_command
-
-    compose = compose or compose_command()
-    if compose is None:
-        raise DockerError(["docker", "compose"], None, "", "neither `docker compose` nor `docker-compose` is installed")
-    compose_file = Path(compose_file or default_compose_file()).resolve()
-    image = image or os.environ.get("CHAOSDRILL_IMAGE", DEFAULT_IMAGE)
-    project = f"chaosdrill_{run_id[-16:]}".replace("-", "_").lower()
-    (workdir / "control").mkdir(parents=True, exist_ok=True)
-    (workdir / "data").mkdir(parents=True, exist_ok=True)
-    env = {"CHAOSDRILL_IMAGE": image, "CHAOSDRILL_RUN_ID": run_id,
-           "CHAOSDRILL_TARGET_CONTROL_DIR": str(workdir / "control"),
-           "CHAOSDRILL_TARGET_DATA_DIR": str(workdir / "data")}
-    engine = DockerEngine(run_id, compose=compose)
-    # What a killed run left (labelled io.chaosdrill.managed) goes first; an hour keeps a concurrent
-    # session's resources safe.
-    reaped = reap(older_than_s=3600)
-    image_info = engine.image_info(image)  # raises DockerError with a clear message when not built
+def _environ(env: Mapping[str, str]) -> Iterator[None]:
+    """Set ``env`` in ``os.environ`` for a while: pytest-docker's compose calls read the process environment."""
     saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # pytest-docker's compose calls read the process environment
+    os.environ.update(env)
     try:
-        with get_docker_services(compose, str(compose_file), project, ["up -d venue proxy"],
-                                 ["down -v --remove-orphans -t 5"]) as services:
-            venue_url = f"http://127.0.0.1:{services.port_for('venue', VENUE_PORT)}"
-            proxy_url = f"http://127.0.0.1:{services.port_for('proxy', PROXY_API_PORT)}"
-            services.wait_until_responsive(lambda: _answers(f"{venue_url}/api/v5/public/time"), timeout=60, pause=0.2)
-            services.wait_until_responsive(lambda: _answers(f"{proxy_url}/version"), timeout=60, pause=0.2)
-            yield DockerStack(engine, compose_file, project, image, venue_url, proxy_url, env, image_info, reaped)
+        yield
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        engine.teardown()
 
 
 def _answers(url: str) -> bool:
@@ -97,141 +226,387 @@ def _answers(url: str) -> bool:
         return False
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class DockerBackend(Backend):
+    """Runs any service image (the target file's ``docker:`` section) against a venue and a fault
+    proxy in containers; kill, pause and network cuts are proven by the engine's own state."""
+
+    name = "docker"
+    capabilities = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT})
+    extra = "docker"
+
+    def __init__(self, settings: BackendSettings, *, compose_file: Path | None = None,
+                 image: str | None = None) -> None:
+        super().__init__(settings)
+        #: the project image of the venue and the proxy
+        self.image = image or os.environ.get("CHAOSDRILL_IMAGE") or DEFAULT_IMAGE
+        self.compose_file = Path(compose_file) if compose_file else None
+        # xdist workers of one session share its run id: each worker labels (and reaps) its own.
+        self.run_id = settings.run_id + (f"-w{settings.worker_index}" if settings.worker_index else "")
+        self.project = "chaosdrill_" + hashlib.sha1(self.run_id.encode()).hexdigest()[:12]
+        self.engine: DockerEngine | None = None
+        self.stack: DockerStack | None = None
+        self._stack_cm: contextlib.ExitStack | None = None
+        self._checked: str | None = None          # "" when available, else the reason
+        self._compose: str | None = None
+        self._images: dict[tuple[Any, ...], tuple[str, dict[str, Any], float | None]] = {}
+        self._targets: list[DockerTarget] = []
+
+    # -- availability ---------------------------------------------------------------------------
+    def check_available(self) -> None:
+        """Raise :class:`BackendUnavailable` (pytest-docker missing, no engine, no compose, project
+        image not built); checked once per session."""
+        if self._checked is None:
+            self._checked = self._why_unavailable()
+        if self._checked:
+            raise BackendUnavailable(self._checked)
+
+    def _why_unavailable(self) -> str:
+        try:
+            import pytest_docker  # noqa: F401
+        except ImportError:
+            return f"docker backend: pytest-docker is not installed ({INSTALL_HINT})"
+        ok, reason = engine_available()
+        if not ok:
+            return f"docker backend: {reason}"
+        self._compose = compose_command()
+        if self._compose is None:
+            return "docker backend: neither `docker compose` nor `docker-compose` is installed"
+        probe = DockerEngine(self.run_id, compose=self._compose, handle_signals=False)
+        if not probe.image_present(self.image):
+            return (f"docker backend: image {self.image} (venue and proxy) is not built "
+                    "(build it: bash docker/build-images.sh, or set CHAOSDRILL_IMAGE)")
+        return ""
+
+    # -- session resources ------------------------------------------------------------------------
+    def _ensure_stack(self) -> DockerStack:
+        """Start venue + proxy with pytest-docker (once) and wait until both answer."""
+        if self.stack is not None:
+            return self.stack
+        self.check_available()
+        from pytest_docker.plugin import get_docker_services
+
+        assert self._compose is not None
+        compose_file = (self.compose_file or default_compose_file()).resolve()
+        engine = DockerEngine(self.run_id, compose=self._compose)
+        self.engine = engine
+        env = {"CHAOSDRILL_IMAGE": self.image, "CHAOSDRILL_RUN_ID": self.run_id}
+        # What a killed run left (labelled io.chaosdrill.managed) goes first; an hour keeps a
+        # concurrent session's resources safe.
+        reaped = reap(older_than_s=3600)
+        cm = contextlib.ExitStack()
+        try:
+            cm.callback(engine.teardown)           # last: whatever the label sweep still finds
+            cm.enter_context(_environ(env))        # compose `down` reads the same variables as `up`
+            services = cm.enter_context(get_docker_services(
+                self._compose, str(compose_file), self.project, ["up -d venue proxy"],
+                ["down -v --remove-orphans -t 5"]))
+            venue_url = f"http://127.0.0.1:{services.port_for('venue', VENUE_PORT)}"
+            proxy_url = f"http://127.0.0.1:{services.port_for('proxy', PROXY_API_PORT)}"
+            services.wait_until_responsive(lambda: _answers(f"{venue_url}/api/v5/public/time"), timeout=60, pause=0.2)
+            services.wait_until_responsive(lambda: _answers(f"{proxy_url}/version"), timeout=60, pause=0.2)
+            self.stack = DockerStack(engine, compose_file, self.project, self.image, venue_url, proxy_url,
+                                     engine.image_info(self.image), reaped,
+                                     engine.compose_network(self.project, "core"))
+        except BaseException:
+            cm.close()
+            self.engine = None
+            raise
+        self._stack_cm = cm
+        return self.stack
+
+    @contextlib.contextmanager
+    def harness(self, site: DrillSite, config: "TargetConfig") -> Iterator[Harness]:
+        """The session's venue (reset) and a fresh ``venue`` link in the proxy container."""
+        from ..proxy.client import ProxyClient
+        from ..venue.client import VenueClient
+
+        stack = self._ensure_stack()
+        since = _utc_now()
+        venue = VenueClient(stack.venue_url)
+        proxy = ProxyClient(stack.proxy_api_url)
+        try:
+            venue.reset()
+            proxy.reset()
+            if "venue" in proxy.proxies():
+                proxy.delete_proxy("venue")
+            proxy.create_proxy("venue", upstream=f"venue:{VENUE_PORT}", listen=f"0.0.0.0:{PROXY_LISTEN_PORT}")
+            link = ProxyLink("venue", proxy, f"proxy:{PROXY_LISTEN_PORT}", in_process=False)
+            yield Harness(venue=venue, proxy=link, proxy_listen=link.listen, local_hosts=("venue", "proxy"),
+                          info={"venue_url": stack.venue_url, "proxy_api_url": stack.proxy_api_url,
+                                "compose_project": stack.project, "since": since})
+        finally:
+            with contextlib.suppress(Exception):
+                proxy.delete_proxy("venue")
+            proxy.close()
+            venue.close()
+
+    def _image(self, spec: DockerSpec, config: "TargetConfig") -> tuple[str, dict[str, Any], float | None]:
+        """(reference, image_info, build seconds or None): built once per session, or local, or pulled."""
+        assert self.engine is not None
+        key = (spec.image, spec.build_context, spec.dockerfile)
+        if key in self._images:
+            return self._images[key]
+        if spec.build_context is not None:
+            tag = spec.build_tag(config.name)
+            t0 = time.monotonic()
+            self.engine.build_image(spec.build_context, tag, dockerfile=spec.dockerfile,
+                                    labels={"io.chaosdrill.image": "service", "io.chaosdrill.target": config.name})
+            built: float | None = round(time.monotonic() - t0, 3)
+        else:
+            assert spec.image is not None
+            tag, built = spec.image, None
+            if not self.engine.image_present(tag):
+                try:
+                    self.engine.pull(tag)
+                except DockerError as exc:
+                    raise BackendUnavailable(
+                        f"docker backend: {spec.source}: docker.image {tag} is not in the local engine and "
+                        f"cannot be pulled ({exc.stderr.splitlines()[-1] if exc.stderr else exc}); build it, "
+                        "or give docker.build") from None
+        out = (tag, self.engine.image_info(tag), built)
+        self._images[key] = out
+        return out
+
+    def create_target(self, config: "TargetConfig", site: DrillSite, harness: Harness) -> "DockerTarget":
+        """The drill's service container (created on its first start), its target file rendered
+        twice: as the container sees it (env, command) and as the host reads it (URLs, files)."""
+        spec = DockerSpec.from_config(config)
+        stack = self._ensure_stack()
+        ref, info, built = self._image(spec, config)
+        ep = VenueEndpoints.through(harness.proxy_listen)
+        common = {"venue_rest_url": ep.rest_url, "venue_ws_public_url": ep.ws_public_url,
+                  "venue_ws_private_url": ep.ws_private_url, "drill_id": site.drill_id}
+        inside = {**common, "host": "0.0.0.0", "status_port": spec.status_port, "python": "python3",
+                  "control_dir": CONTAINER_CONTROL_DIR, "data_dir": CONTAINER_DATA_DIR}
+        host_port = _free_port()
+        host_view = config.render({**common, "host": "127.0.0.1", "status_port": host_port,
+                                   "control_dir": str(site.control_dir), "data_dir": str(site.data_dir)})
+        env = {k: _fill(config, f"env.{k}", v, inside) for k, v in config.env.items()}
+        env.update({k: _fill(config, f"docker.env.{k}", v, inside) for k, v in spec.env.items()})
+        command = ([_fill(config, f"docker.command[{i}]", c, inside) for i, c in enumerate(spec.command)]
+                   if spec.command else None)
+        # What the plugin reads (status, files, hooks) is host-side; env and command are what the
+        # container really gets, so the live-environment interlock and the secret redaction see
+        # the real values.
+        rendered = RenderedTarget(config=config, command=command or list(info.get("Cmd") or []), env=env,
+                                  status_url=host_view.status_url, health_url=host_view.health_url,
+                                  files=host_view.files, hooks=host_view.hooks, hooks_log=host_view.hooks_log)
+        target = DockerTarget(self, stack, site, rendered, spec, ref, info, command, host_port, built)
+        self._targets.append(target)
+        return target
+
+    def close(self) -> None:
+        """Remove every target container still there (logs saved first), then the compose project
+        and everything labelled with this backend's run id."""
+        for target in list(self._targets):
+            with contextlib.suppress(Exception):
+                target.close()
+        self._targets.clear()
+        cm, self._stack_cm, self.stack = self._stack_cm, None, None
+        if cm is not None:
+            cm.close()
+        self.engine = None
+
+
+def _fill(config: "TargetConfig", where: str, text: str, ctx: Mapping[str, Any]) -> str:
+    try:
+        return string.Formatter().vformat(text, (), ctx)
+    except KeyError as exc:
+        raise TargetConfigError(f"{config.source or config.name}: field '{where}': unknown placeholder "
+                                f"{{{exc.args[0]}}}; known: {', '.join(sorted(ctx))}") from None
+
+
 class DockerTarget:
-    """One drill's target container. ``start`` creates it (then restarts the same container, so a
-    crash + restart keeps its data), ``kill``/``stop``/``pause`` act through the engine."""
+    """One drill's service container. The first :meth:`start` creates it; later starts restart the
+    same container (so a crash + restart keeps its data); faults act through the engine."""
 
     backend = "docker"
 
-    def __init__(self, stack: DockerStack, target: RenderedTarget, workdir: Path, host_port: int,
-                 proxy_listen: str) -> None:
+    def __init__(self, backend: DockerBackend, stack: DockerStack, site: DrillSite, target: RenderedTarget,
+                 spec: DockerSpec, image: str, image_info: dict[str, Any], command: list[str] | None,
+                 host_port: int, built_s: float | None) -> None:
+        self._backend = backend
         self.stack = stack
         self.engine = stack.engine
+        self.site = site
         self.target = target
-        self.workdir = workdir
-        self.log_dir = workdir / "logs"
+        self.spec = spec
+        self.image = image
+        self.image_info = image_info
+        self.command = command
         self.host_port = host_port
-        self.proxy_listen = proxy_listen
+        self.built_s = built_s
+        self.log_dir = site.log_dir
+        suffix = uuid.uuid4().hex[:8]
+        self.name = f"chaosdrill-{re.sub(r'[^a-zA-Z0-9_.-]+', '-', site.drill_id)[:40].strip('-.') or 'drill'}-{suffix}"
+        self.edge_network = f"{stack.project}_{suffix}_edge"
+        self.user = f"{os.getuid()}:{os.getgid()}"
         self.container: str | None = None
         self.starts = 0
         self.proofs: list[dict[str, Any]] = []
+        self._closed = False
+        self._edge_created = False
+        self._since = _utc_now()
 
-    def _env_file(self) -> Path:
-        # The target file's environment applies in the container too, except what the compose file
-        # sets for the container side (URLs through the proxy, container paths, the port).
-        path = self.workdir / "target.env"
-        lines = [f"{k}={v}" for k, v in self.target.env.items() if k not in _CONTAINER_SIDE and "\n" not in v]
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return path
+    # -- lifecycle ----------------------------------------------------------------------------
+    def _create(self) -> str:
+        for d in (self.site.control_dir, self.site.data_dir, self.log_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        if not self._edge_created:
+            self.engine.create_network(self.edge_network)
+            self._edge_created = True
+        cid = self.engine.create_container(
+            str(self.image_info["Id"]), self.command, name=self.name, network=self.edge_network,
+            ports={self.spec.status_port: self.host_port}, env=self.target.env,
+            labels={"io.chaosdrill.service": "target", "io.chaosdrill.drill-id": self.site.drill_id,
+                    "io.chaosdrill.target": self.target.config.name},
+            # The host user, so what the service writes in /data and /control pytest can read and delete.
+            user=self.user,
+            volumes={self.site.control_dir: CONTAINER_CONTROL_DIR, self.site.data_dir: CONTAINER_DATA_DIR})
+        self.container = cid
+        # Attached before the first start, so the service never runs without its way to the proxy.
+        self.proofs.append(self.engine.network_connect(self.stack.core_network, cid))
+        return cid
 
     def start(self) -> None:
+        """Create (first time) and start the container; its start proof goes to :meth:`describe`."""
+        if self._closed:
+            raise RuntimeError(f"target container {self.name} was closed")
         self.starts += 1
-        if self.container is not None:
-            self.proofs.append(self.engine.start(self.container))
-            return
-        env = dict(self.stack.env)
-        env.update({
-            "CHAOSDRILL_TARGET_CONTROL_DIR": str(self.workdir / "control"),
-            "CHAOSDRILL_TARGET_DATA_DIR": str(self.workdir / "data"),
-            "CHAOSDRILL_TARGET_HOST_PORT": str(self.host_port),
-            "CHAOSDRILL_TARGET_ENV_FILE": str(self._env_file()),
-            "CHAOSDRILL_OKX_REST_URL": f"http://{self.proxy_listen}",
-            "CHAOSDRILL_OKX_WS_PUBLIC_URL": f"ws://{self.proxy_listen}/ws/v5/public",
-            "CHAOSDRILL_OKX_WS_PRIVATE_URL": f"ws://{self.proxy_listen}/ws/v5/private",
-        })
-        ids = self.engine.compose_up(self.stack.compose_file, self.stack.project, env,
-                                     services=["--no-deps", "--force-recreate", "target"])
-        self.container = ids.get("target")
-        if self.container is None:
-            raise DockerError(["compose", "up", "target"], None, "", f"no target container in project {self.stack.project}")
+        cid = self.container or self._create()
+        self.proofs.append(self.engine.start(cid))
 
     def _state(self) -> dict[str, Any]:
-        return self.engine.state(self.container) if self.container else {}
+        return self.engine.state(self.container) if self.container and not self._closed else {}
 
     def running(self) -> bool:
-        st = self._state()
-        return bool(st.get("Running")) and not st.get("Paused")
+        """True while the container runs (paused included: a frozen service has not exited)."""
+        return bool(self._state().get("Running"))
 
     def returncode(self) -> int | None:
         st = self._state()
         return None if not st or st.get("Running") else int(st.get("ExitCode", -1))
 
-    def kill(self) -> dict[str, Any]:
-        """SIGKILL the container's process; proof: the engine says not running with exit code 137."""
-        assert self.container is not None
-        sent = time.monotonic()
-        proof = self.engine.kill(self.container, "KILL")
-        self.proofs.append(proof)
-        return {**proof, "sent_mono": sent, "killed_by_sigkill": bool(proof.get("proven"))}
-
     def wait_exit(self, timeout: float) -> int | None:
-        return self.engine.wait_exit(self.container, timeout) if self.container else None
+        return self.engine.wait_exit(self.container, timeout) if self.container and not self._closed else None
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        if self.container is None:
+        """SIGTERM, SIGKILL after ``timeout`` (``docker stop``); the exit code, or None when never started."""
+        if self.container is None or self._closed:
             return None
         try:
             st = self._state()
             if st.get("Paused"):
-                self.engine.unpause(self.container)
+                self.proofs.append(self.engine.unpause(self.container))
             if st.get("Running"):
-                self.proofs.append(self.engine.stop(self.container, grace_s=int(timeout)))
+                self.proofs.append(self.engine.stop(self.container, grace_s=max(1, int(timeout))))
             return self.returncode()
         except DockerError:
             return None
 
-    def remove(self) -> None:
-        """Remove the container (after its logs were saved)."""
-        if self.container is not None:
-            self.logs()
-            with contextlib.suppress(DockerError):
-                self.engine._docker("rm", "-f", "-v", self.container)
+    def _need(self) -> str:
+        if self.container is None or self._closed:
+            raise RuntimeError(f"target container {self.name} is not started")
+        return self.container
+
+    # -- faults (proof: the engine's own state) -----------------------------------------------
+    def kill(self) -> dict[str, Any]:
+        """SIGKILL the container; proof: the engine says not running with exit code 137."""
+        cid = self._need()
+        sent = time.monotonic()
+        proof = self.engine.kill(cid, "KILL")
+        self.proofs.append(proof)
+        return {**proof, "sent_mono": sent, "returncode": proof.get("exit_code"),
+                "killed_by_sigkill": bool(proof.get("proven"))}
 
     def pause(self) -> dict[str, Any]:
-        assert self.container is not None
-        proof = self.engine.pause(self.container)
+        """Freeze every process of the container; proof: ``State.Paused``."""
+        proof = self.engine.pause(self._need())
         self.proofs.append(proof)
-        return proof
+        return {**proof, "mono": time.monotonic()}
 
     def resume(self) -> dict[str, Any]:
-        assert self.container is not None
-        proof = self.engine.unpause(self.container)
+        proof = self.engine.unpause(self._need())
         self.proofs.append(proof)
         return proof
 
     def network_disconnect(self) -> dict[str, Any]:
-        assert self.container is not None
-        network = self.engine.compose_network(self.stack.project, "core")
-        proof = self.engine.network_disconnect(network, self.container)
+        """Cut the container off ``core`` (venue and proxy); its edge network, so the host's view of
+        its status port, stays. Proof: ``core`` gone from the container's networks."""
+        proof = self.engine.network_disconnect(self.stack.core_network, self._need())
         self.proofs.append(proof)
         return {**proof, "disconnected": bool(proof.get("proven")), "mono": time.monotonic()}
 
     def network_connect(self) -> dict[str, Any]:
-        assert self.container is not None
-        network = self.engine.compose_network(self.stack.project, "core")
-        proof = self.engine.network_connect(network, self.container)
+        proof = self.engine.network_connect(self.stack.core_network, self._need())
         self.proofs.append(proof)
-        return proof
+        return {**proof, "connected": bool(proof.get("proven"))}
 
+    # -- evidence -------------------------------------------------------------------------------
     def logs(self) -> list[Path]:
+        """``container.{target,venue,proxy}.log`` in the drill's log folder (venue and proxy: since
+        this target was created); after :meth:`close`, the copies saved before removal."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for service, cid in [("target", self.container), ("venue", self.stack.container("venue")),
-                             ("proxy", self.stack.container("proxy"))]:
-            if not cid:
-                continue
-            path = self.log_dir / f"container.{service}.log"
+        if not self._closed:
+            sources = [("target", self.container, None)]
             with contextlib.suppress(DockerError):
-                path.write_text(self.engine.logs(cid, timestamps=True), encoding="utf-8")
-        # A removed container's log was saved before removal: keep returning it.
-        out = sorted(self.log_dir.glob("container.*.log"))
-        return out
+                sources += [(s, self.stack.container(s), self._since) for s in ("venue", "proxy")]
+            for service, cid, since in sources:
+                if not cid:
+                    continue
+                with contextlib.suppress(DockerError):
+                    text = self.engine.logs(cid, timestamps=True, since=since)
+                    (self.log_dir / f"container.{service}.log").write_text(text, encoding="utf-8")
+        return sorted(self.log_dir.glob("container.*.log"))
 
     def describe(self) -> dict[str, Any]:
-        ids = {}
+        ids: dict[str, str] = {}
         with contextlib.suppress(DockerError):
-            ids = self.engine.container_ids(self.stack.project)
+            ids = dict(self.engine.container_ids(self.stack.project))
         if self.container:
             ids["target"] = self.container
-        return {"backend": self.backend, "image": self.stack.image, "image_id": self.stack.image_info.get("Id"),
-                "image_digests": self.stack.image_info.get("RepoDigests"), "compose_project": self.stack.project,
-                "containers": ids, "engine_proofs": self.proofs, "starts": self.starts}
+        return {
+            "backend": self.backend, "image": self.image, "image_id": self.image_info.get("Id"),
+            "image_digests": self.image_info.get("RepoDigests"), "image_built_s": self.built_s,
+            "harness_image": self.stack.image, "harness_image_id": self.stack.image_info.get("Id"),
+            "compose_project": self.stack.project, "container_name": self.name, "containers": ids,
+            "networks": {"core": self.stack.core_network, "edge": self.edge_network},
+            "status_port": {"container": self.spec.status_port, "host": self.host_port},
+            "user": self.user, "command": self.command if self.command is not None else "image default",
+            "env_keys": sorted(self.target.env), "starts": self.starts, "engine_proofs": self.proofs,
+        }
+
+    def close(self) -> None:
+        """Save the logs, remove the container and its edge network. Idempotent."""
+        if self._closed:
+            return
+        if self.container is not None:
+            self.logs()
+            self.engine.remove_container(self.container)
+        if self._edge_created:
+            self.engine.remove_network(self.edge_network)
+        self._closed = True
+        with contextlib.suppress(ValueError):
+            self._backend._targets.remove(self)
+
+
+@contextlib.contextmanager
+def docker_stack(run_id: str, workdir: Path | None = None, compose_file: Path | None = None,
+                 image: str | None = None) -> Iterator[DockerStack]:
+    """The venue + proxy stack alone (what :meth:`DockerBackend.harness` starts on the first drill),
+    for scripts; removed on exit. ``workdir`` is accepted for older callers and unused."""
+    backend = DockerBackend(BackendSettings(run_id=run_id), compose_file=compose_file, image=image)
+    try:
+        yield backend._ensure_stack()
+    finally:
+        backend.close()
