@@ -185,7 +185,7 @@ class DrillSession:
         target = setting_path(self.config, "target")
         tr.write_line(f"chaosdrill: backend={setting(self.config, 'backend')}, "
                       f"target={target or 'bundled reference target (okx_demo_api)'}, "
-                      f"evidence={setting_path(self.config, 'evidence_dir') or 'evidence'}")
+                      f"evidence={self.run_info().root}")
         for line in self.notes:
             tr.write_line(f"chaosdrill: {line}")
 
@@ -322,8 +322,22 @@ class DrillSession:
         props = [("drill_id", state.drill.id), ("verdict", verdict), ("backend", state.backend),
                  ("time_to_safe_ms", "" if outcome.time_to_safe_ms is None else f"{outcome.time_to_safe_ms:.1f}"),
                  ("evidence_folder", result["folder"]), ("ieb_sha256", result.get("ieb_sha256") or "")]
-        item.user_properties.extend(props)
+        self._junit_facts(item, props)
         item.config.hook.pytest_chaosdrill_evidence_written(item=item, folder=Path(result["folder"]), verdict=verdict)
+
+    def _junit_facts(self, item: pytest.Item, props: list[tuple[str, str]]) -> None:
+        """Per-drill facts for CI tools. xunit1/legacy: ``<properties>`` inside the ``<testcase>``; xunit2
+        (pytest's default, junit-10.xsd has no per-testcase properties): suite properties named
+        ``chaosdrill[<test id>].<fact>``, so the file stays schema-valid and the facts still arrive."""
+        family = str(self.config.getini("junit_family") or "xunit2")
+        if family in ("xunit1", "legacy"):
+            item.user_properties.extend(props)
+            return
+        xml = _junit(self.config)
+        if xml is not None:
+            test_id = item.nodeid.rsplit("[", 1)[-1].rstrip("]") if "[" in item.nodeid else item.name
+            for key, value in props:
+                xml.add_global_property(f"chaosdrill[{test_id}].{key}", value)
 
     # --- end of session --------------------------------------------------------------------------------
 
@@ -345,6 +359,13 @@ class DrillSession:
             shutil.copyfile(run_dir / "SIGNOFF.md", self.info.root / "SIGNOFF.md")
         except OSError:
             pass
+        try:  # one self-contained HTML page per run, and the latest one at the evidence root
+            from .report_html import write_run_report
+
+            write_run_report(run_dir)
+            write_run_report(run_dir, self.info.root / "report.html")
+        except Exception as exc:  # the report is a view of the evidence: its failure must not cost the run
+            log.warning("HTML report not written: %s: %s", type(exc).__name__, exc)
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         from .report import summary_table
