@@ -38,6 +38,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if name not in _BUILTIN_BACKENDS and config.hook.pytest_chaosdrill_backend_class(name=name, config=config) is None:
             raise pytest.UsageError(f"--chaosdrill-backend: unknown backend {name!r}; built in: process, "
                                     "docker, external (plugins add more through pytest_chaosdrill_backend_class)")
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        # pytest-xdist controller: it collects nothing itself, yet decides the run id and makes the
+        # reports from the workers' test reports.
+        _session(config)
 
 
 @pytest.hookimpl(trylast=True)

@@ -31,6 +31,15 @@ class DrillOutcome:
     has_notes: bool = False
     files_complete: bool = False
 
+    def to_json(self) -> dict[str, Any]:
+        """Plain data: it rides on the test report across pytest-xdist's process boundary."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "DrillOutcome":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
 
 def summary_table(outcomes: Iterable[DrillOutcome]) -> list[str]:
     rows = [("drill", "backend", "verdict", "time to safe", "budget", "evidence")]

@@ -36,6 +36,7 @@ class DrillState:
     evidence: dict[str, str] = field(default_factory=dict)
     verdict: str | None = None
     reason: str = ""
+    outcome: Any = None
 
 
 class DrillSession:
@@ -47,6 +48,7 @@ class DrillSession:
         self.outcomes: list[Any] = []
         self.notes: list[str] = []
         self.drill_modules: list[str] = []   # drill tests parametrized in this session
+        self.is_worker = hasattr(config, "workerinput")
         self._backends: dict[str, Any] = {}
         self._unavailable: dict[str, str] = {}
         self._registry: Any = None
@@ -67,6 +69,11 @@ class DrillSession:
             from .timeline import utc_now
 
             root = setting_path(self.config, "evidence_dir") or (self.config.invocation_params.dir / "evidence")
+            given = getattr(self.config, "workerinput", {}).get("chaosdrill_run")
+            if given:  # a pytest-xdist worker: the controller decided the run and created its folder
+                self.info = RunInfo(given["run_id"], root, given["commit"], given["started_utc"],
+                                    str(setting(self.config, "backend")), build_id=given["build_id"])
+                return self.info
             commit = git_commit(Path(self.config.invocation_params.dir))
             self.info = RunInfo(new_run_id(commit), root, commit, utc_now(), str(setting(self.config, "backend")),
                                 build_id=os.environ.get("BUILD_ID") or (commit[:12] if commit else None))
@@ -77,6 +84,13 @@ class DrillSession:
                 xml.add_global_property("chaosdrill_commit", commit or "")
                 xml.add_global_property("chaosdrill_evidence", str(self.info.run_dir))
         return self.info
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """pytest-xdist controller: one run for the whole session, handed to every worker."""
+        info = self.run_info()
+        node.workerinput["chaosdrill_run"] = {"run_id": info.run_id, "commit": info.commit,
+                                              "started_utc": info.started_utc, "build_id": info.build_id}
 
     def note(self, line: str) -> None:
         self.notes.append(line)
@@ -266,6 +280,9 @@ class DrillSession:
             # The drill's own message says everything, reason first; the runner's source lines would hide it.
             report.longrepr = str(excinfo.value)
         item.stash.setdefault(STASH_REPORTS, {})[report.when] = report
+        outcome = item.stash[STASH_STATE].outcome
+        if report.when == "teardown" and outcome is not None:
+            report.chaosdrill = outcome.to_json()  # type: ignore[attr-defined]  # crosses xdist as report data
         return report
 
     def _verdict(self, item: pytest.Item, state: DrillState) -> tuple[str, str]:
@@ -318,26 +335,41 @@ class DrillSession:
         outcome_from(record, evaluation, outcome)
         outcome.files_complete = files_complete(result["folder"])
         outcome.has_notes = (Path(result["folder"]) / "notes.md").is_file()
-        self.outcomes.append(outcome)
-        props = [("drill_id", state.drill.id), ("verdict", verdict), ("backend", state.backend),
-                 ("time_to_safe_ms", "" if outcome.time_to_safe_ms is None else f"{outcome.time_to_safe_ms:.1f}"),
-                 ("evidence_folder", result["folder"]), ("ieb_sha256", result.get("ieb_sha256") or "")]
-        self._junit_facts(item, props)
+        state.outcome = outcome
         item.config.hook.pytest_chaosdrill_evidence_written(item=item, folder=Path(result["folder"]), verdict=verdict)
 
-    def _junit_facts(self, item: pytest.Item, props: list[tuple[str, str]]) -> None:
+    def collect(self, report: pytest.TestReport, data: dict[str, Any]) -> None:
+        """A drill's outcome, from its teardown report (here, or from a pytest-xdist worker)."""
+        from .report import DrillOutcome
+
+        outcome = DrillOutcome.from_json(data)
+        self.outcomes.append(outcome)
+        props = [("drill_id", outcome.drill_id), ("verdict", outcome.verdict), ("backend", outcome.backend),
+                 ("time_to_safe_ms", "" if outcome.time_to_safe_ms is None else f"{outcome.time_to_safe_ms:.1f}"),
+                 ("evidence_folder", outcome.folder or ""), ("ieb_sha256", outcome.ieb_sha256 or "")]
+        self._junit_facts(report, props)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "chaosdrill", None)
+        if report.when == "teardown" and isinstance(data, dict) and not self.is_worker:
+            self.collect(report, data)
+
+    def _junit_facts(self, report: pytest.TestReport, props: list[tuple[str, str]]) -> None:
         """Per-drill facts for CI tools. xunit1/legacy: ``<properties>`` inside the ``<testcase>``; xunit2
         (pytest's default, junit-10.xsd has no per-testcase properties): suite properties named
         ``chaosdrill[<test id>].<fact>``, so the file stays schema-valid and the facts still arrive."""
+        xml = _junit(self.config)
+        if xml is None:
+            return
         family = str(self.config.getini("junit_family") or "xunit2")
         if family in ("xunit1", "legacy"):
-            item.user_properties.extend(props)
-            return
-        xml = _junit(self.config)
-        if xml is not None:
-            test_id = item.nodeid.rsplit("[", 1)[-1].rstrip("]") if "[" in item.nodeid else item.name
+            reporter = xml.node_reporter(report)
             for key, value in props:
-                xml.add_global_property(f"chaosdrill[{test_id}].{key}", value)
+                reporter.add_property(key, value)
+            return
+        test_id = report.nodeid.rsplit("[", 1)[-1].rstrip("]") if "[" in report.nodeid else report.nodeid
+        for key, value in props:
+            xml.add_global_property(f"chaosdrill[{test_id}].{key}", value)
 
     # --- end of session --------------------------------------------------------------------------------
 
@@ -350,7 +382,7 @@ class DrillSession:
             except Exception as exc:  # pragma: no cover - report, keep closing the others
                 log.warning("closing the %s backend failed: %s", backend.name, exc)
         self._restore_sigterm()
-        if self.info is None or not self.outcomes:
+        if self.is_worker or self.info is None or not self.outcomes:
             return
         run_dir = self.info.run_dir
         (run_dir / "SIGNOFF.md").write_text(signoff_markdown(self.outcomes, self.info.run_id, self.info.commit),
