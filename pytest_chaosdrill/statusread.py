@@ -69,6 +69,12 @@ class StatusRead:
         return "; ".join(str(f) for f in self.findings) if self.findings else None
 
 
+class _Dups(dict):  # type: ignore[type-arg]
+    """A dict that arrived with repeated keys; ``pairs`` holds every (key, value) as it came."""
+
+    pairs: list[tuple[str, Any]]
+
+
 class _Hostile(Exception):
     """Raised inside the fast decoder at the first duplicate key or non-finite number."""
 
@@ -120,7 +126,8 @@ def _locate(obj: Any, wanted: set[int], nonfinite: bool, path: tuple[Any, ...],
     if isinstance(obj, dict):
         if id(obj) in wanted:
             out.append((path, obj))
-        for k, v in obj.items():
+        items = obj.pairs if isinstance(obj, _Dups) else obj.items()
+        for k, v in items:
             _locate(v, wanted, nonfinite, path + (k,), out)
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
@@ -187,6 +194,9 @@ def _read_hostile(text: str, raw: bytes) -> StatusRead:
             counts: dict[str, int] = {}
             for k, _ in pairs:
                 counts[k] = counts.get(k, 0) + 1
+            # The values a plain dict would drop stay reachable, so problems inside them are found too.
+            d = _Dups(pairs)
+            d.pairs = pairs
             dup_dicts.append((d, {k: n for k, n in counts.items() if n > 1}))
         return d
 

@@ -263,6 +263,8 @@ class StatusSampler:
         """A session that ignores HTTP(S)_PROXY, netrc and CA settings from the environment."""
         session = requests.Session()
         session.trust_env = False  # a proxy from the environment would carry samples off loopback
+        # No compression: max_body then bounds what the wire carries, and no gzip bomb can expand.
+        session.headers["Accept-Encoding"] = "identity"
         return session
 
     def poll_once(self, session: requests.Session) -> Sample:
