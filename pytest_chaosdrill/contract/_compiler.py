@@ -171,7 +171,6 @@ def _all(nodes: list[Node]) -> Node:
     if len(nodes) == 1:
         return nodes[0]
     checks = tuple(c for c, _ in nodes)
-    frozen = tuple(nodes)
 
     def every(x: Any) -> bool:
         for c in checks:
@@ -179,13 +178,17 @@ def _all(nodes: list[Node]) -> Node:
                 return False
         return True
 
+    # An explain that checks its children itself needs no (second) check of the whole value first.
+    steps = tuple((None if getattr(e, "selfcheck", False) else c, e) for c, e in nodes)
+
     def explain(x: Any, path: tuple[Any, ...]) -> list[Error]:
         out: list[Error] = []
-        for c, e in frozen:
-            if not c(x):
+        for c, e in steps:
+            if c is None or not c(x):
                 out.extend(e(x, path))
         return out
 
+    explain.selfcheck = True  # type: ignore[attr-defined]
     return every, explain
 
 
@@ -440,6 +443,65 @@ def _codegen(c: "Compiler", schema: Mapping[str, Any]) -> Check | None:
     return fn
 
 
+def _codegen_explain(c: "Compiler", schema: Mapping[str, Any]) -> Explain | None:
+    """A generated ``explain`` for an object schema with properties: same errors, same order.
+
+    The closures' explain re-runs one check call per property and per keyword before explaining
+    the failing ones; this function tests the leaf properties with inlined conditions and calls
+    a closure's explain only for what failed. Keyword order is the schema's, property order the
+    ``properties`` order, exactly as :func:`_all` and the properties closure report them.
+    """
+    props = schema.get("properties")
+    if not isinstance(props, dict) or not props:
+        return None
+    kind = schema.get("type")
+    if kind is not None and not isinstance(kind, str):
+        return None
+    g = _Gen()
+    g.lines += ["def generated_explain(x, path):", "    out = []"]
+    for keyword, value in schema.items():
+        build = _BUILDERS.get(keyword)
+        if build is None:
+            continue
+        if keyword == "properties":
+            g.lines.append("    if isinstance(x, dict):")
+            for key, sub in value.items():
+                if sub is True:
+                    continue
+                check, expl = c.compile(sub)
+                pv = g.var()
+                probe = _Gen()
+                probe.env = g.env  # share bound names
+                probe._vars = getattr(g, "_vars", 0)  # type: ignore[attr-defined]
+                inlined = _leaf_lines(sub, pv, probe, "")
+                conds = [line[3:-len(": return False")] for line in probe.lines] if inlined else None
+                if conds is None or not all(line.startswith("if ") and line.endswith(": return False")
+                                            for line in probe.lines):
+                    conds = [f"not {g.bind(check)}({pv})"]
+                if not conds:
+                    continue
+                k = g.bind(key)
+                g.lines.append(f"        {pv} = x.get({k}, _M)")
+                joined = " or ".join(f"({cond})" for cond in conds)
+                g.lines.append(f"        if {pv} is not _M and ({joined}):")
+                g.lines.append(f"            out.extend({g.bind(expl)}({pv}, path + ({k},)))")
+            continue
+        node = build(c, value, schema)
+        if node is None:
+            continue
+        check, expl = node
+        if getattr(expl, "selfcheck", False):
+            g.lines.append(f"    out.extend({g.bind(expl)}(x, path))")
+        else:
+            g.lines.append(f"    if not {g.bind(check)}(x):")
+            g.lines.append(f"        out.extend({g.bind(expl)}(x, path))")
+    g.lines.append("    return out")
+    exec("\n".join(g.lines), g.env)  # noqa: S102 - source built from fixed templates and bound names
+    fn = g.env["generated_explain"]
+    fn.selfcheck = True
+    return fn
+
+
 class Compiler:
     """Compiles one root schema; ``$ref`` may point anywhere inside it (``#`` or ``#/a/b``)."""
 
@@ -476,7 +538,7 @@ class Compiler:
                     nodes.append(node)
         check, explain = _all(nodes)
         fused = _fuse_leaf(schema) or _codegen(self, schema)
-        node = (fused or check), explain
+        node = (fused or check), (_codegen_explain(self, schema) or explain)
         self._memo[id(schema)] = (schema, node)
         return node
 
@@ -568,16 +630,16 @@ def _b_properties(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node | None:
                     return False
         return True
 
-    # The same check as one generated function (explain calls it on every invalid payload).
-    properties = _codegen(c, {"properties": v}) or properties  # type: ignore[assignment]
-
     def explain(x: Any, path: tuple[Any, ...]) -> list[Error]:
         out: list[Error] = []
+        if not isinstance(x, dict):
+            return out
         for k, check, expl in triples:
             if k in x and not check(x[k]):
                 out.extend(expl(x[k], path + (k,)))
         return out
 
+    explain.selfcheck = True  # type: ignore[attr-defined] # returns [] for a valid instance
     return properties, explain
 
 
@@ -630,11 +692,14 @@ def _b_items(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node | None:
 
     def explain(x: Any, path: tuple[Any, ...]) -> list[Error]:
         out: list[Error] = []
+        if not isinstance(x, list):
+            return out
         for i, e in enumerate(x):
             if not check(e):
                 out.extend(expl(e, path + (i,)))
         return out
 
+    explain.selfcheck = True  # type: ignore[attr-defined]
     return items, explain
 
 
