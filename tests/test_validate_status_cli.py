@@ -407,3 +407,16 @@ def test_url_hostile_body_is_a_parse_finding(server: str, capsys: pytest.Capture
     _Handler.routes["/dup"] = (200, b'{"trading_mode": "Kill", "trading_mode": "Active"}')
     code, out, _ = run_cli(capsys, "--url", f"{server}/dup")
     assert code == 1 and f"FAIL {server}/dup" in out and "[PARSE] $.trading_mode" in out
+
+
+def test_fast_glob_matches_glob_module(tmp_path: Path) -> None:
+    import glob as globmod
+
+    from pytest_chaosdrill.commands.validate_status import _glob
+
+    for name in ("a.json", "b.JSON", ".hidden.json", "c.json.bak", "d[1].json", "sub"):
+        (tmp_path / name).mkdir() if name == "sub" else (tmp_path / name).write_text("{}")
+    (tmp_path / "sub" / "e.json").write_text("{}")
+    for pattern in ("*.json", "?.json", "*", ".*", "[ab].*", "**/*.json", "sub/*.json", "d*.json"):
+        full = str(tmp_path / pattern)
+        assert _glob(full) == sorted(globmod.glob(full, recursive=True)), pattern

@@ -18,6 +18,7 @@ import fnmatch
 import glob
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +89,7 @@ def _glob(pattern: str) -> list[str]:
     head, tail = os.path.split(pattern)
     if "**" in pattern or _GLOB_CHARS & set(head) or not tail:
         return sorted(glob.glob(pattern, recursive=True))
-    match = fnmatch._compile_pattern(os.path.normcase(tail))  # type: ignore[attr-defined]
+    match = re.compile(fnmatch.translate(os.path.normcase(tail))).match
     hidden_ok = tail.startswith(".")
     try:
         with os.scandir(head or ".") as it:
