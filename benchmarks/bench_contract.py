@@ -6,6 +6,15 @@ Prints payloads/s (medians of 10 interleaved rounds) of ``Contract.check`` again
 ``Draft202012Validator`` per payload (schema only, so the baseline does strictly
 less work), on one corpus of golden and mutated payloads, plus the CLI cold-start
 time for one file (median of N subprocess runs).
+
+Then the whole-process figure: ``chaosdrill validate-status --file 'DIR/*.json'`` over
+``--files`` (3,000) payload files in one process (wall time of the subprocess, start-up
+included), against the upstream way in-process: per file ``json.load`` plus a fresh
+``Draft202012Validator``'s ``iter_errors``. Rounds alternate the two, and the ratio is the median
+of per-round ratios. The CLI's verdicts are asserted identical to ``Contract.check`` on every
+file, and its schema verdict (no [SCHEMA]/[CSP-MIN] finding) to jsonschema's on every file.
+The CLI runs with bytecode caching on (a pip-installed package has compiled bytecode), in a
+private ``PYTHONPYCACHEPREFIX``.
 """
 from __future__ import annotations
 
@@ -48,7 +57,10 @@ def build_corpus(size: int, seed: int = 20261123) -> tuple[list[dict[str, Any]],
         elif choice == 4:
             p["trading_mode"] = rng.choice(["Active", "ReduceOnly", "Kill", "Paused"])
         else:
-            p.setdefault("owner_view", {"unblock": []})["primary_owner_reason_code"] = rng.choice(tokens)
+            view = p.setdefault("owner_view", {"unblock": []})
+            if not isinstance(view, dict):  # an earlier mutation replaced it with a scalar
+                view = p["owner_view"] = {"unblock": []}
+            view["primary_owner_reason_code"] = rng.choice(tokens)
 
     valid = [copy.deepcopy(golden[i % len(golden)]) for i in range(size)]
     mutated = []
@@ -104,16 +116,97 @@ def cold_start(runs: int) -> tuple[float, float]:
     return median_ms([exe, "validate-status", "--quiet", "--file", fixture]), median_ms([sys.executable, "-c", "pass"])
 
 
+def write_files(directory: Path, count: int) -> list[Path]:
+    """``count`` payload files (half golden copies, half mutated), pretty-printed like the fixtures."""
+    valid, mutated = build_corpus((count + 1) // 2)
+    mixed = [p for pair in zip(valid, mutated) for p in pair][:count]
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, payload in enumerate(mixed):
+        path = directory / f"status_{i:05d}.json"
+        path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def cli_files(count: int, rounds: int) -> tuple[float, float, float]:
+    """(CLI payloads/s whole process, upstream payloads/s in-process, median per-round ratio)."""
+    import tempfile
+
+    from jsonschema import Draft202012Validator
+
+    exe = shutil.which("chaosdrill", path=str(Path(sys.executable).parent)) or "chaosdrill"
+    contract = Contract.load()
+    schema = contract.schema
+    with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
+        paths = write_files(Path(tmp) / "payloads", count)
+        pattern = str(Path(tmp) / "payloads" / "*.json")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
+        cmd = [exe, "validate-status", "--file", pattern]
+
+        # Verdicts first (untimed): the CLI against the in-process engine and against jsonschema.
+        proc = subprocess.run([*cmd, "--format", "json"], capture_output=True, text=True, env=env)
+        doc = json.loads(proc.stdout)
+        by_source = {r["source"]: r for r in doc["results"]}
+        assert len(by_source) == count, (len(by_source), proc.stderr[:500])
+        for path in paths:
+            payload = json.loads(path.read_bytes())
+            cli = by_source[str(path)]
+            engine = [f.as_dict() for f in contract.check(payload)]
+            assert cli["findings"] == engine, f"{path}: CLI and engine disagree"
+            upstream_valid = next(iter(Draft202012Validator(schema).iter_errors(payload)), None) is None
+            cli_schema_valid = not any(f["tag"] in ("SCHEMA", "CSP-MIN") for f in cli["findings"])
+            assert upstream_valid == cli_schema_valid, f"{path}: schema verdict differs from jsonschema"
+        invalid = sum(not r["valid"] for r in doc["results"])
+        print(f"[files  ] verdicts identical on all {count} files ({invalid} invalid): CLI == Contract.check, "
+              "schema verdict == jsonschema")
+
+        def upstream_rate() -> float:
+            sample = paths[::3]  # every third file: the same mix, a third of the time
+            t0 = time.perf_counter()
+            for path in sample:
+                with open(path, encoding="utf-8") as fh:
+                    payload = json.load(fh)
+                list(Draft202012Validator(schema).iter_errors(payload))
+            return len(sample) / (time.perf_counter() - t0)
+
+        subprocess.run(cmd, capture_output=True, env=env)  # warm-up: writes the bytecode cache
+        cli_rates, up_rates = [], []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, env=env)
+            cli_rates.append(count / (time.perf_counter() - t0))
+            assert done.returncode == (1 if invalid else 0), done.stderr[:500]
+            up_rates.append(upstream_rate())
+    ratio = statistics.median(a / b for a, b in zip(cli_rates, up_rates))
+    return statistics.median(cli_rates), statistics.median(up_rates), ratio
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=500, help="payloads per half of the corpus")
     parser.add_argument("--seconds", type=float, default=2.0, help="time per function and corpus (10 rounds)")
     parser.add_argument("--cold-runs", type=int, default=10)
+    parser.add_argument("--files", type=int, default=3000, help="payload files for the whole-process CLI figure")
+    parser.add_argument("--file-rounds", type=int, default=7, help="interleaved rounds of the CLI figure")
+    parser.add_argument("--only-files", action="store_true", help="run only the whole-process CLI figure")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, as the goal says
 
     from jsonschema import Draft202012Validator
+
+    if args.files > 0:
+        cli, upstream, ratio = cli_files(args.files, args.file_rounds)
+        print(f"[files  ] CLI validate-status --file 'DIR/*.json', {args.files:,} files, one process: "
+              f"{cli:10,.0f} payloads/s (whole process)")
+        print(f"[files  ] upstream per-payload Draft202012Validator + json.load, in-process: "
+              f"{upstream:10,.0f} payloads/s")
+        print(f"[files  ] speed-up CLI / upstream (median of {args.file_rounds} interleaved rounds): {ratio:10.1f}x "
+              f"(goal >= 10x: {'met' if ratio >= 10 else 'NOT met'})")
+        if args.only_files:
+            return 0
 
     contract = Contract.load()
     schema = contract.schema

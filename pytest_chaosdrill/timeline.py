@@ -1,15 +1,23 @@
 """The status timeline: ``/api/v1/status`` sampled continuously over one keep-alive connection."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 import requests
+
+from .statusread import is_live_status, raw_record, read_status, to_strict_json
+
+#: How many raw bytes of a bad sample are kept on the Sample for evidence.
+RAW_KEEP_BYTES = 4096
 
 
 def utc_now() -> str:
@@ -35,6 +43,10 @@ class Sample:
     http_status: int | None
     status: Any = None
     error: str | None = None
+    #: First :data:`RAW_KEEP_BYTES` bytes of the body of a *failed* sample (None for good ones).
+    raw: bytes | None = None
+    #: Full length of that body in bytes (``raw`` may be cut).
+    raw_length: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -49,8 +61,28 @@ class Sample:
         return self.ok and self.status.get("open_permission_blocked_latch") is True
 
     def to_json(self) -> dict[str, Any]:
-        return {"i": self.i, "sent_mono": round(self.sent_mono, 6), "mono": round(self.mono, 6), "utc": self.utc,
-                "http_status": self.http_status, "status": self.status, "error": self.error}
+        """The sample as a mapping that serialises to strict JSON (no NaN/Infinity) whatever arrived."""
+        status = self.status
+        if status is not None:
+            try:
+                json.dumps(status, allow_nan=False)
+            except (ValueError, TypeError, RecursionError):
+                status = json.loads(to_strict_json(status))  # non-finite numbers become marker strings
+        out = {"i": self.i, "sent_mono": round(self.sent_mono, 6), "mono": round(self.mono, 6), "utc": self.utc,
+               "http_status": self.http_status, "status": status, "error": self.error}
+        if self.raw is not None:
+            out["raw_length"] = self.raw_length
+        return out
+
+    def raw_json(self) -> dict[str, Any] | None:
+        """A ``raw_samples.jsonl`` record for a failed sample that kept its body, else None."""
+        if self.raw is None:
+            return None
+        rec = raw_record(self.raw, RAW_KEEP_BYTES)
+        rec.update(i=self.i, utc=self.utc, http_status=self.http_status, error=self.error,
+                   length=self.raw_length if self.raw_length is not None else len(self.raw),
+                   truncated=(self.raw_length or 0) > len(self.raw))
+        return rec
 
 
 @dataclass
@@ -116,8 +148,33 @@ class Timeline:
                 "max_ms": gaps[-1]}
 
     def iter_jsonl(self) -> Iterator[str]:
+        """One strict-JSON line per sample (``timeline.jsonl``)."""
         for s in self.samples:
-            yield json.dumps(s.to_json(), sort_keys=True)
+            yield to_strict_json(s.to_json(), sort_keys=True)
+
+    def iter_raw_jsonl(self, redact: Callable[[bytes], bytes] | None = None) -> Iterator[str]:
+        """One line per failed sample that kept its raw body (``raw_samples.jsonl``).
+
+        ``redact`` (e.g. ``Redactor.bytes``) runs on the raw bytes *before* they are escaped,
+        since a secret's bytes are unrecognisable once escaped.
+        """
+        for s in self.samples:
+            if s.raw is None:
+                continue
+            if redact is not None:
+                s = Sample(s.i, s.sent_mono, s.mono, s.utc, s.http_status, None, s.error, redact(s.raw), s.raw_length)
+            rec = s.raw_json()
+            if rec is not None:
+                yield to_strict_json(rec, sort_keys=True)
+
+    def write_raw_jsonl(self, path: Path, redact: Callable[[bytes], bytes] | None = None) -> int:
+        """Write :meth:`iter_raw_jsonl` to ``path``; returns the number of records."""
+        n = 0
+        with open(path, "w", encoding="utf-8") as fh:
+            for line in self.iter_raw_jsonl(redact):
+                fh.write(line + "\n")
+                n += 1
+        return n
 
     def write_jsonl(self, path: Path) -> None:
         with open(path, "w", encoding="utf-8") as fh:
@@ -125,24 +182,61 @@ class Timeline:
                 fh.write(line + "\n")
 
     def write_marks(self, path: Path) -> None:
-        path.write_text(json.dumps([m.__dict__ for m in self.marks], indent=2) + "\n", encoding="utf-8")
+        path.write_text(to_strict_json([m.__dict__ for m in self.marks], indent=2) + "\n", encoding="utf-8")
+
+
+class SamplerRefused(ValueError):
+    """The status URL is not one the sampler may talk to (not loopback nor an allowed drill host)."""
+
+
+def _host_allowed(url: str, allowed_hosts: Iterable[str]) -> str | None:
+    """Why ``url`` may not be sampled, or None when its host is loopback or explicitly allowed."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return f"status URL {url!r} is not http(s)"
+    host = parts.hostname or ""
+    if not host:
+        return f"status URL {url!r} has no host"
+    if host == "localhost" or host in set(allowed_hosts):
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return (f"status URL host {host!r} is neither loopback nor a drill-created host "
+            f"(allowed: {sorted(set(allowed_hosts)) or 'none'})")
 
 
 class StatusSampler:
     """Polls a status URL on one keep-alive connection until stopped; every answer becomes a :class:`Sample`.
 
-    Transport errors, non-200 answers and non-JSON bodies are recorded as samples with ``error``
-    set, so a dead or misbehaving target shows in the timeline instead of stopping it.
+    Transport errors, non-200 answers and bodies :func:`~pytest_chaosdrill.statusread.read_status`
+    refuses (duplicate keys, NaN, non-object, too big, too deep, not JSON) are recorded as samples
+    with ``error`` set (and the raw body kept, bounded), so a dead or misbehaving target shows in
+    the timeline instead of stopping it. Redirects are never followed: a 3xx is a failed sample
+    naming its ``Location``. Only a loopback host or one in ``allowed_hosts`` is ever contacted
+    (:class:`SamplerRefused` otherwise), and proxy/netrc settings from the environment are ignored.
+
+    ``on_sample(sample)`` runs after every sample is added (e.g. a :class:`LiveInterlock`); an
+    exception in it is recorded in :attr:`callback_errors` and sampling goes on.
     """
 
     def __init__(self, url: str, timeline: Timeline, *, interval_s: float = 0.005, timeout_s: float = 1.0,
-                 max_body: int = 1_000_000) -> None:
+                 max_body: int = 1_000_000, allowed_hosts: Iterable[str] = (),
+                 on_sample: Callable[[Sample], Any] | None = None) -> None:
+        refusal = _host_allowed(url, allowed_hosts)
+        if refusal is not None:
+            raise SamplerRefused(refusal)
         self.url = url
         self.timeline = timeline
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.default_timeout_s = timeout_s
         self.max_body = max_body
+        self.allowed_hosts = tuple(allowed_hosts)
+        self.on_sample = on_sample
+        self.callback_errors: list[str] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._count = 0
@@ -164,30 +258,61 @@ class StatusSampler:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @staticmethod
+    def new_session() -> requests.Session:
+        """A session that ignores HTTP(S)_PROXY, netrc and CA settings from the environment."""
+        session = requests.Session()
+        session.trust_env = False  # a proxy from the environment would carry samples off loopback
+        # No compression: max_body then bounds what the wire carries, and no gzip bomb can expand.
+        session.headers["Accept-Encoding"] = "identity"
+        return session
+
     def poll_once(self, session: requests.Session) -> Sample:
         sent = time.monotonic()
         code = None
+        body: bytes | None = None
+        error: str | None = None
+        payload: Any = None
         try:
-            resp = session.get(self.url, timeout=self.timeout_s, stream=True)
+            resp = session.get(self.url, timeout=self.timeout_s, stream=True, allow_redirects=False)
             code = resp.status_code
-            body = resp.raw.read(self.max_body + 1, decode_content=True)
-            resp.close()
-            if len(body) > self.max_body:
-                raise ValueError(f"status body larger than {self.max_body} bytes")
-            if code != 200:
-                raise ValueError(f"HTTP {code}")
-            payload = json.loads(body)
+            try:
+                if 300 <= code < 400:
+                    location = resp.headers.get("Location", "")
+                    error = (f"HTTP {code} redirect to {location[:200]!r} refused: the sampler never follows "
+                             "redirects")
+                else:
+                    body = resp.raw.read(self.max_body + 1, decode_content=True)
+            finally:
+                resp.close()
+            if error is None and code != 200:
+                error = f"HTTP {code}"
+            elif error is None:
+                read = read_status(body or b"", max_bytes=self.max_body)
+                if read.ok:
+                    payload = read.payload
+                else:
+                    error = read.reason
+        except (requests.RequestException, ValueError, OSError) as exc:
+            error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        if error is not None:
+            error = error[:1000]
+            raw = body[:RAW_KEEP_BYTES] if body is not None else None
+            sample = Sample(self._count, sent, time.monotonic(), utc_now(), code, None, error, raw,
+                            len(body) if body is not None else None)
+        else:
             sample = Sample(self._count, sent, time.monotonic(), utc_now(), code, payload)
-        except (requests.RequestException, ValueError, OSError, RecursionError) as exc:
-            # RecursionError: a hostile body nested deeper than the JSON decoder can follow.
-            sample = Sample(self._count, sent, time.monotonic(), utc_now(), code, None,
-                            f"{type(exc).__name__}: {str(exc)[:300]}")
         self._count += 1
         self.timeline.add(sample)
+        if self.on_sample is not None:
+            try:
+                self.on_sample(sample)
+            except Exception as exc:  # noqa: BLE001 - a broken hook must not stop the sampling
+                self.callback_errors.append(f"sample {sample.i}: {type(exc).__name__}: {exc}"[:500])
         return sample
 
     def _run(self) -> None:
-        with requests.Session() as session:
+        with self.new_session() as session:
             while not self._stop.is_set():
                 sample = self.poll_once(session)
                 # After a transport error back off a little: a dead target should not be hammered.
@@ -195,6 +320,30 @@ class StatusSampler:
                 remaining = pause - (time.monotonic() - sample.sent_mono)
                 if remaining > 0:
                     self._stop.wait(remaining)
+
+
+class LiveInterlock:
+    """An ``on_sample`` hook that trips on the first sample reporting a live environment.
+
+    ``tripped`` is an Event the drill can wait on or check; ``reason`` and ``sample`` say why.
+    ``on_trip(reason)`` (optional) is called once, from the sampler thread, when it trips.
+    """
+
+    def __init__(self, on_trip: Callable[[str], Any] | None = None) -> None:
+        self.tripped = threading.Event()
+        self.reason: str | None = None
+        self.sample: Sample | None = None
+        self._on_trip = on_trip
+
+    def __call__(self, sample: Sample) -> None:
+        if self.tripped.is_set() or not sample.ok:
+            return
+        reason = is_live_status(sample.status)
+        if reason is not None:
+            self.reason, self.sample = f"sample {sample.i}: {reason}", sample
+            self.tripped.set()
+            if self._on_trip is not None:
+                self._on_trip(self.reason)
 
 
 def wait_until(check: Callable[[], Any], timeout: float, pause: float = 0.02,

@@ -314,3 +314,109 @@ def test_cold_start_imports_neither_requests_pytest_nor_jsonschema_for_a_valid_f
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
+
+
+# --- hostile payloads and URLs (strict reading) ----------------------------------------------
+@pytest.mark.parametrize("body,needle", [
+    (b'{"trading_mode": "Kill", "trading_mode": "Active"}', '[PARSE] $.trading_mode: duplicate key "trading_mode"'),
+    (b'{"mm_util": NaN}', "[PARSE] $.mm_util: non-finite number NaN"),
+    (b"[1, 2]", "[PARSE] $: status is a JSON array, not an object"),
+    (b"[" * 100_000 + b"]" * 100_000, "[PARSE] $: status body nests deeper than 64 levels"),
+])
+def test_hostile_file_is_a_parse_finding_naming_the_file(body: bytes, needle: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "hostile.json"
+    path.write_bytes(body)
+    code, out, err = run_cli(capsys, "--file", str(path))
+    assert code == 1 and err == ""
+    assert out.splitlines()[0] == f"FAIL {path}: 1 finding(s) (PARSE: 1)"
+    assert needle in out
+
+
+def test_duplicate_key_hiding_a_kill_fails_even_when_the_last_value_is_valid(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    real = json.dumps(golden("active_healthy"))
+    path = tmp_path / "dup.json"
+    path.write_bytes(b'{"trading_mode": "Kill", ' + real[1:].encode())
+    assert json.loads(path.read_bytes()) == golden("active_healthy")  # what a lenient reader would see
+    code, out, _ = run_cli(capsys, "--file", str(path), "--format", "json")
+    result = json.loads(out)["results"][0]
+    assert code == 1 and result["valid"] is False and result["findings"][0]["tag"] == "PARSE"
+
+
+def test_invalid_utf8_file_is_a_setup_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "latin.json"
+    path.write_bytes(b'{"a": "\xff"}')
+    code, _, err = run_cli(capsys, "--file", str(path))
+    assert code == 2
+    assert_one_error_line(err, "latin.json", "invalid JSON", "not valid UTF-8")
+
+
+def test_timeline_line_with_duplicate_keys_fails_that_sample(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    ok = json.dumps({"i": 0, "status": golden("active_healthy")})
+    dup = '{"i": 1, "status": {"trading_mode": "Kill"}, "status": ' + json.dumps(golden("active_healthy")) + "}"
+    path = tmp_path / "t.jsonl"
+    path.write_text(ok + "\n" + dup + "\n")
+    code, out, _ = run_cli(capsys, "--timeline", str(path))
+    assert code == 1 and "1 of 2 samples invalid; first at line 2" in out and '[PARSE] $.status: duplicate key' in out
+
+
+class _Redirect(http.server.BaseHTTPRequestHandler):
+    target = ""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        self.send_response(302)
+        self.send_header("Location", self.target)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_url_redirect_is_refused_not_followed(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _Redirect.target = f"{server}/ok"  # a valid payload: following the redirect would pass
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        code, _, err = run_cli(capsys, "--url", f"http://127.0.0.1:{httpd.server_address[1]}/api/v1/status")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert code == 2
+    assert_one_error_line(err, "HTTP 302", "refused", "never follows redirects")
+
+
+def test_remote_url_refused_without_allow_remote(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "--url", "http://203.0.113.9:8080/api/v1/status")
+    assert code == 2
+    assert_one_error_line(err, "not loopback", "--allow-remote")
+
+
+def test_url_ignores_environment_proxy(server: str, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    assert run_cli(capsys, "--url", f"{server}/ok")[0] == 0
+
+
+def test_url_hostile_body_is_a_parse_finding(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _Handler.routes["/dup"] = (200, b'{"trading_mode": "Kill", "trading_mode": "Active"}')
+    code, out, _ = run_cli(capsys, "--url", f"{server}/dup")
+    assert code == 1 and f"FAIL {server}/dup" in out and "[PARSE] $.trading_mode" in out
+
+
+def test_fast_glob_matches_glob_module(tmp_path: Path) -> None:
+    import glob as globmod
+
+    from pytest_chaosdrill.commands.validate_status import _glob
+
+    for name in ("a.json", "b.JSON", ".hidden.json", "c.json.bak", "d[1].json", "sub"):
+        (tmp_path / name).mkdir() if name == "sub" else (tmp_path / name).write_text("{}")
+    (tmp_path / "sub" / "e.json").write_text("{}")
+    for pattern in ("*.json", "?.json", "*", ".*", "[ab].*", "**/*.json", "sub/*.json", "d*.json"):
+        full = str(tmp_path / pattern)
+        assert _glob(full) == sorted(globmod.glob(full, recursive=True)), pattern

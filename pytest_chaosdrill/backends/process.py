@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..target import RenderedTarget, TargetConfig
+from . import procguard
 from .base import EXIT, KILL, PAUSE, START, Backend, CannotOnThisBackend, DrillSite, Harness
 from .local import free_port, local_harness, render_local
 
@@ -47,6 +48,7 @@ class ProcessTarget:
         self.starts = 0
         self.exits: list[dict[str, Any]] = []
         self._logs: list[Path] = []
+        self._guards: list[tuple[int, procguard.GroupWatchdog | None]] = []  # (pid, watchdog) per start
 
     @property
     def pid(self) -> int | None:
@@ -64,10 +66,13 @@ class ProcessTarget:
             try:
                 self.proc = subprocess.Popen(self.target.command, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, start_new_session=True,
-                                             cwd=self.target.config.folder)
+                                             cwd=self.target.config.folder,
+                                             preexec_fn=procguard.preexec_with_pdeathsig())
             except OSError as exc:
                 raise RuntimeError(f"cannot start target {self.target.config.name!r} with "
                                    f"{self.target.command[0]!r}: {exc.strerror or exc}") from None
+        self._guards.append((self.proc.pid, procguard.guard_target(self.proc.pid, self.target.command,
+                                                                   run_id=str(self.log_dir))))
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -119,11 +124,19 @@ class ProcessTarget:
             code = self.wait_exit(timeout)
             if code is not None:
                 self._kill_group()
+                self._unguard()
                 return code
         self._kill_group()
         code = self.proc.wait(timeout=10)
         self._record_exit(code)
+        self._unguard()
         return code
+
+    def _unguard(self) -> None:
+        """The group is stopped: stand the watchdogs down and drop the pid records."""
+        for pid, dog in self._guards:
+            procguard.unguard_target(pid, dog)
+        self._guards.clear()
 
     def _kill_group(self) -> None:
         if self.proc is None:

@@ -4,18 +4,28 @@ Flag-compatible with the checklist's ``tools/validate_status.py``. Exit codes:
 0 every payload valid, 1 any finding (or registry drift in the schema/manifest),
 2 set-up error (missing file, glob matching nothing, invalid JSON, unreachable URL,
 unusable schema or manifest). Set-up errors are one line each on stderr.
+
+Every payload is read strictly (:func:`pytest_chaosdrill.statusread.read_status`): a body that is
+JSON but hostile (duplicate keys, NaN/Infinity, not an object, too large, too deep) is a
+``[PARSE]`` finding of that file (exit 1); a body that is not JSON at all stays a set-up error.
+URLs are fetched without following redirects, without environment proxies, and only from a
+loopback host unless ``--allow-remote`` is given.
 """
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import glob
 import json
+import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..contract import Contract, ContractLoadError, Finding, findings_by_tag
+from ..statusread import DEFAULT_MAX_BYTES, StatusRead, read_status
 
 EXIT_OK, EXIT_INVALID, EXIT_SETUP = 0, 1, 2
 _GLOB_CHARS = set("*?[")
@@ -43,6 +53,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
                         help="timeout for --url fetches (default 5)")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow --url hosts that are not loopback (default: loopback only)")
 
 
 @dataclass
@@ -68,52 +80,122 @@ class Result:
         return out
 
 
-def _expand_files(patterns: list[str]) -> list[Path]:
-    paths: list[Path] = []
+def _glob(pattern: str) -> list[str]:
+    """``sorted(glob.glob(pattern))``; a pattern whose only magic is in its last part is listed directly.
+
+    ``dir/*.json`` over thousands of files is the common case: one ``scandir`` and one compiled
+    regex beat glob's per-name work. Same rules as glob there: hidden names need a leading dot.
+    """
+    head, tail = os.path.split(pattern)
+    if "**" in pattern or _GLOB_CHARS & set(head) or not tail:
+        return sorted(glob.glob(pattern, recursive=True))
+    match = re.compile(fnmatch.translate(os.path.normcase(tail))).match
+    hidden_ok = tail.startswith(".")
+    try:
+        with os.scandir(head or ".") as it:
+            names = [e.name for e in it if (hidden_ok or e.name[0] != ".") and match(os.path.normcase(e.name))]
+    except OSError:
+        return []
+    return sorted(os.path.join(head, n) if head else n for n in names)
+
+
+def _expand_files(patterns: list[str]) -> list[str]:
+    paths: list[str] = []
     for pattern in patterns:
         if _GLOB_CHARS & set(pattern):
-            matches = sorted(glob.glob(pattern, recursive=True))
+            matches = _glob(pattern)
             if not matches:
                 raise SetupError(f"--file {pattern!r}: glob matched no file")
-            paths.extend(Path(m) for m in matches)
+            paths.extend(matches)
         else:
-            paths.append(Path(pattern))
+            paths.append(pattern)
     return paths
 
 
-def _load_json_file(path: Path) -> Any:
+def _read_bytes(path: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``path``: os-level calls, no file object (thousands of files)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise SetupError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise SetupError(f"{path}: is a directory, not a JSON file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise SetupError(f"{path}: cannot read: {exc}") from None
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise SetupError(f"{path}: invalid JSON: {exc}") from None
+        chunks = []
+        size = 0
+        while size < limit:
+            chunk = os.read(fd, min(1 << 20, limit - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    except IsADirectoryError:
+        raise SetupError(f"{path}: is a directory, not a JSON file") from None
+    except OSError as exc:
+        raise SetupError(f"{path}: cannot read: {exc}") from None
+    finally:
+        os.close(fd)
 
 
-def _fetch(url: str, timeout: float) -> Any:
+def _syntax_message(read: StatusRead) -> str:
+    message = read.findings[0].message
+    return message.removeprefix("status body is ")
+
+
+def _load_file(path: str) -> StatusRead:
+    """The strict read of one payload file; a body that is not JSON at all is a set-up error."""
+    read = read_status(_read_bytes(path, DEFAULT_MAX_BYTES + 1))
+    if read.syntax:
+        raise SetupError(f"{path}: invalid JSON: {_syntax_message(read)}")
+    return read
+
+
+def _is_loopback_url(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _fetch(url: str, timeout: float, allow_remote: bool = False) -> StatusRead:
     # urllib (stdlib) rather than requests: nothing extra to import for the common --file case.
     import urllib.error
     import urllib.request
 
+    if not url.startswith(("http://", "https://")):
+        raise SetupError(f"{url}: only http:// and https:// URLs can be fetched")
+    if not allow_remote and not _is_loopback_url(url):
+        raise SetupError(f"{url}: host is not loopback; pass --allow-remote to fetch a status from another host")
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+            raise urllib.error.HTTPError(newurl, code, f"redirect to {headers.get('Location', newurl)!r} refused "
+                                                       "(validate-status never follows redirects)", headers, fp)
+
+    # No ProxyHandler from the environment: a proxy would carry the request off loopback.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect())
     try:
-        req = urllib.request.Request(url, headers={"Accept": "application/json"})
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - user-given URL
-            body = resp.read()
+        req = urllib.request.Request(url, headers={"Accept": "application/json", "Accept-Encoding": "identity"})
+        with opener.open(req, timeout=timeout) as resp:
+            body = resp.read(DEFAULT_MAX_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise SetupError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise SetupError(f"{url}: unreachable: {reason}") from None
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise SetupError(f"{url}: response is not valid JSON: {exc}") from None
+    read = read_status(body)
+    if read.syntax:
+        raise SetupError(f"{url}: response is not valid JSON: {_syntax_message(read)}")
+    return read
 
 
 def _is_sample_record(obj: Any) -> bool:
@@ -123,22 +205,25 @@ def _is_sample_record(obj: Any) -> bool:
 
 def _check_timeline(path: Path, contract: Contract, strict: bool) -> Result:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_bytes().splitlines()
     except FileNotFoundError:
         raise SetupError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise SetupError(f"{path}: cannot read: {exc}") from None
     result = Result(str(path), "timeline")
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            raise SetupError(f"{path}:{lineno}: invalid JSON: {exc}") from None
+        # One level more than a bare payload: a sample record wraps it.
+        read = read_status(line, max_depth=65)
+        if read.syntax:
+            raise SetupError(f"{path}:{lineno}: invalid JSON: {_syntax_message(read)}")
         index = result.samples
         result.samples += 1
-        if _is_sample_record(obj):
+        obj = read.payload
+        if obj is None:
+            findings = read.findings
+        elif _is_sample_record(obj):
             index = obj.get("i", index)
             payload = obj["status"]
             if payload is None:
@@ -159,27 +244,29 @@ def _check_timeline(path: Path, contract: Contract, strict: bool) -> Result:
     return result
 
 
-def _print_text(results: list[Result], registry: list[Finding], quiet: bool, out: TextIO) -> None:
+def _text_lines(results: list[Result], registry: list[Finding], quiet: bool) -> list[str]:
+    """The text report, as lines (written at once: thousands of print() calls cost more than checking)."""
+    lines: list[str] = []
+    add = lines.append
     if registry:
-        print(f"FAIL contract files: {len(registry)} registry finding(s)", file=out)
-        for f in registry:
-            print(f"  {f}", file=out)
+        add(f"FAIL contract files: {len(registry)} registry finding(s)")
+        lines.extend(f"  {f}" for f in registry)
     for r in results:
         if r.ok:
             if not quiet:
-                extra = f" ({r.samples} samples)" if r.kind == "timeline" else ""
-                print(f"OK   {r.source}{extra}", file=out)
+                add(f"OK   {r.source} ({r.samples} samples)" if r.kind == "timeline" else f"OK   {r.source}")
             continue
-        counts = ", ".join(f"{tag}: {len(fs)}" for tag, fs in findings_by_tag(r.findings).items())
+        groups = findings_by_tag(r.findings)
+        counts = ", ".join(f"{tag}: {len(fs)}" for tag, fs in groups.items())
         if r.kind == "timeline" and r.first_failure is not None:
             ff = r.first_failure
-            print(f"FAIL {r.source}: {r.failing} of {r.samples} samples invalid; first at line {ff['line']} "
-                  f"(sample {ff['index']}): {len(r.findings)} finding(s) ({counts})", file=out)
+            add(f"FAIL {r.source}: {r.failing} of {r.samples} samples invalid; first at line {ff['line']} "
+                f"(sample {ff['index']}): {len(r.findings)} finding(s) ({counts})")
         else:
-            print(f"FAIL {r.source}: {len(r.findings)} finding(s) ({counts})", file=out)
-        for fs in findings_by_tag(r.findings).values():
-            for f in fs:
-                print(f"  {f}", file=out)
+            add(f"FAIL {r.source}: {len(r.findings)} finding(s) ({counts})")
+        for fs in groups.values():
+            lines.extend(f"  [{f.tag}] {f.path}: {f.message}" for f in fs)
+    return lines
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -210,20 +297,23 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except SetupError as exc:
         setup(str(exc))
         files = []
+    check, strict = contract.check, args.strict
     for path in files:
         try:
-            payload = _load_json_file(path)
+            read = _load_file(path)
         except SetupError as exc:
             setup(str(exc))
             continue
-        results.append(Result(str(path), "file", contract.check(payload, strict=args.strict)))
+        results.append(Result(path, "file", check(read.payload, strict=strict) if read.payload is not None
+                              else read.findings))
     for url in args.url:
         try:
-            payload = _fetch(url, args.timeout)
+            read = _fetch(url, args.timeout, args.allow_remote)
         except SetupError as exc:
             setup(str(exc))
             continue
-        results.append(Result(url, "url", contract.check(payload, strict=args.strict)))
+        results.append(Result(url, "url", check(read.payload, strict=strict) if read.payload is not None
+                              else read.findings))
     for name in args.timeline:
         try:
             results.append(_check_timeline(Path(name), contract, args.strict))
@@ -245,10 +335,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         json.dump(doc, out, indent=2)
         out.write("\n")
     else:
-        _print_text(results, registry, args.quiet, out)
-        print(f"summary: {len(results)} checked, {len(results) - invalid} valid, {invalid} invalid"
-              + (f", {len(registry)} registry finding(s)" if registry else "")
-              + (f", {len(setup_errors)} set-up error(s)" if setup_errors else ""), file=out)
+        lines = _text_lines(results, registry, args.quiet)
+        lines.append(f"summary: {len(results)} checked, {len(results) - invalid} valid, {invalid} invalid"
+                     + (f", {len(registry)} registry finding(s)" if registry else "")
+                     + (f", {len(setup_errors)} set-up error(s)" if setup_errors else ""))
+        out.write("\n".join(lines) + "\n")
     if setup_errors:
         return EXIT_SETUP
     return EXIT_INVALID if registry or invalid else EXIT_OK

@@ -20,7 +20,7 @@ from ._compiler import SchemaShapeError, Unsupported, compile_node
 
 #: Every tag the engine emits, in the order reports list them.
 TAGS: tuple[str, ...] = (
-    "SCHEMA", "CSP-MIN", "CONTRACT", "ENUM", "INVARIANT", "TIER", "ORDER",
+    "PARSE", "SCHEMA", "CSP-MIN", "CONTRACT", "ENUM", "INVARIANT", "TIER", "ORDER",
     "LATCH", "DECISION-A", "OWNER-VIEW", "STRICT",
 )
 
