@@ -41,10 +41,23 @@ class DrillContext:
             self.sampler.timeout_s = 0.3 if down else self.sampler.default_timeout_s
 
     def status_once(self, timeout: float = 1.0) -> Any:
-        resp = requests.get(self.rendered.status_url, timeout=timeout, allow_redirects=False)
-        if resp.status_code != 200:
-            raise ValueError(f"HTTP {resp.status_code}")
-        return resp.json()
+        """One strict read of the status (no redirects, bounded body, duplicate keys and NaN refused)."""
+        from .statusread import DEFAULT_MAX_BYTES, read_status
+
+        with requests.Session() as session:
+            session.trust_env = False  # never an environment proxy: the target is on loopback
+            resp = session.get(self.rendered.status_url, timeout=timeout, allow_redirects=False, stream=True)
+            try:
+                if resp.status_code != 200:
+                    raise ValueError(f"HTTP {resp.status_code}" + (f" to {resp.headers.get('Location')}"
+                                                                   if resp.is_redirect else ""))
+                body = resp.raw.read(DEFAULT_MAX_BYTES + 1, decode_content=True)
+            finally:
+                resp.close()
+        read = read_status(body)
+        if not read.ok:
+            raise ValueError(read.reason)
+        return read.payload
 
     def wait_target_serving(self, timeout: float | None = None) -> Any:
         """Wait until the status endpoint answers a JSON object; returns it."""
@@ -55,7 +68,7 @@ class DrillContext:
                 raise StartupFailed(f"target exited during start-up (exit status {self.target.returncode()})")
             try:
                 st = self.status_once()
-            except (requests.RequestException, ValueError, RecursionError):
+            except (requests.RequestException, ValueError):
                 return None
             return st if isinstance(st, dict) else None
 

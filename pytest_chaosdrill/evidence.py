@@ -23,6 +23,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from .redaction import Redactor
+from .statusread import raw_record, to_strict_json
+
 if TYPE_CHECKING:  # pragma: no cover
     from .record import DrillRecord
     from .target import RenderedTarget
@@ -31,9 +34,6 @@ if TYPE_CHECKING:  # pragma: no cover
 REQUIRED_FILES = ("trigger.md", "observed_status.json", "expected_status.json", "diff.txt", "validation.log",
                   "time_to_safe_ms", "notes.md")
 SUMS = "SHA256SUMS"
-# Whole-word key names only: "DRIFT_TOKEN: 1" in a sentence is not a secret, "token: abc" is.
-_SECRET_KV = re.compile(r'(?i)("?\b(?:api[_-]?key|apikey|secret|passphrase|password|sign|token|ok-access-[a-z]+)\b"?'
-                        r'\s*[:=]\s*"?)([^"\s,}]+)')
 
 
 def new_run_id(commit: str | None = None) -> str:
@@ -59,18 +59,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 16), b""):
             h.update(block)
     return h.hexdigest()
-
-
-class Redactor:
-    """Removes secret values (known literals and ``key: value`` shapes) from text."""
-
-    def __init__(self, literals: Iterable[str] = ()) -> None:
-        self.literals = sorted({s for s in literals if s and len(s) >= 3}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for s in self.literals:
-            text = text.replace(s, "***REDACTED***")
-        return _SECRET_KV.sub(lambda m: m.group(1) + "***REDACTED***", text)
 
 
 @dataclass
@@ -115,25 +103,28 @@ class EvidenceWriter:
 
     def text(self, name: str, content: str) -> Path:
         p = self.dir / name
-        p.write_text(self.redact(content), encoding="utf-8")
+        p.write_text(self.redact.text(content), encoding="utf-8")
         return p
 
     def json(self, name: str, obj: Any) -> Path:
-        return self.text(name, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+        """Strict JSON (never NaN/Infinity, whatever the target sent), secrets redacted inside the values."""
+        return self.text(name, to_strict_json(self.redact.json_obj(obj), indent=2, sort_keys=True, default=str) + "\n")
+
+    def dump(self, obj: Any) -> str:
+        """One line of strict, redacted JSON (for .jsonl files)."""
+        return self.redact.text(to_strict_json(self.redact.json_obj(obj), sort_keys=True, default=str))
 
     def copy(self, src: Path | str | None, name: str | None = None) -> Path | None:
+        """Copy a file the target wrote, redacted at the byte level (valid UTF-8 or not)."""
         if not src:
             return None
         src = Path(src)
         if not src.is_file():
             return None
-        data = src.read_bytes()
-        try:
-            return self.text(name or src.name, data.decode("utf-8"))
-        except UnicodeDecodeError:
-            dst = self.dir / (name or src.name)
-            dst.write_bytes(data)
-            return dst
+        dst = self.dir / (name or src.name)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        self.redact.file(src, dst)
+        return dst
 
     def finish(self) -> dict[str, str]:
         """Write SHA256SUMS, the IEB archive and its .sha256; point the latest link here."""
@@ -260,11 +251,14 @@ def write_drill_evidence(writer: EvidenceWriter, *, record: "DrillRecord | None"
     writer.text("notes.md", "\n".join(n) + "\n")
 
     if rec is not None:
-        rec.write(writer.dir, dump=lambda obj: writer.redact(json.dumps(obj, sort_keys=True, default=str)))
+        rec.write(writer.dir, dump=writer.dump)
+        raw = [s for s in rec.samples if getattr(s, "raw", None)]
+        if raw:  # what a misbehaving target really sent, escaped (the timeline itself stays strict JSON)
+            writer.text("raw_samples.jsonl", "".join(
+                writer.dump({"i": s.i, **raw_record(writer.redact.bytes(s.raw))}) + "\n" for s in raw))
         writer.json("checks.json", [r.__dict__ for r in (ev.checks if ev else [])])
         if rec.fingerprint_midrun:
-            writer.text("fingerprint_midrun.jsonl", "".join(json.dumps(s, sort_keys=True) + "\n"
-                                                            for s in rec.fingerprint_midrun))
+            writer.text("fingerprint_midrun.jsonl", "".join(writer.dump(s) + "\n" for s in rec.fingerprint_midrun))
     if rendered is not None:
         for name, path in rendered.files.items():
             if name != "stop":
@@ -318,3 +312,99 @@ def verify_tree(root: Path) -> tuple[int, list[str]]:
             problems.append(f"{target}: sha256 mismatch with {side.name}")
     return checked, problems
 
+
+
+IN_PROGRESS = "IN_PROGRESS.json"
+INCOMPLETE = "INCOMPLETE.json"
+PARTIAL = ("timeline.partial.jsonl", "marks.partial.json", "witness_ledger.partial.jsonl")
+
+
+class LiveEvidence:
+    """What a drill has seen so far, appended to its evidence folder while it runs, so a runner that
+    dies (SIGKILL, power loss) still leaves the timeline, the marks and the witness ledger behind.
+
+    ``IN_PROGRESS.json`` names the runner's pid and its start time; the next session (or
+    ``chaosdrill verify-evidence``) turns a folder whose runner is gone into an INCOMPLETE one.
+    """
+
+    def __init__(self, folder: Path, dump: Any, *, nodeid: str, drill_id: str, backend: str, run_id: str) -> None:
+        from .backends.procguard import process_start_time
+
+        self.folder = folder
+        self.dump = dump
+        self._lock = __import__("threading").Lock()
+        self._timeline = open(folder / PARTIAL[0], "a", encoding="utf-8")
+        self._ledger = open(folder / PARTIAL[2], "a", encoding="utf-8")
+        marker = {"pid": os.getpid(), "pid_start": process_start_time(os.getpid()), "host": platform.node(),
+                  "test": nodeid, "drill": drill_id, "backend": backend, "run_id": run_id,
+                  "started_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+        (folder / IN_PROGRESS).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+
+    def sample(self, sample: Any) -> None:
+        with self._lock:
+            if not self._timeline.closed:
+                self._timeline.write(self.dump(sample.to_json()) + "\n")
+                self._timeline.flush()
+
+    def ledger(self, entries: Iterable[dict[str, Any]]) -> None:
+        with self._lock:
+            if not self._ledger.closed:
+                self._ledger.writelines(self.dump(e) + "\n" for e in entries)
+                self._ledger.flush()
+
+    def marks(self, marks: Iterable[Any]) -> None:
+        tmp = self.folder / (PARTIAL[1] + ".tmp")
+        tmp.write_text(self.dump([m.__dict__ for m in marks]) + "\n", encoding="utf-8")
+        os.replace(tmp, self.folder / PARTIAL[1])
+
+    def close(self) -> None:
+        """The finished evidence replaces the partial files."""
+        with self._lock:
+            self._timeline.close()
+            self._ledger.close()
+        for name in PARTIAL + (IN_PROGRESS,):
+            p = self.folder / name
+            if p.exists():
+                p.unlink()
+
+
+def mark_incomplete(root: Path) -> list[str]:
+    """Folders under ``root`` whose runner died mid-drill become INCOMPLETE (meta.json, notes, hashes);
+    a folder whose runner is still alive is left alone. Returns one line per folder marked."""
+    from .backends.procguard import alive
+
+    out = []
+    runs = Path(root) / "runs"
+    if not runs.is_dir():
+        return out
+    for marker in sorted(runs.glob(f"*/*/*/{IN_PROGRESS}")):
+        folder = marker.parent
+        try:
+            info = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            info = {}
+        if info.get("host") == platform.node() and isinstance(info.get("pid"), int) \
+                and alive(info["pid"], info.get("pid_start")):
+            continue  # a drill that is running right now
+        samples = _count_lines(folder / PARTIAL[0])
+        reason = (f"the runner (pid {info.get('pid')}) died during the drill, before its evidence was finished; "
+                  f"what it had seen is kept ({samples} status sample(s) in {PARTIAL[0]}). Never a finished run.")
+        meta = {"verdict": "INCOMPLETE", "reason": reason, "test": info.get("test"), "drill": info.get("drill"),
+                "backend": info.get("backend"), "run_id": info.get("run_id"), "drill_started_utc": info.get("started_utc"),
+                "marked_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        (folder / "notes.md").write_text(f"# {info.get('drill')}: INCOMPLETE\n\n## Why\n{reason}\n", encoding="utf-8")
+        os.replace(marker, folder / INCOMPLETE)
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != SUMS)
+        (folder / SUMS).write_text("".join(f"{sha256_file(p)}  {p.relative_to(folder).as_posix()}\n" for p in files),
+                                   encoding="utf-8")
+        out.append(f"{folder}: INCOMPLETE ({reason})")
+    return out
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for _ in fh)
+    except OSError:
+        return 0

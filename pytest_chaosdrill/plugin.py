@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import pytest
 
 from . import hookspecs
-from .settings import add_options, backend_names, check_values, setting_path
+from .settings import add_options, backend_names, check_evidence_dir, check_values, setting_path
 
 STASH_SESSION = pytest.StashKey["Any"]()
 #: Options whose presence on the command line means "run drills" (so the bundled module is collected
@@ -34,6 +34,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     check_values(config)
+    check_evidence_dir(config)
     for name in backend_names(config):  # an unknown backend is a usage error before collection
         if name not in _BUILTIN_BACKENDS and config.hook.pytest_chaosdrill_backend_class(name=name, config=config) is None:
             raise pytest.UsageError(f"--chaosdrill-backend: unknown backend {name!r}; built in: process, "

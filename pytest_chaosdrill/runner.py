@@ -22,7 +22,7 @@ from .expect import Expectation
 from .faults import FaultNotLanded, Trigger, TriggerFactory
 from .record import COMPLETED, ERROR, INTERRUPTED, NOT_PROVEN, REFUSED, TIMEOUT, DrillRecord, Recorder
 from .target import LiveEnvironmentRefused, refuse_live
-from .timeline import Sample, StatusSampler, open_blocked, utc_now, wait_until
+from .timeline import LiveInterlock, Sample, StatusSampler, open_blocked, utc_now, wait_until
 from .verdict import Evaluation, Verdict, evaluate
 
 log = logging.getLogger("chaosdrill")
@@ -65,7 +65,7 @@ class DrillRun:
     def __init__(self, ctx: DrillContext, drill: Drill, *, contract: Contract, contract_info: Mapping[str, str],
                  triggers: Mapping[str, TriggerFactory], checks: Mapping[str, Check],
                  expectation: Expectation | None = None, allow_live: bool = False, backend: str = "",
-                 missing: tuple[str, ...] | list[str] = ()) -> None:
+                 missing: tuple[str, ...] | list[str] = (), live: Any = None) -> None:
         self.ctx = ctx
         self.drill = drill
         self.contract = contract
@@ -78,10 +78,12 @@ class DrillRun:
         self.rec.set(expected=expectation.to_json() if expectation is not None else None)
         self.trigger: Trigger | None = None
         self.sampler: StatusSampler | None = None
+        self.interlock = LiveInterlock()
         self.record: DrillRecord | None = None
         self.evaluation: Evaluation | None = None
         self._released = False
         self.missing = list(missing)
+        self.live = live  # evidence appended as the drill goes (evidence.LiveEvidence), or None
 
     # --- the lifecycle ----------------------------------------------------------------------------------
 
@@ -126,6 +128,8 @@ class DrillRun:
         _disarm_deadline()  # the deadline interrupts the drill, never its release
         try:
             self._release()
+            if self.rec["outcome"] == REFUSED:
+                self._stop_target()
         finally:
             self._stop_sampler()
             self.rec.set(t_end=self.rec["t_end"] or time.monotonic())
@@ -137,8 +141,17 @@ class DrillRun:
             log.info("%s: %s%s", self.drill.id, self.evaluation.verdict.value,
                      f" ({self.evaluation.reason})" if self.evaluation.reason else "")
 
+    def _on_sample(self, sample: Sample) -> None:
+        """Every sample (sampler thread): the live interlock, and the evidence appended as it comes."""
+        if not self.allow_live:
+            self.interlock(sample)
+        if self.live is not None:
+            self.live.sample(sample)
+
     def _phase(self, name: str, **detail: Any) -> None:
         self.rec.phase(name, **detail)
+        if self.live is not None:
+            self.live.marks(self.ctx.timeline.marks)
         log.debug("%s: phase %s", self.drill.id, name)
 
     def _lifecycle(self) -> None:
@@ -155,7 +168,8 @@ class DrillRun:
         except StartupFailed as exc:
             raise _Stop(NOT_PROVEN, f"{exc}{self._log_tail()}") from None
         self._refuse_live(status=first)
-        self.sampler = StatusSampler(ctx.rendered.status_url, ctx.timeline, interval_s=ctx.sample_interval_s).start()
+        self.sampler = StatusSampler(ctx.rendered.status_url, ctx.timeline, interval_s=ctx.sample_interval_s,
+                                     allowed_hosts=ctx.local_hosts, on_sample=self._on_sample).start()
         ctx.sampler = self.sampler
 
         self._phase("steady_state")
@@ -186,12 +200,26 @@ class DrillRun:
         self._release()
         self._phase("recovery")
         self._verify_recovery()
+        self._live_check()
         self.rec.set(t_end=time.monotonic())
         self._phase("assert")
         self._stop_sampler()
         self._collect_witness()
         self.trigger.finalize()
         self._step_times()
+
+    def _live_check(self) -> None:
+        """Any sample that reports a live environment ends the drill at once (refused, never a PASS)."""
+        if self.interlock.tripped.is_set():
+            raise _Stop(REFUSED, f"refusing to go on: the target reported a live environment mid-drill "
+                                 f"({self.interlock.reason}); the fault was released and the target stopped")
+
+    def _wait(self, check: Any, timeout: float, pause: float = 0.05) -> Any:
+        """``wait_until`` that also watches the live interlock."""
+        def guarded() -> Any:
+            self._live_check()
+            return check()
+        return wait_until(guarded, timeout, pause=pause)
 
     def _refuse_live(self, status: Any = None) -> None:
         try:
@@ -245,7 +273,7 @@ class DrillRun:
             why.clear()
             return True
 
-        if not wait_until(steady, timeout, pause=0.05):
+        if not self._wait(steady, timeout):
             raise _Stop(NOT_PROVEN, "steady state not reached within {}s: {}".format(
                 timeout, "; ".join(why.values()) or "unknown"))
         base = self.ctx.timeline.last_ok()
@@ -262,6 +290,7 @@ class DrillRun:
         first_safe: Sample | None = None
         start = time.monotonic()
         while time.monotonic() - start < deadline:
+            self._live_check()
             self._snapshot_fingerprint()
             if exited:
                 if not self.ctx.target.running():
@@ -281,6 +310,7 @@ class DrillRun:
         # Hold the fault: release relative to the trigger, or to the first safe sample.
         anchor = first_safe.mono if (self.drill.release_when == "safe_observed" and first_safe) else t_trigger
         while time.monotonic() < anchor + self.drill.hold_s and not exited:
+            self._live_check()
             self._snapshot_fingerprint()
             time.sleep(0.05)
         self._snapshot_fingerprint()
@@ -346,13 +376,20 @@ class DrillRun:
         def active() -> Sample | None:
             return self.ctx.timeline.first(lambda s: s.ok and not open_blocked(s.status), start=since)
 
-        recovered = wait_until(active, timeout, pause=0.05)
+        recovered = self._wait(active, timeout)
         if recovered is not None:
             self.rec.set(t_recovered=recovered.mono)
             self.ctx.timeline.mark("recovered", sample=recovered.i)
             log.info("%s: recovered (sample %d)", self.drill.id, recovered.i)
         else:
             self.rec.set(recovery_missing=f"target did not return to Active with the latch clear within {timeout}s")
+
+    def _stop_target(self) -> None:
+        try:
+            self.ctx.target.stop(self.ctx.rendered.config.stop_timeout_s)
+            self.ctx.timeline.mark("target_stopped", why=self.rec["outcome_reason"])
+        except Exception as exc:  # recorded; the fixture's teardown tries again
+            self.rec.fact("stop_error", f"{type(exc).__name__}: {exc}")
 
     def _stop_sampler(self) -> None:
         if self.sampler is not None:
@@ -364,7 +401,10 @@ class DrillRun:
         ledger = self.rec.ledger
         try:
             last = ledger[-1].get("seq", 0) if ledger else 0
-            ledger.extend(self.ctx.venue.ledger(since_seq=last))
+            new = self.ctx.venue.ledger(since_seq=last)
+            ledger.extend(new)
+            if self.live is not None and new:
+                self.live.ledger(new)
         except Exception as exc:  # the venue may be gone: record it, do not mask the drill's own error
             self.rec.fact("ledger_error", f"{type(exc).__name__}: {exc}")
         return ledger

@@ -37,6 +37,9 @@ class DrillState:
     verdict: str | None = None
     reason: str = ""
     outcome: Any = None
+    redactor: Any = None
+    writer: Any = None
+    live: Any = None
 
 
 class DrillSession:
@@ -49,6 +52,8 @@ class DrillSession:
         self.notes: list[str] = []
         self.drill_modules: list[str] = []   # drill tests parametrized in this session
         self.is_worker = hasattr(config, "workerinput")
+        self._written: list[Any] = []    # outcomes written in this process (a report may never come: Ctrl-C)
+        self.collected = 0
         self._backends: dict[str, Any] = {}
         self._unavailable: dict[str, str] = {}
         self._registry: Any = None
@@ -68,7 +73,7 @@ class DrillSession:
             from .evidence import RunInfo, git_commit, new_run_id
             from .timeline import utc_now
 
-            root = setting_path(self.config, "evidence_dir") or (self.config.invocation_params.dir / "evidence")
+            root = self.evidence_root()
             given = getattr(self.config, "workerinput", {}).get("chaosdrill_run")
             if given:  # a pytest-xdist worker: the controller decided the run and created its folder
                 self.info = RunInfo(given["run_id"], root, given["commit"], given["started_utc"],
@@ -78,6 +83,11 @@ class DrillSession:
             self.info = RunInfo(new_run_id(commit), root, commit, utc_now(), str(setting(self.config, "backend")),
                                 build_id=os.environ.get("BUILD_ID") or (commit[:12] if commit else None))
             self.info.create()
+            from .evidence import mark_incomplete
+
+            for line in mark_incomplete(root):  # folders of runs that were killed mid-drill
+                self.note(line)
+                log.warning("%s", line)
             xml = _junit(self.config)
             if xml is not None:
                 xml.add_global_property("chaosdrill_run_id", self.info.run_id)
@@ -91,6 +101,9 @@ class DrillSession:
         info = self.run_info()
         node.workerinput["chaosdrill_run"] = {"run_id": info.run_id, "commit": info.commit,
                                               "started_utc": info.started_utc, "build_id": info.build_id}
+
+    def evidence_root(self) -> Path:
+        return setting_path(self.config, "evidence_dir") or (self.config.invocation_params.dir / "evidence")
 
     def note(self, line: str) -> None:
         self.notes.append(line)
@@ -135,6 +148,11 @@ class DrillSession:
                 self._unavailable[name] = str(exc)
                 self._unavailable_outcome(name, str(exc))
             self._backends[name] = backend
+            tr = self.config.pluginmanager.get_plugin("terminalreporter")
+            for line in backend.reaped:
+                log.warning("%s backend: removed a leftover of a killed run: %s", name, line)
+                if tr is not None:
+                    tr.write_line(f"chaosdrill: {name} backend removed a leftover of a killed run: {line}", yellow=True)
         return self._backends[name]
 
     def _unavailable_outcome(self, name: str, reason: str) -> None:
@@ -151,6 +169,11 @@ class DrillSession:
         from .resources import drills_dir
 
         config = metafunc.config
+        from .settings import evidence_dir_problem
+
+        why = evidence_dir_problem(self.evidence_root())
+        if why:
+            pytest.fail(f"cannot write evidence: {why}; pass --chaosdrill-evidence-dir=A_WRITABLE_FOLDER", pytrace=False)
         locations = setting_paths(config, "drills") or [drills_dir()]
         try:
             drills = load_drills(locations)
@@ -192,9 +215,9 @@ class DrillSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.collected = sum(1 for i in session.items if "chaosdrill_drill" in getattr(i, "fixturenames", ()))
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        if tr is None or not any(STASH_STATE in i.stash or "chaosdrill_drill" in getattr(i, "fixturenames", ())
-                                 for i in session.items):
+        if tr is None or not self.collected:
             return
         target = setting_path(self.config, "target")
         tr.write_line(f"chaosdrill: backend={setting(self.config, 'backend')}, "
@@ -206,9 +229,29 @@ class DrillSession:
     # --- one drill -------------------------------------------------------------------------------------
 
     def begin(self, item: pytest.Item, drill: Any, backend: str) -> DrillState:
+        """The test's state, and its evidence folder created at once (so even a set-up error has one)."""
+        from .evidence import EvidenceWriter, folder_name
+        from .redaction import Redactor
+
         state = DrillState(drill, backend)
         item.stash[STASH_STATE] = state
+        state.writer = EvidenceWriter(self.run_info(), drill.group, folder_name(drill.id, backend), Redactor())
         return state
+
+    def redactor(self, state: DrillState) -> Any:
+        """Secrets by value: every secret-looking variable of the environment the target gets (pytest's
+        own and the target file's), every credential inside a URL there, and the target file's ``secrets``."""
+        from .redaction import Redactor
+
+        if state.redactor is None:
+            rendered = getattr(state.target, "target", None)
+            env = dict(os.environ)
+            extra: list[str] = []
+            if rendered is not None:
+                env.update(rendered.env)
+                extra = list(rendered.extra_secrets)
+            state.redactor = Redactor.collect(env, extra)
+        return state.redactor
 
     def make_run(self, state: DrillState, *, drill: Any, target: Any, harness: Any, timeline: Any, contract: Any,
                  contract_paths: dict[str, str], backend: str) -> Any:
@@ -232,10 +275,15 @@ class DrillSession:
                 info[f"{k}_sha256"] = sha256_file(Path(contract_paths[k]))
             except OSError:
                 pass
+        from .evidence import LiveEvidence
+
+        state.writer.redact = self.redactor(state)
+        state.live = LiveEvidence(state.writer.dir, state.writer.dump, nodeid=state.writer.name, drill_id=drill.id,
+                                  backend=backend, run_id=self.run_id)
         run = DrillRun(ctx, drill, contract=contract, contract_info=info, triggers=registry.triggers,
                        checks=registry.checks, expectation=expectation,
                        allow_live=bool(setting(self.config, "allow_live")), backend=backend,
-                       missing=missing_target_fields(target.target.config, needs.target_fields))
+                       missing=missing_target_fields(target.target.config, needs.target_fields), live=state.live)
         state.run = run
         return run
 
@@ -276,11 +324,15 @@ class DrillSession:
         if STASH_STATE not in item.stash:
             return report
         excinfo = call.excinfo
+        state = item.stash[STASH_STATE]
         if excinfo is not None and isinstance(excinfo.value, (DrillFailed, DrillNotProven)):
             # The drill's own message says everything, reason first; the runner's source lines would hide it.
             report.longrepr = str(excinfo.value)
+        if report.longrepr is not None and (state.target is not None or report.when != "setup"):
+            # Secrets never reach the terminal or the JUnit file, whatever the target echoed.
+            report.longrepr = self.redactor(state).text(report.longreprtext)
         item.stash.setdefault(STASH_REPORTS, {})[report.when] = report
-        outcome = item.stash[STASH_STATE].outcome
+        outcome = state.outcome
         if report.when == "teardown" and outcome is not None:
             report.chaosdrill = outcome.to_json()  # type: ignore[attr-defined]  # crosses xdist as report data
         return report
@@ -298,15 +350,19 @@ class DrillSession:
         return "INTERRUPTED", "the run was interrupted before this drill started"
 
     def write_evidence(self, item: pytest.Item, state: DrillState) -> None:
-        from .evidence import EvidenceWriter, Redactor, folder_name, write_drill_evidence
+        from .evidence import write_drill_evidence
         from .report import DrillOutcome, files_complete, outcome_from
 
         verdict, reason = self._verdict(item, state)
         info = self.run_info()
         target = state.target
         rendered = getattr(target, "target", None)
-        redactor = Redactor(rendered.secrets() if rendered else [])
-        writer = EvidenceWriter(info, state.drill.group, folder_name(state.drill.id, state.backend), redactor)
+        redactor = self.redactor(state)
+        reason = redactor.text(reason)
+        writer = state.writer
+        writer.redact = redactor
+        if state.live is not None:
+            state.live.close()  # the finished evidence replaces what was appended while the drill ran
         run = state.run
         record = run.record if run is not None else None
         evaluation = run.evaluation if run is not None else None
@@ -336,6 +392,7 @@ class DrillSession:
         outcome.files_complete = files_complete(result["folder"])
         outcome.has_notes = (Path(result["folder"]) / "notes.md").is_file()
         state.outcome = outcome
+        self._written.append(outcome)
         item.config.hook.pytest_chaosdrill_evidence_written(item=item, folder=Path(result["folder"]), verdict=verdict)
 
     def collect(self, report: pytest.TestReport, data: dict[str, Any]) -> None:
@@ -373,6 +430,7 @@ class DrillSession:
 
     # --- end of session --------------------------------------------------------------------------------
 
+    @pytest.hookimpl(trylast=True)  # after pytest's own teardown of what an interrupt left set up
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         from .report import signoff_markdown
 
@@ -382,11 +440,18 @@ class DrillSession:
             except Exception as exc:  # pragma: no cover - report, keep closing the others
                 log.warning("closing the %s backend failed: %s", backend.name, exc)
         self._restore_sigterm()
+        seen = {o.nodeid for o in self.outcomes}
+        self.outcomes += [o for o in self._written if o.nodeid not in seen]   # teardown after an interrupt
         if self.is_worker or self.info is None or not self.outcomes:
             return
         run_dir = self.info.run_dir
-        (run_dir / "SIGNOFF.md").write_text(signoff_markdown(self.outcomes, self.info.run_id, self.info.commit),
-                                            encoding="utf-8")
+        text = signoff_markdown(self.outcomes, self.info.run_id, self.info.commit)
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
+        if interrupted or len(self.outcomes) < self.collected:
+            text = (f"> **PARTIAL RUN** ({'interrupted' if interrupted else 'stopped early'}): "
+                    f"{len(self.outcomes)} of {self.collected} collected drill test(s) finished; this sign-off "
+                    "covers only those.\n\n" + text)
+        (run_dir / "SIGNOFF.md").write_text(text, encoding="utf-8")
         try:
             shutil.copyfile(run_dir / "SIGNOFF.md", self.info.root / "SIGNOFF.md")
         except OSError:

@@ -88,3 +88,33 @@ def check_values(config: pytest.Config) -> None:
 
 def backend_names(config: pytest.Config) -> list[str]:
     return [b.strip() for b in str(setting(config, "backend")).split(",") if b.strip()]
+
+
+def evidence_dir_problem(path: Path) -> str | None:
+    """Why evidence cannot be written under ``path`` (None when it can): checked before anything starts."""
+    import os
+
+    resolved = Path(os.path.abspath(path))
+    if any(str(resolved).startswith(p) for p in ("/proc", "/sys", "/dev")):
+        return f"{resolved} is inside a kernel pseudo file system"
+    probe = resolved
+    while not probe.exists():
+        if probe.parent == probe:
+            return f"no existing parent folder of {resolved}"
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is a file, not a folder" if probe == resolved else f"{probe} (a parent of {resolved}) is a file"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable by this user"
+    return None
+
+
+def check_evidence_dir(config: pytest.Config) -> None:
+    """A usage error, before collection, for an evidence folder that cannot be written."""
+    path = setting_path(config, "evidence_dir")
+    if path is None:
+        return
+    why = evidence_dir_problem(path)
+    if why:
+        raise pytest.UsageError(f"--chaosdrill-evidence-dir (ini chaosdrill_evidence_dir): cannot write evidence: "
+                                f"{why}. Point it at a writable folder.")

@@ -1,7 +1,7 @@
 """The backend protocol: where a target runs, what the drill can do to it, and what it talks to.
 
 A backend is chosen by name (``--chaosdrill-backend``). The plugin asks the
-``pytest_chaosdrill_make_backend`` hook for it (first non-None answer wins; the built-ins are the
+``pytest_chaosdrill_backend_class`` hook for it (first non-None answer wins; the built-ins are the
 ``trylast`` default), once per session. For every drill the backend then
 
 1. assembles a :class:`Harness` (the venue simulator and the fault proxy in front of it) with
@@ -126,6 +126,8 @@ class Backend:
 
     def __init__(self, settings: BackendSettings) -> None:
         self.settings = settings
+        #: What :meth:`check_available` removed that killed earlier runs had left (one line each).
+        self.reaped: list[str] = []
 
     def check_available(self) -> None:
         """Raise :class:`BackendUnavailable` when this backend cannot run here."""

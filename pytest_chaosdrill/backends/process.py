@@ -24,6 +24,10 @@ class ProcessBackend(Backend):
     name = "process"
     capabilities = frozenset({START, KILL, PAUSE, EXIT})
 
+    def check_available(self) -> None:
+        # Targets a killed pytest left running (its pid records, start times checked) go first.
+        self.reaped = procguard.reap()
+
     @contextlib.contextmanager
     def harness(self, site: DrillSite, config: TargetConfig) -> Iterator[Harness]:
         with local_harness(seed=self.settings.venue_seed) as h:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 #: Verdicts that need no record: the drill never ran far enough to have one.
-_NO_RECORD_NEEDED = {"SKIPPED", "ERROR", "INTERRUPTED"}
+_NO_RECORD_NEEDED = {"SKIPPED", "ERROR", "INTERRUPTED", "INCOMPLETE"}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

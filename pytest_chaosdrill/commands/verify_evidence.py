@@ -13,22 +13,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evidence import verify_tree
+    from ..evidence import INCOMPLETE, IN_PROGRESS, mark_incomplete, verify_tree
 
     total, bad = 0, []
+    for raw in args.paths:  # a folder whose runner died is marked INCOMPLETE first, never taken as finished
+        base = Path(raw).resolve()
+        for candidate in (base, base.parent, base.parent.parent):
+            if (candidate / "runs").is_dir():
+                for line in mark_incomplete(candidate):
+                    print(f"marked {line}")
+                break
     for raw in args.paths:
         root = Path(raw)
         if not root.exists():
             print(f"chaosdrill verify-evidence: {root}: no such file or folder", file=sys.stderr)
             return 2
         # Follow the latest-run links (evidence/phase2/drill_N -> runs/...) too.
-        checked, problems = verify_tree(root.resolve() if root.is_symlink() else root)
+        tree = root.resolve() if root.is_symlink() else root
+        checked, problems = verify_tree(tree)
+        problems += [f"{m.parent}: INCOMPLETE: the runner died during this drill (see its meta.json)"
+                     for m in sorted(tree.rglob(INCOMPLETE))]
+        problems += [f"{m.parent}: still IN PROGRESS (its runner is alive)" for m in sorted(tree.rglob(IN_PROGRESS))]
         total += checked
         bad += problems
         if not args.quiet:
             print(f"{root}: {checked} hash(es) checked, {len(problems)} problem(s)")
     for p in bad:
-        print(f"MISMATCH {p}")
+        print(("PROBLEM " if "INCOMPLETE" in p or "IN PROGRESS" in p else "MISMATCH ") + p)
     if total == 0:
         print("chaosdrill verify-evidence: no SHA256SUMS or .sha256 file found; nothing was verified", file=sys.stderr)
         return 2

@@ -1,0 +1,142 @@
+"""Interrupts against a real pytest subprocess: SIGKILL and SIGTERM of pytest mid-drill. Afterwards no
+target process or port is left, and every drill has evidence (INCOMPLETE where the runner died)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TEST_MODULE = "def test_drill(chaosdrill_run):\n    chaosdrill_run.execute()\n"
+LONG_FREEZE = """
+id: drill_2_market_data_stale
+title: a long stale feed (interrupt test)
+markers: [phase2]
+trigger: {kind: venue.freeze, params: {channels: [books, trades]}, hold_s: 60}
+time_to_safe_budget_ms: 5000
+expected: {}
+checks: [no_open_dispatch_while_blocked]
+recovery: {kind: reconcile, timeout_s: 20}
+timeout_s: 120
+"""
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(") ", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_for(what: str, check, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def start_drill(pytester: pytest.Pytester) -> tuple[subprocess.Popen, Path]:
+    drills = pytester.path / "mydrills"
+    drills.mkdir()
+    (drills / "freeze.yaml").write_text(LONG_FREEZE)
+    pytester.makepyfile(test_drills=TEST_MODULE)
+    evidence = pytester.path / "evidence"
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", f"--chaosdrill-drills={drills}",
+                             f"--chaosdrill-evidence-dir={evidence}", "-p", "no:cacheprovider",
+                             f"--junitxml={pytester.path / 'junit.xml'}"],
+                            cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # Mid-drill: the fault has landed and samples are being appended to the evidence folder.
+    def landed() -> Path | None:
+        for partial in evidence.glob("runs/*/phase2/*/marks.partial.json"):
+            if "fault_landed" in partial.read_text():
+                return partial.parent
+        return None
+    folder = wait_for("the fault to land", landed, timeout=90)
+    return proc, folder
+
+
+def target_processes(pytest_pid: int) -> list[int]:
+    return [p for p in children_of(pytest_pid)
+            if b"okx_demo_api" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports ``pid`` listens on (from /proc/net/tcp and its socket inodes)."""
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        return set()
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        parts = line.split()
+        if parts[3] == "0A" and parts[9] in inodes:
+            ports.add(int(parts[1].split(":")[1], 16))
+    return ports
+
+
+def test_sigkill_of_pytest_takes_the_target_down_and_leaves_incomplete_evidence(pytester: pytest.Pytester) -> None:
+    proc, folder = start_drill(pytester)
+    targets = wait_for("the target process", lambda: target_processes(proc.pid))
+    ports = set().union(*(listening_ports(p) for p in targets))
+    assert ports, "the target listens on no port"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    wait_for("the target to die with pytest", lambda: not any(alive(p) for p in targets), timeout=15)
+    wait_for("its ports to close", lambda: not any(port_open(p) for p in ports), timeout=15)
+    # What it saw so far is there; the next look at the evidence marks it INCOMPLETE, never finished.
+    assert (folder / "timeline.partial.jsonl").read_text().count("\n") > 10
+    out = subprocess.run([sys.executable, "-m", "pytest_chaosdrill.cli", "verify-evidence", str(pytester.path / "evidence")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "INCOMPLETE" in out.stdout, out.stdout
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["verdict"] == "INCOMPLETE" and "died during the drill" in meta["reason"]
+    assert not (folder / "IN_PROGRESS.json").exists() and (folder / "INCOMPLETE.json").exists()
+
+
+def test_sigterm_of_pytest_is_handled_like_ctrl_c(pytester: pytest.Pytester) -> None:
+    proc, folder = start_drill(pytester)
+    targets = wait_for("the target process", lambda: target_processes(proc.pid))
+    os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out.decode(errors="replace")[-3000:]
+    assert not any(alive(p) for p in targets), "the target outlived pytest"
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["verdict"] == "INTERRUPTED" and "SIGTERM" in meta["reason"]
+    trigger = (folder / "trigger.md").read_text()
+    assert "Released: yes" in trigger                       # the fault was released before the stop
+    assert not (folder / "IN_PROGRESS.json").exists()
+    run = folder.parent.parent
+    assert (run / "SIGNOFF.md").is_file()
