@@ -193,7 +193,7 @@ class DrillRun:
         step["proof"] = _jsonable(proof)
         step["landed_mono"] = self.trigger.landed_mono if self.trigger.landed_mono is not None else t_trigger
         ctx.timeline.mark("fault_landed", proof=_jsonable(proof))
-        log.info("%s: fault %s landed", self.drill.id, step["kind"])
+        log.info("%s: fault %s landed (proof: %s)", self.drill.id, step["kind"], _brief(step["proof"]))
 
         self._phase("observe")
         self._observe_until_safe()
@@ -415,6 +415,15 @@ class DrillRun:
     def _read_files(self) -> dict[str, Any]:
         return {name: self.ctx.read_json_file(name) for name, path in self.ctx.rendered.files.items()
                 if path.endswith(".json")}
+
+
+def _brief(proof: Any, limit: int = 120) -> str:
+    """A proof in one short line for people (the full proof is in trigger.md)."""
+    if isinstance(proof, dict):
+        text = ", ".join(f"{k}={v}" for k, v in proof.items() if not isinstance(v, (dict, list)))
+    else:
+        text = str(proof)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _disarm_deadline() -> None:

@@ -61,6 +61,8 @@ class DrillSession:
         self._target_error: str | None = None
         self._old_sigterm: Any = None
         self._install_sigterm()
+        self._progress: Any = None
+        self._install_progress()
 
     # --- session facts ---------------------------------------------------------------------------------
 
@@ -440,8 +442,12 @@ class DrillSession:
             except Exception as exc:  # pragma: no cover - report, keep closing the others
                 log.warning("closing the %s backend failed: %s", backend.name, exc)
         self._restore_sigterm()
+        if self._progress is not None:
+            log.removeHandler(self._progress)
+            self._progress = None
         seen = {o.nodeid for o in self.outcomes}
         self.outcomes += [o for o in self._written if o.nodeid not in seen]   # teardown after an interrupt
+        self.outcomes.sort(key=_outcome_order)  # the checklist's order, whichever worker finished first
         if self.is_worker or self.info is None or not self.outcomes:
             return
         run_dir = self.info.run_dir
@@ -474,6 +480,37 @@ class DrillSession:
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"evidence: {self.info.run_dir}  (sign-off: {self.info.run_dir / 'SIGNOFF.md'})")
 
+    # --- progress at -v: one line per phase as it happens -------------------------------------------------
+
+    def _install_progress(self) -> None:
+        """At ``-v`` the runner's lifecycle lines (the ``chaosdrill`` logger) go to the terminal as they
+        happen; with ``--log-cli-level`` pytest's live log shows them instead."""
+        if self.is_worker or self.config.option.verbose < 1 or self.config.getoption("log_cli_level", None):
+            return
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is None:
+            return
+
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+
+        class ToTerminal(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if threading.current_thread() is not threading.main_thread():
+                    return  # capture can only be suspended from the test's own thread
+                try:
+                    if capman is not None:
+                        with capman.global_and_fixture_disabled():
+                            tr.write_line(f"    chaosdrill: {record.getMessage()}")
+                    else:
+                        tr.write_line(f"    chaosdrill: {record.getMessage()}")
+                except Exception:  # pragma: no cover - a closed terminal must not fail a drill
+                    pass
+
+        self._progress = ToTerminal(level=logging.INFO)
+        log.addHandler(self._progress)
+        if log.level == logging.NOTSET or log.level > logging.INFO:
+            log.setLevel(logging.INFO)
+
     # --- SIGTERM is handled like Ctrl-C: release, stop, evidence ----------------------------------------
 
     def _install_sigterm(self) -> None:
@@ -493,6 +530,12 @@ class DrillSession:
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
+
+
+def _outcome_order(o: Any) -> tuple[Any, ...]:
+    parts = o.drill_id.split("_")
+    number = int(parts[1]) if len(parts) > 1 and parts[0] == "drill" and parts[1].isdigit() else 10**6
+    return (o.group != "phase2", o.group, number, o.drill_id, o.backend, o.nodeid)
 
 
 def _describe(target: Any) -> dict[str, Any]:

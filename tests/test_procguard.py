@@ -283,7 +283,7 @@ def test_process_backend_start_stop_guards_and_unguards(tmp_path: Path, monkeypa
 
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     rendered = SimpleNamespace(command=[sys.executable, "-c", "import time; time.sleep(60)"], env={},
-                               config=SimpleNamespace(name="sleeper"))
+                               config=SimpleNamespace(name="sleeper", folder=tmp_path, stop_timeout_s=10))
     target = ProcessTarget(rendered, tmp_path / "logs")  # type: ignore[arg-type]
     target.start()
     pid = target.pid

@@ -485,6 +485,8 @@ def _codegen_explain(c: "Compiler", schema: Mapping[str, Any]) -> Explain | None
                 joined = " or ".join(f"({cond})" for cond in conds)
                 g.lines.append(f"        if {pv} is not _M and ({joined}):")
                 g.lines.append(f"            out.extend({g.bind(expl)}({pv}, path + ({k},)))")
+            if g.lines[-1] == "    if isinstance(x, dict):":
+                g.lines.pop()  # every property schema was ``true``: nothing to explain
             continue
         node = build(c, value, schema)
         if node is None:
