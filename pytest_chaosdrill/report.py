@@ -161,3 +161,22 @@ def signoff_markdown(outcomes: list[DrillOutcome], run_id: str, commit: str | No
     return "\n".join(lines)
 
 
+def outcome_from(record: Any, evaluation: Any, base: DrillOutcome) -> DrillOutcome:
+    """Fill the sign-off facts of ``base`` from a drill's record and evaluation (either may be None)."""
+    if record is None or evaluation is None:
+        return base
+    base.time_to_safe_ms = record.time_to_safe_ms
+    base.budget_ms = float(record.drill.get("time_to_safe_budget_ms", 0)) or base.budget_ms
+    if evaluation.observed is not None:
+        base.observed_valid = not evaluation.observed_findings
+    tags = {f.tag for _, fs in evaluation.sample_findings for f in fs}
+    sampled = any(s.ok for s in record.samples)
+    base.tokens_known = sampled and not (tags & {"TIER", "ENUM", "ORDER"})
+    base.owner_view_ok = sampled and "OWNER-VIEW" not in tags
+    latch = [sampled and not (tags & {"LATCH", "DECISION-A"})]
+    latch += [r.passed is True for r in evaluation.checks if r.name.startswith("latch_")]
+    base.latch_checks = latch
+    cap = [r for r in evaluation.checks if r.name == "capital_supremacy"]
+    if cap and cap[0].facts.get("capital_supremacy_exercised"):
+        base.capital_supremacy = cap[0].passed is True
+    return base
