@@ -151,6 +151,13 @@ def duplicate_dispatch_after_restart() -> None:
     IntentResolver.run = run  # type: ignore[method-assign]
 
 
+def reduce_only_blocked_by_wal() -> None:
+    """Reduce-only orders wait for the WAL like opens, so a saturated WAL blocks risk reduction too."""
+    from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Dispatcher
+
+    Dispatcher._bypasses_wal = lambda self, intents: False  # type: ignore[method-assign]
+
+
 def none() -> None:
     """No bug: the unmodified reference target."""
 
@@ -158,7 +165,7 @@ def none() -> None:
 VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     latch_never_set_on_gap, latch_cleared_on_timer, active_while_latched, open_while_latched,
     mode_reasons_out_of_order, stop_recorded_as_completed, connection_errors_not_counted,
-    duplicate_dispatch_after_restart, none)}
+    duplicate_dispatch_after_restart, reduce_only_blocked_by_wal, none)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
