@@ -70,6 +70,25 @@ def exposure_series(ledger: Sequence[dict[str, Any]]) -> list[tuple[float, float
     return [(e["mono"], float(e.get("exposure", 0))) for e in ledger if e.get("type") == "position"]
 
 
+def exposure_at(ledger: Sequence[dict[str, Any]], t: float) -> float | None:
+    """The venue's exposure (sum of |position|) at ``t``: the last position entry at or before it;
+    None when the venue recorded no position change before ``t`` (no position was ever taken)."""
+    before = [x for m, x in exposure_series(ledger) if m <= t]
+    return before[-1] if before else None
+
+
+def is_reduce(order: dict[str, Any]) -> bool:
+    """A reduce-only order the venue accepted and that reduced a position."""
+    return order.get("reduceOnly") in (True, "true") and order.get("accepted", True) is not False \
+        and order.get("effect") == "reduce"
+
+
+def _fault_origin(rec: "DrillRecord") -> float | None:
+    """When the fault took effect (the step's landing), else the trigger: exposure is judged from here,
+    so an order sent between the landing and the first safe sample (a fast flatten) still counts."""
+    return rec.t_landed if rec.t_landed is not None else rec.t_trigger
+
+
 def _fmt_orders(orders: list[dict[str, Any]], limit: int = 5) -> str:
     return "; ".join(f"{o.get('clOrdId')} {o.get('side')} {o.get('sz')} {o.get('instId')} reduceOnly={o.get('reduceOnly')} "
                      f"effect={o.get('effect')}" for o in orders[:limit]) + (" ..." if len(orders) > limit else "")
@@ -121,30 +140,73 @@ def latch_set_with(rec: "DrillRecord", code: str) -> CheckResult:
 
 
 def latch_clears_only_after_reconcile(rec: "DrillRecord") -> CheckResult:
-    """The latch stayed set while the fault was active, and cleared only after the venue saw both
-    reconciliation reads (positions and open orders) made after the fault's condition ended."""
+    """Latch clears only after reconciliation succeeds: it stayed set while the fault was active, and cleared
+    only after the venue served both reconciliation reads (positions and open orders) made after the
+    fault's condition ended.
+
+    The clear happened after the last latched sample's request was sent and before the first clear sample
+    was answered. A read the venue served before that last latched request is proven to precede the clear.
+    When the reads fall between the two samples, the service's own clear time decides where it exposes one
+    (``latch_events`` in execution_fingerprint.json, host monotonic clock, process and docker backends):
+    a clear before a read is a FAIL, after the reads a PASS. Without it the order is not provable: NOT PROVEN.
+    (``last_policy_update_ts`` is no clear time: the contract defines it as the last policy update.)
+    """
+    name = "latch_clears_only_after_reconcile"
     first = rec.timeline.first(lambda s: s.latched, start=rec.t_trigger)
     if first is None:
-        return CheckResult("latch_clears_only_after_reconcile", None, "the latch was never observed set")
+        return CheckResult(name, None, "the latch was never observed set")
     cleared = rec.timeline.first(lambda s: s.ok and not s.latched, start=first.mono)
     if cleared is None:
-        return CheckResult("latch_clears_only_after_reconcile", None, "the latch was never observed to clear")
+        return CheckResult(name, None, "the latch was never observed to clear")
+    last_latched = [s for s in rec.timeline.between(first.sent_mono, cleared.mono) if s.latched and s.i < cleared.i]
+    last = last_latched[-1] if last_latched else first
     ended = rec.t_condition_ended
     if ended is not None and cleared.mono < ended:
-        return CheckResult("latch_clears_only_after_reconcile", False,
-                           f"latch cleared at sample {cleared.i} while the fault was still active "
+        return CheckResult(name, False, f"latch cleared at sample {cleared.i} while the fault was still active "
                            f"({(ended - cleared.mono) * 1000:.0f} ms before it ended)")
     since = ended if ended is not None else first.sent_mono
-    reads = recon_reads(rec.ledger, since, cleared.mono)
-    missing = [k for k, v in reads.items() if not v]
+    entries = {"positions": [], "orders_pending": []}  # type: dict[str, list[dict[str, Any]]]
+    for e in rec.ledger:
+        if e.get("type") == "request" and e.get("recon_read") and since <= e.get("mono", 0) <= cleared.mono:
+            entries["positions" if "positions" in str(e.get("path", "")) else "orders_pending"].append(e)
+    missing = [k for k, v in entries.items() if not v]
     if missing:
-        return CheckResult("latch_clears_only_after_reconcile", False,
-                           f"latch cleared at sample {cleared.i} but the venue saw no {' / '.join(missing)} read "
-                           f"between the end of the fault and the clear")
-    lead = (cleared.mono - max(min(v) for v in reads.values())) * 1000
-    return CheckResult("latch_clears_only_after_reconcile", True,
-                       f"latch cleared at sample {cleared.i}, {lead:.0f} ms after the venue served the reconciliation reads "
-                       f"({len(reads['positions'])} positions, {len(reads['orders_pending'])} open-orders)")
+        return CheckResult(name, False, f"latch cleared at sample {cleared.i} but the venue saw no {' / '.join(missing)} "
+                           f"read between the end of the fault and the clear")
+    # The earliest read of each kind: the clear needs one of each before it.
+    earliest = {k: min(v, key=lambda e: e["mono"]) for k, v in entries.items()}
+    latest_needed = max(e["mono"] for e in earliest.values())
+    counts = f"({len(entries['positions'])} positions, {len(entries['orders_pending'])} open-orders)"
+    if latest_needed <= last.sent_mono:
+        return CheckResult(name, True, f"latch still set at sample {last.i}, sent {(last.sent_mono - latest_needed) * 1000:.0f} ms "
+                           f"after the venue served the reconciliation reads {counts}; clear at sample {cleared.i}")
+    clear = _service_clear_mono(rec, last.sent_mono, cleared.mono)
+    if clear is not None:
+        late = {k: e["mono"] for k, e in earliest.items() if e["mono"] > clear}
+        if late:
+            k, m = next(iter(late.items()))
+            return CheckResult(name, False, f"the target cleared the latch (its latch_events) {(m - clear) * 1000:.1f} ms "
+                               f"before the venue received the {k} read: the clear did not wait for reconciliation")
+        return CheckResult(name, True, f"the target cleared the latch (its latch_events) {(clear - latest_needed) * 1000:.1f} ms "
+                           f"after the venue received the reconciliation reads {counts}; clear seen at sample {cleared.i}")
+    return CheckResult(name, None, f"the reconciliation reads {counts} and the clear both fell between samples {last.i} and "
+                       f"{cleared.i}, and the target exposes no clear time (execution_fingerprint.json latch_events): "
+                       "order not provable")
+
+
+def _service_clear_mono(rec: "DrillRecord", after: float, before: float) -> float | None:
+    """The target's own time of the latch clear between ``after`` and ``before``: the last ``clear`` event of
+    ``latch_events`` (``{"event": "clear", "mono": <CLOCK_MONOTONIC s>}``) in the status samples or in
+    execution_fingerprint.json, on backends that share the harness's host clock (process, docker)."""
+    if rec.backend not in ("process", "docker"):
+        return None
+    fp = rec.files.get("fingerprint")
+    sources = [fp.get("latch_events") if isinstance(fp, dict) else None]
+    sources += [s.status.get("latch_events") for s in rec.samples if s.ok and s.mono >= before - 1e-9][:3]
+    clears = [e["mono"] for events in sources if isinstance(events, list) for e in events
+              if isinstance(e, dict) and e.get("event") == "clear" and isinstance(e.get("mono"), (int, float))
+              and not isinstance(e.get("mono"), bool) and after <= e["mono"] <= before]
+    return max(clears) if clears else None
 
 
 def ws_event_lag_reflects(rec: "DrillRecord", ms: float | None = None, tolerance_ms: float = 400.0) -> CheckResult:
@@ -180,39 +242,56 @@ def counter_increased(rec: "DrillRecord", field: str) -> CheckResult:
 
 
 def containment_proceeds(rec: "DrillRecord") -> CheckResult:
-    """Reduce-only orders reached the venue after the fault landed (hedge / flatten)."""
-    start = rec.t_safe_origin
-    reduces = [o for o in ledger_orders(rec.ledger, start, rec.t_end)
-               if (o.get("reduceOnly") in (True, "true")) and o.get("accepted", True)]
+    """Reduce-only orders reached the venue between the fault and the end of the blocked window (hedge / flatten).
+
+    Precondition: the venue held a position when the fault landed (else there is nothing to contain:
+    NOT PROVEN). Orders count from the fault's landing (venue receive time), so a flatten sent before
+    the first safe sample is seen counts; orders after the blocked window (normal trading) do not.
+    """
+    origin = _fault_origin(rec)
+    _, end = rec.blocked_window()
+    if origin is None or end is None:
+        return CheckResult("containment_proceeds", None, "the fault's landing or the blocked window was not observed")
+    exposure = exposure_at(rec.ledger, origin)
+    if not exposure:
+        return CheckResult("containment_proceeds", None, f"exposure {exposure or 0.0} when the fault landed: "
+                           "nothing to contain", facts={"containment_exercised": False})
+    reduces = [o for o in ledger_orders(rec.ledger, origin, end) if is_reduce(o)]
     if not reduces:
-        return CheckResult("containment_proceeds", False, "no reduce-only order reached the venue after the fault")
-    return CheckResult("containment_proceeds", True, f"{len(reduces)} reduce-only order(s) reached the venue: "
-                       f"{_fmt_orders(reduces, 3)}")
+        return CheckResult("containment_proceeds", False, f"exposure {exposure} when the fault landed, but no reduce-only "
+                           f"order reached the venue before the blocked window ended ({(end - origin) * 1000:.0f} ms)")
+    return CheckResult("containment_proceeds", True, f"exposure {exposure} when the fault landed; {len(reduces)} reduce-only "
+                       f"order(s) reached the venue: {_fmt_orders(reduces, 3)}", facts={"containment_exercised": True})
 
 
-def exposure_monotonic_to_neutral(rec: "DrillRecord", neutral: float = 0.0, grace_ms: float = 100.0) -> CheckResult:
-    """From the first safe sample (plus ``grace_ms`` for orders already on the wire) the venue's exposure
-    never grew, and it came down to ``neutral``."""
-    start, end = rec.blocked_window()
-    if start is None:
+def exposure_monotonic_to_neutral(rec: "DrillRecord", neutral: float = 0.0) -> CheckResult:
+    """Exposure monotonically reduces to neutral: from the exposure at the fault's landing to the end of the
+    blocked window the venue's exposure never grew, and it reached ``neutral`` within the window.
+
+    Precondition: exposure above ``neutral`` at the landing (else NOT PROVEN: nothing to reduce). The series
+    ends with the blocked window (the request of the last blocked sample): an OPEN after recovery is normal
+    trading, not containment.
+    """
+    origin = _fault_origin(rec)
+    _, end = rec.blocked_window()
+    if origin is None or end is None:
         return CheckResult("exposure_monotonic_to_neutral", None, "the safe state was never observed")
-    start += grace_ms / 1000
-    full = exposure_series(rec.ledger)
-    before = [x for m, x in full if m <= start]
-    series = ([(start, before[-1])] if before else []) + [(m, x) for m, x in full if start < m <= (rec.t_end or end)]
-    if not series:
-        return CheckResult("exposure_monotonic_to_neutral", None, "the venue recorded no exposure after the fault")
-    first = series[0][1]
+    first = exposure_at(rec.ledger, origin)
+    if first is None or first <= neutral + 1e-9:
+        return CheckResult("exposure_monotonic_to_neutral", None,
+                           f"exposure {first if first is not None else 0.0} when the fault landed: nothing to reduce")
+    series = [(origin, first)] + [(m, x) for m, x in exposure_series(rec.ledger) if origin < m <= end]
     prev = first
     for m, x in series[1:]:
         if x > prev + 1e-9:
             return CheckResult("exposure_monotonic_to_neutral", False,
                                f"exposure grew from {prev} to {x} during containment "
-                               f"({(m - start) * 1000:.0f} ms into the blocked window)")
+                               f"({(m - origin) * 1000:.0f} ms after the fault landed, inside the blocked window)")
         prev = x
     if abs(prev - neutral) > 1e-9:
         return CheckResult("exposure_monotonic_to_neutral", False,
-                           f"exposure went {first} → {prev} without growing, but never reached {neutral}")
+                           f"exposure went {first} → {prev} without growing, but had not reached {neutral} "
+                           f"when the blocked window ended ({(end - origin) * 1000:.0f} ms after the fault)")
     return CheckResult("exposure_monotonic_to_neutral", True,
                        f"exposure went {first} → {prev} over {len(series) - 1} venue position changes, never growing")
 
@@ -230,13 +309,35 @@ def loop_keeps_ticking(rec: "DrillRecord", max_gap_ms: float = 1000.0) -> CheckR
 
 
 def reduce_only_permitted(rec: "DrillRecord") -> CheckResult:
-    """Blocked, but not killed: ReduceOnly keeps risk-reducing orders allowed."""
+    """ReduceOnly actions still permitted: while OPEN was blocked the target was not in Kill, and a
+    reduce-only order reached the venue and reduced the position.
+
+    Precondition: the venue held a position when the blocked window began (else NOT PROVEN: there was
+    nothing to reduce, so the criterion was not exercised). Orders count by the venue's receive time from
+    the first blocked answer to the end of the blocked window.
+    """
     window = rec.blocked_window_samples()
-    if not window:
+    start, end = rec.blocked_window()
+    if not window or start is None or end is None:
         return CheckResult("reduce_only_permitted", None, "no sample in the blocked window")
     kills = [s for s in window if s.status.get("trading_mode") == "Kill"]
-    return CheckResult("reduce_only_permitted", not kills,
-                       f"{len(window)} blocked samples, {len(kills)} in Kill (reduce-only orders stay permitted only outside Kill)")
+    if kills:
+        return CheckResult("reduce_only_permitted", False, f"{len(kills)} of {len(window)} blocked samples in Kill "
+                           f"(first: sample {kills[0].i}); ReduceOnly was not held")
+    fs = rec.first_safe
+    begin = fs.sent_mono if fs is not None else start
+    exposure = exposure_at(rec.ledger, begin)
+    if not exposure:
+        return CheckResult("reduce_only_permitted", None, f"exposure {exposure or 0.0} when OPEN became blocked: "
+                           "nothing to reduce, the criterion was not exercised", facts={"reduce_only_exercised": False})
+    reduces = [o for o in ledger_orders(rec.ledger, begin, end) if is_reduce(o)]
+    if not reduces:
+        return CheckResult("reduce_only_permitted", False,
+                           f"exposure {exposure} while OPEN was blocked for {(end - begin) * 1000:.0f} ms "
+                           f"({len(window)} ReduceOnly samples), but no reduce-only order reached the venue")
+    return CheckResult("reduce_only_permitted", True, f"exposure {exposure} when blocked; {len(reduces)} reduce-only "
+                       f"order(s) reached the venue while blocked: {_fmt_orders(reduces, 3)}",
+                       facts={"reduce_only_exercised": True})
 
 
 def restart_latch_on_startup(rec: "DrillRecord", code: str = "RESTART_RECONCILE_REQUIRED") -> CheckResult:
@@ -284,23 +385,36 @@ def stays_kill(rec: "DrillRecord") -> CheckResult:
                        f"(after the hook was released) until the restart")
 
 
-def capital_supremacy(rec: "DrillRecord") -> CheckResult:
-    """In Kill no order may add exposure; risk-reducing orders stay allowed while exposure is not zero."""
+def capital_supremacy(rec: "DrillRecord", grace_ms: float = 100.0) -> CheckResult:
+    """Kill still allows risk-reducing actions if exposure is not zero: in Kill no order may add exposure,
+    and a risk-reducing order reached the venue.
+
+    Precondition: the venue held a position when the fault landed (else NOT PROVEN: capital supremacy was
+    not exercised). Risk-reducing orders count by the venue's receive time from the fault's landing, so a
+    flatten sent at once (before the first Kill sample is seen) counts; exposure-adding orders count from
+    the first Kill answer plus ``grace_ms`` for orders already on the wire.
+    """
     first, end = _kill_window(rec)
     if first is None:
         return CheckResult("capital_supremacy", None, "Kill was never observed")
-    orders = ledger_orders(rec.ledger, first.sent_mono + 0.1, end)
-    opens = [o for o in orders if is_open(o)]
+    origin = _fault_origin(rec)
+    origin = first.sent_mono if origin is None else min(origin, first.sent_mono)
+    opens = [o for o in ledger_orders(rec.ledger, first.mono + grace_ms / 1000, end) if is_open(o)]
     if opens:
-        return CheckResult("capital_supremacy", False, f"{len(opens)} exposure-adding order(s) in Kill: {_fmt_orders(opens)}")
-    series = [x for m, x in exposure_series(rec.ledger) if m <= first.mono]
-    exposure = series[-1] if series else 0.0
-    reduces = [o for o in orders if o.get("effect") == "reduce"]
-    if exposure > 0 and not reduces:
-        return CheckResult("capital_supremacy", False, f"exposure {exposure} at Kill, but no risk-reducing order reached the venue")
+        return CheckResult("capital_supremacy", False, f"{len(opens)} exposure-adding order(s) in Kill: {_fmt_orders(opens)}",
+                           facts={"capital_supremacy_exercised": True})
+    exposure = exposure_at(rec.ledger, origin) or 0.0
+    if exposure <= 1e-9:
+        return CheckResult("capital_supremacy", None, "exposure 0.0 when the fault landed: nothing to reduce in Kill, "
+                           "capital supremacy not exercised", facts={"capital_supremacy_exercised": False})
+    reduces = [o for o in ledger_orders(rec.ledger, origin, end) if o.get("effect") == "reduce"
+               and o.get("accepted", True) is not False]
+    if not reduces:
+        return CheckResult("capital_supremacy", False, f"exposure {exposure} at Kill, but no risk-reducing order reached "
+                           f"the venue in {(end - origin):.1f}s of Kill", facts={"capital_supremacy_exercised": True})
     return CheckResult("capital_supremacy", True, f"exposure {exposure} at Kill; {len(reduces)} risk-reducing order(s) "
-                       f"and no exposure-adding order in Kill" + ("" if exposure > 0 else " (nothing to reduce)"),
-                       facts={"capital_supremacy_exercised": exposure > 0})
+                       f"(first {(reduces[0]['mono'] - origin) * 1000:.0f} ms after the fault) and no exposure-adding "
+                       "order in Kill", facts={"capital_supremacy_exercised": True})
 
 
 def registry_drift_blocked(rec: "DrillRecord", token: str = "KILL_UNREGISTERED_DRIFT_TOKEN") -> CheckResult:
@@ -377,19 +491,56 @@ def run_manifest_fields(rec: "DrillRecord", expect: dict[str, Any], audit_fields
                        "; ".join(problems) if problems else f"run_manifest has {expect} and audit fields {audit_fields}")
 
 
+#: The error classes (``error_events[].type``) each network fault produces at the target: a proxy
+#: ``reset_peer`` resets connections (connection_error); a ``timeout`` toxic holds requests past the
+#: target's client timeout (timeout); a docker network disconnect refuses new connections.
+FAULT_ERROR_CLASSES: dict[str, tuple[str, ...]] = {
+    "proxy.toxic:reset_peer": ("connection_error",),
+    "proxy.toxic:timeout": ("timeout",),
+    "network.disconnect": ("connection_error",),
+}
+
+
+def fault_error_classes(rec: "DrillRecord") -> tuple[str, ...]:
+    """The error classes the drill's fault produces (see :data:`FAULT_ERROR_CLASSES`); () if unknown."""
+    s = rec.step
+    if s is None:
+        return ()
+    key = f"{s.kind}:{s.params.get('type')}" if s.kind == "proxy.toxic" else s.kind
+    return FAULT_ERROR_CLASSES.get(key, ())
+
+
 @needs("files.fingerprint")
-def fingerprint_error_gate(rec: "DrillRecord") -> CheckResult:
-    """C2.3 hard gate on the fingerprint captured mid-run, while the fault was active and the target running."""
+def fingerprint_error_gate(rec: "DrillRecord", classes: list[str] | None = None) -> CheckResult:
+    """C2.3 hard gate, per error class: every class of error the fault produced (``classes``, default from
+    the fault) shows in execution_fingerprint.json's ``error_events[].type``, captured mid-run while the fault
+    was active and the target running. Without named classes: error_count > 0 or error_events non-empty."""
     snaps = rec.fingerprint_midrun
     if not snaps:
         return CheckResult("fingerprint_error_gate", None, "no execution_fingerprint.json could be read during the fault")
     last = snaps[-1]["content"]
     errors = last.get("error_count", 0) if isinstance(last, dict) else 0
     events = last.get("error_events", []) if isinstance(last, dict) else []
-    ok = (isinstance(errors, int) and errors > 0) or bool(events)
-    kinds = sorted({str(e.get("type")) for e in events if isinstance(e, dict)})
-    return CheckResult("fingerprint_error_gate", ok, f"mid-run fingerprint ({len(snaps)} snapshot(s)): error_count={errors}, "
-                       f"error_events={len(events)} of types {kinds}")
+    events = events if isinstance(events, list) else []
+    kinds: dict[str, int] = {}
+    base = rec.fingerprint_before if isinstance(rec.fingerprint_before, dict) else {}
+    before_events = base.get("error_events") if isinstance(base.get("error_events"), list) else []
+    seen_before = {json.dumps(e, sort_keys=True, default=str) for e in before_events}
+    for e in events:
+        if isinstance(e, dict) and json.dumps(e, sort_keys=True, default=str) not in seen_before:
+            kinds[str(e.get("type"))] = kinds.get(str(e.get("type")), 0) + 1
+    wanted = tuple(classes) if classes is not None else fault_error_classes(rec)
+    summary = (f"mid-run fingerprint ({len(snaps)} snapshot(s)): error_count={errors}, error_events={len(events)}, "
+               f"new during the fault by type {dict(sorted(kinds.items()))}")
+    if not wanted:
+        ok = (isinstance(errors, int) and errors > 0) or bool(events)
+        return CheckResult("fingerprint_error_gate", ok, summary)
+    missing = [c for c in wanted if not kinds.get(c)]
+    if missing:
+        return CheckResult("fingerprint_error_gate", False, f"the fault produces {', '.join(wanted)}, but no "
+                           f"{' / '.join(missing)} event appeared: {summary}")
+    return CheckResult("fingerprint_error_gate", True, f"every class the fault produces ({', '.join(wanted)}) "
+                       f"was counted: {summary}")
 
 
 @needs("files.fingerprint")

@@ -30,6 +30,33 @@ class DrillOutcome:
     owner_view_ok: bool | None = None
     has_notes: bool = False
     files_complete: bool = False
+    missing_files: list[str] = field(default_factory=list)
+    hash_problems: list[str] = field(default_factory=list)
+
+
+def signoff_state(drills: Iterable[Any], expected_phase2: int = 8) -> tuple[bool, list[str]]:
+    """The one READY TO SIGN rule (SIGNOFF.md and the HTML report): every Phase 2 drill PASSED, all
+    ``expected_phase2`` of them ran, and each evidence folder is complete with valid hashes.
+
+    ``drills`` are objects with ``drill_id``, ``group``, ``backend``, ``verdict``, ``reason``,
+    ``missing_files`` and ``hash_problems``. Returns (ready, the open items behind NOT READY).
+    """
+    p2 = [d for d in drills if d.group == "phase2"]
+    why: list[str] = []
+    if not p2:
+        why.append("no Phase 2 drill in this run")
+    for d in p2:
+        if d.verdict != "PASS":
+            why.append(f"{d.drill_id} ({d.backend}): {d.verdict}" + (f": {d.reason}" if d.reason else ""))
+        if d.missing_files:
+            why.append(f"{d.drill_id} ({d.backend}): evidence incomplete, missing {', '.join(d.missing_files)}")
+        if d.hash_problems:
+            why.append(f"{d.drill_id} ({d.backend}): evidence hashes: {'; '.join(d.hash_problems[:5])}")
+    passed = {d.drill_id for d in p2 if d.verdict == "PASS"}
+    ran = {d.drill_id for d in p2}
+    if p2 and len(ran) < expected_phase2:
+        why.append(f"only {len(ran)} of {expected_phase2} Phase 2 drills ran in this run")
+    return (bool(p2) and not why and len(passed) >= expected_phase2), why
 
     def to_json(self) -> dict[str, Any]:
         """Plain data: it rides on the test report across pytest-xdist's process boundary."""
@@ -57,6 +84,13 @@ def files_complete(folder: str | Path | None) -> bool:
     return bool(folder) and all((Path(folder) / f).is_file() for f in REQUIRED_FILES)
 
 
+def missing_files(folder: str | Path | None) -> list[str]:
+    """The required evidence files a drill folder lacks (all of them without a folder)."""
+    if not folder:
+        return list(REQUIRED_FILES)
+    return [f for f in REQUIRED_FILES if not (Path(folder) / f).is_file()]
+
+
 def signoff_markdown(outcomes: list[DrillOutcome], run_id: str, commit: str | None, expected_phase2: int = 8) -> str:
     """The checklist's "Phase 2 Sign-Off Checklist", each box ticked only where this run proved it."""
     p2 = [o for o in outcomes if o.group == "phase2"]
@@ -76,8 +110,27 @@ def signoff_markdown(outcomes: list[DrillOutcome], run_id: str, commit: str | No
     cap_ok = bool(cap) and all(cap)
     owner_ok = bool(p2) and all(o.owner_view_ok for o in p2)
     notes_ok = bool(p2) and all(o.has_notes for o in p2)
-    lines = [
-        "# Phase 2 Sign-Off", "",
+    for o in p2:
+        if not o.missing_files and not o.files_complete:
+            o.missing_files = missing_files(o.folder)
+    ready, why = signoff_state(outcomes, expected_phase2)
+    machine_boxes = [all_run, folders_ok, valid_ok, tokens_ok, latch_ok, cap_ok, notes_ok]
+    ready = ready and all(machine_boxes)
+    if ready:
+        head = ["# READY TO SIGN", "",
+                "Every machine-checkable box below is ticked. One box stays a person's: the owner dashboard "
+                "5-second rule (a person must read the dashboard and tick it before signing)."]
+    else:
+        names = ["All 8 drills executed", "Each drill has evidence folder with all required files",
+                 "`validate_status.py` passes for all observed_status.json files", "No free-text reason codes",
+                 "Latch invariants hold in all applicable drills", "Capital supremacy verified",
+                 "1-page summary written for each drill"]
+        open_boxes = [n for n, ok in zip(names, machine_boxes) if not ok]
+        head = ["# NOT READY", "",
+                "Open boxes: " + ("; ".join(open_boxes) if open_boxes else "none (but see the drills below)") + ".", "",
+                "Drills behind it:"] + [f"- {w}" for w in why] + ([] if why else ["- (every drill passed)"])
+    lines = head + [
+        "", "## Phase 2 Sign-Off", "",
         f"Run `{run_id}`, commit `{commit or 'not in a git checkout'}`.", "",
         "Each box below is ticked by pytest-chaosdrill only where this run proved it; an unticked box names what is missing.", "",
         "| drill | backend | verdict | time to safe (ms) | evidence |", "|---|---|---|---|---|",
@@ -99,17 +152,21 @@ def signoff_markdown(outcomes: list[DrillOutcome], run_id: str, commit: str | No
               box(cap_ok, "Capital supremacy verified (Kill mode still allows risk-reducing)",
                   "verified by the unknown-token drill's capital_supremacy check with exposure at Kill" if cap_ok
                   else "no drill in this run exercised Kill with exposure to reduce"),
-              box(False, "Owner dashboard passes 5-second rule for each scenario",
+              box(False, "Owner dashboard passes 5-second rule for each scenario (open for a person)",
                   "needs a person reading the dashboard; what a machine can check holds: owner_view consistent with "
                   "the contract on every sample ([OWNER-VIEW])" if owner_ok
                   else "owner_view contradicted the contract in some drill ([OWNER-VIEW] findings)"),
               box(notes_ok, "1-page summary written for each drill (`notes.md`)",
                   f"{sum(o.has_notes for o in p2)} of {len(p2)} drills have notes.md"),
-              "", "**Sign-off statement:**",
-              "> All Phase 2 chaos drills have been executed with contract-valid `/status` outputs.",
-              "> Evidence packs are stored in `evidence/phase2/`.",
-              "> The system correctly transitions to safe states under all tested fault conditions.", "",
-              "Signed: _________________ Date: _____________", ""]
+              ""]
+    if ready:
+        lines += ["**Sign-off statement:**",
+                  "> All Phase 2 chaos drills have been executed with contract-valid `/status` outputs.",
+                  "> Evidence packs are stored in `evidence/phase2/`.",
+                  "> The system correctly transitions to safe states under all tested fault conditions.", "",
+                  "Signed: _________________ Date: _____________", ""]
+    else:
+        lines += ["_No sign-off statement: this run does not prove every machine-checkable box._", ""]
     return "\n".join(lines)
 
 

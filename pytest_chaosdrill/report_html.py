@@ -464,23 +464,12 @@ def _drill_number(name: str) -> int:
 def signoff_state(drills: list[DrillData], expected_phase2: int = EXPECTED_PHASE2) -> tuple[bool, list[str]]:
     """READY TO SIGN only when every Phase 2 drill PASSED, all of them ran, and each evidence folder is complete.
 
-    Returns (ready, reasons it is not ready). Computed from the verdicts (record.json, else meta.json).
+    Returns (ready, reasons it is not ready). The rule is :func:`pytest_chaosdrill.report.signoff_state`,
+    the same one SIGNOFF.md uses.
     """
-    p2 = [d for d in drills if d.group == "phase2"]
-    why: list[str] = []
-    if not p2:
-        why.append("no Phase 2 drill in this run")
-    for d in p2:
-        if d.verdict != "PASS":
-            why.append(f"{d.drill_id} ({d.backend}): {d.verdict}" + (f": {d.reason}" if d.reason else ""))
-        if d.missing_files:
-            why.append(f"{d.drill_id} ({d.backend}): evidence incomplete, missing {', '.join(d.missing_files)}")
-        if d.hash_problems:
-            why.append(f"{d.drill_id} ({d.backend}): evidence hashes: {'; '.join(d.hash_problems[:5])}")
-    passed = {d.drill_id for d in p2 if d.verdict == "PASS"}
-    if p2 and len({d.drill_id for d in p2}) < expected_phase2:
-        why.append(f"only {len({d.drill_id for d in p2})} of {expected_phase2} Phase 2 drills ran in this run")
-    return (bool(p2) and not why and len(passed) >= expected_phase2), why
+    from .report import signoff_state as rule
+
+    return rule(drills, expected_phase2)
 
 
 # ---------------------------------------------------------------------------------------------- SVG

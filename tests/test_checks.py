@@ -84,10 +84,38 @@ def test_no_open_not_proven_when_never_blocked() -> None:
 # --- latch ----------------------------------------------------------------------------------------------
 
 
+RECON_READS = [read(2.2, "/api/v5/account/positions"), read(2.3, "/api/v5/trade/orders-pending")]
+
+
 def test_latch_clear_after_reconcile_reads_passes() -> None:
-    ledger = [read(2.2, "/api/v5/account/positions"), read(2.3, "/api/v5/trade/orders-pending")]
-    run = make_run(GAP_STORY, ledger, t_release=2.1)
+    # A latched sample sent after both reads (2.5) proves the clear came after them.
+    story = GAP_STORY[:4] + [(2.5, latched()), (3.0, ACTIVE)]
+    run = make_run(story, RECON_READS, t_release=2.1)
     assert C.latch_clears_only_after_reconcile(run).passed is True
+
+
+def test_latch_clear_between_two_samples_needs_the_service_clear_time() -> None:
+    # Reads and clear both between the last latched sample (2.0) and the first clear one (3.0).
+    run = make_run(GAP_STORY, RECON_READS, t_release=2.1)
+    res = C.latch_clears_only_after_reconcile(run)
+    assert res.passed is None and "order not provable" in res.detail
+    after = {"latch_events": [{"event": "clear", "code": "X", "mono": 2.35}]}
+    assert C.latch_clears_only_after_reconcile(replace(run, files={"fingerprint": after})).passed is True
+
+
+def test_latch_cleared_before_its_reads_fails_every_time() -> None:
+    # The clear (2.1, the target's own latch_events) precedes the reads however close the first clear sample is.
+    for first_clear in (2.31, 2.4, 3.0):
+        story = GAP_STORY[:4] + [(first_clear, ACTIVE)]
+        run = make_run(story, RECON_READS, t_release=2.05,
+                       files={"fingerprint": {"latch_events": [{"event": "clear", "code": "X", "mono": 2.1}]}})
+        res = C.latch_clears_only_after_reconcile(run)
+        assert res.passed is False and "before the venue received the positions read" in res.detail
+    # The clear time in the status samples counts as well; not on a backend without a shared host clock.
+    story = GAP_STORY[:4] + [(3.0, {**ACTIVE, "latch_events": [{"event": "clear", "mono": 2.1}]})]
+    run = make_run(story, RECON_READS, t_release=2.05)
+    assert C.latch_clears_only_after_reconcile(run).passed is False
+    assert C.latch_clears_only_after_reconcile(replace(run, backend="external")).passed is None
 
 
 def test_latch_clear_without_reads_fails() -> None:
@@ -121,12 +149,54 @@ def test_exposure_monotonic_to_neutral() -> None:
     res = C.exposure_monotonic_to_neutral(make_run(PF_STORY, grew, t_recovered=3.001))
     assert res.passed is False and "grew from 2" in res.detail
     stuck = [position(1.0, 3), position(1.3, 1)]
-    assert "never reached" in C.exposure_monotonic_to_neutral(make_run(PF_STORY, stuck, t_recovered=3.001)).detail
+    assert "had not reached 0.0" in C.exposure_monotonic_to_neutral(make_run(PF_STORY, stuck, t_recovered=3.001)).detail
+
+
+def test_exposure_fast_single_flatten_counts_from_the_landing() -> None:
+    # Fault lands at 1.0 with exposure 5; one flatten order at 1.01, before the first safe sample (1.1).
+    fast = [position(0.9, 5), order(1.01, True, "reduce", sz=5, accepted=True), position(1.01, 0)]
+    run = make_run(PF_STORY, fast, t_landed=1.0, t_recovered=3.001)
+    res = C.exposure_monotonic_to_neutral(run)
+    assert res.passed is True and "5.0 → 0.0" in res.detail
+    assert C.containment_proceeds(run).passed is True
+
+
+def test_exposure_open_after_recovery_is_not_containment() -> None:
+    # Flattened at 1.3; the blocked window ends with the last blocked request (2.0); an OPEN 1 ms after the
+    # first Active sample (3.0) grows exposure, which is normal trading.
+    ledger = [position(0.9, 2), position(1.3, 0), position(3.002, 1)]
+    res = C.exposure_monotonic_to_neutral(make_run(PF_STORY, ledger, t_landed=1.0, t_recovered=3.001, t_end=5.0))
+    assert res.passed is True, res.detail
+
+
+def test_exposure_nothing_to_reduce_is_not_proven() -> None:
+    res = C.exposure_monotonic_to_neutral(make_run(PF_STORY, [position(0.9, 0)], t_landed=1.0, t_recovered=3.001))
+    assert res.passed is None and "nothing to reduce" in res.detail
 
 
 def test_containment_needs_reduce_only_orders() -> None:
-    assert C.containment_proceeds(make_run(PF_STORY, [order(1.3, True, "reduce")], t_landed=1.05)).passed
-    assert C.containment_proceeds(make_run(PF_STORY, [order(1.3, False, "open")], t_landed=1.05)).passed is False
+    held = [position(0.9, 3)]
+    assert C.containment_proceeds(make_run(PF_STORY, held + [order(1.3, True, "reduce")], t_landed=1.05)).passed
+    assert C.containment_proceeds(make_run(PF_STORY, held + [order(1.3, False, "open")], t_landed=1.05)).passed is False
+    # A reduce-only order after the blocked window (normal trading after recovery) is not containment.
+    assert C.containment_proceeds(make_run(PF_STORY, held + [order(3.5, True, "reduce")], t_landed=1.05)).passed is False
+    assert C.containment_proceeds(make_run(PF_STORY, [order(1.3, True, "reduce")], t_landed=1.05)).passed is None
+
+
+WAL_STORY = [(0.5, ACTIVE), (1.1, {"trading_mode": "ReduceOnly"}), (2.0, {"trading_mode": "ReduceOnly"}), (3.0, ACTIVE)]
+
+
+def test_reduce_only_permitted_needs_a_reduce_only_order_while_blocked() -> None:
+    held = [position(0.9, 4)]
+    ok = make_run(WAL_STORY, held + [order(1.5, True, "reduce")], t_landed=1.0, t_recovered=3.001)
+    assert C.reduce_only_permitted(ok).passed is True
+    blocked = make_run(WAL_STORY, held, t_landed=1.0, t_recovered=3.001)
+    res = C.reduce_only_permitted(blocked)
+    assert res.passed is False and "no reduce-only order reached the venue" in res.detail
+    flat = make_run(WAL_STORY, [position(0.9, 0)], t_landed=1.0, t_recovered=3.001)
+    assert C.reduce_only_permitted(flat).passed is None
+    kill = make_run([(0.5, ACTIVE), (1.1, {"trading_mode": "Kill"}), (3.0, ACTIVE)], held, t_recovered=3.001)
+    assert C.reduce_only_permitted(kill).passed is False
 
 
 # --- status-derived checks ----------------------------------------------------------------------------------
@@ -168,6 +238,34 @@ def test_stays_kill_and_capital_supremacy() -> None:
     assert C.capital_supremacy(opened).passed is False
     no_reduce = make_run(story, [position(0.9, 2)])
     assert "no risk-reducing order" in C.capital_supremacy(no_reduce).detail
+
+
+def test_capital_supremacy_counts_a_flatten_before_the_first_kill_sample() -> None:
+    # Kill lands at 1.0 with exposure 5; one flatten at 1.005 (before the first Kill sample at 1.1).
+    story = [(0.5, ACTIVE), (1.1, KILL), (1.5, KILL), (2.0, KILL)]
+    ledger = [position(0.9, 5), order(1.005, True, "reduce", sz=5), position(1.005, 0)]
+    res = C.capital_supremacy(make_run(story, ledger, t_landed=1.0))
+    assert res.passed is True and "exposure 5.0 at Kill" in res.detail
+
+
+def test_capital_supremacy_without_exposure_is_not_proven() -> None:
+    story = [(0.5, ACTIVE), (1.1, KILL), (2.0, KILL)]
+    res = C.capital_supremacy(make_run(story, [position(0.9, 0)], t_landed=1.0))
+    assert res.passed is None and res.facts["capital_supremacy_exercised"] is False
+
+
+def test_fingerprint_gate_per_error_class() -> None:
+    def run_with(events: list[dict], kind: str = "proxy.toxic", params: dict | None = None) -> DrillRecord:
+        r = make_run([(0.5, ACTIVE)], fingerprint_before={"api_calls": 1, "error_events": []},
+                     fingerprint_midrun=({"content": {"api_calls": 30, "error_count": len(events), "error_events": events}},))
+        return replace(r, steps=(StepRecord(kind, params or {"type": "timeout"}),))
+    only_conn = run_with([{"type": "connection_error"}])
+    res = C.fingerprint_error_gate(only_conn)
+    assert res.passed is False and "no timeout event" in res.detail          # timeouts not counted
+    assert C.fingerprint_error_gate(run_with([{"type": "timeout"}, {"type": "connection_error"}])).passed is True
+    resets = run_with([{"type": "connection_error"}], params={"type": "reset_peer"})
+    assert C.fingerprint_error_gate(resets).passed is True
+    assert C.fingerprint_error_gate(resets, classes=["connection_error", "timeout"]).passed is False
 
 
 # --- files and telemetry ------------------------------------------------------------------------------------------

@@ -160,6 +160,13 @@ def not_found_taken_as_absent() -> None:
     IntentResolver.may_still_arrive = lambda self, item, now=None: False  # type: ignore[method-assign]
 
 
+def reduce_only_blocked_by_wal() -> None:
+    """Reduce-only orders wait for the WAL like opens, so a saturated WAL blocks risk reduction too."""
+    from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Dispatcher
+
+    Dispatcher._bypasses_wal = lambda self, intents: False  # type: ignore[method-assign]
+
+
 def none() -> None:
     """No bug: the unmodified reference target."""
 
@@ -167,7 +174,7 @@ def none() -> None:
 VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     latch_never_set_on_gap, latch_cleared_on_timer, active_while_latched, open_while_latched,
     mode_reasons_out_of_order, stop_recorded_as_completed, connection_errors_not_counted,
-    duplicate_dispatch_after_restart, not_found_taken_as_absent, none)}
+    duplicate_dispatch_after_restart, not_found_taken_as_absent, reduce_only_blocked_by_wal, none)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -406,6 +406,12 @@ class App:
             "wal": {"depth": self.wal.depth, "capacity": self.wal.capacity,
                     "enqueue_failures": self.wal.enqueue_failures, "records_written": self.wal.records_written,
                     "write_errors": self.wal.write_errors, "last_write_error": self.wal.last_write_error},
+            # The latch's recent set/clear events with the host's CLOCK_MONOTONIC time: a drill compares a
+            # clear with the venue's receive time of the reconciliation reads (same clock on one host).
+            "latch_events": [e.as_dict() for e in self.latch.events],
+            # Trades feed: processed, and repeated / out-of-order ids dropped (never processed twice).
+            "trades": {"processed": self.feed.trades_processed, "duplicates_dropped": self.feed.trades_dropped,
+                       "gaps": self.feed.trades_gaps},
             "updated_utc": utc_now(), "updated_mono": time.monotonic(),
         }
 

@@ -115,11 +115,24 @@ class Dispatcher:
         # resolves it by asking the venue: safe either way.
         self.wal.enqueue(rec)
 
+    def _bypasses_wal(self, intents: list[Intent]) -> bool:
+        """Reduce-only orders never wait for the WAL (see _dispatch)."""
+        return all(it.reduce_only for it in intents)
+
     async def _dispatch(self, intents: list[Intent]) -> None:
         # The request's deadline is fixed with the intent and journalled with it: whatever happens
         # (timeout, partition, crash), the venue refuses the order after it, so "not found" after it
         # (plus a margin) is final. See IntentResolver.may_still_arrive.
         exp_ms = now_ms() + self.order_expiry_ms
+        if self._bypasses_wal(intents):
+            # ReduceOnly actions stay permitted under WAL backpressure: a reduce-only order cannot add
+            # exposure (the venue refuses one that would), so it is journalled if the queue takes it but
+            # never waits for the WAL. A restart resolves a journalled one by clOrdId, never by re-sending.
+            for it in intents:
+                if self.wal.enqueue(it.record(self.run_id, exp_ms)) is None:
+                    self.counts["reduce_unjournalled"] = self.counts.get("reduce_unjournalled", 0) + 1
+            await self._send(intents, exp_ms)
+            return
         futs = []
         for it in intents:
             fut = self.wal.enqueue(it.record(self.run_id, exp_ms))
@@ -140,6 +153,9 @@ class Dispatcher:
             for it in intents:
                 self._outcome(it, "abandoned", reason="wal_not_durable")
             return
+        await self._send(intents, exp_ms)
+
+    async def _send(self, intents: list[Intent], exp_ms: int) -> None:
         lock = self.gate.exclusive() if len(intents) > 1 else self.gate.shared()
         async with lock:
             # Last check, with nothing awaited between it and the request leaving the process.
