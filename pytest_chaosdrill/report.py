@@ -33,6 +33,15 @@ class DrillOutcome:
     missing_files: list[str] = field(default_factory=list)
     hash_problems: list[str] = field(default_factory=list)
 
+    def to_json(self) -> dict[str, Any]:
+        """Plain data: it rides on the test report across pytest-xdist's process boundary."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "DrillOutcome":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
 
 def signoff_state(drills: Iterable[Any], expected_phase2: int = 8) -> tuple[bool, list[str]]:
     """The one READY TO SIGN rule (SIGNOFF.md and the HTML report): every Phase 2 drill PASSED, all
