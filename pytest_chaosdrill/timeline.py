@@ -68,7 +68,7 @@ class Sample:
                 json.dumps(status, allow_nan=False)
             except (ValueError, TypeError, RecursionError):
                 status = json.loads(to_strict_json(status))  # non-finite numbers become marker strings
-        out = {"i": self.i, "sent_mono": round(self.sent_mono, 6), "mono": round(self.mono, 6), "utc": self.utc,
+        out = {"i": self.i, "sent_mono": self.sent_mono, "mono": self.mono, "utc": self.utc,
                "http_status": self.http_status, "status": status, "error": self.error}
         if self.raw is not None:
             out["raw_length"] = self.raw_length
