@@ -45,4 +45,6 @@ DOCKER_BUILDKIT=0 docker build --force-rm -q -f "$CONTEXT/Dockerfile" \
     --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg PYTHON_VERSION="$PY_VERSION" \
     --build-arg GIT_COMMIT="$GIT_COMMIT" --build-arg BUILD_ID="$BUILD_ID" --build-arg IMAGE_TAG="$IMAGE" \
     -t "$IMAGE" "$CONTEXT"
+# Each rebuild leaves the previous image untagged; drop those, never anything else.
+docker image prune -f --filter label=io.chaosdrill.image=example-threaded >/dev/null || true
 echo "built $IMAGE ($(docker image inspect -f '{{.Id}}' "$IMAGE"))"
