@@ -5,7 +5,10 @@
 #   2. dockerd in the background (log: $DOCKERD_LOG) unless an engine already answers; waits for it
 #      with a deadline; overlay2, falls back to vfs if overlay2 cannot start;
 #   3. reaps io.chaosdrill.managed resources older than an hour (left by killed runs);
-#   4. the base image (debootstrap + docker import, cached) and the chaosdrill image (wheels cached).
+#   4. the base image (debootstrap + docker import, cached), the chaosdrill image (wheels cached) and
+#      the example service's image (examples/threaded_service, offline from the same wheel cache).
+# Image tags: CHAOSDRILL_IMAGE (default chaosdrill/target:latest) and THREADED_SERVICE_IMAGE (default
+# chaosdrill/example-threaded:latest), the names the tests and the target files read.
 # Prints how long each step took. Idempotent: safe to run twice, fast the second time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,7 +66,10 @@ done_step
 
 step "reap leftovers of killed runs (io.chaosdrill.managed=true, older than 1h)"
 PY="$ROOT/.venv/bin/python"
-if [[ -x "$PY" ]] && "$PY" -c 'import pytest_chaosdrill.docker_engine' 2>/dev/null; then
+if [[ "${CHAOSDRILL_CI_SHARED_ENGINE:-0}" == 1 ]]; then
+    # An engine other runs use too: what they left is theirs to reap (chaosdrill docker-reap).
+    echo "skipped: CHAOSDRILL_CI_SHARED_ENGINE=1"
+elif [[ -x "$PY" ]] && "$PY" -c 'import pytest_chaosdrill.docker_engine' 2>/dev/null; then
     "$PY" -c 'from pytest_chaosdrill.docker_engine import reap; r = reap(older_than_s=3600); print("removed:", ", ".join(r) or "nothing")'
 else
     echo "skipped: project venv not installed yet"
@@ -75,7 +81,11 @@ bash "$ROOT/docker/build-base-image.sh"
 done_step
 
 step "chaosdrill image (wheels on the host, offline docker build)"
-bash "$ROOT/docker/build-images.sh"
+IMAGE="${CHAOSDRILL_IMAGE:-chaosdrill/target:latest}" bash "$ROOT/docker/build-images.sh"
+done_step
+
+step "example service image (examples/threaded_service; wheels from the cache the step above filled)"
+IMAGE="${THREADED_SERVICE_IMAGE:-chaosdrill/example-threaded:latest}" bash "$ROOT/examples/threaded_service/build-image.sh"
 done_step
 
 printf '\n== docker-setup: total %ss\n' "$(awk "BEGIN{printf \"%.1f\", $EPOCHREALTIME - $T_ALL}")"

@@ -4,11 +4,11 @@
 #   wheels requests + websocket-client (and their deps) built on the host, offline first from the
 #          project's wheel cache, the package index only when the cache lacks one;
 #   build the legacy builder (no buildx on Debian's engine) over a context of wheels/ + the package.
-# Env: IMAGE (default chaosdrill/example-threaded:latest), BASE_IMAGE, PYTHON, CHAOSDRILL_CACHE.
+# Env: IMAGE (default $THREADED_SERVICE_IMAGE, else chaosdrill/example-threaded:latest, the target file's), BASE_IMAGE, PYTHON, CHAOSDRILL_CACHE.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-IMAGE="${IMAGE:-chaosdrill/example-threaded:latest}"
+IMAGE="${IMAGE:-${THREADED_SERVICE_IMAGE:-chaosdrill/example-threaded:latest}}"
 BASE_IMAGE="${BASE_IMAGE:-chaosdrill/base:bookworm}"
 CACHE="${CHAOSDRILL_CACHE:-$ROOT/.ci/cache}"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
@@ -45,4 +45,6 @@ DOCKER_BUILDKIT=0 docker build --force-rm -q -f "$CONTEXT/Dockerfile" \
     --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg PYTHON_VERSION="$PY_VERSION" \
     --build-arg GIT_COMMIT="$GIT_COMMIT" --build-arg BUILD_ID="$BUILD_ID" --build-arg IMAGE_TAG="$IMAGE" \
     -t "$IMAGE" "$CONTEXT"
+# Each rebuild leaves the previous image untagged; drop those, never anything else.
+docker image prune -f --filter label=io.chaosdrill.image=example-threaded >/dev/null || true
 echo "built $IMAGE ($(docker image inspect -f '{{.Id}}' "$IMAGE"))"

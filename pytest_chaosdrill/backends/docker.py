@@ -567,7 +567,8 @@ class DockerTarget:
                 with contextlib.suppress(DockerError):
                     text = self.engine.logs(cid, timestamps=True, since=since)
                     (self.log_dir / f"container.{service}.log").write_text(text, encoding="utf-8")
-        return sorted(self.log_dir.glob("container.*.log"))
+        # The service's own log last: the runner quotes the last log's tail when start-up fails.
+        return sorted(self.log_dir.glob("container.*.log"), key=lambda p: (p.name == "container.target.log", p.name))
 
     def describe(self) -> dict[str, Any]:
         ids: dict[str, str] = {}
