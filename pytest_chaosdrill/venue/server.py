@@ -82,6 +82,11 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
         deadline = loop.time() + latency.params["ms"] / 1000
         while latency.active and loop.time() < deadline:
             await asyncio.sleep(min(0.01, deadline - loop.time()))
+    if order_req:
+        # The venue "gets to" a request only once all of it has arrived: a body the network held back
+        # past the deadline is as late as a request that arrived late as a whole (aiohttp keeps the body
+        # for the handler).
+        await request.read()
     expired, early = _check_exp_time(core, meta) if order_req else (False, None)
     fault = core.http_fault() if early is None else None
     resp: web.StreamResponse
