@@ -2,6 +2,7 @@
 ledger classification and determinism."""
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Iterator
 
@@ -247,3 +248,26 @@ def test_exp_time_is_honoured_as_okx_documents(venue: VenueServer, http: request
     assert venue.control.state()["counters"]["expired_requests"] == 2
     fresh = next(o for o in led if o["type"] == "order")
     assert fresh["expTime"] == now_ms + 10_000 and fresh["could_add_exposure"] is True
+
+
+def test_exp_time_counts_from_the_whole_request_not_its_headers(venue: VenueServer) -> None:
+    """A request whose headers arrive in time but whose body the network holds past expTime is late:
+    refused with 50036, nothing placed (the in-flight hazard of a partition that splits a request)."""
+    import socket
+    import time as _time
+
+    body = json.dumps(order("buy", "1", "heldbody1")).encode()
+    exp = int(_time.time() * 1000) + 200
+    head = (f"POST /api/v5/trade/order HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"expTime: {exp}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    with socket.create_connection((venue.host, venue.port), timeout=5) as s:
+        s.sendall(head)
+        while int(_time.time() * 1000) <= exp + 100:   # hold the body until well past the deadline
+            _time.sleep(0.02)
+        s.sendall(body)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    payload = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert payload["code"] == "50036" and payload["data"] == []
+    assert not [e for e in venue.control.ledger() if e.get("type") == "order" and e.get("clOrdId") == "heldbody1"]
