@@ -339,7 +339,25 @@ class DrillSession:
         outcome = state.outcome
         if report.when == "teardown" and outcome is not None:
             report.chaosdrill = outcome.to_json()  # type: ignore[attr-defined]  # crosses xdist as report data
+            self._html_extras(report, outcome)
         return report
+
+    def _html_extras(self, report: pytest.TestReport, outcome: Any) -> None:
+        """With pytest-html installed, the drill's timeline chart and evidence link go into its row."""
+        if not self.config.pluginmanager.hasplugin("html") or not outcome.folder:
+            return
+        try:
+            from pytest_html import extras
+
+            from .report_html import drill_section_html
+
+            htmlpath = getattr(self.config.option, "htmlpath", None)
+            base = Path(htmlpath).resolve().parent if htmlpath else None
+            report.extras = list(getattr(report, "extras", [])) + [  # type: ignore[attr-defined]
+                extras.html(drill_section_html(Path(outcome.folder), link_base=base)),
+                extras.url(str(Path(outcome.folder).resolve().as_uri()), name="evidence folder")]
+        except Exception as exc:  # a view of the evidence: never a reason to lose the report
+            log.warning("pytest-html extras not added: %s: %s", type(exc).__name__, exc)
 
     def _verdict(self, item: pytest.Item, state: DrillState) -> tuple[str, str]:
         reports = item.stash.get(STASH_REPORTS, {})

@@ -478,3 +478,18 @@ def test_report_loads_in_headless_chromium(tmp_path: Path, chromium: Path) -> No
             proc.kill()
             proc.wait()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_pytest_html_rows_carry_the_drill_chart_and_evidence_link(pytester: pytest.Pytester) -> None:
+    """With pytest-html installed, each drill's row gets its timeline SVG and a link to its evidence."""
+    pytest.importorskip("pytest_html")
+    root = Path(__file__).resolve().parent.parent
+    drills = pytester.path / "mydrills"
+    drills.mkdir()
+    (drills / "gap.yaml").write_text((root / "drills" / "drill_5_ws_book_gap.yaml").read_text())
+    pytester.makepyfile(test_drills="def test_drill(chaosdrill_run):\n    chaosdrill_run.execute()\n")
+    result = pytester.runpytest_subprocess(f"--chaosdrill-drills={drills}", f"--html={pytester.path / 'r.html'}",
+                                           "-p", "no:cacheprovider", timeout=150)
+    result.assert_outcomes(passed=1)
+    page = (pytester.path / "r.html").read_text()
+    assert "data-drill" in page and "evidence folder" in page and "svg" in page  # pytest-html escapes its rows
