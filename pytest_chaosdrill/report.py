@@ -67,15 +67,6 @@ def signoff_state(drills: Iterable[Any], expected_phase2: int = 8) -> tuple[bool
         why.append(f"only {len(ran)} of {expected_phase2} Phase 2 drills ran in this run")
     return (bool(p2) and not why and len(passed) >= expected_phase2), why
 
-    def to_json(self) -> dict[str, Any]:
-        """Plain data: it rides on the test report across pytest-xdist's process boundary."""
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "DrillOutcome":
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
-
 
 def summary_table(outcomes: Iterable[DrillOutcome]) -> list[str]:
     rows = [("drill", "backend", "verdict", "time to safe", "budget", "evidence")]

@@ -9,28 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from drilltexts import BOOK_GAP, TEST_MODULE
+
 from pytest_chaosdrill.expect import Expectation
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "targets" / "okx_demo_api.yaml"
-TEST_MODULE = "def test_drill(chaosdrill_run):\n    chaosdrill_run.execute()\n"
 
-BOOK_GAP = """
-id: drill_5_ws_book_gap
-title: WS book gap (core test)
-markers: [phase2]
-trigger: {kind: venue.book_gap, params: {inst_id: BTC-USDT-SWAP, skip: 3}}
-time_to_safe_budget_ms: 1000
-expected:
-  fixture: ws_book_gap.json
-  fields: [trading_mode, open_permission_blocked_latch, open_permission_reason_codes]
-checks:
-  - {check: latch_set_with, params: {code: WS_BOOK_GAP_RECONCILE_REQUIRED}}
-  - no_open_dispatch_while_blocked
-  - latch_clears_only_after_reconcile
-recovery: {kind: reconcile, timeout_s: 20}
-timeout_s: 60
-"""
 
 
 def drills_dir(pytester: pytest.Pytester, text: str, name: str = "d.yaml") -> Path:
@@ -130,7 +115,8 @@ def test_drill_numbers(drill, venue):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", timeout=60)
     result.assert_outcomes(passed=3)
     # pytest's own "plugins:" line lists every installed plugin; nothing else may name the plugin.
-    lines = [ln for ln in (result.stdout.lines + result.stderr.lines) if not ln.startswith("plugins:")]
+    lines = [ln for ln in (result.stdout.lines + result.stderr.lines)
+             if not ln.startswith(("plugins:", "metadata:"))]   # pytest's / pytest-metadata's plugin listings
     assert not [ln for ln in lines if "chaosdrill" in ln.lower()]
     assert not (pytester.path / "evidence").exists()
     pytester_own = ("runpytest", "stdout", "stderr")  # pytester's capture files and basetemp
