@@ -46,6 +46,7 @@ class DrillSession:
         self.info: Any = None
         self.outcomes: list[Any] = []
         self.notes: list[str] = []
+        self.announcements: list[str] = []   # printed in the terminal summary (e.g. a minimal failing drill)
         self.drill_modules: list[str] = []   # drill tests parametrized in this session
         self._backends: dict[str, Any] = {}
         self._unavailable: dict[str, str] = {}
@@ -222,6 +223,9 @@ class DrillSession:
                        checks=registry.checks, expectation=expectation,
                        allow_live=bool(setting(self.config, "allow_live")), backend=backend,
                        missing=missing_target_fields(target.target.config, needs.target_fields))
+        from .settings import SETTINGS
+
+        run.settings = {name: setting(self.config, name) for name in SETTINGS}
         state.run = run
         return run
 
@@ -300,6 +304,8 @@ class DrillSession:
             reason += f" (service logs unavailable: {type(exc).__name__}: {exc})"
         if rendered is not None:
             logs += [Path(p) for k, p in rendered.files.items() if k.startswith("log")]
+        if record is not None and record.attachments:
+            self._attach(writer, record.attachments)
         try:
             import pytest_chaosdrill
 
@@ -324,6 +330,20 @@ class DrillSession:
                  ("evidence_folder", result["folder"]), ("ieb_sha256", result.get("ieb_sha256") or "")]
         item.user_properties.extend(props)
         item.config.hook.pytest_chaosdrill_evidence_written(item=item, folder=Path(result["folder"]), verdict=verdict)
+
+    def _attach(self, writer: Any, attachments: dict[str, str]) -> None:
+        """Copy the files a trigger produced (``record.attachments``) into the evidence folder, before it is
+        hashed; a minimal failing drill is announced in the terminal summary."""
+        for name, src in attachments.items():
+            src_path = Path(src)
+            files = sorted(p for p in src_path.rglob("*") if p.is_file()) if src_path.is_dir() else [src_path]
+            for f in files:
+                rel = name if f == src_path else f"{name}/{f.relative_to(src_path).as_posix()}"
+                (writer.dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                writer.copy(f, rel)
+            if name.endswith("minimal_drill.yaml") and (writer.dir / name).is_file():
+                self.announcements.append(f"minimal failing schedule: {writer.dir / name} (replay: pytest "
+                                          f"--chaosdrill-drills {writer.dir / name})")
 
     # --- end of session --------------------------------------------------------------------------------
 
@@ -355,6 +375,8 @@ class DrillSession:
         for line in summary_table(self.outcomes):
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"evidence: {self.info.run_dir}  (sign-off: {self.info.run_dir / 'SIGNOFF.md'})")
+        for line in self.announcements:
+            terminalreporter.write_line(f"chaosdrill: {line}")
 
     # --- SIGTERM is handled like Ctrl-C: release, stop, evidence ----------------------------------------
 
