@@ -1,6 +1,7 @@
 """Exploring fault schedules with Hypothesis (trigger kind ``schedule.explore``).
 
-Hypothesis draws schedules (1 to ``max_steps`` steps, kinds from ``pool``, offsets from ``offsets_s``);
+Hypothesis draws schedules (1 to ``max_steps`` steps of distinct kinds from ``pool``, each at one of
+``offsets_s`` after the step before it);
 each one runs as a compound drill (kind ``schedule``) against a fresh service: the target is stopped,
 the venue reset, and the example's drill starts the target again, proves steady state, injects the
 steps, verifies recovery and evaluates the global invariants. A violation (the example's verdict is
@@ -249,6 +250,8 @@ class ExploreTrigger(Trigger):
         self.examples: list[Example] = []
         self.signature: tuple[str, ...] | None = None
         self.summary: dict[str, Any] = {}
+        self._cache: dict[str, Example] = {}
+        self.cache_hits = 0
 
     def bind_run(self, run: "DrillRun") -> None:
         """The outer drill run: its contract, registries, settings and recorder (for attachments)."""
@@ -257,8 +260,13 @@ class ExploreTrigger(Trigger):
     # --- the search -------------------------------------------------------------------------------------
 
     def steps_of(self, choices: tuple[tuple[int, int, int, int], ...]) -> list[dict[str, Any]]:
-        steps = [self.pool[k].step(self.offsets[o], p, r) for k, o, p, r in choices]
-        return sorted(steps, key=lambda s: s["at_s"])
+        """The schedule of drawn choices. ``offsets_s`` are gaps after the previous step (the first step is
+        at 0): a step lands inside the reconciliation or recovery of the one before it."""
+        steps, at = [], 0.0
+        for n, (k, o, p, r) in enumerate(choices):
+            at = round(at + (self.offsets[o] if n else 0.0), 3)
+            steps.append(self.pool[k].step(at, p, r))
+        return steps
 
     def strategy(self, st: Any) -> Any:
         def entry(k: int) -> Any:
@@ -299,7 +307,14 @@ class ExploreTrigger(Trigger):
         def prop(choices: tuple[tuple[int, int, int, int], ...]) -> None:
             if time.monotonic() >= deadline:
                 raise _BudgetSpent()
-            ex = self._run_example(choices)
+            # A schedule already run is not run again (Hypothesis may draw it twice while shrinking): its
+            # verdict is reused, and counted as a cache hit in the summary.
+            steps_key = json.dumps(self.steps_of(choices), sort_keys=True)
+            ex = self._cache.get(steps_key)
+            if ex is None:
+                ex = self._cache[steps_key] = self._run_example(choices)
+            else:
+                self.cache_hits += 1
             if ex.violation and (self.signature is None or ex.signature == self.signature):
                 self.signature = self.signature or ex.signature
                 raise _Violation(ex.reason)
@@ -382,7 +397,8 @@ class ExploreTrigger(Trigger):
             "verdicts": {v: sum(e.verdict == v for e in self.examples) for v in sorted({e.verdict for e in self.examples})},
             "violations": len(fails), "signature": list(self.signature or ()), "budget_s": budget, "seed": seed,
             "elapsed_s": round(time.monotonic() - self.t_begin, 1), "stopped_by": stopped_by,
-            "schedule_runtime_s": round(sum(e.duration_s for e in self.examples), 1),
+            "schedule_runtime_s": round(sum(e.duration_s for e in self.examples), 1), "cache_hits": self.cache_hits,
+            "schedules_per_minute": round(len(self.examples) / max(1e-9, time.monotonic() - self.t_begin) * 60, 1),
         }
         if same:
             first = same[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
@@ -164,6 +165,10 @@ class ScheduleTrigger(Trigger):
         self.records: list[dict[str, Any]] = []
         self._released: set[int] = set()
         self.t0: float | None = None
+        self._cv = threading.Condition()
+        self._release_lock = threading.Lock()
+        self._due: list[tuple[float, int]] = []   # timed releases: (monotonic due time, step index)
+        self._closing = self._abandon = False
 
     # --- running ------------------------------------------------------------------------------------
 
@@ -174,26 +179,43 @@ class ScheduleTrigger(Trigger):
         return {"steps": [{k: s[k] for k in STEP_FIELDS if k in s} for s in self.specs]}
 
     def _run(self, land_timeout: float) -> None:
-        """Run every step at its offset (timed releases included); each step waits ``land_timeout`` to land."""
+        """Fire every step at its offset, each proving its landing within ``land_timeout``; timed releases
+        run on a timer thread meanwhile (a gap requested during a freeze lands only once the freeze is
+        released), and all of them are done before this returns."""
         assert self.t0 is not None
         self.land_timeout = land_timeout
-        agenda: list[tuple[float, int, str, int]] = [(float(s.get("at_s", 0)), 1, "fire", i)
-                                                     for i, s in enumerate(self.specs)]
-        heapq.heapify(agenda)
-        while agenda:
-            at, _, action, i = heapq.heappop(agenda)
-            delay = self.t0 + at - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)  # the schedule's own offsets: waiting is the drill, not a poll
-            if action == "fire":
+        releaser = threading.Thread(target=self._releaser, name="chaosdrill-schedule-releases", daemon=True)
+        releaser.start()
+        try:
+            for i, spec in enumerate(self.specs):
+                delay = self.t0 + float(spec.get("at_s", 0)) - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)  # the schedule's own offsets: waiting is the drill, not a poll
                 self._fire_step(i)
-                rel = self.specs[i].get("release_after_s")
+                rel = spec.get("release_after_s")
                 if rel is not None:
-                    fired = self.records[i]["fired_mono"] - self.t0
-                    # release timed from the fire; sorted before a fire due at the same moment
-                    heapq.heappush(agenda, (fired + float(rel), 0, "release", i))
-            else:
-                self._release_step(i)
+                    with self._cv:
+                        heapq.heappush(self._due, (self.records[i]["fired_mono"] + float(rel), i))
+                        self._cv.notify()
+            with self._cv:
+                self._closing = True  # the releaser ends once every timed release is done
+                self._cv.notify()
+            releaser.join()
+        finally:
+            with self._cv:
+                self._closing = self._abandon = True  # on failure: the drill's release() releases the rest
+                self._cv.notify()
+
+    def _releaser(self) -> None:
+        while True:
+            with self._cv:
+                if self._abandon or (self._closing and not self._due):
+                    return
+                if not self._due or self._due[0][0] > time.monotonic():
+                    self._cv.wait(None if not self._due else self._due[0][0] - time.monotonic())
+                    continue
+                _, i = heapq.heappop(self._due)
+            self._release_step(i)
 
     def _fire_step(self, i: int) -> None:
         spec = self.specs[i]
@@ -220,9 +242,13 @@ class ScheduleTrigger(Trigger):
             self.landed_mono = rec["landed_mono"]
 
     def _release_step(self, i: int) -> None:
-        if i in self._released or self.subs[i] is None:
-            return
-        self._released.add(i)
+        with self._release_lock:  # the timer thread and the drill's release() never release a step twice
+            if i in self._released or self.subs[i] is None or i >= len(self.records):
+                return
+            self._released.add(i)
+            self._do_release(i)
+
+    def _do_release(self, i: int) -> None:
         rec = self.records[i]
         rec["released_mono"] = time.monotonic()
         try:
