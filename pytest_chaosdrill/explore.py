@@ -288,6 +288,7 @@ class ExploreTrigger(Trigger):
         self.scratch = self._scratch()
         self.explored = self.scratch / EXPLORED_FILE
         self.explored.write_text("", encoding="utf-8")
+        self.run.rec.attach(EXPLORED_FILE, str(self.explored))  # kept even if the exploration is interrupted
         self.t_begin = time.monotonic()
         deadline = self.t_begin + budget
         ctx = self.ctx
@@ -365,17 +366,20 @@ class ExploreTrigger(Trigger):
                         backend=outer.rec["backend"])
         t = time.monotonic()
         timer = _save_timer()
+        error = ""
         try:
             nrun.execute()
         except (DrillFailed, DrillNotProven):
             pass
+        except Exception as exc:  # a harness error in one example is recorded (ERROR), not shrunk as a bug
+            error = f"{type(exc).__name__}: {exc}"
         finally:
             _restore_timer(timer, time.monotonic() - t)
             ex.duration_s = time.monotonic() - t
             ctx.target.stop(ctx.rendered.config.stop_timeout_s)
         ev = nrun.evaluation
         ex.verdict = ev.verdict.value if ev is not None else "ERROR"
-        ex.reason = ev.reason if ev is not None else ""
+        ex.reason = ev.reason if ev is not None else error
         ex.signature = signature_of(nrun.record, ev) if ex.violation else ()
         ex.run = nrun
         self.examples.append(ex)
