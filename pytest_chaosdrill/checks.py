@@ -564,7 +564,10 @@ def no_order_accepted_after_not_found(rec: "DrillRecord") -> CheckResult:
 
 
 def builtin_checks() -> dict[str, Check]:
-    return {fn.__name__: fn for fn in (
+    from .explore import explore_found_no_violation
+    from .schedule import global_invariants
+
+    return {fn.__name__: fn for fn in (global_invariants, explore_found_no_violation,
         mode_held, no_open_dispatch_while_blocked, latch_set_with, latch_clears_only_after_reconcile,
         ws_event_lag_reflects, counter_increased, containment_proceeds, exposure_monotonic_to_neutral,
         loop_keeps_ticking, reduce_only_permitted, restart_latch_on_startup, no_duplicate_dispatch, stays_kill,

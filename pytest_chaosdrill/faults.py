@@ -421,6 +421,8 @@ def _param_names(fn: Callable[..., Any]) -> str:
 def requirements(factory: Any, params: dict[str, Any]) -> tuple[frozenset[str], list[str], list[str]]:
     """(backend capabilities, target-file needs, parameter problems) of a trigger kind's factory."""
     caps = frozenset(getattr(factory, "requires", frozenset()))
+    if hasattr(factory, "requires_for"):  # capabilities that depend on the parameters (a schedule's steps)
+        caps |= frozenset(factory.requires_for(params))
     needs = list(getattr(factory, "needs", lambda p: [])(params))
     check = getattr(factory, "check_params", None)
     problems = list(check(params)) if check is not None else []
@@ -443,4 +445,10 @@ def builtin_triggers() -> dict[str, TriggerFactory]:
         "network.disconnect": NetworkDisconnect,
         "process.pause": ProcessPause,
     })
+    # Schedules run steps of any kind in the table, plugins' kinds included (the hook adds them to it later).
+    from .explore import ExploreKind
+    from .schedule import ScheduleKind
+
+    table["schedule"] = ScheduleKind(table)
+    table["schedule.explore"] = ExploreKind(table)
     return table

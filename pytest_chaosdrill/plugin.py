@@ -35,6 +35,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     check_values(config)
     check_evidence_dir(config)
+    # The bundled schedule drills' markers, known before any drill is collected (so -m explore works).
+    config.addinivalue_line("markers", "compound: compound drills (fault schedules, pytest-chaosdrill)")
+    config.addinivalue_line("markers", "explore: drills that explore fault schedules with Hypothesis (pytest-chaosdrill)")
     for name in backend_names(config):  # an unknown backend is a usage error before collection
         if name not in _BUILTIN_BACKENDS and config.hook.pytest_chaosdrill_backend_class(name=name, config=config) is None:
             raise pytest.UsageError(f"--chaosdrill-backend: unknown backend {name!r}; built in: process, "

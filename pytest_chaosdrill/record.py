@@ -87,6 +87,8 @@ class DrillRecord:
     exit_code_before_restart: int | None = None
     recovery_missing: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)       # informational only: no check reads these
+    #: files or folders a trigger produced (name in the evidence folder -> path); the evidence writer copies them
+    attachments: dict[str, str] = field(default_factory=dict)
 
     # --- derived views (pure) -------------------------------------------------------------------
 
@@ -299,7 +301,7 @@ class Recorder:
         self.values: dict[str, Any] = {
             "drill": dict(drill), "drill_path": drill_path, "backend": backend, "target_name": target_name,
             "target_files": tuple(target_files), "contract": dict(contract), "started_utc": utc_now(),
-            "t_start": time.monotonic(), "facts": {},
+            "t_start": time.monotonic(), "facts": {}, "attachments": {},
         }
         self.steps: list[dict[str, Any]] = []
         self.ledger: list[dict[str, Any]] = []
@@ -319,6 +321,10 @@ class Recorder:
 
     def fact(self, key: str, value: Any) -> None:
         self.values["facts"][key] = value
+
+    def attach(self, name: str, path: str) -> None:
+        """Have the evidence writer copy ``path`` (a file or a folder) into the evidence folder as ``name``."""
+        self.values["attachments"][name] = str(path)
 
     def step(self, kind: str, params: Mapping[str, Any], target_side_hook: bool) -> dict[str, Any]:
         s: dict[str, Any] = {"kind": kind, "params": dict(params), "target_side_hook": target_side_hook}

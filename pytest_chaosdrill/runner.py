@@ -84,6 +84,8 @@ class DrillRun:
         self._released = False
         self.missing = list(missing)
         self.live = live  # evidence appended as the drill goes (evidence.LiveEvidence), or None
+        #: the plugin's settings (settings.SETTINGS names), for triggers that read them (schedule.explore)
+        self.settings: dict[str, Any] = {}
 
     # --- the lifecycle ----------------------------------------------------------------------------------
 
@@ -136,6 +138,8 @@ class DrillRun:
             self._collect_witness()
             if not self.rec["files"]:
                 self.rec.set(files=self._read_files())
+            if hasattr(self.trigger, "step_records"):  # a schedule: one step per fault it injected
+                self.rec.steps[:] = self.trigger.step_records()
             self.record = self.rec.freeze()
             self.evaluation = evaluate(self.record, self.contract, self.checks)
             log.info("%s: %s%s", self.drill.id, self.evaluation.verdict.value,
@@ -179,6 +183,8 @@ class DrillRun:
         self._phase("trigger")
         factory = self.triggers[self.drill.trigger_kind]  # validated at collection
         self.trigger = factory(ctx, dict(self.drill.trigger_params))
+        if hasattr(self.trigger, "bind_run"):  # a trigger that runs drills of its own (schedule.explore)
+            self.trigger.bind_run(self)
         step = self.rec.step(self.trigger.kind or self.drill.trigger_kind, self.drill.trigger_params,
                              self.trigger.target_side_hook)
         t_trigger = time.monotonic()

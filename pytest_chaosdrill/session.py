@@ -50,6 +50,7 @@ class DrillSession:
         self.info: Any = None
         self.outcomes: list[Any] = []
         self.notes: list[str] = []
+        self.announcements: list[str] = []   # printed in the terminal summary (e.g. a minimal failing drill)
         self.drill_modules: list[str] = []   # drill tests parametrized in this session
         self.is_worker = hasattr(config, "workerinput")
         self._written: list[Any] = []    # outcomes written in this process (a report may never come: Ctrl-C)
@@ -288,6 +289,9 @@ class DrillSession:
                        checks=registry.checks, expectation=expectation,
                        allow_live=bool(setting(self.config, "allow_live")), backend=backend,
                        missing=missing_target_fields(target.target.config, needs.target_fields), live=state.live)
+        from .settings import SETTINGS
+
+        run.settings = {name: setting(self.config, name) for name in SETTINGS}
         state.run = run
         return run
 
@@ -395,6 +399,8 @@ class DrillSession:
             reason += f" (service logs unavailable: {type(exc).__name__}: {exc})"
         if rendered is not None:
             logs += [Path(p) for k, p in rendered.files.items() if k.startswith("log")]
+        if record is not None and record.attachments:
+            self._attach(writer, record.attachments)
         try:
             import pytest_chaosdrill
 
@@ -450,6 +456,20 @@ class DrillSession:
         for key, value in props:
             xml.add_global_property(f"chaosdrill[{test_id}].{key}", value)
 
+    def _attach(self, writer: Any, attachments: dict[str, str]) -> None:
+        """Copy the files a trigger produced (``record.attachments``) into the evidence folder, before it is
+        hashed; a minimal failing drill is announced in the terminal summary."""
+        for name, src in attachments.items():
+            src_path = Path(src)
+            files = sorted(p for p in src_path.rglob("*") if p.is_file()) if src_path.is_dir() else [src_path]
+            for f in files:
+                rel = name if f == src_path else f"{name}/{f.relative_to(src_path).as_posix()}"
+                (writer.dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                writer.copy(f, rel)
+            if name.endswith("minimal_drill.yaml") and (writer.dir / name).is_file():
+                self.announcements.append(f"minimal failing schedule: {writer.dir / name} (replay: pytest "
+                                          f"--chaosdrill-drills {writer.dir / name})")
+
     # --- end of session --------------------------------------------------------------------------------
 
     @pytest.hookimpl(trylast=True)  # after pytest's own teardown of what an interrupt left set up
@@ -499,6 +519,8 @@ class DrillSession:
         for line in summary_table(self.outcomes):
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"evidence: {self.info.run_dir}  (sign-off: {self.info.run_dir / 'SIGNOFF.md'})")
+        for line in self.announcements:
+            terminalreporter.write_line(f"chaosdrill: {line}")
 
     # --- progress at -v: one line per phase as it happens -------------------------------------------------
 

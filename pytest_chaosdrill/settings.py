@@ -24,6 +24,10 @@ SETTINGS: dict[str, tuple[str, Any, str]] = {
     "fixtures": ("extra folders searched first for golden fixtures", None, "list"),
     "sample_interval_ms": ("time between /status samples in ms (at most 10)", "5", "float"),
     "venue_seed": ("seed of the venue simulator's deterministic prices and fills", "7", "int"),
+    "explore_budget_s": ("wall-time budget in seconds of an exploring drill (schedule.explore): drawing, running "
+                         "and shrinking fault schedules", "60", "float"),
+    "explore_seed": ("seed of an exploring drill's schedule generator (the same seed draws the same schedules)",
+                     "0", "int"),
     "allow_live": ("allow drills against a target that looks live (real money). Never in CI", False, "bool"),
 }
 
@@ -78,7 +82,8 @@ def _resolve(value: Any, base: Path) -> Path:
 
 def check_values(config: pytest.Config) -> None:
     """Usage errors for malformed values, before collection."""
-    for name, kind in (("sample_interval_ms", float), ("venue_seed", int)):
+    for name, kind in (("sample_interval_ms", float), ("venue_seed", int), ("explore_budget_s", float),
+                       ("explore_seed", int)):
         try:
             kind(setting(config, name))
         except (TypeError, ValueError):

@@ -167,6 +167,23 @@ def reduce_only_blocked_by_wal() -> None:
     Dispatcher._bypasses_wal = lambda self, intents: False  # type: ignore[method-assign]
 
 
+def reconcile_waits_for_first_code() -> None:
+    """Two-fault bug: the readiness to reconcile follows only the latch code raised first. A second code
+    raised while latched (a session termination after a book gap) is then cleared by a reconciliation
+    that never waited for the second condition to end. With one code latched, behaviour is unchanged."""
+    orig = App._reconcile_ready
+
+    def reconcile_ready(self: App, now: float) -> bool:
+        codes = self.latch.codes
+        if len(codes) < 2 or not self.startup_done:
+            return orig(self, now)
+        first = min(codes, key=lambda c: self.latch.set_mono(c) or now)
+        since = self._clear_since(first)
+        return since is not None and now - since >= self.cfg.reconcile_stable_ms / 1000.0
+
+    App._reconcile_ready = reconcile_ready  # type: ignore[method-assign]
+
+
 def none() -> None:
     """No bug: the unmodified reference target."""
 
@@ -174,7 +191,8 @@ def none() -> None:
 VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     latch_never_set_on_gap, latch_cleared_on_timer, active_while_latched, open_while_latched,
     mode_reasons_out_of_order, stop_recorded_as_completed, connection_errors_not_counted,
-    duplicate_dispatch_after_restart, not_found_taken_as_absent, reduce_only_blocked_by_wal, none)}
+    duplicate_dispatch_after_restart, not_found_taken_as_absent, reduce_only_blocked_by_wal,
+    reconcile_waits_for_first_code, none)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

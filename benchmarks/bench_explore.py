@@ -1,0 +1,74 @@
+"""Schedule exploration: schedules run per minute, time to the first failing schedule and to the shrunk
+one, and the minimal schedule, for the bundled exploring drill against a variant of the reference
+target (default: the two-fault bug ``reconcile_waits_for_first_code``). Prints numbers; it is not a test.
+
+    python benchmarks/bench_explore.py [--variant reconcile_waits_for_first_code] [--budget 240] [--seed 6 ...]
+
+Times to the failures are the summed run times (start, steady state, faults, recovery, stop) of the
+examples up to and including the one that failed; schedules per minute is over the exploration's wall time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = ROOT / "tests" / "variants"
+DRILL = ROOT / "drills" / "explore_1_fault_schedules.yaml"
+
+
+def run_once(variant: str, budget: float, seed: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        target = tmp_path / "target.yaml"
+        target.write_text((VARIANTS / f"{variant}.yaml").read_text().replace('"launch.py"', json.dumps(str(VARIANTS / "launch.py"))))
+        evidence = tmp_path / "evidence"
+        cmd = [sys.executable, "-m", "pytest", str(ROOT / "drills" / "test_drills.py"), "-q", "-p", "no:cacheprovider",
+               f"--chaosdrill-drills={DRILL}", f"--chaosdrill-target={target}", f"--chaosdrill-evidence-dir={evidence}",
+               f"--chaosdrill-explore-budget-s={budget}", f"--chaosdrill-explore-seed={seed}"]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        folders = list(evidence.glob("runs/*/explore/explore_1_fault_schedules"))
+        if not folders:
+            return {"wall": wall, "rc": proc.returncode, "tail": proc.stdout[-2000:]}
+        folder = folders[0]
+        proof = json.loads((folder / "record.json").read_text())["steps"][0].get("proof") or {}
+        minimal = folder / "minimal_drill.yaml"
+        steps = yaml.safe_load(minimal.read_text())["trigger"]["params"]["steps"] if minimal.is_file() else None
+        return {"wall": wall, "rc": proc.returncode, "proof": proof, "minimal": steps}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--variant", default="reconcile_waits_for_first_code", help="tests/variants/<name>.yaml (none: no bug)")
+    ap.add_argument("--budget", type=float, default=240)
+    ap.add_argument("--seed", type=int, nargs="+", default=[6])
+    args = ap.parse_args()
+    for seed in args.seed:
+        r = run_once(args.variant, args.budget, seed)
+        p = r.get("proof")
+        print(f"\nvariant {args.variant}, seed {seed}, budget {args.budget:g} s: pytest exit {r['rc']}, {r['wall']:.0f} s wall")
+        if not p:
+            print(r.get("tail", ""))
+            continue
+        print(f"  schedules run: {p['examples']} ({p.get('cache_hits', 0)} repeats served from the cache), "
+              f"{p.get('schedules_per_minute')} schedules/minute, verdicts {p.get('verdicts')}")
+        print(f"  stopped by: {p.get('stopped_by')} after {p.get('elapsed_s')} s")
+        print(f"  time to first failure: {p.get('time_to_first_failure_s', '-')} s, "
+              f"time to the shrunk schedule: {p.get('time_to_minimal_s', '-')} s")
+        if r["minimal"] is not None:
+            print(f"  minimal schedule ({len(r['minimal'])} step(s)):")
+            print("    " + yaml.safe_dump(r["minimal"], sort_keys=False, default_flow_style=None).replace("\n", "\n    "))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
