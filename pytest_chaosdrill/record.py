@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .timeline import Mark, Sample, Timeline, open_blocked, utc_now
+from .timeline import Mark, Sample, Timeline, utc_now
 
 RECORD_FILE = "record.json"
 TIMELINE_FILE = "timeline.jsonl"
@@ -344,7 +344,3 @@ class Recorder:
                            ledger=tuple(self.ledger), steps=tuple(StepRecord(**s) for s in self.steps),
                            phases=tuple(self.phases), fingerprint_midrun=tuple(self.midrun), **v)
 
-
-def is_blocked(status: Any) -> bool:
-    """True when a status says no OPEN risk may be created."""
-    return open_blocked(status)

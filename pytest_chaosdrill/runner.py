@@ -135,7 +135,7 @@ class DrillRun:
         finally:
             self._stop_sampler()
             self.rec.set(t_end=self.rec["t_end"] or time.monotonic())
-            self._collect_witness()
+            self._ledger()
             if not self.rec["files"]:
                 self.rec.set(files=self._read_files())
             if hasattr(self.trigger, "step_records"):  # a schedule: one step per fault it injected
@@ -210,7 +210,7 @@ class DrillRun:
         self.rec.set(t_end=time.monotonic())
         self._phase("assert")
         self._stop_sampler()
-        self._collect_witness()
+        self._ledger()
         self.trigger.finalize()
         self._step_times()
 
@@ -414,9 +414,6 @@ class DrillRun:
         except Exception as exc:  # the venue may be gone: record it, do not mask the drill's own error
             self.rec.fact("ledger_error", f"{type(exc).__name__}: {exc}")
         return ledger
-
-    def _collect_witness(self) -> None:
-        self._ledger()
 
     def _read_files(self) -> dict[str, Any]:
         return {name: self.ctx.read_json_file(name) for name, path in self.ctx.rendered.files.items()
