@@ -62,20 +62,22 @@ class DrillContext:
     def wait_target_serving(self, timeout: float | None = None) -> Any:
         """Wait until the status endpoint answers a JSON object; returns it."""
         timeout = timeout or self.rendered.config.startup_timeout_s
+        last: list[str] = []  # why the last probe failed: a hostile answer must be named, not just timed out
 
         def probe() -> Any:
             if not self.target.running():
                 raise StartupFailed(f"target exited during start-up (exit status {self.target.returncode()})")
             try:
                 st = self.status_once()
-            except (requests.RequestException, ValueError):
+            except (requests.RequestException, ValueError) as exc:
+                last[:] = [str(exc)[:500] if isinstance(exc, ValueError) else f"{type(exc).__name__}: {str(exc)[:300]}"]
                 return None
             return st if isinstance(st, dict) else None
 
         status = wait_until(probe, timeout, pause=0.05)
         if status is None:
             raise StartupFailed(f"target status {self.rendered.status_url} did not answer a JSON object "
-                                f"within {timeout}s")
+                                f"within {timeout}s" + (f"; the last answer was refused: {last[0]}" if last else ""))
         return status
 
     def read_json_file(self, name: str) -> Any:
