@@ -251,6 +251,9 @@ class DrillSession:
                 env.update(rendered.env)
                 extra = list(rendered.extra_secrets)
             state.redactor = Redactor.collect(env, extra)
+            from .redaction import guard_logs
+
+            guard_logs(state.redactor)  # the runner's log lines carry the reason: live logs, captured logs, JUnit
         return state.redactor
 
     def make_run(self, state: DrillState, *, drill: Any, target: Any, harness: Any, timeline: Any, contract: Any,
