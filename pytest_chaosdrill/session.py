@@ -334,6 +334,10 @@ class DrillSession:
         if report.longrepr is not None and (state.target is not None or report.when != "setup"):
             # Secrets never reach the terminal or the JUnit file, whatever the target echoed.
             report.longrepr = self.redactor(state).text(report.longreprtext)
+        if report.sections and (state.target is not None or report.when != "setup"):
+            # Captured output and logs go to the terminal and into JUnit's system-out/err too.
+            redact = self.redactor(state).text
+            report.sections = [(title, redact(content)) for title, content in report.sections]
         item.stash.setdefault(STASH_REPORTS, {})[report.when] = report
         outcome = state.outcome
         if report.when == "teardown" and outcome is not None:
