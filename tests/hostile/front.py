@@ -48,6 +48,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 OFF_LOOPBACK = "http://203.0.113.7/api/v1/status"  # TEST-NET-3 (RFC 5737): documentation only
 MODES = ("passthrough", "dup_keys", "redirect_off_loopback", "redirect_from_first", "live_midway", "nan",
@@ -169,7 +170,8 @@ class Front:
         hooks = os.environ.get("HOSTILE_HOOKS_LOG")
         while True:
             for s in self.secrets:
-                line = b"\xff hostile echo: secret=" + s.encode("utf-8") + b" json=" + json.dumps(s).encode() + b"\n"
+                line = (b"\xff hostile echo: secret=" + s.encode("utf-8") + b" json=" + json.dumps(s).encode()
+                        + b" url=" + quote_plus(s).encode() + b"\n")
                 if self.log_path is not None:
                     with open(self.log_path, "ab") as fh:
                         fh.write(line)
