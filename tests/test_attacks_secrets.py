@@ -71,10 +71,15 @@ def every_byte(root: Path, stdout: bytes, stderr: bytes, junit: Path) -> dict[st
     return blobs
 
 
-@pytest.fixture(scope="module")
-def echoed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One real drill against the echoing service (one run serves every assertion of this module)."""
-    root = tmp_path_factory.mktemp("secrets")
+# from_start: the echo begins with the first answer (the steady state is never proven, the reason quotes
+# a finding); midway: it begins once the fault was seen, half the answers refused (raw bodies kept).
+ECHO_WHEN = {"from_start": {}, "midway": {"HOSTILE_AFTER_BLOCKED": "5", "HOSTILE_ECHO_RAW": "1"}}
+
+
+@pytest.fixture(scope="module", params=sorted(ECHO_WHEN))
+def echoed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One real drill against the echoing service per echo timing (one run serves every assertion)."""
+    root = tmp_path_factory.mktemp(f"secrets_{request.param}")
     drills = root / "mydrills"
     drills.mkdir()
     (drills / "gap.yaml").write_text(BOOK_GAP, encoding="utf-8")
@@ -85,7 +90,7 @@ def echoed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "    print('hook saw', os.environ['SESSION_TOKEN'], os.environ['CHAOS_PLANT_API_SECRET'])\n", encoding="utf-8")
     junit = root / "junit.xml"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HOSTILE_", "PYTEST_"))}
-    env.update(PLANTED_ENV, HOSTILE_ECHO_VARS=",".join(ECHO_VARS))
+    env.update(PLANTED_ENV, HOSTILE_ECHO_VARS=",".join(ECHO_VARS), **ECHO_WHEN[request.param])
     # Adversarial settings: INFO logs live on the terminal, captured into the report and the JUnit file, every
     # report shown (-rA).
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", f"--basetemp={root / 'basetemp'}",
@@ -93,7 +98,7 @@ def echoed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
            f"--junitxml={junit}", "-o", "junit_logging=all", "--log-level=INFO", "-o", "log_cli=true",
            "--log-cli-level=INFO"]
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, timeout=170)
-    return {"root": root, "junit": junit, "proc": proc, "folder": only_folder(root / "evidence"),
+    return {"when": request.param, "root": root, "junit": junit, "proc": proc, "folder": only_folder(root / "evidence"),
             "blobs": every_byte(root, proc.stdout, proc.stderr, junit)}
 
 
@@ -125,15 +130,20 @@ def test_the_secrets_reached_every_output_and_were_redacted_there(echoed: dict[s
     status, the diff, the manifest and the log copies: as the marker, never in clear."""
     folder: Path = echoed["folder"]
     meta = assert_complete(folder)
-    assert meta["verdict"] == "NOT PROVEN" and "status not contract-valid" in meta["reason"]
+    if echoed["when"] == "from_start":
+        assert meta["verdict"] == "NOT PROVEN" and "status not contract-valid" in meta["reason"]
+    else:
+        assert meta["verdict"] == "FAIL" and "status samples violate the contract" in meta["reason"]
+        assert MARKER.encode() in (folder / "raw_samples.jsonl").read_bytes()
     assert MARKER in meta["reason"]
     out = echoed["proc"].stdout.decode("utf-8", "replace")
     assert "Traceback" not in out and "INTERNALERROR" not in out
     junit = echoed["junit"].read_text(encoding="utf-8")
     assert MARKER in out and MARKER in junit
     assert f"hook saw {MARKER} {MARKER}" in out and f"hook saw {MARKER} {MARKER}" in junit  # captured output too
-    for name in ("timeline.jsonl", "observed_status.json", "diff.txt", "hostile_manifest.json", "logs/hostile.log",
-                 "notes.md"):
+    # midway, the observed status is the first matching one after the fault, before the echo armed
+    seen = ("observed_status.json", "diff.txt") if echoed["when"] == "from_start" else ("raw_samples.jsonl",)
+    for name in ("timeline.jsonl", "hostile_manifest.json", "logs/hostile.log", "notes.md", "validation.log") + seen:
         assert MARKER.encode() in (folder / name).read_bytes(), name
     copied = (folder / "logs" / "hostile.log").read_bytes()
     assert copied.startswith(b"\xff hostile echo: secret=" + MARKER.encode())  # byte-level copy, redacted

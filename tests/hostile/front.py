@@ -28,7 +28,8 @@ and ``HOSTILE_ECHO_EXTRA`` (a value only the target file's ``secrets:`` knows): 
 per line, so a text-mode copy would fail and a raw copy would leak), to stdout (the backend's log
 of this process), and into ``HOSTILE_MANIFEST`` (the real run manifest plus the secrets). It also
 writes ``HOSTILE_HOOKS_LOG`` with a ``token`` field and prose ``reason token: fail closed`` that are
-not secrets and must survive redaction.
+not secrets and must survive redaction. ``HOSTILE_ECHO_RAW=1`` makes every other echoing answer a
+refused one (a bare ``NaN`` in it), so the secrets also reach the evidence as raw refused bodies.
 
 SIGTERM/SIGINT stop the real target first; the target also gets ``PR_SET_PDEATHSIG`` so it never
 outlives this process, and the plugin kills the whole process group anyway.
@@ -163,6 +164,8 @@ class Front:
             status["f1_cert_state"] = self.secrets[(n + 1) % len(self.secrets)]
             status["owner_view"] = dict(status.get("owner_view") or {},
                                         owner_message="operator said: " + " | ".join(self.secrets))
+            if os.environ.get("HOSTILE_ECHO_RAW") and n % 2:  # a refused body: kept raw in the evidence
+                status["mm_util"] = float("nan")
         return 200, {}, json.dumps(status).encode()  # json.dumps writes NaN/Infinity bare, as a lax server does
 
     def echo_files(self) -> None:
