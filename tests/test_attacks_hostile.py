@@ -5,6 +5,7 @@ evidence folder of strict JSON, a reason that names the problem, and no target p
 from __future__ import annotations
 
 import json
+import os
 import re
 import tarfile
 from pathlib import Path
@@ -163,6 +164,12 @@ def test_hostile_status_never_passes(pytester: pytest.Pytester, monkeypatch: pyt
     assert assert_strict_json_tree(pytester.path / "evidence") >= 5
     for pid in pids_of_target(folder, meta):
         assert_gone(pid)
+    labels = [m["label"] for m in strict_load((folder / "marks.json").read_text())]  # type: ignore[union-attr]
+    if mode == "live_midway":  # refused at once: the fault released, the target stopped by the drill itself
+        assert meta["outcome"] == "refused", meta["outcome"]
+        assert "target_stopped" in labels and "assert" not in labels, labels
+        if "trigger" in labels:
+            assert "release" in labels, labels
     if verdict == "FAIL" and "redirect" not in mode:  # refused bodies are kept, escaped, for whoever reads the evidence
         raw = (folder / "raw_samples.jsonl").read_text().splitlines()
         assert raw and all("escaped" in strict_load(line) for line in raw[:5])  # type: ignore[operator]
@@ -175,3 +182,132 @@ def test_control_passthrough_front_passes(pytester: pytest.Pytester, monkeypatch
     meta = assert_complete(only_folder(pytester.path / "evidence"))
     assert meta["verdict"] == "PASS"
     assert_strict_json_tree(pytester.path / "evidence")
+
+
+# --- the evidence folder: refused before anything starts ---------------------------------------------------
+
+SENTINEL_TARGET = """
+name: sentinel
+command: ["{python}", "-c", "import pathlib; pathlib.Path(r'{target_dir}/STARTED').write_text('started')"]
+status_url: "http://{host}:{status_port}/api/v1/status"
+"""
+
+
+def _unshare_ro() -> str | None:
+    """Why a read-only bind mount in a private mount namespace cannot be made here (None when it can)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return "no unshare(1)"
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "d=$(mktemp -d) && mount --bind $d $d && "
+                            "mount -o remount,bind,ro $d && ! touch $d/x 2>/dev/null"], capture_output=True)
+    return None if probe.returncode == 0 else f"cannot make a read-only bind mount: {probe.stderr.decode()[:200]}"
+
+
+def _evidence_case(pytester: pytest.Pytester, case: str) -> tuple[list[str], str, Path]:
+    """(argv prefix, the option value, the path that must stay untouched) for one bad evidence location."""
+    base = pytester.path
+    if case == "file":
+        (base / "afile").write_text("not a folder")
+        return [], "afile", base / "afile"
+    if case == "parent_is_file":
+        (base / "afile").write_text("not a folder")
+        return [], "afile/evidence", base / "afile"
+    if case == "proc":
+        return [], "/proc/chaosdrill-evidence", Path("/proc/chaosdrill-evidence")
+    if case == "symlink_into_proc":
+        (base / "plink").symlink_to("/proc")
+        return [], "plink/chaosdrill-evidence", Path("/proc/chaosdrill-evidence")
+    if case == "unwritable":
+        ro = base / "readonly"
+        ro.mkdir()
+        if os.geteuid() != 0:
+            ro.chmod(0o555)
+            return [], str(ro / "evidence"), ro
+        why = _unshare_ro()
+        if why:
+            pytest.skip(f"root writes anywhere, and {why}")
+        # Root: a read-only bind mount that exists only in the pytest process's own mount namespace.
+        return ["unshare", "-m", "sh", "-c", f'mount --bind "{ro}" "{ro}" && mount -o remount,bind,ro "{ro}" && '
+                'exec "$@"', "sh"], str(ro / "evidence"), ro
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("how", ["option", "ini"])
+@pytest.mark.parametrize("case", ["file", "parent_is_file", "proc", "symlink_into_proc", "unwritable"])
+def test_bad_evidence_dir_is_a_usage_error_before_anything_starts(pytester: pytest.Pytester, case: str,
+                                                                  how: str) -> None:
+    import subprocess
+    import sys
+
+    prefix, value, untouched = _evidence_case(pytester, case)
+    before = sorted(untouched.iterdir()) if untouched.is_dir() else None
+    drills = pytester.path / "mydrills"
+    drills.mkdir()
+    (drills / "gap.yaml").write_text(BOOK_GAP, encoding="utf-8")
+    (pytester.path / "sentinel.yaml").write_text(SENTINEL_TARGET, encoding="utf-8")
+    pytester.makepyfile(test_drills=TEST_MODULE)
+    opt = [f"--chaosdrill-evidence-dir={value}"] if how == "option" else ["-o", f"chaosdrill_evidence_dir={value}"]
+    cmd = prefix + [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--chaosdrill-drills", str(drills),
+                    f"--chaosdrill-target={pytester.path / 'sentinel.yaml'}", *opt]
+    proc = subprocess.run(cmd, cwd=pytester.path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ERROR: --chaosdrill-evidence-dir"), proc.stderr
+    assert "cannot write evidence: " in lines[0] and "Point it at a writable folder." in lines[0]
+    expected = {"file": "is a file, not a folder", "parent_is_file": "(a parent of", "proc": "kernel pseudo file system",
+                "symlink_into_proc": "(resolved: /proc/chaosdrill-evidence) is inside a kernel pseudo file system",
+                "unwritable": "not writable"}[case]
+    assert expected in lines[0]
+    assert "Traceback" not in proc.stdout + proc.stderr and "INTERNALERROR" not in proc.stdout + proc.stderr
+    assert not (pytester.path / "STARTED").exists(), "the target was started"
+    assert not (pytester.path / "evidence").exists()
+    assert (sorted(untouched.iterdir()) if untouched.is_dir() else None) == before
+
+
+def test_default_evidence_location_that_is_a_file_stops_collection_with_one_line(pytester: pytest.Pytester) -> None:
+    """Without the option, ./evidence is only checked once drills are collected (a project without drills
+    must not care about a file named evidence): a collection error naming it, before any target starts."""
+    (pytester.path / "evidence").write_text("not a folder")
+    drills = pytester.path / "mydrills"
+    drills.mkdir()
+    (drills / "gap.yaml").write_text(BOOK_GAP, encoding="utf-8")
+    (pytester.path / "sentinel.yaml").write_text(SENTINEL_TARGET, encoding="utf-8")
+    pytester.makepyfile(test_drills=TEST_MODULE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--chaosdrill-drills", str(drills),
+                                           f"--chaosdrill-target={pytester.path / 'sentinel.yaml'}", timeout=60)
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # pytest's code for "errors during collection"
+    result.stdout.fnmatch_lines([f"cannot write evidence: {pytester.path / 'evidence'} is a file, not a folder; "
+                                 "pass --chaosdrill-evidence-dir=A_WRITABLE_FOLDER"])
+    out = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in out and "INTERNALERROR" not in out
+    assert not (pytester.path / "STARTED").exists()
+    assert (pytester.path / "evidence").read_text() == "not a folder"
+
+
+def test_evidence_dir_check_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check itself: os.access refusing, a write probe failing, component-wise pseudo file systems."""
+    import tempfile
+
+    from pytest_chaosdrill.settings import evidence_dir_problem
+
+    assert evidence_dir_problem(tmp_path / "new" / "evidence") is None
+    assert list(tmp_path.iterdir()) == []  # the write probe leaves nothing behind
+    with monkeypatch.context() as m:
+        m.setattr(os, "access", lambda *a, **k: False)
+        assert evidence_dir_problem(tmp_path / "ev") == f"{tmp_path} is not writable by this user"
+
+    def refuse(*a: object, **k: object) -> str:
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as m:  # os.access says yes (root), the file system says no
+        m.setattr(tempfile, "mkdtemp", refuse)
+        assert evidence_dir_problem(tmp_path / "ev") == f"{tmp_path} is not writable: Permission denied"
+    assert "pseudo" in (evidence_dir_problem(Path("/sys/fs/evidence")) or "")
+    assert "pseudo" in (evidence_dir_problem(Path("/dev/evidence")) or "")
+    fake = tmp_path / "procedures"  # a name starting with "proc" is not /proc
+    assert evidence_dir_problem(fake) is None
+    link = tmp_path / "into_sys"
+    link.symlink_to("/sys")
+    assert "(resolved: /sys/ev)" in (evidence_dir_problem(link / "ev") or "")
