@@ -44,8 +44,7 @@ class DrillContext:
         """One strict read of the status (no redirects, bounded body, duplicate keys and NaN refused)."""
         from .statusread import DEFAULT_MAX_BYTES, read_status
 
-        with requests.Session() as session:
-            session.trust_env = False  # never an environment proxy: the target is on loopback
+        with StatusSampler.new_session() as session:  # as the sampler: no environment proxy, no compression
             resp = session.get(self.rendered.status_url, timeout=timeout, allow_redirects=False, stream=True)
             try:
                 if resp.status_code != 200:
