@@ -44,8 +44,7 @@ class DrillContext:
         """One strict read of the status (no redirects, bounded body, duplicate keys and NaN refused)."""
         from .statusread import DEFAULT_MAX_BYTES, read_status
 
-        with requests.Session() as session:
-            session.trust_env = False  # never an environment proxy: the target is on loopback
+        with StatusSampler.new_session() as session:  # as the sampler: no environment proxy, no compression
             resp = session.get(self.rendered.status_url, timeout=timeout, allow_redirects=False, stream=True)
             try:
                 if resp.status_code != 200:
@@ -62,20 +61,22 @@ class DrillContext:
     def wait_target_serving(self, timeout: float | None = None) -> Any:
         """Wait until the status endpoint answers a JSON object; returns it."""
         timeout = timeout or self.rendered.config.startup_timeout_s
+        last: list[str] = []  # why the last probe failed: a hostile answer must be named, not just timed out
 
         def probe() -> Any:
             if not self.target.running():
                 raise StartupFailed(f"target exited during start-up (exit status {self.target.returncode()})")
             try:
                 st = self.status_once()
-            except (requests.RequestException, ValueError):
+            except (requests.RequestException, ValueError) as exc:
+                last[:] = [str(exc)[:500] if isinstance(exc, ValueError) else f"{type(exc).__name__}: {str(exc)[:300]}"]
                 return None
             return st if isinstance(st, dict) else None
 
         status = wait_until(probe, timeout, pause=0.05)
         if status is None:
             raise StartupFailed(f"target status {self.rendered.status_url} did not answer a JSON object "
-                                f"within {timeout}s")
+                                f"within {timeout}s" + (f"; the last answer was refused: {last[0]}" if last else ""))
         return status
 
     def read_json_file(self, name: str) -> Any:

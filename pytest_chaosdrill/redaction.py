@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import os
 import re
 import shutil
@@ -212,3 +213,46 @@ class Redactor:
             if path.is_file() and not path.is_symlink() and self.file(path, path):
                 changed.append(path)
         return changed
+
+
+class SecretLogFilter(logging.Filter):
+    """A logging filter that redacts every record with every :class:`Redactor` it was given.
+
+    Installed on the ``chaosdrill`` logger by :func:`guard_logs`: a log line such as the runner's
+    ``drill: NOT PROVEN (<reason>)`` carries what the target echoed, and pytest shows it in live
+    logs, in "Captured log" sections and in the JUnit file. Redactors accumulate over the session,
+    so one drill's secrets never print during another's.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._redactors: list[Redactor] = []
+
+    def add(self, redactor: Redactor) -> None:
+        if redactor and all(r is not redactor for r in self._redactors):
+            self._redactors.append(redactor)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._redactors:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is logging's problem, not a reason to leak
+            message = str(record.msg)
+        clean = message
+        for r in self._redactors:
+            clean = r.text(clean)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_LOG_FILTER = SecretLogFilter()
+
+
+def guard_logs(redactor: Redactor, logger: str = "chaosdrill") -> None:
+    """Redact ``redactor``'s secrets from every record of ``logger`` (idempotent)."""
+    log = logging.getLogger(logger)
+    if _LOG_FILTER not in log.filters:
+        log.addFilter(_LOG_FILTER)
+    _LOG_FILTER.add(redactor)

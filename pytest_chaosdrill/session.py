@@ -256,6 +256,9 @@ class DrillSession:
                 env.update(rendered.env)
                 extra = list(rendered.extra_secrets)
             state.redactor = Redactor.collect(env, extra)
+            from .redaction import guard_logs
+
+            guard_logs(state.redactor)  # the runner's log lines carry the reason: live logs, captured logs, JUnit
         return state.redactor
 
     def make_run(self, state: DrillState, *, drill: Any, target: Any, harness: Any, timeline: Any, contract: Any,
@@ -339,6 +342,10 @@ class DrillSession:
         if report.longrepr is not None and (state.target is not None or report.when != "setup"):
             # Secrets never reach the terminal or the JUnit file, whatever the target echoed.
             report.longrepr = self.redactor(state).text(report.longreprtext)
+        if report.sections and (state.target is not None or report.when != "setup"):
+            # Captured output and logs go to the terminal and into JUnit's system-out/err too.
+            redact = self.redactor(state).text
+            report.sections = [(title, redact(content)) for title, content in report.sections]
         item.stash.setdefault(STASH_REPORTS, {})[report.when] = report
         outcome = state.outcome
         if report.when == "teardown" and outcome is not None:

@@ -96,12 +96,21 @@ def backend_names(config: pytest.Config) -> list[str]:
 
 
 def evidence_dir_problem(path: Path) -> str | None:
-    """Why evidence cannot be written under ``path`` (None when it can): checked before anything starts."""
-    import os
+    """Why evidence cannot be written under ``path`` (None when it can): checked before anything starts.
 
-    resolved = Path(os.path.abspath(path))
-    if any(str(resolved).startswith(p) for p in ("/proc", "/sys", "/dev")):
-        return f"{resolved} is inside a kernel pseudo file system"
+    Symlinks are resolved first (a link into ``/proc`` is ``/proc``), pseudo file systems are matched by
+    path component (``/procedures`` is fine), and the nearest existing folder gets a real write probe (a
+    folder made and removed at once): ``os.access`` says yes to root on a folder root cannot write.
+    """
+    import os
+    import tempfile
+
+    resolved = Path(os.path.realpath(path))
+    for pseudo in ("/proc", "/sys", "/dev"):
+        if (resolved == Path(pseudo) or Path(pseudo) in resolved.parents) and \
+                not (resolved == Path("/dev/shm") or Path("/dev/shm") in resolved.parents):
+            shown = f"{path} (resolved: {resolved})" if str(resolved) != os.path.abspath(path) else str(resolved)
+            return f"{shown} is inside a kernel pseudo file system"
     probe = resolved
     while not probe.exists():
         if probe.parent == probe:
@@ -111,6 +120,10 @@ def evidence_dir_problem(path: Path) -> str | None:
         return f"{probe} is a file, not a folder" if probe == resolved else f"{probe} (a parent of {resolved}) is a file"
     if not os.access(probe, os.W_OK | os.X_OK):
         return f"{probe} is not writable by this user"
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".chaosdrill-write-probe-", dir=probe))
+    except OSError as exc:
+        return f"{probe} is not writable: {exc.strerror or exc}"
     return None
 
 
