@@ -493,11 +493,13 @@ def run_manifest_fields(rec: "DrillRecord", expect: dict[str, Any], audit_fields
 
 #: The error classes (``error_events[].type``) each network fault produces at the target: a proxy
 #: ``reset_peer`` resets connections (connection_error); a ``timeout`` toxic holds requests past the
-#: target's client timeout (timeout); a docker network disconnect refuses new connections.
+#: target's client timeout (timeout). A docker network disconnect yields timeouts on the connections
+#: that were open, and refused or unresolvable new ones, depending on what the client was doing when it
+#: hit: ``a|b`` means at least one of them.
 FAULT_ERROR_CLASSES: dict[str, tuple[str, ...]] = {
     "proxy.toxic:reset_peer": ("connection_error",),
     "proxy.toxic:timeout": ("timeout",),
-    "network.disconnect": ("connection_error",),
+    "network.disconnect": ("timeout|connection_error|dns_failure",),
 }
 
 
@@ -535,7 +537,7 @@ def fingerprint_error_gate(rec: "DrillRecord", classes: list[str] | None = None)
     if not wanted:
         ok = (isinstance(errors, int) and errors > 0) or bool(events)
         return CheckResult("fingerprint_error_gate", ok, summary)
-    missing = [c for c in wanted if not kinds.get(c)]
+    missing = [c for c in wanted if not any(kinds.get(alt) for alt in c.split("|"))]
     if missing:
         return CheckResult("fingerprint_error_gate", False, f"the fault produces {', '.join(wanted)}, but no "
                            f"{' / '.join(missing)} event appeared: {summary}")
