@@ -167,6 +167,186 @@ def reduce_only_blocked_by_wal() -> None:
     Dispatcher._bypasses_wal = lambda self, intents: False  # type: ignore[method-assign]
 
 
+def trades_processed_twice() -> None:
+    """A repeated tradeId (the same trade sent again) is taken as a new trade and processed a second time;
+    gaps (a higher id than expected) are still detected and latched."""
+    from pytest_chaosdrill.reference.okx_demo_api.venue_client import PublicFeed
+
+    orig = PublicFeed._on_trade
+
+    def on_trade(self: PublicFeed, inst: str, d: dict) -> None:
+        try:
+            tid = int(d.get("tradeId"))
+        except (TypeError, ValueError):
+            return orig(self, inst, d)
+        if self.last_trade_id[inst] is not None and tid == self.last_trade_id[inst]:
+            self.last_trade_mono[inst] = time.monotonic()
+            self.trades_processed += 1  # the bug: processed again, not dropped
+            return
+        orig(self, inst, d)
+
+    PublicFeed._on_trade = on_trade  # type: ignore[method-assign]
+
+
+def timeouts_not_counted() -> None:
+    """Client timeouts are not error events (only HTTP errors, resets and WS errors are counted)."""
+    orig = Telemetry.error
+
+    def error(self: Telemetry, kind: str, endpoint: str, status: int | None = None, detail: str = "") -> None:
+        if kind != "timeout":
+            orig(self, kind, endpoint, status, detail)
+
+    Telemetry.error = error  # type: ignore[method-assign]
+
+
+def latch_cleared_before_reads() -> None:
+    """The latch clears when a reconciliation starts, before its positions / open-orders reads (and
+    whatever they find)."""
+    orig = App._reconcile
+
+    async def reconcile(self: App) -> None:
+        cleared = self.latch.clear_reconciled(time.monotonic(), detail="reconciliation started")
+        if cleared:
+            self.log("latch_cleared_before_reads", codes=cleared)
+        await orig(self)
+
+    App._reconcile = reconcile  # type: ignore[method-assign]
+
+
+def exposure_grows_in_containment() -> None:
+    """Legging-risk handling completes the pair instead of flattening: the rejected leg is sent again as a
+    new OPEN on its own path, outside the guard, so exposure grows before it is flattened."""
+    from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Dispatcher
+
+    orig_check, orig_naked = Dispatcher._check_group, App._on_naked
+
+    def check_group(self: Dispatcher, group: str, placed: dict, intents: Any) -> None:
+        self.variant_naked = (placed, intents)  # type: ignore[attr-defined]
+        orig_check(self, group, placed, intents)
+
+    def on_naked(self: App, detail: dict) -> None:
+        orig_naked(self, detail)
+        placed, intents = getattr(self.dispatcher, "variant_naked", ({}, None))
+        for it in intents or []:
+            if placed.get(it.leg) is False:
+                body = dict(it.body(), clOrdId=self.strategy.next_id("h"), reduceOnly=False)
+                asyncio.get_running_loop().create_task(self.rest.request("POST", "/api/v5/trade/order", body=body))
+                self.log("variant_rehedge", clOrdId=body["clOrdId"], instId=it.inst, side=it.side)
+
+    Dispatcher._check_group = check_group  # type: ignore[method-assign]
+    App._on_naked = on_naked  # type: ignore[method-assign]
+
+
+def no_containment() -> None:
+    """The partial-fill emergency is a timer: ReduceOnly for the cooldown, but no containment order is
+    sent (the naked leg is left alone), then back to Active."""
+    from pytest_chaosdrill.reference.okx_demo_api.policy import KILL
+    from pytest_chaosdrill.reference.okx_demo_api.strategy import Strategy
+
+    orig_decide, orig_monitor = Strategy.decide_action, App._monitor_step
+
+    def decide_action(self: Strategy, k: int) -> Any:
+        if self.containment_active() and self.decide().trading_mode != KILL:
+            return None
+        return orig_decide(self, k)
+
+    def monitor_step(self: App) -> None:
+        if self.emergency_since is not None and \
+                (time.monotonic() - self.emergency_since) * 1000 >= self.cfg.emergency_cooldown_ms:
+            self.log("emergency_reduceonly_cleared", exposure=self.inventory.exposure(), by="timer")
+            self.emergency_since = None
+        orig_monitor(self)
+
+    Strategy.decide_action = decide_action  # type: ignore[method-assign]
+    App._monitor_step = monitor_step  # type: ignore[method-assign]
+
+
+def kill_blocks_risk_reduction() -> None:
+    """Kill is taken as a full stop: no order at all leaves in Kill, risk-reducing ones included."""
+    from pytest_chaosdrill.reference.okx_demo_api.policy import KILL
+    from pytest_chaosdrill.reference.okx_demo_api.strategy import Strategy
+
+    orig = Strategy.decide_action
+
+    def decide_action(self: Strategy, k: int) -> Any:
+        return None if self.decide().trading_mode == KILL else orig(self, k)
+
+    Strategy.decide_action = decide_action  # type: ignore[method-assign]
+
+
+def opens_in_kill() -> None:
+    """The order path (strategy and dispatcher) takes Kill for Active; /status stays honest (Kill)."""
+    from pytest_chaosdrill.reference.okx_demo_api.policy import KILL
+
+    orig_init = App.__init__
+
+    def init(self: App, cfg: Any) -> None:
+        orig_init(self, cfg)
+
+        def decide_kill_as_active() -> Decision:
+            d = self.decide()
+            return Decision(ACTIVE, d.risk_state, ()) if d.trading_mode == KILL else d
+
+        self.strategy.decide = decide_kill_as_active
+        self.dispatcher.decide = decide_kill_as_active
+
+    App.__init__ = init  # type: ignore[method-assign]
+
+
+def _flatten_everything(app: App, why: str) -> None:
+    """One reduce-only order per instrument for its whole committed position, sent at once."""
+    from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Intent
+
+    for inst in app.inventory.instruments:
+        c = app.inventory.committed(inst)
+        if abs(c) > 1e-9:
+            it = Intent(app.strategy.next_id("x"), inst, "sell" if c > 0 else "buy", abs(c), True, "flatten")
+            sent = app.dispatcher.submit([it])
+            app.log("variant_flatten_at_once", why=why, clOrdId=it.cl_ord_id, instId=inst, sz=abs(c), sent=sent)
+
+
+def flatten_at_once() -> None:
+    """CORRECT, only faster: on a naked leg or on Kill the whole position is flattened at once, one
+    reduce-only order per instrument, within milliseconds of the fault (before /status shows it)."""
+    from pytest_chaosdrill.reference.okx_demo_api.cortex import Cortex
+
+    orig_naked, orig_init, orig_emit = App._on_naked, App.__init__, Cortex.emit
+
+    def on_naked(self: App, detail: dict) -> None:
+        orig_naked(self, detail)
+        _flatten_everything(self, "naked_leg")
+
+    def init(self: App, cfg: Any) -> None:
+        orig_init(self, cfg)
+        self.cortex.variant_app = self  # type: ignore[attr-defined]
+
+    def emit(self: Cortex, token: str) -> dict:
+        out = orig_emit(self, token)
+        app = getattr(self, "variant_app", None)
+        if app is not None and app.decide().trading_mode == "Kill":
+            _flatten_everything(app, "kill")
+        return out
+
+    App._on_naked = on_naked  # type: ignore[method-assign]
+    App.__init__ = init  # type: ignore[method-assign]
+    Cortex.emit = emit  # type: ignore[method-assign]
+
+
+def extra_truthful_reason() -> None:
+    """CORRECT, more talkative: while market data is stale it also reports REDUCEONLY_INPUT_MISSING_OR_STALE
+    beside the latch reason (the guard keeps manifest order)."""
+    orig = App.inputs
+
+    def inputs(self: App) -> Any:
+        i = orig(self)
+        lag = self.feed.lag_ms()
+        if self.latch.has(app_mod.STALE) or (lag is not None and lag > self.cfg.stale_threshold_ms):
+            i = dataclasses.replace(i, reasons=set(i.reasons) | {app_mod.INPUT_MISSING})
+        return i
+
+    App.inputs = inputs  # type: ignore[method-assign]
+
+
 def none() -> None:
     """No bug: the unmodified reference target."""
 
@@ -174,7 +354,11 @@ def none() -> None:
 VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     latch_never_set_on_gap, latch_cleared_on_timer, active_while_latched, open_while_latched,
     mode_reasons_out_of_order, stop_recorded_as_completed, connection_errors_not_counted,
-    duplicate_dispatch_after_restart, not_found_taken_as_absent, reduce_only_blocked_by_wal, none)}
+    duplicate_dispatch_after_restart, not_found_taken_as_absent, reduce_only_blocked_by_wal,
+    trades_processed_twice, timeouts_not_counted, latch_cleared_before_reads, exposure_grows_in_containment,
+    no_containment, kill_blocks_risk_reduction, opens_in_kill, flatten_at_once, extra_truthful_reason, none)}
+#: Variants that are correct (different, not buggy): the drills they run must PASS.
+CORRECT = ("flatten_at_once", "extra_truthful_reason", "none")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
