@@ -31,6 +31,9 @@ App = app_mod.App
 LATCH_TIMER_S = 0.4
 # Variant 8: how many of the journal's last intents the (buggy) replay re-sends.
 REPLAY_TAIL = 3
+# Variant exposure_grows_in_containment: the retry backoff before the rejected leg is sent again; past
+# drill 1's first safe sample plus its in-flight grace, so the OPEN is also one sent while blocked.
+REHEDGE_AFTER_S = 0.3
 
 
 def latch_never_set_on_gap() -> None:
@@ -214,8 +217,9 @@ def latch_cleared_before_reads() -> None:
 
 
 def exposure_grows_in_containment() -> None:
-    """Legging-risk handling completes the pair instead of flattening: the rejected leg is sent again as a
-    new OPEN on its own path, outside the guard, so exposure grows before it is flattened."""
+    """Legging-risk handling completes the pair instead of only flattening: after a retry backoff
+    (REHEDGE_AFTER_S) the rejected leg is sent again as a new OPEN on its own path, outside the guard,
+    so exposure grows during containment (it is flattened afterwards)."""
     from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Dispatcher
 
     orig_check, orig_naked = Dispatcher._check_group, App._on_naked
@@ -230,7 +234,9 @@ def exposure_grows_in_containment() -> None:
         for it in intents or []:
             if placed.get(it.leg) is False:
                 body = dict(it.body(), clOrdId=self.strategy.next_id("h"), reduceOnly=False)
-                asyncio.get_running_loop().create_task(self.rest.request("POST", "/api/v5/trade/order", body=body))
+                loop = asyncio.get_running_loop()
+                loop.call_later(REHEDGE_AFTER_S, lambda b=body: loop.create_task(
+                    self.rest.request("POST", "/api/v5/trade/order", body=b)))
                 self.log("variant_rehedge", clOrdId=body["clOrdId"], instId=it.inst, side=it.side)
 
     Dispatcher._check_group = check_group  # type: ignore[method-assign]
@@ -291,6 +297,126 @@ def opens_in_kill() -> None:
         self.dispatcher.decide = decide_kill_as_active
 
     App.__init__ = init  # type: ignore[method-assign]
+
+
+def partial_fill_goes_kill() -> None:
+    """A naked leg escalates to Kill (KILL_CORTEX_FORCE_KILL) for the emergency instead of ReduceOnly."""
+    from pytest_chaosdrill.reference.okx_demo_api.policy import FORCE_KILL
+
+    orig = App.inputs
+
+    def inputs(self: App) -> Any:
+        i = orig(self)
+        return dataclasses.replace(i, reasons=set(i.reasons) | {FORCE_KILL}) if self.emergency_since is not None else i
+
+    App.inputs = inputs  # type: ignore[method-assign]
+
+
+def ws_lag_capped() -> None:
+    """ws_event_lag_ms in /status never exceeds the stale threshold (the latch still works on the real lag)."""
+    orig = App.ws_lag_ms
+
+    def ws_lag_ms(self: App) -> int:
+        return min(orig(self), self.cfg.stale_threshold_ms)
+
+    App.ws_lag_ms = ws_lag_ms  # type: ignore[method-assign]
+
+
+def enqueue_failures_not_counted() -> None:
+    """A full WAL queue refuses the enqueue (fail closed) but wal_queue_enqueue_failures is never incremented."""
+    from pytest_chaosdrill.reference.okx_demo_api.wal import Wal
+
+    orig = Wal.enqueue
+
+    def enqueue(self: Wal, record: dict) -> Any:
+        n = self.enqueue_failures
+        fut = orig(self, record)
+        self.enqueue_failures = n
+        return fut
+
+    Wal.enqueue = enqueue  # type: ignore[method-assign]
+
+
+def session_10028_not_counted() -> None:
+    """A 10028 session termination is handled as a plain disconnect: latched, but 10028_count_5m stays 0."""
+    orig = App._on_session_lost
+
+    def on_session_lost(self: App, info: dict) -> None:
+        orig(self, {**info, "code": None} if info.get("code") == "10028" else info)
+
+    App._on_session_lost = on_session_lost  # type: ignore[method-assign]
+
+
+def loop_stalls_on_wal() -> None:
+    """The trading loop waits for room in the WAL queue before each tick: under backpressure it stalls
+    (loop_tick_last_ts_ms stops moving)."""
+    from pytest_chaosdrill.reference.okx_demo_api.clock import now_ms
+    from pytest_chaosdrill.reference.okx_demo_api.strategy import Strategy
+
+    async def run(self: Strategy, stopping: asyncio.Event) -> None:
+        wal = self.dispatcher.wal
+        next_t = time.monotonic()
+        while not stopping.is_set():
+            while wal.depth >= wal.capacity and not stopping.is_set():  # the bug: blocks the hot loop
+                await asyncio.sleep(0.01)
+            self.loop_tick_ms = now_ms()
+            self.ticks += 1
+            intents = self.decide_action(self.ticks)
+            if not (intents and self.dispatcher.submit(intents)):
+                self._probe()
+            next_t = max(next_t + self.period, time.monotonic() - self.period)
+            await asyncio.sleep(max(0.0, next_t - time.monotonic()))
+
+    Strategy.run = run  # type: ignore[method-assign]
+
+
+def no_restart_latch() -> None:
+    """An unclean previous run is noticed but RESTART_RECONCILE_REQUIRED is never latched."""
+    from pytest_chaosdrill.reference.okx_demo_api.latch import OpenPermissionLatch
+
+    orig = OpenPermissionLatch.set
+
+    def set_(self: OpenPermissionLatch, code: str, detail: str = "") -> bool:
+        return False if code == app_mod.RESTART else orig(self, code, detail)
+
+    OpenPermissionLatch.set = set_  # type: ignore[method-assign]
+
+
+def kill_resumes_on_its_own() -> None:
+    """The Kill for an unknown token is not sticky: it lifts by itself after 0.5 s, without a restart."""
+    from pytest_chaosdrill.reference.okx_demo_api.policy import FORCE_KILL
+
+    orig = PolicyGuard.ingest_unknown
+
+    def ingest_unknown(self: PolicyGuard, token: str) -> None:
+        orig(self, token)
+        asyncio.get_running_loop().call_later(0.5, self.sticky_kill.discard, FORCE_KILL)
+
+    PolicyGuard.ingest_unknown = ingest_unknown  # type: ignore[method-assign]
+
+
+def stop_detected_late() -> None:
+    """The STOP file counts only once it is 0.5 s old (a debounce): STOP is always detected late."""
+    from pytest_chaosdrill.reference.okx_demo_api.ops_files import OpsFiles
+
+    def stop_requested(self: OpsFiles) -> bool:
+        try:
+            return time.time() - self.stop_path.stat().st_mtime >= 0.5
+        except OSError:
+            return False
+
+    OpsFiles.stop_requested = stop_requested  # type: ignore[method-assign]
+
+
+def stop_exits_nonzero() -> None:
+    """A run ended by the STOP file exits with status 1, as if it had failed."""
+    orig = App.run
+
+    async def run(self: App) -> int:
+        rc = await orig(self)
+        return 1 if self.stop_reason == "stop_file" else rc
+
+    App.run = run  # type: ignore[method-assign]
 
 
 def _flatten_everything(app: App, why: str) -> None:
@@ -356,7 +482,9 @@ VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     mode_reasons_out_of_order, stop_recorded_as_completed, connection_errors_not_counted,
     duplicate_dispatch_after_restart, not_found_taken_as_absent, reduce_only_blocked_by_wal,
     trades_processed_twice, timeouts_not_counted, latch_cleared_before_reads, exposure_grows_in_containment,
-    no_containment, kill_blocks_risk_reduction, opens_in_kill, flatten_at_once, extra_truthful_reason, none)}
+    no_containment, kill_blocks_risk_reduction, opens_in_kill, partial_fill_goes_kill,
+    ws_lag_capped, enqueue_failures_not_counted, session_10028_not_counted, loop_stalls_on_wal, no_restart_latch,
+    kill_resumes_on_its_own, stop_detected_late, stop_exits_nonzero, flatten_at_once, extra_truthful_reason, none)}
 #: Variants that are correct (different, not buggy): the drills they run must PASS.
 CORRECT = ("flatten_at_once", "extra_truthful_reason", "none")
 
