@@ -89,6 +89,13 @@ CASES = [
          ("counter_increased: 10028_count_5m:", "peak 0 after")),
     Case("stop_detected_late", "ops_c2_1_stop", "ops", ("stop_detected: STOP file created", "limit 250 ms")),
     Case("stop_exits_nonzero", "ops_c2_1_stop", "ops", ("graceful_exit: target exit status 1 (expected 0)",)),
+    Case("latch_never_set", "drill_7_session_termination", "phase2",
+         ("latch_set_with: no status sample after the trigger has the latch set with SESSION_TERMINATION_RECONCILE_REQUIRED",)),
+    *[Case("opens_ignore_guard", d, g, ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked"))
+      for d, g in (("drill_4_crash_restart", "phase2"), ("drill_7_session_termination", "phase2"), ("ops_c2_5_timeouts", "ops"))],
+    *[Case("latch_cleared_before_reads", d, "phase2", ("latch_clears_only_after_reconcile:",),
+           one_of=("before the venue received the", "read between the end of the fault and the clear"))
+      for d in ("drill_4_crash_restart", "drill_5_ws_book_gap", "drill_6_ws_trades_gap", "drill_7_session_termination")],
 ]
 
 
@@ -155,7 +162,7 @@ def meta_of(pytester: pytest.Pytester, group: str, drill: str) -> dict:
     return json.loads((run / group / drill / "meta.json").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.bug for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.bug}-{c.drill}" for c in CASES])
 def test_variant_fails_its_drill(pytester: pytest.Pytester, case: Case) -> None:
     """The variant's drill is a FAIL (not NOT PROVEN / ERROR) whose reason names the catching check or tag."""
     result = run_drills(pytester, case.bug, [case.drill])

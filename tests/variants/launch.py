@@ -419,6 +419,32 @@ def stop_exits_nonzero() -> None:
     App.run = run  # type: ignore[method-assign]
 
 
+def latch_never_set() -> None:
+    """Every open-permission latch request is dropped (the conditions are detected and logged, never latched)."""
+    from pytest_chaosdrill.reference.okx_demo_api.latch import OpenPermissionLatch
+
+    OpenPermissionLatch.set = lambda self, code, detail="": False  # type: ignore[method-assign]
+
+
+def opens_ignore_guard() -> None:
+    """The order path (strategy and dispatcher) always decides Active: OPENs go out whatever the mode;
+    /status stays honest."""
+    orig_init = App.__init__
+
+    def init(self: App, cfg: Any) -> None:
+        orig_init(self, cfg)
+
+        def decide_active() -> Decision:
+            d = self.decide()
+            return Decision(ACTIVE, d.risk_state, ())
+
+        self.strategy.decide = decide_active
+        self.strategy.containment_active = lambda: False
+        self.dispatcher.decide = decide_active
+
+    App.__init__ = init  # type: ignore[method-assign]
+
+
 def _flatten_everything(app: App, why: str) -> None:
     """One reduce-only order per instrument for its whole committed position, sent at once."""
     from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Intent
@@ -484,7 +510,7 @@ VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     trades_processed_twice, timeouts_not_counted, latch_cleared_before_reads, exposure_grows_in_containment,
     no_containment, kill_blocks_risk_reduction, opens_in_kill, partial_fill_goes_kill,
     ws_lag_capped, enqueue_failures_not_counted, session_10028_not_counted, loop_stalls_on_wal, no_restart_latch,
-    kill_resumes_on_its_own, stop_detected_late, stop_exits_nonzero, flatten_at_once, extra_truthful_reason, none)}
+    kill_resumes_on_its_own, stop_detected_late, stop_exits_nonzero, latch_never_set, opens_ignore_guard, flatten_at_once, extra_truthful_reason, none)}
 #: Variants that are correct (different, not buggy): the drills they run must PASS.
 CORRECT = ("flatten_at_once", "extra_truthful_reason", "none")
 
