@@ -4,7 +4,8 @@ Run as ``python tests/variants/launch.py <bug> [target flags...]`` (or ``python 
 from the repository root). The launcher imports the reference target, applies exactly one monkeypatch
 selected by name, then runs the target's normal entry point with the same environment. The target
 package itself is never edited: every bug lives here, patched onto stable behaviour-level functions.
-``none`` runs the unmodified target (a control for the launcher itself).
+``none`` runs the unmodified target (a control for the launcher itself). The variants in ``CORRECT`` are
+not bugs but different correct behaviour (faster, more talkative): their drills must PASS.
 """
 from __future__ import annotations
 
