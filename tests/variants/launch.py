@@ -35,6 +35,9 @@ REPLAY_TAIL = 3
 # Variant exposure_grows_in_containment: the retry backoff before the rejected leg is sent again; past
 # drill 1's first safe sample plus its in-flight grace, so the OPEN is also one sent while blocked.
 REHEDGE_AFTER_S = 0.3
+# Variant loop_stalls_on_wal: the back-off after the WAL drained; longer than the time drill 3 stays
+# blocked after the queue drains, so the loop stays frozen for the whole blocked window.
+WAL_BACKOFF_S = 1.0
 
 
 def latch_never_set_on_gap() -> None:
@@ -349,17 +352,20 @@ def session_10028_not_counted() -> None:
 
 
 def loop_stalls_on_wal() -> None:
-    """The trading loop waits for room in the WAL queue before each tick: under backpressure it stalls
-    (loop_tick_last_ts_ms stops moving)."""
-    from pytest_chaosdrill.reference.okx_demo_api.clock import now_ms
+    """The trading loop blocks on WAL backpressure: once the queue is full it waits until the queue has
+    drained completely, then backs off WAL_BACKOFF_S before ticking again (loop_tick_last_ts_ms stops
+    moving for the whole blocked window)."""
+    from pytest_chaosdrill.reference.okx_demo_api.clock import now_ms, sleep_unless
     from pytest_chaosdrill.reference.okx_demo_api.strategy import Strategy
 
     async def run(self: Strategy, stopping: asyncio.Event) -> None:
         wal = self.dispatcher.wal
         next_t = time.monotonic()
         while not stopping.is_set():
-            while wal.depth >= wal.capacity and not stopping.is_set():  # the bug: blocks the hot loop
-                await asyncio.sleep(0.01)
+            if wal.depth >= wal.capacity:  # the bug: the hot loop waits for the WAL
+                while (wal.depth > 0 or wal.stalled) and not stopping.is_set():
+                    await asyncio.sleep(0.01)
+                await sleep_unless(stopping, WAL_BACKOFF_S)
             self.loop_tick_ms = now_ms()
             self.ticks += 1
             intents = self.decide_action(self.ticks)
