@@ -559,6 +559,55 @@ def sustained_call_pressure(rec: "DrillRecord", min_calls: int = 5) -> CheckResu
                        f"api_calls {before} before the fault, {during} during it (need ≥{min_calls} more)")
 
 
+def _trade_counters(doc: Any) -> dict[str, int] | None:
+    """The ``trades`` counters of an execution fingerprint (``processed``, ``duplicates_dropped``), or None."""
+    t = doc.get("trades") if isinstance(doc, dict) else None
+    if not isinstance(t, dict):
+        return None
+    vals = {k: t.get(k) for k in ("processed", "duplicates_dropped")}
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in vals.values()):
+        return None
+    return vals  # type: ignore[return-value]
+
+
+@needs("files.fingerprint")
+def no_duplicate_trade_processing(rec: "DrillRecord") -> CheckResult:
+    """No duplicate trade processing: every trade message the venue repeated (same tradeId, the fault's
+    proof) shows in the target's execution_fingerprint.json as dropped, not processed.
+
+    Reads ``trades.duplicates_dropped`` before the fault (steady state) and at the end of the drill: it must
+    have risen by at least the number of repeated messages the venue wrote. NOT PROVEN when the fault
+    repeated no trade id, or when the target's fingerprint offers no ``trades`` counters.
+    """
+    name = "no_duplicate_trade_processing"
+    s = rec.step
+    detail = (s.proof.get("detail") if s is not None and isinstance(s.proof, dict) else None) or {}
+    ids = detail.get("repeated_trade_ids") or []
+    per_socket, sockets = detail.get("repeats_per_socket"), detail.get("sockets")
+    if not ids or not isinstance(per_socket, int) or not isinstance(sockets, int) or per_socket * sockets < 1:
+        return CheckResult(name, None, "the fault repeated no trade id (use venue.trades_gap mode repeat or skip_repeat): "
+                           "the criterion was not exercised")
+    repeats = per_socket * sockets
+    before = _trade_counters(rec.fingerprint_before)
+    after_doc = rec.files.get("fingerprint")
+    if not isinstance(after_doc, dict) and rec.fingerprint_midrun:
+        after_doc = rec.fingerprint_midrun[-1]["content"]
+    after = _trade_counters(after_doc)
+    if before is None or after is None:
+        return CheckResult(name, None, "the target's execution_fingerprint.json offers no trades counters "
+                           "(trades.processed, trades.duplicates_dropped) "
+                           f"{'before the fault' if before is None else 'at the end'}: duplicate processing not provable")
+    dropped = after["duplicates_dropped"] - before["duplicates_dropped"]
+    processed = after["processed"] - before["processed"]
+    said = (f"the venue repeated tradeId {', '.join(map(str, ids))} {repeats} time(s); the target's trades.duplicates_dropped "
+            f"{before['duplicates_dropped']} → {after['duplicates_dropped']} (+{dropped}), trades.processed +{processed}")
+    if dropped < repeats:
+        return CheckResult(name, False, f"{said}: {repeats - dropped} repeated trade(s) not dropped, so processed twice",
+                           facts={"trades_repeated": repeats, "trades_duplicates_dropped": dropped})
+    return CheckResult(name, True, f"{said}: every repeat dropped",
+                       facts={"trades_repeated": repeats, "trades_duplicates_dropped": dropped})
+
+
 def no_order_accepted_after_not_found(rec: "DrillRecord") -> CheckResult:
     """The venue accepted no order after answering "not found" for its clOrdId (the in-flight hazard)."""
     passed, reason = check_no_order_accepted_after_not_found(rec.ledger)
@@ -574,4 +623,5 @@ def builtin_checks() -> dict[str, Check]:
         ws_event_lag_reflects, counter_increased, containment_proceeds, exposure_monotonic_to_neutral,
         loop_keeps_ticking, reduce_only_permitted, restart_latch_on_startup, no_duplicate_dispatch, stays_kill,
         capital_supremacy, registry_drift_blocked, stop_detected, graceful_exit, run_manifest_fields,
-        fingerprint_error_gate, sustained_call_pressure, no_order_accepted_after_not_found)}
+        fingerprint_error_gate, sustained_call_pressure, no_order_accepted_after_not_found,
+        no_duplicate_trade_processing)}

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any, Mapping
 
-from .checks import Check, ledger_orders
+from .checks import Check, exposure_at, ledger_orders
 from .context import DrillContext, StartupFailed
 from .contract import Contract
 from .drill import Drill
@@ -251,6 +251,10 @@ class DrillRun:
         window = float(cfg.get("window_s", 1.0))
         timeout = float(cfg.get("timeout_s", 20))
         need_fp = bool(cfg.get("require_fingerprint", "fingerprint" in self.ctx.rendered.files))
+        # A drill whose criterion needs a position to reduce (WAL backpressure, Kill) waits for the
+        # venue to hold one (sum of |position| in the witness ledger) before the fault, rather than
+        # ending NOT PROVEN by luck of the moment.
+        min_exposure = float(cfg.get("min_exposure", 0))
         why: dict[str, str] = {}
 
         def steady() -> bool:
@@ -273,6 +277,11 @@ class DrillRun:
             if orders < rate * window:
                 why["orders"] = f"venue saw {orders} orders in the last {window}s (need ≥ {rate * window:g})"
                 return False
+            if min_exposure > 0:
+                held = exposure_at(self._ledger(), now) or 0.0
+                if held < min_exposure:
+                    why["exposure"] = f"venue exposure {held:g} (need ≥ {min_exposure:g} before the fault)"
+                    return False
             if need_fp and self.ctx.read_json_file("fingerprint") is None:
                 why["fingerprint"] = "execution fingerprint not written yet"
                 return False
@@ -284,7 +293,10 @@ class DrillRun:
                 timeout, "; ".join(why.values()) or "unknown"))
         base = self.ctx.timeline.last_ok()
         self.rec.set(baseline_i=base.i if base else None)
-        self.rec.fact("steady_state", {"orders_per_s_min": rate, "window_s": window})
+        fact: dict[str, Any] = {"orders_per_s_min": rate, "window_s": window}
+        if min_exposure > 0:
+            fact["exposure"] = exposure_at(self._ledger(), time.monotonic()) or 0.0
+        self.rec.fact("steady_state", fact)
         if "fingerprint" in self.ctx.rendered.files:
             self.rec.set(fingerprint_before=self.ctx.read_json_file("fingerprint"))
 

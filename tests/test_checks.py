@@ -311,3 +311,50 @@ def test_builtin_check_table_is_complete() -> None:
     assert {"mode_held", "no_open_dispatch_while_blocked", "latch_clears_only_after_reconcile",
             "fingerprint_error_gate", "registry_drift_blocked"} <= names
     assert all(callable(fn) for fn in C.builtin_checks().values())
+
+
+# --- no_duplicate_trade_processing ----------------------------------------------------------------
+
+
+def trades_run(before: Any, after: Any, detail: dict | None = None) -> DrillRecord:
+    run = make_run(GAP_STORY, t_recovered=3.001, files={"fingerprint": after}, fingerprint_before=before)
+    proof = {"detail": detail if detail is not None else
+             {"repeated_trade_ids": ["1042"], "repeats_per_socket": 1, "sockets": 1, "skipped_trade_ids": ["1039"]}}
+    return replace(run, steps=(replace(run.steps[0], proof=proof),))
+
+
+def counters(processed: int, dropped: int) -> dict:
+    return {"trades": {"processed": processed, "duplicates_dropped": dropped, "gaps": 0}}
+
+
+def test_duplicate_trades_pass_when_every_repeat_was_dropped() -> None:
+    res = C.no_duplicate_trade_processing(trades_run(counters(100, 0), counters(140, 1)))
+    assert res.passed is True and "+1" in res.detail
+
+
+def test_duplicate_trades_fail_when_a_repeat_was_processed() -> None:
+    res = C.no_duplicate_trade_processing(trades_run(counters(100, 0), counters(141, 0)))
+    assert res.passed is False and "1 repeated trade(s) not dropped, so processed twice" in res.detail
+
+
+def test_duplicate_trades_count_every_socket_the_venue_wrote_to() -> None:
+    detail = {"repeated_trade_ids": ["7"], "repeats_per_socket": 2, "sockets": 2}
+    assert C.no_duplicate_trade_processing(trades_run(counters(0, 0), counters(9, 3), detail)).passed is False
+    assert C.no_duplicate_trade_processing(trades_run(counters(0, 0), counters(9, 4), detail)).passed is True
+
+
+@pytest.mark.parametrize("before,after", [({"api_calls": 3}, counters(1, 1)), (counters(1, 0), {"trades": {"processed": 2}}),
+                                          (counters(1, 0), None), (counters(1, 0), {"trades": {"processed": True,
+                                                                                             "duplicates_dropped": 1}})])
+def test_duplicate_trades_not_proven_without_trade_counters(before: Any, after: Any) -> None:
+    res = C.no_duplicate_trade_processing(trades_run(before, after))
+    assert res.passed is None and "offers no trades counters" in res.detail
+
+
+def test_duplicate_trades_not_proven_when_nothing_was_repeated() -> None:
+    res = C.no_duplicate_trade_processing(trades_run(counters(1, 0), counters(5, 0), {"skipped_trade_ids": ["3"]}))
+    assert res.passed is None and "repeated no trade id" in res.detail
+
+
+def test_duplicate_trades_needs_the_fingerprint_file() -> None:
+    assert C.no_duplicate_trade_processing.needs == ("files.fingerprint",)  # type: ignore[attr-defined]

@@ -33,6 +33,7 @@ class Case:
     group: str  # evidence group: phase2 | ops
     reason: tuple[str, ...]  # fragments the FAIL reason must contain (the check and its finding)
     tag: str | None = None  # contract tag that must be among the sample findings' tags, e.g. ORDER
+    one_of: tuple[str, ...] = ()  # the reason must also contain one of these (a check with two findings)
 
 
 CASES = [
@@ -59,6 +60,60 @@ CASES = [
          ("no_order_accepted_after_not_found:", "accepted after the venue answered 'not found' for their clOrdId")),
     Case("reduce_only_blocked_by_wal", "drill_3_wal_backpressure", "phase2",
          ("reduce_only_permitted: exposure", "but no reduce-only order reached the venue")),
+    Case("trades_processed_twice", "drill_6_ws_trades_gap", "phase2",
+         ("no_duplicate_trade_processing: the venue repeated tradeId", "repeated trade(s) not dropped, so processed twice")),
+    Case("timeouts_not_counted", "ops_c2_5_timeouts", "ops",
+         ("fingerprint_error_gate: the fault produces timeout, but no timeout event appeared",)),
+    # drill 2: its condition ends at the release and no reconciliation starts while the feed is stale,
+    # so every read after the release belongs to a reconciliation that began after the fault.
+    Case("latch_cleared_before_reads", "drill_2_market_data_stale", "phase2", ("latch_clears_only_after_reconcile:",),
+         one_of=("before the venue received the", "read between the end of the fault and the clear")),
+    Case("exposure_grows_in_containment", "drill_1_partial_fill", "phase2",
+         ("exposure_monotonic_to_neutral: exposure grew from", "during containment",
+          "no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked")),
+    Case("partial_fill_goes_kill", "drill_1_partial_fill", "phase2", ("mode_held:", "samples not ReduceOnly")),
+    Case("no_containment", "drill_1_partial_fill", "phase2",
+         ("containment_proceeds: exposure", "but no reduce-only order reached the venue before the blocked window ended")),
+    Case("kill_blocks_risk_reduction", "drill_8_unknown_token", "phase2",
+         ("capital_supremacy: exposure", "but no risk-reducing order reached the venue")),
+    Case("opens_in_kill", "drill_8_unknown_token", "phase2",
+         ("capital_supremacy:", "exposure-adding order(s) in Kill", "no_open_dispatch_while_blocked:")),
+    Case("kill_resumes_on_its_own", "drill_8_unknown_token", "phase2", ("stays_kill: left Kill without a restart",)),
+    Case("ws_lag_capped", "drill_2_market_data_stale", "phase2", ("ws_event_lag_reflects:", "feed silent for")),
+    Case("enqueue_failures_not_counted", "drill_3_wal_backpressure", "phase2",
+         ("counter_increased: wal_queue_enqueue_failures: 0 before the fault, peak 0 after",)),
+    Case("loop_stalls_on_wal", "drill_3_wal_backpressure", "phase2", ("loop_keeps_ticking:",),
+         one_of=("loop_tick_last_ts_ms took only", "largest gap")),
+    Case("no_restart_latch", "drill_4_crash_restart", "phase2",
+         ("restart_latch_on_startup: first status after restart", "latch=False")),
+    Case("session_10028_not_counted", "drill_7_session_termination", "phase2",
+         ("counter_increased: 10028_count_5m:", "peak 0 after")),
+    Case("stop_detected_late", "ops_c2_1_stop", "ops", ("stop_detected: STOP file created", "limit 250 ms")),
+    Case("stop_exits_nonzero", "ops_c2_1_stop", "ops", ("graceful_exit: target exit status 1 (expected 0)",)),
+    Case("latch_never_set", "drill_7_session_termination", "phase2",
+         ("latch_set_with: no status sample after the trigger has the latch set with SESSION_TERMINATION_RECONCILE_REQUIRED",)),
+    *[Case("opens_ignore_guard", d, g, ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked"))
+      for d, g in (("drill_4_crash_restart", "phase2"), ("drill_7_session_termination", "phase2"), ("ops_c2_5_timeouts", "ops"))],
+    *[Case("latch_cleared_before_reads", d, "phase2", ("latch_clears_only_after_reconcile:",),
+           one_of=("before the venue received the", "read between the end of the fault and the clear"))
+      for d in ("drill_4_crash_restart", "drill_5_ws_book_gap", "drill_6_ws_trades_gap", "drill_7_session_termination")],
+]
+
+
+@dataclass(frozen=True)
+class Correct:
+    """A correct variant (different from the reference, not buggy): its drill must PASS, and the evidence must
+    show the variant's behaviour really happened (else the PASS proves nothing)."""
+    variant: str
+    drill: str
+    group: str
+    shows: str  # what the evidence must show: "flatten_at_once" | "extra_reason"
+
+
+CORRECT_CASES = [
+    Correct("flatten_at_once", "drill_1_partial_fill", "phase2", "flatten_at_once"),
+    Correct("flatten_at_once", "drill_8_unknown_token", "phase2", "flatten_at_once"),
+    Correct("extra_truthful_reason", "drill_2_market_data_stale", "phase2", "extra_reason"),
 ]
 
 
@@ -108,7 +163,7 @@ def meta_of(pytester: pytest.Pytester, group: str, drill: str) -> dict:
     return json.loads((run / group / drill / "meta.json").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.bug for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.bug}-{c.drill}" for c in CASES])
 def test_variant_fails_its_drill(pytester: pytest.Pytester, case: Case) -> None:
     """The variant's drill is a FAIL (not NOT PROVEN / ERROR) whose reason names the catching check or tag."""
     result = run_drills(pytester, case.bug, [case.drill])
@@ -119,6 +174,8 @@ def test_variant_fails_its_drill(pytester: pytest.Pytester, case: Case) -> None:
     assert meta["verdict"] == "FAIL", f"{case.bug}: verdict {meta['verdict']}: {meta.get('reason')}\n{out[-3000:]}"
     for fragment in case.reason:
         assert fragment in meta["reason"], f"{case.bug}: {fragment!r} not in reason: {meta['reason']}"
+    if case.one_of:
+        assert any(f in meta["reason"] for f in case.one_of), f"{case.bug}: none of {case.one_of} in: {meta['reason']}"
     if case.tag is not None:
         m = re.search(r"status samples violate the contract \(([^)]*)\)", meta["reason"])
         assert m and case.tag in m.group(1).split(", "), f"{case.bug}: no [{case.tag}] finding: {meta['reason']}"
@@ -139,3 +196,38 @@ def test_same_drills_pass_against_the_unmodified_target(pytester: pytest.Pyteste
     bad = {d: f"{m['verdict']}: {m.get('reason')}" for d, m in verdicts.items() if m["verdict"] != "PASS"}
     assert not bad, bad
     result.assert_outcomes(passed=len(drills))
+
+
+def _drill_dir(pytester: pytest.Pytester, group: str, drill: str) -> Path:
+    (run,) = list((pytester.path / "evidence" / "runs").iterdir())
+    return run / group / drill
+
+
+@pytest.mark.parametrize("case", CORRECT_CASES, ids=[f"{c.variant}-{c.drill}" for c in CORRECT_CASES])
+def test_correct_variants_pass(pytester: pytest.Pytester, case: Correct) -> None:
+    """A faster or more talkative but correct target PASSES: the checks judge behaviour, not the reference's
+    timing or its exact reason list. Flattening everything within milliseconds of the fault (before /status
+    shows the safe state) counts as containment and as capital supremacy; a truthful extra mode reason in
+    manifest order is allowed."""
+    result = run_drills(pytester, case.variant, [case.drill])
+    assert_launched(pytester, case.variant)
+    assert_patch_did_not_raise(pytester)
+    meta = meta_of(pytester, case.group, case.drill)
+    assert meta["verdict"] == "PASS", f"{case.variant}: {meta['verdict']}: {meta.get('reason')}\n{result.stdout.str()[-3000:]}"
+    folder = _drill_dir(pytester, case.group, case.drill)
+    if case.shows == "flatten_at_once":
+        # The variant acted: its one-order-per-instrument flatten reached the venue and reduced exposure.
+        log = "".join(p.read_text(errors="replace") for p in folder.rglob("target.log"))
+        ids = {json.loads(line)["clOrdId"] for line in log.splitlines()
+               if '"event":"variant_flatten_at_once"' in line and '"sent":true' in line}
+        assert ids, "the variant never flattened at once"
+        ledger = [json.loads(x) for x in (folder / "witness_ledger.jsonl").read_text().splitlines() if x.strip()]
+        reduced = [e for e in ledger if e.get("type") == "order" and e.get("clOrdId") in ids and e.get("effect") == "reduce"]
+        assert reduced, f"the flatten orders {ids} did not reduce at the venue"
+    else:
+        reasons = [json.loads(x).get("status", {}) for x in (folder / "timeline.jsonl").read_text().splitlines() if x.strip()]
+        both = [r.get("mode_reasons") for r in reasons if isinstance(r, dict)
+                and "REDUCEONLY_INPUT_MISSING_OR_STALE" in (r.get("mode_reasons") or [])
+                and "REDUCEONLY_OPEN_PERMISSION_LATCHED" in (r.get("mode_reasons") or [])]
+        assert both, "the variant never reported the extra reason beside the latch"
+    result.assert_outcomes(passed=1)

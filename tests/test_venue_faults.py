@@ -108,6 +108,32 @@ def test_trades_gap_skip_and_reorder(venue: VenueServer) -> None:
         assert venue.control.wait_landed(rec2, 2).detail["sent_order"] == [str(ids[k - 1]), str(ids[k])]
 
 
+def test_trades_repeat_and_skip_repeat(venue: VenueServer) -> None:
+    """repeat: the next trade's id comes count more times; skip_repeat: a gap, then the gapped id again."""
+    with subscribe(venue.ws_public_url, "trades") as ws:
+        last = int(ws.wait_for(is_data("trades"), 2)["data"][0]["tradeId"])
+        rec = venue.control.trades_gap(BTC, mode="repeat", count=2)
+        seen = [int(ws.wait_for(is_data("trades"), 2)["data"][0]["tradeId"]) for _ in range(6)]
+        ids = [last] + seen
+        k = next(i for i in range(1, len(ids)) if ids[i] == ids[i - 1])
+        assert ids[k] == ids[k + 1] and ids[k + 2] == ids[k] + 1, ids  # one id three times, then on
+        landed = venue.control.wait_landed(rec, 2).detail
+        assert landed["repeated_trade_ids"] == [str(ids[k])] and landed["repeats_per_socket"] == 2
+        last = ids[-1]
+        rec2 = venue.control.trades_gap(BTC, mode="skip_repeat", count=3)
+        while True:
+            tid = int(ws.wait_for(is_data("trades"), 2)["data"][0]["tradeId"])
+            if tid != last + 1:
+                break
+            last = tid
+        assert tid == last + 4
+        assert int(ws.wait_for(is_data("trades"), 2)["data"][0]["tradeId"]) == tid  # the repeat
+        assert int(ws.wait_for(is_data("trades"), 2)["data"][0]["tradeId"]) == tid + 1
+        d = venue.control.wait_landed(rec2, 2).detail
+        assert d["skipped_trade_ids"] == [str(last + i) for i in (1, 2, 3)]
+        assert d["repeated_trade_ids"] == [str(tid)] and d["repeats_per_socket"] == 1 and d["sockets"] == 1
+
+
 def test_freeze_is_silence_on_a_live_socket(venue: VenueServer) -> None:
     with subscribe(venue.ws_public_url, "books", "trades") as ws:
         rec = venue.control.freeze()

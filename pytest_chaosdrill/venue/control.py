@@ -59,7 +59,9 @@ class ControlAPI(ABC):
         return self._fault("book_gap", {"instId": inst_id, "skip": skip})
 
     def trades_gap(self, inst_id: str = DEFAULT_INST, mode: str = "skip", count: int = 3) -> FaultRecord:
-        """Skip ``count`` trade ids (mode "skip") or send the next two trades out of order ("reorder")."""
+        """Skip ``count`` trade ids (mode "skip"), send the next two trades out of order ("reorder"), send the
+        next trade ``count`` more times with the same id ("repeat"), or skip ``count`` ids and send that
+        trade twice ("skip_repeat": a gap and a repeated id)."""
         return self._fault("trades_gap", {"instId": inst_id, "mode": mode, "count": count})
 
     def freeze(self, channels: Iterable[str] = ("books", "trades")) -> FaultRecord:

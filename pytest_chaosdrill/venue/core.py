@@ -139,6 +139,20 @@ class VenueCore:
             gap.detail.update(skipped_trade_ids=[str(i) for i in range(first_skipped, first_skipped + gap.params["count"])],
                               tradeId=entry["tradeId"])
             msgs = [({"arg": arg, "data": [entry]}, [lambda at, g=gap: self.faults.land(g, at)])]
+        elif gap.params["mode"] in ("repeat", "skip_repeat"):
+            # The same trade (same tradeId) written again: "repeat" count more times, "skip_repeat" once
+            # after a gap of count ids. Lands with the last repeat, so the proof holds every write.
+            gapped = gap.params["mode"] == "skip_repeat"
+            first_skipped = feed.next_id
+            entry = feed.assign(trade, ts, skip=gap.params["count"] if gapped else 0)
+            repeats = 1 if gapped else gap.params["count"]
+            if gapped:
+                gap.detail.update(skipped_trade_ids=[str(i) for i in range(first_skipped, first_skipped + gap.params["count"])])
+            gap.detail.update(tradeId=entry["tradeId"], repeated_trade_ids=[entry["tradeId"]],
+                              repeats_per_socket=repeats, sockets=len(subs))
+            msgs = [({"arg": arg, "data": [dict(entry)]}, []) for _ in range(repeats)]
+            msgs.insert(0, ({"arg": arg, "data": [entry]}, []))
+            msgs[-1] = (msgs[-1][0], [lambda at, g=gap: self.faults.land(g, at)])
         else:
             # Reorder: two consecutive trades, the later id sent first.
             a = feed.assign(trade, ts)

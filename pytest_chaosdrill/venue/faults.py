@@ -16,6 +16,9 @@ from .market import INSTRUMENTS
 FAULT_KINDS = ("book_gap", "trades_gap", "freeze", "lag", "session_termination", "allow_reauth",
                "partial_fill", "rate_limit", "http_5xx", "rest_latency", "clear")
 CHANNELS = ("books", "trades")
+#: trades_gap modes: skip ``count`` ids; send two trades out of order; send one trade ``count`` extra times
+#: (a repeated id, no gap); skip ``count`` ids and send the gapped trade twice (a gap and a repeated id).
+TRADES_GAP_MODES = ("skip", "reorder", "repeat", "skip_repeat")
 
 Stamp = tuple[float, float]  # (time.monotonic(), time.time()) of one instant
 
@@ -91,8 +94,8 @@ def normalize_params(kind: str, params: dict[str, Any] | None) -> dict[str, Any]
         if kind == "book_gap":
             return {"instId": inst, "skip": _num(p, "skip", 5, minimum=1, integer=True)}
         mode = p.get("mode", "skip")
-        if mode not in ("skip", "reorder"):
-            raise ValueError(f"mode must be 'skip' or 'reorder', got {mode!r}")
+        if mode not in TRADES_GAP_MODES:
+            raise ValueError(f"mode must be one of {', '.join(repr(m) for m in TRADES_GAP_MODES)}, got {mode!r}")
         return {"instId": inst, "mode": mode, "count": _num(p, "count", 3, minimum=1, integer=True)}
     if kind == "freeze":
         chans = p.get("channels", list(CHANNELS))

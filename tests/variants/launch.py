@@ -4,7 +4,8 @@ Run as ``python tests/variants/launch.py <bug> [target flags...]`` (or ``python 
 from the repository root). The launcher imports the reference target, applies exactly one monkeypatch
 selected by name, then runs the target's normal entry point with the same environment. The target
 package itself is never edited: every bug lives here, patched onto stable behaviour-level functions.
-``none`` runs the unmodified target (a control for the launcher itself).
+``none`` runs the unmodified target (a control for the launcher itself). The variants in ``CORRECT`` are
+not bugs but different correct behaviour (faster, more talkative): their drills must PASS.
 """
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ App = app_mod.App
 LATCH_TIMER_S = 0.4
 # Variant 8: how many of the journal's last intents the (buggy) replay re-sends.
 REPLAY_TAIL = 3
+# Variant exposure_grows_in_containment: the retry backoff before the rejected leg is sent again; past
+# drill 1's first safe sample plus its in-flight grace, so the OPEN is also one sent while blocked.
+REHEDGE_AFTER_S = 0.3
+# Variant loop_stalls_on_wal: the back-off after the WAL drained; longer than the time drill 3 stays
+# blocked after the queue drains, so the loop stays frozen for the whole blocked window.
+WAL_BACKOFF_S = 1.0
 
 
 def latch_never_set_on_gap() -> None:
@@ -184,6 +191,338 @@ def reconcile_waits_for_first_code() -> None:
     App._reconcile_ready = reconcile_ready  # type: ignore[method-assign]
 
 
+def trades_processed_twice() -> None:
+    """A repeated tradeId (the same trade sent again) is taken as a new trade and processed a second time;
+    gaps (a higher id than expected) are still detected and latched."""
+    from pytest_chaosdrill.reference.okx_demo_api.venue_client import PublicFeed
+
+    orig = PublicFeed._on_trade
+
+    def on_trade(self: PublicFeed, inst: str, d: dict) -> None:
+        try:
+            tid = int(d.get("tradeId"))
+        except (TypeError, ValueError):
+            return orig(self, inst, d)
+        if self.last_trade_id[inst] is not None and tid == self.last_trade_id[inst]:
+            self.last_trade_mono[inst] = time.monotonic()
+            self.trades_processed += 1  # the bug: processed again, not dropped
+            return
+        orig(self, inst, d)
+
+    PublicFeed._on_trade = on_trade  # type: ignore[method-assign]
+
+
+def timeouts_not_counted() -> None:
+    """Client timeouts are not error events (only HTTP errors, resets and WS errors are counted)."""
+    orig = Telemetry.error
+
+    def error(self: Telemetry, kind: str, endpoint: str, status: int | None = None, detail: str = "") -> None:
+        if kind != "timeout":
+            orig(self, kind, endpoint, status, detail)
+
+    Telemetry.error = error  # type: ignore[method-assign]
+
+
+def latch_cleared_before_reads() -> None:
+    """The latch clears when a reconciliation starts, before its positions / open-orders reads (and
+    whatever they find)."""
+    orig = App._reconcile
+
+    async def reconcile(self: App) -> None:
+        cleared = self.latch.clear_reconciled(time.monotonic(), detail="reconciliation started")
+        if cleared:
+            self.log("latch_cleared_before_reads", codes=cleared)
+        await orig(self)
+
+    App._reconcile = reconcile  # type: ignore[method-assign]
+
+
+def exposure_grows_in_containment() -> None:
+    """Legging-risk handling completes the pair instead of only flattening: after a retry backoff
+    (REHEDGE_AFTER_S) the rejected leg is sent again as a new OPEN on its own path, outside the guard,
+    so exposure grows during containment (it is flattened afterwards)."""
+    from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Dispatcher
+
+    orig_check, orig_naked = Dispatcher._check_group, App._on_naked
+
+    def check_group(self: Dispatcher, group: str, placed: dict, intents: Any) -> None:
+        self.variant_naked = (placed, intents)  # type: ignore[attr-defined]
+        orig_check(self, group, placed, intents)
+
+    def on_naked(self: App, detail: dict) -> None:
+        orig_naked(self, detail)
+        placed, intents = getattr(self.dispatcher, "variant_naked", ({}, None))
+        for it in intents or []:
+            if placed.get(it.leg) is False:
+                body = dict(it.body(), clOrdId=self.strategy.next_id("h"), reduceOnly=False)
+                loop = asyncio.get_running_loop()
+                loop.call_later(REHEDGE_AFTER_S, lambda b=body: loop.create_task(
+                    self.rest.request("POST", "/api/v5/trade/order", body=b)))
+                self.log("variant_rehedge", clOrdId=body["clOrdId"], instId=it.inst, side=it.side)
+
+    Dispatcher._check_group = check_group  # type: ignore[method-assign]
+    App._on_naked = on_naked  # type: ignore[method-assign]
+
+
+def no_containment() -> None:
+    """The partial-fill emergency is a timer: ReduceOnly for the cooldown, but no containment order is
+    sent (the naked leg is left alone), then back to Active."""
+    from pytest_chaosdrill.reference.okx_demo_api.policy import KILL
+    from pytest_chaosdrill.reference.okx_demo_api.strategy import Strategy
+
+    orig_decide, orig_monitor = Strategy.decide_action, App._monitor_step
+
+    def decide_action(self: Strategy, k: int) -> Any:
+        if self.containment_active() and self.decide().trading_mode != KILL:
+            return None
+        return orig_decide(self, k)
+
+    def monitor_step(self: App) -> None:
+        if self.emergency_since is not None and \
+                (time.monotonic() - self.emergency_since) * 1000 >= self.cfg.emergency_cooldown_ms:
+            self.log("emergency_reduceonly_cleared", exposure=self.inventory.exposure(), by="timer")
+            self.emergency_since = None
+        orig_monitor(self)
+
+    Strategy.decide_action = decide_action  # type: ignore[method-assign]
+    App._monitor_step = monitor_step  # type: ignore[method-assign]
+
+
+def kill_blocks_risk_reduction() -> None:
+    """Kill is taken as a full stop: no order at all leaves in Kill, risk-reducing ones included."""
+    from pytest_chaosdrill.reference.okx_demo_api.policy import KILL
+    from pytest_chaosdrill.reference.okx_demo_api.strategy import Strategy
+
+    orig = Strategy.decide_action
+
+    def decide_action(self: Strategy, k: int) -> Any:
+        return None if self.decide().trading_mode == KILL else orig(self, k)
+
+    Strategy.decide_action = decide_action  # type: ignore[method-assign]
+
+
+def opens_in_kill() -> None:
+    """The order path (strategy and dispatcher) takes Kill for Active; /status stays honest (Kill)."""
+    from pytest_chaosdrill.reference.okx_demo_api.policy import KILL
+
+    orig_init = App.__init__
+
+    def init(self: App, cfg: Any) -> None:
+        orig_init(self, cfg)
+
+        def decide_kill_as_active() -> Decision:
+            d = self.decide()
+            return Decision(ACTIVE, d.risk_state, ()) if d.trading_mode == KILL else d
+
+        self.strategy.decide = decide_kill_as_active
+        self.dispatcher.decide = decide_kill_as_active
+
+    App.__init__ = init  # type: ignore[method-assign]
+
+
+def partial_fill_goes_kill() -> None:
+    """A naked leg escalates to Kill (KILL_CORTEX_FORCE_KILL) for the emergency instead of ReduceOnly."""
+    from pytest_chaosdrill.reference.okx_demo_api.policy import FORCE_KILL
+
+    orig = App.inputs
+
+    def inputs(self: App) -> Any:
+        i = orig(self)
+        return dataclasses.replace(i, reasons=set(i.reasons) | {FORCE_KILL}) if self.emergency_since is not None else i
+
+    App.inputs = inputs  # type: ignore[method-assign]
+
+
+def ws_lag_capped() -> None:
+    """ws_event_lag_ms in /status never exceeds the stale threshold (the latch still works on the real lag)."""
+    orig = App.ws_lag_ms
+
+    def ws_lag_ms(self: App) -> int:
+        return min(orig(self), self.cfg.stale_threshold_ms)
+
+    App.ws_lag_ms = ws_lag_ms  # type: ignore[method-assign]
+
+
+def enqueue_failures_not_counted() -> None:
+    """A full WAL queue refuses the enqueue (fail closed) but wal_queue_enqueue_failures is never incremented."""
+    from pytest_chaosdrill.reference.okx_demo_api.wal import Wal
+
+    orig = Wal.enqueue
+
+    def enqueue(self: Wal, record: dict) -> Any:
+        n = self.enqueue_failures
+        fut = orig(self, record)
+        self.enqueue_failures = n
+        return fut
+
+    Wal.enqueue = enqueue  # type: ignore[method-assign]
+
+
+def session_10028_not_counted() -> None:
+    """A 10028 session termination is handled as a plain disconnect: latched, but 10028_count_5m stays 0."""
+    orig = App._on_session_lost
+
+    def on_session_lost(self: App, info: dict) -> None:
+        orig(self, {**info, "code": None} if info.get("code") == "10028" else info)
+
+    App._on_session_lost = on_session_lost  # type: ignore[method-assign]
+
+
+def loop_stalls_on_wal() -> None:
+    """The trading loop blocks on WAL backpressure: once the queue is full it waits until the queue has
+    drained completely, then backs off WAL_BACKOFF_S before ticking again (loop_tick_last_ts_ms stops
+    moving for the whole blocked window)."""
+    from pytest_chaosdrill.reference.okx_demo_api.clock import now_ms, sleep_unless
+    from pytest_chaosdrill.reference.okx_demo_api.strategy import Strategy
+
+    async def run(self: Strategy, stopping: asyncio.Event) -> None:
+        wal = self.dispatcher.wal
+        next_t = time.monotonic()
+        while not stopping.is_set():
+            if wal.depth >= wal.capacity:  # the bug: the hot loop waits for the WAL
+                while (wal.depth > 0 or wal.stalled) and not stopping.is_set():
+                    await asyncio.sleep(0.01)
+                await sleep_unless(stopping, WAL_BACKOFF_S)
+            self.loop_tick_ms = now_ms()
+            self.ticks += 1
+            intents = self.decide_action(self.ticks)
+            if not (intents and self.dispatcher.submit(intents)):
+                self._probe()
+            next_t = max(next_t + self.period, time.monotonic() - self.period)
+            await asyncio.sleep(max(0.0, next_t - time.monotonic()))
+
+    Strategy.run = run  # type: ignore[method-assign]
+
+
+def no_restart_latch() -> None:
+    """An unclean previous run is noticed but RESTART_RECONCILE_REQUIRED is never latched."""
+    from pytest_chaosdrill.reference.okx_demo_api.latch import OpenPermissionLatch
+
+    orig = OpenPermissionLatch.set
+
+    def set_(self: OpenPermissionLatch, code: str, detail: str = "") -> bool:
+        return False if code == app_mod.RESTART else orig(self, code, detail)
+
+    OpenPermissionLatch.set = set_  # type: ignore[method-assign]
+
+
+def kill_resumes_on_its_own() -> None:
+    """The Kill for an unknown token is not sticky: it lifts by itself after 0.5 s, without a restart."""
+    from pytest_chaosdrill.reference.okx_demo_api.policy import FORCE_KILL
+
+    orig = PolicyGuard.ingest_unknown
+
+    def ingest_unknown(self: PolicyGuard, token: str) -> None:
+        orig(self, token)
+        asyncio.get_running_loop().call_later(0.5, self.sticky_kill.discard, FORCE_KILL)
+
+    PolicyGuard.ingest_unknown = ingest_unknown  # type: ignore[method-assign]
+
+
+def stop_detected_late() -> None:
+    """The STOP file counts only once it is 0.5 s old (a debounce): STOP is always detected late."""
+    from pytest_chaosdrill.reference.okx_demo_api.ops_files import OpsFiles
+
+    def stop_requested(self: OpsFiles) -> bool:
+        try:
+            return time.time() - self.stop_path.stat().st_mtime >= 0.5
+        except OSError:
+            return False
+
+    OpsFiles.stop_requested = stop_requested  # type: ignore[method-assign]
+
+
+def stop_exits_nonzero() -> None:
+    """A run ended by the STOP file exits with status 1, as if it had failed."""
+    orig = App.run
+
+    async def run(self: App) -> int:
+        rc = await orig(self)
+        return 1 if self.stop_reason == "stop_file" else rc
+
+    App.run = run  # type: ignore[method-assign]
+
+
+def latch_never_set() -> None:
+    """Every open-permission latch request is dropped (the conditions are detected and logged, never latched)."""
+    from pytest_chaosdrill.reference.okx_demo_api.latch import OpenPermissionLatch
+
+    OpenPermissionLatch.set = lambda self, code, detail="": False  # type: ignore[method-assign]
+
+
+def opens_ignore_guard() -> None:
+    """The order path (strategy and dispatcher) always decides Active: OPENs go out whatever the mode;
+    /status stays honest."""
+    orig_init = App.__init__
+
+    def init(self: App, cfg: Any) -> None:
+        orig_init(self, cfg)
+
+        def decide_active() -> Decision:
+            d = self.decide()
+            return Decision(ACTIVE, d.risk_state, ())
+
+        self.strategy.decide = decide_active
+        self.strategy.containment_active = lambda: False
+        self.dispatcher.decide = decide_active
+
+    App.__init__ = init  # type: ignore[method-assign]
+
+
+def _flatten_everything(app: App, why: str) -> None:
+    """One reduce-only order per instrument for its whole committed position, sent at once."""
+    from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Intent
+
+    for inst in app.inventory.instruments:
+        c = app.inventory.committed(inst)
+        if abs(c) > 1e-9:
+            it = Intent(app.strategy.next_id("x"), inst, "sell" if c > 0 else "buy", abs(c), True, "flatten")
+            sent = app.dispatcher.submit([it])
+            app.log("variant_flatten_at_once", why=why, clOrdId=it.cl_ord_id, instId=inst, sz=abs(c), sent=sent)
+
+
+def flatten_at_once() -> None:
+    """CORRECT, only faster: on a naked leg or on Kill the whole position is flattened at once, one
+    reduce-only order per instrument, within milliseconds of the fault (before /status shows it)."""
+    from pytest_chaosdrill.reference.okx_demo_api.cortex import Cortex
+
+    orig_naked, orig_init, orig_emit = App._on_naked, App.__init__, Cortex.emit
+
+    def on_naked(self: App, detail: dict) -> None:
+        orig_naked(self, detail)
+        _flatten_everything(self, "naked_leg")
+
+    def init(self: App, cfg: Any) -> None:
+        orig_init(self, cfg)
+        self.cortex.variant_app = self  # type: ignore[attr-defined]
+
+    def emit(self: Cortex, token: str) -> dict:
+        out = orig_emit(self, token)
+        app = getattr(self, "variant_app", None)
+        if app is not None and app.decide().trading_mode == "Kill":
+            _flatten_everything(app, "kill")
+        return out
+
+    App._on_naked = on_naked  # type: ignore[method-assign]
+    App.__init__ = init  # type: ignore[method-assign]
+    Cortex.emit = emit  # type: ignore[method-assign]
+
+
+def extra_truthful_reason() -> None:
+    """CORRECT, more talkative: while market data is stale it also reports REDUCEONLY_INPUT_MISSING_OR_STALE
+    beside the latch reason (the guard keeps manifest order)."""
+    orig = App.inputs
+
+    def inputs(self: App) -> Any:
+        i = orig(self)
+        lag = self.feed.lag_ms()
+        if self.latch.has(app_mod.STALE) or (lag is not None and lag > self.cfg.stale_threshold_ms):
+            i = dataclasses.replace(i, reasons=set(i.reasons) | {app_mod.INPUT_MISSING})
+        return i
+
+    App.inputs = inputs  # type: ignore[method-assign]
+
+
 def none() -> None:
     """No bug: the unmodified reference target."""
 
@@ -192,7 +531,12 @@ VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     latch_never_set_on_gap, latch_cleared_on_timer, active_while_latched, open_while_latched,
     mode_reasons_out_of_order, stop_recorded_as_completed, connection_errors_not_counted,
     duplicate_dispatch_after_restart, not_found_taken_as_absent, reduce_only_blocked_by_wal,
-    reconcile_waits_for_first_code, none)}
+    trades_processed_twice, timeouts_not_counted, latch_cleared_before_reads, exposure_grows_in_containment,
+    no_containment, kill_blocks_risk_reduction, opens_in_kill, partial_fill_goes_kill,
+    ws_lag_capped, enqueue_failures_not_counted, session_10028_not_counted, loop_stalls_on_wal, no_restart_latch,
+    kill_resumes_on_its_own, stop_detected_late, stop_exits_nonzero, latch_never_set, opens_ignore_guard, reconcile_waits_for_first_code, flatten_at_once, extra_truthful_reason, none)}
+#: Variants that are correct (different, not buggy): the drills they run must PASS.
+CORRECT = ("flatten_at_once", "extra_truthful_reason", "none")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
