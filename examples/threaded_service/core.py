@@ -70,6 +70,7 @@ class State:
         self.loop_tick_ms = now_ms()
         self.shutting_down = False
         self.trades_dropped = 0
+        self.trades_processed = 0
         self.book_gaps = 0
         self.trades_gaps = 0
         self._disk = (0.0, 0)

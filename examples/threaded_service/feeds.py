@@ -109,6 +109,9 @@ class PublicFeed(threading.Thread):
             self.state.market_event("trades", inst, int(t["ts"]))
             last = self.last_trade.get(inst)
             self.last_trade[inst] = tid if last is None else max(last, tid)
+            if last is None or tid > last:
+                with self.state.lock:
+                    self.state.trades_processed += 1   # a new trade (after a gap too); a repeat never
             if last is None or tid == last + 1:
                 continue  # continuous: processed
             with self.state.lock:

@@ -62,6 +62,7 @@ class Ops:
 
     def __init__(self, data: Path, control: Path, telemetry: Telemetry, run_id: str, build_id: str, commit: str) -> None:
         self.data, self.control, self.t = data, control, telemetry
+        self.state: Any = None   # set once the State exists: its trade counters go into the fingerprint
         self.manifest: dict[str, Any] = {
             "run_id": run_id, "service": "threaded_service", "start_utc": utc_now(), "end_utc": None,
             "status": "running", "stop_detected": False, "stop_time": None, "stop_reason": None,
@@ -72,6 +73,12 @@ class Ops:
 
     def write(self) -> None:
         snap = self.t.snapshot()
+        st = self.state
+        if st is not None:
+            with st.lock:
+                # docs/okx_demo_api.md's observable for "no duplicate trade processing"
+                snap["trades"] = {"processed": st.trades_processed, "duplicates_dropped": st.trades_dropped,
+                                  "gaps": st.trades_gaps}
         with self.lock:
             self.manifest.update(api_calls=snap["api_calls"], orders_sent=snap["orders_sent"])
             write_json_atomic(self.data / "run_manifest.json", self.manifest)
@@ -145,6 +152,7 @@ def main() -> int:
                   stable_ms=int(env("RECONCILE_STABLE_MS", "300")),
                   emergency_cooldown_ms=int(env("EMERGENCY_COOLDOWN_MS", "1500")),
                   environment=environment, build_id=build_id, config=config, data_dir=str(data), telemetry=telemetry)
+    ops.state = state
     # Every start must reconcile before it opens risk (after a crash the WAL may hold unanswered orders).
     marker = data / ".running"
     state.set_latch("RESTART_RECONCILE_REQUIRED", "crashed" if marker.exists() else "start-up")
