@@ -50,6 +50,7 @@ class DrillSession:
         self.info: Any = None
         self.outcomes: list[Any] = []
         self.notes: list[str] = []
+        self._current: Any = None            # the drill test running now (for an interrupt's report)
         self.announcements: list[str] = []   # printed in the terminal summary (e.g. a minimal failing drill)
         self.drill_modules: list[str] = []   # drill tests parametrized in this session
         self.is_worker = hasattr(config, "workerinput")
@@ -352,6 +353,35 @@ class DrillSession:
             report.chaosdrill = outcome.to_json()  # type: ignore[attr-defined]  # crosses xdist as report data
             self._html_extras(report, outcome)
         return report
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Any) -> Any:
+        self._current = item if "chaosdrill_drill" in getattr(item, "fixturenames", ()) else None
+        result = yield
+        self._current = None  # kept when an interrupt ends the protocol early: see pytest_keyboard_interrupt
+        return result
+
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        """Ctrl-C or SIGTERM mid-drill: pytest makes no report for the drill's call or teardown, so the
+        JUnit file would get a nameless test case. Report the drill as it ended: INTERRUPTED, and why."""
+        item = self._current
+        if item is None or STASH_STATE not in item.stash or "call" in item.stash.get(STASH_REPORTS, {}):
+            return
+        state = item.stash[STASH_STATE]
+        ev = state.run.evaluation if state.run is not None else None
+        reason = self.redactor(state).text(ev.reason if ev is not None else "interrupted before the drill ran")
+        record = state.run.record if state.run is not None else None
+        tts = record.time_to_safe_ms if record is not None else None
+        common = dict(nodeid=item.nodeid, location=item.location, keywords={k: 1 for k in item.keywords})
+        call = pytest.TestReport(outcome="failed", longrepr=f"INTERRUPTED: {reason}", when="call", **common)
+        teardown = pytest.TestReport(outcome="passed", longrepr=None, when="teardown", **common)
+        for report in (call, teardown):
+            item.stash.setdefault(STASH_REPORTS, {})[report.when] = report
+            item.ihook.pytest_runtest_logreport(report=report)
+        props = [("drill_id", state.drill.id), ("verdict", "INTERRUPTED"), ("backend", state.backend),
+                 ("time_to_safe_ms", "" if tts is None else f"{tts:.1f}"),
+                 ("evidence_folder", str(state.writer.dir) if state.writer is not None else "")]
+        self._junit_facts(teardown, props)
 
     def _html_extras(self, report: pytest.TestReport, outcome: Any) -> None:
         """With pytest-html installed, the drill's timeline chart and evidence link go into its row."""

@@ -11,7 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import xml.etree.ElementTree as ET
+
 import pytest
+
+from junit_rules import junit10_problems
 
 TEST_MODULE = "def test_drill(chaosdrill_run):\n    chaosdrill_run.execute()\n"
 LONG_FREEZE = """
@@ -139,4 +143,14 @@ def test_sigterm_of_pytest_is_handled_like_ctrl_c(pytester: pytest.Pytester) -> 
     assert "Released: yes" in trigger                       # the fault was released before the stop
     assert not (folder / "IN_PROGRESS.json").exists()
     run = folder.parent.parent
-    assert (run / "SIGNOFF.md").is_file()
+    signoff = (run / "SIGNOFF.md").read_text()
+    assert "PARTIAL RUN" in signoff and "interrupted" in signoff
+    # JUnit keeps the interrupted drill: its name, an INTERRUPTED failure and its properties.
+    root = ET.parse(pytester.path / "junit.xml").getroot()
+    assert junit10_problems(root) == []
+    (case,) = list(root.iter("testcase"))
+    assert case.get("name") == "test_drill[drill_2_market_data_stale-process]"
+    assert "INTERRUPTED" in case.find("failure").get("message")
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert props["chaosdrill[drill_2_market_data_stale-process].verdict"] == "INTERRUPTED"
+    assert root.find("testsuite").get("tests") == "1"
