@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 
 from .target import RenderedTarget
 from .timeline import StatusSampler, Timeline, wait_until
@@ -68,7 +69,7 @@ class DrillContext:
                 raise StartupFailed(f"target exited during start-up (exit status {self.target.returncode()})")
             try:
                 st = self.status_once()
-            except (requests.RequestException, ValueError) as exc:
+            except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as exc:
                 last[:] = [str(exc)[:500] if isinstance(exc, ValueError) else f"{type(exc).__name__}: {str(exc)[:300]}"]
                 return None
             return st if isinstance(st, dict) else None

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from .statusread import is_live_status, raw_record, read_status, to_strict_json
 
@@ -293,7 +294,9 @@ class StatusSampler:
                     payload = read.payload
                 else:
                     error = read.reason
-        except (requests.RequestException, ValueError, OSError) as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError, OSError) as exc:
+            # urllib3's errors (a body cut short: the target died mid-answer) come through raw.read
+            # unwrapped by requests; they are a failed sample like any other, never a dead sampler.
             error = f"{type(exc).__name__}: {str(exc)[:300]}"
         if error is not None:
             error = error[:1000]

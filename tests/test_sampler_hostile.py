@@ -205,3 +205,46 @@ def test_requests_session_default_would_have_followed(server: _Server) -> None:
     finally:
         other.shutdown()
         other.server_close()
+
+
+def test_a_body_cut_short_is_an_error_sample_not_a_dead_sampler() -> None:
+    """A target that dies mid-answer (headers promise 40 bytes, the connection closes): urllib3's
+    IncompleteRead reaches the sampler unwrapped by requests; it must be one failed sample."""
+    import socket
+    import threading
+
+    import requests
+
+    from pytest_chaosdrill.timeline import StatusSampler, Timeline
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(5)
+    stop = threading.Event()
+
+    def serve() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                try:
+                    conn.recv(4096)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{")
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        sampler = StatusSampler(f"http://127.0.0.1:{srv.getsockname()[1]}/api/v1/status", Timeline())
+        with requests.Session() as session:
+            sample = sampler.poll_once(session)
+        assert sample.error is not None and not sample.ok
+        assert "IncompleteRead" in sample.error or "Connection broken" in sample.error or "ProtocolError" in sample.error
+    finally:
+        stop.set()
+        t.join(2)
+        srv.close()
