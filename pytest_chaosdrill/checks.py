@@ -465,7 +465,9 @@ def stop_detected(rec: "DrillRecord", max_ms: float = 1000.0) -> CheckResult:
         return CheckResult("stop_detected", False, f"stop_detected={manifest.get('stop_detected')!r}, "
                            f"stop_time={manifest.get('stop_time')!r}")
     ms = (stop_time - created).total_seconds() * 1000
-    return CheckResult("stop_detected", 0 <= ms <= max_ms + 5,
+    # A stop_time written to the millisecond (ISO 8601 allows it) may read up to 1 ms before the
+    # file's microsecond creation time: that is truncation, not a detection before the STOP existed.
+    return CheckResult("stop_detected", -1.0 <= ms <= max_ms + 5,
                        f"STOP file created {requested.get('created_utc')}, detected {manifest.get('stop_time')} "
                        f"({ms:.0f} ms, limit {max_ms} ms)", facts={"stop_detection_ms": ms})
 

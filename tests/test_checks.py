@@ -358,3 +358,12 @@ def test_duplicate_trades_not_proven_when_nothing_was_repeated() -> None:
 
 def test_duplicate_trades_needs_the_fingerprint_file() -> None:
     assert C.no_duplicate_trade_processing.needs == ("files.fingerprint",)  # type: ignore[attr-defined]
+
+
+def test_stop_detected_tolerates_a_stop_time_truncated_to_the_millisecond() -> None:
+    run = make_run([(0.5, ACTIVE)], requested={"created_utc": "2026-01-01T00:00:00.178347Z"},
+                   files={"run_manifest": {"stop_detected": True, "stop_time": "2026-01-01T00:00:00.178Z"}})
+    assert C.stop_detected(run, max_ms=250).passed is True
+    early = make_run([(0.5, ACTIVE)], requested={"created_utc": "2026-01-01T00:00:00.178347Z"},
+                     files={"run_manifest": {"stop_detected": True, "stop_time": "2026-01-01T00:00:00.170Z"}})
+    assert C.stop_detected(early, max_ms=250).passed is False   # 8 ms before the file existed: wrong
