@@ -97,6 +97,15 @@ CASES = [
     *[Case("latch_cleared_before_reads", d, "phase2", ("latch_clears_only_after_reconcile:",),
            one_of=("before the venue received the", "read between the end of the fault and the clear"))
       for d in ("drill_4_crash_restart", "drill_5_ws_book_gap", "drill_6_ws_trades_gap", "drill_7_session_termination")],
+    # --- wip/varlatch ---
+    # Drills 2 and 6: the condition is detected and degrades to ReduceOnly (so the safe state is observed
+    # at once, no wait for the observation deadline), but the latch is never set.
+    Case("stale_feed_not_latched", "drill_2_market_data_stale", "phase2",
+         ("latch_set_with: no status sample after the trigger has the latch set with WS_DATA_STALE_RECONCILE_REQUIRED",)),
+    Case("trades_gap_not_latched", "drill_6_ws_trades_gap", "phase2",
+         ("latch_set_with: no status sample after the trigger has the latch set with WS_TRADES_GAP_RECONCILE_REQUIRED",)),
+    Case("opens_unjournalled_under_wal_backpressure", "drill_3_wal_backpressure", "phase2",
+         ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked")),
 ]
 
 

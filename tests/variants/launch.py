@@ -527,6 +527,83 @@ def none() -> None:
     """No bug: the unmodified reference target."""
 
 
+# --- wip/varlatch ---
+def stale_feed_not_latched() -> None:
+    """Stale market data is handled as a missing input, not as a latch condition: while the feed is
+    silent past the stale threshold the service goes ReduceOnly with REDUCEONLY_INPUT_MISSING_OR_STALE,
+    but WS_DATA_STALE is never latched, so OPENs resume the moment data flows again, with no
+    reconciliation behind them."""
+    from pytest_chaosdrill.reference.okx_demo_api.latch import OpenPermissionLatch
+
+    orig_set, orig_inputs = OpenPermissionLatch.set, App.inputs
+
+    def set_(self: OpenPermissionLatch, code: str, detail: str = "") -> bool:
+        return False if code == app_mod.STALE else orig_set(self, code, detail)
+
+    def inputs(self: App) -> Any:
+        i = orig_inputs(self)
+        lag = self.feed.lag_ms()
+        if lag is not None and lag > self.cfg.stale_threshold_ms:
+            i = dataclasses.replace(i, reasons=set(i.reasons) | {app_mod.INPUT_MISSING})
+        return i
+
+    OpenPermissionLatch.set = set_  # type: ignore[method-assign]
+    App.inputs = inputs  # type: ignore[method-assign]
+
+
+def trades_gap_not_latched() -> None:
+    """A tradeId gap is handled as a transient data-quality problem: the service goes ReduceOnly with
+    REDUCEONLY_INPUT_MISSING_OR_STALE until the trades stream has flowed past the gap for
+    reconcile_stable_ms, then resumes on its own; WS_TRADES_GAP is never latched, so no reconciliation
+    runs before OPENs resume. (The gapped trade is still dropped, not processed twice.)"""
+    def on_trades_gap(self: App, inst: str, detail: dict) -> None:
+        self.log("trades_gap_degraded", **detail)  # detail already names the instrument
+
+    orig_inputs = App.inputs
+
+    def inputs(self: App) -> Any:
+        i = orig_inputs(self)
+        f = self.feed
+        gap = f.last_trades_gap_mono
+        if gap:
+            resumed = max(f.last_trade_mono.values())
+            healthy_for = time.monotonic() - gap if resumed > gap else 0.0
+            if healthy_for < self.cfg.reconcile_stable_ms / 1000.0:
+                i = dataclasses.replace(i, reasons=set(i.reasons) | {app_mod.INPUT_MISSING})
+        return i
+
+    App._on_trades_gap = on_trades_gap  # type: ignore[method-assign]
+    App.inputs = inputs  # type: ignore[method-assign]
+
+
+def opens_unjournalled_under_wal_backpressure() -> None:
+    """The order path fails open under WAL backpressure (the "oops trade"): it treats the WAL as
+    best-effort, so an order the full queue refuses is sent anyway, unjournalled, and never waits for
+    fsync; and, as part of the same bug, the order path's decision leaves the WAL backpressure out
+    (the strategy and dispatcher ignore the wal_backpressure degraded cause), so OPENs keep flowing.
+    /status stays honest (ReduceOnly, risk Degraded)."""
+    from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Dispatcher
+    from pytest_chaosdrill.reference.okx_demo_api.policy import DEGRADED, HEALTHY
+
+    orig_init = App.__init__
+
+    def init(self: App, cfg: Any) -> None:
+        orig_init(self, cfg)
+
+        def decide_without_wal() -> Decision:
+            self._check_stall(time.monotonic())
+            causes = [c for c in self.degraded_causes() if c != "wal_backpressure"]
+            i = dataclasses.replace(self.inputs(), risk_state=DEGRADED if causes else HEALTHY)
+            return self.guard.resolve(i)
+
+        self.strategy.decide = decide_without_wal
+        self.dispatcher.decide = decide_without_wal
+
+    App.__init__ = init  # type: ignore[method-assign]
+    # Every order takes the path meant for reduce-only ones: journalled if the queue takes it, sent anyway.
+    Dispatcher._bypasses_wal = lambda self, intents: True  # type: ignore[method-assign]
+
+
 VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     latch_never_set_on_gap, latch_cleared_on_timer, active_while_latched, open_while_latched,
     mode_reasons_out_of_order, stop_recorded_as_completed, connection_errors_not_counted,
@@ -534,7 +611,8 @@ VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     trades_processed_twice, timeouts_not_counted, latch_cleared_before_reads, exposure_grows_in_containment,
     no_containment, kill_blocks_risk_reduction, opens_in_kill, partial_fill_goes_kill,
     ws_lag_capped, enqueue_failures_not_counted, session_10028_not_counted, loop_stalls_on_wal, no_restart_latch,
-    kill_resumes_on_its_own, stop_detected_late, stop_exits_nonzero, latch_never_set, opens_ignore_guard, reconcile_waits_for_first_code, flatten_at_once, extra_truthful_reason, none)}
+    kill_resumes_on_its_own, stop_detected_late, stop_exits_nonzero, latch_never_set, opens_ignore_guard, reconcile_waits_for_first_code, flatten_at_once, extra_truthful_reason, none,
+    stale_feed_not_latched, trades_gap_not_latched, opens_unjournalled_under_wal_backpressure)}
 #: Variants that are correct (different, not buggy): the drills they run must PASS.
 CORRECT = ("flatten_at_once", "extra_truthful_reason", "none")
 
