@@ -97,6 +97,19 @@ CASES = [
     *[Case("latch_cleared_before_reads", d, "phase2", ("latch_clears_only_after_reconcile:",),
            one_of=("before the venue received the", "read between the end of the fault and the clear"))
       for d in ("drill_4_crash_restart", "drill_5_ws_book_gap", "drill_6_ws_trades_gap", "drill_7_session_termination")],
+    # --- wip/varopen ---
+    # Drills 5 and 6 block OPEN for only ~0.5 s (gap -> reconciliation), but the strategy opens on two
+    # ticks in three at 8 ticks/s, so an order path deciding without the latch sends 2 OPENs in it.
+    *[Case("open_while_latched", d, "phase2", ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked"))
+      for d in ("drill_5_ws_book_gap", "drill_6_ws_trades_gap")],
+    # C2.3/C2.4 block OPEN by connectivity degradation, not by the latch (open_while_latched PASSES them).
+    *[Case("opens_ignore_guard", d, "ops", ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked"))
+      for d in ("ops_c2_3_degradation", "ops_c2_4_partition_inflight")],
+    # The OPENs held by the cut time out; re-sent with the same clOrdId once the link is back, they land
+    # while OPEN is blocked. The held originals arrive past their expTime and are refused (50036), so
+    # each clOrdId is placed once: no duplicate (see docs/criteria.md, C2.4's duplicate-dispatch row).
+    Case("retry_orders_on_transport_error", "ops_c2_4_partition_inflight", "ops",
+         ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked")),
 ]
 
 
