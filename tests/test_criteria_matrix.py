@@ -141,15 +141,12 @@ def test_every_failing_case_and_correct_variant_is_in_the_matrix() -> None:
 
 
 #: Rows whose check is shown failing only on another drill (`variant`@`drill`): the known gaps.
-#: ops_c2_2 runs on docker only.
+#: ops_c2_2 runs on docker only. C2.4's duplicate row stays here for a reason: the venue refuses every
+#: request the cut held (past its expTime), so a same-clOrdId re-send is placed once (see docs/criteria.md).
 SHARED = [
-    ("drill_5_ws_book_gap", "no_open_dispatch_while_blocked"),
-    ("drill_6_ws_trades_gap", "no_open_dispatch_while_blocked"),
     ("ops_c2_2_network_disconnect", "fingerprint_error_gate"),
     ("ops_c2_2_network_disconnect", "no_open_dispatch_while_blocked"),
-    ("ops_c2_3_degradation", "no_open_dispatch_while_blocked"),
     ("ops_c2_4_partition_inflight", "no_duplicate_dispatch"),
-    ("ops_c2_4_partition_inflight", "no_open_dispatch_while_blocked"),
 ]
 
 

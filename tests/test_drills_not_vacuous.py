@@ -106,6 +106,19 @@ CASES = [
          ("latch_set_with: no status sample after the trigger has the latch set with WS_TRADES_GAP_RECONCILE_REQUIRED",)),
     Case("opens_unjournalled_under_wal_backpressure", "drill_3_wal_backpressure", "phase2",
          ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked")),
+    # --- wip/varopen ---
+    # Drills 5 and 6 block OPEN for only ~0.5 s (gap -> reconciliation), but the strategy opens on two
+    # ticks in three at 8 ticks/s, so an order path deciding without the latch sends 2 OPENs in it.
+    *[Case("open_while_latched", d, "phase2", ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked"))
+      for d in ("drill_5_ws_book_gap", "drill_6_ws_trades_gap")],
+    # C2.3/C2.4 block OPEN by connectivity degradation, not by the latch (open_while_latched PASSES them).
+    *[Case("opens_ignore_guard", d, "ops", ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked"))
+      for d in ("ops_c2_3_degradation", "ops_c2_4_partition_inflight")],
+    # The OPENs held by the cut time out; re-sent with the same clOrdId once the link is back, they land
+    # while OPEN is blocked. The held originals arrive past their expTime and are refused (50036), so
+    # each clOrdId is placed once: no duplicate (see docs/criteria.md, C2.4's duplicate-dispatch row).
+    Case("retry_orders_on_transport_error", "ops_c2_4_partition_inflight", "ops",
+         ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked")),
 ]
 
 

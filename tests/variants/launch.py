@@ -604,6 +604,39 @@ def opens_unjournalled_under_wal_backpressure() -> None:
     Dispatcher._bypasses_wal = lambda self, intents: True  # type: ignore[method-assign]
 
 
+# --- wip/varopen ---
+# Variant retry_orders_on_transport_error: the retry period and how long it keeps trying (longer than
+# ops_c2_4's 3 s cut, so the retry lands once the venue answers again).
+RETRY_EVERY_S = 0.2
+RETRY_FOR_S = 6.0
+
+
+def retry_orders_on_transport_error() -> None:
+    """A generic REST retry on order requests: one that failed in transport (timeout, reset, refused
+    connection) is re-sent with the same body and clOrdId every RETRY_EVERY_S until the venue answers,
+    re-signed with a fresh expTime of the same validity. It trusts clOrdId idempotency, and the re-send
+    skips the policy re-check a new dispatch would make, so an OPEN decided before a degradation still
+    goes out after it."""
+    from pytest_chaosdrill.reference.okx_demo_api.clock import now_ms
+
+    orig = RestClient.request
+
+    async def request(self: RestClient, method: str, path: str, params: dict | None = None, body: Any = None,
+                      exp_time_ms: int | None = None) -> Any:
+        t0 = now_ms()
+        res = await orig(self, method, path, params, body, exp_time_ms)
+        if method != "POST" or path not in ("/api/v5/trade/order", "/api/v5/trade/batch-orders"):
+            return res
+        deadline = time.monotonic() + RETRY_FOR_S
+        while res.status is None and time.monotonic() < deadline:  # no HTTP answer: transport failure
+            await asyncio.sleep(RETRY_EVERY_S)
+            exp = None if exp_time_ms is None else now_ms() + (exp_time_ms - t0)
+            res = await orig(self, method, path, params, body, exp)
+        return res
+
+    RestClient.request = request  # type: ignore[method-assign]
+
+
 VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     latch_never_set_on_gap, latch_cleared_on_timer, active_while_latched, open_while_latched,
     mode_reasons_out_of_order, stop_recorded_as_completed, connection_errors_not_counted,
@@ -612,7 +645,8 @@ VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     no_containment, kill_blocks_risk_reduction, opens_in_kill, partial_fill_goes_kill,
     ws_lag_capped, enqueue_failures_not_counted, session_10028_not_counted, loop_stalls_on_wal, no_restart_latch,
     kill_resumes_on_its_own, stop_detected_late, stop_exits_nonzero, latch_never_set, opens_ignore_guard, reconcile_waits_for_first_code, flatten_at_once, extra_truthful_reason, none,
-    stale_feed_not_latched, trades_gap_not_latched, opens_unjournalled_under_wal_backpressure)}
+    stale_feed_not_latched, trades_gap_not_latched, opens_unjournalled_under_wal_backpressure,
+    retry_orders_on_transport_error)}
 #: Variants that are correct (different, not buggy): the drills they run must PASS.
 CORRECT = ("flatten_at_once", "extra_truthful_reason", "none")
 
