@@ -42,8 +42,9 @@ DOCKER_CASES = [
          ("fingerprint_error_gate: the fault produces timeout|connection_error|dns_failure, but no "
           "timeout|connection_error|dns_failure event appeared", "error_count=0, error_events=0")),
     # While cut off nothing reaches the venue; the OPENs decided while /status says degraded land once
-    # the network is back, still inside the blocked window. (open_while_latched does not fail here: the
-    # block on this drill is connectivity degradation, not the latch, so its order path still holds.)
+    # the network is back, still inside the blocked window. (open_while_latched PASSES this drill: the
+    # latch is the only block only while the network is cut; after it, the degraded risk state and the
+    # unconfirmed session hold ReduceOnly until they clear together with the latch.)
     Case("opens_ignore_guard", DRILL, GROUP,
          ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked")),
 ]
