@@ -11,12 +11,15 @@ import pytest
 import yaml
 
 from pytest_chaosdrill.checks import builtin_checks
-from tests.test_drills_not_vacuous import CASES, CORRECT_CASES
+from tests.test_drills_not_vacuous import CASES as PROCESS_CASES, CORRECT_CASES
+from tests.test_drills_not_vacuous_docker import DOCKER_CASES
 from tests.variants.launch import CORRECT, VARIANTS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "criteria.md"
 DRILLS = ROOT / "drills"
+#: Every not-vacuous FAIL case: the process backend's and the docker-only drills' (variant in a container).
+CASES = [*PROCESS_CASES, *DOCKER_CASES]
 TAG = re.compile(r"^\[[A-Z-]+\]$")
 VARIANT_REF = re.compile(r"^`([a-z0-9_]+)`(?:@`([a-z0-9_]+)`)?$")
 CONTRACT_REF = re.compile(r"^contract engine: `(tests/[a-z_]+\.py)::([a-z0-9_]+)(?:\[([a-z0-9-]+)\])?`$")
@@ -111,7 +114,7 @@ def test_every_row_can_fail(row: Row) -> None:
             else:
                 assert drill in DRILL_CHECKS and row.check in DRILL_CHECKS[drill], f"{drill} does not use {row.check}"
                 assert _case_fails_with(variant, drill, row.check), \
-                    f"no case in tests/test_drills_not_vacuous.py runs {variant} on {drill} with a {row.check} FAIL"
+                    f"no case in tests/test_drills_not_vacuous[_docker].py runs {variant} on {drill} with a {row.check} FAIL"
             continue
         m = CONTRACT_REF.match(item)
         if m:
@@ -141,11 +144,9 @@ def test_every_failing_case_and_correct_variant_is_in_the_matrix() -> None:
 
 
 #: Rows whose check is shown failing only on another drill (`variant`@`drill`): the known gaps.
-#: ops_c2_2 runs on docker only. C2.4's duplicate row stays here for a reason: the venue refuses every
-#: request the cut held (past its expTime), so a same-clOrdId re-send is placed once (see docs/criteria.md).
+#: C2.4's duplicate row stays here for a reason: the venue refuses every request the cut held (past its
+#: expTime), so a same-clOrdId re-send is placed once (see docs/criteria.md).
 SHARED = [
-    ("ops_c2_2_network_disconnect", "fingerprint_error_gate"),
-    ("ops_c2_2_network_disconnect", "no_open_dispatch_while_blocked"),
     ("ops_c2_4_partition_inflight", "no_duplicate_dispatch"),
 ]
 

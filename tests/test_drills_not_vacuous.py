@@ -149,18 +149,21 @@ def write_target(pytester: pytest.Pytester, bug: str) -> Path:
     return out
 
 
-def run_drills(pytester: pytest.Pytester, bug: str, drills: list[str]) -> pytest.RunResult:
-    """Run ``drills`` (copied from drills/) against the variant ``bug`` in a separate pytest process."""
+def run_drills(pytester: pytest.Pytester, bug: str, drills: list[str], *, target: Path | None = None,
+               backend: str | None = None) -> pytest.RunResult:
+    """Run ``drills`` (copied from drills/) against the variant ``bug`` in a separate pytest process
+    (``target``: a target file to use instead of the variant's; ``backend``: other than the default)."""
     d = pytester.path / "mydrills"
     d.mkdir()
     for drill in drills:
         shutil.copy(DRILLS / f"{drill}.yaml", d)
     pytester.makepyfile(test_drills=TEST_MODULE)
-    target = write_target(pytester, bug)
+    target = target or write_target(pytester, bug)
+    extra = [f"--chaosdrill-backend={backend}"] if backend else []
     # "--opt=value" forms: a bare path argument would take part in pytest's rootdir choice.
     return pytester.runpytest_subprocess(f"--chaosdrill-drills={d}", f"--chaosdrill-target={target}",
                                          f"--chaosdrill-evidence-dir={pytester.path / 'evidence'}",
-                                         "-p", "no:cacheprovider", timeout=170)
+                                         *extra, "-p", "no:cacheprovider", timeout=170)
 
 
 def assert_launched(pytester: pytest.Pytester, bug: str) -> None:
