@@ -12,13 +12,11 @@ reason a person understands, and keeps the raw bytes for evidence.
 """
 from __future__ import annotations
 
-import base64
-import codecs
 import json
-import math
 import re
-from dataclasses import dataclass, field
-from typing import Any
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the CLI's start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 from .contract import Finding, json_path
 
@@ -44,7 +42,6 @@ class _NonFinite:
         self.token = token
 
 
-@dataclass(frozen=True)
 class StatusRead:
     """The result of :func:`read_status`.
 
@@ -52,12 +49,43 @@ class StatusRead:
     must not be used as a status, not even partly). ``raw`` is the body exactly as received.
     ``syntax`` is True when the body is not JSON at all (not UTF-8, or a JSON syntax error), as
     opposed to JSON that is hostile or not a status object.
+
+    Immutable; a plain slotted class rather than a frozen dataclass because ``validate-status``
+    builds one per file and importing ``dataclasses`` is a large part of its start-up.
     """
 
+    __slots__ = ("payload", "findings", "raw", "syntax")
+    __match_args__ = ("payload", "findings", "raw", "syntax")
     payload: dict[str, Any] | None
-    findings: list[Finding] = field(default_factory=list)
-    raw: bytes = b""
-    syntax: bool = False
+    findings: list[Finding]
+    raw: bytes
+    syntax: bool
+
+    def __init__(self, payload: dict[str, Any] | None, findings: list[Finding] | None = None,
+                 raw: bytes = b"", syntax: bool = False) -> None:
+        _set = object.__setattr__
+        _set(self, "payload", payload)
+        _set(self, "findings", [] if findings is None else findings)
+        _set(self, "raw", raw)
+        _set(self, "syntax", syntax)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: StatusRead is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: StatusRead is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return ((self.payload, self.findings, self.raw, self.syntax)
+                == (other.payload, other.findings, other.raw, other.syntax))  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]  # as a frozen dataclass with a list field: unhashable in practice
+
+    def __repr__(self) -> str:
+        return (f"StatusRead(payload={self.payload!r}, findings={self.findings!r}, raw={self.raw!r}, "
+                f"syntax={self.syntax!r})")
 
     @property
     def ok(self) -> bool:
@@ -207,7 +235,7 @@ def _read_hostile(text: str, raw: bytes) -> StatusRead:
 
     def parse_float(token: str) -> Any:
         value = float(token)
-        return constant(token) if math.isinf(value) else value
+        return constant(token) if value - value != 0.0 else value  # inf - inf is NaN
 
     obj = json.loads(text, object_pairs_hook=pairs_hook, parse_constant=constant, parse_float=parse_float)
     findings: list[Finding] = []
@@ -257,7 +285,7 @@ def _sanitize(obj: Any, depth: int = 0) -> Any:
     if depth > 200:
         return "<nested too deeply>"
     if isinstance(obj, float):
-        return obj if math.isfinite(obj) else _NONFINITE_MARK.format(repr(obj))
+        return obj if obj - obj == 0.0 else _NONFINITE_MARK.format(repr(obj))
     if isinstance(obj, _NonFinite):
         return _NONFINITE_MARK.format(obj.token)
     if obj is None or isinstance(obj, (str, int, bool)):
@@ -293,16 +321,22 @@ def escape_raw(body: bytes) -> str:
     every other byte outside printable ASCII. Readable for text bodies, exact for any bytes.
     Redact *before* escaping: a secret's non-ASCII bytes are unrecognisable once escaped.
     """
+    import codecs
+
     return codecs.escape_encode(bytes(body))[0].decode("ascii")  # type: ignore[attr-defined]
 
 
 def unescape_raw(text: str) -> bytes:
     """The bytes :func:`escape_raw` escaped."""
+    import codecs
+
     return codecs.escape_decode(text.encode("ascii"))[0]  # type: ignore[attr-defined]
 
 
 def raw_record(body: bytes, limit: int = 4096) -> dict[str, Any]:
     """An evidence record for a raw body: its length, the first ``limit`` bytes escaped, a base64 copy."""
+    import base64
+
     head = body[:limit]
     return {"length": len(body), "truncated": len(body) > limit, "escaped": escape_raw(head),
             "base64": base64.b64encode(head).decode("ascii")}

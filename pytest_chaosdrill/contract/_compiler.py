@@ -18,27 +18,36 @@ verdict and the (path, keyword) list of errors.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import reprlib
-from typing import Any, NamedTuple
+from collections import namedtuple
+from collections.abc import Callable, Mapping
 
-Check = Callable[[Any], bool]
+# ``typing`` is imported for type checkers only: importing it costs the CLI's start-up more than
+# everything else this module does at import.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
 
+    Check = Callable[[Any], bool]
 
-class Error(NamedTuple):
-    """One schema error: instance path (tuple of keys/indexes), keyword, message, detail.
+    class Error(NamedTuple):
+        """One schema error: instance path (tuple of keys/indexes), keyword, message, detail."""
+
+        path: tuple[Any, ...]
+        keyword: str
+        message: str
+        detail: Any = None
+
+    Explain = Callable[[Any, tuple[Any, ...]], list[Error]]
+    Node = tuple[Check, Explain]
+else:
+    Check = Explain = Callable
+    Node = tuple
+    Error = namedtuple("Error", ("path", "keyword", "message", "detail"), defaults=(None,))
+    Error.__doc__ = """One schema error: instance path (tuple of keys/indexes), keyword, message, detail.
 
     ``detail`` is the missing property for ``required`` errors, else None.
     """
-
-    path: tuple[Any, ...]
-    keyword: str
-    message: str
-    detail: Any = None
-
-
-Explain = Callable[[Any, tuple[Any, ...]], list[Error]]
-Node = tuple[Check, Explain]
 
 #: Keywords that only annotate; they never change validity.
 ANNOTATIONS = frozenset(

@@ -10,11 +10,11 @@ import json
 import os
 import re
 import reprlib
-import threading
+import _thread
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the CLI's start-up
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 from ._compiler import SchemaShapeError, Unsupported, compile_node
 
@@ -43,13 +43,44 @@ UNBLOCK_TYPES = ("AUTO", "MANUAL")
 _IDENT = re.compile(r"^[A-Za-z0-9_]+$")
 
 
-@dataclass(frozen=True)
 class Finding:
-    """One contract problem: ``tag`` (no brackets, e.g. ``"CSP-MIN"``), JSON ``path``, ``message``."""
+    """One contract problem: ``tag`` (no brackets, e.g. ``"CSP-MIN"``), JSON ``path``, ``message``.
 
+    Immutable, compared and hashed by value. Written by hand rather than as a frozen dataclass:
+    importing ``dataclasses`` (and ``inspect`` with it) was a tenth of the CLI's start-up.
+    """
+
+    __slots__ = ("tag", "path", "message")
+    __match_args__ = ("tag", "path", "message")
     tag: str
     path: str
     message: str
+
+    def __init__(self, tag: str, path: str, message: str) -> None:
+        _set = object.__setattr__
+        _set(self, "tag", tag)
+        _set(self, "path", path)
+        _set(self, "message", message)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: Finding is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: Finding is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.tag, self.path, self.message) == (other.tag, other.path, other.message)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.tag, self.path, self.message))
+
+    def __repr__(self) -> str:
+        return f"Finding(tag={self.tag!r}, path={self.path!r}, message={self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Finding, (self.tag, self.path, self.message))
 
     def __str__(self) -> str:
         return f"[{self.tag}] {self.path}: {self.message}"
@@ -140,9 +171,10 @@ class ContractViolation(AssertionError):
 # ---------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------
-def _read_json(path: Path, what: str) -> Any:
+def _read_json(path: str, what: str) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
     except FileNotFoundError:
         raise ContractLoadError(f"{what} file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -153,20 +185,54 @@ def _read_json(path: Path, what: str) -> Any:
         raise ContractLoadError(f"{what} file {path} is not valid JSON: {exc}") from None
 
 
-def _resolve(path: str | os.PathLike[str] | None, default: Callable[[], Path]) -> Path:
-    return Path(default() if path is None else path).expanduser().resolve()
+def _resolve(path: str | os.PathLike[str] | None, default: Callable[[], Any]) -> str:
+    """The absolute, symlink-free path (as ``Path.expanduser().resolve()``), with ``os.path``.
+
+    No ``pathlib`` here: it is not otherwise needed by ``validate-status`` and importing it
+    (with ``urllib.parse`` and ``ipaddress``) is a measurable part of the CLI's start-up.
+    """
+    return os.path.realpath(os.path.expanduser(os.fspath(default() if path is None else path)))
 
 
-def _stamp(path: Path, what: str) -> tuple[str, int, int]:
+def _stamp(path: str, what: str) -> tuple[str, int, int]:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         raise ContractLoadError(f"{what} file not found: {path}") from None
-    return (str(path), st.st_mtime_ns, st.st_size)
+    return (path, st.st_mtime_ns, st.st_size)
+
+
+# The bundled specs, found like :mod:`pytest_chaosdrill.resources` finds them, but without
+# importing it (and pathlib) unless it is already loaded: then it decides (tests may patch it).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+_MIN_SCHEMA = "status_csp_min.schema.json"
+_MANIFEST = "status_reason_registries_manifest.json"
+
+
+def _bundled_spec(name: str) -> str:
+    import sys
+
+    resources = sys.modules.get(__name__.rsplit(".", 2)[0] + ".resources")
+    if resources is not None:
+        return str(resources.specs_dir() / name)
+    for candidate in (os.path.join(_PACKAGE_DIR, "_data", "specs"), os.path.join(os.path.dirname(_PACKAGE_DIR), "specs")):
+        if os.path.isdir(candidate):
+            return os.path.join(candidate, name)
+    from .. import resources as loaded  # raises its explanatory FileNotFoundError
+
+    return str(loaded.specs_dir() / name)
+
+
+def _default_schema() -> str:
+    return _bundled_spec(_MIN_SCHEMA)
+
+
+def _default_manifest() -> str:
+    return _bundled_spec(_MANIFEST)
 
 
 _CACHE: dict[tuple[Any, ...], "Contract"] = {}
-_CACHE_LOCK = threading.Lock()
+_CACHE_LOCK = _thread.allocate_lock()  # not threading.Lock: importing threading costs start-up
 
 
 def _subschema(schema: Any, *keys: Any) -> Any:
@@ -228,10 +294,8 @@ class Contract:
         Cached per resolved paths and their mtime/size, so an edited file is re-read.
         Raises :class:`ContractLoadError` for a missing, unreadable or malformed file.
         """
-        from .. import resources  # local: resources is tiny, but keeps import order flexible
-
-        schema_path = _resolve(schema, resources.default_schema)
-        manifest_path = _resolve(manifest, resources.default_manifest)
+        schema_path = _resolve(schema, _default_schema)
+        manifest_path = _resolve(manifest, _default_manifest)
         key = (_stamp(schema_path, "schema"), _stamp(manifest_path, "manifest"))
         with _CACHE_LOCK:
             cached = _CACHE.get(key)
