@@ -33,6 +33,10 @@ DEFAULT_MAX_DEPTH = 64
 _DEPTH_TOKENS = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.S)
 
 
+#: (payload or None, findings, syntax) -- what :func:`parse_status` returns.
+_Parsed = tuple  # tuple[dict[str, Any] | None, list[Finding], bool]
+
+
 class _NonFinite:
     """Placeholder the parser puts where ``NaN``/``Infinity`` (or an overflowing number) stood."""
 
@@ -128,8 +132,8 @@ def _fast_float(token: str) -> float:
 _FAST = json.JSONDecoder(object_pairs_hook=_fast_pairs, parse_constant=_fast_constant, parse_float=_fast_float)
 
 
-def _fail(raw: bytes, message: str, path: str = "$", *, syntax: bool = False) -> StatusRead:
-    return StatusRead(None, [Finding(TAG, path, message)], raw, syntax)
+def _fail(message: str, path: str = "$", *, syntax: bool = False) -> _Parsed:
+    return None, [Finding(TAG, path, message)], syntax
 
 
 def _nesting_depth(text: str, limit: int) -> int:
@@ -172,20 +176,31 @@ def read_status(body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: i
     position); duplicate keys at any depth (key and path); ``NaN``/``Infinity``/``-Infinity`` or a
     number too large for a float; a top level that is not an object. Never raises.
     """
-    raw = bytes(body)
+    raw = body if type(body) is bytes else bytes(body)
+    payload, findings, syntax = parse_status(raw, max_bytes=max_bytes, max_depth=max_depth)
+    return StatusRead(payload, findings, raw, syntax)
+
+
+def parse_status(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_depth: int = DEFAULT_MAX_DEPTH) -> _Parsed:
+    """:func:`read_status` without the :class:`StatusRead`: ``(payload, findings, syntax)``.
+
+    The same checks in the same order; for callers that read thousands of bodies and keep
+    neither the raw bytes nor the wrapper (``chaosdrill validate-status --file 'dir/*.json'``).
+    """
     if len(raw) > max_bytes:
-        return _fail(raw, f"status body larger than {max_bytes} bytes, the limit ({len(raw):,} bytes read)")
+        return _fail(f"status body larger than {max_bytes} bytes, the limit ({len(raw):,} bytes read)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return _fail(raw, f"status body is not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
-                          f"({exc.reason})", syntax=True)
+        return _fail(f"status body is not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+                     f"({exc.reason})", syntax=True)
     # Cheap pre-check: fewer opening brackets than the limit cannot nest deeper than it.
     if text.count("[") + text.count("{") > max_depth:
         depth = _nesting_depth(text, max_depth)
         if depth > max_depth:
-            return _fail(raw, f"status body nests deeper than {max_depth} levels (at least {depth}); refused "
-                              "before parsing")
+            return _fail(f"status body nests deeper than {max_depth} levels (at least {depth}); refused "
+                         "before parsing")
 
     try:
         # Valid path: one shared, stateless decoder whose hooks raise on the first hostile item.
@@ -193,15 +208,15 @@ def read_status(body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: i
     except _Hostile:
         obj = None  # parsed again below, this time recording every duplicate and non-finite number
     except json.JSONDecodeError as exc:
-        return _fail(raw, f"status body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}, "
-                          f"position {exc.pos})", syntax=True)
+        return _fail(f"status body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}, "
+                     f"position {exc.pos})", syntax=True)
     except (ValueError, RecursionError) as exc:  # e.g. an integer with more digits than Python converts
-        return _fail(raw, f"status body is not usable JSON: {str(exc)[:200]}", syntax=True)
+        return _fail(f"status body is not usable JSON: {str(exc)[:200]}", syntax=True)
     else:
         if type(obj) is dict:
-            return StatusRead(obj, [], raw)
-        return StatusRead(None, [_not_object(obj)], raw)
-    return _read_hostile(text, raw)
+            return obj, [], False
+        return None, [_not_object(obj)], False
+    return _read_hostile(text)
 
 
 def _not_object(obj: Any) -> Finding:
@@ -210,7 +225,7 @@ def _not_object(obj: Any) -> Finding:
     return Finding(TAG, "$", f"status is {kind}, not an object")
 
 
-def _read_hostile(text: str, raw: bytes) -> StatusRead:
+def _read_hostile(text: str) -> _Parsed:
     """Slow path for a body with duplicate keys or non-finite numbers: name every one with its path."""
     # Each dict that arrived with a repeated key, with its repeated keys and how often each came.
     dup_dicts: list[tuple[dict[str, Any], dict[str, int]]] = []
@@ -260,7 +275,7 @@ def _read_hostile(text: str, raw: bytes) -> StatusRead:
                                             "silently keep the last value"))
     if not isinstance(obj, dict):
         findings.append(_not_object(obj))
-    return StatusRead(None, findings, raw)
+    return None, findings, False
 
 
 def is_live_status(payload: Any) -> str | None:

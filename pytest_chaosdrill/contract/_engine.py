@@ -16,7 +16,7 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the CL
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-from ._compiler import SchemaShapeError, Unsupported, compile_node
+from ._compiler import Compiler, SchemaShapeError, Unsupported
 
 #: Every tag the engine emits, in the order reports list them.
 TAGS: tuple[str, ...] = (
@@ -171,18 +171,83 @@ class ContractViolation(AssertionError):
 # ---------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------
-def _read_json(path: str, what: str) -> Any:
+def _read_text(path: str, what: str) -> str:
     try:
         with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+            return fh.read()
     except FileNotFoundError:
         raise ContractLoadError(f"{what} file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ContractLoadError(f"cannot read {what} file {path}: {exc}") from None
+
+
+def _parse_json(text: str, path: str, what: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
         raise ContractLoadError(f"{what} file {path} is not valid JSON: {exc}") from None
+
+
+def _read_json(path: str, what: str) -> Any:
+    return _parse_json(_read_text(path, what), path, what)
+
+
+# The compiled checks of a schema file are cached next to this package's bytecode (in
+# ``__pycache__``, or under ``sys.pycache_prefix``), as Python caches a module's: compiling the
+# generated source is most of ``Contract.load``'s time, and so of a short CLI run's start-up.
+# The file maps each generated source text to its marshalled code object; an entry is used only
+# for exactly its own source (the compiler still generates every source and compares), so a
+# stale, foreign or damaged file can cost a recompile, never a wrong check.
+def _code_cache_file(schema_text: str) -> str | None:
+    import sys
+    from binascii import crc32
+
+    tag = sys.implementation.cache_tag
+    if tag is None:
+        return None
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.pycache_prefix:
+        folder = os.path.join(sys.pycache_prefix, os.path.splitdrive(here)[1].lstrip(os.sep))
+    else:
+        folder = os.path.join(here, "__pycache__")
+    data = schema_text.encode("utf-8", "surrogatepass")
+    return os.path.join(folder, f"schema-{crc32(data):08x}-{len(data):x}.{tag}.marshal")
+
+
+def _read_code_cache(cache_file: str | None) -> dict[str, Any]:
+    if cache_file is None:
+        return {}
+    import marshal
+
+    try:
+        with open(cache_file, "rb") as fh:
+            table = marshal.loads(fh.read())
+    except (OSError, ValueError, EOFError, TypeError):
+        return {}
+    code_type = type(_code_cache_file.__code__)
+    if not isinstance(table, dict) or not all(isinstance(k, str) and type(v) is code_type for k, v in table.items()):
+        return {}
+    return table
+
+
+def _write_code_cache(cache_file: str | None, table: dict[str, Any]) -> None:
+    import sys
+
+    if cache_file is None or sys.dont_write_bytecode:
+        return
+    import marshal
+
+    tmp = f"{cache_file}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(marshal.dumps(table))
+        os.replace(tmp, cache_file)  # atomic: a concurrent reader sees the old file or the new one
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def _resolve(path: str | os.PathLike[str] | None, default: Callable[[], Any]) -> str:
@@ -262,7 +327,8 @@ class Contract:
     """A compiled status contract: a JSON Schema plus its reason-code registry manifest."""
 
     def __init__(self, schema: Mapping[str, Any], manifest: Mapping[str, Any], *,
-                 schema_source: str = "<schema>", manifest_source: str = "<manifest>") -> None:
+                 schema_source: str = "<schema>", manifest_source: str = "<manifest>",
+                 code_cache: dict[str, Any] | None = None) -> None:
         if not isinstance(schema, dict):
             raise ContractLoadError(f"schema {schema_source} must be a JSON object")
         if not isinstance(manifest, dict):
@@ -281,7 +347,8 @@ class Contract:
 
         self._read_manifest()
         self._jsonschema_validator: Any = None
-        self._fast_valid = self._build_fast_path()
+        self._code_used: dict[str, Any] = {}
+        self._fast_valid = self._build_fast_path(code_cache)
         self._strict_plan = self._build_strict_plan()
         self._check_registry_against_schema()
 
@@ -301,8 +368,14 @@ class Contract:
             cached = _CACHE.get(key)
         if cached is not None:
             return cached
-        contract = cls(_read_json(schema_path, "schema"), _read_json(manifest_path, "manifest"),
-                       schema_source=str(schema_path), manifest_source=str(manifest_path))
+        schema_text = _read_text(schema_path, "schema")
+        cache_file = _code_cache_file(schema_text)
+        code_cache = _read_code_cache(cache_file)
+        cached_sources = set(code_cache)  # the compiler adds what it compiles to code_cache
+        contract = cls(_parse_json(schema_text, schema_path, "schema"), _read_json(manifest_path, "manifest"),
+                       schema_source=str(schema_path), manifest_source=str(manifest_path), code_cache=code_cache)
+        if contract._code_used and contract._code_used.keys() != cached_sources:
+            _write_code_cache(cache_file, contract._code_used)
         with _CACHE_LOCK:
             _CACHE[key] = contract
         return contract
@@ -456,10 +529,12 @@ class Contract:
         if ordered and set(map(str, schema_list)) == set(manifest_codes) and tuple(schema_list) != manifest_codes:
             self._drift(where, "schema enum lists the manifest's tokens in a different order", source="schema")
 
-    def _build_fast_path(self) -> Callable[[Any], bool]:
+    def _build_fast_path(self, code_cache: dict[str, Any] | None = None) -> Callable[[Any], bool]:
         self._explain: Callable[[Any, tuple[Any, ...]], list[Any]] | None = None
         try:
-            check, self._explain = compile_node(self.schema)
+            compiler = Compiler(self.schema, code_cache)
+            check, self._explain = compiler.compile_root()
+            self._code_used = compiler.code_used
             return check
         except SchemaShapeError as exc:
             raise ContractLoadError(f"schema {self.schema_source} is not a valid JSON Schema: {exc}") from None
