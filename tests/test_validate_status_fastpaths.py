@@ -263,3 +263,16 @@ def test_finding_is_an_immutable_value() -> None:
     match f:
         case Finding(tag, path, message):
             assert (tag, path, message) == ("TIER", "$.mode_reasons[0]", "x")
+
+
+@pytest.mark.parametrize("items", [
+    [], ["a", "b"], ["a", "a"], [1, True], [0, False], [1, 1.0], [1, True, 1], [None, None], [[1], [1]],
+    [[1], [True]], [{"a": 1}, {"a": 1}], [{"a": 1}, {"a": True}], ["1", 1], [1.5, 1.5], [True, False, True],
+])
+def test_unique_items_set_fast_path_agrees_with_jsonschema(items: list[Any]) -> None:
+    from jsonschema import Draft202012Validator
+
+    from pytest_chaosdrill.contract._compiler import compile_node
+
+    check, _ = compile_node({"uniqueItems": True})
+    assert check(items) == Draft202012Validator({"uniqueItems": True}).is_valid(items)

@@ -773,8 +773,15 @@ def _b_unique(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node | None:
     def unique(x: Any) -> bool:
         if not isinstance(x, list):
             return True
+        # Hashable JSON values that are JSON-equal are also ==, so distinct set members mean
+        # unique items; a smaller set may come from 1 == True (distinct in JSON): decide below.
+        try:
+            if len(set(x)) == len(x):
+                return True
+        except TypeError:  # lists or objects among the items
+            pass
         if all(isinstance(e, str) for e in x):
-            return len(set(x)) == len(x)
+            return False
         for i in range(1, len(x)):
             for j in range(i):
                 if json_equal(x[i], x[j]):
