@@ -6,12 +6,15 @@ venue, the proxy or pytest.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
-from typing import Sequence
-
 from . import __version__
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the CLI's start-up
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from typing import Any
 
 # name -> (module under pytest_chaosdrill.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(prog="chaosdrill", description="pytest-chaosdrill command-line tools")
     parser.add_argument("--version", action="version", version=f"chaosdrill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -39,13 +44,22 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "validate-status":
+        # The common scripted call: plain options are parsed without building any argparse parser.
+        module = importlib.import_module("pytest_chaosdrill.commands.validate_status")
+        args = module.parse_fast(argv[1:])
+        if args is not None:
+            return _run(module, args)
     selected = next((a for a in argv if a in COMMANDS), None)
     parser = build_parser(selected)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 2
-    module = importlib.import_module(f"pytest_chaosdrill.commands.{COMMANDS[args.command][0]}")
+    return _run(importlib.import_module(f"pytest_chaosdrill.commands.{COMMANDS[args.command][0]}"), args)
+
+
+def _run(module: Any, args: Any) -> int:
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:

@@ -12,13 +12,11 @@ reason a person understands, and keeps the raw bytes for evidence.
 """
 from __future__ import annotations
 
-import base64
-import codecs
 import json
-import math
 import re
-from dataclasses import dataclass, field
-from typing import Any
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the CLI's start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 from .contract import Finding, json_path
 
@@ -35,6 +33,10 @@ DEFAULT_MAX_DEPTH = 64
 _DEPTH_TOKENS = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.S)
 
 
+#: (payload or None, findings, syntax) -- what :func:`parse_status` returns.
+_Parsed = tuple  # tuple[dict[str, Any] | None, list[Finding], bool]
+
+
 class _NonFinite:
     """Placeholder the parser puts where ``NaN``/``Infinity`` (or an overflowing number) stood."""
 
@@ -44,7 +46,6 @@ class _NonFinite:
         self.token = token
 
 
-@dataclass(frozen=True)
 class StatusRead:
     """The result of :func:`read_status`.
 
@@ -52,12 +53,43 @@ class StatusRead:
     must not be used as a status, not even partly). ``raw`` is the body exactly as received.
     ``syntax`` is True when the body is not JSON at all (not UTF-8, or a JSON syntax error), as
     opposed to JSON that is hostile or not a status object.
+
+    Immutable; a plain slotted class rather than a frozen dataclass because ``validate-status``
+    builds one per file and importing ``dataclasses`` is a large part of its start-up.
     """
 
+    __slots__ = ("payload", "findings", "raw", "syntax")
+    __match_args__ = ("payload", "findings", "raw", "syntax")
     payload: dict[str, Any] | None
-    findings: list[Finding] = field(default_factory=list)
-    raw: bytes = b""
-    syntax: bool = False
+    findings: list[Finding]
+    raw: bytes
+    syntax: bool
+
+    def __init__(self, payload: dict[str, Any] | None, findings: list[Finding] | None = None,
+                 raw: bytes = b"", syntax: bool = False) -> None:
+        _set = object.__setattr__
+        _set(self, "payload", payload)
+        _set(self, "findings", [] if findings is None else findings)
+        _set(self, "raw", raw)
+        _set(self, "syntax", syntax)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: StatusRead is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: StatusRead is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return ((self.payload, self.findings, self.raw, self.syntax)
+                == (other.payload, other.findings, other.raw, other.syntax))  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]  # as a frozen dataclass with a list field: unhashable in practice
+
+    def __repr__(self) -> str:
+        return (f"StatusRead(payload={self.payload!r}, findings={self.findings!r}, raw={self.raw!r}, "
+                f"syntax={self.syntax!r})")
 
     @property
     def ok(self) -> bool:
@@ -100,8 +132,8 @@ def _fast_float(token: str) -> float:
 _FAST = json.JSONDecoder(object_pairs_hook=_fast_pairs, parse_constant=_fast_constant, parse_float=_fast_float)
 
 
-def _fail(raw: bytes, message: str, path: str = "$", *, syntax: bool = False) -> StatusRead:
-    return StatusRead(None, [Finding(TAG, path, message)], raw, syntax)
+def _fail(message: str, path: str = "$", *, syntax: bool = False) -> _Parsed:
+    return None, [Finding(TAG, path, message)], syntax
 
 
 def _nesting_depth(text: str, limit: int) -> int:
@@ -144,20 +176,31 @@ def read_status(body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: i
     position); duplicate keys at any depth (key and path); ``NaN``/``Infinity``/``-Infinity`` or a
     number too large for a float; a top level that is not an object. Never raises.
     """
-    raw = bytes(body)
+    raw = body if type(body) is bytes else bytes(body)
+    payload, findings, syntax = parse_status(raw, max_bytes=max_bytes, max_depth=max_depth)
+    return StatusRead(payload, findings, raw, syntax)
+
+
+def parse_status(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_depth: int = DEFAULT_MAX_DEPTH) -> _Parsed:
+    """:func:`read_status` without the :class:`StatusRead`: ``(payload, findings, syntax)``.
+
+    The same checks in the same order; for callers that read thousands of bodies and keep
+    neither the raw bytes nor the wrapper (``chaosdrill validate-status --file 'dir/*.json'``).
+    """
     if len(raw) > max_bytes:
-        return _fail(raw, f"status body larger than {max_bytes} bytes, the limit ({len(raw):,} bytes read)")
+        return _fail(f"status body larger than {max_bytes} bytes, the limit ({len(raw):,} bytes read)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return _fail(raw, f"status body is not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
-                          f"({exc.reason})", syntax=True)
+        return _fail(f"status body is not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+                     f"({exc.reason})", syntax=True)
     # Cheap pre-check: fewer opening brackets than the limit cannot nest deeper than it.
     if text.count("[") + text.count("{") > max_depth:
         depth = _nesting_depth(text, max_depth)
         if depth > max_depth:
-            return _fail(raw, f"status body nests deeper than {max_depth} levels (at least {depth}); refused "
-                              "before parsing")
+            return _fail(f"status body nests deeper than {max_depth} levels (at least {depth}); refused "
+                         "before parsing")
 
     try:
         # Valid path: one shared, stateless decoder whose hooks raise on the first hostile item.
@@ -165,15 +208,15 @@ def read_status(body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: i
     except _Hostile:
         obj = None  # parsed again below, this time recording every duplicate and non-finite number
     except json.JSONDecodeError as exc:
-        return _fail(raw, f"status body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}, "
-                          f"position {exc.pos})", syntax=True)
+        return _fail(f"status body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}, "
+                     f"position {exc.pos})", syntax=True)
     except (ValueError, RecursionError) as exc:  # e.g. an integer with more digits than Python converts
-        return _fail(raw, f"status body is not usable JSON: {str(exc)[:200]}", syntax=True)
+        return _fail(f"status body is not usable JSON: {str(exc)[:200]}", syntax=True)
     else:
         if type(obj) is dict:
-            return StatusRead(obj, [], raw)
-        return StatusRead(None, [_not_object(obj)], raw)
-    return _read_hostile(text, raw)
+            return obj, [], False
+        return None, [_not_object(obj)], False
+    return _read_hostile(text)
 
 
 def _not_object(obj: Any) -> Finding:
@@ -182,7 +225,7 @@ def _not_object(obj: Any) -> Finding:
     return Finding(TAG, "$", f"status is {kind}, not an object")
 
 
-def _read_hostile(text: str, raw: bytes) -> StatusRead:
+def _read_hostile(text: str) -> _Parsed:
     """Slow path for a body with duplicate keys or non-finite numbers: name every one with its path."""
     # Each dict that arrived with a repeated key, with its repeated keys and how often each came.
     dup_dicts: list[tuple[dict[str, Any], dict[str, int]]] = []
@@ -207,7 +250,7 @@ def _read_hostile(text: str, raw: bytes) -> StatusRead:
 
     def parse_float(token: str) -> Any:
         value = float(token)
-        return constant(token) if math.isinf(value) else value
+        return constant(token) if value - value != 0.0 else value  # inf - inf is NaN
 
     obj = json.loads(text, object_pairs_hook=pairs_hook, parse_constant=constant, parse_float=parse_float)
     findings: list[Finding] = []
@@ -232,7 +275,7 @@ def _read_hostile(text: str, raw: bytes) -> StatusRead:
                                             "silently keep the last value"))
     if not isinstance(obj, dict):
         findings.append(_not_object(obj))
-    return StatusRead(None, findings, raw)
+    return None, findings, False
 
 
 def is_live_status(payload: Any) -> str | None:
@@ -257,7 +300,7 @@ def _sanitize(obj: Any, depth: int = 0) -> Any:
     if depth > 200:
         return "<nested too deeply>"
     if isinstance(obj, float):
-        return obj if math.isfinite(obj) else _NONFINITE_MARK.format(repr(obj))
+        return obj if obj - obj == 0.0 else _NONFINITE_MARK.format(repr(obj))
     if isinstance(obj, _NonFinite):
         return _NONFINITE_MARK.format(obj.token)
     if obj is None or isinstance(obj, (str, int, bool)):
@@ -293,16 +336,22 @@ def escape_raw(body: bytes) -> str:
     every other byte outside printable ASCII. Readable for text bodies, exact for any bytes.
     Redact *before* escaping: a secret's non-ASCII bytes are unrecognisable once escaped.
     """
+    import codecs
+
     return codecs.escape_encode(bytes(body))[0].decode("ascii")  # type: ignore[attr-defined]
 
 
 def unescape_raw(text: str) -> bytes:
     """The bytes :func:`escape_raw` escaped."""
+    import codecs
+
     return codecs.escape_decode(text.encode("ascii"))[0]  # type: ignore[attr-defined]
 
 
 def raw_record(body: bytes, limit: int = 4096) -> dict[str, Any]:
     """An evidence record for a raw body: its length, the first ``limit`` bytes escaped, a base64 copy."""
+    import base64
+
     head = body[:limit]
     return {"length": len(body), "truncated": len(body) > limit, "escaped": escape_raw(head),
             "base64": base64.b64encode(head).decode("ascii")}

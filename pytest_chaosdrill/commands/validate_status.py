@@ -13,19 +13,16 @@ loopback host unless ``--allow-remote`` is given.
 """
 from __future__ import annotations
 
-import argparse
-import fnmatch
-import glob
 import json
 import os
-import re
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the CLI's start-up
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, TextIO
 
 from ..contract import Contract, ContractLoadError, Finding, findings_by_tag
-from ..statusread import DEFAULT_MAX_BYTES, StatusRead, read_status
+from ..statusread import DEFAULT_MAX_BYTES, StatusRead, parse_status, read_status
 
 EXIT_OK, EXIT_INVALID, EXIT_SETUP = 0, 1, 2
 _GLOB_CHARS = set("*?[")
@@ -57,16 +54,73 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="allow --url hosts that are not loopback (default: loopback only)")
 
 
-@dataclass
+# Option strings of configure() by kind, for parse_fast().
+_FAST_LISTS = {"--file": "file", "--url": "url", "--timeline": "timeline"}
+_FAST_VALUES = {"--schema": "schema", "--manifest": "manifest", "--timeout": "timeout", "--format": "format"}
+_FAST_FLAGS = {"--strict": "strict", "--quiet": "quiet", "--allow-remote": "allow_remote"}
+
+
+def parse_fast(argv: list[str]) -> Any | None:
+    """The options after ``validate-status`` parsed without argparse, or ``None`` to let argparse do it.
+
+    Importing and building argparse parsers is a large part of a short run's start-up. This
+    parser accepts only the plain form of every option (exact option strings, values as separate
+    words that do not start with "-") and gives up (``None``) on anything else: help, ``--x=v``,
+    abbreviations, ``--``, a value starting with "-", a bad ``--timeout``/``--format`` value, a
+    stray word. Where it answers, the namespace equals argparse's (a test compares both).
+    """
+    import types
+
+    ns = types.SimpleNamespace(command="validate-status", file=[], url=[], timeline=[], schema=None,
+                               manifest=None, strict=False, quiet=False, timeout=5.0, format="text",
+                               allow_remote=False)
+    i, n = 0, len(argv)
+    while i < n:
+        arg = argv[i]
+        i += 1
+        if arg in _FAST_LISTS:
+            values = getattr(ns, _FAST_LISTS[arg])
+            start = i
+            while i < n and not argv[i].startswith("-"):
+                i += 1
+            if i == start:
+                return None  # argparse: "expected at least one argument"
+            values.extend(argv[start:i])
+        elif arg in _FAST_VALUES:
+            if i >= n or argv[i].startswith("-"):
+                return None
+            value: Any = argv[i]
+            i += 1
+            name = _FAST_VALUES[arg]
+            if name == "timeout":
+                try:
+                    value = float(value)
+                except ValueError:
+                    return None
+            elif name == "format" and value not in ("text", "json"):
+                return None
+            setattr(ns, name, value)
+        elif arg in _FAST_FLAGS:
+            setattr(ns, _FAST_FLAGS[arg], True)
+        else:
+            return None  # another option, a stray word, "--", "-": argparse decides (or explains)
+    return ns
+
+
 class Result:
     """The verdict for one input (a file, a URL or a whole timeline)."""
 
-    source: str
-    kind: str
-    findings: list[Finding] = field(default_factory=list)
-    samples: int = 0
-    failing: int = 0
-    first_failure: dict[str, Any] | None = None
+    # A slotted class, not a dataclass: one per file, and no ``dataclasses`` import at start-up.
+    __slots__ = ("source", "kind", "findings", "samples", "failing", "first_failure")
+
+    def __init__(self, source: str, kind: str, findings: list[Finding] | None = None, samples: int = 0,
+                 failing: int = 0, first_failure: dict[str, Any] | None = None) -> None:
+        self.source = source
+        self.kind = kind
+        self.findings: list[Finding] = [] if findings is None else findings
+        self.samples = samples
+        self.failing = failing
+        self.first_failure = first_failure
 
     @property
     def ok(self) -> bool:
@@ -86,8 +140,13 @@ def _glob(pattern: str) -> list[str]:
     ``dir/*.json`` over thousands of files is the common case: one ``scandir`` and one compiled
     regex beat glob's per-name work. Same rules as glob there: hidden names need a leading dot.
     """
+    import fnmatch
+    import re
+
     head, tail = os.path.split(pattern)
     if "**" in pattern or _GLOB_CHARS & set(head) or not tail:
+        import glob
+
         return sorted(glob.glob(pattern, recursive=True))
     match = re.compile(fnmatch.translate(os.path.normcase(tail))).match
     hidden_ok = tail.startswith(".")
@@ -125,12 +184,16 @@ def _read_bytes(path: str, limit: int) -> bytes:
     try:
         chunks = []
         size = 0
+        # Start small and grow: a 1 MB read buffer per file (most are a few KB) goes through
+        # mmap/munmap and page faults in the allocator, which cost more than the read itself.
+        want = 1 << 16
         while size < limit:
-            chunk = os.read(fd, min(1 << 20, limit - size))
+            chunk = os.read(fd, min(want, limit - size))
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
+            want = min(want * 4, 1 << 20)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except IsADirectoryError:
         raise SetupError(f"{path}: is a directory, not a JSON file") from None
@@ -141,16 +204,18 @@ def _read_bytes(path: str, limit: int) -> bytes:
 
 
 def _syntax_message(read: StatusRead) -> str:
-    message = read.findings[0].message
-    return message.removeprefix("status body is ")
+    return read.findings[0].message.removeprefix("status body is ")
 
 
-def _load_file(path: str) -> StatusRead:
-    """The strict read of one payload file; a body that is not JSON at all is a set-up error."""
-    read = read_status(_read_bytes(path, DEFAULT_MAX_BYTES + 1))
-    if read.syntax:
-        raise SetupError(f"{path}: invalid JSON: {_syntax_message(read)}")
-    return read
+def _load_file(path: str) -> tuple[dict[str, Any] | None, list[Finding]]:
+    """The strict read of one payload file, as (payload or None, [PARSE] findings).
+
+    A body that is not JSON at all is a set-up error.
+    """
+    payload, findings, syntax = parse_status(_read_bytes(path, DEFAULT_MAX_BYTES + 1))
+    if syntax:
+        raise SetupError(f"{path}: invalid JSON: {findings[0].message.removeprefix('status body is ')}")
+    return payload, findings
 
 
 def _is_loopback_url(url: str) -> bool:
@@ -203,9 +268,10 @@ def _is_sample_record(obj: Any) -> bool:
     return isinstance(obj, dict) and "status" in obj and "trading_mode" not in obj
 
 
-def _check_timeline(path: Path, contract: Contract, strict: bool) -> Result:
+def _check_timeline(path: str, contract: Contract, strict: bool) -> Result:
     try:
-        lines = path.read_bytes().splitlines()
+        with open(path, "rb") as fh:
+            lines = fh.read().splitlines()
     except FileNotFoundError:
         raise SetupError(f"{path}: file not found") from None
     except OSError as exc:
@@ -298,14 +364,24 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         setup(str(exc))
         files = []
     check, strict = contract.check, args.strict
-    for path in files:
-        try:
-            read = _load_file(path)
-        except SetupError as exc:
-            setup(str(exc))
-            continue
-        results.append(Result(path, "file", check(read.payload, strict=strict) if read.payload is not None
-                              else read.findings))
+    add = results.append
+    import gc
+
+    # Parsed payloads hold no reference cycles: reference counting frees them, and the cyclic
+    # collector's passes over thousands of short-lived dicts are pure overhead here.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for path in files:
+            try:
+                payload, findings = _load_file(path)
+            except SetupError as exc:
+                setup(str(exc))
+                continue
+            add(Result(path, "file", check(payload, strict=strict) if payload is not None else findings))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     for url in args.url:
         try:
             read = _fetch(url, args.timeout, args.allow_remote)
@@ -316,7 +392,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
                               else read.findings))
     for name in args.timeline:
         try:
-            results.append(_check_timeline(Path(name), contract, args.strict))
+            results.append(_check_timeline(name, contract, args.strict))
         except SetupError as exc:
             setup(str(exc))
 

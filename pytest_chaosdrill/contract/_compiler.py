@@ -18,27 +18,36 @@ verdict and the (path, keyword) list of errors.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import reprlib
-from typing import Any, NamedTuple
+from collections import namedtuple
+from collections.abc import Callable, Mapping
 
-Check = Callable[[Any], bool]
+# ``typing`` is imported for type checkers only: importing it costs the CLI's start-up more than
+# everything else this module does at import.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
 
+    Check = Callable[[Any], bool]
 
-class Error(NamedTuple):
-    """One schema error: instance path (tuple of keys/indexes), keyword, message, detail.
+    class Error(NamedTuple):
+        """One schema error: instance path (tuple of keys/indexes), keyword, message, detail."""
+
+        path: tuple[Any, ...]
+        keyword: str
+        message: str
+        detail: Any = None
+
+    Explain = Callable[[Any, tuple[Any, ...]], list[Error]]
+    Node = tuple[Check, Explain]
+else:
+    Check = Explain = Callable
+    Node = tuple
+    Error = namedtuple("Error", ("path", "keyword", "message", "detail"), defaults=(None,))
+    Error.__doc__ = """One schema error: instance path (tuple of keys/indexes), keyword, message, detail.
 
     ``detail`` is the missing property for ``required`` errors, else None.
     """
-
-    path: tuple[Any, ...]
-    keyword: str
-    message: str
-    detail: Any = None
-
-
-Explain = Callable[[Any, tuple[Any, ...]], list[Error]]
-Node = tuple[Check, Explain]
 
 #: Keywords that only annotate; they never change validity.
 ANNOTATIONS = frozenset(
@@ -207,7 +216,7 @@ _FUSED_BOUND = {"minimum": "x < {v}", "maximum": "x > {v}", "exclusiveMinimum": 
                 "exclusiveMaximum": "x >= {v}"}
 
 
-def _fuse_leaf(schema: Mapping[str, Any]) -> Check | None:
+def _fuse_leaf(schema: Mapping[str, Any], c: Compiler | None = None) -> Check | None:
     """One straight-line function for a leaf schema (type + bounds + enum ...): no closure chain.
 
     Most properties of a status payload are such leaves ({"type": "integer", "minimum": 0}),
@@ -240,8 +249,21 @@ def _fuse_leaf(schema: Mapping[str, Any]) -> Check | None:
             env[name] = _value_check([value] if keyword == "const" else value)
             lines.append(f"    if not {name}(x): return False")
     lines.append("    return True")
-    exec("\n".join(lines), env)  # noqa: S102 - source built above from keyword templates only
+    _run_source(c, "\n".join(lines), env)
     return env["fused"]
+
+
+def _run_source(c: Compiler | None, source: str, env: dict[str, Any]) -> None:
+    """``exec`` generated ``source`` in ``env``, reusing the compiler's cached code object if any."""
+    cache = c.code_cache if c is not None else None
+    code = cache.get(source) if cache is not None else None
+    if code is None:
+        code = compile(source, "<chaosdrill generated check>", "exec")
+        if cache is not None:
+            cache[source] = code
+    if c is not None:
+        c.code_used[source] = code
+    exec(code, env)  # noqa: S102 - source built from fixed templates and bound names only
 
 
 _M = object()  # "key absent" marker of generated code
@@ -437,7 +459,7 @@ def _codegen(c: "Compiler", schema: Mapping[str, Any]) -> Check | None:
     g.lines.append("def generated(x):")
     _emit(c, schema, "x", g, "    ")
     g.lines.append("    return True")
-    exec("\n".join(g.lines), g.env)  # noqa: S102 - source built from fixed templates and bound names
+    _run_source(c, "\n".join(g.lines), g.env)
     fn = g.env["generated"]
     fn.source = "\n".join(g.lines)  # for debugging the compiler
     return fn
@@ -498,7 +520,7 @@ def _codegen_explain(c: "Compiler", schema: Mapping[str, Any]) -> Explain | None
             g.lines.append(f"    if not {g.bind(check)}(x):")
             g.lines.append(f"        out.extend({g.bind(expl)}(x, path))")
     g.lines.append("    return out")
-    exec("\n".join(g.lines), g.env)  # noqa: S102 - source built from fixed templates and bound names
+    _run_source(c, "\n".join(g.lines), g.env)
     fn = g.env["generated_explain"]
     fn.selfcheck = True
     return fn
@@ -507,8 +529,12 @@ def _codegen_explain(c: "Compiler", schema: Mapping[str, Any]) -> Explain | None
 class Compiler:
     """Compiles one root schema; ``$ref`` may point anywhere inside it (``#`` or ``#/a/b``)."""
 
-    def __init__(self, root: Any) -> None:
+    def __init__(self, root: Any, code_cache: dict[str, Any] | None = None) -> None:
         self.root = root
+        #: generated source -> its code object; see :func:`compile_node`.
+        self.code_cache = code_cache
+        #: the entries this compilation used (what a cache file should keep).
+        self.code_used: dict[str, Any] = {}
         self._refs: dict[str, list[Node]] = {}
         # id(schema) -> (schema, node): each subschema compiles once (generated code asks again).
         self._memo: dict[int, tuple[Any, Node]] = {}
@@ -539,7 +565,7 @@ class Compiler:
                 if node is not None:
                     nodes.append(node)
         check, explain = _all(nodes)
-        fused = _fuse_leaf(schema) or _codegen(self, schema)
+        fused = _fuse_leaf(schema, self) or _codegen(self, schema)
         node = (fused or check), (_codegen_explain(self, schema) or explain)
         self._memo[id(schema)] = (schema, node)
         return node
@@ -747,8 +773,15 @@ def _b_unique(c: Compiler, v: Any, s: Mapping[str, Any]) -> Node | None:
     def unique(x: Any) -> bool:
         if not isinstance(x, list):
             return True
+        # Hashable JSON values that are JSON-equal are also ==, so distinct set members mean
+        # unique items; a smaller set may come from 1 == True (distinct in JSON): decide below.
+        try:
+            if len(set(x)) == len(x):
+                return True
+        except TypeError:  # lists or objects among the items
+            pass
         if all(isinstance(e, str) for e in x):
-            return len(set(x)) == len(x)
+            return False
         for i in range(1, len(x)):
             for j in range(i):
                 if json_equal(x[i], x[j]):
@@ -879,9 +912,14 @@ _BUILDERS: dict[str, Callable[[Compiler, Any, Mapping[str, Any]], Node | None]] 
 }
 
 
-def compile_node(schema: Any) -> Node:
-    """Compile ``schema`` to ``(check, explain)``; raises Unsupported or SchemaShapeError."""
-    return Compiler(schema).compile_root()
+def compile_node(schema: Any, code_cache: dict[str, Any] | None = None) -> Node:
+    """Compile ``schema`` to ``(check, explain)``; raises Unsupported or SchemaShapeError.
+
+    ``code_cache`` maps generated source text to its code object: a source found there is not
+    compiled again (Python's compiler is most of the time spent here), and every source compiled
+    is added to it. Keys are the whole source, so an entry can only ever stand for itself.
+    """
+    return Compiler(schema, code_cache).compile_root()
 
 
 def compile_schema(schema: Any) -> Check:

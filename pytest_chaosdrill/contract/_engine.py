@@ -10,13 +10,13 @@ import json
 import os
 import re
 import reprlib
-import threading
+import _thread
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the CLI's start-up
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
-from ._compiler import SchemaShapeError, Unsupported, compile_node
+from ._compiler import Compiler, SchemaShapeError, Unsupported
 
 #: Every tag the engine emits, in the order reports list them.
 TAGS: tuple[str, ...] = (
@@ -43,13 +43,44 @@ UNBLOCK_TYPES = ("AUTO", "MANUAL")
 _IDENT = re.compile(r"^[A-Za-z0-9_]+$")
 
 
-@dataclass(frozen=True)
 class Finding:
-    """One contract problem: ``tag`` (no brackets, e.g. ``"CSP-MIN"``), JSON ``path``, ``message``."""
+    """One contract problem: ``tag`` (no brackets, e.g. ``"CSP-MIN"``), JSON ``path``, ``message``.
 
+    Immutable, compared and hashed by value. Written by hand rather than as a frozen dataclass:
+    importing ``dataclasses`` (and ``inspect`` with it) was a tenth of the CLI's start-up.
+    """
+
+    __slots__ = ("tag", "path", "message")
+    __match_args__ = ("tag", "path", "message")
     tag: str
     path: str
     message: str
+
+    def __init__(self, tag: str, path: str, message: str) -> None:
+        _set = object.__setattr__
+        _set(self, "tag", tag)
+        _set(self, "path", path)
+        _set(self, "message", message)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: Finding is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: Finding is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.tag, self.path, self.message) == (other.tag, other.path, other.message)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.tag, self.path, self.message))
+
+    def __repr__(self) -> str:
+        return f"Finding(tag={self.tag!r}, path={self.path!r}, message={self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Finding, (self.tag, self.path, self.message))
 
     def __str__(self) -> str:
         return f"[{self.tag}] {self.path}: {self.message}"
@@ -140,33 +171,133 @@ class ContractViolation(AssertionError):
 # ---------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------
-def _read_json(path: Path, what: str) -> Any:
+def _read_text(path: str, what: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
     except FileNotFoundError:
         raise ContractLoadError(f"{what} file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ContractLoadError(f"cannot read {what} file {path}: {exc}") from None
+
+
+def _parse_json(text: str, path: str, what: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
         raise ContractLoadError(f"{what} file {path} is not valid JSON: {exc}") from None
 
 
-def _resolve(path: str | os.PathLike[str] | None, default: Callable[[], Path]) -> Path:
-    return Path(default() if path is None else path).expanduser().resolve()
+def _read_json(path: str, what: str) -> Any:
+    return _parse_json(_read_text(path, what), path, what)
 
 
-def _stamp(path: Path, what: str) -> tuple[str, int, int]:
+# The compiled checks of a schema file are cached next to this package's bytecode (in
+# ``__pycache__``, or under ``sys.pycache_prefix``), as Python caches a module's: compiling the
+# generated source is most of ``Contract.load``'s time, and so of a short CLI run's start-up.
+# The file maps each generated source text to its marshalled code object; an entry is used only
+# for exactly its own source (the compiler still generates every source and compares), so a
+# stale, foreign or damaged file can cost a recompile, never a wrong check.
+def _code_cache_file(schema_text: str) -> str | None:
+    import sys
+    from binascii import crc32
+
+    tag = sys.implementation.cache_tag
+    if tag is None:
+        return None
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.pycache_prefix:
+        folder = os.path.join(sys.pycache_prefix, os.path.splitdrive(here)[1].lstrip(os.sep))
+    else:
+        folder = os.path.join(here, "__pycache__")
+    data = schema_text.encode("utf-8", "surrogatepass")
+    return os.path.join(folder, f"schema-{crc32(data):08x}-{len(data):x}.{tag}.marshal")
+
+
+def _read_code_cache(cache_file: str | None) -> dict[str, Any]:
+    if cache_file is None:
+        return {}
+    import marshal
+
     try:
-        st = path.stat()
+        with open(cache_file, "rb") as fh:
+            table = marshal.loads(fh.read())
+    except (OSError, ValueError, EOFError, TypeError):
+        return {}
+    code_type = type(_code_cache_file.__code__)
+    if not isinstance(table, dict) or not all(isinstance(k, str) and type(v) is code_type for k, v in table.items()):
+        return {}
+    return table
+
+
+def _write_code_cache(cache_file: str | None, table: dict[str, Any]) -> None:
+    import sys
+
+    if cache_file is None or sys.dont_write_bytecode:
+        return
+    import marshal
+
+    tmp = f"{cache_file}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(marshal.dumps(table))
+        os.replace(tmp, cache_file)  # atomic: a concurrent reader sees the old file or the new one
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _resolve(path: str | os.PathLike[str] | None, default: Callable[[], Any]) -> str:
+    """The absolute, symlink-free path (as ``Path.expanduser().resolve()``), with ``os.path``.
+
+    No ``pathlib`` here: it is not otherwise needed by ``validate-status`` and importing it
+    (with ``urllib.parse`` and ``ipaddress``) is a measurable part of the CLI's start-up.
+    """
+    return os.path.realpath(os.path.expanduser(os.fspath(default() if path is None else path)))
+
+
+def _stamp(path: str, what: str) -> tuple[str, int, int]:
+    try:
+        st = os.stat(path)
     except OSError:
         raise ContractLoadError(f"{what} file not found: {path}") from None
-    return (str(path), st.st_mtime_ns, st.st_size)
+    return (path, st.st_mtime_ns, st.st_size)
+
+
+# The bundled specs, found like :mod:`pytest_chaosdrill.resources` finds them, but without
+# importing it (and pathlib) unless it is already loaded: then it decides (tests may patch it).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+_MIN_SCHEMA = "status_csp_min.schema.json"
+_MANIFEST = "status_reason_registries_manifest.json"
+
+
+def _bundled_spec(name: str) -> str:
+    import sys
+
+    resources = sys.modules.get(__name__.rsplit(".", 2)[0] + ".resources")
+    if resources is not None:
+        return str(resources.specs_dir() / name)
+    for candidate in (os.path.join(_PACKAGE_DIR, "_data", "specs"), os.path.join(os.path.dirname(_PACKAGE_DIR), "specs")):
+        if os.path.isdir(candidate):
+            return os.path.join(candidate, name)
+    from .. import resources as loaded  # raises its explanatory FileNotFoundError
+
+    return str(loaded.specs_dir() / name)
+
+
+def _default_schema() -> str:
+    return _bundled_spec(_MIN_SCHEMA)
+
+
+def _default_manifest() -> str:
+    return _bundled_spec(_MANIFEST)
 
 
 _CACHE: dict[tuple[Any, ...], "Contract"] = {}
-_CACHE_LOCK = threading.Lock()
+_CACHE_LOCK = _thread.allocate_lock()  # not threading.Lock: importing threading costs start-up
 
 
 def _subschema(schema: Any, *keys: Any) -> Any:
@@ -196,7 +327,8 @@ class Contract:
     """A compiled status contract: a JSON Schema plus its reason-code registry manifest."""
 
     def __init__(self, schema: Mapping[str, Any], manifest: Mapping[str, Any], *,
-                 schema_source: str = "<schema>", manifest_source: str = "<manifest>") -> None:
+                 schema_source: str = "<schema>", manifest_source: str = "<manifest>",
+                 code_cache: dict[str, Any] | None = None) -> None:
         if not isinstance(schema, dict):
             raise ContractLoadError(f"schema {schema_source} must be a JSON object")
         if not isinstance(manifest, dict):
@@ -215,7 +347,8 @@ class Contract:
 
         self._read_manifest()
         self._jsonschema_validator: Any = None
-        self._fast_valid = self._build_fast_path()
+        self._code_used: dict[str, Any] = {}
+        self._fast_valid = self._build_fast_path(code_cache)
         self._strict_plan = self._build_strict_plan()
         self._check_registry_against_schema()
 
@@ -228,17 +361,21 @@ class Contract:
         Cached per resolved paths and their mtime/size, so an edited file is re-read.
         Raises :class:`ContractLoadError` for a missing, unreadable or malformed file.
         """
-        from .. import resources  # local: resources is tiny, but keeps import order flexible
-
-        schema_path = _resolve(schema, resources.default_schema)
-        manifest_path = _resolve(manifest, resources.default_manifest)
+        schema_path = _resolve(schema, _default_schema)
+        manifest_path = _resolve(manifest, _default_manifest)
         key = (_stamp(schema_path, "schema"), _stamp(manifest_path, "manifest"))
         with _CACHE_LOCK:
             cached = _CACHE.get(key)
         if cached is not None:
             return cached
-        contract = cls(_read_json(schema_path, "schema"), _read_json(manifest_path, "manifest"),
-                       schema_source=str(schema_path), manifest_source=str(manifest_path))
+        schema_text = _read_text(schema_path, "schema")
+        cache_file = _code_cache_file(schema_text)
+        code_cache = _read_code_cache(cache_file)
+        cached_sources = set(code_cache)  # the compiler adds what it compiles to code_cache
+        contract = cls(_parse_json(schema_text, schema_path, "schema"), _read_json(manifest_path, "manifest"),
+                       schema_source=str(schema_path), manifest_source=str(manifest_path), code_cache=code_cache)
+        if contract._code_used and contract._code_used.keys() != cached_sources:
+            _write_code_cache(cache_file, contract._code_used)
         with _CACHE_LOCK:
             _CACHE[key] = contract
         return contract
@@ -392,10 +529,12 @@ class Contract:
         if ordered and set(map(str, schema_list)) == set(manifest_codes) and tuple(schema_list) != manifest_codes:
             self._drift(where, "schema enum lists the manifest's tokens in a different order", source="schema")
 
-    def _build_fast_path(self) -> Callable[[Any], bool]:
+    def _build_fast_path(self, code_cache: dict[str, Any] | None = None) -> Callable[[Any], bool]:
         self._explain: Callable[[Any, tuple[Any, ...]], list[Any]] | None = None
         try:
-            check, self._explain = compile_node(self.schema)
+            compiler = Compiler(self.schema, code_cache)
+            check, self._explain = compiler.compile_root()
+            self._code_used = compiler.code_used
             return check
         except SchemaShapeError as exc:
             raise ContractLoadError(f"schema {self.schema_source} is not a valid JSON Schema: {exc}") from None
