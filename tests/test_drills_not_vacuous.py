@@ -119,6 +119,9 @@ CASES = [
     # each clOrdId is placed once: no duplicate (see docs/criteria.md, C2.4's duplicate-dispatch row).
     Case("retry_orders_on_transport_error", "ops_c2_4_partition_inflight", "ops",
          ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked")),
+    # --- wip/vardup ---
+    Case("resend_after_not_found", "ops_c2_4_partition_inflight", "ops",
+         ("no_duplicate_dispatch:", "client order id(s) reached the venue twice")),
 ]
 
 

@@ -637,6 +637,69 @@ def retry_orders_on_transport_error() -> None:
     RestClient.request = request  # type: ignore[method-assign]
 
 
+# --- wip/vardup ---
+# Variant resend_after_not_found: the order requests whose outcome is unknown, kept (by clOrdId) so the
+# resolver can send them again.
+_UNKNOWN_REQUESTS: dict[str, dict] = {}
+
+
+def resend_after_not_found() -> None:
+    """The classic double order: no expiry handling (order requests carry no expTime), and a
+    maybe-dispatched intent the venue answers "order does not exist" for is re-sent with the same
+    clOrdId, trusting clOrdId idempotency to make that safe, instead of being resolved as never placed.
+    The re-send goes straight from the resolver to the venue, skipping the policy re-check a new dispatch
+    would make (so an OPEN decided before a degradation still goes out). Across a partition the re-send
+    is placed first, then the held original lands and the venue gets the clOrdId a second time."""
+    from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Dispatcher
+    from pytest_chaosdrill.reference.okx_demo_api.reconcile import S_NO_ORDER
+
+    RestClient.exp_time_header = staticmethod(lambda exp_time_ms: {})  # type: ignore[method-assign]
+    orig_handle = Dispatcher._handle
+
+    def handle(self: Dispatcher, intents: list, res: Any, exp_ms: int | None = None) -> None:
+        if not res.ok or len(res.data) != len(intents):  # the dispatcher's "outcome unknown" branch
+            for it in intents:
+                _UNKNOWN_REQUESTS[it.cl_ord_id] = it.body()
+        orig_handle(self, intents, res, exp_ms)
+
+    async def resolve_once(self: IntentResolver) -> bool:
+        for cid, item in list(self.pending.items()):
+            res = await self.rest.request("GET", "/api/v5/trade/order",
+                                          params={"instId": item.get("instId"), "clOrdId": cid})
+            if cid not in self.pending:
+                continue  # resolved meanwhile by a WS update
+            if res.ok and res.code == "0" and res.data:
+                d = res.data[0]
+                try:
+                    acc = float(d.get("accFillSz") or 0)
+                except (TypeError, ValueError):
+                    acc = 0.0
+                self.inv.apply_fill(cid, str(d.get("instId") or item.get("instId")),
+                                    str(d.get("side") or item.get("side")), acc)
+                _UNKNOWN_REQUESTS.pop(cid, None)
+                self._done(cid, True, ordId=d.get("ordId"), state=d.get("state"), accFillSz=acc, via="query")
+            elif res.code == S_NO_ORDER and cid in _UNKNOWN_REQUESTS:
+                body = _UNKNOWN_REQUESTS[cid]
+                self.log("intent_resent", clOrdId=cid)
+                sent = await self.rest.request("POST", "/api/v5/trade/order", body=body)  # the bug
+                if cid not in self.pending:
+                    continue
+                if sent.ok and sent.code == "0" and sent.data and str(sent.data[0].get("sCode")) == "0":
+                    _UNKNOWN_REQUESTS.pop(cid, None)
+                    self.inv.apply_fill(cid, str(body["instId"]), str(body["side"]), float(body["sz"]))
+                    self._done(cid, True, ordId=sent.data[0].get("ordId"), via="resend")
+                elif sent.ok:
+                    _UNKNOWN_REQUESTS.pop(cid, None)
+                    self._done(cid, False, code=sent.code, via="resend")
+                # no answer to the re-send: still unknown, asked (and re-sent) again later
+            elif (res.ok and res.code != "0") or res.status == 404:
+                _UNKNOWN_REQUESTS.pop(cid, None)
+                self._done(cid, False, code=res.code, via="query", expTime=item.get("expTime"))
+        return not self.pending
+
+    Dispatcher._handle = handle  # type: ignore[method-assign]
+    IntentResolver.resolve_once = resolve_once  # type: ignore[method-assign]
+
 VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     latch_never_set_on_gap, latch_cleared_on_timer, active_while_latched, open_while_latched,
     mode_reasons_out_of_order, stop_recorded_as_completed, connection_errors_not_counted,
@@ -646,7 +709,8 @@ VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     ws_lag_capped, enqueue_failures_not_counted, session_10028_not_counted, loop_stalls_on_wal, no_restart_latch,
     kill_resumes_on_its_own, stop_detected_late, stop_exits_nonzero, latch_never_set, opens_ignore_guard, reconcile_waits_for_first_code, flatten_at_once, extra_truthful_reason, none,
     stale_feed_not_latched, trades_gap_not_latched, opens_unjournalled_under_wal_backpressure,
-    retry_orders_on_transport_error)}
+    retry_orders_on_transport_error,
+    resend_after_not_found)}
 #: Variants that are correct (different, not buggy): the drills they run must PASS.
 CORRECT = ("flatten_at_once", "extra_truthful_reason", "none")
 
