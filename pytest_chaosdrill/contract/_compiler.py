@@ -526,6 +526,129 @@ def _codegen_explain(c: "Compiler", schema: Mapping[str, Any]) -> Explain | None
     return fn
 
 
+# --- single pass: errors of a whole instance, [] when it is valid --------------------------------
+_NUM_EXPR = "(type({v}) is int or type({v}) is float or _is_number({v}))"
+_SIZE_KW = {"minItems": ("list", "<"), "maxItems": ("list", ">"), "minLength": ("str", "<"),
+            "maxLength": ("str", ">"), "minProperties": ("dict", "<"), "maxProperties": ("dict", ">")}
+# Deeper schemas call their compiled nodes instead of nesting more generated blocks (Python caps
+# the static nesting of ``for`` blocks at 20).
+_MAX_INLINE_DEPTH = 8
+
+
+def _path_expr(parts: tuple[str, ...]) -> str:
+    return f"path + ({', '.join(parts)},)" if parts else "path"
+
+
+def _emit_errors(c: "Compiler", schema: Any, var: str, parts: tuple[str, ...], g: _Gen, pad: str,
+                 depth: int = 0) -> None:
+    """Emit statements appending to ``out`` exactly the errors ``explain`` gives for ``var``.
+
+    Keyword by keyword in schema order (the order :func:`_all` explains them): a keyword's
+    failure condition is inlined where it is a plain test, and its compiled ``explain`` (which
+    builds the message) is called only when it fails; properties, items, allOf and if/then/else
+    are descended into inline. Nothing is appended for a valid ``var``.
+    """
+    path = _path_expr(parts)
+
+    def node_call(node: Node) -> None:
+        check, expl = node
+        if check is _true:
+            return
+        g.lines.append(f"{pad}if not {g.bind(check)}({var}): out += {g.bind(expl)}({var}, {path})")
+
+    def on_fail(cond: str, expl: Explain) -> None:
+        g.lines.append(f"{pad}if {cond}: out += {g.bind(expl)}({var}, {path})")
+
+    if schema is True:
+        return
+    if not isinstance(schema, dict) or depth > _MAX_INLINE_DEPTH:
+        node_call(c.compile(schema))
+        return
+    for keyword, value in schema.items():
+        build = _BUILDERS.get(keyword)
+        if build is None or build is _b_noop or build is _b_contains_bound:
+            continue
+        if keyword == "type" and isinstance(value, str):
+            on_fail("not " + _TYPE_EXPR[value].format(v=var), _b_type(c, value, schema)[1])
+        elif keyword in _BOUND_FAIL:
+            test = _BOUND_FAIL[keyword].format(v=var, b=g.bind(value))
+            on_fail(f"{_NUM_EXPR.format(v=var)} and {test}", build(c, value, schema)[1])  # type: ignore[index]
+        elif keyword in _SIZE_KW:
+            kind, op = _SIZE_KW[keyword]
+            on_fail(f"isinstance({var}, {kind}) and len({var}) {op} {g.bind(value)}",
+                    build(c, value, schema)[1])  # type: ignore[index]
+        elif keyword in ("const", "enum"):
+            expl = build(c, value, schema)[1]  # type: ignore[index]
+            values = [value] if keyword == "const" else value
+            if values and all(isinstance(v, str) for v in values):
+                on_fail(f"not (isinstance({var}, str) and {var} in {g.bind(frozenset(values))})", expl)
+            elif len(values) == 1 and (values[0] is None or isinstance(values[0], bool)):
+                on_fail(f"{var} is not {values[0]!r}", expl)  # JSON equality of true/false/null is identity
+            else:
+                on_fail(f"not {g.bind(_value_check(values))}({var})", expl)
+        elif keyword == "required":
+            node = build(c, value, schema)
+            if node is not None:
+                on_fail(f"isinstance({var}, dict) and not {var}.keys() >= {g.bind(frozenset(value))}", node[1])
+        elif keyword == "properties" and isinstance(value, dict):
+            def props_body(ppad: str) -> None:
+                for key, sub in value.items():
+                    if sub is True:
+                        continue
+                    pv, k = g.var(), g.bind(key)
+                    g.lines.append(f"{ppad}{pv} = {var}.get({k}, _M)")
+                    _block(g, ppad, f"if {pv} is not _M:",
+                           lambda p, sub=sub, pv=pv, k=k: _emit_errors(c, sub, pv, (*parts, k), g, p, depth + 1))
+            mark = len(g.lines)
+            _block(g, pad, f"if isinstance({var}, dict):", props_body)
+            if len(g.lines) > mark and all(" = " in line and ".get(" in line for line in g.lines[mark + 1:]):
+                del g.lines[mark:]  # only lookups, no check: every property schema was trivial
+        elif keyword == "additionalProperties" and value is False:
+            node = build(c, value, schema)
+            known = frozenset(schema.get("properties") or ())
+            on_fail(f"isinstance({var}, dict) and not {var}.keys() <= {g.bind(known)}", node[1])  # type: ignore[index]
+        elif keyword == "items" and isinstance(value, dict):
+            ev, iv = g.var(), g.var()
+            def items_body(ipad: str) -> None:
+                _block(g, ipad, f"for {iv}, {ev} in enumerate({var}):",
+                       lambda p: _emit_errors(c, value, ev, (*parts, iv), g, p, depth + 1))
+            _block(g, pad, f"if isinstance({var}, list):", items_body)
+        elif keyword == "allOf" and isinstance(value, list):
+            for sub in value:
+                _emit_errors(c, sub, var, parts, g, pad, depth + 1)
+        elif keyword == "if":
+            cond = g.bind(c.compile(value)[0])
+            mark = len(g.lines)
+            g.lines.append(f"{pad}if {cond}({var}):")
+            _emit_errors(c, schema.get("then", True), var, parts, g, pad + "    ", depth + 1)
+            then_empty = len(g.lines) == mark + 1
+            if then_empty:
+                g.lines.append(f"{pad}    pass")
+            else_mark = len(g.lines)
+            _block(g, pad, "else:", lambda p: _emit_errors(c, schema.get("else", True), var, parts, g, p, depth + 1))
+            if then_empty and len(g.lines) == else_mark:
+                del g.lines[mark:]  # neither branch can fail
+        else:
+            node = build(c, value, schema)
+            if node is not None:
+                node_call(node)
+
+
+def _codegen_errors(c: "Compiler", schema: Any) -> Callable[[Any, tuple[Any, ...]], list[Error]]:
+    """One generated function ``errors(x, path)``: the check and the explanation in a single pass.
+
+    It returns ``[]`` for a valid instance and otherwise exactly what ``explain(x, path)`` returns
+    (same errors, same order), so a caller that wants the errors needs no separate validity check
+    and a failing payload costs about what a passing one does.
+    """
+    g = _Gen()
+    g.lines += ["def generated_errors(x, path):", "    out = []"]
+    _emit_errors(c, schema, "x", (), g, "    ")
+    g.lines.append("    return out")
+    _run_source(c, "\n".join(g.lines), g.env)
+    return g.env["generated_errors"]
+
+
 class Compiler:
     """Compiles one root schema; ``$ref`` may point anywhere inside it (``#`` or ``#/a/b``)."""
 
@@ -541,6 +664,11 @@ class Compiler:
 
     def compile_root(self) -> Node:
         return self.compile(self.root)
+
+    def errors_root(self) -> Callable[[Any, tuple[Any, ...]], list[Error]]:
+        """The single-pass ``errors(x, path)`` of the root (see :func:`_codegen_errors`)."""
+        self.compile_root()  # raises Unsupported / SchemaShapeError first, as compile_root does
+        return _codegen_errors(self, self.root)
 
     def compile(self, schema: Any) -> Node:
         if schema is True:
@@ -922,10 +1050,15 @@ def compile_node(schema: Any, code_cache: dict[str, Any] | None = None) -> Node:
     return Compiler(schema, code_cache).compile_root()
 
 
+def compile_errors(schema: Any, code_cache: dict[str, Any] | None = None) -> Callable[[Any, tuple[Any, ...]], list[Error]]:
+    """Compile ``schema`` to a single-pass ``errors(instance, path)``: ``[]`` when valid, else the errors."""
+    return Compiler(schema, code_cache).errors_root()
+
+
 def compile_schema(schema: Any) -> Check:
     """Compile ``schema`` to a validity predicate; raises Unsupported or SchemaShapeError."""
     return compile_node(schema)[0]
 
 
 __all__ = ["Check", "Error", "Explain", "Node", "SUPPORTED", "SchemaShapeError", "Unsupported",
-           "compile_node", "compile_schema", "json_equal"]
+           "compile_errors", "compile_node", "compile_schema", "json_equal"]

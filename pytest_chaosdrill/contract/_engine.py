@@ -531,9 +531,12 @@ class Contract:
 
     def _build_fast_path(self, code_cache: dict[str, Any] | None = None) -> Callable[[Any], bool]:
         self._explain: Callable[[Any, tuple[Any, ...]], list[Any]] | None = None
+        # The single-pass check + explanation ``check`` uses: [] for a schema-valid payload.
+        self._errors: Callable[[Any, tuple[Any, ...]], list[Any]] | None = None
         try:
             compiler = Compiler(self.schema, code_cache)
             check, self._explain = compiler.compile_root()
+            self._errors = compiler.errors_root()
             self._code_used = compiler.code_used
             return check
         except SchemaShapeError as exc:
@@ -613,7 +616,11 @@ class Contract:
                                             f"{_short(payload, 60)}")]
         try:
             findings: list[Finding] = []
-            if not self._fast_valid(payload):
+            if self._errors is not None:
+                errors = self._errors(payload, ())
+                if errors:
+                    self._add_schema_findings(errors, findings)
+            elif not self._fast_valid(payload):
                 findings.extend(self._schema_findings(payload))
             self._semantic(payload, findings)
             if strict:
@@ -624,19 +631,23 @@ class Contract:
 
     def _schema_findings(self, payload: dict[str, Any]) -> list[Finding]:
         """[SCHEMA] findings: from the compiled explainer, or jsonschema for schemas it cannot compile."""
-        mandatory = self._mandatory_set
-        out = []
+        out: list[Finding] = []
         if self._explain is not None:
-            for err in self._explain(payload, ()):
-                if err.keyword == "required" and not err.path and err.detail in mandatory:
-                    continue  # reported once, as [CSP-MIN]
-                out.append(Finding("SCHEMA", json_path(err.path), f"{_clip(err.message)} ({err.keyword})"))
+            self._add_schema_findings(self._explain(payload, ()), out)
             return out
         for err in self._validator().iter_errors(payload):
             if err.validator == "required" and list(err.schema_path) == ["required"]:
                 continue  # reported as [CSP-MIN]
             out.append(Finding("SCHEMA", json_path(err.absolute_path), f"{_clip(err.message)} ({err.validator})"))
         return out
+
+    def _add_schema_findings(self, errors: list[Any], out: list[Finding]) -> None:
+        """Append the compiled errors as [SCHEMA] findings (a missing mandatory key is [CSP-MIN])."""
+        mandatory = self._mandatory_set
+        for err in errors:
+            if err.keyword == "required" and not err.path and err.detail in mandatory:
+                continue  # reported once, as [CSP-MIN]
+            out.append(Finding("SCHEMA", json_path(err.path), f"{_clip(err.message)} ({err.keyword})"))
 
     def _semantic(self, p: dict[str, Any], out: list[Finding]) -> None:
         add = out.append
