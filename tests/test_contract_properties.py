@@ -185,3 +185,13 @@ def test_compiler_agrees_with_jsonschema(schema: Any, instances: list[Any]) -> N
             assert compiled_errors(explain, instance) == reference_errors(reference, instance), (schema, instance)
         # One pass gives what check-then-explain gives: the same errors in the same order, or none.
         assert errors(instance, ()) == ([] if valid else explain(instance, ())), (schema, instance)
+
+
+# --- the scalar fast path of message reprs ----------------------------------------------------
+@SETTINGS
+@given(st.one_of(json_values, st.text(min_size=55, max_size=70), st.text(alphabet="'\"\\\n\x00é", max_size=64),
+                 st.integers(-(10**45), 10**45), st.floats(), st.just([]), st.just({})))
+def test_bounded_repr_equals_reprlib(value: Any) -> None:
+    from pytest_chaosdrill.contract._compiler import _REPR, bounded_repr
+
+    assert bounded_repr(value) == _REPR.repr(value)

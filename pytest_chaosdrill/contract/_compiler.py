@@ -83,9 +83,33 @@ _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 4, 60, 60, 8, 6
 
 
+def bounded_repr(value: Any) -> str:
+    """``_REPR.repr(value)``, with the common scalar cases answered without reprlib's dispatch.
+
+    Each branch returns exactly what reprlib would (a test compares them): a short ``str`` or
+    ``int`` is its plain repr, as are ``float``/``bool``/``None`` (far below ``maxother``) and
+    the empty containers. Anything else goes to reprlib.
+    """
+    t = type(value)
+    if t is str:
+        if len(value) <= _REPR.maxstring:
+            text = repr(value)
+            if len(text) <= _REPR.maxstring:
+                return text
+    elif t is int:
+        text = repr(value)
+        if len(text) <= _REPR.maxlong:
+            return text
+    elif t is float or t is bool or value is None:
+        return repr(value)
+    elif (t is list or t is dict) and not value:
+        return "[]" if t is list else "{}"
+    return _REPR.repr(value)
+
+
 def _short(value: Any, limit: int = 60) -> str:
     """repr() for messages: bounded in length and nesting (a deep value cannot blow the stack)."""
-    text = _REPR.repr(value)
+    text = bounded_repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -16,7 +16,8 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the CL
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-from ._compiler import Compiler, SchemaShapeError, Unsupported
+from ._compiler import _REPR as _COMPILER_REPR
+from ._compiler import Compiler, SchemaShapeError, Unsupported, bounded_repr
 
 #: Every tag the engine emits, in the order reports list them.
 TAGS: tuple[str, ...] = (
@@ -109,11 +110,14 @@ def json_path(parts: Iterable[Any], root: str = "$") -> str:
 
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 4, 60, 60, 8, 6
+# The compiler's bounded_repr answers for a Repr configured like this one (the fast path for scalars).
+_REPR_SETTINGS_SHARED = all(getattr(_REPR, a) == getattr(_COMPILER_REPR, a)
+                            for a in ("maxlevel", "maxstring", "maxother", "maxlist", "maxdict", "maxlong"))
 
 
 def _short(value: Any, limit: int = 80) -> str:
     """repr() for messages: bounded in length and nesting (a deep value cannot blow the stack)."""
-    text = _REPR.repr(value)
+    text = bounded_repr(value) if _REPR_SETTINGS_SHARED else _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
