@@ -337,7 +337,9 @@ def _leaf_lines(schema: Any, var: str, g: _Gen, pad: str) -> bool:
         return False
     if kind is not None:
         g.fail_if(pad, "not " + _TYPE_EXPR[kind].format(v=var))
+    # The type test comes first and each line returns on failure, so later lines may rely on it.
     numeric_known = kind in ("integer", "number")
+    string_known = kind == "string"
     for keyword in keywords:
         value = schema[keyword]
         if keyword in _BOUND_FAIL:
@@ -345,11 +347,15 @@ def _leaf_lines(schema: Any, var: str, g: _Gen, pad: str) -> bool:
             g.fail_if(pad, test if numeric_known else f"_is_number({var}) and {test}")
         elif keyword in ("minLength", "maxLength"):
             op = "<" if keyword == "minLength" else ">"
-            g.fail_if(pad, f"isinstance({var}, str) and len({var}) {op} {g.bind(value)}")
+            test = f"len({var}) {op} {g.bind(value)}"
+            g.fail_if(pad, test if string_known else f"isinstance({var}, str) and {test}")
         elif keyword in ("const", "enum"):
             values = [value] if keyword == "const" else value
             if values and all(isinstance(v, str) for v in values):
-                g.fail_if(pad, f"not (isinstance({var}, str) and {var} in {g.bind(frozenset(values))})")
+                test = f"{var} in {g.bind(frozenset(values))}"
+                g.fail_if(pad, f"not {test}" if string_known else f"not (isinstance({var}, str) and {test})")
+            elif len(values) == 1 and (values[0] is None or isinstance(values[0], bool)):
+                g.fail_if(pad, f"{var} is not {values[0]!r}")  # JSON equality of true/false/null is identity
             else:
                 g.fail_if(pad, f"not {g.bind(_value_check(values))}({var})")
     return True
@@ -563,14 +569,46 @@ def _path_expr(parts: tuple[str, ...]) -> str:
     return f"path + ({', '.join(parts)},)" if parts else "path"
 
 
+def _leaf_fail_expr(schema: Any, var: str, g: _Gen) -> str | None:
+    """One expression, true when ``var`` fails the leaf ``schema`` (None: not a leaf, or never fails)."""
+    probe = _Gen()
+    probe.env = g.env  # bound names land in the generated function's namespace
+    if not _leaf_lines(schema, var, probe, "") or not probe.lines:
+        return None
+    suffix = ": return False"
+    if not all(line.startswith("if ") and line.endswith(suffix) for line in probe.lines):
+        return None
+    conds = [line[3:-len(suffix)] for line in probe.lines]
+    return conds[0] if len(conds) == 1 else " or ".join(f"({cond})" for cond in conds)
+
+
+def _cond_expr(c: "Compiler", schema: Any, var: str, g: _Gen) -> str:
+    """An expression for ``schema``'s verdict on ``var`` (for ``if``): inlined for ``properties`` of leaves."""
+    if isinstance(schema, dict) and set(k for k in schema if k in ASSERTIONS) == {"properties"} \
+            and isinstance(schema["properties"], dict):
+        terms = []
+        for key, sub in schema["properties"].items():
+            if sub is True:
+                continue
+            tv = g.var()
+            fail = _leaf_fail_expr(sub, tv, g)
+            if fail is None:
+                break
+            terms.append(f"(({tv} := {var}.get({g.bind(key)}, _M)) is _M or not ({fail}))")
+        else:
+            return f"(not isinstance({var}, dict) or ({' and '.join(terms) or 'True'}))"
+    return f"{g.bind(c.compile(schema)[0])}({var})"
+
+
 def _emit_errors(c: "Compiler", schema: Any, var: str, parts: tuple[str, ...], g: _Gen, pad: str,
-                 depth: int = 0) -> None:
+                 depth: int = 0, expanding: frozenset[str] = frozenset()) -> None:
     """Emit statements appending to ``out`` exactly the errors ``explain`` gives for ``var``.
 
     Keyword by keyword in schema order (the order :func:`_all` explains them): a keyword's
     failure condition is inlined where it is a plain test, and its compiled ``explain`` (which
     builds the message) is called only when it fails; properties, items, allOf and if/then/else
-    are descended into inline. Nothing is appended for a valid ``var``.
+    are descended into inline, and so is a ``$ref`` target (``expanding`` holds the references
+    being inlined: a recursive one is called instead). Nothing is appended for a valid ``var``.
     """
     path = _path_expr(parts)
 
@@ -621,11 +659,19 @@ def _emit_errors(c: "Compiler", schema: Any, var: str, parts: tuple[str, ...], g
                         continue
                     pv, k = g.var(), g.bind(key)
                     g.lines.append(f"{ppad}{pv} = {var}.get({k}, _M)")
+                    lookups.add(g.lines[-1])
+                    fail = _leaf_fail_expr(sub, pv, g)
+                    if fail is not None:
+                        # A leaf: one short-circuit test, and its explain only when it fails.
+                        g.lines.append(f"{ppad}if {pv} is not _M and ({fail}): "
+                                       f"out += {g.bind(c.compile(sub)[1])}({pv}, {_path_expr((*parts, k))})")
+                        continue
                     _block(g, ppad, f"if {pv} is not _M:",
-                           lambda p, sub=sub, pv=pv, k=k: _emit_errors(c, sub, pv, (*parts, k), g, p, depth + 1))
+                           lambda p, sub=sub, pv=pv, k=k: _emit_errors(c, sub, pv, (*parts, k), g, p, depth + 1, expanding))
+            lookups: set[str] = set()
             mark = len(g.lines)
             _block(g, pad, f"if isinstance({var}, dict):", props_body)
-            if len(g.lines) > mark and all(" = " in line and ".get(" in line for line in g.lines[mark + 1:]):
+            if len(g.lines) > mark and all(line in lookups for line in g.lines[mark + 1:]):
                 del g.lines[mark:]  # only lookups, no check: every property schema was trivial
         elif keyword == "additionalProperties" and value is False:
             node = build(c, value, schema)
@@ -635,23 +681,26 @@ def _emit_errors(c: "Compiler", schema: Any, var: str, parts: tuple[str, ...], g
             ev, iv = g.var(), g.var()
             def items_body(ipad: str) -> None:
                 _block(g, ipad, f"for {iv}, {ev} in enumerate({var}):",
-                       lambda p: _emit_errors(c, value, ev, (*parts, iv), g, p, depth + 1))
+                       lambda p: _emit_errors(c, value, ev, (*parts, iv), g, p, depth + 1, expanding))
             _block(g, pad, f"if isinstance({var}, list):", items_body)
         elif keyword == "allOf" and isinstance(value, list):
             for sub in value:
-                _emit_errors(c, sub, var, parts, g, pad, depth + 1)
+                _emit_errors(c, sub, var, parts, g, pad, depth + 1, expanding)
         elif keyword == "if":
-            cond = g.bind(c.compile(value)[0])
             mark = len(g.lines)
-            g.lines.append(f"{pad}if {cond}({var}):")
-            _emit_errors(c, schema.get("then", True), var, parts, g, pad + "    ", depth + 1)
+            g.lines.append(f"{pad}if {_cond_expr(c, value, var, g)}:")
+            _emit_errors(c, schema.get("then", True), var, parts, g, pad + "    ", depth + 1, expanding)
             then_empty = len(g.lines) == mark + 1
             if then_empty:
                 g.lines.append(f"{pad}    pass")
             else_mark = len(g.lines)
-            _block(g, pad, "else:", lambda p: _emit_errors(c, schema.get("else", True), var, parts, g, p, depth + 1))
+            _block(g, pad, "else:", lambda p: _emit_errors(c, schema.get("else", True), var, parts, g, p, depth + 1,
+                                                          expanding))
             if then_empty and len(g.lines) == else_mark:
                 del g.lines[mark:]  # neither branch can fail
+        elif keyword == "$ref" and isinstance(value, str) and value not in expanding:
+            c.ref(value)  # validates the reference (and compiles its target) like the node would
+            _emit_errors(c, c._resolve(value), var, parts, g, pad, depth + 1, expanding | {value})
         else:
             node = build(c, value, schema)
             if node is not None:
