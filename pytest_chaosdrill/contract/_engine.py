@@ -42,6 +42,7 @@ LATCH_SUFFIX = "_RECONCILE_REQUIRED"
 UNBLOCK_TYPES = ("AUTO", "MANUAL")
 
 _IDENT = re.compile(r"^[A-Za-z0-9_]+$")
+_ABSENT = object()  # "key not in the payload" for dict.get (a payload value is never this object)
 
 
 class Finding:
@@ -655,26 +656,30 @@ class Contract:
 
     def _semantic(self, p: dict[str, Any], out: list[Finding]) -> None:
         add = out.append
-        for key in self.mandatory_keys:
-            if key not in p:
-                add(Finding("CSP-MIN", json_path([key]), "mandatory key is missing"))
+        if not p.keys() >= self._mandatory_set:  # one set test for the common case: nothing missing
+            for key in self.mandatory_keys:
+                if key not in p:
+                    add(Finding("CSP-MIN", json_path([key]), "mandatory key is missing"))
 
-        if VERSION in p and p[VERSION] != self.contract_version:
+        version = p.get(VERSION, _ABSENT)
+        if version is not _ABSENT and version != self.contract_version:
             add(Finding("CONTRACT", "$.contract_version",
-                        f"{_short(p[VERSION])} differs from the manifest's {self.contract_version!r}"))
+                        f"{_short(version)} differs from the manifest's {self.contract_version!r}"))
 
         mode = p.get(MODE)
         mode_ok = isinstance(mode, str) and mode in self._mode_set
         if MODE in p and not mode_ok:
             add(Finding("ENUM", "$.trading_mode", f"unknown trading mode {_short(mode)}; "
                                                   f"expected one of {list(self.trading_modes)}"))
-        if RISK in p and not (isinstance(p[RISK], str) and p[RISK] in self._risk_set):
-            add(Finding("ENUM", "$.risk_state", f"unknown risk state {_short(p[RISK])}; "
+        risk = p.get(RISK, _ABSENT)
+        if risk is not _ABSENT and not (isinstance(risk, str) and risk in self._risk_set):
+            add(Finding("ENUM", "$.risk_state", f"unknown risk state {_short(risk)}; "
                                                 f"expected one of {list(self.risk_states)}"))
         codes = p.get(LATCH_CODES)
-        if isinstance(codes, list):
+        if isinstance(codes, list) and codes:
+            latch_set = self._latch_set
             for i, code in enumerate(codes):
-                if not (isinstance(code, str) and code in self._latch_set):
+                if not (isinstance(code, str) and code in latch_set):
                     add(Finding("ENUM", f"$.open_permission_reason_codes[{i}]",
                                 f"unknown open-permission reason code {_short(code)}"))
 
@@ -711,7 +716,6 @@ class Contract:
         prev: tuple[int, str] | None = None
         seen: set[str] = set()
         for i, reason in enumerate(reasons):
-            where = f"$.mode_reasons[{i}]"
             if not (isinstance(reason, str) and reason in tier_set):
                 other = self._tier_of.get(reason) if isinstance(reason, str) else None
                 if other is not None:
@@ -720,16 +724,16 @@ class Contract:
                     msg = f"{reason!r} is not a registered {mode}-tier reason (unknown token)"
                 else:
                     msg = f"{_short(reason)} is not a reason code string"
-                out.append(Finding("TIER", where, msg))
+                out.append(Finding("TIER", f"$.mode_reasons[{i}]", msg))
                 continue
             if reason in seen:
-                out.append(Finding("ORDER", where, f"{reason} appears more than once"))
+                out.append(Finding("ORDER", f"$.mode_reasons[{i}]", f"{reason} appears more than once"))
                 continue
             seen.add(reason)
             pos = index[reason]
             if prev is not None and pos < prev[0]:
-                out.append(Finding("ORDER", where, f"{reason} must come before {prev[1]} "
-                                                   f"(manifest order of the {mode} tier)"))
+                out.append(Finding("ORDER", f"$.mode_reasons[{i}]", f"{reason} must come before {prev[1]} "
+                                                                    f"(manifest order of the {mode} tier)"))
             prev = (pos, reason)
 
     def _latch(self, p: dict[str, Any], latch: Any, codes: Any, out: list[Finding]) -> None:
@@ -752,20 +756,20 @@ class Contract:
                 elif not latch and codes:
                     add(Finding("LATCH", "$.open_permission_reason_codes",
                                 f"latch is clear but {len(codes)} reason code(s) are given"))
-        if isinstance(codes, list):
+        if isinstance(codes, list) and codes:
             prev: tuple[int, str] | None = None
             seen: set[str] = set()
             for i, code in enumerate(codes):
                 if not (isinstance(code, str) and code in self._latch_set):
                     continue  # reported as [ENUM]
-                where = f"$.open_permission_reason_codes[{i}]"
                 if code in seen:
-                    add(Finding("LATCH", where, f"{code} appears more than once"))
+                    add(Finding("LATCH", f"$.open_permission_reason_codes[{i}]", f"{code} appears more than once"))
                     continue
                 seen.add(code)
                 pos = self._latch_index[code]
                 if prev is not None and pos < prev[0]:
-                    add(Finding("LATCH", where, f"{code} must come before {prev[1]} (manifest order)"))
+                    add(Finding("LATCH", f"$.open_permission_reason_codes[{i}]",
+                                f"{code} must come before {prev[1]} (manifest order)"))
                 prev = (pos, code)
 
     def _owner_view(self, view: dict[str, Any], mode: str | None, reasons: Any, latch: Any, codes: Any,
