@@ -698,6 +698,23 @@ def _emit_errors(c: "Compiler", schema: Any, var: str, parts: tuple[str, ...], g
                                                           expanding))
             if then_empty and len(g.lines) == else_mark:
                 del g.lines[mark:]  # neither branch can fail
+        elif keyword == "anyOf" and isinstance(value, list) and value and \
+                (fails := [_leaf_fail_expr(sub, var, g) for sub in value]) and None not in fails:
+            # anyOf of leaves ({"type": "integer"} or {"type": "null"}): fails when every branch fails.
+            on_fail(" and ".join(f"({f})" for f in fails), build(c, value, schema)[1])  # type: ignore[index]
+        elif keyword == "contains" and schema.get("minContains", 1) == 1 and "maxContains" not in schema \
+                and _leaf_fail_expr(value, "e", _Gen()) is not None:  # a leaf (probed in a scratch namespace)
+            # At least one matching item: a loop that stops at the first match, else the error.
+            ev = g.var()
+            fail = _leaf_fail_expr(value, ev, g)
+            g.lines += [f"{pad}if isinstance({var}, list):",
+                        f"{pad}    for {ev} in {var}:",
+                        f"{pad}        if not ({fail}): break",
+                        f"{pad}    else: out += {g.bind(build(c, value, schema)[1])}({var}, {path})"]  # type: ignore[index]
+        elif keyword == "uniqueItems" and value is True:
+            # Fewer than two items are always unique: no call for the usual short list.
+            on_fail(f"isinstance({var}, list) and len({var}) > 1 and not {g.bind(build(c, value, schema)[0])}({var})",
+                    build(c, value, schema)[1])  # type: ignore[index]
         elif keyword == "$ref" and isinstance(value, str) and value not in expanding:
             c.ref(value)  # validates the reference (and compiles its target) like the node would
             _emit_errors(c, c._resolve(value), var, parts, g, pad, depth + 1, expanding | {value})
