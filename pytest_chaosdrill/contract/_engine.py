@@ -92,6 +92,9 @@ class Finding:
         return {"tag": self.tag, "path": self.path, "message": self.message}
 
 
+_TAG_ORDER = {t: i for i, t in enumerate(TAGS)}
+
+
 class ContractLoadError(ValueError):
     """The schema or manifest cannot be read or is not usable as a contract (set-up error)."""
 
@@ -100,13 +103,23 @@ def json_path(parts: Iterable[Any], root: str = "$") -> str:
     """Render path parts as ``$.owner_view.unblock[0].type`` (odd keys as ``$["a b"]``)."""
     out = [root]
     for p in parts:
-        if isinstance(p, int) and not isinstance(p, bool):
+        if type(p) is str:  # exactly str: such a key never equals a key of another type
+            segment = _KEY_SEGMENTS.get(p)
+            if segment is None:
+                segment = f".{p}" if _IDENT.match(p) else f"[{json.dumps(p)}]"
+                if len(_KEY_SEGMENTS) < 4096:  # the schema's keys recur; payload keys could be endless
+                    _KEY_SEGMENTS[p] = segment
+            out.append(segment)
+        elif isinstance(p, int) and not isinstance(p, bool):
             out.append(f"[{p}]")
         elif isinstance(p, str) and _IDENT.match(p):
             out.append(f".{p}")
         else:
             out.append(f"[{json.dumps(str(p))}]")
     return "".join(out)
+
+
+_KEY_SEGMENTS: dict[str, str] = {}  # key -> its rendered path segment, for json_path
 
 
 _REPR = reprlib.Repr()
@@ -146,8 +159,13 @@ def findings_by_tag(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
     """Group findings by tag; known tags in :data:`TAGS` order, others after them."""
     groups: dict[str, list[Finding]] = {}
     for f in findings:
-        groups.setdefault(f.tag, []).append(f)
-    order = {t: i for i, t in enumerate(TAGS)}
+        if f.tag in groups:
+            groups[f.tag].append(f)
+        else:
+            groups[f.tag] = [f]
+    if len(groups) < 2:
+        return groups
+    order = _TAG_ORDER
     return dict(sorted(groups.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
