@@ -177,6 +177,7 @@ root_schemas = st.one_of(
 def test_compiler_agrees_with_jsonschema(schema: Any, instances: list[Any]) -> None:
     check, explain = compile_node(schema)
     errors = compile_errors(schema)
+    closure_errors = compile_errors(schema, generate=False)  # as Contract compiles it
     reference = Draft202012Validator(schema)
     for instance in instances:
         valid = reference.is_valid(instance)
@@ -185,6 +186,7 @@ def test_compiler_agrees_with_jsonschema(schema: Any, instances: list[Any]) -> N
             assert compiled_errors(explain, instance) == reference_errors(reference, instance), (schema, instance)
         # One pass gives what check-then-explain gives: the same errors in the same order, or none.
         assert errors(instance, ()) == ([] if valid else explain(instance, ())), (schema, instance)
+        assert closure_errors(instance, ()) == errors(instance, ()), (schema, instance)
 
 
 # --- the scalar fast path of message reprs ----------------------------------------------------

@@ -742,8 +742,11 @@ def _codegen_errors(c: "Compiler", schema: Any) -> Callable[[Any, tuple[Any, ...
 class Compiler:
     """Compiles one root schema; ``$ref`` may point anywhere inside it (``#`` or ``#/a/b``)."""
 
-    def __init__(self, root: Any, code_cache: dict[str, Any] | None = None) -> None:
+    def __init__(self, root: Any, code_cache: dict[str, Any] | None = None, generate: bool = True) -> None:
         self.root = root
+        #: generate straight-line code for each node's check and explain (else closures only: the
+        #: same verdicts and errors, built faster, for a caller that uses :meth:`errors_root`).
+        self.generate = generate
         #: generated source -> its code object; see :func:`compile_node`.
         self.code_cache = code_cache
         #: the entries this compilation used (what a cache file should keep).
@@ -783,8 +786,11 @@ class Compiler:
                 if node is not None:
                     nodes.append(node)
         check, explain = _all(nodes)
-        fused = _fuse_leaf(schema, self) or _codegen(self, schema)
-        node = (fused or check), (_codegen_explain(self, schema) or explain)
+        if self.generate:
+            fused = _fuse_leaf(schema, self) or _codegen(self, schema)
+            node = (fused or check), (_codegen_explain(self, schema) or explain)
+        else:
+            node = check, explain
         self._memo[id(schema)] = (schema, node)
         return node
 
@@ -1140,9 +1146,13 @@ def compile_node(schema: Any, code_cache: dict[str, Any] | None = None) -> Node:
     return Compiler(schema, code_cache).compile_root()
 
 
-def compile_errors(schema: Any, code_cache: dict[str, Any] | None = None) -> Callable[[Any, tuple[Any, ...]], list[Error]]:
-    """Compile ``schema`` to a single-pass ``errors(instance, path)``: ``[]`` when valid, else the errors."""
-    return Compiler(schema, code_cache).errors_root()
+def compile_errors(schema: Any, code_cache: dict[str, Any] | None = None,
+                   generate: bool = True) -> Callable[[Any, tuple[Any, ...]], list[Error]]:
+    """Compile ``schema`` to a single-pass ``errors(instance, path)``: ``[]`` when valid, else the errors.
+
+    With ``generate=False`` the nodes it falls back on are closures (see :class:`Compiler`).
+    """
+    return Compiler(schema, code_cache, generate).errors_root()
 
 
 def compile_schema(schema: Any) -> Check:

@@ -371,7 +371,7 @@ class Contract:
         self._read_manifest()
         self._jsonschema_validator: Any = None
         self._code_used: dict[str, Any] = {}
-        self._fast_valid = self._build_fast_path(code_cache)
+        self._build_fast_path(code_cache)
         self._strict_plan = self._build_strict_plan()
         self._check_registry_against_schema()
 
@@ -552,21 +552,41 @@ class Contract:
         if ordered and set(map(str, schema_list)) == set(manifest_codes) and tuple(schema_list) != manifest_codes:
             self._drift(where, "schema enum lists the manifest's tokens in a different order", source="schema")
 
-    def _build_fast_path(self, code_cache: dict[str, Any] | None = None) -> Callable[[Any], bool]:
-        self._explain: Callable[[Any, tuple[Any, ...]], list[Any]] | None = None
-        # The single-pass check + explanation ``check`` uses: [] for a schema-valid payload.
+    def _build_fast_path(self, code_cache: dict[str, Any] | None = None) -> None:
+        """Compile the single-pass errors function ``check`` uses (closures for its rare fallbacks).
+
+        The generated fast verdict and explainer (:meth:`is_schema_valid`, ``_explain``) are
+        compiled on first use only: ``validate-status`` never needs them, and generating them
+        was most of ``Contract.load``'s time in a short run.
+        """
+        self._code_cache = code_cache
         self._errors: Callable[[Any, tuple[Any, ...]], list[Any]] | None = None
+        self._full: tuple[Callable[[Any], bool], Callable[[Any, tuple[Any, ...]], list[Any]] | None] | None = None
         try:
-            compiler = Compiler(self.schema, code_cache)
-            check, self._explain = compiler.compile_root()
+            compiler = Compiler(self.schema, code_cache, generate=False)
             self._errors = compiler.errors_root()
             self._code_used = compiler.code_used
-            return check
         except SchemaShapeError as exc:
             raise ContractLoadError(f"schema {self.schema_source} is not a valid JSON Schema: {exc}") from None
         except Unsupported:
             # The schema is fine but uses keywords the compiler lacks: jsonschema decides alone.
-            return self._validator().is_valid
+            self._full = (self._validator().is_valid, None)
+
+    def _full_path(self) -> tuple[Callable[[Any], bool], Callable[[Any, tuple[Any, ...]], list[Any]] | None]:
+        """(fast verdict, explain): generated code, or jsonschema's verdict and None if not compilable."""
+        full = self._full
+        if full is None:
+            # Compiled once; two threads racing here build equal functions, and either is kept.
+            full = self._full = Compiler(self.schema, self._code_cache).compile_root()
+        return full
+
+    def _fast_valid(self, payload: Any) -> bool:
+        return self._full_path()[0](payload)
+
+    @property
+    def _explain(self) -> Callable[[Any, tuple[Any, ...]], list[Any]] | None:
+        """The compiled explainer (None when jsonschema does the work)."""
+        return self._full_path()[1]
 
     def _validator(self) -> Any:
         """The jsonschema validator, built (and the schema checked) on first use only: cold start."""
@@ -630,7 +650,7 @@ class Contract:
     # -- checking ------------------------------------------------------------------------
     def is_schema_valid(self, payload: Any) -> bool:
         """Only the JSON Schema verdict (compiled fast path)."""
-        return self._fast_valid(payload)
+        return self._full_path()[0](payload)
 
     def check(self, payload: object, *, strict: bool = False) -> list[Finding]:
         """Every contract finding for ``payload`` (any JSON value); ``[]`` means valid. Never raises."""
