@@ -130,6 +130,20 @@ def _fast_float(token: str) -> float:
 
 
 _FAST = json.JSONDecoder(object_pairs_hook=_fast_pairs, parse_constant=_fast_constant, parse_float=_fast_float)
+_SCAN = _FAST.scan_once
+_SPACE = json.decoder.WHITESPACE.match
+
+
+def _fast_decode(text: str) -> Any:
+    """``_FAST.decode(text)`` without its two Python-level wrappers: same result, same errors."""
+    try:
+        obj, end = _SCAN(text, _SPACE(text, 0).end())
+    except StopIteration as err:
+        raise json.JSONDecodeError("Expecting value", text, err.value) from None
+    end = _SPACE(text, end).end()
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return obj
 
 
 def _fail(message: str, path: str = "$", *, syntax: bool = False) -> _Parsed:
@@ -204,7 +218,7 @@ def parse_status(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
 
     try:
         # Valid path: one shared, stateless decoder whose hooks raise on the first hostile item.
-        obj = _FAST.decode(text)
+        obj = _fast_decode(text)
     except _Hostile:
         obj = None  # parsed again below, this time recording every duplicate and non-finite number
     except json.JSONDecodeError as exc:

@@ -13,7 +13,7 @@ from pytest_chaosdrill import resources
 from pytest_chaosdrill.contract import TAGS, Contract, Finding
 from collections import Counter
 
-from pytest_chaosdrill.contract._compiler import compile_node
+from pytest_chaosdrill.contract._compiler import compile_errors, compile_node
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -108,6 +108,8 @@ def test_mutated_payloads_never_raise_and_schema_verdict_matches(payload: dict[s
         assert contract.is_schema_valid(payload) == schema_valid
         # Same error locations and keywords as jsonschema's iter_errors.
         assert compiled_errors(contract._explain, payload) == reference_errors(reference, payload)
+        # The single-pass errors ``check`` uses: exactly the explanation (messages, order), or [].
+        assert contract._errors(payload, ()) == (contract._explain(payload, ()) if not schema_valid else [])
         # Every jsonschema error surfaces as a finding ([SCHEMA], or [CSP-MIN] for a missing key).
         assert schema_valid or any(f.tag in ("SCHEMA", "CSP-MIN") for f in findings)
         assert not schema_valid or not any(f.tag == "SCHEMA" for f in findings)
@@ -174,9 +176,24 @@ root_schemas = st.one_of(
 @given(root_schemas, st.lists(small_json, min_size=1, max_size=8))
 def test_compiler_agrees_with_jsonschema(schema: Any, instances: list[Any]) -> None:
     check, explain = compile_node(schema)
+    errors = compile_errors(schema)
+    closure_errors = compile_errors(schema, generate=False)  # as Contract compiles it
     reference = Draft202012Validator(schema)
     for instance in instances:
         valid = reference.is_valid(instance)
         assert check(instance) == valid, (schema, instance)
         if not valid:
             assert compiled_errors(explain, instance) == reference_errors(reference, instance), (schema, instance)
+        # One pass gives what check-then-explain gives: the same errors in the same order, or none.
+        assert errors(instance, ()) == ([] if valid else explain(instance, ())), (schema, instance)
+        assert closure_errors(instance, ()) == errors(instance, ()), (schema, instance)
+
+
+# --- the scalar fast path of message reprs ----------------------------------------------------
+@SETTINGS
+@given(st.one_of(json_values, st.text(min_size=55, max_size=70), st.text(alphabet="'\"\\\n\x00é", max_size=64),
+                 st.integers(-(10**45), 10**45), st.floats(), st.just([]), st.just({})))
+def test_bounded_repr_equals_reprlib(value: Any) -> None:
+    from pytest_chaosdrill.contract._compiler import _REPR, bounded_repr
+
+    assert bounded_repr(value) == _REPR.repr(value)

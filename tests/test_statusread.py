@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
@@ -174,3 +175,19 @@ def test_valid_path_is_fast() -> None:
         read_status(body)
     per_call_us = (time.perf_counter() - t0) / n * 1e6
     assert per_call_us < 500, f"{per_call_us:.0f} us per valid payload"
+
+
+@pytest.mark.parametrize("text", ["", " ", "{}", ' {"a": 1} ', '{"a": 1} x', "[1,", '{"a" 1}', "\n\n  nul", "1 2",
+                                  '"abc', "{}\n", "tru", "[]  ]", '{"a": 1e999}', '{"a": NaN}'])
+def test_fast_decode_equals_the_decoders_decode(text: str) -> None:
+    from pytest_chaosdrill.statusread import _FAST, _fast_decode
+
+    def outcome(decode: Any) -> Any:
+        try:
+            return ("ok", decode(text))
+        except json.JSONDecodeError as exc:
+            return ("error", exc.msg, exc.pos, exc.lineno, exc.colno)
+        except Exception as exc:  # the hooks' _Hostile
+            return ("raised", type(exc))
+
+    assert outcome(_fast_decode) == outcome(_FAST.decode)

@@ -414,9 +414,10 @@ def test_fast_glob_matches_glob_module(tmp_path: Path) -> None:
 
     from pytest_chaosdrill.commands.validate_status import _glob
 
-    for name in ("a.json", "b.JSON", ".hidden.json", "c.json.bak", "d[1].json", "sub"):
+    for name in ("a.json", "b.JSON", ".hidden.json", "c.json.bak", "d[1].json", "sub", "x.json\n", "json", ".json"):
         (tmp_path / name).mkdir() if name == "sub" else (tmp_path / name).write_text("{}")
     (tmp_path / "sub" / "e.json").write_text("{}")
-    for pattern in ("*.json", "?.json", "*", ".*", "[ab].*", "**/*.json", "sub/*.json", "d*.json"):
+    for pattern in ("*.json", "?.json", "*", ".*", "[ab].*", "**/*.json", "sub/*.json", "d*.json", "*json",
+                    ".*.json", "*.json\n", "*.JSON", "*.bak"):
         full = str(tmp_path / pattern)
         assert _glob(full) == sorted(globmod.glob(full, recursive=True)), pattern

@@ -140,22 +140,30 @@ def _glob(pattern: str) -> list[str]:
     ``dir/*.json`` over thousands of files is the common case: one ``scandir`` and one compiled
     regex beat glob's per-name work. Same rules as glob there: hidden names need a leading dot.
     """
-    import fnmatch
-    import re
-
     head, tail = os.path.split(pattern)
     if "**" in pattern or _GLOB_CHARS & set(head) or not tail:
         import glob
 
         return sorted(glob.glob(pattern, recursive=True))
-    match = re.compile(fnmatch.translate(os.path.normcase(tail))).match
     hidden_ok = tail.startswith(".")
+    suffix = tail[1:]
     try:
-        with os.scandir(head or ".") as it:
-            names = [e.name for e in it if (hidden_ok or e.name[0] != ".") and match(os.path.normcase(e.name))]
+        if tail[0] == "*" and not _GLOB_CHARS & set(suffix) and os.path.normcase("A") == "A":
+            # "*.json" on a case-sensitive system: fnmatch's regex would say exactly ``endswith``.
+            names = [n for n in os.listdir(head or ".") if n.endswith(suffix) and (hidden_ok or n[0] != ".")]
+        else:
+            import fnmatch
+            import re
+
+            match = re.compile(fnmatch.translate(os.path.normcase(tail))).match
+            with os.scandir(head or ".") as it:
+                names = [e.name for e in it if (hidden_ok or e.name[0] != ".") and match(os.path.normcase(e.name))]
     except OSError:
         return []
-    return sorted(os.path.join(head, n) if head else n for n in names)
+    names.sort()
+    # Every name gets the same prefix, so sorting the names sorts the joined paths.
+    prefix = os.path.join(head, "") if head else ""
+    return [prefix + n for n in names]
 
 
 def _expand_files(patterns: list[str]) -> list[str]:
@@ -171,10 +179,13 @@ def _expand_files(patterns: list[str]) -> list[str]:
     return paths
 
 
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+
 def _read_bytes(path: str, limit: int) -> bytes:
     """At most ``limit`` bytes of ``path``: os-level calls, no file object (thousands of files)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, _OPEN_FLAGS)
     except FileNotFoundError:
         raise SetupError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -318,20 +329,21 @@ def _text_lines(results: list[Result], registry: list[Finding], quiet: bool) -> 
         add(f"FAIL contract files: {len(registry)} registry finding(s)")
         lines.extend(f"  {f}" for f in registry)
     for r in results:
-        if r.ok:
+        findings = r.findings
+        if not findings and not r.failing:  # r.ok, without the property call (once per file)
             if not quiet:
                 add(f"OK   {r.source} ({r.samples} samples)" if r.kind == "timeline" else f"OK   {r.source}")
             continue
-        groups = findings_by_tag(r.findings)
-        counts = ", ".join(f"{tag}: {len(fs)}" for tag, fs in groups.items())
+        groups = findings_by_tag(findings)
+        counts = ", ".join([f"{tag}: {len(fs)}" for tag, fs in groups.items()])
         if r.kind == "timeline" and r.first_failure is not None:
             ff = r.first_failure
             add(f"FAIL {r.source}: {r.failing} of {r.samples} samples invalid; first at line {ff['line']} "
-                f"(sample {ff['index']}): {len(r.findings)} finding(s) ({counts})")
+                f"(sample {ff['index']}): {len(findings)} finding(s) ({counts})")
         else:
-            add(f"FAIL {r.source}: {len(r.findings)} finding(s) ({counts})")
+            add(f"FAIL {r.source}: {len(findings)} finding(s) ({counts})")
         for fs in groups.values():
-            lines.extend(f"  [{f.tag}] {f.path}: {f.message}" for f in fs)
+            lines += [f"  [{f.tag}] {f.path}: {f.message}" for f in fs]
     return lines
 
 

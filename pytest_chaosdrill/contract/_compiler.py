@@ -83,9 +83,33 @@ _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 4, 60, 60, 8, 6
 
 
+def bounded_repr(value: Any) -> str:
+    """``_REPR.repr(value)``, with the common scalar cases answered without reprlib's dispatch.
+
+    Each branch returns exactly what reprlib would (a test compares them): a short ``str`` or
+    ``int`` is its plain repr, as are ``float``/``bool``/``None`` (far below ``maxother``) and
+    the empty containers. Anything else goes to reprlib.
+    """
+    t = type(value)
+    if t is str:
+        if len(value) <= _REPR.maxstring:
+            text = repr(value)
+            if len(text) <= _REPR.maxstring:
+                return text
+    elif t is int:
+        text = repr(value)
+        if len(text) <= _REPR.maxlong:
+            return text
+    elif t is float or t is bool or value is None:
+        return repr(value)
+    elif (t is list or t is dict) and not value:
+        return "[]" if t is list else "{}"
+    return _REPR.repr(value)
+
+
 def _short(value: Any, limit: int = 60) -> str:
     """repr() for messages: bounded in length and nesting (a deep value cannot blow the stack)."""
-    text = _REPR.repr(value)
+    text = bounded_repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -313,7 +337,9 @@ def _leaf_lines(schema: Any, var: str, g: _Gen, pad: str) -> bool:
         return False
     if kind is not None:
         g.fail_if(pad, "not " + _TYPE_EXPR[kind].format(v=var))
+    # The type test comes first and each line returns on failure, so later lines may rely on it.
     numeric_known = kind in ("integer", "number")
+    string_known = kind == "string"
     for keyword in keywords:
         value = schema[keyword]
         if keyword in _BOUND_FAIL:
@@ -321,11 +347,15 @@ def _leaf_lines(schema: Any, var: str, g: _Gen, pad: str) -> bool:
             g.fail_if(pad, test if numeric_known else f"_is_number({var}) and {test}")
         elif keyword in ("minLength", "maxLength"):
             op = "<" if keyword == "minLength" else ">"
-            g.fail_if(pad, f"isinstance({var}, str) and len({var}) {op} {g.bind(value)}")
+            test = f"len({var}) {op} {g.bind(value)}"
+            g.fail_if(pad, test if string_known else f"isinstance({var}, str) and {test}")
         elif keyword in ("const", "enum"):
             values = [value] if keyword == "const" else value
             if values and all(isinstance(v, str) for v in values):
-                g.fail_if(pad, f"not (isinstance({var}, str) and {var} in {g.bind(frozenset(values))})")
+                test = f"{var} in {g.bind(frozenset(values))}"
+                g.fail_if(pad, f"not {test}" if string_known else f"not (isinstance({var}, str) and {test})")
+            elif len(values) == 1 and (values[0] is None or isinstance(values[0], bool)):
+                g.fail_if(pad, f"{var} is not {values[0]!r}")  # JSON equality of true/false/null is identity
             else:
                 g.fail_if(pad, f"not {g.bind(_value_check(values))}({var})")
     return True
@@ -526,11 +556,197 @@ def _codegen_explain(c: "Compiler", schema: Mapping[str, Any]) -> Explain | None
     return fn
 
 
+# --- single pass: errors of a whole instance, [] when it is valid --------------------------------
+_NUM_EXPR = "(type({v}) is int or type({v}) is float or _is_number({v}))"
+_SIZE_KW = {"minItems": ("list", "<"), "maxItems": ("list", ">"), "minLength": ("str", "<"),
+            "maxLength": ("str", ">"), "minProperties": ("dict", "<"), "maxProperties": ("dict", ">")}
+# Deeper schemas call their compiled nodes instead of nesting more generated blocks (Python caps
+# the static nesting of ``for`` blocks at 20).
+_MAX_INLINE_DEPTH = 8
+
+
+def _path_expr(parts: tuple[str, ...]) -> str:
+    return f"path + ({', '.join(parts)},)" if parts else "path"
+
+
+def _leaf_fail_expr(schema: Any, var: str, g: _Gen) -> str | None:
+    """One expression, true when ``var`` fails the leaf ``schema`` (None: not a leaf, or never fails)."""
+    probe = _Gen()
+    probe.env = g.env  # bound names land in the generated function's namespace
+    if not _leaf_lines(schema, var, probe, "") or not probe.lines:
+        return None
+    suffix = ": return False"
+    if not all(line.startswith("if ") and line.endswith(suffix) for line in probe.lines):
+        return None
+    conds = [line[3:-len(suffix)] for line in probe.lines]
+    return conds[0] if len(conds) == 1 else " or ".join(f"({cond})" for cond in conds)
+
+
+def _cond_expr(c: "Compiler", schema: Any, var: str, g: _Gen) -> str:
+    """An expression for ``schema``'s verdict on ``var`` (for ``if``): inlined for ``properties`` of leaves."""
+    if isinstance(schema, dict) and set(k for k in schema if k in ASSERTIONS) == {"properties"} \
+            and isinstance(schema["properties"], dict):
+        terms = []
+        for key, sub in schema["properties"].items():
+            if sub is True:
+                continue
+            tv = g.var()
+            fail = _leaf_fail_expr(sub, tv, g)
+            if fail is None:
+                break
+            terms.append(f"(({tv} := {var}.get({g.bind(key)}, _M)) is _M or not ({fail}))")
+        else:
+            return f"(not isinstance({var}, dict) or ({' and '.join(terms) or 'True'}))"
+    return f"{g.bind(c.compile(schema)[0])}({var})"
+
+
+def _emit_errors(c: "Compiler", schema: Any, var: str, parts: tuple[str, ...], g: _Gen, pad: str,
+                 depth: int = 0, expanding: frozenset[str] = frozenset()) -> None:
+    """Emit statements appending to ``out`` exactly the errors ``explain`` gives for ``var``.
+
+    Keyword by keyword in schema order (the order :func:`_all` explains them): a keyword's
+    failure condition is inlined where it is a plain test, and its compiled ``explain`` (which
+    builds the message) is called only when it fails; properties, items, allOf and if/then/else
+    are descended into inline, and so is a ``$ref`` target (``expanding`` holds the references
+    being inlined: a recursive one is called instead). Nothing is appended for a valid ``var``.
+    """
+    path = _path_expr(parts)
+
+    def node_call(node: Node) -> None:
+        check, expl = node
+        if check is _true:
+            return
+        g.lines.append(f"{pad}if not {g.bind(check)}({var}): out += {g.bind(expl)}({var}, {path})")
+
+    def on_fail(cond: str, expl: Explain) -> None:
+        g.lines.append(f"{pad}if {cond}: out += {g.bind(expl)}({var}, {path})")
+
+    if schema is True:
+        return
+    if not isinstance(schema, dict) or depth > _MAX_INLINE_DEPTH:
+        node_call(c.compile(schema))
+        return
+    for keyword, value in schema.items():
+        build = _BUILDERS.get(keyword)
+        if build is None or build is _b_noop or build is _b_contains_bound:
+            continue
+        if keyword == "type" and isinstance(value, str):
+            on_fail("not " + _TYPE_EXPR[value].format(v=var), _b_type(c, value, schema)[1])
+        elif keyword in _BOUND_FAIL:
+            test = _BOUND_FAIL[keyword].format(v=var, b=g.bind(value))
+            on_fail(f"{_NUM_EXPR.format(v=var)} and {test}", build(c, value, schema)[1])  # type: ignore[index]
+        elif keyword in _SIZE_KW:
+            kind, op = _SIZE_KW[keyword]
+            on_fail(f"isinstance({var}, {kind}) and len({var}) {op} {g.bind(value)}",
+                    build(c, value, schema)[1])  # type: ignore[index]
+        elif keyword in ("const", "enum"):
+            expl = build(c, value, schema)[1]  # type: ignore[index]
+            values = [value] if keyword == "const" else value
+            if values and all(isinstance(v, str) for v in values):
+                on_fail(f"not (isinstance({var}, str) and {var} in {g.bind(frozenset(values))})", expl)
+            elif len(values) == 1 and (values[0] is None or isinstance(values[0], bool)):
+                on_fail(f"{var} is not {values[0]!r}", expl)  # JSON equality of true/false/null is identity
+            else:
+                on_fail(f"not {g.bind(_value_check(values))}({var})", expl)
+        elif keyword == "required":
+            node = build(c, value, schema)
+            if node is not None:
+                on_fail(f"isinstance({var}, dict) and not {var}.keys() >= {g.bind(frozenset(value))}", node[1])
+        elif keyword == "properties" and isinstance(value, dict):
+            def props_body(ppad: str) -> None:
+                for key, sub in value.items():
+                    if sub is True:
+                        continue
+                    pv, k = g.var(), g.bind(key)
+                    g.lines.append(f"{ppad}{pv} = {var}.get({k}, _M)")
+                    lookups.add(g.lines[-1])
+                    fail = _leaf_fail_expr(sub, pv, g)
+                    if fail is not None:
+                        # A leaf: one short-circuit test, and its explain only when it fails.
+                        g.lines.append(f"{ppad}if {pv} is not _M and ({fail}): "
+                                       f"out += {g.bind(c.compile(sub)[1])}({pv}, {_path_expr((*parts, k))})")
+                        continue
+                    _block(g, ppad, f"if {pv} is not _M:",
+                           lambda p, sub=sub, pv=pv, k=k: _emit_errors(c, sub, pv, (*parts, k), g, p, depth + 1, expanding))
+            lookups: set[str] = set()
+            mark = len(g.lines)
+            _block(g, pad, f"if isinstance({var}, dict):", props_body)
+            if len(g.lines) > mark and all(line in lookups for line in g.lines[mark + 1:]):
+                del g.lines[mark:]  # only lookups, no check: every property schema was trivial
+        elif keyword == "additionalProperties" and value is False:
+            node = build(c, value, schema)
+            known = frozenset(schema.get("properties") or ())
+            on_fail(f"isinstance({var}, dict) and not {var}.keys() <= {g.bind(known)}", node[1])  # type: ignore[index]
+        elif keyword == "items" and isinstance(value, dict):
+            ev, iv = g.var(), g.var()
+            def items_body(ipad: str) -> None:
+                _block(g, ipad, f"for {iv}, {ev} in enumerate({var}):",
+                       lambda p: _emit_errors(c, value, ev, (*parts, iv), g, p, depth + 1, expanding))
+            _block(g, pad, f"if isinstance({var}, list):", items_body)
+        elif keyword == "allOf" and isinstance(value, list):
+            for sub in value:
+                _emit_errors(c, sub, var, parts, g, pad, depth + 1, expanding)
+        elif keyword == "if":
+            mark = len(g.lines)
+            g.lines.append(f"{pad}if {_cond_expr(c, value, var, g)}:")
+            _emit_errors(c, schema.get("then", True), var, parts, g, pad + "    ", depth + 1, expanding)
+            then_empty = len(g.lines) == mark + 1
+            if then_empty:
+                g.lines.append(f"{pad}    pass")
+            else_mark = len(g.lines)
+            _block(g, pad, "else:", lambda p: _emit_errors(c, schema.get("else", True), var, parts, g, p, depth + 1,
+                                                          expanding))
+            if then_empty and len(g.lines) == else_mark:
+                del g.lines[mark:]  # neither branch can fail
+        elif keyword == "anyOf" and isinstance(value, list) and value and \
+                (fails := [_leaf_fail_expr(sub, var, g) for sub in value]) and None not in fails:
+            # anyOf of leaves ({"type": "integer"} or {"type": "null"}): fails when every branch fails.
+            on_fail(" and ".join(f"({f})" for f in fails), build(c, value, schema)[1])  # type: ignore[index]
+        elif keyword == "contains" and schema.get("minContains", 1) == 1 and "maxContains" not in schema \
+                and _leaf_fail_expr(value, "e", _Gen()) is not None:  # a leaf (probed in a scratch namespace)
+            # At least one matching item: a loop that stops at the first match, else the error.
+            ev = g.var()
+            fail = _leaf_fail_expr(value, ev, g)
+            g.lines += [f"{pad}if isinstance({var}, list):",
+                        f"{pad}    for {ev} in {var}:",
+                        f"{pad}        if not ({fail}): break",
+                        f"{pad}    else: out += {g.bind(build(c, value, schema)[1])}({var}, {path})"]  # type: ignore[index]
+        elif keyword == "uniqueItems" and value is True:
+            # Fewer than two items are always unique: no call for the usual short list.
+            on_fail(f"isinstance({var}, list) and len({var}) > 1 and not {g.bind(build(c, value, schema)[0])}({var})",
+                    build(c, value, schema)[1])  # type: ignore[index]
+        elif keyword == "$ref" and isinstance(value, str) and value not in expanding:
+            c.ref(value)  # validates the reference (and compiles its target) like the node would
+            _emit_errors(c, c._resolve(value), var, parts, g, pad, depth + 1, expanding | {value})
+        else:
+            node = build(c, value, schema)
+            if node is not None:
+                node_call(node)
+
+
+def _codegen_errors(c: "Compiler", schema: Any) -> Callable[[Any, tuple[Any, ...]], list[Error]]:
+    """One generated function ``errors(x, path)``: the check and the explanation in a single pass.
+
+    It returns ``[]`` for a valid instance and otherwise exactly what ``explain(x, path)`` returns
+    (same errors, same order), so a caller that wants the errors needs no separate validity check
+    and a failing payload costs about what a passing one does.
+    """
+    g = _Gen()
+    g.lines += ["def generated_errors(x, path):", "    out = []"]
+    _emit_errors(c, schema, "x", (), g, "    ")
+    g.lines.append("    return out")
+    _run_source(c, "\n".join(g.lines), g.env)
+    return g.env["generated_errors"]
+
+
 class Compiler:
     """Compiles one root schema; ``$ref`` may point anywhere inside it (``#`` or ``#/a/b``)."""
 
-    def __init__(self, root: Any, code_cache: dict[str, Any] | None = None) -> None:
+    def __init__(self, root: Any, code_cache: dict[str, Any] | None = None, generate: bool = True) -> None:
         self.root = root
+        #: generate straight-line code for each node's check and explain (else closures only: the
+        #: same verdicts and errors, built faster, for a caller that uses :meth:`errors_root`).
+        self.generate = generate
         #: generated source -> its code object; see :func:`compile_node`.
         self.code_cache = code_cache
         #: the entries this compilation used (what a cache file should keep).
@@ -541,6 +757,11 @@ class Compiler:
 
     def compile_root(self) -> Node:
         return self.compile(self.root)
+
+    def errors_root(self) -> Callable[[Any, tuple[Any, ...]], list[Error]]:
+        """The single-pass ``errors(x, path)`` of the root (see :func:`_codegen_errors`)."""
+        self.compile_root()  # raises Unsupported / SchemaShapeError first, as compile_root does
+        return _codegen_errors(self, self.root)
 
     def compile(self, schema: Any) -> Node:
         if schema is True:
@@ -565,8 +786,11 @@ class Compiler:
                 if node is not None:
                     nodes.append(node)
         check, explain = _all(nodes)
-        fused = _fuse_leaf(schema, self) or _codegen(self, schema)
-        node = (fused or check), (_codegen_explain(self, schema) or explain)
+        if self.generate:
+            fused = _fuse_leaf(schema, self) or _codegen(self, schema)
+            node = (fused or check), (_codegen_explain(self, schema) or explain)
+        else:
+            node = check, explain
         self._memo[id(schema)] = (schema, node)
         return node
 
@@ -922,10 +1146,19 @@ def compile_node(schema: Any, code_cache: dict[str, Any] | None = None) -> Node:
     return Compiler(schema, code_cache).compile_root()
 
 
+def compile_errors(schema: Any, code_cache: dict[str, Any] | None = None,
+                   generate: bool = True) -> Callable[[Any, tuple[Any, ...]], list[Error]]:
+    """Compile ``schema`` to a single-pass ``errors(instance, path)``: ``[]`` when valid, else the errors.
+
+    With ``generate=False`` the nodes it falls back on are closures (see :class:`Compiler`).
+    """
+    return Compiler(schema, code_cache, generate).errors_root()
+
+
 def compile_schema(schema: Any) -> Check:
     """Compile ``schema`` to a validity predicate; raises Unsupported or SchemaShapeError."""
     return compile_node(schema)[0]
 
 
 __all__ = ["Check", "Error", "Explain", "Node", "SUPPORTED", "SchemaShapeError", "Unsupported",
-           "compile_node", "compile_schema", "json_equal"]
+           "compile_errors", "compile_node", "compile_schema", "json_equal"]

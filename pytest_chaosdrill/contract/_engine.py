@@ -16,7 +16,8 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the CL
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-from ._compiler import Compiler, SchemaShapeError, Unsupported
+from ._compiler import _REPR as _COMPILER_REPR
+from ._compiler import Compiler, SchemaShapeError, Unsupported, bounded_repr
 
 #: Every tag the engine emits, in the order reports list them.
 TAGS: tuple[str, ...] = (
@@ -41,6 +42,7 @@ LATCH_SUFFIX = "_RECONCILE_REQUIRED"
 UNBLOCK_TYPES = ("AUTO", "MANUAL")
 
 _IDENT = re.compile(r"^[A-Za-z0-9_]+$")
+_ABSENT = object()  # "key not in the payload" for dict.get (a payload value is never this object)
 
 
 class Finding:
@@ -57,10 +59,11 @@ class Finding:
     message: str
 
     def __init__(self, tag: str, path: str, message: str) -> None:
-        _set = object.__setattr__
-        _set(self, "tag", tag)
-        _set(self, "path", path)
-        _set(self, "message", message)
+        # The slots' own setters (bound below the class): past __setattr__, and cheaper than
+        # object.__setattr__'s lookup by name; validate-status builds thousands of findings.
+        _SET_TAG(self, tag)
+        _SET_PATH(self, path)
+        _SET_MESSAGE(self, message)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"cannot assign to field {name!r}: Finding is immutable")
@@ -90,6 +93,14 @@ class Finding:
         return {"tag": self.tag, "path": self.path, "message": self.message}
 
 
+_SET_TAG = Finding.tag.__set__  # type: ignore[attr-defined]
+_SET_PATH = Finding.path.__set__  # type: ignore[attr-defined]
+_SET_MESSAGE = Finding.message.__set__  # type: ignore[attr-defined]
+
+
+_TAG_ORDER = {t: i for i, t in enumerate(TAGS)}
+
+
 class ContractLoadError(ValueError):
     """The schema or manifest cannot be read or is not usable as a contract (set-up error)."""
 
@@ -98,7 +109,14 @@ def json_path(parts: Iterable[Any], root: str = "$") -> str:
     """Render path parts as ``$.owner_view.unblock[0].type`` (odd keys as ``$["a b"]``)."""
     out = [root]
     for p in parts:
-        if isinstance(p, int) and not isinstance(p, bool):
+        if type(p) is str:  # exactly str: such a key never equals a key of another type
+            segment = _KEY_SEGMENTS.get(p)
+            if segment is None:
+                segment = f".{p}" if _IDENT.match(p) else f"[{json.dumps(p)}]"
+                if len(_KEY_SEGMENTS) < 4096:  # the schema's keys recur; payload keys could be endless
+                    _KEY_SEGMENTS[p] = segment
+            out.append(segment)
+        elif isinstance(p, int) and not isinstance(p, bool):
             out.append(f"[{p}]")
         elif isinstance(p, str) and _IDENT.match(p):
             out.append(f".{p}")
@@ -107,13 +125,19 @@ def json_path(parts: Iterable[Any], root: str = "$") -> str:
     return "".join(out)
 
 
+_KEY_SEGMENTS: dict[str, str] = {}  # key -> its rendered path segment, for json_path
+
+
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 4, 60, 60, 8, 6
+# The compiler's bounded_repr answers for a Repr configured like this one (the fast path for scalars).
+_REPR_SETTINGS_SHARED = all(getattr(_REPR, a) == getattr(_COMPILER_REPR, a)
+                            for a in ("maxlevel", "maxstring", "maxother", "maxlist", "maxdict", "maxlong"))
 
 
 def _short(value: Any, limit: int = 80) -> str:
     """repr() for messages: bounded in length and nesting (a deep value cannot blow the stack)."""
-    text = _REPR.repr(value)
+    text = bounded_repr(value) if _REPR_SETTINGS_SHARED else _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -141,8 +165,13 @@ def findings_by_tag(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
     """Group findings by tag; known tags in :data:`TAGS` order, others after them."""
     groups: dict[str, list[Finding]] = {}
     for f in findings:
-        groups.setdefault(f.tag, []).append(f)
-    order = {t: i for i, t in enumerate(TAGS)}
+        if f.tag in groups:
+            groups[f.tag].append(f)
+        else:
+            groups[f.tag] = [f]
+    if len(groups) < 2:
+        return groups
+    order = _TAG_ORDER
     return dict(sorted(groups.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
@@ -348,7 +377,7 @@ class Contract:
         self._read_manifest()
         self._jsonschema_validator: Any = None
         self._code_used: dict[str, Any] = {}
-        self._fast_valid = self._build_fast_path(code_cache)
+        self._build_fast_path(code_cache)
         self._strict_plan = self._build_strict_plan()
         self._check_registry_against_schema()
 
@@ -529,18 +558,41 @@ class Contract:
         if ordered and set(map(str, schema_list)) == set(manifest_codes) and tuple(schema_list) != manifest_codes:
             self._drift(where, "schema enum lists the manifest's tokens in a different order", source="schema")
 
-    def _build_fast_path(self, code_cache: dict[str, Any] | None = None) -> Callable[[Any], bool]:
-        self._explain: Callable[[Any, tuple[Any, ...]], list[Any]] | None = None
+    def _build_fast_path(self, code_cache: dict[str, Any] | None = None) -> None:
+        """Compile the single-pass errors function ``check`` uses (closures for its rare fallbacks).
+
+        The generated fast verdict and explainer (:meth:`is_schema_valid`, ``_explain``) are
+        compiled on first use only: ``validate-status`` never needs them, and generating them
+        was most of ``Contract.load``'s time in a short run.
+        """
+        self._code_cache = code_cache
+        self._errors: Callable[[Any, tuple[Any, ...]], list[Any]] | None = None
+        self._full: tuple[Callable[[Any], bool], Callable[[Any, tuple[Any, ...]], list[Any]] | None] | None = None
         try:
-            compiler = Compiler(self.schema, code_cache)
-            check, self._explain = compiler.compile_root()
+            compiler = Compiler(self.schema, code_cache, generate=False)
+            self._errors = compiler.errors_root()
             self._code_used = compiler.code_used
-            return check
         except SchemaShapeError as exc:
             raise ContractLoadError(f"schema {self.schema_source} is not a valid JSON Schema: {exc}") from None
         except Unsupported:
             # The schema is fine but uses keywords the compiler lacks: jsonschema decides alone.
-            return self._validator().is_valid
+            self._full = (self._validator().is_valid, None)
+
+    def _full_path(self) -> tuple[Callable[[Any], bool], Callable[[Any, tuple[Any, ...]], list[Any]] | None]:
+        """(fast verdict, explain): generated code, or jsonschema's verdict and None if not compilable."""
+        full = self._full
+        if full is None:
+            # Compiled once; two threads racing here build equal functions, and either is kept.
+            full = self._full = Compiler(self.schema, self._code_cache).compile_root()
+        return full
+
+    def _fast_valid(self, payload: Any) -> bool:
+        return self._full_path()[0](payload)
+
+    @property
+    def _explain(self) -> Callable[[Any, tuple[Any, ...]], list[Any]] | None:
+        """The compiled explainer (None when jsonschema does the work)."""
+        return self._full_path()[1]
 
     def _validator(self) -> Any:
         """The jsonschema validator, built (and the schema checked) on first use only: cold start."""
@@ -604,7 +656,7 @@ class Contract:
     # -- checking ------------------------------------------------------------------------
     def is_schema_valid(self, payload: Any) -> bool:
         """Only the JSON Schema verdict (compiled fast path)."""
-        return self._fast_valid(payload)
+        return self._full_path()[0](payload)
 
     def check(self, payload: object, *, strict: bool = False) -> list[Finding]:
         """Every contract finding for ``payload`` (any JSON value); ``[]`` means valid. Never raises."""
@@ -613,7 +665,11 @@ class Contract:
                                             f"{_short(payload, 60)}")]
         try:
             findings: list[Finding] = []
-            if not self._fast_valid(payload):
+            if self._errors is not None:
+                errors = self._errors(payload, ())
+                if errors:
+                    self._add_schema_findings(errors, findings)
+            elif not self._fast_valid(payload):
                 findings.extend(self._schema_findings(payload))
             self._semantic(payload, findings)
             if strict:
@@ -624,13 +680,9 @@ class Contract:
 
     def _schema_findings(self, payload: dict[str, Any]) -> list[Finding]:
         """[SCHEMA] findings: from the compiled explainer, or jsonschema for schemas it cannot compile."""
-        mandatory = self._mandatory_set
-        out = []
+        out: list[Finding] = []
         if self._explain is not None:
-            for err in self._explain(payload, ()):
-                if err.keyword == "required" and not err.path and err.detail in mandatory:
-                    continue  # reported once, as [CSP-MIN]
-                out.append(Finding("SCHEMA", json_path(err.path), f"{_clip(err.message)} ({err.keyword})"))
+            self._add_schema_findings(self._explain(payload, ()), out)
             return out
         for err in self._validator().iter_errors(payload):
             if err.validator == "required" and list(err.schema_path) == ["required"]:
@@ -638,28 +690,40 @@ class Contract:
             out.append(Finding("SCHEMA", json_path(err.absolute_path), f"{_clip(err.message)} ({err.validator})"))
         return out
 
+    def _add_schema_findings(self, errors: list[Any], out: list[Finding]) -> None:
+        """Append the compiled errors as [SCHEMA] findings (a missing mandatory key is [CSP-MIN])."""
+        mandatory = self._mandatory_set
+        for err in errors:
+            if err.keyword == "required" and not err.path and err.detail in mandatory:
+                continue  # reported once, as [CSP-MIN]
+            out.append(Finding("SCHEMA", json_path(err.path), f"{_clip(err.message)} ({err.keyword})"))
+
     def _semantic(self, p: dict[str, Any], out: list[Finding]) -> None:
         add = out.append
-        for key in self.mandatory_keys:
-            if key not in p:
-                add(Finding("CSP-MIN", json_path([key]), "mandatory key is missing"))
+        if not p.keys() >= self._mandatory_set:  # one set test for the common case: nothing missing
+            for key in self.mandatory_keys:
+                if key not in p:
+                    add(Finding("CSP-MIN", json_path([key]), "mandatory key is missing"))
 
-        if VERSION in p and p[VERSION] != self.contract_version:
+        version = p.get(VERSION, _ABSENT)
+        if version is not _ABSENT and version != self.contract_version:
             add(Finding("CONTRACT", "$.contract_version",
-                        f"{_short(p[VERSION])} differs from the manifest's {self.contract_version!r}"))
+                        f"{_short(version)} differs from the manifest's {self.contract_version!r}"))
 
         mode = p.get(MODE)
         mode_ok = isinstance(mode, str) and mode in self._mode_set
         if MODE in p and not mode_ok:
             add(Finding("ENUM", "$.trading_mode", f"unknown trading mode {_short(mode)}; "
                                                   f"expected one of {list(self.trading_modes)}"))
-        if RISK in p and not (isinstance(p[RISK], str) and p[RISK] in self._risk_set):
-            add(Finding("ENUM", "$.risk_state", f"unknown risk state {_short(p[RISK])}; "
+        risk = p.get(RISK, _ABSENT)
+        if risk is not _ABSENT and not (isinstance(risk, str) and risk in self._risk_set):
+            add(Finding("ENUM", "$.risk_state", f"unknown risk state {_short(risk)}; "
                                                 f"expected one of {list(self.risk_states)}"))
         codes = p.get(LATCH_CODES)
-        if isinstance(codes, list):
+        if isinstance(codes, list) and codes:
+            latch_set = self._latch_set
             for i, code in enumerate(codes):
-                if not (isinstance(code, str) and code in self._latch_set):
+                if not (isinstance(code, str) and code in latch_set):
                     add(Finding("ENUM", f"$.open_permission_reason_codes[{i}]",
                                 f"unknown open-permission reason code {_short(code)}"))
 
@@ -696,7 +760,6 @@ class Contract:
         prev: tuple[int, str] | None = None
         seen: set[str] = set()
         for i, reason in enumerate(reasons):
-            where = f"$.mode_reasons[{i}]"
             if not (isinstance(reason, str) and reason in tier_set):
                 other = self._tier_of.get(reason) if isinstance(reason, str) else None
                 if other is not None:
@@ -705,16 +768,16 @@ class Contract:
                     msg = f"{reason!r} is not a registered {mode}-tier reason (unknown token)"
                 else:
                     msg = f"{_short(reason)} is not a reason code string"
-                out.append(Finding("TIER", where, msg))
+                out.append(Finding("TIER", f"$.mode_reasons[{i}]", msg))
                 continue
             if reason in seen:
-                out.append(Finding("ORDER", where, f"{reason} appears more than once"))
+                out.append(Finding("ORDER", f"$.mode_reasons[{i}]", f"{reason} appears more than once"))
                 continue
             seen.add(reason)
             pos = index[reason]
             if prev is not None and pos < prev[0]:
-                out.append(Finding("ORDER", where, f"{reason} must come before {prev[1]} "
-                                                   f"(manifest order of the {mode} tier)"))
+                out.append(Finding("ORDER", f"$.mode_reasons[{i}]", f"{reason} must come before {prev[1]} "
+                                                                    f"(manifest order of the {mode} tier)"))
             prev = (pos, reason)
 
     def _latch(self, p: dict[str, Any], latch: Any, codes: Any, out: list[Finding]) -> None:
@@ -737,20 +800,20 @@ class Contract:
                 elif not latch and codes:
                     add(Finding("LATCH", "$.open_permission_reason_codes",
                                 f"latch is clear but {len(codes)} reason code(s) are given"))
-        if isinstance(codes, list):
+        if isinstance(codes, list) and codes:
             prev: tuple[int, str] | None = None
             seen: set[str] = set()
             for i, code in enumerate(codes):
                 if not (isinstance(code, str) and code in self._latch_set):
                     continue  # reported as [ENUM]
-                where = f"$.open_permission_reason_codes[{i}]"
                 if code in seen:
-                    add(Finding("LATCH", where, f"{code} appears more than once"))
+                    add(Finding("LATCH", f"$.open_permission_reason_codes[{i}]", f"{code} appears more than once"))
                     continue
                 seen.add(code)
                 pos = self._latch_index[code]
                 if prev is not None and pos < prev[0]:
-                    add(Finding("LATCH", where, f"{code} must come before {prev[1]} (manifest order)"))
+                    add(Finding("LATCH", f"$.open_permission_reason_codes[{i}]",
+                                f"{code} must come before {prev[1]} (manifest order)"))
                 prev = (pos, code)
 
     def _owner_view(self, view: dict[str, Any], mode: str | None, reasons: Any, latch: Any, codes: Any,
