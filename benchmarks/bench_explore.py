@@ -20,7 +20,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ROOT / "tests" / "variants"
+sys.path.insert(0, str(ROOT))  # the variants' target files come from tests/variants/targets.py
+from tests.variants.targets import write_variant_target  # noqa: E402
+
 DRILL = ROOT / "drills" / "explore_1_fault_schedules.yaml"
 
 
@@ -28,7 +30,7 @@ def run_once(variant: str, budget: float, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         target = tmp_path / "target.yaml"
-        target.write_text((VARIANTS / f"{variant}.yaml").read_text().replace('"launch.py"', json.dumps(str(VARIANTS / "launch.py"))))
+        write_variant_target(variant, target)
         evidence = tmp_path / "evidence"
         cmd = [sys.executable, "-m", "pytest", str(ROOT / "drills" / "test_drills.py"), "-q", "-p", "no:cacheprovider",
                f"--chaosdrill-drills={DRILL}", f"--chaosdrill-target={target}", f"--chaosdrill-evidence-dir={evidence}",
@@ -48,7 +50,7 @@ def run_once(variant: str, budget: float, seed: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--variant", default="reconcile_waits_for_first_code", help="tests/variants/<name>.yaml (none: no bug)")
+    ap.add_argument("--variant", default="reconcile_waits_for_first_code", help="a variant of tests/variants/launch.py (none: no bug)")
     ap.add_argument("--budget", type=float, default=240)
     ap.add_argument("--seed", type=int, nargs="+", default=[6])
     args = ap.parse_args()

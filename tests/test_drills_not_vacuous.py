@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.variants.targets import LAUNCHER, write_variant_target
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS_DIR = ROOT / "tests" / "variants"
-LAUNCHER = VARIANTS_DIR / "launch.py"
 DRILLS = ROOT / "drills"
 PY_ERROR = re.compile(r"(TypeError|AttributeError|KeyError|NameError|IndexError|ValueError|AssertionError)\b")
 TEST_MODULE = "def test_drill(chaosdrill_run):\n    chaosdrill_run.execute()\n"
@@ -143,13 +143,8 @@ CORRECT_CASES = [
 
 
 def write_target(pytester: pytest.Pytester, bug: str) -> Path:
-    """The variant's target file, with the launcher path made absolute (the drill runs in a temp dir)."""
-    src = VARIANTS_DIR / f"{bug}.yaml"
-    text = src.read_text(encoding="utf-8")
-    assert '"launch.py"' in text, f"{src}: launcher path not found"
-    out = pytester.path / f"target_{bug}.yaml"
-    out.write_text(text.replace('"launch.py"', json.dumps(str(LAUNCHER))), encoding="utf-8")
-    return out
+    """The variant's target file (the reference target's, started through the launcher)."""
+    return write_variant_target(bug, pytester.path / f"target_{bug}.yaml")
 
 
 def run_drills(pytester: pytest.Pytester, bug: str, drills: list[str], *, target: Path | None = None,

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.variants.targets import write_variant_target
+
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.explore
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ROOT / "tests" / "variants"
 DRILL = ROOT / "drills" / "explore_1_fault_schedules.yaml"
 TEST_MODULE = "def test_drill(chaosdrill_run):\n    chaosdrill_run.execute()\n"
 BUDGET_S = 240
@@ -30,10 +31,7 @@ SIGNATURE = "global_invariants: [latch_clears_after_reconcile]"
 
 
 def target(pytester: pytest.Pytester, variant: str) -> Path:
-    text = (VARIANTS / f"{variant}.yaml").read_text(encoding="utf-8")
-    out = pytester.path / f"target_{variant}.yaml"
-    out.write_text(text.replace('"launch.py"', json.dumps(str(VARIANTS / "launch.py"))), encoding="utf-8")
-    return out
+    return write_variant_target(variant, pytester.path / f"target_{variant}.yaml")
 
 
 def run(pytester: pytest.Pytester, variant: str, drills: Path, evidence: str, *extra: str) -> pytest.RunResult:
