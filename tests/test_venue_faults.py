@@ -84,22 +84,30 @@ def test_fault_without_subscriber_does_not_land(venue: VenueServer) -> None:
         assert venue.control.wait_landed(rec, 2).landed
 
 
+def next_trade_id(ws) -> int:  # noqa: ANN001 - the subscribe() client
+    """The tradeId of the next trades message."""
+    return int(ws.wait_for(is_data("trades"), 2)["data"][0]["tradeId"])
+
+
+def first_jump(ws, last: int) -> tuple[int, int]:  # noqa: ANN001
+    """Read trades until an id does not follow the one before it: (the id before it, that id)."""
+    while (tid := next_trade_id(ws)) == last + 1:
+        last = tid
+    return last, tid
+
+
 def test_trades_gap_skip_and_reorder(venue: VenueServer) -> None:
     with subscribe(venue.ws_public_url, "trades") as ws:
-        last = int(ws.wait_for(is_data("trades"), 2)["data"][0]["tradeId"])
+        last = next_trade_id(ws)
         rec = venue.control.trades_gap(BTC, mode="skip", count=3)
-        while True:
-            tid = int(ws.wait_for(is_data("trades"), 2)["data"][0]["tradeId"])
-            if tid != last + 1:
-                break
-            last = tid
+        last, tid = first_jump(ws, last)
         assert tid == last + 4
         assert venue.control.wait_landed(rec, 2).detail["skipped_trade_ids"] == [str(last + i) for i in (1, 2, 3)]
         last = tid
         rec2 = venue.control.trades_gap(BTC, mode="reorder")
         seen = []
         while len(seen) < 4:
-            seen.append(int(ws.wait_for(is_data("trades"), 2)["data"][0]["tradeId"]))
+            seen.append(next_trade_id(ws))
         ids = [last] + seen
         drops = [i for i in range(1, len(ids)) if ids[i] < ids[i - 1]]
         assert len(drops) == 1, ids  # exactly one id lower than the one before it
@@ -111,9 +119,9 @@ def test_trades_gap_skip_and_reorder(venue: VenueServer) -> None:
 def test_trades_repeat_and_skip_repeat(venue: VenueServer) -> None:
     """repeat: the next trade's id comes count more times; skip_repeat: a gap, then the gapped id again."""
     with subscribe(venue.ws_public_url, "trades") as ws:
-        last = int(ws.wait_for(is_data("trades"), 2)["data"][0]["tradeId"])
+        last = next_trade_id(ws)
         rec = venue.control.trades_gap(BTC, mode="repeat", count=2)
-        seen = [int(ws.wait_for(is_data("trades"), 2)["data"][0]["tradeId"]) for _ in range(6)]
+        seen = [next_trade_id(ws) for _ in range(6)]
         ids = [last] + seen
         k = next(i for i in range(1, len(ids)) if ids[i] == ids[i - 1])
         assert ids[k] == ids[k + 1] and ids[k + 2] == ids[k] + 1, ids  # one id three times, then on
@@ -121,14 +129,10 @@ def test_trades_repeat_and_skip_repeat(venue: VenueServer) -> None:
         assert landed["repeated_trade_ids"] == [str(ids[k])] and landed["repeats_per_socket"] == 2
         last = ids[-1]
         rec2 = venue.control.trades_gap(BTC, mode="skip_repeat", count=3)
-        while True:
-            tid = int(ws.wait_for(is_data("trades"), 2)["data"][0]["tradeId"])
-            if tid != last + 1:
-                break
-            last = tid
+        last, tid = first_jump(ws, last)
         assert tid == last + 4
-        assert int(ws.wait_for(is_data("trades"), 2)["data"][0]["tradeId"]) == tid  # the repeat
-        assert int(ws.wait_for(is_data("trades"), 2)["data"][0]["tradeId"]) == tid + 1
+        assert next_trade_id(ws) == tid  # the repeat
+        assert next_trade_id(ws) == tid + 1
         d = venue.control.wait_landed(rec2, 2).detail
         assert d["skipped_trade_ids"] == [str(last + i) for i in (1, 2, 3)]
         assert d["repeated_trade_ids"] == [str(tid)] and d["repeats_per_socket"] == 1 and d["sockets"] == 1
