@@ -23,17 +23,16 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-import yaml
 
 from pytest_chaosdrill.docker_engine import DockerEngine, compose_command, engine_available
 from tests.test_drills_not_vacuous import LAUNCHER, ROOT, Case, assert_patch_did_not_raise, meta_of, run_drills
+from tests.variants.targets import write_variant_target
 
 pytest_plugins = ["pytester"]
 
 BASE_IMAGE = os.environ.get("CHAOSDRILL_IMAGE", "chaosdrill/target:latest")
 DRILL = "ops_c2_2_network_disconnect"
 GROUP = "ops"
-REFERENCE_TARGET = ROOT / "targets" / "okx_demo_api.yaml"
 IN_IMAGE = "/variants/launch.py"  # where the launcher sits in the variant image
 
 DOCKER_CASES = [
@@ -97,13 +96,7 @@ def variant_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
 
 def write_docker_target(pytester: pytest.Pytester, bug: str, image: str) -> Path:
     """The reference target file with its docker section running the launcher with ``bug`` from ``image``."""
-    doc = yaml.safe_load(REFERENCE_TARGET.read_text(encoding="utf-8"))
-    assert "docker" in doc, f"{REFERENCE_TARGET}: no docker section"
-    doc["name"] = f"okx_demo_api_{bug}"
-    doc["docker"] = {**doc["docker"], "image": image, "command": ["python3", IN_IMAGE, bug]}
-    out = pytester.path / f"target_{bug}.yaml"
-    out.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return out
+    return write_variant_target(bug, pytester.path / f"target_{bug}.yaml", image, IN_IMAGE)
 
 
 def run_in_container(pytester: pytest.Pytester, bug: str, image: tuple[str, str]) -> tuple[pytest.RunResult, dict]:

@@ -17,19 +17,24 @@ LAUNCHER = HERE / "launch.py"
 REFERENCE = HERE.parent.parent / "targets" / "okx_demo_api.yaml"
 
 
-def variant_target(bug: str) -> dict[str, Any]:
-    """The reference target file started through the launcher with ``bug`` (process backend; the
-    container variants build their own image, see tests/test_drills_not_vacuous_docker.py)."""
+def variant_target(bug: str, image: str | None = None, launcher_in_image: str = "") -> dict[str, Any]:
+    """The reference target file started through the launcher with ``bug``. Without ``image``, for the
+    process backend (no docker section); with it, the docker section runs ``launcher_in_image`` from
+    ``image`` (see tests/test_drills_not_vacuous_docker.py, which builds that image)."""
     doc = yaml.safe_load(REFERENCE.read_text(encoding="utf-8"))
-    doc.pop("docker", None)
     doc["name"] = f"okx_demo_api_{bug}"
     doc["command"] = ["{python}", str(LAUNCHER), bug]
+    if image is None:
+        doc.pop("docker", None)
+    else:
+        assert "docker" in doc and launcher_in_image, f"{REFERENCE}: no docker section, or no launcher path"
+        doc["docker"] = {**doc["docker"], "image": image, "command": ["python3", launcher_in_image, bug]}
     return doc
 
 
-def write_variant_target(bug: str, path: Path) -> Path:
+def write_variant_target(bug: str, path: Path, image: str | None = None, launcher_in_image: str = "") -> Path:
     """Write :func:`variant_target` to ``path``; returns ``path``."""
-    path.write_text(yaml.safe_dump(variant_target(bug), sort_keys=False), encoding="utf-8")
+    path.write_text(yaml.safe_dump(variant_target(bug, image, launcher_in_image), sort_keys=False), encoding="utf-8")
     return path
 
 
