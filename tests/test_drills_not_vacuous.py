@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.variants.targets import LAUNCHER, write_variant_target
+from tests.variants.targets import write_variant_target
 
 pytest_plugins = ["pytester"]
 

@@ -25,8 +25,8 @@ from typing import Iterator
 import pytest
 
 from pytest_chaosdrill.docker_engine import DockerEngine, compose_command, engine_available
-from tests.test_drills_not_vacuous import LAUNCHER, Case, assert_patch_did_not_raise, meta_of, run_drills
-from tests.variants.targets import write_variant_target
+from tests.test_drills_not_vacuous import Case, assert_patch_did_not_raise, meta_of, run_drills
+from tests.variants.targets import LAUNCHER, write_variant_target
 
 pytest_plugins = ["pytester"]
 
