@@ -1,4 +1,6 @@
-"""Exploring fault schedules with Hypothesis (trigger kind ``schedule.explore``).
+"""Exploring fault schedules with Hypothesis (trigger kind ``schedule.explore``): a driver above the
+runner, in the layer of the registry (which lists it as a trigger kind so drill files name it), never
+imported by a fault or a check.
 
 Hypothesis draws schedules (1 to ``max_steps`` steps of distinct kinds from ``pool``, each at one of
 ``offsets_s`` after the step before it);
@@ -10,35 +12,39 @@ failing), and the smallest failing schedule is written as ``minimal_drill.yaml``
 ``pytest --chaosdrill-drills minimal_drill.yaml`` replays.
 
 The options ``--chaosdrill-explore-budget-s`` (wall time, checked before each example) and
-``--chaosdrill-explore-seed`` bound and fix the search. Hypothesis is a test extra, imported only here.
+``--chaosdrill-explore-seed`` bound and fix the search. Hypothesis is a test extra, imported only here
+(inside :func:`import_hypothesis`, so a session without it still loads the plugin).
 """
 from __future__ import annotations
 
 import json
 import logging
-import signal
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .checks import CheckResult
+import yaml
+
+from . import deadline
+from .backends.base import START
+from .checks.invariants import violation_names
+from .context import DrillContext
+from .drill import parse_drill
+from .evidence import EvidenceWriter, Redactor, RunInfo, write_drill_evidence
 from .faults import FaultNotLanded, Trigger, requirements
-from .schedule import SCHEDULE, schedule_steps_yaml, violation_names
+from .runner import DrillFailed, DrillNotProven, DrillRun
+from .schedule_steps import EXPLORE, MINIMAL_FILE, SCHEDULE
+from .timeline import Timeline, utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .context import DrillContext
     from .record import DrillRecord
-    from .runner import DrillRun
 
 log = logging.getLogger("chaosdrill")
-EXPLORE = "schedule.explore"
 PARAMS = ("pool", "offsets_s", "max_steps", "time_to_safe_budget_ms", "recovery_timeout_s", "land_timeout_s")
 POOL_FIELDS = ("kind", "params", "release_after_s", "code")
 EXPLORED_FILE = "explored.jsonl"
-MINIMAL_FILE = "minimal_drill.yaml"
 FIRST_FAILURE_FILE = "failing_drill.yaml"
 
 
@@ -130,8 +136,6 @@ class ExploreKind:
         return problems
 
     def requires_for(self, params: dict[str, Any]) -> frozenset[str]:
-        from .backends.base import START
-
         caps = frozenset({START})  # every example restarts the service
         for d in params.get("pool", []) if isinstance(params.get("pool"), list) else []:
             factory = self.table.get(d.get("kind")) if isinstance(d, dict) else None
@@ -344,11 +348,6 @@ class ExploreTrigger(Trigger):
 
     def _run_example(self, choices: tuple[tuple[int, int, int, int], ...]) -> Example:
         """Run one schedule as a compound drill on a fresh service (stopped target, venue reset)."""
-        from .context import DrillContext
-        from .drill import parse_drill
-        from .runner import DrillFailed, DrillNotProven, DrillRun
-        from .timeline import Timeline
-
         assert self.run is not None
         ctx, outer = self.ctx, self.run
         n = len(self.examples) + 1
@@ -365,7 +364,7 @@ class ExploreTrigger(Trigger):
                         triggers=outer.triggers, checks=outer.checks, allow_live=outer.allow_live,
                         backend=outer.rec["backend"])
         t = time.monotonic()
-        timer = _save_timer()
+        timer = deadline.remaining()
         error = ""
         try:
             nrun.execute()
@@ -374,7 +373,7 @@ class ExploreTrigger(Trigger):
         except Exception as exc:  # a harness error in one example is recorded (ERROR), not shrunk as a bug
             error = f"{type(exc).__name__}: {exc}"
         finally:
-            _restore_timer(timer, time.monotonic() - t)
+            deadline.resume(timer, time.monotonic() - t)
             ex.duration_s = time.monotonic() - t
             ctx.target.stop(ctx.rendered.config.stop_timeout_s)
         ev = nrun.evaluation
@@ -418,8 +417,6 @@ class ExploreTrigger(Trigger):
 
     def _keep(self, ex: Example, name: str, drill_file: str) -> dict[str, Any]:
         """Write ``ex``'s drill file and full evidence into the scratch folder and attach both."""
-        import yaml
-
         assert self.run is not None
         drill_id = f"{self.run.drill.id}_{name}"
         note = (f"{'Smallest' if name == 'minimal' else 'First'} failing schedule found by {self.run.drill.id} "
@@ -436,9 +433,6 @@ class ExploreTrigger(Trigger):
 
     def _example_evidence(self, ex: Example, name: str) -> Path | None:
         """The example's evidence folder, written the way the plugin writes a drill's."""
-        from .evidence import EvidenceWriter, Redactor, RunInfo, write_drill_evidence
-        from .timeline import utc_now
-
         run = ex.run
         if run is None or run.record is None:
             return None
@@ -462,42 +456,3 @@ class ExploreTrigger(Trigger):
         self.landed_mono = self.condition_ended_mono = time.monotonic()
         self.proof = dict(self.summary)
         return self.proof
-
-
-def _save_timer() -> tuple[float, float] | None:
-    if hasattr(signal, "getitimer") and threading.current_thread() is threading.main_thread():
-        return signal.getitimer(signal.ITIMER_REAL)
-    return None
-
-
-def _restore_timer(saved: tuple[float, float] | None, elapsed: float) -> None:
-    """An example's drill run disarms the drill timer when it ends; the outer drill's deadline goes on."""
-    if saved is not None and saved[0] > 0:
-        signal.setitimer(signal.ITIMER_REAL, max(0.001, saved[0] - elapsed))
-
-
-def explore_found_no_violation(rec: "DrillRecord") -> CheckResult:
-    """No explored fault schedule broke an invariant (the smallest failing one is minimal_drill.yaml)."""
-    step = next((s for s in rec.steps if s.kind == EXPLORE), None)
-    proof = step.proof if step is not None else {}
-    if not proof:
-        return CheckResult("explore_found_no_violation", None, "no exploration summary in the record")
-    n, conclusive = proof.get("examples", 0), proof.get("conclusive", 0)
-    facts = {k: proof.get(k) for k in ("examples", "violations", "time_to_first_failure_s", "time_to_minimal_s",
-                                       "elapsed_s", "stopped_by")}
-    if proof.get("violations"):
-        m = proof.get("minimal") or {}
-        steps = m.get("steps") or []
-        return CheckResult("explore_found_no_violation", False,
-                           f"{proof['violations']} of {n} explored schedules broke an invariant "
-                           f"({', '.join(proof.get('signature') or [])}); the smallest ({len(steps)} step(s), "
-                           f"example {m.get('n')}) failed with: {m.get('reason', '')[:600]}\n"
-                           f"minimal schedule (written as {MINIMAL_FILE} in this drill's evidence folder):\n"
-                           + schedule_steps_yaml(steps), facts=facts)
-    if not conclusive:
-        return CheckResult("explore_found_no_violation", None, f"none of {n} explored schedules reached a verdict",
-                           facts=facts)
-    return CheckResult("explore_found_no_violation", True,
-                       f"{conclusive} of {n} explored schedules reached a verdict, none broke an invariant "
-                       f"({proof.get('elapsed_s')}s, stopped by {proof.get('stopped_by')}, verdicts "
-                       f"{proof.get('verdicts')})", facts=facts)

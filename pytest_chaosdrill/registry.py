@@ -1,5 +1,6 @@
-"""The registries of trigger kinds and checks (built once per session from the hookspecs) and the
-validation of drills against them, before anything starts.
+"""The registries of trigger kinds and checks: the built-in tables, the session's registry (built once
+from the hookspecs, plugins' additions included) and the validation of drills against them, before
+anything starts.
 
 Every mistake in a drill file is reported with the file and the field: an unknown trigger kind or
 check, a misspelt parameter, a missing golden fixture, a hook the target file does not declare.
@@ -12,14 +13,45 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .backends.base import EXIT, START
-from .checks import Check, builtin_checks
+from . import checks as C
+from . import faults as F
+from .checks import Check
 from .drill import Drill
 from .expect import Expectation, ExpectationError
-from .faults import TriggerFactory, builtin_triggers, requirements
+from .explore import ExploreKind
+from .faults import TriggerFactory, requirements
 from .target import TargetConfig
 
 #: What each recovery kind needs of the backend.
 RECOVERY_REQUIRES = {"process_exit": frozenset({EXIT}), "restart_required": frozenset({START})}
+
+
+def builtin_triggers() -> dict[str, TriggerFactory]:
+    """The trigger kinds pytest-chaosdrill ships (``<family>.<what>``; one module per family in :mod:`.faults`)."""
+    table: dict[str, TriggerFactory] = {f"venue.{m}": F.VenueFaultKind(m) for m in F.VENUE_FAULTS}
+    table.update({
+        "proxy.toxic": F.ProxyToxic,
+        "process.kill_restart": F.ProcessKillRestart,
+        "file.stop": F.StopFile,
+        "hook.apply": F.TargetHook,
+        "network.disconnect": F.NetworkDisconnect,
+        "process.pause": F.ProcessPause,
+    })
+    # Schedules run steps of any kind in the table, plugins' kinds included (the hook adds them to it later).
+    table["schedule"] = F.ScheduleKind(table)
+    table["schedule.explore"] = ExploreKind(table)
+    return table
+
+
+def builtin_checks() -> dict[str, Check]:
+    """The checks pytest-chaosdrill ships, by name (one module per family in :mod:`.checks`)."""
+    return {fn.__name__: fn for fn in (C.global_invariants, C.explore_found_no_violation,
+        C.mode_held, C.no_open_dispatch_while_blocked, C.latch_set_with, C.latch_clears_only_after_reconcile,
+        C.ws_event_lag_reflects, C.counter_increased, C.containment_proceeds, C.exposure_monotonic_to_neutral,
+        C.loop_keeps_ticking, C.reduce_only_permitted, C.restart_latch_on_startup, C.no_duplicate_dispatch, C.stays_kill,
+        C.capital_supremacy, C.registry_drift_blocked, C.stop_detected, C.graceful_exit, C.run_manifest_fields,
+        C.fingerprint_error_gate, C.sustained_call_pressure, C.no_order_accepted_after_not_found,
+        C.no_duplicate_trade_processing)}
 
 
 @dataclass

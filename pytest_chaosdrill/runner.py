@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import threading
 import time
 from typing import Any, Mapping
 
 from .checks import Check, exposure_at, ledger_orders
+from . import deadline
 from .context import DrillContext, StartupFailed
+from .deadline import DrillTimeout
 from .contract import Contract
 from .drill import Drill
 from .expect import Expectation
@@ -38,12 +38,6 @@ class DrillNotProven(AssertionError):
 
 class DrillFailed(AssertionError):
     """At least one pass criterion failed."""
-
-
-class DrillTimeout(BaseException):
-    """The drill's own deadline passed (raised into the runner by the plugin's timer).
-
-    A ``BaseException`` so no ``except Exception`` in a trigger or check swallows it."""
 
 
 class DrillInterrupted(KeyboardInterrupt):
@@ -127,7 +121,7 @@ class DrillRun:
 
     def _finish(self) -> None:
         """Always: release the fault, stop sampling, collect the witness, freeze, evaluate."""
-        _disarm_deadline()  # the deadline interrupts the drill, never its release
+        deadline.disarm()  # the deadline interrupts the drill, never its release
         try:
             self._release()
             if self.rec["outcome"] == REFUSED:
@@ -439,11 +433,6 @@ def _brief(proof: Any, limit: int = 120) -> str:
     else:
         text = str(proof)
     return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def _disarm_deadline() -> None:
-    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
-        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _jsonable(obj: Any) -> Any:

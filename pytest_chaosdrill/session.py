@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from .deadline import drill_deadline
 from .settings import backend_names, setting, setting_path, setting_paths
 
 log = logging.getLogger("chaosdrill")
@@ -303,20 +304,10 @@ class DrillSession:
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
         """The drill's own deadline: ``timeout_s`` of its file raises DrillTimeout into the runner."""
         state = item.stash.get(STASH_STATE, None)
-        if state is None or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        if state is None:
             return (yield)
-        from .runner import DrillTimeout
-
-        def expired(signum: int, frame: Any) -> None:
-            raise DrillTimeout()
-
-        old = signal.signal(signal.SIGALRM, expired)
-        signal.setitimer(signal.ITIMER_REAL, float(state.drill.timeout_s))
-        try:
+        with drill_deadline(state.drill.timeout_s):
             return (yield)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> Any:

@@ -9,6 +9,7 @@ import pytest
 from dataclasses import replace
 
 from pytest_chaosdrill import checks as C
+from pytest_chaosdrill.registry import builtin_checks
 from pytest_chaosdrill.record import DrillRecord, StepRecord
 from pytest_chaosdrill.timeline import Sample, Timeline
 
@@ -307,10 +308,10 @@ def test_no_duplicate_dispatch() -> None:
 
 
 def test_builtin_check_table_is_complete() -> None:
-    names = set(C.builtin_checks())
+    names = set(builtin_checks())
     assert {"mode_held", "no_open_dispatch_while_blocked", "latch_clears_only_after_reconcile",
             "fingerprint_error_gate", "registry_drift_blocked"} <= names
-    assert all(callable(fn) for fn in C.builtin_checks().values())
+    assert all(callable(fn) for fn in builtin_checks().values())
 
 
 # --- no_duplicate_trade_processing ----------------------------------------------------------------

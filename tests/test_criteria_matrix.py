@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_chaosdrill.checks import builtin_checks
+from pytest_chaosdrill.registry import builtin_checks
 from tests.test_drills_not_vacuous import CASES as PROCESS_CASES, CORRECT_CASES
 from tests.test_drills_not_vacuous_docker import DOCKER_CASES
 from tests.variants.launch import CORRECT, VARIANTS

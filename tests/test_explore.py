@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_chaosdrill.checks import builtin_checks
+from pytest_chaosdrill.checks import explore_found_no_violation
 from pytest_chaosdrill.drill import load_drill, parse_drill
-from pytest_chaosdrill.explore import ExploreTrigger, example_drill, explore_found_no_violation, import_hypothesis
-from pytest_chaosdrill.faults import FaultNotLanded, builtin_triggers
+from pytest_chaosdrill.explore import ExploreTrigger, example_drill, import_hypothesis
+from pytest_chaosdrill.faults import FaultNotLanded
 from pytest_chaosdrill.record import DrillRecord, StepRecord
-from pytest_chaosdrill.registry import Registry, validate_drill
+from pytest_chaosdrill.registry import Registry, builtin_checks, builtin_triggers, validate_drill
 from pytest_chaosdrill.resources import drills_dir
 
 EXPLORE_DRILL = drills_dir() / "explore_1_fault_schedules.yaml"

@@ -1,4 +1,4 @@
-"""Unit tests of fault schedules (pytest_chaosdrill.schedule): validation at collection, the step
+"""Unit tests of fault schedules (pytest_chaosdrill.faults.schedule, checks.invariants): validation at collection, the step
 runner (offsets, landing proofs, timed releases, release in finally) with fake steps, and the global
 invariants over hand-built records."""
 from __future__ import annotations
@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 
-from pytest_chaosdrill.checks import builtin_checks
 from pytest_chaosdrill.drill import parse_drill
-from pytest_chaosdrill.faults import FaultNotLanded, Trigger, builtin_triggers, requirements
 from pytest_chaosdrill.record import DrillRecord, StepRecord
-from pytest_chaosdrill.registry import Registry, validate_drill
-from pytest_chaosdrill.schedule import ScheduleKind, ScheduleTrigger, global_invariants
+from pytest_chaosdrill.checks import global_invariants
+from pytest_chaosdrill.faults import FaultNotLanded, ScheduleKind, ScheduleTrigger, Trigger, requirements
+from pytest_chaosdrill.registry import Registry, builtin_checks, builtin_triggers, validate_drill
 from pytest_chaosdrill.timeline import Mark, Sample, Timeline
 
 GAP = "WS_BOOK_GAP_RECONCILE_REQUIRED"

@@ -21,9 +21,8 @@ from typing import Any, Callable
 import jsonschema
 import pytest
 
-from pytest_chaosdrill.checks import builtin_checks
 from pytest_chaosdrill.drill import load_drills
-from pytest_chaosdrill.faults import builtin_triggers
+from pytest_chaosdrill.registry import builtin_checks, builtin_triggers
 from pytest_chaosdrill.record import DrillRecord, StepRecord
 from pytest_chaosdrill.resources import drills_dir, specs_dir
 from pytest_chaosdrill.venue import VenueServer

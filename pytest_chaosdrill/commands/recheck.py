@@ -53,7 +53,7 @@ def _contract(args: argparse.Namespace, used: dict[str, Any], cache: dict[tuple[
 
 def recheck_folder(folder: Path, args: argparse.Namespace, cache: dict[tuple[str, str], Any]) -> tuple[str, str, str]:
     """(stored verdict, re-derived verdict, reason) for one drill folder; raises ValueError when unreadable."""
-    from ..checks import builtin_checks
+    from ..registry import builtin_checks
     from ..record import RECORD_FILE, DrillRecord
     from ..verdict import evaluate
 

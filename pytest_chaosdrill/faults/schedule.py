@@ -1,46 +1,19 @@
-"""Fault schedules: compound drills that inject several faults, and the invariants every one must keep.
-
-A trigger of kind ``schedule`` runs ``params.steps``, each ``{kind, params, at_s, release_after_s, code}``:
-``kind`` is any registered trigger kind, ``at_s`` the offset from the schedule's start, ``release_after_s``
-(optional) when the step is released relative to its firing (else it is held until the drill releases
-the fault), ``code`` (optional) the open-permission latch code the fault must raise; known kinds have a
-default (:data:`DEFAULT_CODES`), ``code: null`` opts out.
-
-Steps run in order of ``at_s``, one at a time: a step fires no earlier than its offset, then proves its
-own landing before the next one fires (a step that does not land ends the drill NOT PROVEN). Every fired
-step is released exactly once, in the drill's ``finally`` (timed releases run during the schedule). Each
-step is its own :class:`~pytest_chaosdrill.record.StepRecord` and leaves ``step_N_fired`` /
-``step_N_landed`` / ``step_N_released`` marks on the timeline (N counts from 1: ``step_1`` is ``steps[0]``).
-
-The global invariants (:func:`global_invariants`, a check) are pure functions of the record.
-"""
+"""Fault schedules (trigger kind ``schedule``): several triggers fired at offsets, each proving its own
+landing, released on a timer or at the end; a step may land inside the recovery of the one before."""
 from __future__ import annotations
 
 import heapq
 import json
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from .checks import CheckResult, is_open, ledger_orders
-from .faults import FaultNotLanded, Trigger, requirements
+from ..schedule_steps import SCHEDULE, STEP_FIELDS
+from .base import FaultNotLanded, Trigger, requirements
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .context import DrillContext
-    from .record import DrillRecord, StepRecord
-    from .timeline import Sample
+    from ..context import DrillContext
 
-SCHEDULE = "schedule"
-STEP_FIELDS = ("kind", "params", "at_s", "release_after_s", "code")
-
-#: The latch code a fault of each kind must raise (the status contract's open-permission codes).
-DEFAULT_CODES: dict[str, str] = {
-    "venue.book_gap": "WS_BOOK_GAP_RECONCILE_REQUIRED",
-    "venue.trades_gap": "WS_TRADES_GAP_RECONCILE_REQUIRED",
-    "venue.freeze": "WS_DATA_STALE_RECONCILE_REQUIRED",
-    "venue.session_termination": "SESSION_TERMINATION_RECONCILE_REQUIRED",
-    "process.kill_restart": "RESTART_RECONCILE_REQUIRED",
-}
 #: Venue faults the venue keeps as one held condition per kind: two overlapping steps of one of these
 #: kinds would be released together, so a schedule may not overlap them.
 HELD_VENUE_KINDS = ("venue.freeze", "venue.lag", "venue.rate_limit", "venue.http_5xx", "venue.rest_latency")
@@ -52,13 +25,6 @@ def _jsonable_dict(obj: Any) -> Any:
         return obj
     except (TypeError, ValueError):
         return json.loads(json.dumps(obj, default=str))
-
-
-def step_code(step: Mapping[str, Any]) -> str | None:
-    """The latch code a step's fault must raise (``code`` wins; ``code: null`` means none)."""
-    if "code" in step:
-        return step["code"]
-    return DEFAULT_CODES.get(str(step.get("kind")))
 
 
 class ScheduleKind:
@@ -288,155 +254,3 @@ class ScheduleTrigger(Trigger):
         keep = ("kind", "params", "target_side_hook", "requested", "proof", "not_landed", "fired_mono", "landed_mono",
                 "condition_ended_mono", "released_mono", "release", "release_error")
         return [{k: r[k] for k in keep if k in r} for r in self.records]
-
-
-# --- the global invariants (pure functions of the record) -----------------------------------------
-
-
-def _codes(s: "Sample") -> list[str]:
-    return list(s.status.get("open_permission_reason_codes") or []) if s.ok else []
-
-
-def _step_end(rec: "DrillRecord", st: "StepRecord") -> float:
-    """When a step's condition ended: as recorded, else at its release, else at the end of the drill."""
-    for t in (st.condition_ended_mono, st.released_mono, rec.t_end):
-        if t is not None:
-            return t
-    return float("inf")
-
-
-def _step_specs(rec: "DrillRecord") -> list[dict[str, Any]]:
-    """The drill's step definitions in firing order (what ``code`` each step carries)."""
-    trig = rec.drill.get("trigger", {})
-    steps = (trig.get("params") or {}).get("steps") if trig.get("kind") == SCHEDULE else None
-    if not isinstance(steps, list):
-        return [{"kind": s.kind} for s in rec.steps]
-    return [dict(s) for s in sorted(steps, key=lambda s: float(s.get("at_s", 0)))]
-
-
-def invariant_no_open_while_blocked(rec: "DrillRecord", grace_ms: float = 100.0) -> list[str]:
-    """No order that could add exposure reached the venue while the status said OPEN was blocked (every
-    blocked span, from its first blocked answer plus ``grace_ms`` to the request of its last one)."""
-    out = []
-    spans: list[tuple["Sample", "Sample"]] = []
-    first = last = None
-    for s in rec.samples:
-        if not s.ok:
-            continue  # the target down (planned) neither ends nor starts a span
-        if s.blocked:
-            first = first or s
-            last = s
-        elif first is not None:
-            spans.append((first, last))  # type: ignore[arg-type]
-            first = last = None
-    if first is not None:
-        spans.append((first, last))  # type: ignore[arg-type]
-    for a, b in spans:
-        opens = [o for o in ledger_orders(rec.ledger, a.mono + grace_ms / 1000, b.sent_mono) if is_open(o)]
-        if opens:
-            o = opens[0]
-            out.append(f"{len(opens)} OPEN order(s) reached the venue while OPEN was blocked (samples {a.i}–{b.i}); "
-                       f"first: {o.get('clOrdId')} {o.get('side')} {o.get('sz')} reduceOnly={o.get('reduceOnly')}")
-    return out
-
-
-def _reads(rec: "DrillRecord", start: float, end: float) -> dict[str, list[float]]:
-    reads: dict[str, list[float]] = {"positions": [], "orders_pending": []}
-    for e in rec.ledger:
-        if e.get("type") == "request" and e.get("recon_read") and start <= e.get("mono", 0) <= end \
-                and e.get("status", 200) == 200:
-            reads["positions" if "positions" in str(e.get("path", "")) else "orders_pending"].append(e["mono"])
-    return reads
-
-
-def invariant_latch_clears_after_reconcile(rec: "DrillRecord") -> list[str]:
-    """For every step whose latch code was seen set: the latch clears only after that step's condition
-    ended, and only after successful reconciliation reads (positions and open orders) made after it."""
-    out = []
-    specs = _step_specs(rec)
-    for n, st in enumerate(rec.steps):
-        if st.landed_mono is None:
-            continue
-        code = step_code(specs[n]) if n < len(specs) else DEFAULT_CODES.get(st.kind)
-        if not code:
-            continue
-        seen = rec.timeline.first(lambda s: code in _codes(s), start=st.landed_mono)
-        if seen is None:
-            continue
-        cleared = rec.timeline.first(lambda s: s.ok and not s.latched, start=seen.mono)
-        if cleared is None:
-            continue
-        end = _step_end(rec, st)
-        if cleared.mono < end:
-            out.append(f"step {n + 1} ({st.kind}): the latch cleared at sample {cleared.i} while its condition was "
-                       f"still active ({(end - cleared.mono) * 1000:.0f} ms before it ended); {code} was set at "
-                       f"sample {seen.i}")
-            continue
-        missing = [k for k, v in _reads(rec, end, cleared.mono).items() if not v]
-        if missing:
-            out.append(f"step {n + 1} ({st.kind}): the latch cleared at sample {cleared.i} with no successful "
-                       f"{' / '.join(missing)} read at the venue between the end of its condition and the clear")
-    return out
-
-
-def invariant_no_duplicate_dispatch(rec: "DrillRecord") -> list[str]:
-    """No client order id reached the venue twice."""
-    dups = [o for o in ledger_orders(rec.ledger) if o.get("duplicate")]
-    return [f"{len(dups)} client order id(s) reached the venue twice; first: {dups[0].get('clOrdId')}"] if dups else []
-
-
-def invariant_kill_needs_restart(rec: "DrillRecord") -> list[str]:
-    """Once Kill, the status never leaves Kill without a restart in between."""
-    restarts = sorted(m.mono for m in rec.marks if m.label == "restart")
-    killed: "Sample | None" = None
-    for s in rec.samples:
-        if not s.ok:
-            continue
-        mode = s.status.get("trading_mode")
-        if mode == "Kill":
-            killed = killed or s
-        elif killed is not None:
-            if not any(killed.mono < r < s.mono for r in restarts):
-                return [f"left Kill (sample {killed.i}) for {mode} at sample {s.i} without a restart"]
-            killed = None
-    return []
-
-
-INVARIANTS: dict[str, Callable[..., list[str]]] = {
-    "no_open_while_blocked": invariant_no_open_while_blocked,
-    "latch_clears_after_reconcile": invariant_latch_clears_after_reconcile,
-    "no_duplicate_dispatch": invariant_no_duplicate_dispatch,
-    "kill_needs_restart": invariant_kill_needs_restart,
-}
-
-
-def global_invariants(rec: "DrillRecord", grace_ms: float = 100.0) -> CheckResult:
-    """Every fault window keeps the invariants: no OPEN while blocked, the latch clears only after
-    reconciliation reads made after each condition ended, no duplicate dispatch, Kill only ends by a restart.
-
-    (The contract on every sample and status answers outside planned downtime are the verdict's own.)
-    """
-    violations = []
-    for name, fn in INVARIANTS.items():
-        found = fn(rec, grace_ms=grace_ms) if name == "no_open_while_blocked" else fn(rec)
-        violations += [{"invariant": name, "detail": d} for d in found]
-    landed = [s for s in rec.steps if s.landed_mono is not None]
-    facts = {"violations": violations, "steps_checked": len(landed)}
-    if not landed:
-        return CheckResult("global_invariants", None, "no fault landed: nothing to check", facts=facts)
-    if violations:
-        return CheckResult("global_invariants", False, "; ".join(f"[{v['invariant']}] {v['detail']}" for v in violations),
-                           facts=facts)
-    return CheckResult("global_invariants", True, f"{len(landed)} fault window(s), {len(rec.samples)} samples, "
-                       f"{len(ledger_orders(rec.ledger))} venue orders: {', '.join(INVARIANTS)} hold", facts=facts)
-
-
-def violation_names(facts: Mapping[str, Any]) -> list[str]:
-    return sorted({v["invariant"] for v in facts.get("violations", [])})
-
-
-def schedule_steps_yaml(steps: Iterable[Mapping[str, Any]]) -> str:
-    """A schedule's steps as YAML (for messages and minimal drills)."""
-    import yaml
-
-    return yaml.safe_dump([dict(s) for s in steps], sort_keys=False, default_flow_style=None).rstrip()

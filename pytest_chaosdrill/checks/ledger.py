@@ -1,0 +1,170 @@
+"""Checks on what reached the venue (the witness ledger): dispatch while blocked, exposure, reduce-only
+containment, duplicates; and the ledger queries they share."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from ..witness import check_no_order_accepted_after_not_found, could_add_exposure, open_orders_in_window
+from .base import CheckResult, fault_origin, fmt_orders
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..record import DrillRecord
+
+
+def ledger_orders(ledger: Sequence[dict[str, Any]], start: float | None = None, end: float | None = None) -> list[dict]:
+    return [e for e in ledger if e.get("type") == "order"
+            and (start is None or e.get("mono", 0) >= start) and (end is None or e.get("mono", 0) <= end)]
+
+
+def is_open(order: dict[str, Any]) -> bool:
+    """An order that could add exposure (the one definition, shared with the venue's ledger)."""
+    return could_add_exposure(order)
+
+
+def recon_reads(ledger: Sequence[dict[str, Any]], start: float, end: float) -> dict[str, list[float]]:
+    reads: dict[str, list[float]] = {"positions": [], "orders_pending": []}
+    for e in ledger:
+        if e.get("type") == "request" and e.get("recon_read") and start <= e.get("mono", 0) <= end:
+            key = "positions" if "positions" in str(e.get("path", "")) else "orders_pending"
+            reads[key].append(e["mono"])
+    return reads
+
+
+def exposure_series(ledger: Sequence[dict[str, Any]]) -> list[tuple[float, float]]:
+    return [(e["mono"], float(e.get("exposure", 0))) for e in ledger if e.get("type") == "position"]
+
+
+def exposure_at(ledger: Sequence[dict[str, Any]], t: float) -> float | None:
+    """The venue's exposure (sum of |position|) at ``t``: the last position entry at or before it;
+    None when the venue recorded no position change before ``t`` (no position was ever taken)."""
+    before = [x for m, x in exposure_series(ledger) if m <= t]
+    return before[-1] if before else None
+
+
+def is_reduce(order: dict[str, Any]) -> bool:
+    """A reduce-only order the venue accepted and that reduced a position."""
+    return order.get("reduceOnly") in (True, "true") and order.get("accepted", True) is not False \
+        and order.get("effect") == "reduce"
+
+
+def no_open_dispatch_while_blocked(rec: "DrillRecord", grace_ms: float = 100.0) -> CheckResult:
+    """The venue received no order that could add exposure between the first safe sample and recovery.
+
+    ``grace_ms`` admits orders already on the wire when the block was first observed.
+    """
+    start, end = rec.blocked_window()
+    if start is None:
+        return CheckResult("no_open_dispatch_while_blocked", None, "OPEN was never observed blocked")
+    opens = open_orders_in_window(rec.ledger, start + grace_ms / 1000, end, block_start_mono=start)
+    if opens:
+        # Both are findings; the reason says which: decided while blocked, or sent before the block and
+        # delivered during it (the in-flight hazard of a partition).
+        kinds = {k: [o for o in opens if o["kind"] == k] for k in ("decided_while_blocked", "sent_before_block")}
+        said = "; ".join(f"{len(v)} {k.replace('_', ' ')}: {fmt_orders(v)}" for k, v in kinds.items() if v)
+        return CheckResult("no_open_dispatch_while_blocked", False,
+                           f"{len(opens)} OPEN order(s) reached the venue while OPEN was blocked ({said})")
+    n = len(ledger_orders(rec.ledger, start, end))
+    return CheckResult("no_open_dispatch_while_blocked", True,
+                       f"venue saw {n} order(s) in the blocked window ({(end - start):.2f}s), none could add exposure")
+
+
+def containment_proceeds(rec: "DrillRecord") -> CheckResult:
+    """Reduce-only orders reached the venue between the fault and the end of the blocked window (hedge / flatten).
+
+    Precondition: the venue held a position when the fault landed (else there is nothing to contain:
+    NOT PROVEN). Orders count from the fault's landing (venue receive time), so a flatten sent before
+    the first safe sample is seen counts; orders after the blocked window (normal trading) do not.
+    """
+    origin = fault_origin(rec)
+    _, end = rec.blocked_window()
+    if origin is None or end is None:
+        return CheckResult("containment_proceeds", None, "the fault's landing or the blocked window was not observed")
+    exposure = exposure_at(rec.ledger, origin)
+    if not exposure:
+        return CheckResult("containment_proceeds", None, f"exposure {exposure or 0.0} when the fault landed: "
+                           "nothing to contain", facts={"containment_exercised": False})
+    reduces = [o for o in ledger_orders(rec.ledger, origin, end) if is_reduce(o)]
+    if not reduces:
+        return CheckResult("containment_proceeds", False, f"exposure {exposure} when the fault landed, but no reduce-only "
+                           f"order reached the venue before the blocked window ended ({(end - origin) * 1000:.0f} ms)")
+    return CheckResult("containment_proceeds", True, f"exposure {exposure} when the fault landed; {len(reduces)} reduce-only "
+                       f"order(s) reached the venue: {fmt_orders(reduces, 3)}", facts={"containment_exercised": True})
+
+
+def exposure_monotonic_to_neutral(rec: "DrillRecord", neutral: float = 0.0) -> CheckResult:
+    """Exposure monotonically reduces to neutral: from the exposure at the fault's landing to the end of the
+    blocked window the venue's exposure never grew, and it reached ``neutral`` within the window.
+
+    Precondition: exposure above ``neutral`` at the landing (else NOT PROVEN: nothing to reduce). The series
+    ends with the blocked window (the request of the last blocked sample): an OPEN after recovery is normal
+    trading, not containment.
+    """
+    origin = fault_origin(rec)
+    _, end = rec.blocked_window()
+    if origin is None or end is None:
+        return CheckResult("exposure_monotonic_to_neutral", None, "the safe state was never observed")
+    first = exposure_at(rec.ledger, origin)
+    if first is None or first <= neutral + 1e-9:
+        return CheckResult("exposure_monotonic_to_neutral", None,
+                           f"exposure {first if first is not None else 0.0} when the fault landed: nothing to reduce")
+    series = [(origin, first)] + [(m, x) for m, x in exposure_series(rec.ledger) if origin < m <= end]
+    prev = first
+    for m, x in series[1:]:
+        if x > prev + 1e-9:
+            return CheckResult("exposure_monotonic_to_neutral", False,
+                               f"exposure grew from {prev} to {x} during containment "
+                               f"({(m - origin) * 1000:.0f} ms after the fault landed, inside the blocked window)")
+        prev = x
+    if abs(prev - neutral) > 1e-9:
+        return CheckResult("exposure_monotonic_to_neutral", False,
+                           f"exposure went {first} → {prev} without growing, but had not reached {neutral} "
+                           f"when the blocked window ended ({(end - origin) * 1000:.0f} ms after the fault)")
+    return CheckResult("exposure_monotonic_to_neutral", True,
+                       f"exposure went {first} → {prev} over {len(series) - 1} venue position changes, never growing")
+
+
+def reduce_only_permitted(rec: "DrillRecord") -> CheckResult:
+    """ReduceOnly actions still permitted: while OPEN was blocked the target was not in Kill, and a
+    reduce-only order reached the venue and reduced the position.
+
+    Precondition: the venue held a position when the blocked window began (else NOT PROVEN: there was
+    nothing to reduce, so the criterion was not exercised). Orders count by the venue's receive time from
+    the first blocked answer to the end of the blocked window.
+    """
+    window = rec.blocked_window_samples()
+    start, end = rec.blocked_window()
+    if not window or start is None or end is None:
+        return CheckResult("reduce_only_permitted", None, "no sample in the blocked window")
+    kills = [s for s in window if s.status.get("trading_mode") == "Kill"]
+    if kills:
+        return CheckResult("reduce_only_permitted", False, f"{len(kills)} of {len(window)} blocked samples in Kill "
+                           f"(first: sample {kills[0].i}); ReduceOnly was not held")
+    fs = rec.first_safe
+    begin = fs.sent_mono if fs is not None else start
+    exposure = exposure_at(rec.ledger, begin)
+    if not exposure:
+        return CheckResult("reduce_only_permitted", None, f"exposure {exposure or 0.0} when OPEN became blocked: "
+                           "nothing to reduce, the criterion was not exercised", facts={"reduce_only_exercised": False})
+    reduces = [o for o in ledger_orders(rec.ledger, begin, end) if is_reduce(o)]
+    if not reduces:
+        return CheckResult("reduce_only_permitted", False,
+                           f"exposure {exposure} while OPEN was blocked for {(end - begin) * 1000:.0f} ms "
+                           f"({len(window)} ReduceOnly samples), but no reduce-only order reached the venue")
+    return CheckResult("reduce_only_permitted", True, f"exposure {exposure} when blocked; {len(reduces)} reduce-only "
+                       f"order(s) reached the venue while blocked: {fmt_orders(reduces, 3)}",
+                       facts={"reduce_only_exercised": True})
+
+
+def no_duplicate_dispatch(rec: "DrillRecord") -> CheckResult:
+    dups = [o for o in ledger_orders(rec.ledger) if o.get("duplicate")]
+    n = len(ledger_orders(rec.ledger))
+    if dups:
+        return CheckResult("no_duplicate_dispatch", False,
+                           f"{len(dups)} client order id(s) reached the venue twice: {fmt_orders(dups)}")
+    return CheckResult("no_duplicate_dispatch", True, f"{n} orders at the venue, no client order id dispatched twice")
+
+
+def no_order_accepted_after_not_found(rec: "DrillRecord") -> CheckResult:
+    """The venue accepted no order after answering "not found" for its clOrdId (the in-flight hazard)."""
+    passed, reason = check_no_order_accepted_after_not_found(rec.ledger)
+    return CheckResult("no_order_accepted_after_not_found", passed, reason)

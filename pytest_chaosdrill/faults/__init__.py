@@ -1,0 +1,27 @@
+"""Fault triggers: each acts on the target's environment and proves that it landed.
+
+A trigger kind is ``<boundary>.<what>``: ``venue.*`` (the exchange sandbox), ``proxy.*`` (the TCP
+link between target and venue), ``network.*`` (container networks), ``process.*`` (signals,
+restart), ``file.*`` (control files), ``hook.*`` (a documented target-side hook that makes the
+service cause a physical condition; the evidence discloses it). New kinds come from plugins through
+the ``pytest_chaosdrill_add_triggers`` hook.
+
+A trigger kind may declare ``requires`` (backend capabilities, see :mod:`pytest_chaosdrill.backends.base`)
+and ``needs`` (what the target file must declare, e.g. ``files.stop``); drills are validated against
+both at collection. ``check_params(params)`` returns problems with the drill's ``trigger.params``.
+
+"""
+from __future__ import annotations
+
+from .base import BackendFault, FaultNotLanded, Trigger, TriggerFactory, requirements
+from .file import StopFile
+from .hook import TargetHook
+from .network import NetworkDisconnect
+from .process import ProcessKillRestart, ProcessPause
+from .proxy import ProxyToxic
+from .schedule import ScheduleKind, ScheduleTrigger
+from .venue import ONE_SHOT_VENUE_FAULTS, VENUE_FAULTS, VenueFault, VenueFaultKind
+
+__all__ = ["BackendFault", "FaultNotLanded", "NetworkDisconnect", "ONE_SHOT_VENUE_FAULTS", "ProcessKillRestart",
+           "ProcessPause", "ProxyToxic", "ScheduleKind", "ScheduleTrigger", "StopFile", "TargetHook", "Trigger",
+           "TriggerFactory", "VENUE_FAULTS", "VenueFault", "VenueFaultKind", "requirements"]

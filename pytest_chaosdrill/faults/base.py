@@ -1,0 +1,125 @@
+"""The fault trigger interface: a trigger fires, proves that it landed, releases; plus the helpers
+every family shares (parameter checks, a record as a dict, the requirements of a kind)."""
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..context import DrillContext
+
+
+class FaultNotLanded(Exception):
+    """The fault was requested but nothing shows it took effect: the drill is NOT PROVEN."""
+
+
+class Trigger:
+    """Base class. ``fire`` injects, ``wait_landed`` returns proof or raises, ``release`` undoes."""
+
+    kind = ""
+    #: True when the fault is caused through a target-side hook; evidence says so.
+    target_side_hook = False
+    #: True when the trigger stops or restarts the target itself.
+    manages_target = False
+    #: Backend capabilities the trigger needs.
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        """Problems with ``params`` (a drill's ``trigger.params``), found before anything starts."""
+        return []
+
+    @classmethod
+    def needs(cls, params: dict[str, Any]) -> list[str]:
+        """Target-file fields the trigger needs (``files.stop``, ``hooks.<name>``)."""
+        return []
+
+    def __init__(self, ctx: "DrillContext", params: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.params = params
+        self.landed_mono: float | None = None
+        #: When the condition itself ended (None: at release). One-shot faults end as they land.
+        self.condition_ended_mono: float | None = None
+        self.proof: dict[str, Any] = {}
+
+    def describe(self) -> str:
+        return f"{self.kind} {json.dumps(self.params, sort_keys=True)}"
+
+    def fire(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def release(self) -> dict[str, Any]:
+        return {}
+
+    def finalize(self) -> None:
+        """Called once before the assertions: refresh facts that settle after release."""
+
+
+def record_dict(record: Any) -> dict[str, Any]:
+    if record is None:
+        return {}
+    if isinstance(record, dict):
+        return dict(record)
+    if hasattr(record, "to_dict"):
+        return record.to_dict()
+    if hasattr(record, "__dataclass_fields__"):
+        return asdict(record)
+    return dict(vars(record))
+
+
+def known_params(params: dict[str, Any], known: dict[str, Any]) -> list[str]:
+    problems = [f"unknown parameter {k!r}; known: {', '.join(sorted(known)) or 'none'}" for k in params if k not in known]
+    problems += [f"parameter {k!r} must be {getattr(t, '__name__', 'a number')}, got {params[k]!r}"
+                 for k, t in known.items() if k in params and not isinstance(params[k], t)]
+    return problems
+
+
+class BackendFault(Trigger):
+    """A fault the backend applies to the target's process or container; the proof is what the
+    backend reads back (the kernel's process state, the engine's ``docker inspect``)."""
+
+    apply = ""            # backend method that injects and returns its proof
+    undo = ""             # backend method that releases
+    proof_key = "proven"  # the proof's own verdict
+
+    def fire(self) -> dict[str, Any]:
+        fn = getattr(self.ctx.target, self.apply, None)
+        if fn is None:
+            raise FaultNotLanded(f"backend {self.ctx.target.backend!r} cannot {self.apply.replace('_', ' ')}")
+        self.info = fn()
+        return self.info
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        if not self.info.get(self.proof_key):
+            raise FaultNotLanded(f"{self.kind} not confirmed by the backend: {self.info}")
+        self.landed_mono = self.info.get("mono", time.monotonic())
+        self.proof = self.info
+        return self.proof
+
+    def release(self) -> dict[str, Any]:
+        return getattr(self.ctx.target, self.undo)()
+
+
+TriggerFactory = Callable[["DrillContext", dict[str, Any]], Trigger]
+
+
+def param_names(fn: Callable[..., Any]) -> str:
+    names = [p for p in inspect.signature(fn).parameters if p not in ("self", "rec", "record")]
+    return ", ".join(names) or "no parameters"
+
+
+def requirements(factory: Any, params: dict[str, Any]) -> tuple[frozenset[str], list[str], list[str]]:
+    """(backend capabilities, target-file needs, parameter problems) of a trigger kind's factory."""
+    caps = frozenset(getattr(factory, "requires", frozenset()))
+    if hasattr(factory, "requires_for"):  # capabilities that depend on the parameters (a schedule's steps)
+        caps |= frozenset(factory.requires_for(params))
+    needs = list(getattr(factory, "needs", lambda p: [])(params))
+    check = getattr(factory, "check_params", None)
+    problems = list(check(params)) if check is not None else []
+    return caps, needs, problems
