@@ -69,8 +69,8 @@ PY="$ROOT/.venv/bin/python"
 if [[ "${CHAOSDRILL_CI_SHARED_ENGINE:-0}" == 1 ]]; then
     # An engine other runs use too: what they left is theirs to reap (chaosdrill docker-reap).
     echo "skipped: CHAOSDRILL_CI_SHARED_ENGINE=1"
-elif [[ -x "$PY" ]] && "$PY" -c 'import pytest_chaosdrill.docker_engine' 2>/dev/null; then
-    "$PY" -c 'from pytest_chaosdrill.docker_engine import reap; r = reap(older_than_s=3600); print("removed:", ", ".join(r) or "nothing")'
+elif [[ -x "$PY" ]] && "$PY" -c 'import pytest_chaosdrill.backends.docker_engine' 2>/dev/null; then
+    "$PY" -c 'from pytest_chaosdrill.backends.docker_engine import reap; r = reap(older_than_s=3600); print("removed:", ", ".join(r) or "nothing")'
 else
     echo "skipped: project venv not installed yet"
 fi

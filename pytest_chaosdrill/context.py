@@ -10,15 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-import urllib3
-
 from .target import RenderedTarget
-from .timeline import StatusSampler, Timeline, wait_until
-
-
-class StartupFailed(Exception):
-    """The target did not come up (exited, or its status never answered); the drill is NOT PROVEN."""
+from .timeline import StatusSampler, Timeline, fetch_status, wait_until
+from .errors import StartupFailed
 
 
 @dataclass
@@ -42,22 +36,13 @@ class DrillContext:
             self.sampler.timeout_s = 0.3 if down else self.sampler.default_timeout_s
 
     def status_once(self, timeout: float = 1.0) -> Any:
-        """One strict read of the status (no redirects, bounded body, duplicate keys and NaN refused)."""
-        from .statusread import DEFAULT_MAX_BYTES, read_status
-
+        """One strict read of the status (no redirects, bounded body, duplicate keys and NaN refused);
+        raises ValueError with the reason when the answer is refused."""
         with StatusSampler.new_session() as session:  # as the sampler: no environment proxy, no compression
-            resp = session.get(self.rendered.status_url, timeout=timeout, allow_redirects=False, stream=True)
-            try:
-                if resp.status_code != 200:
-                    raise ValueError(f"HTTP {resp.status_code}" + (f" to {resp.headers.get('Location')}"
-                                                                   if resp.is_redirect else ""))
-                body = resp.raw.read(DEFAULT_MAX_BYTES + 1, decode_content=True)
-            finally:
-                resp.close()
-        read = read_status(body)
-        if not read.ok:
-            raise ValueError(read.reason)
-        return read.payload
+            _, _, payload, error = fetch_status(session, self.rendered.status_url, timeout=timeout)
+        if error is not None:
+            raise ValueError(error)
+        return payload
 
     def wait_target_serving(self, timeout: float | None = None) -> Any:
         """Wait until the status endpoint answers a JSON object; returns it."""
@@ -69,8 +54,8 @@ class DrillContext:
                 raise StartupFailed(f"target exited during start-up (exit status {self.target.returncode()})")
             try:
                 st = self.status_once()
-            except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as exc:
-                last[:] = [str(exc)[:500] if isinstance(exc, ValueError) else f"{type(exc).__name__}: {str(exc)[:300]}"]
+            except ValueError as exc:
+                last[:] = [str(exc)[:500]]
                 return None
             return st if isinstance(st, dict) else None
 

@@ -9,11 +9,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-
-class DrillTimeout(BaseException):
-    """The drill's own deadline passed (raised into the runner by the deadline's timer).
-
-    A ``BaseException`` so no ``except Exception`` in a trigger or check swallows it."""
+from .errors import DrillTimeout
 
 
 def _usable() -> bool:

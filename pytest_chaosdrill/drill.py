@@ -12,12 +12,9 @@ from jsonschema import Draft202012Validator
 
 from .resources import specs_dir
 from .schema_errors import describe_all
+from .errors import DrillDefinitionError
 
 DRILL_SUFFIXES = (".yaml", ".yml", ".json")
-
-
-class DrillDefinitionError(Exception):
-    """A drill file that cannot be used; the message names the file and the field."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any, Iterable, Mapping
 from deepdiff import DeepDiff
 
 from .resources import fixtures_dir
+from .errors import ExpectationError
 
 #: List fields where the checklist names the reasons that must be present: by default a truthful superset
 #: (the expected reasons as a subsequence, extra ones allowed) matches; the contract checks on every
@@ -17,10 +18,6 @@ REASON_LISTS = ("mode_reasons", "open_permission_reason_codes")
 
 _TYPES = {"integer": int, "number": (int, float), "string": str, "boolean": bool, "array": list, "object": dict,
           "null": type(None)}
-
-
-class ExpectationError(Exception):
-    """An expected-status definition that cannot be used (missing fixture, bad rule)."""
 
 
 def find_fixture(name: str, search: Iterable[Path] = ()) -> Path:

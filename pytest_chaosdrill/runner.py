@@ -21,27 +21,12 @@ from .drill import Drill
 from .expect import Expectation
 from .faults import FaultNotLanded, Trigger, TriggerFactory
 from .record import COMPLETED, ERROR, INTERRUPTED, NOT_PROVEN, REFUSED, TIMEOUT, DrillRecord, Recorder
-from .target import LiveEnvironmentRefused, refuse_live
+from .guard import LiveEnvironmentRefused, refuse_live
 from .timeline import LiveInterlock, Sample, StatusSampler, open_blocked, utc_now, wait_until
 from .verdict import Evaluation, Verdict, evaluate
+from .errors import DrillFailed, DrillInterrupted, DrillNotProven
 
 log = logging.getLogger("chaosdrill")
-
-
-class DrillNotProven(AssertionError):
-    """The drill could not prove its precondition, steady state or fault; it fails closed."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"NOT PROVEN: {reason}")
-        self.reason = reason
-
-
-class DrillFailed(AssertionError):
-    """At least one pass criterion failed."""
-
-
-class DrillInterrupted(KeyboardInterrupt):
-    """SIGTERM reached pytest during a drill: handled like Ctrl-C (pytest stops after the teardowns)."""
 
 
 class _Stop(Exception):

@@ -19,10 +19,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 from .contract import Finding, json_path
+from .guard import LIVE_ENVIRONMENTS, is_live_status  # noqa: F401  (their home is guard.py)
 
 TAG = "PARSE"
-#: ``deployment_environment`` values that mean real money (see :func:`is_live_status`).
-LIVE_ENVIRONMENTS = frozenset({"LIVE", "PROD", "PRODUCTION"})
 
 DEFAULT_MAX_BYTES = 1_000_000
 DEFAULT_MAX_DEPTH = 64
@@ -290,20 +289,6 @@ def _read_hostile(text: str) -> _Parsed:
     if not isinstance(obj, dict):
         findings.append(_not_object(obj))
     return None, findings, False
-
-
-def is_live_status(payload: Any) -> str | None:
-    """Why ``payload`` says it is a live (real-money) deployment, or ``None``.
-
-    Looks at ``deployment_environment`` (case and surrounding blanks ignored): LIVE, PROD or
-    PRODUCTION. The lead's per-sample interlock aborts the drill on a non-``None`` answer.
-    """
-    if not isinstance(payload, dict):
-        return None
-    env = payload.get("deployment_environment")
-    if isinstance(env, str) and env.strip().upper() in LIVE_ENVIRONMENTS:
-        return f"the target reports deployment_environment={env!r} (a live, real-money environment)"
-    return None
 
 
 _NONFINITE_MARK = "<non-finite number {}>"

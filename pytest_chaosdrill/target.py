@@ -6,9 +6,7 @@ filled from the drill's environment (venue URLs, control and data folders, ports
 """
 from __future__ import annotations
 
-import ipaddress
 import json
-import os
 import re
 import string
 import sys
@@ -16,22 +14,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlsplit
 
 import yaml
 
+from .guard import LiveEnvironmentRefused, is_local_url, refuse_live  # noqa: F401  (their home is guard.py)
 from .schema_errors import describe_all
+from .errors import TargetConfigError
 
 SECRET_NAME = re.compile(r"(KEY|SECRET|PASSPHRASE|PASSWORD|TOKEN|CREDENTIAL)", re.IGNORECASE)
-LIVE_ENVIRONMENTS = {"LIVE", "PROD", "PRODUCTION"}
-
-
-class TargetConfigError(Exception):
-    """A target file that cannot be used."""
-
-
-class LiveEnvironmentRefused(Exception):
-    """The drill would touch a live (real-money) environment."""
 
 
 @dataclass(frozen=True)
@@ -162,44 +152,3 @@ def load_target(path: str | Path) -> TargetConfig:
         secrets=[str(v) for v in data.get("secrets") or []],
         source=path,
     )
-
-
-def is_local_url(url: str, extra_hosts: tuple[str, ...] = ()) -> bool:
-    """True when ``url`` points at loopback (or at a host we created, listed in ``extra_hosts``)."""
-    host = urlsplit(url).hostname or ""
-    if host in ("localhost",) or host in extra_hosts:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def refuse_live(target: RenderedTarget, *, allow_live: bool, extra_hosts: tuple[str, ...] = (),
-                status: Mapping[str, Any] | None = None) -> None:
-    """Refuse a drill that could touch a live environment unless explicitly overridden.
-
-    Checks the declared environment, every URL the target is given, and (when known) the
-    ``deployment_environment`` the target reports.
-    """
-    if allow_live:
-        return
-    problems = []
-    if target.config.environment.upper() in LIVE_ENVIRONMENTS:
-        problems.append(f"target declares environment {target.config.environment!r}")
-    for k, v in target.env.items():
-        if re.match(r"^(https?|wss?)://", v) and not is_local_url(v, extra_hosts):
-            problems.append(f"env {k} points at {urlsplit(v).hostname!r}, not loopback or a drill-created host")
-    for label, url in (("status_url", target.status_url), ("health_url", target.health_url)):
-        if not is_local_url(url, extra_hosts):
-            problems.append(f"{label} points at {urlsplit(url).hostname!r}")
-    if status is not None and str(status.get("deployment_environment", "")).upper() in LIVE_ENVIRONMENTS:
-        problems.append(f"the target reports deployment_environment={status.get('deployment_environment')!r}")
-    if os.environ.get("CHAOSDRILL_ENVIRONMENT", "").upper() in LIVE_ENVIRONMENTS:
-        problems.append("CHAOSDRILL_ENVIRONMENT says this is a live environment")
-    if problems:
-        raise LiveEnvironmentRefused(
-            "refusing to drill a possibly live (real-money) environment: " + "; ".join(problems)
-            + ". Drills only run against loopback or drill-created hosts; pass --chaosdrill-allow-live "
-            "only if you are certain no real money is at stake."
-        )

@@ -1,7 +1,6 @@
 """The status timeline: ``/api/v1/status`` sampled continuously over one keep-alive connection."""
 from __future__ import annotations
 
-import ipaddress
 import json
 import threading
 import time
@@ -10,12 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
-from urllib.parse import urlsplit
 
 import requests
 import urllib3
 
-from .statusread import is_live_status, raw_record, read_status, to_strict_json
+from .guard import is_live_status, url_refusal
+from .statusread import DEFAULT_MAX_BYTES, raw_record, read_status, to_strict_json
+from .errors import SamplerRefused
 
 #: How many raw bytes of a bad sample are kept on the Sample for evidence.
 RAW_KEEP_BYTES = 4096
@@ -186,27 +186,39 @@ class Timeline:
         path.write_text(to_strict_json([m.__dict__ for m in self.marks], indent=2) + "\n", encoding="utf-8")
 
 
-class SamplerRefused(ValueError):
-    """The status URL is not one the sampler may talk to (not loopback nor an allowed drill host)."""
-
-
-def _host_allowed(url: str, allowed_hosts: Iterable[str]) -> str | None:
-    """Why ``url`` may not be sampled, or None when its host is loopback or explicitly allowed."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        return f"status URL {url!r} is not http(s)"
-    host = parts.hostname or ""
-    if not host:
-        return f"status URL {url!r} has no host"
-    if host == "localhost" or host in set(allowed_hosts):
-        return None
+def fetch_status(session: requests.Session, url: str, *, timeout: float,
+                 max_body: int = DEFAULT_MAX_BYTES) -> tuple[int | None, bytes | None, Any, str | None]:
+    """One strict read of a status URL, the plugin's only one: no redirect followed, the body bounded to
+    ``max_body``, the JSON read by :func:`~pytest_chaosdrill.statusread.read_status`. Returns (HTTP code,
+    body, payload, error): ``error`` is None exactly when ``payload`` is the answer; it never raises."""
+    code: int | None = None
+    body: bytes | None = None
+    payload: Any = None
+    error: str | None = None
     try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass
-    return (f"status URL host {host!r} is neither loopback nor a drill-created host "
-            f"(allowed: {sorted(set(allowed_hosts)) or 'none'})")
+        resp = session.get(url, timeout=timeout, stream=True, allow_redirects=False)
+        code = resp.status_code
+        try:
+            if 300 <= code < 400:
+                location = resp.headers.get("Location", "")
+                error = f"HTTP {code} redirect to {location[:200]!r} refused: the sampler never follows redirects"
+            else:
+                body = resp.raw.read(max_body + 1, decode_content=True)
+        finally:
+            resp.close()
+        if error is None and code != 200:
+            error = f"HTTP {code}"
+        elif error is None:
+            read = read_status(body or b"", max_bytes=max_body)
+            if read.ok:
+                payload = read.payload
+            else:
+                error = read.reason
+    except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError, OSError) as exc:
+        # urllib3's errors (a body cut short: the target died mid-answer) come through raw.read
+        # unwrapped by requests; they are a failed read like any other, never a dead sampler.
+        error = f"{type(exc).__name__}: {str(exc)[:300]}"
+    return code, body, payload, error
 
 
 class StatusSampler:
@@ -226,7 +238,7 @@ class StatusSampler:
     def __init__(self, url: str, timeline: Timeline, *, interval_s: float = 0.005, timeout_s: float = 1.0,
                  max_body: int = 1_000_000, allowed_hosts: Iterable[str] = (),
                  on_sample: Callable[[Sample], Any] | None = None) -> None:
-        refusal = _host_allowed(url, allowed_hosts)
+        refusal = url_refusal(url, allowed_hosts)
         if refusal is not None:
             raise SamplerRefused(refusal)
         self.url = url
@@ -270,34 +282,7 @@ class StatusSampler:
 
     def poll_once(self, session: requests.Session) -> Sample:
         sent = time.monotonic()
-        code = None
-        body: bytes | None = None
-        error: str | None = None
-        payload: Any = None
-        try:
-            resp = session.get(self.url, timeout=self.timeout_s, stream=True, allow_redirects=False)
-            code = resp.status_code
-            try:
-                if 300 <= code < 400:
-                    location = resp.headers.get("Location", "")
-                    error = (f"HTTP {code} redirect to {location[:200]!r} refused: the sampler never follows "
-                             "redirects")
-                else:
-                    body = resp.raw.read(self.max_body + 1, decode_content=True)
-            finally:
-                resp.close()
-            if error is None and code != 200:
-                error = f"HTTP {code}"
-            elif error is None:
-                read = read_status(body or b"", max_bytes=self.max_body)
-                if read.ok:
-                    payload = read.payload
-                else:
-                    error = read.reason
-        except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError, OSError) as exc:
-            # urllib3's errors (a body cut short: the target died mid-answer) come through raw.read
-            # unwrapped by requests; they are a failed sample like any other, never a dead sampler.
-            error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        code, body, payload, error = fetch_status(session, self.url, timeout=self.timeout_s, max_body=self.max_body)
         if error is not None:
             error = error[:1000]
             raw = body[:RAW_KEEP_BYTES] if body is not None else None

@@ -43,7 +43,7 @@ CASES = [
     ("dup_keys", {}, "NOT PROVEN", STARTUP + re.escape('[PARSE] $.trading_mode: duplicate key "trading_mode" (2 times)')),
     ("dup_keys", {"HOSTILE_AFTER_BLOCKED": "5"}, "FAIL",
      MIDWAY + re.escape('[PARSE] $.trading_mode: duplicate key "trading_mode" (2 times)')),
-    ("redirect_from_first", {}, "NOT PROVEN", STARTUP + re.escape(f"HTTP 302 to {OFF}")),
+    ("redirect_from_first", {}, "NOT PROVEN", STARTUP + re.escape(f"HTTP 302 redirect to '{OFF}' refused")),
     ("redirect_off_loopback", {"HOSTILE_AFTER_BLOCKED": "5"}, "FAIL",
      MIDWAY + re.escape(f"HTTP 302 redirect to '{OFF}' refused: the sampler never follows redirects")),
     ("live_midway", {"HOSTILE_AFTER_S": "2"}, "NOT PROVEN",

@@ -23,7 +23,7 @@ import pytest
 import requests
 import yaml
 
-from pytest_chaosdrill import docker_engine as de
+from pytest_chaosdrill.backends import docker_engine as de
 from pytest_chaosdrill.backends.base import (ALL_CAPABILITIES, BackendSettings, BackendUnavailable, DrillSite,
                                              Harness)
 from pytest_chaosdrill.backends.docker import (DOCKER_SECTION_SCHEMA, DockerBackend, DockerSpec, DockerTarget,
@@ -226,7 +226,7 @@ def test_unavailable_without_engine(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_generic_code_names_no_reference_target_variable() -> None:
     """The backend, the engine layer and the compose file know nothing of the reference target."""
-    for rel in ("pytest_chaosdrill/backends/docker.py", "pytest_chaosdrill/docker_engine.py",
+    for rel in ("pytest_chaosdrill/backends/docker.py", "pytest_chaosdrill/backends/docker_engine.py",
                 "docker/docker-compose.yml", "docker/Dockerfile"):
         text = (REPO / rel).read_text()
         for word in ("OKX_", "TARGET_PORT", "TARGET_CONTROL_DIR", "TARGET_DATA_DIR", "okx_demo_api"):

@@ -1,4 +1,4 @@
-"""Tests of pytest_chaosdrill.docker_engine against a real Docker engine.
+"""Tests of pytest_chaosdrill.backends.docker_engine against a real Docker engine.
 
 Without an engine every engine test SKIPS with engine_available()'s reason (CHAOSDRILL_REQUIRE_DOCKER=1
 turns that skip into a failure, for CI after .ci/docker-setup.sh). Each test labels what it creates
@@ -21,8 +21,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from pytest_chaosdrill import docker_engine as de
-from pytest_chaosdrill.docker_engine import DockerEngine, engine_available
+from pytest_chaosdrill.backends import docker_engine as de
+from pytest_chaosdrill.backends.docker_engine import DockerEngine, engine_available
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker" / "docker-compose.yml"
@@ -108,7 +108,7 @@ def test_engine_available_without_permission() -> None:
         pytest.skip("needs a running engine, root and setpriv to drop to an unprivileged user")
     proc = subprocess.run(
         ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-         "from pytest_chaosdrill.docker_engine import engine_available; print(engine_available())"],
+         "from pytest_chaosdrill.backends.docker_engine import engine_available; print(engine_available())"],
         capture_output=True, text=True, timeout=60, cwd="/")
     if proc.returncode != 0:  # e.g. the venv lives under a folder nobody may not enter
         pytest.skip(f"the unprivileged user cannot run this interpreter: {proc.stderr.strip()[-200:]}")
@@ -257,7 +257,7 @@ def test_sigterm_to_the_runner_still_tears_down(image: str, tmp_path: Path) -> N
     child = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time\n"
-         "from pytest_chaosdrill.docker_engine import DockerEngine\n"
+         "from pytest_chaosdrill.backends.docker_engine import DockerEngine\n"
          f"eng = DockerEngine({rid!r})\n"
          f"eng.run_container({image!r}, ['sleep', '120'])\n"
          "print('ready', flush=True)\n"
@@ -377,7 +377,7 @@ def test_pytest_docker_docker_services_runs_the_compose_file(compose_ready: str,
     rid = _new_run_id()
     (tmp_path / "conftest.py").write_text(textwrap.dedent(f"""
         import pytest
-        from pytest_chaosdrill.docker_engine import docker_services_settings
+        from pytest_chaosdrill.backends.docker_engine import docker_services_settings
         S = docker_services_settings()
 
         @pytest.fixture(scope="session")

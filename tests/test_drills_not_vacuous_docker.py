@@ -24,7 +24,7 @@ from typing import Iterator
 
 import pytest
 
-from pytest_chaosdrill.docker_engine import DockerEngine, compose_command, engine_available
+from pytest_chaosdrill.backends.docker_engine import DockerEngine, compose_command, engine_available
 from tests.test_drills_not_vacuous import Case, assert_patch_did_not_raise, meta_of, run_drills
 from tests.variants.targets import LAUNCHER, write_variant_target
 

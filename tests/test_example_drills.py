@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pytest_chaosdrill.backends.docker import DockerSpec
-from pytest_chaosdrill.docker_engine import docker_cli, engine_available
+from pytest_chaosdrill.backends.docker_engine import docker_cli, engine_available
 from pytest_chaosdrill.target import TargetConfig, load_target
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "threaded_service"

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Protocol, runtime_checkable
 
+from ..errors import BackendUnavailable, CannotOnThisBackend
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..target import RenderedTarget, TargetConfig
 
@@ -34,10 +36,6 @@ NETWORK_CUT = "network_cut"
 EXIT = "exit"
 
 ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT})
-
-
-class BackendUnavailable(Exception):
-    """The backend cannot run here (no engine, image missing); drills on it are skipped with this reason."""
 
 
 @runtime_checkable
@@ -146,7 +144,3 @@ class Backend:
     def missing(self, needed: frozenset[str] | set[str]) -> list[str]:
         """The capabilities in ``needed`` this backend lacks, sorted."""
         return sorted(set(needed) - set(self.capabilities))
-
-
-class CannotOnThisBackend(Exception):
-    """A target operation the backend does not have (a drill should have been skipped at collection)."""

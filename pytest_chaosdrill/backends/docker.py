@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from ..docker_engine import DockerEngine, DockerError, compose_command, default_compose_file, engine_available, reap
+from .docker_engine import DockerEngine, DockerError, compose_command, default_compose_file, engine_available, reap
 from ..target import RenderedTarget, TargetConfigError
 from ..wiring import ProxyLink, VenueEndpoints
 from .base import (EXIT, KILL, NETWORK_CUT, PAUSE, START, Backend, BackendSettings, BackendUnavailable, DrillSite,

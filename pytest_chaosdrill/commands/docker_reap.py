@@ -14,7 +14,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..docker_engine import DockerError, engine_available, leftovers, reap
+    from ..backends.docker_engine import DockerError, engine_available, leftovers, reap
 
     ok, reason = engine_available()
     if not ok:

@@ -229,27 +229,16 @@ def _load_file(path: str) -> tuple[dict[str, Any] | None, list[Finding]]:
     return payload, findings
 
 
-def _is_loopback_url(url: str) -> bool:
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _fetch(url: str, timeout: float, allow_remote: bool = False) -> StatusRead:
     # urllib (stdlib) rather than requests: nothing extra to import for the common --file case.
     import urllib.error
     import urllib.request
 
+    from ..guard import is_local_url
+
     if not url.startswith(("http://", "https://")):
         raise SetupError(f"{url}: only http:// and https:// URLs can be fetched")
-    if not allow_remote and not _is_loopback_url(url):
+    if not allow_remote and not is_local_url(url):
         raise SetupError(f"{url}: host is not loopback; pass --allow-remote to fetch a status from another host")
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -8,12 +8,10 @@ import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from ..errors import FaultNotLanded
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..context import DrillContext
-
-
-class FaultNotLanded(Exception):
-    """The fault was requested but nothing shows it took effect: the drill is NOT PROVEN."""
 
 
 class Trigger:

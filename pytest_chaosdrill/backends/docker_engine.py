@@ -8,7 +8,7 @@ from the network's own ``Containers``).
 
 Everything this module creates carries the labels ``io.chaosdrill.managed=true`` and
 ``io.chaosdrill.run-id=<run id>``. :meth:`DockerEngine.teardown` removes all of a run's resources
-(also from ``atexit`` and on SIGTERM/SIGHUP); :func:`reap` removes what a killed run left behind.
+(also from ``atexit``, registered when the first engine is made, and on SIGTERM/SIGHUP); :func:`reap` removes what a killed run left behind.
 
 Compose: :func:`compose_command` picks ``docker compose`` (v2 plugin) or ``docker-compose`` (v1,
 Debian bookworm). pytest-docker's ``docker_services`` works with ``docker/docker-compose.yml`` when
@@ -31,6 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from ..errors import DockerError
+
 MANAGED_KEY = "io.chaosdrill.managed"
 RUN_ID_KEY = "io.chaosdrill.run-id"
 MANAGED_LABEL = f"{MANAGED_KEY}=true"
@@ -40,17 +42,6 @@ COMPOSE_SERVICE_KEY = "com.docker.compose.service"
 DEFAULT_TIMEOUT_S = 60.0
 # Signals that end a container's PID 1 by default: after sending one, wait for the exit and prove it.
 _TERMINATING = {"KILL", "TERM", "INT", "HUP", "QUIT", "ABRT", "USR1", "USR2"}
-
-
-class DockerError(RuntimeError):
-    """A docker command failed or timed out; carries the command line and its stderr."""
-
-    def __init__(self, args: Sequence[str], returncode: int | None, stderr: str, message: str = "") -> None:
-        self.cmd = list(args)
-        self.returncode = returncode
-        self.stderr = stderr.strip()
-        what = message or (f"exit {returncode}" if returncode is not None else "timed out")
-        super().__init__(f"`{shlex.join(self.cmd)}` failed ({what}): {self.stderr[-2000:]}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,6 +236,7 @@ def leftovers(label: str = MANAGED_LABEL, *, docker: str | None = None) -> list[
 _live_engines: "weakref.WeakSet[DockerEngine]" = weakref.WeakSet()
 _previous_handlers: dict[int, Any] = {}
 _handler_lock = threading.Lock()
+_atexit_registered = False
 
 
 def _teardown_all() -> None:
@@ -282,7 +274,15 @@ def _install_signal_handlers() -> None:
             _signal.signal(sig, _on_signal)
 
 
-atexit.register(_teardown_all)
+def _track(engine: "DockerEngine") -> None:
+    """Remember ``engine`` for teardown at exit; the ``atexit`` hook is registered with the first one
+    (importing this module registers nothing)."""
+    global _atexit_registered
+    with _handler_lock:
+        _live_engines.add(engine)
+        if not _atexit_registered:
+            atexit.register(_teardown_all)
+            _atexit_registered = True
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ class DockerEngine:
         self.timeout = timeout
         self._projects: dict[str, tuple[Path, dict[str, str]]] = {}
         self._closed = False
-        _live_engines.add(self)
+        _track(self)
         if handle_signals:
             _install_signal_handlers()
 
