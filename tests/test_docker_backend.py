@@ -407,14 +407,3 @@ def test_reference_target_runs_from_its_docker_section(backend: DockerBackend, t
             target.stop(10)
             target.close()
     assert target.describe()["engine_proofs"][-1]["action"] == "stop"
-
-
-def test_the_target_schema_embeds_the_docker_section_schema() -> None:
-    """One definition: specs/target.schema.json carries the docker backend's own section schema."""
-    import json as _json
-
-    from pytest_chaosdrill.backends.docker import DOCKER_SECTION_SCHEMA
-    from pytest_chaosdrill.resources import specs_dir
-
-    schema = _json.loads((specs_dir() / "target.schema.json").read_text(encoding="utf-8"))
-    assert schema["properties"]["docker"] == DOCKER_SECTION_SCHEMA

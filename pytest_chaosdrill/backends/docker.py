@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import socket
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from .docker_engine import DockerEngine, DockerError, compose_command, default_compose_file, engine_available, reap
+from ..resources import specs_dir
 from ..target import RenderedTarget, TargetConfigError
 from ..wiring import ProxyLink, VenueEndpoints
 from .base import (EXIT, KILL, NETWORK_CUT, PAUSE, START, Backend, BackendSettings, BackendUnavailable, DrillSite,
@@ -39,52 +41,16 @@ PROXY_API_PORT = 8474
 PROXY_LISTEN_PORT = 8901          # inside the proxy container: the target's only way to the venue
 #: The project image the venue and the proxy run from (``CHAOSDRILL_IMAGE`` overrides it).
 DEFAULT_IMAGE = "chaosdrill/target:latest"
-DEFAULT_STATUS_PORT = 8080
 CONTAINER_CONTROL_DIR = "/control"
 CONTAINER_DATA_DIR = "/data"
 INSTALL_HINT = "pip install 'pytest-chaosdrill[docker]'"
 
-#: JSON schema (Draft 2020-12 vocabulary; no ``$schema``/``$id`` so it embeds as a subschema) of a
-#: target file's ``docker:`` section. :meth:`DockerSpec.from_config` enforces the same rules with
-#: messages naming the file and the field.
-DOCKER_SECTION_SCHEMA: dict[str, Any] = {
-    "title": "docker",
-    "description": "How the docker backend runs this service: the image (or how to build it), its command, "
-                   "the container port of its status endpoint, extra environment.",
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "image": {
-            "type": "string", "minLength": 1,
-            "description": "Image reference; ${VAR} and ${VAR:-default} are taken from the environment. "
-                           "With build: the tag the build gets.",
-        },
-        "build": {
-            "description": "Build the image locally (legacy builder, no registry): a context folder, relative to "
-                           "the target file's folder, or {context, dockerfile}.",
-            "oneOf": [
-                {"type": "string", "minLength": 1},
-                {"type": "object", "additionalProperties": False,
-                 "properties": {"context": {"type": "string", "minLength": 1},
-                                "dockerfile": {"type": "string", "minLength": 1}}},
-            ],
-        },
-        "command": {
-            "type": "array", "minItems": 1, "items": {"type": "string"},
-            "description": "The container's command, placeholders filled as the container sees them; "
-                           "default: the image's own ENTRYPOINT/CMD.",
-        },
-        "status_port": {
-            "type": "integer", "minimum": 1, "maximum": 65535, "default": DEFAULT_STATUS_PORT,
-            "description": "The container port the status endpoint listens on ({status_port} inside).",
-        },
-        "env": {
-            "type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]},
-            "description": "Merged over the target file's env for the container; placeholders filled.",
-        },
-    },
-    "anyOf": [{"required": ["image"]}, {"required": ["build"]}],
-}
+#: JSON schema of a target file's ``docker:`` section. Its one home is ``specs/target.schema.json`` (which
+#: ``load_target`` validates every target file against); :meth:`DockerSpec.from_config` checks a section
+#: again with messages naming the file and the field, for configs built in code.
+DOCKER_SECTION_SCHEMA: dict[str, Any] = json.loads(
+    (specs_dir() / "target.schema.json").read_text(encoding="utf-8"))["properties"]["docker"]
+DEFAULT_STATUS_PORT = int(DOCKER_SECTION_SCHEMA["properties"]["status_port"]["default"])
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
