@@ -2,8 +2,8 @@
 
 Invisible until used: in a project without drills this module only adds its options and its
 ``chaosdrill_*`` fixtures; it parametrizes nothing but tests that request ``chaosdrill_drill``, prints
-nothing and imports nothing heavy. The per-session machinery (:class:`~pytest_chaosdrill.session.DrillSession`:
-evidence, reports, timers) is registered only once drills are collected.
+nothing and imports nothing heavy. The per-session machinery (:mod:`pytest_chaosdrill.session`: the drill
+session, its reporting and its interrupts) is registered only once drills are collected.
 """
 from __future__ import annotations
 
@@ -66,11 +66,11 @@ def _session(config: pytest.Config) -> Any:
     """The session's drill machinery, created and registered on first use."""
     s = config.stash.get(STASH_SESSION, None)
     if s is None:
-        from .session import DrillSession
+        # Imported here: the session package loads the runner, the evidence writer and the reports, which
+        # a project without drills never needs (tests/test_generic_core.py: no heavy import).
+        from . import session
 
-        s = DrillSession(config)
-        config.stash[STASH_SESSION] = s
-        config.pluginmanager.register(s, "chaosdrill-session")
+        s = config.stash[STASH_SESSION] = session.start(config)
     return s
 
 

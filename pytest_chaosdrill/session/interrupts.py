@@ -1,0 +1,91 @@
+"""How a drill ends early and still reports: its own deadline (``timeout_s``, not pytest-timeout's, so
+the fault is always released and the verdict is TIMEOUT), SIGTERM handled like Ctrl-C, and a drill cut
+short by either reported as INTERRUPTED with why (pytest makes no report for it)."""
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any, Iterator
+
+import pytest
+
+from ..deadline import drill_deadline
+from ..errors import DrillInterrupted
+from .reporting import junit_facts
+from .state import STASH_REPORTS, STASH_STATE, SessionState
+
+
+class DrillInterrupts:
+    """The drill deadline, the SIGTERM handler and the reports of interrupted drills."""
+
+    def __init__(self, state: SessionState) -> None:
+        self.state = state
+        self._old_sigterm: Any = None
+        self._install_sigterm()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
+        """The drill's own deadline: ``timeout_s`` of its file raises DrillTimeout into the runner."""
+        state = item.stash.get(STASH_STATE, None)
+        if state is None:
+            return (yield)
+        with drill_deadline(state.drill.timeout_s):
+            return (yield)
+
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> Any:
+        # Drills keep their own deadline (above), so a timeout always releases the fault and is a
+        # TIMEOUT verdict; pytest-timeout still times every other test.
+        return True if STASH_STATE in item.stash or "chaosdrill_drill" in getattr(item, "fixturenames", ()) else None
+
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_timeout_cancel_timer(self, item: pytest.Item) -> Any:
+        return True if STASH_STATE in item.stash else None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Any) -> Any:
+        self.state.current = item if "chaosdrill_drill" in getattr(item, "fixturenames", ()) else None
+        result = yield
+        self.state.current = None  # kept when an interrupt ends the protocol early: see pytest_keyboard_interrupt
+        return result
+
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        """Ctrl-C or SIGTERM mid-drill: pytest makes no report for the drill's call or teardown, so the
+        JUnit file would get a nameless test case. Report the drill as it ended: INTERRUPTED, and why."""
+        item = self.state.current
+        if item is None or STASH_STATE not in item.stash or "call" in item.stash.get(STASH_REPORTS, {}):
+            return
+        state = item.stash[STASH_STATE]
+        ev = state.run.evaluation if state.run is not None else None
+        reason = state.secrets().text(ev.reason if ev is not None else "interrupted before the drill ran")
+        record = state.run.record if state.run is not None else None
+        tts = record.time_to_safe_ms if record is not None else None
+        common = dict(nodeid=item.nodeid, location=item.location, keywords={k: 1 for k in item.keywords})
+        call = pytest.TestReport(outcome="failed", longrepr=f"INTERRUPTED: {reason}", when="call", **common)
+        teardown = pytest.TestReport(outcome="passed", longrepr=None, when="teardown", **common)
+        for report in (call, teardown):
+            item.stash.setdefault(STASH_REPORTS, {})[report.when] = report
+            item.ihook.pytest_runtest_logreport(report=report)
+        props = [("drill_id", state.drill.id), ("verdict", "INTERRUPTED"), ("backend", state.backend),
+                 ("time_to_safe_ms", "" if tts is None else f"{tts:.1f}"),
+                 ("evidence_folder", str(state.writer.dir) if state.writer is not None else "")]
+        junit_facts(self.state.config, teardown, props)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._old_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+            self._old_sigterm = None
+
+    def _install_sigterm(self) -> None:
+        """SIGTERM is handled like Ctrl-C: the drill releases its fault, stops and writes its evidence."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def terminated(signum: int, frame: Any) -> None:
+            raise DrillInterrupted()
+
+        try:
+            self._old_sigterm = signal.signal(signal.SIGTERM, terminated)
+        except (ValueError, OSError):  # pragma: no cover - not the main interpreter
+            self._old_sigterm = None

@@ -1,0 +1,160 @@
+"""The session's reports, from the drills' outcomes: per-drill facts in the JUnit XML, the drill's
+chart in a pytest-html row, progress lines at ``-v``, the terminal table, and SIGNOFF.md plus the
+HTML report at the end (made by :mod:`pytest_chaosdrill.report` and :mod:`pytest_chaosdrill.report_html`)."""
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..report import DrillOutcome, signoff_markdown, summary_table
+from ..report_html import drill_section_html, write_run_report
+from .state import STASH_STATE, SessionState, junit
+
+log = logging.getLogger("chaosdrill")
+
+
+class DrillReporting:
+    """Collects every drill's outcome (here or from pytest-xdist workers) and reports them."""
+
+    def __init__(self, state: SessionState) -> None:
+        self.state = state
+        self.config = state.config
+        self._progress: logging.Handler | None = None
+        self._install_progress()
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: sees the outcome the session put on the report
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        state = item.stash.get(STASH_STATE, None)
+        if report.when == "teardown" and state is not None and state.outcome is not None:
+            self._html_extras(report, state.outcome)
+        return report
+
+    def _html_extras(self, report: pytest.TestReport, outcome: DrillOutcome) -> None:
+        """With pytest-html installed, the drill's timeline chart and evidence link go into its row."""
+        if not self.config.pluginmanager.hasplugin("html") or not outcome.folder:
+            return
+        try:
+            from pytest_html import extras  # an optional plugin: only here, when it is installed
+
+            htmlpath = getattr(self.config.option, "htmlpath", None)
+            base = Path(htmlpath).resolve().parent if htmlpath else None
+            report.extras = list(getattr(report, "extras", [])) + [  # type: ignore[attr-defined]
+                extras.html(drill_section_html(Path(outcome.folder), link_base=base)),
+                extras.url(str(Path(outcome.folder).resolve().as_uri()), name="evidence folder")]
+        except Exception as exc:  # a view of the evidence: never a reason to lose the report
+            log.warning("pytest-html extras not added: %s: %s", type(exc).__name__, exc)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "chaosdrill", None)
+        if report.when == "teardown" and isinstance(data, dict) and not self.state.is_worker:
+            self.collect(report, data)
+
+    def collect(self, report: pytest.TestReport, data: dict[str, Any]) -> None:
+        """A drill's outcome, from its teardown report (here, or from a pytest-xdist worker)."""
+        outcome = DrillOutcome.from_json(data)
+        self.state.outcomes.append(outcome)
+        props = [("drill_id", outcome.drill_id), ("verdict", outcome.verdict), ("backend", outcome.backend),
+                 ("time_to_safe_ms", "" if outcome.time_to_safe_ms is None else f"{outcome.time_to_safe_ms:.1f}"),
+                 ("evidence_folder", outcome.folder or ""), ("ieb_sha256", outcome.ieb_sha256 or "")]
+        junit_facts(self.config, report, props)
+
+    @pytest.hookimpl(trylast=True)  # after pytest's own teardown of what an interrupt left set up
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._progress is not None:
+            log.removeHandler(self._progress)
+            self._progress = None
+        st = self.state
+        seen = {o.nodeid for o in st.outcomes}
+        st.outcomes += [o for o in st.written if o.nodeid not in seen]   # teardown after an interrupt
+        st.outcomes.sort(key=_outcome_order)  # the checklist's order, whichever worker finished first
+        if st.is_worker or st.info is None or not st.outcomes:
+            return
+        run_dir = st.info.run_dir
+        text = signoff_markdown(st.outcomes, st.info.run_id, st.info.commit)
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
+        if interrupted or len(st.outcomes) < st.collected:
+            text = (f"> **PARTIAL RUN** ({'interrupted' if interrupted else 'stopped early'}): "
+                    f"{len(st.outcomes)} of {st.collected} collected drill test(s) finished; this sign-off "
+                    "covers only those.\n\n" + text)
+        (run_dir / "SIGNOFF.md").write_text(text, encoding="utf-8")
+        try:
+            shutil.copyfile(run_dir / "SIGNOFF.md", st.info.root / "SIGNOFF.md")
+        except OSError:
+            pass
+        try:  # one self-contained HTML page per run, and the latest one at the evidence root
+            write_run_report(run_dir)
+            write_run_report(run_dir, st.info.root / "report.html")
+        except Exception as exc:  # the report is a view of the evidence: its failure must not cost the run
+            log.warning("HTML report not written: %s: %s", type(exc).__name__, exc)
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        st = self.state
+        if not st.outcomes or st.info is None:
+            return
+        terminalreporter.write_sep("=", "chaos drills")
+        for line in summary_table(st.outcomes):
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"evidence: {st.info.run_dir}  (sign-off: {st.info.run_dir / 'SIGNOFF.md'})")
+        for line in st.announcements:
+            terminalreporter.write_line(f"chaosdrill: {line}")
+
+    # --- progress at -v: one line per phase as it happens -------------------------------------------------
+
+    def _install_progress(self) -> None:
+        """At ``-v`` the runner's lifecycle lines (the ``chaosdrill`` logger) go to the terminal as they
+        happen; with ``--log-cli-level`` pytest's live log shows them instead."""
+        if self.state.is_worker or self.config.option.verbose < 1 or self.config.getoption("log_cli_level", None):
+            return
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is None:
+            return
+
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+
+        class ToTerminal(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if threading.current_thread() is not threading.main_thread():
+                    return  # capture can only be suspended from the test's own thread
+                try:
+                    if capman is not None:
+                        with capman.global_and_fixture_disabled():
+                            tr.write_line(f"    chaosdrill: {record.getMessage()}")
+                    else:
+                        tr.write_line(f"    chaosdrill: {record.getMessage()}")
+                except Exception:  # pragma: no cover - a closed terminal must not fail a drill
+                    pass
+
+        self._progress = ToTerminal(level=logging.INFO)
+        log.addHandler(self._progress)
+        if log.level == logging.NOTSET or log.level > logging.INFO:
+            log.setLevel(logging.INFO)
+
+
+def junit_facts(config: pytest.Config, report: pytest.TestReport, props: list[tuple[str, str]]) -> None:
+    """Per-drill facts for CI tools. xunit1/legacy: ``<properties>`` inside the ``<testcase>``; xunit2
+    (pytest's default, junit-10.xsd has no per-testcase properties): suite properties named
+    ``chaosdrill[<test id>].<fact>``, so the file stays schema-valid and the facts still arrive."""
+    xml = junit(config)
+    if xml is None:
+        return
+    family = str(config.getini("junit_family") or "xunit2")
+    if family in ("xunit1", "legacy"):
+        reporter = xml.node_reporter(report)
+        for key, value in props:
+            reporter.add_property(key, value)
+        return
+    test_id = report.nodeid.rsplit("[", 1)[-1].rstrip("]") if "[" in report.nodeid else report.nodeid
+    for key, value in props:
+        xml.add_global_property(f"chaosdrill[{test_id}].{key}", value)
+
+
+def _outcome_order(o: DrillOutcome) -> tuple[Any, ...]:
+    parts = o.drill_id.split("_")
+    number = int(parts[1]) if len(parts) > 1 and parts[0] == "drill" and parts[1].isdigit() else 10**6
+    return (o.group != "phase2", o.group, number, o.drill_id, o.backend, o.nodeid)
