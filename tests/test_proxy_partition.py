@@ -105,8 +105,11 @@ def test_partition_holds_the_matching_request_and_delivers_it_after_a_later_conn
     a.sendall(b"POST /api/v5/trade/order HTTP/1.1\r\n\r\n{\"clOrdId\":\"o11\"}")
     landed = proxy.wait_toxic_acted("cut", timeout=5)
     assert landed["extra"]["matched"].startswith("POST /api/v5/trade/order")
-    b = _connect(proxy)
-    assert _fails(b), "a new connection during the cut must fail"
+    try:
+        b: socket.socket | None = _connect(proxy)
+    except OSError:  # the proxy's RST can arrive while connect() still checks the handshake: it failed
+        b = None
+    assert b is None or _fails(b), "a new connection during the cut must fail"
     a.sendall(b"GET /queued-behind HTTP/1.1\r\n\r\n")  # sent during the cut on the held connection
 
     cut_end = landed["extra"]["cut_ends_mono"]
@@ -125,7 +128,8 @@ def test_partition_holds_the_matching_request_and_delivers_it_after_a_later_conn
     assert x["bytes_delivered_late"] == x["bytes_held"] > 0
     assert proxy.counters()["connections_refused"] >= 1
     for s in (a, b, c):
-        s.close()
+        if s is not None:
+            s.close()
 
 
 def test_partition_holds_a_close_and_removal_releases_at_once(proxy: FaultProxy, rec: Recorder) -> None:

@@ -20,7 +20,8 @@ from typing import Any
 
 from .counters import DirectionCounters, ProxyCounters, ToxicCounters
 from .errors import BadRequest, ListenError, ProxyExists, ProxyNotFound, ToxicExists, ToxicNotFound
-from .toxics import Toxic, ToxicError, latency_delay_s, make_toxic, slice_sizes, validate_attributes, validate_toxicity
+from .toxics import REGISTRY as TOXICS
+from .toxics import Chunk, LinkClosed, Toxic, ToxicError, make_toxic, validate_attributes, validate_toxicity
 
 READ_SIZE = 64 * 1024
 # Per link: above this the reader stops reading, so TCP backpressure reaches the sender
@@ -116,10 +117,6 @@ class ToxicState:
             self.counters.connections_acted += 1
 
 
-class _Closed(Exception):
-    """The connection was closed while a link was delivering."""
-
-
 class Link:
     """One direction of one proxied connection."""
 
@@ -186,21 +183,15 @@ class Link:
         old = self.timers.pop(st.spec.name, None)
         if old:
             old.cancel()
-        if self.applies.get(st.spec.name) and st.spec.type == "timeout" and st.spec.attributes["timeout"] > 0:
-            self.timers[st.spec.name] = asyncio.get_running_loop().create_task(self._timeout_timer(st))
-
-    async def _timeout_timer(self, st: ToxicState) -> None:
-        # Toxiproxy's timeout clock starts when the toxic starts on the link, not with data.
-        await asyncio.sleep(st.spec.attributes["timeout"] / 1000.0)
-        if self.applies.get(st.spec.name) and not st.removed:
-            st.acted(self, 0)
-            self.conn.close(reason=f"timeout toxic {st.spec.name!r}")
+        if self.applies.get(st.spec.name):
+            TOXICS[st.spec.type].on_start(self, st)
 
     def _active(self) -> list[ToxicState]:
         return [st for st in self.conn.proxy.toxics.values()
                 if st.spec.stream == self.stream and self.applies.get(st.spec.name)]
 
-    def _still(self, st: ToxicState) -> bool:
+    def still(self, st: ToxicState) -> bool:
+        """``st`` still applies to this link (not removed, and its toxicity roll hit)."""
         return not st.removed and bool(self.applies.get(st.spec.name))
 
     # -- tasks ---------------------------------------------------------------------------
@@ -250,12 +241,12 @@ class Link:
                     await self._finish()
                     return
                 self.busy = False
-        except _Closed:
+        except LinkClosed:
             return
         except (ConnectionError, OSError) as exc:
             self.conn.close(reset=isinstance(exc, ConnectionResetError), reason=f"{self.stream} write: {exc!r}")
 
-    async def _wait_change(self, st: ToxicState, timeout: float | None) -> bool:
+    async def wait_change(self, st: ToxicState, timeout: float | None) -> bool:
         """Wait until ``st`` changes (True) or ``timeout`` seconds pass (False)."""
         if timeout is None:
             await st.changed.wait()
@@ -268,107 +259,14 @@ class Link:
         except asyncio.TimeoutError:
             return False
 
-    async def _hold(self, st: ToxicState) -> None:
-        # A timeout toxic passes nothing while it applies; a timer (timeout > 0) closes the link.
-        while self._still(st) and st.spec.type == "timeout":
-            await st.changed.wait()
-
-    async def _partition(self, st: ToxicState, data: bytes | None) -> None:
-        """Hold this chunk (None: the EOF) if the partition cuts now, or if this link already holds
-        bytes of the cut (order is kept); deliver it ``deliver_after`` after the cut ends."""
-        now = time.monotonic()
-        if st.cut_start is None:
-            match = st.spec.attributes["match"].encode("latin-1")
-            if data is None or match not in data:
-                return  # armed: traffic passes until the first chunk that matches
-            st.start_cut(now, data)
-        if not (st.cut_active(now) or self in st.holding):
-            return
-        x = st.counters.extra
-        if self not in st.holding:
-            st.holding.add(self)
-            x["connections_held"] += 1
-        if data is not None:
-            st.acted(self, len(data))
-            x["chunks_held"] += 1
-            x["bytes_held"] += len(data)
-        while self._still(st) and time.monotonic() < st.release_at():
-            await self._wait_change(st, None if st.release_at() == float("inf") else st.release_at() - time.monotonic())
-        cut_end = x["cut_ends_mono"]
-        if data is not None and cut_end is not None and time.monotonic() >= cut_end:
-            x["chunks_delivered_late"] += 1
-            x["bytes_delivered_late"] += len(data)
-            x["released_mono"] = time.monotonic()
-
-    async def _reset_after(self, st: ToxicState, nbytes: int) -> None:
-        st.acted(self, nbytes)
-        start = time.monotonic()
-        while self._still(st):
-            left = st.spec.attributes["timeout"] / 1000.0 - (time.monotonic() - start)
-            if not await self._wait_change(st, left):
-                self.conn.close(reset=True, reason=f"reset_peer toxic {st.spec.name!r}")
-                raise _Closed()
-
     async def _deliver(self, data: bytes, t_arr: float) -> None:
-        pieces: list[tuple[bytes, float]] = [(data, 0.0)]  # (bytes, pause before it in s)
-        rate = 0
-        close_after: ToxicState | None = None
+        """Run one chunk through the link's toxics (each type's ``on_data``, in the order they were
+        added), then write what it became."""
+        chunk = Chunk(data, t_arr)
         for st in self._active():
-            if not self._still(st):
-                continue
-            kind, attrs = st.spec.type, st.spec.attributes
-            if kind == "timeout":
-                st.acted(self, len(data))
-                await self._hold(st)
-            elif kind == "latency":
-                delay = latency_delay_s(attrs, self.rng)
-                if delay > 0:
-                    st.acted(self, len(data))
-                while self._still(st):
-                    if not await self._wait_change(st, t_arr + delay - time.monotonic()):
-                        break
-                    if self._still(st):  # updated: the new latency applies to this chunk too
-                        delay = latency_delay_s(st.spec.attributes, self.rng)
-            elif kind == "reset_peer":
-                await self._reset_after(st, len(data))
-            elif kind == "partition":
-                await self._partition(st, data)
-            elif kind == "limit_data":
-                passed = self.limit_passed.get(st.counters, 0)
-                left = max(0, attrs["bytes"] - passed)
-                kept: list[tuple[bytes, float]] = []
-                for piece, pause in pieces:
-                    if left <= 0:
-                        break
-                    kept.append((piece[:left], pause))
-                    left -= len(kept[-1][0])
-                total_in = sum(len(p) for p, _ in pieces)
-                total_kept = sum(len(p) for p, _ in kept)
-                self.limit_passed[st.counters] = passed + total_kept
-                pieces = kept
-                if passed + total_kept >= attrs["bytes"]:
-                    st.acted(self, total_in - total_kept)
-                    self.count_dropped(total_in - total_kept)
-                    close_after = st
-                    break
-            elif kind == "slicer":
-                if attrs["average_size"] > 0:
-                    st.acted(self, sum(len(p) for p, _ in pieces))
-                    sliced: list[tuple[bytes, float]] = []
-                    for piece, pause in pieces:
-                        offset = 0
-                        for i, size in enumerate(slice_sizes(len(piece), attrs, self.rng)):
-                            sliced.append((piece[offset:offset + size], pause if i == 0 else attrs["delay"] / 1e6))
-                            offset += size
-                    pieces = sliced
-            elif kind == "bandwidth":
-                if attrs["rate"] > 0:
-                    st.acted(self, sum(len(p) for p, _ in pieces))
-                    rate = attrs["rate"]
-                    # Pieces of at most 100 ms worth of data, as Toxiproxy, so pacing is smooth.
-                    step = max(1, rate * 100)
-                    pieces = [(p[i:i + step], pause if i == 0 else 0.0)
-                              for p, pause in pieces for i in range(0, len(p), step)]
+            if self.still(st) and not await TOXICS[st.spec.type].on_data(self, st, chunk):
+                break
+        pieces, rate, close_after = chunk.pieces, chunk.rate, chunk.close_after
         for piece, pause in pieces:
             if pause > 0:
                 await asyncio.sleep(pause)
@@ -382,26 +280,13 @@ class Link:
             await self.writer.drain()
         if close_after is not None:
             self.conn.close(reason=f"limit_data toxic {close_after.spec.name!r}")
-            raise _Closed()
+            raise LinkClosed()
 
     async def _finish(self) -> None:
         """The source sent EOF: close the destination after the toxics that affect closing."""
         for st in self._active():
-            if not self._still(st):
-                continue
-            kind, attrs = st.spec.type, st.spec.attributes
-            if kind == "timeout":
-                await self._hold(st)
-            elif kind == "partition":
-                await self._partition(st, None)
-            elif kind == "reset_peer":  # Toxiproxy resets on EOF as on data
-                await self._reset_after(st, 0)
-            elif kind == "slow_close" and attrs["delay"] > 0:
-                st.acted(self, 0)
-                start = time.monotonic()
-                while self._still(st):
-                    if not await self._wait_change(st, st.spec.attributes["delay"] / 1000.0 - (time.monotonic() - start)):
-                        break
+            if self.still(st):
+                await TOXICS[st.spec.type].on_eof(self, st)
         self.done = True
         # As Toxiproxy, EOF closes the destination fully (no half-close): the other link then
         # sees EOF on that socket, delivers what it still holds and closes the other side.

@@ -1,31 +1,26 @@
-"""Toxic definitions: Toxiproxy's toxic types, their attributes, validation and JSON shape.
-
-This module only describes toxics; the data path that applies them lives in ``core``.
+"""Toxics: Toxiproxy's toxic types (one module each, registered by name in :mod:`.base`), their
+attributes, validation and JSON shape. The data path that runs them lives in ``core``; a new toxic
+type is a new module here, imported below.
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+# The built-in toxic types register themselves on import, in this order (Toxiproxy's, then ours).
+from . import latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data, partition  # noqa: F401
+from .base import REGISTRY, Chunk, LinkClosed, ToxicKind, register
+from .latency import latency_delay_s
+from .slicer import slice_sizes
+
 STREAMS = ("upstream", "downstream")
 
-# type -> attribute defaults. Names and units are Toxiproxy's (ms unless noted).
-TOXIC_TYPES: dict[str, dict[str, int]] = {
-    "latency": {"latency": 0, "jitter": 0},  # ms
-    "bandwidth": {"rate": 0},  # KB/s (1 KB = 1000 bytes); 0 = unlimited
-    "slow_close": {"delay": 0},  # ms
-    "timeout": {"timeout": 0},  # ms; 0 = hold forever (until removed)
-    "reset_peer": {"timeout": 0},  # ms after the first data before the RST
-    "slicer": {"average_size": 0, "size_variation": 0, "delay": 0},  # bytes, bytes, µs
-    "limit_data": {"bytes": 0},  # bytes passed before the connection is closed
-    # Not in Toxiproxy: a partition with requests in flight (see docs/proxy.md). ms, ms.
-    "partition": {"cut": 3000, "deliver_after": 1500},
-}
+# The built-in types' attribute defaults (a view of the registry at import). Names and units are
+# Toxiproxy's (ms unless noted; see each type's module).
+TOXIC_TYPES: dict[str, dict[str, int]] = {name: dict(kind.defaults) for name, kind in REGISTRY.items()}
 # type -> string attributes and their defaults (every other attribute is a whole number).
-STRING_ATTRIBUTES: dict[str, dict[str, str]] = {
-    "partition": {"match": ""},  # the cut starts on the first chunk containing these bytes ("" = at once)
-}
+STRING_ATTRIBUTES: dict[str, dict[str, str]] = {name: dict(kind.strings) for name, kind in REGISTRY.items()
+                                                if kind.strings}
 
 
 class ToxicError(ValueError):
@@ -85,10 +80,11 @@ def validate_attributes(type_: str, attributes: Mapping[str, Any], base: Mapping
     Unknown attribute names are rejected (Toxiproxy silently ignores them; a typo in a drill
     would then inject nothing, which is worse than an error).
     """
-    if type_ not in TOXIC_TYPES:
-        raise ToxicError(f"invalid toxic type {type_!r}; known types: {', '.join(TOXIC_TYPES)}")
-    strings = STRING_ATTRIBUTES.get(type_, {})
-    allowed: dict[str, Any] = {**TOXIC_TYPES[type_], **strings}
+    kind = REGISTRY.get(type_)
+    if kind is None:
+        raise ToxicError(f"invalid toxic type {type_!r}; known types: {', '.join(REGISTRY)}")
+    strings = kind.strings
+    allowed: dict[str, Any] = {**kind.defaults, **strings}
     result = dict(base if base is not None else allowed)
     for key, value in attributes.items():
         if key not in allowed:
@@ -135,26 +131,6 @@ def make_toxic(
     return Toxic(name=name, type=type_, stream=stream, toxicity=toxicity, attributes=attrs)
 
 
-def latency_delay_s(attributes: Mapping[str, int], rng: random.Random) -> float:
-    """Delay for one chunk: ``latency`` +/- uniform ``jitter`` (never negative), in seconds."""
-    delay_ms = attributes["latency"]
-    jitter = attributes["jitter"]
-    if jitter:
-        delay_ms += rng.uniform(-jitter, jitter)
-    return max(0.0, delay_ms / 1000.0)
-
-
-def slice_sizes(total: int, attributes: Mapping[str, int], rng: random.Random) -> list[int]:
-    """Split ``total`` bytes into slicer packet sizes: ``average_size`` +/- ``size_variation``."""
-    avg = attributes["average_size"]
-    if avg <= 0 or total <= 0:
-        return [total] if total else []
-    var = min(attributes["size_variation"], avg - 1)  # a slice is at least 1 byte
-    sizes: list[int] = []
-    left = total
-    while left > 0:
-        size = avg + (rng.randint(-var, var) if var else 0)
-        size = min(max(1, size), left)
-        sizes.append(size)
-        left -= size
-    return sizes
+__all__ = ["REGISTRY", "STREAMS", "STRING_ATTRIBUTES", "TOXIC_TYPES", "Chunk", "LinkClosed", "Toxic", "ToxicError",
+           "ToxicKind", "latency_delay_s", "make_toxic", "register", "slice_sizes", "validate_attributes",
+           "validate_stream", "validate_toxicity"]
