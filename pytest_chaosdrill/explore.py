@@ -33,7 +33,7 @@ from .checks.invariants import violation_names
 from .context import DrillContext
 from .drill import parse_drill
 from .evidence import EvidenceWriter, Redactor, RunInfo, write_drill_evidence
-from .faults import FaultNotLanded, Trigger, requirements
+from .faults import CompositeKind, FaultNotLanded, Trigger, requirements
 from .runner import DrillFailed, DrillNotProven, DrillRun
 from .schedule_steps import EXPLORE, MINIMAL_FILE, SCHEDULE
 from .timeline import Timeline, utc_now
@@ -89,14 +89,12 @@ def pool_of(params: Mapping[str, Any]) -> list[PoolEntry]:
     return [PoolEntry.parse(d) for d in params.get("pool", [])]
 
 
-class ExploreKind:
-    """The factory of ``schedule.explore`` triggers (validated at collection like any trigger)."""
+class ExploreKind(CompositeKind):
+    """The factory of ``schedule.explore`` triggers (validated at collection like any trigger): it needs
+    what every kind of its pool needs, and a backend that can start the service (every example does)."""
 
     kind = EXPLORE
-    requires: frozenset[str] = frozenset()
-
-    def __init__(self, table: Mapping[str, Any]) -> None:
-        self.table = table
+    base_requires = frozenset({START})
 
     def __call__(self, ctx: "DrillContext", params: dict[str, Any]) -> "ExploreTrigger":
         return ExploreTrigger(ctx, params, self.table)
@@ -135,25 +133,14 @@ class ExploreKind:
             problems.append(f"'max_steps' must be an integer from 1 to the pool size ({len(pool)}), got {steps!r}")
         return problems
 
-    def requires_for(self, params: dict[str, Any]) -> frozenset[str]:
-        caps = frozenset({START})  # every example restarts the service
+    def parts(self, params: Mapping[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
+        out = []
         for d in params.get("pool", []) if isinstance(params.get("pool"), list) else []:
-            factory = self.table.get(d.get("kind")) if isinstance(d, dict) else None
-            if factory is not None:
+            if isinstance(d, dict):
                 alts = d.get("params", {})
-                for p in alts if isinstance(alts, list) else [alts]:
-                    caps |= requirements(factory, dict(p) if isinstance(p, dict) else {})[0]
-        return caps
-
-    def needs(self, params: dict[str, Any]) -> list[str]:
-        out: list[str] = []
-        for d in params.get("pool", []) if isinstance(params.get("pool"), list) else []:
-            factory = self.table.get(d.get("kind")) if isinstance(d, dict) else None
-            if factory is not None:
-                alts = d.get("params", {})
-                for p in alts if isinstance(alts, list) else [alts]:
-                    out += requirements(factory, dict(p) if isinstance(p, dict) else {})[1]
-        return list(dict.fromkeys(out))
+                out += [(d.get("kind"), dict(p) if isinstance(p, dict) else {})
+                        for p in (alts if isinstance(alts, list) else [alts])]
+        return out
 
 
 @dataclass

@@ -7,7 +7,6 @@ and produces a :class:`~pytest_chaosdrill.record.DrillRecord`. The fault's relea
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any, Mapping
@@ -19,7 +18,7 @@ from .deadline import DrillTimeout
 from .contract import Contract
 from .drill import Drill
 from .expect import Expectation
-from .faults import FaultNotLanded, Trigger, TriggerFactory
+from .faults import FaultNotLanded, Trigger, TriggerFactory, jsonable
 from .record import COMPLETED, ERROR, INTERRUPTED, NOT_PROVEN, REFUSED, TIMEOUT, DrillRecord, Recorder
 from .guard import LiveEnvironmentRefused, refuse_live
 from .timeline import LiveInterlock, Sample, StatusSampler, open_blocked, utc_now, wait_until
@@ -170,14 +169,14 @@ class DrillRun:
         self.rec.set(t_trigger=t_trigger)
         step["fired_mono"] = t_trigger
         try:
-            step["requested"] = _jsonable(self.trigger.fire() or {})
+            step["requested"] = jsonable(self.trigger.fire() or {})
             proof = self.trigger.wait_landed(self.drill.land_timeout_s)
         except FaultNotLanded as exc:
             step["not_landed"] = str(exc)
             raise _Stop(NOT_PROVEN, f"the fault was not proven to land: {exc}") from None
-        step["proof"] = _jsonable(proof)
+        step["proof"] = jsonable(proof)
         step["landed_mono"] = self.trigger.landed_mono if self.trigger.landed_mono is not None else t_trigger
-        ctx.timeline.mark("fault_landed", proof=_jsonable(proof))
+        ctx.timeline.mark("fault_landed", proof=jsonable(proof))
         log.info("%s: fault %s landed (proof: %s)", self.drill.id, step["kind"], _brief(step["proof"]))
 
         self._phase("observe")
@@ -330,7 +329,7 @@ class DrillRun:
         self.rec.set(t_release=t)
         step["released_mono"] = t
         try:
-            step["release"] = _jsonable(self.trigger.release() or {})
+            step["release"] = jsonable(self.trigger.release() or {})
         except Exception as exc:
             step["release_error"] = f"{type(exc).__name__}: {exc}"
             log.warning("%s: releasing the fault failed: %s", self.drill.id, step["release_error"])
@@ -418,11 +417,3 @@ def _brief(proof: Any, limit: int = 120) -> str:
     else:
         text = str(proof)
     return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def _jsonable(obj: Any) -> Any:
-    try:
-        json.dumps(obj)
-        return obj
-    except (TypeError, ValueError):
-        return json.loads(json.dumps(obj, default=str))

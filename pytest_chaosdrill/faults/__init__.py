@@ -13,7 +13,7 @@ both at collection. ``check_params(params)`` returns problems with the drill's `
 """
 from __future__ import annotations
 
-from .base import BackendFault, FaultNotLanded, Trigger, TriggerFactory, requirements
+from .base import BackendFault, CompositeKind, FaultNotLanded, Trigger, TriggerFactory, jsonable, requirements
 from .file import StopFile
 from .hook import TargetHook
 from .network import NetworkDisconnect
@@ -22,6 +22,6 @@ from .proxy import ProxyToxic
 from .schedule import ScheduleKind, ScheduleTrigger
 from .venue import ONE_SHOT_VENUE_FAULTS, VENUE_FAULTS, VenueFault, VenueFaultKind
 
-__all__ = ["BackendFault", "FaultNotLanded", "NetworkDisconnect", "ONE_SHOT_VENUE_FAULTS", "ProcessKillRestart",
+__all__ = ["BackendFault", "CompositeKind", "FaultNotLanded", "NetworkDisconnect", "ONE_SHOT_VENUE_FAULTS", "ProcessKillRestart",
            "ProcessPause", "ProxyToxic", "ScheduleKind", "ScheduleTrigger", "StopFile", "TargetHook", "Trigger",
-           "TriggerFactory", "VENUE_FAULTS", "VenueFault", "VenueFaultKind", "requirements"]
+           "TriggerFactory", "VENUE_FAULTS", "VenueFault", "VenueFaultKind", "jsonable", "requirements"]

@@ -6,7 +6,7 @@ import inspect
 import json
 import time
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping
 
 from ..errors import FaultNotLanded
 
@@ -121,3 +121,47 @@ def requirements(factory: Any, params: dict[str, Any]) -> tuple[frozenset[str], 
     check = getattr(factory, "check_params", None)
     problems = list(check(params)) if check is not None else []
     return caps, needs, problems
+
+
+class CompositeKind:
+    """The factory of a trigger kind made of other kinds of the session's trigger table (a schedule, an
+    exploration): it needs every backend capability and target-file field its parts need. ``table`` is
+    the session's table (plugins' kinds included: the hook completes it after this factory is made)."""
+
+    kind = ""
+    requires: frozenset[str] = frozenset()
+    #: capabilities needed whatever the parts are
+    base_requires: frozenset[str] = frozenset()
+
+    def __init__(self, table: Mapping[str, Any]) -> None:
+        self.table = table
+
+    def parts(self, params: Mapping[str, Any]) -> Iterable[tuple[Any, dict[str, Any]]]:
+        """The (kind, params) pairs the drill's ``params`` name."""
+        return ()
+
+    def _parts_requirements(self, params: Mapping[str, Any]) -> tuple[frozenset[str], list[str]]:
+        caps, needs = set(self.base_requires), []
+        for kind, part_params in self.parts(params):
+            factory = self.table.get(kind)
+            if factory is not None:
+                part_caps, part_needs, _ = requirements(factory, part_params)
+                caps |= part_caps
+                needs += part_needs
+        return frozenset(caps), list(dict.fromkeys(needs))
+
+    def requires_for(self, params: dict[str, Any]) -> frozenset[str]:
+        return self._parts_requirements(params)[0]
+
+    def needs(self, params: dict[str, Any]) -> list[str]:
+        return self._parts_requirements(params)[1]
+
+
+def jsonable(answer: Any) -> Any:
+    """A trigger's answer (what it requested, its proof, its release) as the record keeps it: itself when
+    it is JSON, else its JSON form with everything else as text."""
+    try:
+        json.dumps(answer)
+        return answer
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(answer, default=str))

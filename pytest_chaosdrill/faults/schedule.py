@@ -3,13 +3,12 @@ landing, released on a timer or at the end; a step may land inside the recovery 
 from __future__ import annotations
 
 import heapq
-import json
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..schedule_steps import SCHEDULE, STEP_FIELDS
-from .base import FaultNotLanded, Trigger, requirements
+from .base import CompositeKind, FaultNotLanded, Trigger, jsonable, requirements
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..context import DrillContext
@@ -19,23 +18,10 @@ if TYPE_CHECKING:  # pragma: no cover
 HELD_VENUE_KINDS = ("venue.freeze", "venue.lag", "venue.rate_limit", "venue.http_5xx", "venue.rest_latency")
 
 
-def _jsonable_dict(obj: Any) -> Any:
-    try:
-        json.dumps(obj)
-        return obj
-    except (TypeError, ValueError):
-        return json.loads(json.dumps(obj, default=str))
-
-
-class ScheduleKind:
-    """The factory of ``schedule`` triggers. ``table`` is the session's trigger registry (plugins' kinds
-    included: the dict is completed by the hook after this factory is made)."""
+class ScheduleKind(CompositeKind):
+    """The factory of ``schedule`` triggers: a schedule needs what each of its steps' kinds needs."""
 
     kind = SCHEDULE
-    requires: frozenset[str] = frozenset()
-
-    def __init__(self, table: Mapping[str, Any]) -> None:
-        self.table = table
 
     def __call__(self, ctx: "DrillContext", params: dict[str, Any]) -> "ScheduleTrigger":
         return ScheduleTrigger(ctx, params, self.table)
@@ -47,22 +33,8 @@ class ScheduleKind:
     def check_params(self, params: dict[str, Any]) -> list[str]:
         return check_steps(params, self.table)
 
-    def requires_for(self, params: dict[str, Any]) -> frozenset[str]:
-        """Backend capabilities of every step's kind."""
-        caps: frozenset[str] = frozenset()
-        for s in self._steps(params):
-            factory = self.table.get(str(s.get("kind")))
-            if factory is not None:
-                caps |= requirements(factory, dict(s.get("params") or {}))[0]
-        return caps
-
-    def needs(self, params: dict[str, Any]) -> list[str]:
-        out: list[str] = []
-        for s in self._steps(params):
-            factory = self.table.get(str(s.get("kind")))
-            if factory is not None:
-                out += requirements(factory, dict(s.get("params") or {}))[1]
-        return list(dict.fromkeys(out))
+    def parts(self, params: Mapping[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
+        return [(str(s.get("kind")), dict(s.get("params") or {})) for s in self._steps(params)]
 
 
 def check_steps(params: Mapping[str, Any], table: Mapping[str, Any]) -> list[str]:
@@ -195,12 +167,12 @@ class ScheduleTrigger(Trigger):
         late_ms = max(0.0, (now - (self.t0 or now) - float(spec.get("at_s", 0))) * 1000)
         self.ctx.timeline.mark(f"step_{i + 1}_fired", kind=kind, at_s=spec.get("at_s", 0), late_ms=round(late_ms, 1))
         try:
-            rec["requested"] = _jsonable_dict(sub.fire() or {})
+            rec["requested"] = jsonable(sub.fire() or {})
             proof = sub.wait_landed(self.land_timeout)
         except FaultNotLanded as exc:
             rec["not_landed"] = str(exc)
             raise FaultNotLanded(f"step {i + 1} ({kind}) did not land: {exc}") from None
-        rec["proof"] = _jsonable_dict(proof)
+        rec["proof"] = jsonable(proof)
         rec["landed_mono"] = sub.landed_mono if sub.landed_mono is not None else now
         rec["condition_ended_mono"] = sub.condition_ended_mono
         self.ctx.timeline.mark(f"step_{i + 1}_landed", kind=kind)
@@ -218,7 +190,7 @@ class ScheduleTrigger(Trigger):
         rec = self.records[i]
         rec["released_mono"] = time.monotonic()
         try:
-            rec["release"] = _jsonable_dict(self.subs[i].release() or {})  # type: ignore[union-attr]
+            rec["release"] = jsonable(self.subs[i].release() or {})  # type: ignore[union-attr]
         except Exception as exc:  # recorded; the other steps are still released
             rec["release_error"] = f"{type(exc).__name__}: {exc}"
         self.ctx.timeline.mark(f"step_{i + 1}_released", kind=self.specs[i]["kind"],
