@@ -8,7 +8,10 @@ submodule (``chaosdrill validate-status``, the venue, the proxy) would otherwise
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+# Not typing.TYPE_CHECKING: importing typing would cost `chaosdrill validate-status` its start-up
+# (tests/test_validate_status_fastpaths.py: no typing, dataclasses, pathlib or argparse on that path).
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -39,7 +42,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'pytest_chaosdrill' has no attribute {name!r}")

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 from .contract import Finding, json_path
-from .guard import LIVE_ENVIRONMENTS, is_live_status  # noqa: F401  (their home is guard.py)
 
 TAG = "PARSE"
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from pytest_chaosdrill import resources
+from pytest_chaosdrill.guard import is_live_status
 from pytest_chaosdrill.statusread import (
     escape_raw,
-    is_live_status,
     raw_record,
     read_status,
     to_strict_json,
