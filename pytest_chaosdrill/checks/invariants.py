@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..schedule_steps import DEFAULT_CODES, SCHEDULE, step_code
 from .base import CheckResult
-from .ledger import is_open, ledger_orders
+from .ledger import is_open, ledger_orders, recon_reads
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..record import DrillRecord, StepRecord
@@ -59,15 +59,6 @@ def invariant_no_open_while_blocked(rec: "DrillRecord", grace_ms: float = 100.0)
     return out
 
 
-def _reads(rec: "DrillRecord", start: float, end: float) -> dict[str, list[float]]:
-    reads: dict[str, list[float]] = {"positions": [], "orders_pending": []}
-    for e in rec.ledger:
-        if e.get("type") == "request" and e.get("recon_read") and start <= e.get("mono", 0) <= end \
-                and e.get("status", 200) == 200:
-            reads["positions" if "positions" in str(e.get("path", "")) else "orders_pending"].append(e["mono"])
-    return reads
-
-
 def invariant_latch_clears_after_reconcile(rec: "DrillRecord") -> list[str]:
     """For every step whose latch code was seen set: the latch clears only after that step's condition
     ended, and only after successful reconciliation reads (positions and open orders) made after it."""
@@ -91,7 +82,7 @@ def invariant_latch_clears_after_reconcile(rec: "DrillRecord") -> list[str]:
                        f"still active ({(end - cleared.mono) * 1000:.0f} ms before it ended); {code} was set at "
                        f"sample {seen.i}")
             continue
-        missing = [k for k, v in _reads(rec, end, cleared.mono).items() if not v]
+        missing = [k for k, v in recon_reads(rec.ledger, end, cleared.mono, answered=True).items() if not v]
         if missing:
             out.append(f"step {n + 1} ({st.kind}): the latch cleared at sample {cleared.i} with no successful "
                        f"{' / '.join(missing)} read at the venue between the end of its condition and the clear")

@@ -21,10 +21,14 @@ def is_open(order: dict[str, Any]) -> bool:
     return could_add_exposure(order)
 
 
-def recon_reads(ledger: Sequence[dict[str, Any]], start: float, end: float) -> dict[str, list[float]]:
+def recon_reads(ledger: Sequence[dict[str, Any]], start: float, end: float,
+                answered: bool = False) -> dict[str, list[float]]:
+    """When the service read its positions and its open orders at the venue between ``start`` and
+    ``end`` (with ``answered``: only the reads the venue answered with 200)."""
     reads: dict[str, list[float]] = {"positions": [], "orders_pending": []}
     for e in ledger:
-        if e.get("type") == "request" and e.get("recon_read") and start <= e.get("mono", 0) <= end:
+        if e.get("type") == "request" and e.get("recon_read") and start <= e.get("mono", 0) <= end \
+                and (not answered or e.get("status", 200) == 200):
             key = "positions" if "positions" in str(e.get("path", "")) else "orders_pending"
             reads[key].append(e["mono"])
     return reads

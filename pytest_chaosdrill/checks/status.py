@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .base import CheckResult
+from .ledger import recon_reads
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..record import DrillRecord
@@ -58,24 +59,21 @@ def latch_clears_only_after_reconcile(rec: "DrillRecord") -> CheckResult:
         return CheckResult(name, False, f"latch cleared at sample {cleared.i} while the fault was still active "
                            f"({(ended - cleared.mono) * 1000:.0f} ms before it ended)")
     since = ended if ended is not None else first.sent_mono
-    entries = {"positions": [], "orders_pending": []}  # type: dict[str, list[dict[str, Any]]]
-    for e in rec.ledger:
-        if e.get("type") == "request" and e.get("recon_read") and since <= e.get("mono", 0) <= cleared.mono:
-            entries["positions" if "positions" in str(e.get("path", "")) else "orders_pending"].append(e)
-    missing = [k for k, v in entries.items() if not v]
+    reads = recon_reads(rec.ledger, since, cleared.mono)
+    missing = [k for k, v in reads.items() if not v]
     if missing:
         return CheckResult(name, False, f"latch cleared at sample {cleared.i} but the venue saw no {' / '.join(missing)} "
                            f"read between the end of the fault and the clear")
     # The earliest read of each kind: the clear needs one of each before it.
-    earliest = {k: min(v, key=lambda e: e["mono"]) for k, v in entries.items()}
-    latest_needed = max(e["mono"] for e in earliest.values())
-    counts = f"({len(entries['positions'])} positions, {len(entries['orders_pending'])} open-orders)"
+    earliest = {k: min(v) for k, v in reads.items()}
+    latest_needed = max(earliest.values())
+    counts = f"({len(reads['positions'])} positions, {len(reads['orders_pending'])} open-orders)"
     if latest_needed <= last.sent_mono:
         return CheckResult(name, True, f"latch still set at sample {last.i}, sent {(last.sent_mono - latest_needed) * 1000:.0f} ms "
                            f"after the venue served the reconciliation reads {counts}; clear at sample {cleared.i}")
     clear = _service_clear_mono(rec, last.sent_mono, cleared.mono)
     if clear is not None:
-        late = {k: e["mono"] for k, e in earliest.items() if e["mono"] > clear}
+        late = {k: m for k, m in earliest.items() if m > clear}
         if late:
             k, m = next(iter(late.items()))
             return CheckResult(name, False, f"the target cleared the latch (its latch_events) {(m - clear) * 1000:.1f} ms "
