@@ -154,6 +154,8 @@ def _config(docker: Any, tmp_path: Path | None = None) -> TargetConfig:
     ({}, "needs a 'docker:' section"),
     ({"command": ["a"]}, "field 'docker.image': required unless docker.build is given"),
     ({"image": ""}, "field 'docker.image': must be a non-empty string"),
+    ({"image": "  "}, "field 'docker.image': must be a non-empty string"),
+    ({"build": {"context": " "}}, "field 'docker.build.context': must be a non-empty string"),
     ({"image": "x", "status_port": 0}, "field 'docker.status_port': must be a port number"),
     ({"image": "x", "status_port": True}, "field 'docker.status_port'"),
     ({"image": "x", "command": "python3 -m svc"}, "field 'docker.command': must be a non-empty list of strings"),

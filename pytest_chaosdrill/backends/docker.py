@@ -22,9 +22,12 @@ import string
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from jsonschema import Draft202012Validator, ValidationError
 
 from .docker_engine import DockerEngine, DockerError, compose_command, default_compose_file, engine_available, reap
 from ..resources import specs_dir
@@ -68,6 +71,48 @@ def _expand_env(text: str, where: str) -> str:
     return _ENV_REF.sub(sub, text)
 
 
+@lru_cache(maxsize=1)
+def _section_validator() -> Draft202012Validator:
+    return Draft202012Validator(DOCKER_SECTION_SCHEMA)
+
+
+def _error_order(error: ValidationError) -> tuple[int, int]:
+    """Unknown keys first, then the fields in the schema's order, the missing image last."""
+    fields = list(DOCKER_SECTION_SCHEMA["properties"])
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties" and not path:
+        return (0, 0)
+    if not path:
+        return (2, 0)
+    return (1, fields.index(path[0]) if path[0] in fields else len(fields))
+
+
+def _explain(error: ValidationError) -> tuple[str, str]:
+    """(field below ``docker.``, what is wrong) for a schema error, in the words of the target file's author."""
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "oneOf" and isinstance(error.instance, Mapping) and error.context:
+        # build as a mapping: the mapping branch's own complaint (e.g. an unknown key) says more
+        inner = [e for e in error.context if e.relative_schema_path and e.relative_schema_path[0] == 1]
+        if inner:
+            return _explain(min(inner, key=lambda e: len(e.absolute_path)))
+    if error.validator == "additionalProperties":
+        known = list(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(known))
+        return ".".join(path + unknown[:1]), f"unknown key; known: {', '.join(known)}"
+    if not path:
+        return "image", "required unless docker.build is given"
+    field, top = ".".join(path), path[0]
+    if top == "build" and len(path) == 1:
+        return field, "must be a folder (string) or a mapping {context, dockerfile}"
+    if top == "command":
+        return "command", "must be a non-empty list of strings"
+    if top == "status_port":
+        return field, f"must be a port number 1-65535, got {error.instance!r}"
+    if top == "env":
+        return (field, "must be a mapping") if len(path) == 1 else (field, "must be a string, number or boolean")
+    return field, "must be a non-empty string"
+
+
 @dataclass(frozen=True)
 class DockerSpec:
     """A target file's ``docker:`` section, validated."""
@@ -93,25 +138,17 @@ class DockerSpec:
             raise bad("", "the docker backend needs a 'docker:' section (docker.image, or docker.build)")
         if not isinstance(raw, Mapping):
             raise bad("", "field 'docker' must be a mapping")
-        unknown = sorted(set(raw) - set(DOCKER_SECTION_SCHEMA["properties"]))
-        if unknown:
-            raise bad(unknown[0], f"unknown key; known: {', '.join(DOCKER_SECTION_SCHEMA['properties'])}")
+        # What is valid is the schema's (specs/target.schema.json); here only its words, and the rules
+        # a schema cannot state: folders that exist, the environment's ${VAR}s.
+        errors = sorted(_section_validator().iter_errors(dict(raw)), key=_error_order)
+        if errors:
+            raise bad(*_explain(errors[0]))
         image = raw.get("image")
-        if image is not None and (not isinstance(image, str) or not image.strip()):
-            raise bad("image", "must be a non-empty string")
         build = raw.get("build")
         context = dockerfile = None
         if build is not None:
             if isinstance(build, str):
                 build = {"context": build}
-            if not isinstance(build, Mapping):
-                raise bad("build", "must be a folder (string) or a mapping {context, dockerfile}")
-            extra = sorted(set(build) - {"context", "dockerfile"})
-            if extra:
-                raise bad(f"build.{extra[0]}", "unknown key; known: context, dockerfile")
-            for key in ("context", "dockerfile"):
-                if key in build and (not isinstance(build[key], str) or not build[key].strip()):
-                    raise bad(f"build.{key}", "must be a non-empty string")
             base = config.source.resolve().parent if config.source else Path.cwd()
             context = (base / str(build.get("context", "."))).resolve()
             if not context.is_dir():
@@ -119,25 +156,11 @@ class DockerSpec:
             dockerfile = (context / str(build.get("dockerfile", "Dockerfile"))).resolve()
             if not dockerfile.is_file():
                 raise bad("build.dockerfile", f"{dockerfile} does not exist")
-        elif image is None:
-            raise bad("image", "required unless docker.build is given")
         if image is not None:
             image = _expand_env(image.strip(), f"{src}: field 'docker.image'")
-        command = raw.get("command")
-        if command is not None:
-            if isinstance(command, str) or not isinstance(command, list) or not command \
-                    or not all(isinstance(c, str) for c in command):
-                raise bad("command", "must be a non-empty list of strings")
-            command = tuple(command)
+        command = tuple(raw["command"]) if raw.get("command") is not None else None
         port = raw.get("status_port", DEFAULT_STATUS_PORT)
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise bad("status_port", f"must be a port number 1-65535, got {port!r}")
         env = raw.get("env") or {}
-        if not isinstance(env, Mapping):
-            raise bad("env", "must be a mapping")
-        for k, v in env.items():
-            if not isinstance(v, (str, int, float, bool)):
-                raise bad(f"env.{k}", "must be a string, number or boolean")
         return cls(image=image, build_context=context, dockerfile=dockerfile, command=command, status_port=port,
                    env={str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in env.items()},
                    source=src)
