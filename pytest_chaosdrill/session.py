@@ -390,7 +390,7 @@ class DrillSession:
         try:
             from pytest_html import extras
 
-            from .report_html import drill_section_html
+            from .report import drill_section_html
 
             htmlpath = getattr(self.config.option, "htmlpath", None)
             base = Path(htmlpath).resolve().parent if htmlpath else None
@@ -511,7 +511,7 @@ class DrillSession:
 
     @pytest.hookimpl(trylast=True)  # after pytest's own teardown of what an interrupt left set up
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        from .report import signoff_markdown
+        from .report import write_signoff
 
         for backend in self._backends.values():
             try:
@@ -528,19 +528,19 @@ class DrillSession:
         if self.is_worker or self.info is None or not self.outcomes:
             return
         run_dir = self.info.run_dir
-        text = signoff_markdown(self.outcomes, self.info.run_id, self.info.commit)
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
+        preface = ""
         if interrupted or len(self.outcomes) < self.collected:
-            text = (f"> **PARTIAL RUN** ({'interrupted' if interrupted else 'stopped early'}): "
-                    f"{len(self.outcomes)} of {self.collected} collected drill test(s) finished; this sign-off "
-                    "covers only those.\n\n" + text)
-        (run_dir / "SIGNOFF.md").write_text(text, encoding="utf-8")
+            preface = (f"> **PARTIAL RUN** ({'interrupted' if interrupted else 'stopped early'}): "
+                       f"{len(self.outcomes)} of {self.collected} collected drill test(s) finished; this sign-off "
+                       "covers only those.\n\n")
+        write_signoff(run_dir, self.outcomes, self.info.run_id, self.info.commit, preface=preface)
         try:
             shutil.copyfile(run_dir / "SIGNOFF.md", self.info.root / "SIGNOFF.md")
         except OSError:
             pass
         try:  # one self-contained HTML page per run, and the latest one at the evidence root
-            from .report_html import write_run_report
+            from .report import write_run_report
 
             write_run_report(run_dir)
             write_run_report(run_dir, self.info.root / "report.html")
