@@ -20,7 +20,6 @@ import pytest
 from pytest_chaosdrill import __version__
 from pytest_chaosdrill import cli
 from pytest_chaosdrill.checks import no_open_dispatch_while_blocked
-from pytest_chaosdrill.evidence import REQUIRED_FILES
 from pytest_chaosdrill.record import DrillRecord, StepRecord
 from pytest_chaosdrill.report import (
     DrillOutcome, drill_section_html, drill_svg, load_drill, render_run_report, write_run_report, write_signoff,

@@ -10,12 +10,12 @@ import json
 import os
 import re
 import reprlib
-import _thread
+import threading
 from collections.abc import Iterable, Mapping, Sequence
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the CLI's start-up
-if TYPE_CHECKING:
-    from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
+from .. import resources
 from ._schema import SchemaCheck, SchemaError
 
 #: Every tag the engine emits, in the order reports list them.
@@ -44,45 +44,13 @@ _IDENT = re.compile(r"^[A-Za-z0-9_]+$")
 _ABSENT = object()  # "key not in the payload" for dict.get (a payload value is never this object)
 
 
+@dataclass(frozen=True)
 class Finding:
-    """One contract problem: ``tag`` (no brackets, e.g. ``"CSP-MIN"``), JSON ``path``, ``message``.
+    """One contract problem: ``tag`` (no brackets, e.g. ``"CSP-MIN"``), JSON ``path``, ``message``."""
 
-    Immutable, compared and hashed by value. Written by hand rather than as a frozen dataclass:
-    importing ``dataclasses`` (and ``inspect`` with it) was a tenth of the CLI's start-up.
-    """
-
-    __slots__ = ("tag", "path", "message")
-    __match_args__ = ("tag", "path", "message")
     tag: str
     path: str
     message: str
-
-    def __init__(self, tag: str, path: str, message: str) -> None:
-        # The slots' own setters (bound below the class): past __setattr__, and cheaper than
-        # object.__setattr__'s lookup by name; validate-status builds thousands of findings.
-        _SET_TAG(self, tag)
-        _SET_PATH(self, path)
-        _SET_MESSAGE(self, message)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: Finding is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}: Finding is immutable")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return (self.tag, self.path, self.message) == (other.tag, other.path, other.message)  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash((self.tag, self.path, self.message))
-
-    def __repr__(self) -> str:
-        return f"Finding(tag={self.tag!r}, path={self.path!r}, message={self.message!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Finding, (self.tag, self.path, self.message))
 
     def __str__(self) -> str:
         return f"[{self.tag}] {self.path}: {self.message}"
@@ -90,11 +58,6 @@ class Finding:
     def as_dict(self) -> dict[str, str]:
         """The finding as a JSON-ready mapping."""
         return {"tag": self.tag, "path": self.path, "message": self.message}
-
-
-_SET_TAG = Finding.tag.__set__  # type: ignore[attr-defined]
-_SET_PATH = Finding.path.__set__  # type: ignore[attr-defined]
-_SET_MESSAGE = Finding.message.__set__  # type: ignore[attr-defined]
 
 
 _TAG_ORDER = {t: i for i, t in enumerate(TAGS)}
@@ -218,11 +181,7 @@ def _read_json(path: str, what: str) -> Any:
 
 
 def _resolve(path: str | os.PathLike[str] | None, default: Callable[[], Any]) -> str:
-    """The absolute, symlink-free path (as ``Path.expanduser().resolve()``), with ``os.path``.
-
-    No ``pathlib`` here: it is not otherwise needed by ``validate-status`` and importing it
-    (with ``urllib.parse`` and ``ipaddress``) is a measurable part of the CLI's start-up.
-    """
+    """The absolute, symlink-free path (as ``Path.expanduser().resolve()``)."""
     return os.path.realpath(os.path.expanduser(os.fspath(default() if path is None else path)))
 
 
@@ -234,37 +193,16 @@ def _stamp(path: str, what: str) -> tuple[str, int, int]:
     return (path, st.st_mtime_ns, st.st_size)
 
 
-# The bundled specs, found like :mod:`pytest_chaosdrill.resources` finds them, but without
-# importing it (and pathlib) unless it is already loaded: then it decides (tests may patch it).
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-_MIN_SCHEMA = "status_csp_min.schema.json"
-_MANIFEST = "status_reason_registries_manifest.json"
-
-
-def _bundled_spec(name: str) -> str:
-    import sys
-
-    resources = sys.modules.get(__name__.rsplit(".", 2)[0] + ".resources")
-    if resources is not None:
-        return str(resources.specs_dir() / name)
-    for candidate in (os.path.join(_PACKAGE_DIR, "_data", "specs"), os.path.join(os.path.dirname(_PACKAGE_DIR), "specs")):
-        if os.path.isdir(candidate):
-            return os.path.join(candidate, name)
-    from .. import resources as loaded  # raises its explanatory FileNotFoundError
-
-    return str(loaded.specs_dir() / name)
-
-
 def _default_schema() -> str:
-    return _bundled_spec(_MIN_SCHEMA)
+    return str(resources.default_schema())
 
 
 def _default_manifest() -> str:
-    return _bundled_spec(_MANIFEST)
+    return str(resources.default_manifest())
 
 
 _CACHE: dict[tuple[Any, ...], "Contract"] = {}
-_CACHE_LOCK = _thread.allocate_lock()  # not threading.Lock: importing threading costs start-up
+_CACHE_LOCK = threading.Lock()
 
 
 def _subschema(schema: Any, *keys: Any) -> Any:
