@@ -431,3 +431,15 @@ def test_bundled_specs_resolve_from_resources_in_a_wheel_layout(tmp_path: Path, 
     loaded = Contract.load()
     assert loaded.schema_source == str((pkg / "_data" / "specs" / "status_csp_min.schema.json").resolve())
     assert loaded.check(json.loads((resources.fixtures_dir() / "ws_trades_gap.json").read_text())) == []
+
+
+def test_schema_messages_shorten_the_value_and_summarise_a_long_enum(contract: Contract) -> None:
+    payload = golden("wal_backpressure")
+    payload["trading_mode"] = "Kill"
+    payload["mode_reasons"] = ["REDUCEONLY_OPEN_PERMISSION_LATCHED"]
+    payload["risk_state"] = "x" * 500
+    schema = {f.path: f.message for f in contract.check(payload) if f.tag == "SCHEMA"}
+    assert schema["$.mode_reasons[0]"].startswith(
+        "'REDUCEONLY_OPEN_PERMISSION_LATCHED' is not one of the 6 allowed values ('KILL_")
+    assert schema["$.mode_reasons[0]"].endswith(", ...) (enum)")
+    assert len(schema["$.risk_state"]) < 200 and schema["$.risk_state"].endswith("(enum)")

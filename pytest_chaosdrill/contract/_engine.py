@@ -217,6 +217,42 @@ def _subschema(schema: Any, *keys: Any) -> Any:
     return node
 
 
+_SIZE_NOUNS = {"Items": "items", "Length": "characters", "Properties": "properties"}
+_BOUNDS = {"minimum": "less than the minimum of", "maximum": "greater than the maximum of",
+           "exclusiveMinimum": "less than or equal to the exclusive minimum of",
+           "exclusiveMaximum": "greater than or equal to the exclusive maximum of"}
+
+
+def _message(err: Any) -> str:
+    """A jsonschema error's message, with the instance shortened and a long ``enum`` summarised.
+
+    jsonschema repeats the whole value (and the whole enum) in its messages; a status field can be
+    large and the mode-reason enums list 15 tokens, which would bury the offending value.
+    """
+    kw, v, x = err.validator, err.validator_value, err.instance
+    _s = lambda value: _short(value, 60)  # noqa: E731
+    if kw == "type":
+        return f"{_s(x)} is not of type {', '.join(map(repr, [v] if isinstance(v, str) else v))}"
+    if kw == "const":
+        return f"{_s(v)} was expected, got {_s(x)}"
+    if kw == "enum" and isinstance(v, list):
+        allowed = f"the {len(v)} allowed values ({', '.join(map(repr, v[:3]))}, ...)" if len(v) > 4 else repr(v)
+        return f"{_s(x)} is not one of {allowed}"
+    if kw in ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"):
+        noun = _SIZE_NOUNS[kw[3:]]
+        return (f"{_s(x)} is too short (fewer than {v} {noun})" if kw.startswith("min")
+                else f"{_s(x)} is too long (more than {v} {noun})")
+    if kw in _BOUNDS:
+        return f"{_s(x)} is {_BOUNDS[kw]} {v!r}"
+    if kw == "uniqueItems":
+        return f"{_s(x)} has non-unique elements"
+    if kw == "anyOf":
+        return f"{_s(x)} is not valid under any of the given schemas"
+    if kw == "contains":
+        return f"{_s(x)} does not contain items matching the given schema"
+    return err.message
+
+
 _MAX_DEPTH = 64  # levels of nesting the schema check walks (a read status is refused deeper than this)
 
 
@@ -524,7 +560,7 @@ class Contract:
             if err.validator == "required" and not err.absolute_path and err.message in self._required_messages:
                 continue  # reported once, as [CSP-MIN]
             keyword = "false" if err.validator is None else err.validator  # None: a ``false`` subschema
-            out.append(Finding("SCHEMA", json_path(err.absolute_path), f"{_clip(err.message)} ({keyword})"))
+            out.append(Finding("SCHEMA", json_path(err.absolute_path), f"{_clip(_message(err))} ({keyword})"))
         return out
 
     def _semantic(self, p: dict[str, Any], out: list[Finding]) -> None:
