@@ -443,3 +443,14 @@ def test_schema_messages_shorten_the_value_and_summarise_a_long_enum(contract: C
         "'REDUCEONLY_OPEN_PERMISSION_LATCHED' is not one of the 6 allowed values ('KILL_")
     assert schema["$.mode_reasons[0]"].endswith(", ...) (enum)")
     assert len(schema["$.risk_state"]) < 200 and schema["$.risk_state"].endswith("(enum)")
+
+
+@pytest.mark.parametrize("accelerate", [True, False], ids=["jsonschema-rs first", "jsonschema alone"])
+@pytest.mark.parametrize("schema,expected", [
+    ({"type": 5}, "not a valid JSON Schema"),
+    ({"properties": {"a": {"$ref": "#/$defs/missing"}}}, "does not resolve"),
+])
+def test_bad_schema_is_a_load_error_with_or_without_the_accelerator(contract: Contract, schema: dict[str, Any],
+                                                                    expected: str, accelerate: bool) -> None:
+    with pytest.raises(ContractLoadError, match=expected):
+        Contract(schema, contract.manifest, accelerate=accelerate)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import resources
-from ._schema import SchemaCheck, SchemaError
+from ._schema import SchemaCheck, SchemaProblem
 
 #: Every tag the engine emits, in the order reports list them.
 TAGS: tuple[str, ...] = (
@@ -301,8 +301,8 @@ class Contract:
         self._read_manifest()
         try:
             self._schema_check = SchemaCheck(schema, accelerate=accelerate)
-        except SchemaError as exc:
-            raise ContractLoadError(f"schema {schema_source} is not a valid JSON Schema: {exc.message}") from None
+        except SchemaProblem as exc:
+            raise ContractLoadError(f"schema {schema_source} is not a valid JSON Schema: {exc}") from None
         self._required_messages = frozenset(f"{k!r} is a required property" for k in required)
         self._strict_plan = self._build_strict_plan()
         self._check_registry_against_schema()
