@@ -36,6 +36,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _num(v: Any) -> float | None:
+    """A number from a ledger or meta value (the venue's entries are free-form JSON), else None."""
     if isinstance(v, bool):
         return None
     if isinstance(v, (int, float)):
@@ -44,7 +45,6 @@ def _num(v: Any) -> float | None:
         return float(str(v).strip())
     except (TypeError, ValueError):
         return None
-
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Order:
 
 @dataclass
 class DrillData:
-    """Everything the report shows about one drill folder."""
+    """Everything the report shows about one drill folder (``record`` is None when it cannot be read)."""
 
     folder: Path
     group: str
@@ -235,7 +235,7 @@ def _order(e: dict[str, Any]) -> Order | None:
 
 def _phases(rec: DrillRecord) -> list[tuple[str, float, float]]:
     """(name, start, end) from the record's ``(name, mono)`` pairs: each phase lasts until the next."""
-    pairs = [(str(name), float(mono)) for name, mono in rec.phases if _num(mono) is not None]
+    pairs = [(str(name), float(mono)) for name, mono in rec.phases]
     last = rec.t_end if rec.t_end is not None else (rec.samples[-1].mono if rec.samples else None)
     out = []
     for k, (name, start) in enumerate(pairs):
@@ -245,7 +245,7 @@ def _phases(rec: DrillRecord) -> list[tuple[str, float, float]]:
 
 
 def load_drill(folder: Path, *, verify_hashes: bool = True) -> DrillData:
-    """The view of one drill folder (its record, meta.json, checks.json, notes.md, SHA256SUMS)."""
+    """The view of one drill folder: its record, meta.json, checks.json, the required files, SHA256SUMS."""
     folder = Path(folder)
     meta = _read_json(folder / "meta.json")
     meta = meta if isinstance(meta, dict) else {}
@@ -286,8 +286,10 @@ def load_drill(folder: Path, *, verify_hashes: bool = True) -> DrillData:
                 order = _order(e)
                 if order is not None:
                     d.orders.append(order)
-            elif e.get("type") == "position" and _num(e.get("exposure")) is not None:
-                d.exposure.append((float(_num(e.get("mono"))), float(_num(e.get("exposure")))))
+            elif e.get("type") == "position":
+                t, exposure = _num(e.get("mono")), _num(e.get("exposure"))
+                if t is not None and exposure is not None:
+                    d.exposure.append((t, exposure))
         d.phases = _phases(rec)
     d.missing_files = [f for f in REQUIRED_FILES if not (folder / f).is_file()]
     if verify_hashes:
