@@ -44,12 +44,6 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "validate-status":
-        # The common scripted call: plain options are parsed without building any argparse parser.
-        module = importlib.import_module("pytest_chaosdrill.commands.validate_status")
-        args = module.parse_fast(argv[1:])
-        if args is not None:
-            return _run(module, args)
     selected = next((a for a in argv if a in COMMANDS), None)
     parser = build_parser(selected)
     args = parser.parse_args(argv)

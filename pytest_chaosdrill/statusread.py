@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import json
 import re
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the CLI's start-up
-if TYPE_CHECKING:
-    from typing import Any
+from dataclasses import dataclass, field
+from typing import Any
 
 from .contract import Finding, json_path
 
@@ -44,6 +43,7 @@ class _NonFinite:
         self.token = token
 
 
+@dataclass(frozen=True)
 class StatusRead:
     """The result of :func:`read_status`.
 
@@ -51,43 +51,12 @@ class StatusRead:
     must not be used as a status, not even partly). ``raw`` is the body exactly as received.
     ``syntax`` is True when the body is not JSON at all (not UTF-8, or a JSON syntax error), as
     opposed to JSON that is hostile or not a status object.
-
-    Immutable; a plain slotted class rather than a frozen dataclass because ``validate-status``
-    builds one per file and importing ``dataclasses`` is a large part of its start-up.
     """
 
-    __slots__ = ("payload", "findings", "raw", "syntax")
-    __match_args__ = ("payload", "findings", "raw", "syntax")
     payload: dict[str, Any] | None
-    findings: list[Finding]
-    raw: bytes
-    syntax: bool
-
-    def __init__(self, payload: dict[str, Any] | None, findings: list[Finding] | None = None,
-                 raw: bytes = b"", syntax: bool = False) -> None:
-        _set = object.__setattr__
-        _set(self, "payload", payload)
-        _set(self, "findings", [] if findings is None else findings)
-        _set(self, "raw", raw)
-        _set(self, "syntax", syntax)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: StatusRead is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}: StatusRead is immutable")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return ((self.payload, self.findings, self.raw, self.syntax)
-                == (other.payload, other.findings, other.raw, other.syntax))  # type: ignore[attr-defined]
-
-    __hash__ = None  # type: ignore[assignment]  # as a frozen dataclass with a list field: unhashable in practice
-
-    def __repr__(self) -> str:
-        return (f"StatusRead(payload={self.payload!r}, findings={self.findings!r}, raw={self.raw!r}, "
-                f"syntax={self.syntax!r})")
+    findings: list[Finding] = field(default_factory=list)
+    raw: bytes = b""
+    syntax: bool = False
 
     @property
     def ok(self) -> bool:

@@ -410,11 +410,10 @@ def test_bad_manifest_raises_load_error(mutate: Callable[[dict[str, Any]], Any],
         Contract.load(manifest=path)
 
 
-def test_schema_with_uncompiled_keyword_falls_back_to_jsonschema(contract: Contract) -> None:
+def test_any_2020_12_keyword_in_the_schema_is_checked(contract: Contract) -> None:
     schema = copy.deepcopy(contract.schema)
     schema["properties"]["build_id"]["pattern"] = "^[a-z-]+$"
     other = Contract(schema, contract.manifest)
-    assert other._explain is None  # the compiler declined; jsonschema decides alone
     assert other.check(golden("wal_backpressure")) == []
     payload = golden("wal_backpressure")
     payload["build_id"] = "UPPER CASE"
@@ -432,3 +431,26 @@ def test_bundled_specs_resolve_from_resources_in_a_wheel_layout(tmp_path: Path, 
     loaded = Contract.load()
     assert loaded.schema_source == str((pkg / "_data" / "specs" / "status_csp_min.schema.json").resolve())
     assert loaded.check(json.loads((resources.fixtures_dir() / "ws_trades_gap.json").read_text())) == []
+
+
+def test_schema_messages_shorten_the_value_and_summarise_a_long_enum(contract: Contract) -> None:
+    payload = golden("wal_backpressure")
+    payload["trading_mode"] = "Kill"
+    payload["mode_reasons"] = ["REDUCEONLY_OPEN_PERMISSION_LATCHED"]
+    payload["risk_state"] = "x" * 500
+    schema = {f.path: f.message for f in contract.check(payload) if f.tag == "SCHEMA"}
+    assert schema["$.mode_reasons[0]"].startswith(
+        "'REDUCEONLY_OPEN_PERMISSION_LATCHED' is not one of the 6 allowed values ('KILL_")
+    assert schema["$.mode_reasons[0]"].endswith(", ...) (enum)")
+    assert len(schema["$.risk_state"]) < 200 and schema["$.risk_state"].endswith("(enum)")
+
+
+@pytest.mark.parametrize("accelerate", [True, False], ids=["jsonschema-rs first", "jsonschema alone"])
+@pytest.mark.parametrize("schema,expected", [
+    ({"type": 5}, "not a valid JSON Schema"),
+    ({"properties": {"a": {"$ref": "#/$defs/missing"}}}, "does not resolve"),
+])
+def test_bad_schema_is_a_load_error_with_or_without_the_accelerator(contract: Contract, schema: dict[str, Any],
+                                                                    expected: str, accelerate: bool) -> None:
+    with pytest.raises(ContractLoadError, match=expected):
+        Contract(schema, contract.manifest, accelerate=accelerate)

@@ -1,4 +1,5 @@
-"""The HTML run report: unit tests on synthetic run folders, and a real headless-Chromium load."""
+"""The HTML run report: drill folders whose record is written by the record's own writer
+(:meth:`DrillRecord.write`), a real drill run through pytest, and a real headless-Chromium load."""
 from __future__ import annotations
 
 import base64
@@ -18,10 +19,14 @@ import pytest
 
 from pytest_chaosdrill import __version__
 from pytest_chaosdrill import cli
-from pytest_chaosdrill.report_html import (
-    MAX_BANDS, REQUIRED_FILES, Band, bands_from_samples, drill_section_html, drill_svg, load_drill, merge_narrow,
-    render_run_report, write_run_report,
+from pytest_chaosdrill.checks import no_open_dispatch_while_blocked
+from pytest_chaosdrill.record import DrillRecord, StepRecord
+from pytest_chaosdrill.report import (
+    DrillOutcome, drill_section_html, drill_svg, load_drill, render_run_report, write_run_report, write_signoff,
 )
+from pytest_chaosdrill.report.view import MAX_BANDS, Band, bands_from_samples, merge_narrow
+from pytest_chaosdrill.timeline import Mark, Sample
+from pytest_chaosdrill.witness import could_add_exposure
 
 HOSTILE = '<script>window.__pwned=1</script>"><img src=x onerror="window.__pwned=2">'
 T0 = 100.0
@@ -34,60 +39,91 @@ def _sample(i: int, mono: float, mode: str | None, latch: bool = False, error: s
             "http_status": None if error else 200, "status": status, "error": error}
 
 
+PHASES = (("start", T0), ("steady_state", T0 + 0.5), ("inject", T0 + 0.95), ("hold", T0 + 0.99),
+          ("release", T0 + 1.9), ("recover", T0 + 2.0))
+
+
 def make_drill(run_dir: Path, drill_id: str, *, verdict: str = "PASS", reason: str = "", backend: str = "process",
                group: str = "phase2", samples: list[dict[str, Any]] | None = None, budget_ms: float = 1000.0,
                tts_ms: float | None = 250.0, checks: list[dict[str, Any]] | None = None,
-               ledger: list[dict[str, Any]] | None = None, record: dict[str, Any] | None = None,
-               omit: tuple[str, ...] = ()) -> Path:
-    """A drill folder shaped like the evidence writer's: required files, JSON files, SHA256SUMS."""
+               ledger: list[dict[str, Any]] | None = None, landed: float = T0 + 0.99,
+               landed_mark: float | None = None, omit: tuple[str, ...] = ()) -> Path:
+    """A drill folder as a drill run leaves it: the record through :meth:`DrillRecord.write` (record.json,
+    timeline.jsonl, marks.json, witness_ledger.jsonl), the other required files, SHA256SUMS.
+
+    The fault lands at ``landed`` (the harness marks it at ``landed_mark``, default the same); the first
+    safe sample is the one ``tts_ms`` after it (None: never safe).
+    """
     d = run_dir / group / (drill_id if backend == "process" else f"{drill_id}-{backend}")
     d.mkdir(parents=True)
     if samples is None:  # Active 0-1 s, ReduceOnly + latch 1-2 s, Active again until 3 s
         samples = [_sample(i, T0 + i * 0.01, "Active" if i < 100 or i >= 200 else "ReduceOnly", 100 <= i < 200)
                    for i in range(300)]
-    marks = [{"label": "start", "mono": T0, "utc": "u", "detail": {}},
-             {"label": "trigger", "mono": T0 + 0.95, "utc": "u", "detail": {}},
-             {"label": "fault_landed", "mono": T0 + 0.99, "utc": "u", "detail": {}},
-             {"label": "safe_observed", "mono": T0 + 0.99 + (tts_ms or 0) / 1000, "utc": "u", "detail": {}},
-             {"label": "release", "mono": T0 + 1.9, "utc": "u", "detail": {}},
-             {"label": "recovered", "mono": T0 + 2.0, "utc": "u", "detail": {}}]
+    timeline = [Sample(**s) for s in samples]
+    safe_i = None
+    if tts_ms is not None:
+        safe_i = min(timeline, key=lambda x: abs(x.mono - (landed + tts_ms / 1000))).i
+    marks = [Mark("start", T0, "u"), Mark("trigger", T0 + 0.95, "u"), Mark("fault_landed", landed if landed_mark is None else landed_mark, "u"),
+             Mark("safe_observed", landed + (tts_ms or 0) / 1000, "u", {"sample": safe_i}),
+             Mark("release", T0 + 1.9, "u"), Mark("recovered", T0 + 2.0, "u")]
     if ledger is None:
         ledger = [{"type": "order", "mono": T0 + 0.5, "clOrdId": "o1", "side": "buy", "sz": 1, "reduceOnly": False,
-                   "effect": "open", "accepted": True},
+                   "effect": "open", "accepted": True, "could_add_exposure": True},
                   {"type": "position", "mono": T0 + 0.5, "exposure": 1.0},
                   {"type": "order", "mono": T0 + 1.5, "clOrdId": "o2", "side": "sell", "sz": 1, "reduceOnly": True,
-                   "effect": "reduce", "accepted": True},
+                   "effect": "reduce", "accepted": True, "could_add_exposure": False},
                   {"type": "position", "mono": T0 + 1.5, "exposure": 0.0},
-                  {"type": "order", "mono": T0 + 1.6, "clOrdId": "o3", "side": "buy", "sz": 1, "reduceOnly": False,
-                   "effect": "none", "accepted": False}]
+                  {"type": "order", "mono": T0 + 2.5, "clOrdId": "o3", "side": "sell", "sz": 1, "reduceOnly": True,
+                   "effect": "none", "accepted": False, "could_add_exposure": False}]
+    record = DrillRecord(
+        drill={"id": drill_id, "group": group, "title": f"A title for {drill_id}", "time_to_safe_budget_ms": budget_ms},
+        drill_path=f"drills/{drill_id}.yaml", backend=backend, target_name="t", target_files=(), contract={},
+        started_utc="2026-01-01T00:00:00Z", t_start=T0, phase="done", phases=PHASES, samples=tuple(timeline),
+        marks=tuple(marks), ledger=tuple(ledger), t_trigger=T0 + 0.95, t_release=T0 + 1.9, t_recovered=T0 + 2.0,
+        t_end=timeline[-1].mono if timeline else T0, first_safe_i=safe_i,
+        steps=(StepRecord(kind="proxy", params={}, landed_mono=landed, released_mono=T0 + 1.9),))
     if checks is None:
         checks = [{"name": "mode_held", "passed": verdict == "PASS", "detail": "held", "criterion": "mode held"},
                   {"name": "unproven", "passed": None, "detail": "not exercised", "criterion": "c"}]
     meta = {"run_id": run_dir.name, "drill": drill_id, "backend": backend, "verdict": verdict, "reason": reason,
             "time_to_safe_ms": tts_ms, "commit": "abc123", "facts": {}}
+    record.write(d)
     files: dict[str, str] = {
         "trigger.md": "# Trigger\n", "observed_status.json": "{}\n", "expected_status.json": "{}\n",
         "diff.txt": "(identical)\n", "validation.log": "VALID\n",
         "time_to_safe_ms": f"{tts_ms:.1f}\n" if tts_ms is not None else "NOT OBSERVED\n",
-        "notes.md": f"# {drill_id}: {verdict}\n\nA title for {drill_id}\n\n- time to safe: x (budget {budget_ms:.0f} ms; ...)\n",
-        "timeline.jsonl": "".join(json.dumps(s) + "\n" for s in samples),
-        "marks.json": json.dumps(marks), "witness_ledger.jsonl": "".join(json.dumps(e) + "\n" for e in ledger),
-        "checks.json": json.dumps(checks), "meta.json": json.dumps(meta),
+        "notes.md": f"# {drill_id}: {verdict}\n", "checks.json": json.dumps(checks), "meta.json": json.dumps(meta),
     }
-    if record is not None:
-        files["record.json"] = json.dumps(record)
     for name, text in files.items():
-        if name not in omit:
-            (d / name).write_text(text, encoding="utf-8")
-    sums = [f"{hashlib.sha256((d / n).read_bytes()).hexdigest()}  {n}" for n in sorted(files) if (d / n).is_file()]
+        (d / name).write_text(text, encoding="utf-8")
+    for name in omit:
+        (d / name).unlink()
+    names = sorted(p.name for p in d.iterdir() if p.is_file())
+    sums = [f"{hashlib.sha256((d / n).read_bytes()).hexdigest()}  {n}" for n in names]
     (d / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="utf-8")
     return d
+
+
+def sign_off(run: Path, **facts: Any) -> None:
+    """Write SIGNOFF.md and signoff.json as the session does, with every drill's sign-off facts proven."""
+    outs = []
+    for d in sorted(p for p in run.glob("*/*") if p.is_dir()):
+        v = load_drill(d, verify_hashes=False)
+        o = DrillOutcome(nodeid=v.drill_id, drill_id=v.drill_id, title=v.title, group=v.group, backend=v.backend,
+                         verdict=v.verdict, reason=v.reason, time_to_safe_ms=v.time_to_safe_ms, folder=str(d),
+                         observed_valid=True, tokens_known=True, latch_checks=[True], owner_view_ok=True,
+                         has_notes=True, files_complete=True, capital_supremacy=True)
+        for k, val in facts.items():
+            setattr(o, k, val)
+        outs.append(o)
+    write_signoff(run, outs, run.name, "abc123")
 
 
 def full_run(tmp_path: Path, n: int = 8) -> Path:
     run = tmp_path / "runs" / "run_20260101T000000Z_abc123_000001"
     for k in range(1, n + 1):
         make_drill(run, f"drill_{k}_x")
+    sign_off(run)
     return run
 
 
@@ -161,26 +197,40 @@ def test_not_ready_when_evidence_incomplete(tmp_path: Path, damage: str) -> None
 def test_a_drill_that_died_early_still_renders(tmp_path: Path) -> None:
     run = full_run(tmp_path)
     d = make_drill(run, "drill_9_dead", verdict="ERROR", reason="target never started",
-                   omit=("timeline.jsonl", "marks.json", "witness_ledger.jsonl", "checks.json", "diff.txt"))
+                   omit=("record.json", "timeline.jsonl", "marks.json", "witness_ledger.jsonl", "checks.json",
+                         "diff.txt"))
     html = render_run_report(run)
     assert 'data-drill="drill_9_dead"' in html and "target never started" in html
-    assert "No status samples" in html and "No checks were recorded" in html
-    assert "missing diff.txt" in html
+    assert "No record to draw from" in html and "record.json: cannot read" in html
+    assert "No checks were recorded" in html and "missing diff.txt" in html
     assert "<svg" in drill_svg(d)
 
 
-def test_record_json_fields_are_preferred(tmp_path: Path) -> None:
-    run = tmp_path / "runs" / "r"
-    d = make_drill(run, "drill_1_x", verdict="PASS", budget_ms=1000,
-                   record={"verdict": "FAIL", "reason": "from the record", "drill": {"id": "drill_1_x",
-                           "time_to_safe_budget_ms": 200, "title": "Record title"},
-                           "phases": [{"name": "steady", "start": T0, "end": T0 + 0.9},
-                                      {"name": "hold", "start": T0 + 0.99, "end": T0 + 1.9}]})
+def test_the_phase_lane_is_drawn_from_the_records_phase_pairs(tmp_path: Path) -> None:
+    d = make_drill(tmp_path / "runs" / "r", "drill_1_x", budget_ms=200)
+    assert json.loads((d / "record.json").read_text())["phases"][0] == ["start", T0]  # the writer's shape
     data = load_drill(d)
-    assert (data.verdict, data.reason, data.budget_ms, data.title) == ("FAIL", "from the record", 200.0, "Record title")
+    assert [name for name, _, _ in data.phases] == [name for name, _ in PHASES]
+    assert data.phases[1] == ("steady_state", T0 + 0.5, T0 + 0.95)  # each phase lasts until the next one
+    assert data.phases[-1][2] == pytest.approx(T0 + 2.99)           # the last one until the record's end
     html = drill_section_html(d)
-    assert 'data-verdict="FAIL"' in html and "250 ms / 200 ms (over budget)" in html
-    assert 'data-phase="steady"' in html and 'data-phase="hold"' in html
+    assert re.findall(r'<g class="phase" data-phase="(\w+)"', html) == [name for name, _ in PHASES]
+    assert "250 ms / 200 ms (over budget)" in html and "A title for drill_1_x" in html
+
+
+def test_a_rejected_order_that_fails_the_check_is_drawn_as_could_add_exposure(tmp_path: Path) -> None:
+    # A non-reduce-only order the venue rejected, inside the blocked window: the check fails it (the
+    # target dispatched an OPEN while blocked), so the chart must not draw it as "no effect".
+    rejected = {"type": "order", "mono": T0 + 1.6, "received_mono": T0 + 1.6, "clOrdId": "o9", "side": "buy",
+                "sz": 1, "reduceOnly": False, "effect": "none", "accepted": False, "sCode": "51008"}
+    for with_flag in (True, False):  # the venue's own flag, or (an older ledger) the same definition applied
+        entry = {**rejected, "could_add_exposure": True} if with_flag else rejected
+        d = make_drill(tmp_path / "runs" / f"r{with_flag}", "drill_1_x", ledger=[entry])
+        verdict = no_open_dispatch_while_blocked(DrillRecord.load(d))
+        assert verdict.passed is False and "o9" in verdict.detail
+        svg = drill_svg(d)
+        assert re.findall(r'class="order" data-kind="(\w+)" data-while-blocked="1"', svg) == ["adds"]
+        assert "rejected by the venue, but dispatched" in svg
 
 
 # ------------------------------------------------------------------------------------------ escaping
@@ -240,14 +290,8 @@ def test_budget_span_starts_at_the_fault_and_is_budget_long(tmp_path: Path, budg
 
 def test_time_to_safe_is_drawn_from_the_safe_sample_back_to_the_faults_effect(tmp_path: Path) -> None:
     # crash style: the fault took effect (process killed) well before the harness marked fault_landed
-    d = make_drill(tmp_path / "runs" / "r", "drill_4_x", budget_ms=1000.0, tts_ms=300.0)
-    marks = json.loads((d / "marks.json").read_text())
-    for m in marks:
-        if m["label"] == "fault_landed":
-            m["mono"] = T0 + 1.6
-        if m["label"] == "safe_observed":
-            m["mono"], m["detail"] = T0 + 1.7, {"sample": 150}  # sample 150 answered at T0 + 1.5
-    (d / "marks.json").write_text(json.dumps(marks))
+    d = make_drill(tmp_path / "runs" / "r", "drill_4_x", budget_ms=1000.0, tts_ms=300.0, landed=T0 + 1.2,
+                   landed_mark=T0 + 1.6)
     data = load_drill(d, verify_hashes=False)
     assert data.safe_mono == pytest.approx(T0 + 1.5) and data.origin_mono == pytest.approx(T0 + 1.2)
     svg = drill_svg(data)
@@ -275,6 +319,7 @@ def test_svg_has_markers_orders_exposure_and_text_alternative(tmp_path: Path) ->
     assert re.findall(r'class="order" data-kind="(\w+)"', svg) == ["adds", "reduces", "none"]
     assert '<g class="exposure">' in svg
     assert "data-while-blocked" not in svg  # the open order came before the blocked window
+    assert re.findall(r'<g class="phase" data-phase="(\w+)"', svg) == [name for name, _ in PHASES]
     modes = re.findall(r'data-lane="mode" data-state="(\w+)"', svg)
     latch = re.findall(r'data-lane="latch" data-state="(\w+)"', svg)
     assert modes == ["Active", "ReduceOnly", "Active"] and latch == ["clear", "set", "clear"]
@@ -283,7 +328,7 @@ def test_svg_has_markers_orders_exposure_and_text_alternative(tmp_path: Path) ->
 
 
 def test_orders_that_could_add_exposure_while_blocked_are_ringed(tmp_path: Path) -> None:
-    ledger = [{"type": "order", "mono": T0 + t, "clOrdId": f"o{k}", "effect": e}
+    ledger = [{"type": "order", "mono": T0 + t, "clOrdId": f"o{k}", "effect": e, "reduceOnly": e == "reduce"}
               for k, (t, e) in enumerate([(0.5, "open"), (1.2, "open"), (1.3, "reduce"), (1.4, "flip"), (2.5, "open")])]
     svg = drill_svg(make_drill(tmp_path / "runs" / "r", "drill_1_x", ledger=ledger))
     ringed = re.findall(r'data-while-blocked="1" data-t="([\d.]+)"', svg)
@@ -493,3 +538,20 @@ def test_pytest_html_rows_carry_the_drill_chart_and_evidence_link(pytester: pyte
     result.assert_outcomes(passed=1)
     page = (pytester.path / "r.html").read_text()
     assert "data-drill" in page and "evidence folder" in page and "svg" in page  # pytest-html escapes its rows
+
+    # The same run's own record, as the drill wrote it: the report draws its phases and its orders as
+    # the checks judge them, and shows the sign-off state SIGNOFF.md was written with.
+    (folder,) = [p.parent for p in pytester.path.rglob("record.json")]
+    record = DrillRecord.load(folder)
+    view = load_drill(folder)
+    assert record.phases and [name for name, _, _ in view.phases] == [name for name, _ in record.phases]
+    assert re.findall(r'<g class="phase" data-phase="(\w+)"', drill_svg(view)) == [n for n, _ in record.phases]
+    orders = [e for e in record.ledger if e.get("type") == "order"]
+    assert [o.kind == "adds" for o in view.orders] == [could_add_exposure(e) for e in orders]
+    run_dir = folder.parent.parent
+    report = (run_dir / "report.html").read_text()
+    signoff = (run_dir / "SIGNOFF.md").read_text()
+    assert (run_dir / "signoff.json").is_file()
+    state = re.search(r'id="signoff-state" data-state="([^"]+)"', report).group(1)
+    assert ("# READY TO SIGN" in signoff) == (state == "READY TO SIGN")  # one drill of eight: NOT READY in both
+    assert state == "NOT READY"

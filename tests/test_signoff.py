@@ -1,7 +1,8 @@
 """SIGNOFF.md never overstates: READY TO SIGN with the statement only when every machine box holds."""
 from __future__ import annotations
 
-from pytest_chaosdrill.report import DrillOutcome, signoff_markdown, signoff_state
+from pytest_chaosdrill.report import DrillOutcome, decide, signoff_markdown, signoff_state, write_signoff
+from pytest_chaosdrill.report.signoff import EXPECTED_PHASE2, load_outcomes
 
 
 def outcome(i: int, verdict: str = "PASS") -> DrillOutcome:
@@ -36,10 +37,30 @@ def test_not_proven_and_missing_drills_are_not_ready() -> None:
     assert not ready and any("only 4 of 8" in w for w in why)
 
 
-def test_html_report_uses_the_same_rule() -> None:
-    from pytest_chaosdrill import report_html
-
+def test_every_machine_box_is_part_of_the_one_rule() -> None:
+    # All eight passed, but one drill's observed status failed validate-status: the box is open, so
+    # neither SIGNOFF.md nor the state the HTML report shows (signoff_state, the same decide()) is READY.
     outs = [outcome(i) for i in range(1, 9)]
-    assert report_html.signoff_state(outs) == signoff_state(outs) == (True, [])
-    outs[0] = outcome(1, "FAIL")
-    assert report_html.signoff_state(outs) == signoff_state(outs)
+    assert signoff_state(outs) == (True, [])
+    outs[4].observed_valid = False
+    decision = decide(outs)
+    assert not decision.ready and signoff_state(outs) == (False, [])
+    assert decision.open_boxes == ["`validate_status.py` passes for all observed_status.json files"]
+    md = signoff_markdown(outs, "r", "c")
+    assert md.startswith("# NOT READY") and "Open boxes: `validate_status.py` passes" in md
+
+
+def test_expected_count_is_one_setting() -> None:
+    outs = [outcome(i) for i in range(1, 4)]
+    outs[2].capital_supremacy = True  # the one drill that exercises Kill with exposure, in this run
+    assert signoff_state(outs, expected_phase2=3) == (True, [])
+    assert "- [x] All 3 drills executed" in signoff_markdown(outs, "r", "c", expected_phase2=3)
+    assert EXPECTED_PHASE2 == 8 and not signoff_state(outs)[0]
+
+
+def test_write_signoff_stores_the_facts_the_report_decides_on(tmp_path) -> None:
+    outs = [outcome(i) for i in range(1, 9)]
+    write_signoff(tmp_path, outs, "r", "c", preface="> **PARTIAL RUN**\n\n")
+    assert (tmp_path / "SIGNOFF.md").read_text().startswith("> **PARTIAL RUN**\n\n# READY TO SIGN")
+    assert load_outcomes(tmp_path) == outs
+    assert load_outcomes(tmp_path / "nowhere") is None

@@ -15,7 +15,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report_html import drill_folders, write_run_report
+    from ..report import drill_folders, write_run_report
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():

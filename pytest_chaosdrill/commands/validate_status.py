@@ -13,13 +13,11 @@ loopback host unless ``--allow-remote`` is given.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the CLI's start-up
-if TYPE_CHECKING:
-    import argparse
-    from typing import Any, TextIO
+from typing import Any, TextIO
 
 from ..contract import Contract, ContractLoadError, Finding, findings_by_tag
 from ..statusread import DEFAULT_MAX_BYTES, StatusRead, parse_status, read_status
@@ -54,63 +52,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="allow --url hosts that are not loopback (default: loopback only)")
 
 
-# Option strings of configure() by kind, for parse_fast().
-_FAST_LISTS = {"--file": "file", "--url": "url", "--timeline": "timeline"}
-_FAST_VALUES = {"--schema": "schema", "--manifest": "manifest", "--timeout": "timeout", "--format": "format"}
-_FAST_FLAGS = {"--strict": "strict", "--quiet": "quiet", "--allow-remote": "allow_remote"}
-
-
-def parse_fast(argv: list[str]) -> Any | None:
-    """The options after ``validate-status`` parsed without argparse, or ``None`` to let argparse do it.
-
-    Importing and building argparse parsers is a large part of a short run's start-up. This
-    parser accepts only the plain form of every option (exact option strings, values as separate
-    words that do not start with "-") and gives up (``None``) on anything else: help, ``--x=v``,
-    abbreviations, ``--``, a value starting with "-", a bad ``--timeout``/``--format`` value, a
-    stray word. Where it answers, the namespace equals argparse's (a test compares both).
-    """
-    import types
-
-    ns = types.SimpleNamespace(command="validate-status", file=[], url=[], timeline=[], schema=None,
-                               manifest=None, strict=False, quiet=False, timeout=5.0, format="text",
-                               allow_remote=False)
-    i, n = 0, len(argv)
-    while i < n:
-        arg = argv[i]
-        i += 1
-        if arg in _FAST_LISTS:
-            values = getattr(ns, _FAST_LISTS[arg])
-            start = i
-            while i < n and not argv[i].startswith("-"):
-                i += 1
-            if i == start:
-                return None  # argparse: "expected at least one argument"
-            values.extend(argv[start:i])
-        elif arg in _FAST_VALUES:
-            if i >= n or argv[i].startswith("-"):
-                return None
-            value: Any = argv[i]
-            i += 1
-            name = _FAST_VALUES[arg]
-            if name == "timeout":
-                try:
-                    value = float(value)
-                except ValueError:
-                    return None
-            elif name == "format" and value not in ("text", "json"):
-                return None
-            setattr(ns, name, value)
-        elif arg in _FAST_FLAGS:
-            setattr(ns, _FAST_FLAGS[arg], True)
-        else:
-            return None  # another option, a stray word, "--", "-": argparse decides (or explains)
-    return ns
-
-
 class Result:
     """The verdict for one input (a file, a URL or a whole timeline)."""
 
-    # A slotted class, not a dataclass: one per file, and no ``dataclasses`` import at start-up.
     __slots__ = ("source", "kind", "findings", "samples", "failing", "first_failure")
 
     def __init__(self, source: str, kind: str, findings: list[Finding] | None = None, samples: int = 0,

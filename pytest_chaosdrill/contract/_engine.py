@@ -10,14 +10,13 @@ import json
 import os
 import re
 import reprlib
-import _thread
+import threading
 from collections.abc import Iterable, Mapping, Sequence
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the CLI's start-up
-if TYPE_CHECKING:
-    from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
-from ._compiler import _REPR as _COMPILER_REPR
-from ._compiler import Compiler, SchemaShapeError, Unsupported, bounded_repr
+from .. import resources
+from ._schema import SchemaCheck, SchemaProblem
 
 #: Every tag the engine emits, in the order reports list them.
 TAGS: tuple[str, ...] = (
@@ -45,45 +44,13 @@ _IDENT = re.compile(r"^[A-Za-z0-9_]+$")
 _ABSENT = object()  # "key not in the payload" for dict.get (a payload value is never this object)
 
 
+@dataclass(frozen=True)
 class Finding:
-    """One contract problem: ``tag`` (no brackets, e.g. ``"CSP-MIN"``), JSON ``path``, ``message``.
+    """One contract problem: ``tag`` (no brackets, e.g. ``"CSP-MIN"``), JSON ``path``, ``message``."""
 
-    Immutable, compared and hashed by value. Written by hand rather than as a frozen dataclass:
-    importing ``dataclasses`` (and ``inspect`` with it) was a tenth of the CLI's start-up.
-    """
-
-    __slots__ = ("tag", "path", "message")
-    __match_args__ = ("tag", "path", "message")
     tag: str
     path: str
     message: str
-
-    def __init__(self, tag: str, path: str, message: str) -> None:
-        # The slots' own setters (bound below the class): past __setattr__, and cheaper than
-        # object.__setattr__'s lookup by name; validate-status builds thousands of findings.
-        _SET_TAG(self, tag)
-        _SET_PATH(self, path)
-        _SET_MESSAGE(self, message)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: Finding is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}: Finding is immutable")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return (self.tag, self.path, self.message) == (other.tag, other.path, other.message)  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash((self.tag, self.path, self.message))
-
-    def __repr__(self) -> str:
-        return f"Finding(tag={self.tag!r}, path={self.path!r}, message={self.message!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Finding, (self.tag, self.path, self.message))
 
     def __str__(self) -> str:
         return f"[{self.tag}] {self.path}: {self.message}"
@@ -91,11 +58,6 @@ class Finding:
     def as_dict(self) -> dict[str, str]:
         """The finding as a JSON-ready mapping."""
         return {"tag": self.tag, "path": self.path, "message": self.message}
-
-
-_SET_TAG = Finding.tag.__set__  # type: ignore[attr-defined]
-_SET_PATH = Finding.path.__set__  # type: ignore[attr-defined]
-_SET_MESSAGE = Finding.message.__set__  # type: ignore[attr-defined]
 
 
 _TAG_ORDER = {t: i for i, t in enumerate(TAGS)}
@@ -130,14 +92,11 @@ _KEY_SEGMENTS: dict[str, str] = {}  # key -> its rendered path segment, for json
 
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 4, 60, 60, 8, 6
-# The compiler's bounded_repr answers for a Repr configured like this one (the fast path for scalars).
-_REPR_SETTINGS_SHARED = all(getattr(_REPR, a) == getattr(_COMPILER_REPR, a)
-                            for a in ("maxlevel", "maxstring", "maxother", "maxlist", "maxdict", "maxlong"))
 
 
 def _short(value: Any, limit: int = 80) -> str:
     """repr() for messages: bounded in length and nesting (a deep value cannot blow the stack)."""
-    text = bounded_repr(value) if _REPR_SETTINGS_SHARED else _REPR.repr(value)
+    text = _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -221,70 +180,8 @@ def _read_json(path: str, what: str) -> Any:
     return _parse_json(_read_text(path, what), path, what)
 
 
-# The compiled checks of a schema file are cached next to this package's bytecode (in
-# ``__pycache__``, or under ``sys.pycache_prefix``), as Python caches a module's: compiling the
-# generated source is most of ``Contract.load``'s time, and so of a short CLI run's start-up.
-# The file maps each generated source text to its marshalled code object; an entry is used only
-# for exactly its own source (the compiler still generates every source and compares), so a
-# stale, foreign or damaged file can cost a recompile, never a wrong check.
-def _code_cache_file(schema_text: str) -> str | None:
-    import sys
-    from binascii import crc32
-
-    tag = sys.implementation.cache_tag
-    if tag is None:
-        return None
-    here = os.path.dirname(os.path.abspath(__file__))
-    if sys.pycache_prefix:
-        folder = os.path.join(sys.pycache_prefix, os.path.splitdrive(here)[1].lstrip(os.sep))
-    else:
-        folder = os.path.join(here, "__pycache__")
-    data = schema_text.encode("utf-8", "surrogatepass")
-    return os.path.join(folder, f"schema-{crc32(data):08x}-{len(data):x}.{tag}.marshal")
-
-
-def _read_code_cache(cache_file: str | None) -> dict[str, Any]:
-    if cache_file is None:
-        return {}
-    import marshal
-
-    try:
-        with open(cache_file, "rb") as fh:
-            table = marshal.loads(fh.read())
-    except (OSError, ValueError, EOFError, TypeError):
-        return {}
-    code_type = type(_code_cache_file.__code__)
-    if not isinstance(table, dict) or not all(isinstance(k, str) and type(v) is code_type for k, v in table.items()):
-        return {}
-    return table
-
-
-def _write_code_cache(cache_file: str | None, table: dict[str, Any]) -> None:
-    import sys
-
-    if cache_file is None or sys.dont_write_bytecode:
-        return
-    import marshal
-
-    tmp = f"{cache_file}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(marshal.dumps(table))
-        os.replace(tmp, cache_file)  # atomic: a concurrent reader sees the old file or the new one
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-
-
 def _resolve(path: str | os.PathLike[str] | None, default: Callable[[], Any]) -> str:
-    """The absolute, symlink-free path (as ``Path.expanduser().resolve()``), with ``os.path``.
-
-    No ``pathlib`` here: it is not otherwise needed by ``validate-status`` and importing it
-    (with ``urllib.parse`` and ``ipaddress``) is a measurable part of the CLI's start-up.
-    """
+    """The absolute, symlink-free path (as ``Path.expanduser().resolve()``)."""
     return os.path.realpath(os.path.expanduser(os.fspath(default() if path is None else path)))
 
 
@@ -296,37 +193,16 @@ def _stamp(path: str, what: str) -> tuple[str, int, int]:
     return (path, st.st_mtime_ns, st.st_size)
 
 
-# The bundled specs, found like :mod:`pytest_chaosdrill.resources` finds them, but without
-# importing it (and pathlib) unless it is already loaded: then it decides (tests may patch it).
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-_MIN_SCHEMA = "status_csp_min.schema.json"
-_MANIFEST = "status_reason_registries_manifest.json"
-
-
-def _bundled_spec(name: str) -> str:
-    import sys
-
-    resources = sys.modules.get(__name__.rsplit(".", 2)[0] + ".resources")
-    if resources is not None:
-        return str(resources.specs_dir() / name)
-    for candidate in (os.path.join(_PACKAGE_DIR, "_data", "specs"), os.path.join(os.path.dirname(_PACKAGE_DIR), "specs")):
-        if os.path.isdir(candidate):
-            return os.path.join(candidate, name)
-    from .. import resources as loaded  # raises its explanatory FileNotFoundError
-
-    return str(loaded.specs_dir() / name)
-
-
 def _default_schema() -> str:
-    return _bundled_spec(_MIN_SCHEMA)
+    return str(resources.default_schema())
 
 
 def _default_manifest() -> str:
-    return _bundled_spec(_MANIFEST)
+    return str(resources.default_manifest())
 
 
 _CACHE: dict[tuple[Any, ...], "Contract"] = {}
-_CACHE_LOCK = _thread.allocate_lock()  # not threading.Lock: importing threading costs start-up
+_CACHE_LOCK = threading.Lock()
 
 
 def _subschema(schema: Any, *keys: Any) -> Any:
@@ -339,6 +215,54 @@ def _subschema(schema: Any, *keys: Any) -> Any:
         else:
             return None
     return node
+
+
+_SIZE_NOUNS = {"Items": "items", "Length": "characters", "Properties": "properties"}
+_BOUNDS = {"minimum": "less than the minimum of", "maximum": "greater than the maximum of",
+           "exclusiveMinimum": "less than or equal to the exclusive minimum of",
+           "exclusiveMaximum": "greater than or equal to the exclusive maximum of"}
+
+
+def _message(err: Any) -> str:
+    """A jsonschema error's message, with the instance shortened and a long ``enum`` summarised.
+
+    jsonschema repeats the whole value (and the whole enum) in its messages; a status field can be
+    large and the mode-reason enums list 15 tokens, which would bury the offending value.
+    """
+    kw, v, x = err.validator, err.validator_value, err.instance
+    _s = lambda value: _short(value, 60)  # noqa: E731
+    if kw == "type":
+        return f"{_s(x)} is not of type {', '.join(map(repr, [v] if isinstance(v, str) else v))}"
+    if kw == "const":
+        return f"{_s(v)} was expected, got {_s(x)}"
+    if kw == "enum" and isinstance(v, list):
+        allowed = f"the {len(v)} allowed values ({', '.join(map(repr, v[:3]))}, ...)" if len(v) > 4 else repr(v)
+        return f"{_s(x)} is not one of {allowed}"
+    if kw in ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"):
+        noun = _SIZE_NOUNS[kw[3:]]
+        return (f"{_s(x)} is too short (fewer than {v} {noun})" if kw.startswith("min")
+                else f"{_s(x)} is too long (more than {v} {noun})")
+    if kw in _BOUNDS:
+        return f"{_s(x)} is {_BOUNDS[kw]} {v!r}"
+    if kw == "uniqueItems":
+        return f"{_s(x)} has non-unique elements"
+    if kw == "anyOf":
+        return f"{_s(x)} is not valid under any of the given schemas"
+    if kw == "contains":
+        return f"{_s(x)} does not contain items matching the given schema"
+    return err.message
+
+
+_MAX_DEPTH = 64  # levels of nesting the schema check walks (a read status is refused deeper than this)
+
+
+def _cut(value: Any, depth: int) -> Any:
+    """A copy of ``value`` with containers below ``depth`` levels replaced by a marker string."""
+    if isinstance(value, dict):
+        return {k: _cut(v, depth - 1) for k, v in value.items()} if depth > 0 else "<nested too deeply>"
+    if isinstance(value, list):
+        return [_cut(v, depth - 1) for v in value] if depth > 0 else "<nested too deeply>"
+    return value
 
 
 class _StrictPlan:
@@ -357,7 +281,7 @@ class Contract:
 
     def __init__(self, schema: Mapping[str, Any], manifest: Mapping[str, Any], *,
                  schema_source: str = "<schema>", manifest_source: str = "<manifest>",
-                 code_cache: dict[str, Any] | None = None) -> None:
+                 accelerate: bool = True) -> None:
         if not isinstance(schema, dict):
             raise ContractLoadError(f"schema {schema_source} must be a JSON object")
         if not isinstance(manifest, dict):
@@ -375,9 +299,11 @@ class Contract:
         self._mandatory_set = frozenset(required)
 
         self._read_manifest()
-        self._jsonschema_validator: Any = None
-        self._code_used: dict[str, Any] = {}
-        self._build_fast_path(code_cache)
+        try:
+            self._schema_check = SchemaCheck(schema, accelerate=accelerate)
+        except SchemaProblem as exc:
+            raise ContractLoadError(f"schema {schema_source} is not a valid JSON Schema: {exc}") from None
+        self._required_messages = frozenset(f"{k!r} is a required property" for k in required)
         self._strict_plan = self._build_strict_plan()
         self._check_registry_against_schema()
 
@@ -397,14 +323,8 @@ class Contract:
             cached = _CACHE.get(key)
         if cached is not None:
             return cached
-        schema_text = _read_text(schema_path, "schema")
-        cache_file = _code_cache_file(schema_text)
-        code_cache = _read_code_cache(cache_file)
-        cached_sources = set(code_cache)  # the compiler adds what it compiles to code_cache
-        contract = cls(_parse_json(schema_text, schema_path, "schema"), _read_json(manifest_path, "manifest"),
-                       schema_source=str(schema_path), manifest_source=str(manifest_path), code_cache=code_cache)
-        if contract._code_used and contract._code_used.keys() != cached_sources:
-            _write_code_cache(cache_file, contract._code_used)
+        contract = cls(_read_json(schema_path, "schema"), _read_json(manifest_path, "manifest"),
+                       schema_source=str(schema_path), manifest_source=str(manifest_path))
         with _CACHE_LOCK:
             _CACHE[key] = contract
         return contract
@@ -558,56 +478,6 @@ class Contract:
         if ordered and set(map(str, schema_list)) == set(manifest_codes) and tuple(schema_list) != manifest_codes:
             self._drift(where, "schema enum lists the manifest's tokens in a different order", source="schema")
 
-    def _build_fast_path(self, code_cache: dict[str, Any] | None = None) -> None:
-        """Compile the single-pass errors function ``check`` uses (closures for its rare fallbacks).
-
-        The generated fast verdict and explainer (:meth:`is_schema_valid`, ``_explain``) are
-        compiled on first use only: ``validate-status`` never needs them, and generating them
-        was most of ``Contract.load``'s time in a short run.
-        """
-        self._code_cache = code_cache
-        self._errors: Callable[[Any, tuple[Any, ...]], list[Any]] | None = None
-        self._full: tuple[Callable[[Any], bool], Callable[[Any, tuple[Any, ...]], list[Any]] | None] | None = None
-        try:
-            compiler = Compiler(self.schema, code_cache, generate=False)
-            self._errors = compiler.errors_root()
-            self._code_used = compiler.code_used
-        except SchemaShapeError as exc:
-            raise ContractLoadError(f"schema {self.schema_source} is not a valid JSON Schema: {exc}") from None
-        except Unsupported:
-            # The schema is fine but uses keywords the compiler lacks: jsonschema decides alone.
-            self._full = (self._validator().is_valid, None)
-
-    def _full_path(self) -> tuple[Callable[[Any], bool], Callable[[Any, tuple[Any, ...]], list[Any]] | None]:
-        """(fast verdict, explain): generated code, or jsonschema's verdict and None if not compilable."""
-        full = self._full
-        if full is None:
-            # Compiled once; two threads racing here build equal functions, and either is kept.
-            full = self._full = Compiler(self.schema, self._code_cache).compile_root()
-        return full
-
-    def _fast_valid(self, payload: Any) -> bool:
-        return self._full_path()[0](payload)
-
-    @property
-    def _explain(self) -> Callable[[Any, tuple[Any, ...]], list[Any]] | None:
-        """The compiled explainer (None when jsonschema does the work)."""
-        return self._full_path()[1]
-
-    def _validator(self) -> Any:
-        """The jsonschema validator, built (and the schema checked) on first use only: cold start."""
-        if self._jsonschema_validator is None:
-            from jsonschema import Draft202012Validator
-            from jsonschema.exceptions import SchemaError
-
-            try:
-                Draft202012Validator.check_schema(self.schema)
-            except SchemaError as exc:
-                raise ContractLoadError(
-                    f"schema {self.schema_source} is not a valid JSON Schema: {exc.message}") from None
-            self._jsonschema_validator = Draft202012Validator(self.schema)
-        return self._jsonschema_validator
-
     def _build_strict_plan(self) -> _StrictPlan:
         plans: dict[tuple[int, ...], _StrictPlan] = {}
 
@@ -655,8 +525,8 @@ class Contract:
 
     # -- checking ------------------------------------------------------------------------
     def is_schema_valid(self, payload: Any) -> bool:
-        """Only the JSON Schema verdict (compiled fast path)."""
-        return self._full_path()[0](payload)
+        """Only the JSON Schema verdict."""
+        return self._schema_check.is_valid(payload)
 
     def check(self, payload: object, *, strict: bool = False) -> list[Finding]:
         """Every contract finding for ``payload`` (any JSON value); ``[]`` means valid. Never raises."""
@@ -664,13 +534,7 @@ class Contract:
             return [Finding("SCHEMA", "$", f"payload must be a JSON object, got {_type_name(payload)} "
                                             f"{_short(payload, 60)}")]
         try:
-            findings: list[Finding] = []
-            if self._errors is not None:
-                errors = self._errors(payload, ())
-                if errors:
-                    self._add_schema_findings(errors, findings)
-            elif not self._fast_valid(payload):
-                findings.extend(self._schema_findings(payload))
+            findings = self._schema_findings(payload)
             self._semantic(payload, findings)
             if strict:
                 self._strict(payload, self._strict_plan, "$", findings)
@@ -679,24 +543,25 @@ class Contract:
             return [Finding("SCHEMA", "$", "payload is nested too deeply to check")]
 
     def _schema_findings(self, payload: dict[str, Any]) -> list[Finding]:
-        """[SCHEMA] findings: from the compiled explainer, or jsonschema for schemas it cannot compile."""
-        out: list[Finding] = []
-        if self._explain is not None:
-            self._add_schema_findings(self._explain(payload, ()), out)
+        """[SCHEMA] findings, one per jsonschema error (a missing mandatory key is [CSP-MIN] instead)."""
+        try:
+            return self._schema_errors(payload)
+        except RecursionError:
+            # jsonschema (and repr() in its messages) recurses once per level: check a copy cut at
+            # _MAX_DEPTH levels, and say that what lies below was not checked.
+            out = self._schema_errors(_cut(payload, _MAX_DEPTH))
+            out.append(Finding("SCHEMA", "$", f"payload nests deeper than {_MAX_DEPTH} levels; "
+                                              "values below that depth were not checked against the schema"))
             return out
-        for err in self._validator().iter_errors(payload):
-            if err.validator == "required" and list(err.schema_path) == ["required"]:
-                continue  # reported as [CSP-MIN]
-            out.append(Finding("SCHEMA", json_path(err.absolute_path), f"{_clip(err.message)} ({err.validator})"))
-        return out
 
-    def _add_schema_findings(self, errors: list[Any], out: list[Finding]) -> None:
-        """Append the compiled errors as [SCHEMA] findings (a missing mandatory key is [CSP-MIN])."""
-        mandatory = self._mandatory_set
-        for err in errors:
-            if err.keyword == "required" and not err.path and err.detail in mandatory:
+    def _schema_errors(self, payload: dict[str, Any]) -> list[Finding]:
+        out: list[Finding] = []
+        for err in self._schema_check.errors(payload):
+            if err.validator == "required" and not err.absolute_path and err.message in self._required_messages:
                 continue  # reported once, as [CSP-MIN]
-            out.append(Finding("SCHEMA", json_path(err.path), f"{_clip(err.message)} ({err.keyword})"))
+            keyword = "false" if err.validator is None else err.validator  # None: a ``false`` subschema
+            out.append(Finding("SCHEMA", json_path(err.absolute_path), f"{_clip(_message(err))} ({keyword})"))
+        return out
 
     def _semantic(self, p: dict[str, Any], out: list[Finding]) -> None:
         add = out.append

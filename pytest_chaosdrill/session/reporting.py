@@ -1,6 +1,6 @@
 """The session's reports, from the drills' outcomes: per-drill facts in the JUnit XML, the drill's
 chart in a pytest-html row, progress lines at ``-v``, the terminal table, and SIGNOFF.md plus the
-HTML report at the end (made by :mod:`pytest_chaosdrill.report` and :mod:`pytest_chaosdrill.report_html`)."""
+HTML report at the end (made by :mod:`pytest_chaosdrill.report`)."""
 from __future__ import annotations
 
 import logging
@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from ..report import DrillOutcome, signoff_markdown, summary_table
-from ..report_html import drill_section_html, write_run_report
+from ..report import DrillOutcome, drill_section_html, summary_table, write_run_report, write_signoff
 from .state import STASH_STATE, SessionState, junit
 
 log = logging.getLogger("chaosdrill")
@@ -76,13 +75,13 @@ class DrillReporting:
         if st.is_worker or st.info is None or not st.outcomes:
             return
         run_dir = st.info.run_dir
-        text = signoff_markdown(st.outcomes, st.info.run_id, st.info.commit)
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
+        preface = ""
         if interrupted or len(st.outcomes) < st.collected:
-            text = (f"> **PARTIAL RUN** ({'interrupted' if interrupted else 'stopped early'}): "
-                    f"{len(st.outcomes)} of {st.collected} collected drill test(s) finished; this sign-off "
-                    "covers only those.\n\n" + text)
-        (run_dir / "SIGNOFF.md").write_text(text, encoding="utf-8")
+            preface = (f"> **PARTIAL RUN** ({'interrupted' if interrupted else 'stopped early'}): "
+                       f"{len(st.outcomes)} of {st.collected} collected drill test(s) finished; this sign-off "
+                       "covers only those.\n\n")
+        write_signoff(run_dir, st.outcomes, st.info.run_id, st.info.commit, preface=preface)
         try:
             shutil.copyfile(run_dir / "SIGNOFF.md", st.info.root / "SIGNOFF.md")
         except OSError:
