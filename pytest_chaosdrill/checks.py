@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .witness import check_no_order_accepted_after_not_found, could_add_exposure, open_orders_in_window
+from .venue.witness import check_no_order_accepted_after_not_found, could_add_exposure, open_orders_in_window
 
 if TYPE_CHECKING:  # pragma: no cover
     from .record import DrillRecord

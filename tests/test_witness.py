@@ -1,4 +1,4 @@
-"""witness.py: the in-flight hazard, the exposure definition and the window classification, on synthetic
+"""venue/witness.py: the in-flight hazard, the exposure definition and the window classification, on synthetic
 ledgers and on a real venue ledger (the venue over loopback, real HTTP)."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from pytest_chaosdrill.venue import VenueServer
-from pytest_chaosdrill.witness import (S_EXP_TIME_PASSED, check_no_open_dispatch_while_blocked,
+from pytest_chaosdrill.venue.witness import (S_EXP_TIME_PASSED, check_no_open_dispatch_while_blocked,
                                        check_no_order_accepted_after_not_found, client_sent_upper_mono,
                                        could_add_exposure, expired_requests, not_found_then_accepted,
                                        open_orders_in_window)

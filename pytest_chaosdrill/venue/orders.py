@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
-from ..witness import could_add_exposure
+from .witness import could_add_exposure
 from .ledger import Ledger, classify_effect
 from .market import INSTRUMENTS, Market, fmt
 
