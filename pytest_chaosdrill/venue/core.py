@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .auth import Authenticator
 from .conn import CLOSE_LOGIN_REFUSED, CLOSE_SESSION_TERMINATED, Callback, Conn, dumps
 from .faults import FaultRecord, FaultRegistry, Stamp
 from .ledger import Ledger
@@ -25,6 +26,9 @@ class VenueCore:
         self.seed = seed
         self.tick_ms = tick_ms
         self.ledger = Ledger()
+        # Private REST requests must be signed with one of these keys; a venue with no key at all (the
+        # venue's own unit tests, the benchmark) does not authenticate.
+        self.auth: Authenticator = Authenticator()
         self.market = Market(seed)
         self.books = {i: BookFeed(st) for i, st in self.market.state.items()}
         self.trades = {i: TradeFeed(i) for i in self.market.state}

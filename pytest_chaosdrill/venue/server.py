@@ -8,10 +8,11 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 from aiohttp import WSMsgType, web
 
+from .auth import ApiKey
 from .control import VenueControl, add_control_routes
 from .conn import CLOSE_GOING_AWAY, Conn
 from .core import VenueCore
@@ -98,13 +99,18 @@ class VenueServer:
     """The venue simulator on its own thread and event loop.
 
     ``VenueServer(port=0).start()`` returns once the port is listening; ``stop()`` closes every
-    socket, stops the loop and joins the thread. Usable as a context manager.
+    socket, stops the loop and joins the thread. Usable as a context manager. ``keys``: the demo API
+    keys private requests must be signed with (more can be added through the control API); with no key
+    at all the venue does not authenticate (its own unit tests, the benchmark).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, seed: int = 7, tick_ms: int = 50) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, seed: int = 7, tick_ms: int = 50,
+                 keys: Iterable[ApiKey] = ()) -> None:
         self._host = host
         self._req_port = port
         self.core = VenueCore(seed=seed, tick_ms=tick_ms)
+        for k in keys:
+            self.core.auth.add(k)
         self._port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -63,6 +63,12 @@ def not_found_queries(ledger: Iterable[Entry]) -> list[Entry]:
             and e.get("clOrdId")]
 
 
+def live_requests(ledger: Iterable[Entry]) -> list[Entry]:
+    """Private REST requests that arrived without OKX's demo-trading header (``x-simulated-trading: 1``):
+    the target is configured for real money, whatever the venue answered (OKX: 50101)."""
+    return [e for e in ledger if e.get("type") == "request" and e.get("simulated") is False]
+
+
 def expired_requests(ledger: Iterable[Entry]) -> list[Entry]:
     """Order requests the venue refused because they arrived after their ``expTime``."""
     return [e for e in ledger if e.get("type") == "request" and e.get("expired")]
