@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import ROUND_DOWN, Decimal
 import logging
 import time
 from typing import Any, Awaitable, Callable
@@ -19,7 +20,9 @@ from .witness import S_EXP_TIME_PASSED
 from .faults import stamp
 from .ledger import utc_iso
 from .market import INSTRUMENTS, fmt
-from .orders import now_ms
+from .orders import (MSG_MARGIN, S_EMPTY, S_MARGIN, S_NO_INST, S_NO_ORDER, S_NO_POSITION, S_PARAM, Order,
+                     missing_param, now_ms)
+from .prints import bar_ms
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ CORE_KEY: web.AppKey[VenueCore] = web.AppKey("venue_core", VenueCore)
 # OKX's private REST: everything under these prefixes needs a signed request (public ones need none).
 PRIVATE_PREFIXES = ("/api/v5/account/", "/api/v5/trade/", "/api/v5/asset/", "/api/v5/users/")
 DEMO_HEADER = "x-simulated-trading"
+INST_TYPES = ("SPOT", "MARGIN", "SWAP", "FUTURES", "OPTION", "ANY")
 
 
 def okx(data: list[Any], code: str = "0", msg: str = "", status: int = 200) -> web.Response:
@@ -49,8 +53,11 @@ class _BadRequest(Exception):
 
 
 async def _json_body(request: web.Request) -> Any:
+    text = await request.text()
+    if not text.strip():
+        raise _BadRequest("50000", "Body for POST request cannot be empty.")
     try:
-        return json.loads(await request.text())
+        return json.loads(text)
     except ValueError:
         raise _BadRequest("50002", "JSON syntax error") from None
 
@@ -109,7 +116,8 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
             refused = await _authenticate(core, request, meta) if private else None
             resp = refused if refused is not None else await handler(request)
         except _BadRequest as e:
-            resp = okx([], e.code, str(e), 400)
+            # OKX's table: trade-rule codes (51xxx) come with HTTP 200, parameter errors with 400
+            resp = okx([], e.code, str(e), 200 if e.code.startswith("51") and e.code != S_PARAM else 400)
         except web.HTTPException as e:
             resp = okx([], str(e.status), e.reason, e.status)
         except Exception as e:  # a venue bug: answer and witness it rather than drop the request
@@ -219,34 +227,84 @@ def _single(res: dict[str, Any]) -> web.Response:
     return okx([res], "0" if ok else "1", "" if ok else "All operations failed")
 
 
+def _multi(results: list[dict[str, Any]]) -> web.Response:
+    """The OKX answer for a batch: 0 all succeeded, 2 some, 1 none."""
+    n_ok = sum(r["sCode"] == "0" for r in results)
+    code, msg = ("0", "") if n_ok == len(results) else (("2", "Some operations failed") if n_ok else ("1", "All operations failed"))
+    return okx(results, code, msg)
+
+
+def _need(q: Any, *names: str) -> None:
+    """OKX's 50014 for a missing required parameter."""
+    for n in names:
+        if q.get(n) in (None, ""):
+            raise _BadRequest(S_EMPTY, f"Parameter {n} can not be empty.")
+
+
+def _inst(inst_id: Any) -> str:
+    if inst_id not in INSTRUMENTS:
+        raise _BadRequest(S_NO_INST, f"Instrument ID {inst_id} does not exist")  # OKX answers it with HTTP 400 too
+    return str(inst_id)
+
+
+def _inst_type(q: Any) -> bool:
+    """Whether an ``instType`` filter lets the venue's SWAPs through (51000 on an unknown type)."""
+    t = q.get("instType")
+    if t in (None, ""):
+        return True
+    if t not in INST_TYPES:
+        raise _BadRequest(S_PARAM, "Parameter instType error")
+    return t == "SWAP"
+
+
+def _limit(q: Any, default: int = 100, most: int = 100) -> int:
+    try:
+        n = int(q.get("limit") or default)
+    except ValueError:
+        raise _BadRequest(S_PARAM, "Parameter limit error") from None
+    return max(1, min(n, most))
+
+
+async def _list_body(request: web.Request) -> list[Any]:
+    body = await _json_body(request)
+    if not isinstance(body, list) or not 1 <= len(body) <= MAX_BATCH:
+        raise _BadRequest(S_PARAM, f"Parameter error: body must be a JSON array of 1-{MAX_BATCH} objects")
+    return body
+
+
 async def place_order(request: web.Request) -> web.StreamResponse:
     """POST /api/v5/trade/order."""
-    return _single(_core(request).engine.place(await _json_body(request), request=_order_meta(request)))
+    body = await _json_body(request)
+    bad = missing_param(body)
+    if bad is not None:
+        raise _BadRequest(*bad)
+    return _single(_core(request).engine.place(body, request=_order_meta(request)))
 
 
 async def batch_orders(request: web.Request) -> web.StreamResponse:
     """POST /api/v5/trade/batch-orders (two legs are tagged A/B; the partial-fill fault acts here)."""
     core = _core(request)
-    body = await _json_body(request)
-    if not isinstance(body, list) or not 1 <= len(body) <= MAX_BATCH:
-        raise _BadRequest("51000", f"Parameter error: body must be a JSON array of 1-{MAX_BATCH} orders")
+    body = await _list_body(request)
+    for o in body:  # OKX checks the whole request before placing any of it
+        bad = missing_param(o)
+        if bad is not None:
+            raise _BadRequest(*bad)
     two_leg = len(body) == 2
     partial = core.pending_partial_fill() if two_leg else None
     results = []
+    reject = None
     for i, leg_body in enumerate(body):
         leg = ("A", "B")[i] if two_leg else None
         reject = None
         # The fault acts only when leg A really filled: otherwise the batch is not a partial fill
         # and the fault keeps waiting for the next two-leg batch.
         if partial is not None and leg == "B" and results[0]["sCode"] == "0":
-            reject = ("51008", "Order failed. Insufficient USDT margin in account")
+            reject = (S_MARGIN, MSG_MARGIN)
             core.faults.end(partial)
         results.append(core.engine.place(leg_body, leg=leg, force_reject=reject, request=_order_meta(request)))
     if reject is None:
         partial = None
-    n_ok = sum(r["sCode"] == "0" for r in results)
-    code, msg = ("0", "") if n_ok == len(results) else (("2", "Some operations failed") if n_ok else ("1", "All operations failed"))
-    resp = okx(results, code, msg)
+    resp = _multi(results)
     if partial is not None:
         began = stamp()
         await resp.prepare(request)
@@ -257,47 +315,276 @@ async def batch_orders(request: web.Request) -> web.StreamResponse:
 
 async def cancel_order(request: web.Request) -> web.StreamResponse:
     """POST /api/v5/trade/cancel-order."""
-    return _single(_core(request).engine.cancel(await _json_body(request)))
+    body = await _json_body(request)
+    _need(body if isinstance(body, dict) else {}, "instId")
+    return _single(_core(request).engine.cancel(body))
+
+
+async def cancel_batch_orders(request: web.Request) -> web.StreamResponse:
+    """POST /api/v5/trade/cancel-batch-orders."""
+    engine = _core(request).engine
+    return _multi([engine.cancel(o) for o in await _list_body(request)])
+
+
+async def amend_order(request: web.Request) -> web.StreamResponse:
+    """POST /api/v5/trade/amend-order (``newSz`` / ``newPx``)."""
+    body = await _json_body(request)
+    _need(body if isinstance(body, dict) else {}, "instId")
+    return _single(_core(request).engine.amend(body))
+
+
+async def amend_batch_orders(request: web.Request) -> web.StreamResponse:
+    """POST /api/v5/trade/amend-batch-orders."""
+    engine = _core(request).engine
+    return _multi([engine.amend(o) for o in await _list_body(request)])
+
+
+async def close_position(request: web.Request) -> web.StreamResponse:
+    """POST /api/v5/trade/close-position: a reduce-only market order for the whole net position."""
+    core = _core(request)
+    body = await _json_body(request)
+    body = body if isinstance(body, dict) else {}
+    _need(body, "instId", "mgnMode")
+    inst_id = _inst(body["instId"])
+    pos = core.engine.pos(inst_id)
+    if pos == 0:
+        return okx([], S_NO_POSITION, "Position does not exist")
+    order = {"instId": inst_id, "tdMode": body["mgnMode"], "side": "sell" if pos > 0 else "buy", "ordType": "market",
+             "sz": fmt(abs(pos)), "reduceOnly": True, "clOrdId": body.get("clOrdId") or ""}
+    res = core.engine.place(order, request=_order_meta(request))
+    if res["sCode"] != "0":
+        return okx([], res["sCode"], res["sMsg"])
+    return okx([{"instId": inst_id, "posSide": "net", "clOrdId": res["clOrdId"], "tag": ""}])
 
 
 async def get_order(request: web.Request) -> web.StreamResponse:
-    """GET /api/v5/trade/order by ordId or clOrdId."""
+    """GET /api/v5/trade/order by ordId or clOrdId (the latest order of a reused clOrdId)."""
     q = request.query
+    _need(q, "instId")
+    if not q.get("ordId") and not q.get("clOrdId"):
+        raise _BadRequest("51003", "Either client order ID or order ID is required")
     o = _core(request).engine.find(q.get("ordId"), q.get("clOrdId"))
-    if o is None or (q.get("instId") and q.get("instId") != o.inst_id):
-        return okx([], "51603", "Order does not exist")
-    return okx([o.to_okx()])
+    if o is None or q.get("instId") != o.inst_id:
+        return okx([], S_NO_ORDER, "Order does not exist")
+    return okx([o.to_okx(o.last_fill)])
+
+
+def _order_list(orders: list[Order], q: Any) -> list[dict[str, Any]]:
+    if not _inst_type(q):
+        return []
+    types = set(str(q.get("ordType")).split(",")) if q.get("ordType") else None
+    out = [o.to_okx(o.last_fill) for o in orders
+           if (types is None or o.ord_type in types) and q.get("state") in (None, "", o.state)]
+    return out[:_limit(q)]
 
 
 async def orders_pending(request: web.Request) -> web.StreamResponse:
     """GET /api/v5/trade/orders-pending (a reconciliation read)."""
-    return okx([o.to_okx() for o in _core(request).engine.pending(request.query.get("instId") or None)])
+    q = request.query
+    return okx(_order_list(_core(request).engine.pending(q.get("instId") or None), q))
+
+
+async def orders_history(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/trade/orders-history and orders-history-archive (final orders; ``instType`` required)."""
+    q = request.query
+    _need(q, "instType")
+    return okx(_order_list(_core(request).engine.history(q.get("instId") or None), q))
 
 
 async def fills(request: web.Request) -> web.StreamResponse:
-    """GET /api/v5/trade/fills, newest first."""
-    return okx([f.to_okx() for f in _core(request).engine.fills(request.query.get("instId") or None)])
+    """GET /api/v5/trade/fills and fills-history, newest first."""
+    q = request.query
+    if request.path.endswith("fills-history"):
+        _need(q, "instType")
+    if not _inst_type(q):
+        return okx([])
+    found = [f.to_okx() for f in _core(request).engine.fills(q.get("instId") or None)
+             if q.get("ordId") in (None, "", f.ord_id)]
+    return okx(found[:_limit(q)])
 
 
 async def positions(request: web.Request) -> web.StreamResponse:
-    """GET /api/v5/account/positions (a reconciliation read)."""
-    return okx(_core(request).engine.positions_okx(request.query.get("instId") or None))
+    """GET /api/v5/account/positions: ``instId`` a comma list (up to 10), ``instType`` filter (a
+    reconciliation read)."""
+    q = request.query
+    if not _inst_type(q):
+        return okx([])
+    ids = {i for i in str(q.get("instId") or "").split(",") if i} or None
+    if ids is not None and len(ids) > 10:
+        raise _BadRequest(S_PARAM, "Parameter instId error")
+    return okx(_core(request).engine.positions_okx(ids))
 
 
 async def balance(request: web.Request) -> web.StreamResponse:
-    """GET /api/v5/account/balance."""
-    return okx(_core(request).engine.balance_okx())
+    """GET /api/v5/account/balance (``ccy`` filter: USDT is the only currency)."""
+    data = _core(request).engine.balance_okx()
+    ccys = set(str(request.query.get("ccy") or "").split(",")) - {""}
+    if ccys:
+        for d in data:
+            d["details"] = [x for x in d["details"] if x["ccy"] in ccys]
+    return okx(data)
+
+
+async def account_config(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/account/config (single-currency margin account, net position mode)."""
+    key = request.headers.get("OK-ACCESS-KEY") or ""
+    return okx([{"uid": "44705892343619584", "mainUid": "44705892343619584", "acctLv": "2", "acctStpMode": "cancel_maker",
+                 "posMode": "net_mode", "autoLoan": False, "greeksType": "PA", "level": "Lv1", "levelTmp": "",
+                 "ctIsoMode": "automatic", "mgnIsoMode": "automatic", "spotOffsetType": "", "roleType": "0",
+                 "traderInsts": [], "spotRoleType": "0", "spotTraderInsts": [], "opAuth": "0", "kycLv": "2",
+                 "label": "chaosdrill", "ip": "", "perm": "read_only,trade", "liquidationGear": "-1",
+                 "enableSpotBorrow": False, "spotBorrowAutoRepay": False, "type": "0", "settleCcy": "USDT",
+                 "settleCcyList": ["USDT"], "apiKey": key}])
+
+
+async def set_leverage(request: web.Request) -> web.StreamResponse:
+    """POST /api/v5/account/set-leverage (``instId`` + ``lever`` + ``mgnMode``)."""
+    core = _core(request)
+    body = await _json_body(request)
+    body = body if isinstance(body, dict) else {}
+    _need(body, "lever", "mgnMode")
+    if body.get("mgnMode") not in ("cross", "isolated"):
+        raise _BadRequest(S_PARAM, "Parameter mgnMode error")
+    inst_id = _inst(body.get("instId"))
+    try:
+        lever = int(str(body["lever"]))
+    except ValueError:
+        raise _BadRequest(S_PARAM, "Parameter lever error") from None
+    if not 1 <= lever <= INSTRUMENTS[inst_id].max_lever:
+        return okx([], "51039", f"Leverage can't exceed {INSTRUMENTS[inst_id].max_lever}")
+    core.engine.set_leverage(inst_id, lever)
+    return okx([{"lever": str(lever), "mgnMode": body["mgnMode"], "instId": inst_id, "posSide": "net"}])
+
+
+async def leverage_info(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/account/leverage-info (``instId`` comma list, ``mgnMode``)."""
+    q = request.query
+    _need(q, "instId", "mgnMode")
+    engine = _core(request).engine
+    return okx([{"instId": i, "mgnMode": q["mgnMode"], "posSide": "net", "lever": str(engine.leverage[_inst(i)])}
+                for i in str(q["instId"]).split(",")])
+
+
+async def max_size(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/account/max-size and max-avail-size: contracts the available margin buys."""
+    q = request.query
+    _need(q, "instId", "tdMode")
+    engine = _core(request).engine
+    out = []
+    for i in str(q["instId"]).split(","):
+        inst = INSTRUMENTS[_inst(i)]
+        px = Decimal(str(q["px"])) if q.get("px") else _core(request).market.state[i].mid
+        n = max(Decimal(0), engine.available()) * engine.leverage[i] / (inst.ct_val * px)
+        n = fmt((n / inst.lot_sz).to_integral_value(ROUND_DOWN) * inst.lot_sz)
+        out.append({"instId": i, "ccy": inst.settle_ccy, "maxBuy": n, "maxSell": n} if request.path.endswith("max-size")
+                   else {"instId": i, "availBuy": n, "availSell": n})
+    return okx(out)
+
+
+def _ticker(core: VenueCore, inst_id: str) -> dict[str, str]:
+    st = core.market.state[inst_id]
+    last = fmt(st.last_px)
+    return {"instType": "SWAP", "instId": inst_id, "last": last, "lastSz": str(st.last_sz), "askPx": fmt(st.best_ask),
+            "askSz": str(st.asks[0][1]), "bidPx": fmt(st.best_bid), "bidSz": str(st.bids[0][1]), "open24h": last,
+            "high24h": last, "low24h": last, "volCcy24h": "0", "vol24h": "0", "sodUtc0": last, "sodUtc8": last,
+            "ts": str(now_ms())}
 
 
 async def ticker(request: web.Request) -> web.StreamResponse:
     """GET /api/v5/market/ticker."""
-    inst_id = request.query.get("instId")
-    if inst_id not in INSTRUMENTS:
-        return okx([], "51001", f"Instrument ID {inst_id} does not exist")
-    st = _core(request).market.state[inst_id]
-    return okx([{"instId": inst_id, "instType": "SWAP", "last": fmt(st.last_px), "lastSz": str(st.last_sz),
-                 "bidPx": fmt(st.best_bid), "bidSz": str(st.bids[0][1]), "askPx": fmt(st.best_ask),
-                 "askSz": str(st.asks[0][1]), "ts": str(now_ms())}])
+    _need(request.query, "instId")
+    return okx([_ticker(_core(request), _inst(request.query.get("instId")))])
+
+
+async def tickers(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/market/tickers (``instType`` required)."""
+    _need(request.query, "instType")
+    core = _core(request)
+    return okx([_ticker(core, i) for i in sorted(INSTRUMENTS)] if _inst_type(request.query) else [])
+
+
+async def books(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/market/books (the venue's book is DEPTH levels deep)."""
+    q = request.query
+    _need(q, "instId")
+    st = _core(request).market.state[_inst(q.get("instId"))]
+    n = _limit({"limit": q.get("sz")}, default=1, most=400)
+    return okx([{"asks": [[fmt(px), str(sz), "0", "1"] for px, sz in st.asks[:n]],
+                 "bids": [[fmt(px), str(sz), "0", "1"] for px, sz in st.bids[:n]], "ts": str(now_ms())}])
+
+
+async def trades(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/market/trades and history-trades: recent prints, newest first."""
+    q = request.query
+    _need(q, "instId")
+    return okx(_core(request).prints.trades_okx(_inst(q.get("instId")), _limit(q, default=100, most=500)))
+
+
+async def candles(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/market/candles and history-candles."""
+    q = request.query
+    _need(q, "instId")
+    core = _core(request)
+    inst_id = _inst(q.get("instId"))
+    period = bar_ms(str(q.get("bar") or "1m"))
+    if period is None:
+        raise _BadRequest(S_PARAM, "Parameter bar error")
+    try:
+        after = int(q["after"]) if q.get("after") else None
+        before = int(q["before"]) if q.get("before") else None
+    except ValueError:
+        raise _BadRequest(S_PARAM, "Parameter after or before error") from None
+    return okx(core.prints.candles_okx(inst_id, period, _limit(q, default=100, most=300), after, before, now_ms(),
+                                       core.market.state[inst_id].last_px))
+
+
+async def instruments(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/public/instruments (``instType`` required; the venue lists SWAPs only)."""
+    q = request.query
+    _need(q, "instType")
+    if not _inst_type(q):
+        return okx([])
+    return okx([INSTRUMENTS[i].to_okx() for i in sorted(INSTRUMENTS) if q.get("instId") in (None, "", i)])
+
+
+async def mark_price(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/public/mark-price (the mid price)."""
+    q = request.query
+    _need(q, "instType")
+    core = _core(request)
+    ts = str(now_ms())
+    return okx([{"instType": "SWAP", "instId": i, "markPx": fmt(core.market.state[i].mid), "ts": ts}
+                for i in sorted(INSTRUMENTS) if q.get("instId") in (None, "", i)] if _inst_type(q) else [])
+
+
+async def funding_rate(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/public/funding-rate (a constant 0.01 % every 8 h)."""
+    q = request.query
+    _need(q, "instId")
+    inst_id = _inst(q.get("instId"))
+    now = now_ms()
+    nxt = now - now % 28_800_000 + 28_800_000
+    return okx([{"instType": "SWAP", "instId": inst_id, "method": "current_period", "formulaType": "noRate",
+                 "fundingRate": "0.0001", "nextFundingRate": "", "fundingTime": str(nxt),
+                 "nextFundingTime": str(nxt + 28_800_000), "minFundingRate": "-0.0075", "maxFundingRate": "0.0075",
+                 "settState": "settled", "settFundingRate": "0.0001", "premium": "0", "interestRate": "0.0001",
+                 "impactValue": "", "ts": str(now)}])
+
+
+async def index_tickers(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/market/index-tickers (index = the instrument's mid price)."""
+    q = request.query
+    core = _core(request)
+    ts = str(now_ms())
+    out = []
+    for i in sorted(INSTRUMENTS):
+        idx = "-".join(i.split("-")[:2])
+        if q.get("instId") not in (None, "", idx) or q.get("quoteCcy") not in (None, "", idx.split("-")[1]):
+            continue
+        px = fmt(core.market.state[i].mid)
+        out.append({"instId": idx, "idxPx": px, "high24h": px, "low24h": px, "open24h": px, "sodUtc0": px,
+                    "sodUtc8": px, "ts": ts})
+    return okx(out)
 
 
 async def public_time(request: web.Request) -> web.StreamResponse:
@@ -305,17 +592,43 @@ async def public_time(request: web.Request) -> web.StreamResponse:
     return okx([{"ts": str(now_ms())}])
 
 
+ROUTES: tuple[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]], ...] = (
+    ("GET", "/api/v5/public/time", public_time),
+    ("GET", "/api/v5/public/instruments", instruments),
+    ("GET", "/api/v5/public/mark-price", mark_price),
+    ("GET", "/api/v5/public/funding-rate", funding_rate),
+    ("GET", "/api/v5/market/ticker", ticker),
+    ("GET", "/api/v5/market/tickers", tickers),
+    ("GET", "/api/v5/market/index-tickers", index_tickers),
+    ("GET", "/api/v5/market/books", books),
+    ("GET", "/api/v5/market/trades", trades),
+    ("GET", "/api/v5/market/history-trades", trades),
+    ("GET", "/api/v5/market/candles", candles),
+    ("GET", "/api/v5/market/history-candles", candles),
+    ("GET", "/api/v5/account/balance", balance),
+    ("GET", "/api/v5/account/positions", positions),
+    ("GET", "/api/v5/account/config", account_config),
+    ("POST", "/api/v5/account/set-leverage", set_leverage),
+    ("GET", "/api/v5/account/leverage-info", leverage_info),
+    ("GET", "/api/v5/account/max-size", max_size),
+    ("GET", "/api/v5/account/max-avail-size", max_size),
+    ("POST", "/api/v5/trade/order", place_order),
+    ("POST", "/api/v5/trade/batch-orders", batch_orders),
+    ("POST", "/api/v5/trade/cancel-order", cancel_order),
+    ("POST", "/api/v5/trade/cancel-batch-orders", cancel_batch_orders),
+    ("POST", "/api/v5/trade/amend-order", amend_order),
+    ("POST", "/api/v5/trade/amend-batch-orders", amend_batch_orders),
+    ("POST", "/api/v5/trade/close-position", close_position),
+    ("GET", "/api/v5/trade/order", get_order),
+    ("GET", "/api/v5/trade/orders-pending", orders_pending),
+    ("GET", "/api/v5/trade/orders-history", orders_history),
+    ("GET", "/api/v5/trade/orders-history-archive", orders_history),
+    ("GET", "/api/v5/trade/fills", fills),
+    ("GET", "/api/v5/trade/fills-history", fills),
+)
+
 
 def add_rest_routes(app: web.Application) -> None:
-    """Route every REST endpoint the venue serves."""
-    r = app.router
-    r.add_post("/api/v5/trade/order", place_order)
-    r.add_post("/api/v5/trade/batch-orders", batch_orders)
-    r.add_post("/api/v5/trade/cancel-order", cancel_order)
-    r.add_get("/api/v5/trade/order", get_order)
-    r.add_get("/api/v5/trade/orders-pending", orders_pending)
-    r.add_get("/api/v5/trade/fills", fills)
-    r.add_get("/api/v5/account/positions", positions)
-    r.add_get("/api/v5/account/balance", balance)
-    r.add_get("/api/v5/market/ticker", ticker)
-    r.add_get("/api/v5/public/time", public_time)
+    """Route every REST endpoint the venue serves (:data:`ROUTES`)."""
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
