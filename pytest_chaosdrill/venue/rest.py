@@ -548,9 +548,10 @@ async def instruments(request: web.Request) -> web.StreamResponse:
 
 
 async def mark_price(request: web.Request) -> web.StreamResponse:
-    """GET /api/v5/public/mark-price (the mid price)."""
+    """GET /api/v5/public/mark-price (the mid price; ``instType`` or ``instId``)."""
     q = request.query
-    _need(q, "instType")
+    if not q.get("instId"):
+        _need(q, "instType")
     core = _core(request)
     ts = str(now_ms())
     return okx([{"instType": "SWAP", "instId": i, "markPx": fmt(core.market.state[i].mid), "ts": ts}
