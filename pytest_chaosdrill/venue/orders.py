@@ -194,6 +194,7 @@ class OrderEngine:
     def reset(self) -> None:
         """Forget orders, fills and positions; ordIds keep counting so old ids are never reused."""
         self.orders: dict[str, Order] = {}
+        self._open: dict[str, Order] = {}    # the live / partially filled ones (the margin check reads them)
         self.by_cl: dict[str, Order] = {}    # the latest order of each clOrdId
         self._arrived_cl: set[str] = set()   # every clOrdId an order request carried (the witness's "twice")
         self._fills: list[Fill] = []
@@ -271,7 +272,7 @@ class OrderEngine:
         """Equity minus the initial margin of positions and resting orders, in USDT."""
         used = sum((self._margin(i, p.pos, self._market.state[i].mid) for i, p in self.positions.items()), Decimal(0))
         used += sum((self._margin(o.inst_id, o.sz - o.acc_fill_sz, o.px or Decimal(0))
-                     for o in self.orders.values() if o.state in OPEN_STATES), Decimal(0))
+                     for o in self._open.values()), Decimal(0))
         return self.equity() - used
 
     def _check_margin(self, o: Order) -> None:
@@ -329,6 +330,7 @@ class OrderEngine:
         o.ord_id = str(self._next_ord_id)
         self._next_ord_id += 1
         self.orders[o.ord_id] = o
+        self._open[o.ord_id] = o
         if o.cl_ord_id:
             self.by_cl[o.cl_ord_id] = o
         pos_before = self.pos(o.inst_id)
@@ -382,6 +384,8 @@ class OrderEngine:
         o.avg_px = px if o.avg_px is None else (o.avg_px * prev_acc + px * sz) / o.acc_fill_sz
         o.u_time = ts
         o.state = "filled" if o.acc_fill_sz >= o.sz else "partially_filled"
+        if o.state == "filled":
+            self._open.pop(o.ord_id, None)
         trade_id = str(self._next_fill_id)
         self._next_fill_id += 1
         fill = Fill(o.ord_id, o.cl_ord_id, o.inst_id, o.side, sz, px, trade_id, ts, exec_type)
@@ -474,11 +478,12 @@ class OrderEngine:
 
     def _set_canceled(self, o: Order, source: str) -> None:
         o.state, o.u_time, o.cancel_source = "canceled", now_ms(), source
+        self._open.pop(o.ord_id, None)
         self._on_update(o, None)
 
     def on_tick(self) -> None:
         """Fill resting limit orders the new market price has reached (at their limit price, as maker)."""
-        for o in [o for o in self.orders.values() if o.state in OPEN_STATES]:
+        for o in list(self._open.values()):
             st = self._market.state[o.inst_id]
             assert o.px is not None
             crossed = (o.side == "buy" and st.best_ask <= o.px) or (o.side == "sell" and st.best_bid >= o.px)
@@ -498,8 +503,8 @@ class OrderEngine:
 
     def pending(self, inst_id: str | None = None) -> list[Order]:
         """Open (resting) orders, newest first."""
-        return [o for o in sorted(self.orders.values(), key=lambda o: int(o.ord_id), reverse=True)
-                if o.state in OPEN_STATES and inst_id in (None, o.inst_id)]
+        return [o for o in sorted(self._open.values(), key=lambda o: int(o.ord_id), reverse=True)
+                if inst_id in (None, o.inst_id)]
 
     def history(self, inst_id: str | None = None) -> list[Order]:
         """Orders in a final state (filled, canceled), newest first."""
