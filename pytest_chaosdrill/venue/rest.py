@@ -38,6 +38,7 @@ CORE_KEY: web.AppKey[VenueCore] = web.AppKey("venue_core", VenueCore)
 # OKX's private REST: everything under these prefixes needs a signed request (public ones need none).
 PRIVATE_PREFIXES = ("/api/v5/account/", "/api/v5/trade/", "/api/v5/asset/", "/api/v5/users/")
 DEMO_HEADER = "x-simulated-trading"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 INST_TYPES = ("SPOT", "MARGIN", "SWAP", "FUTURES", "OPTION", "ANY")
 
 
@@ -313,30 +314,23 @@ async def batch_orders(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def cancel_order(request: web.Request) -> web.StreamResponse:
-    """POST /api/v5/trade/cancel-order."""
-    body = await _json_body(request)
-    _need(body if isinstance(body, dict) else {}, "instId")
-    return _single(_core(request).engine.cancel(body))
+def _on_orders(op: str, batch: bool) -> Handler:
+    """A handler applying ``engine.<op>`` (``cancel`` / ``amend``) to one order object (``instId``
+    required) or to a batch of 1–20."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        fn = getattr(_core(request).engine, op)
+        if batch:
+            return _multi([fn(o) for o in await _list_body(request)])
+        body = await _json_body(request)
+        _need(body if isinstance(body, dict) else {}, "instId")
+        return _single(fn(body))
+    return handler
 
 
-async def cancel_batch_orders(request: web.Request) -> web.StreamResponse:
-    """POST /api/v5/trade/cancel-batch-orders."""
-    engine = _core(request).engine
-    return _multi([engine.cancel(o) for o in await _list_body(request)])
-
-
-async def amend_order(request: web.Request) -> web.StreamResponse:
-    """POST /api/v5/trade/amend-order (``newSz`` / ``newPx``)."""
-    body = await _json_body(request)
-    _need(body if isinstance(body, dict) else {}, "instId")
-    return _single(_core(request).engine.amend(body))
-
-
-async def amend_batch_orders(request: web.Request) -> web.StreamResponse:
-    """POST /api/v5/trade/amend-batch-orders."""
-    engine = _core(request).engine
-    return _multi([engine.amend(o) for o in await _list_body(request)])
+cancel_order = _on_orders("cancel", batch=False)          # POST trade/cancel-order
+cancel_batch_orders = _on_orders("cancel", batch=True)    # POST trade/cancel-batch-orders
+amend_order = _on_orders("amend", batch=False)            # POST trade/amend-order (newSz / newPx)
+amend_batch_orders = _on_orders("amend", batch=True)      # POST trade/amend-batch-orders
 
 
 async def close_position(request: web.Request) -> web.StreamResponse:
@@ -593,7 +587,7 @@ async def public_time(request: web.Request) -> web.StreamResponse:
     return okx([{"ts": str(now_ms())}])
 
 
-ROUTES: tuple[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]], ...] = (
+ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/api/v5/public/time", public_time),
     ("GET", "/api/v5/public/instruments", instruments),
     ("GET", "/api/v5/public/mark-price", mark_price),
