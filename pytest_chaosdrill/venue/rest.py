@@ -475,6 +475,14 @@ async def max_size(request: web.Request) -> web.StreamResponse:
     return okx(out)
 
 
+async def trade_fee(request: web.Request) -> web.StreamResponse:
+    """GET /api/v5/account/trade-fee (``instType`` required): the venue charges no fee."""
+    _need(request.query, "instType")
+    return okx([{"category": "1", "delivery": "", "exercise": "", "instType": request.query["instType"], "level": "Lv1",
+                 "maker": "0", "taker": "0", "makerU": "0", "takerU": "0", "makerUSDC": "0", "takerUSDC": "0",
+                 "ruleType": "normal", "ts": str(now_ms()), "fiat": []}])
+
+
 def _ticker(core: VenueCore, inst_id: str) -> dict[str, str]:
     st = core.market.state[inst_id]
     last = fmt(st.last_px)
@@ -606,6 +614,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/api/v5/account/set-leverage", set_leverage),
     ("GET", "/api/v5/account/leverage-info", leverage_info),
     ("GET", "/api/v5/account/max-size", max_size),
+    ("GET", "/api/v5/account/trade-fee", trade_fee),
     ("GET", "/api/v5/account/max-avail-size", max_size),
     ("POST", "/api/v5/trade/order", place_order),
     ("POST", "/api/v5/trade/batch-orders", batch_orders),

@@ -42,6 +42,9 @@ def test_trading_round_trip(cx: Any, venue: VenueServer) -> None:
     assert bal["USDT"]["total"] > 0 and bal["USDT"]["used"] > 0  # the position's margin
     (p,) = cx.fetch_positions([BTC])
     assert (p["symbol"], p["contracts"], p["side"], p["leverage"]) == (BTC, 2, "long", 5)
+    assert cx.fetch_position(BTC)["contracts"] == 2
+    assert cx.fetch_trading_fee(BTC)["taker"] == 0  # the venue charges no fee
+    assert [t["order"] for t in cx.fetch_order_trades(o["id"], BTC)] == [o["id"]]
     trades = cx.fetch_my_trades(BTC)
     assert [(t["order"], t["amount"], t["takerOrMaker"]) for t in trades] == [(o["id"], 2, "taker")]
     # A resting limit: pending, amended, cancelled; then in the history.
