@@ -180,7 +180,12 @@ def missing_param(body: Any) -> tuple[str, str] | None:
 
 
 class OrderEngine:
-    """Orders, fills, positions and leverage of the single simulated account."""
+    """Orders, fills, positions and leverage of the single simulated account.
+
+    ``on_update(order, fill)`` is called on every state change of an order: placed (``live``), each
+    fill (``fill`` is that execution: ``tradeId``, ``fillPx``, ``fillSz``, ``fillTime``, ``execType``),
+    canceled and amended (``fill`` None). ``order.to_okx(fill)`` renders the ``orders`` channel entry.
+    """
 
     def __init__(self, market: Market, ledger: Ledger, on_update: OrderUpdate) -> None:
         self._market = market
