@@ -27,6 +27,7 @@ from .timeline import LiveInterlock, Sample, StatusSampler, open_blocked, utc_no
 from .verdict import Evaluation, Verdict, evaluate
 
 log = logging.getLogger("chaosdrill")
+WIRE_CHECK_S = 0.2  # how often a drill's waits read the venue's ledger for live (no demo header) requests
 
 
 class DrillNotProven(AssertionError):
@@ -75,6 +76,7 @@ class DrillRun:
         self.allow_live = allow_live
         self._live_scanned = 0             # witness entries already searched for live requests
         self._live_found: list[dict[str, Any]] = []
+        self._live_read_mono = float("-inf")
         self.rec = Recorder(drill=drill.raw, drill_path=str(drill.path), backend=backend or ctx.target.backend,
                             target_name=ctx.rendered.config.name, target_files=tuple(ctx.rendered.files),
                             contract=contract_info, timeline=ctx.timeline)
@@ -139,7 +141,7 @@ class DrillRun:
             self._stop_sampler()
             self.rec.set(t_end=self.rec["t_end"] or time.monotonic())
             self._ledger()
-            wire = self._wire_live()
+            wire = self._wire_live(force=True)
             if wire is not None and self.rec["outcome"] in (None, COMPLETED, NOT_PROVEN):
                 # the venue's view outranks a NOT PROVEN the refused requests caused (no steady state)
                 self.rec.set(outcome=REFUSED, outcome_reason=f"refused: {wire}")
@@ -231,18 +233,22 @@ class DrillRun:
         if reason is not None:
             raise _Stop(REFUSED, f"refusing to go on: {reason}; the fault was released and the target stopped")
 
-    def _wire_live(self) -> str | None:
+    def _wire_live(self, force: bool = False) -> str | None:
         """The venue's own view of the interlock: private requests without ``x-simulated-trading: 1``
-        (the target is configured for real money), from the witness ledger."""
+        (the target is configured for real money), from the witness ledger (read at most every
+        :data:`WIRE_CHECK_S` unless ``force``: on the docker backend each read is an HTTP request)."""
         if self.allow_live:
             return None
-        ledger = self._ledger()
-        self._live_found += live_requests(ledger[self._live_scanned:])
-        self._live_scanned = len(ledger)
+        if force or time.monotonic() - self._live_read_mono >= WIRE_CHECK_S:
+            self._live_read_mono = time.monotonic()
+            ledger = self._ledger()
+            self._live_found += live_requests(ledger[self._live_scanned:])
+            self._live_scanned = len(ledger)
         found = self._live_found
         if not found:
             return None
         e = found[0]
+
         return (f"the venue received {len(found)} private request(s) without the demo-trading header "
                 f"x-simulated-trading: 1 (the target is configured for real money; OKX answers 50101); first: "
                 f"{e.get('method')} {e.get('path')} at {e.get('utc')}")
