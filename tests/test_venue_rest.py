@@ -213,8 +213,9 @@ def _run_script(seed: int) -> list[Any]:
         out.append(post(http, v, "/api/v5/trade/batch-orders", [order("sell", "1", "d2"), order("buy", "3", "d3", inst=ETH)]))
         out.append(post(http, v, "/api/v5/trade/order", order("buy", "2", "d1")))
         for ans in out[2:]:
+            del ans["inTime"], ans["outTime"]  # the gateway's times, not the venue's decisions
             for d in ans["data"]:
-                d.pop("ts")  # the answer's time, not the venue's decision
+                d.pop("ts")
         out.append([{k: f[k] for k in ("ordId", "fillSz", "fillPx", "side")} for f in get(http, v, "/api/v5/trade/fills")["data"]])
         out.append([{k: p[k] for k in ("instId", "pos", "avgPx")} for p in get(http, v, "/api/v5/account/positions")["data"]])
         return out

@@ -42,9 +42,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 INST_TYPES = ("SPOT", "MARGIN", "SWAP", "FUTURES", "OPTION", "ANY")
 
 
-def okx(data: list[Any], code: str = "0", msg: str = "", status: int = 200) -> web.Response:
-    """An OKX v5 envelope ``{"code", "msg", "data"}`` as a JSON response."""
-    return web.json_response({"code": code, "msg": msg, "data": data}, status=status)
+def okx(data: list[Any], code: str = "0", msg: str = "", status: int = 200, **extra: Any) -> web.Response:
+    """An OKX v5 envelope ``{"code", "msg", "data"}`` (plus ``extra`` top-level fields) as a JSON response."""
+    return web.json_response({"code": code, "msg": msg, "data": data, **extra}, status=status)
+
+
+def _gateway_times(request: web.Request) -> dict[str, str]:
+    """OKX's ``inTime`` / ``outTime`` of trade answers: when the gateway got the request and answers it,
+    Unix microseconds."""
+    meta = request.get(REQ_META) or {}
+    out = time.time_ns() // 1000
+    return {"inTime": str(meta.get("in_us", out)), "outTime": str(out)}
 
 
 class _BadRequest(Exception):
@@ -78,7 +86,7 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
     core.counters["rest_requests"] += 1
     # When the request arrived (headers complete), before any fault holds it: a partition that
     # delivers a request late shows here, not at processing time.
-    meta: dict[str, Any] = {"received_mono": time.monotonic(), "received_utc": utc_iso(),
+    meta: dict[str, Any] = {"received_mono": time.monotonic(), "received_utc": utc_iso(), "in_us": time.time_ns() // 1000,
                             "accessTs": request.headers.get("OK-ACCESS-TIMESTAMP")}
     order_req = request.method == "POST" and request.path in EXP_TIME_PATHS
     private = request.path.startswith(PRIVATE_PREFIXES)
@@ -125,7 +133,8 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
             log.exception("venue REST handler failed: %s %s", request.method, request.path)
             resp = okx([], "50000", f"venue internal error: {type(e).__name__}: {e}", 500)
     # OK-ACCESS-KEY identifies the caller; sign and passphrase are secrets and are never recorded.
-    extra: dict[str, Any] = dict(meta, expired=bool(expired), okx_code=_okx_code(resp))
+    extra: dict[str, Any] = dict({k: v for k, v in meta.items() if k != "in_us"}, expired=bool(expired),
+                                 okx_code=_okx_code(resp))
     if order_req:
         extra["clOrdIds"] = await _cl_ord_ids(request)
     elif request.path == "/api/v5/trade/order":
@@ -222,17 +231,17 @@ def _order_meta(request: web.Request) -> dict[str, Any]:
     return {k: meta.get(k) for k in ("expTime", "accessTs", "received_mono", "received_utc")}
 
 
-def _single(res: dict[str, Any]) -> web.Response:
+def _single(request: web.Request, res: dict[str, Any]) -> web.Response:
     """The OKX answer for one order result: code 0, or 1 with the result's own sCode."""
     ok = res["sCode"] == "0"
-    return okx([res], "0" if ok else "1", "" if ok else "All operations failed")
+    return okx([res], "0" if ok else "1", "" if ok else "All operations failed", **_gateway_times(request))
 
 
-def _multi(results: list[dict[str, Any]]) -> web.Response:
+def _multi(request: web.Request, results: list[dict[str, Any]]) -> web.Response:
     """The OKX answer for a batch: 0 all succeeded, 2 some, 1 none."""
     n_ok = sum(r["sCode"] == "0" for r in results)
     code, msg = ("0", "") if n_ok == len(results) else (("2", "Some operations failed") if n_ok else ("1", "All operations failed"))
-    return okx(results, code, msg)
+    return okx(results, code, msg, **_gateway_times(request))
 
 
 def _need(q: Any, *names: str) -> None:
@@ -279,7 +288,7 @@ async def place_order(request: web.Request) -> web.StreamResponse:
     bad = missing_param(body)
     if bad is not None:
         raise _BadRequest(*bad)
-    return _single(_core(request).engine.place(body, request=_order_meta(request)))
+    return _single(request, _core(request).engine.place(body, request=_order_meta(request)))
 
 
 async def batch_orders(request: web.Request) -> web.StreamResponse:
@@ -305,7 +314,7 @@ async def batch_orders(request: web.Request) -> web.StreamResponse:
         results.append(core.engine.place(leg_body, leg=leg, force_reject=reject, request=_order_meta(request)))
     if reject is None:
         partial = None
-    resp = _multi(results)
+    resp = _multi(request, results)
     if partial is not None:
         began = stamp()
         await resp.prepare(request)
@@ -320,10 +329,10 @@ def _on_orders(op: str, batch: bool) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         fn = getattr(_core(request).engine, op)
         if batch:
-            return _multi([fn(o) for o in await _list_body(request)])
+            return _multi(request, [fn(o) for o in await _list_body(request)])
         body = await _json_body(request)
         _need(body if isinstance(body, dict) else {}, "instId")
-        return _single(fn(body))
+        return _single(request, fn(body))
     return handler
 
 
