@@ -71,7 +71,8 @@ async def _json_body(request: web.Request) -> Any:
         raise _BadRequest("50002", "JSON syntax error") from None
 
 
-def _core(request: web.Request) -> VenueCore:
+def core_of(request: web.Request) -> VenueCore:
+    """The venue core serving this request."""
     return request.app[CORE_KEY]
 
 
@@ -82,7 +83,7 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
     """Applies REST faults to ``/api/v5/`` requests and records each one in the witness ledger."""
     if not request.path.startswith("/api/v5/"):
         return await handler(request)
-    core = _core(request)
+    core = core_of(request)
     core.counters["rest_requests"] += 1
     # When the request arrived (headers complete), before any fault holds it: a partition that
     # delivers a request late shows here, not at processing time.
@@ -288,12 +289,12 @@ async def place_order(request: web.Request) -> web.StreamResponse:
     bad = missing_param(body)
     if bad is not None:
         raise _BadRequest(*bad)
-    return _single(request, _core(request).engine.place(body, request=_order_meta(request)))
+    return _single(request, core_of(request).engine.place(body, request=_order_meta(request)))
 
 
 async def batch_orders(request: web.Request) -> web.StreamResponse:
     """POST /api/v5/trade/batch-orders (two legs are tagged A/B; the partial-fill fault acts here)."""
-    core = _core(request)
+    core = core_of(request)
     body = await _list_body(request)
     for o in body:  # OKX checks the whole request before placing any of it
         bad = missing_param(o)
@@ -327,7 +328,7 @@ def _on_orders(op: str, batch: bool) -> Handler:
     """A handler applying ``engine.<op>`` (``cancel`` / ``amend``) to one order object (``instId``
     required) or to a batch of 1–20."""
     async def handler(request: web.Request) -> web.StreamResponse:
-        fn = getattr(_core(request).engine, op)
+        fn = getattr(core_of(request).engine, op)
         if batch:
             return _multi(request, [fn(o) for o in await _list_body(request)])
         body = await _json_body(request)
@@ -344,7 +345,7 @@ amend_batch_orders = _on_orders("amend", batch=True)      # POST trade/amend-bat
 
 async def close_position(request: web.Request) -> web.StreamResponse:
     """POST /api/v5/trade/close-position: a reduce-only market order for the whole net position."""
-    core = _core(request)
+    core = core_of(request)
     body = await _json_body(request)
     body = body if isinstance(body, dict) else {}
     _need(body, "instId", "mgnMode")
@@ -366,7 +367,7 @@ async def get_order(request: web.Request) -> web.StreamResponse:
     _need(q, "instId")
     if not q.get("ordId") and not q.get("clOrdId"):
         raise _BadRequest("51003", "Either client order ID or order ID is required")
-    o = _core(request).engine.find(q.get("ordId"), q.get("clOrdId"))
+    o = core_of(request).engine.find(q.get("ordId"), q.get("clOrdId"))
     if o is None or q.get("instId") != o.inst_id:
         return okx([], S_NO_ORDER, "Order does not exist")
     return okx([o.to_okx(o.last_fill)])
@@ -384,14 +385,14 @@ def _order_list(orders: list[Order], q: Any) -> list[dict[str, Any]]:
 async def orders_pending(request: web.Request) -> web.StreamResponse:
     """GET /api/v5/trade/orders-pending (a reconciliation read)."""
     q = request.query
-    return okx(_order_list(_core(request).engine.pending(q.get("instId") or None), q))
+    return okx(_order_list(core_of(request).engine.pending(q.get("instId") or None), q))
 
 
 async def orders_history(request: web.Request) -> web.StreamResponse:
     """GET /api/v5/trade/orders-history and orders-history-archive (final orders; ``instType`` required)."""
     q = request.query
     _need(q, "instType")
-    return okx(_order_list(_core(request).engine.history(q.get("instId") or None), q))
+    return okx(_order_list(core_of(request).engine.history(q.get("instId") or None), q))
 
 
 async def fills(request: web.Request) -> web.StreamResponse:
@@ -401,7 +402,7 @@ async def fills(request: web.Request) -> web.StreamResponse:
         _need(q, "instType")
     if not _inst_type(q):
         return okx([])
-    found = [f.to_okx() for f in _core(request).engine.fills(q.get("instId") or None)
+    found = [f.to_okx() for f in core_of(request).engine.fills(q.get("instId") or None)
              if q.get("ordId") in (None, "", f.ord_id)]
     return okx(found[:_limit(q)])
 
@@ -415,12 +416,12 @@ async def positions(request: web.Request) -> web.StreamResponse:
     ids = {i for i in str(q.get("instId") or "").split(",") if i} or None
     if ids is not None and len(ids) > 10:
         raise _BadRequest(S_PARAM, "Parameter instId error")
-    return okx(_core(request).engine.positions_okx(ids))
+    return okx(core_of(request).engine.positions_okx(ids))
 
 
 async def balance(request: web.Request) -> web.StreamResponse:
     """GET /api/v5/account/balance (``ccy`` filter: USDT is the only currency)."""
-    data = _core(request).engine.balance_okx()
+    data = core_of(request).engine.balance_okx()
     ccys = set(str(request.query.get("ccy") or "").split(",")) - {""}
     if ccys:
         for d in data:
@@ -442,7 +443,7 @@ async def account_config(request: web.Request) -> web.StreamResponse:
 
 async def set_leverage(request: web.Request) -> web.StreamResponse:
     """POST /api/v5/account/set-leverage (``instId`` + ``lever`` + ``mgnMode``)."""
-    core = _core(request)
+    core = core_of(request)
     body = await _json_body(request)
     body = body if isinstance(body, dict) else {}
     _need(body, "lever", "mgnMode")
@@ -463,7 +464,7 @@ async def leverage_info(request: web.Request) -> web.StreamResponse:
     """GET /api/v5/account/leverage-info (``instId`` comma list, ``mgnMode``)."""
     q = request.query
     _need(q, "instId", "mgnMode")
-    engine = _core(request).engine
+    engine = core_of(request).engine
     return okx([{"instId": i, "mgnMode": q["mgnMode"], "posSide": "net", "lever": str(engine.leverage[_inst(i)])}
                 for i in str(q["instId"]).split(",")])
 
@@ -472,11 +473,11 @@ async def max_size(request: web.Request) -> web.StreamResponse:
     """GET /api/v5/account/max-size and max-avail-size: contracts the available margin buys."""
     q = request.query
     _need(q, "instId", "tdMode")
-    engine = _core(request).engine
+    engine = core_of(request).engine
     out = []
     for i in str(q["instId"]).split(","):
         inst = INSTRUMENTS[_inst(i)]
-        px = Decimal(str(q["px"])) if q.get("px") else _core(request).market.state[i].mid
+        px = Decimal(str(q["px"])) if q.get("px") else core_of(request).market.state[i].mid
         n = max(Decimal(0), engine.available()) * engine.leverage[i] / (inst.ct_val * px)
         n = fmt((n / inst.lot_sz).to_integral_value(ROUND_DOWN) * inst.lot_sz)
         out.append({"instId": i, "ccy": inst.settle_ccy, "maxBuy": n, "maxSell": n} if request.path.endswith("max-size")
@@ -504,13 +505,13 @@ def _ticker(core: VenueCore, inst_id: str) -> dict[str, str]:
 async def ticker(request: web.Request) -> web.StreamResponse:
     """GET /api/v5/market/ticker."""
     _need(request.query, "instId")
-    return okx([_ticker(_core(request), _inst(request.query.get("instId")))])
+    return okx([_ticker(core_of(request), _inst(request.query.get("instId")))])
 
 
 async def tickers(request: web.Request) -> web.StreamResponse:
     """GET /api/v5/market/tickers (``instType`` required)."""
     _need(request.query, "instType")
-    core = _core(request)
+    core = core_of(request)
     return okx([_ticker(core, i) for i in sorted(INSTRUMENTS)] if _inst_type(request.query) else [])
 
 
@@ -518,7 +519,7 @@ async def books(request: web.Request) -> web.StreamResponse:
     """GET /api/v5/market/books (the venue's book is DEPTH levels deep)."""
     q = request.query
     _need(q, "instId")
-    st = _core(request).market.state[_inst(q.get("instId"))]
+    st = core_of(request).market.state[_inst(q.get("instId"))]
     n = _limit({"limit": q.get("sz")}, default=1, most=400)
     return okx([{"asks": [[fmt(px), str(sz), "0", "1"] for px, sz in st.asks[:n]],
                  "bids": [[fmt(px), str(sz), "0", "1"] for px, sz in st.bids[:n]], "ts": str(now_ms())}])
@@ -528,14 +529,14 @@ async def trades(request: web.Request) -> web.StreamResponse:
     """GET /api/v5/market/trades and history-trades: recent prints, newest first."""
     q = request.query
     _need(q, "instId")
-    return okx(_core(request).prints.trades_okx(_inst(q.get("instId")), _limit(q, default=100, most=500)))
+    return okx(core_of(request).prints.trades_okx(_inst(q.get("instId")), _limit(q, default=100, most=500)))
 
 
 async def candles(request: web.Request) -> web.StreamResponse:
     """GET /api/v5/market/candles and history-candles."""
     q = request.query
     _need(q, "instId")
-    core = _core(request)
+    core = core_of(request)
     inst_id = _inst(q.get("instId"))
     period = bar_ms(str(q.get("bar") or "1m"))
     if period is None:
@@ -563,7 +564,7 @@ async def mark_price(request: web.Request) -> web.StreamResponse:
     q = request.query
     if not q.get("instId"):
         _need(q, "instType")
-    core = _core(request)
+    core = core_of(request)
     ts = str(now_ms())
     return okx([{"instType": "SWAP", "instId": i, "markPx": fmt(core.market.state[i].mid), "ts": ts}
                 for i in sorted(INSTRUMENTS) if q.get("instId") in (None, "", i)] if _inst_type(q) else [])
@@ -586,7 +587,7 @@ async def funding_rate(request: web.Request) -> web.StreamResponse:
 async def index_tickers(request: web.Request) -> web.StreamResponse:
     """GET /api/v5/market/index-tickers (index = the instrument's mid price)."""
     q = request.query
-    core = _core(request)
+    core = core_of(request)
     ts = str(now_ms())
     out = []
     for i in sorted(INSTRUMENTS):

@@ -16,7 +16,7 @@ from .auth import ApiKey
 from .control import VenueControl, add_control_routes
 from .conn import CLOSE_GOING_AWAY, Conn
 from .core import VenueCore
-from .rest import CORE_KEY, _core, add_rest_routes, rest_middleware
+from .rest import CORE_KEY, add_rest_routes, core_of, rest_middleware
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -24,7 +24,7 @@ T = TypeVar("T")
 # -- WebSockets -----------------------------------------------------------------------------------
 
 async def _serve_ws(request: web.Request, kind: str) -> web.WebSocketResponse:
-    core = _core(request)
+    core = core_of(request)
     ws = web.WebSocketResponse(timeout=2.0, compress=False)
     await ws.prepare(request)
     conn = core.open_conn(kind, ws)
