@@ -21,11 +21,13 @@ from .expect import Expectation
 from .faults import FaultNotLanded, Trigger, TriggerFactory, jsonable
 from .record import COMPLETED, ERROR, INTERRUPTED, NOT_PROVEN, REFUSED, TIMEOUT, DrillRecord, Recorder
 from .guard import LiveEnvironmentRefused, refuse_live
+from .venue.witness import live_requests
 from .timeline import LiveInterlock, Sample, StatusSampler, open_blocked, utc_now, wait_until
 from .verdict import Evaluation, Verdict, evaluate
 from .errors import DrillFailed, DrillInterrupted, DrillNotProven
 
 log = logging.getLogger("chaosdrill")
+WIRE_CHECK_S = 0.2  # how often a drill's waits read the venue's ledger for live (no demo header) requests
 
 
 class _Stop(Exception):
@@ -50,6 +52,9 @@ class DrillRun:
         self.triggers = triggers
         self.checks = checks
         self.allow_live = allow_live
+        self._live_scanned = 0             # witness entries already searched for live requests
+        self._live_found: list[dict[str, Any]] = []
+        self._live_read_mono = float("-inf")
         self.rec = Recorder(drill=drill.raw, drill_path=str(drill.path), backend=backend or ctx.target.backend,
                             target_name=ctx.rendered.config.name, target_files=tuple(ctx.rendered.files),
                             contract=contract_info, timeline=ctx.timeline)
@@ -114,6 +119,10 @@ class DrillRun:
             self._stop_sampler()
             self.rec.set(t_end=self.rec["t_end"] or time.monotonic())
             self._ledger()
+            wire = self._wire_live(force=True)
+            if wire is not None and self.rec["outcome"] in (None, COMPLETED, NOT_PROVEN):
+                # the venue's view outranks a NOT PROVEN the refused requests caused (no steady state)
+                self.rec.set(outcome=REFUSED, outcome_reason=f"refused: {wire}")
             if not self.rec["files"]:
                 self.rec.set(files=self._read_files())
             if hasattr(self.trigger, "step_records"):  # a schedule: one step per fault it injected
@@ -193,10 +202,34 @@ class DrillRun:
         self._step_times()
 
     def _live_check(self) -> None:
-        """Any sample that reports a live environment ends the drill at once (refused, never a PASS)."""
+        """Any sample that reports a live environment, or any private request the venue received
+        without the demo-trading header, ends the drill at once (refused, never a PASS)."""
         if self.interlock.tripped.is_set():
             raise _Stop(REFUSED, f"refusing to go on: the target reported a live environment mid-drill "
                                  f"({self.interlock.reason}); the fault was released and the target stopped")
+        reason = self._wire_live()
+        if reason is not None:
+            raise _Stop(REFUSED, f"refusing to go on: {reason}; the fault was released and the target stopped")
+
+    def _wire_live(self, force: bool = False) -> str | None:
+        """The venue's own view of the interlock: private requests without ``x-simulated-trading: 1``
+        (the target is configured for real money), from the witness ledger (read at most every
+        :data:`WIRE_CHECK_S` unless ``force``: on the docker backend each read is an HTTP request)."""
+        if self.allow_live:
+            return None
+        if force or time.monotonic() - self._live_read_mono >= WIRE_CHECK_S:
+            self._live_read_mono = time.monotonic()
+            ledger = self._ledger()
+            self._live_found += live_requests(ledger[self._live_scanned:])
+            self._live_scanned = len(ledger)
+        found = self._live_found
+        if not found:
+            return None
+        e = found[0]
+
+        return (f"the venue received {len(found)} private request(s) without the demo-trading header "
+                f"x-simulated-trading: 1 (the target is configured for real money; OKX answers 50101); first: "
+                f"{e.get('method')} {e.get('path')} at {e.get('utc')}")
 
     def _wait(self, check: Any, timeout: float, pause: float = 0.05) -> Any:
         """``wait_until`` that also watches the live interlock."""

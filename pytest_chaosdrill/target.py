@@ -20,6 +20,7 @@ import yaml
 from .guard import LiveEnvironmentRefused, is_local_url, refuse_live  # noqa: F401  (their home is guard.py)
 from .schema_errors import describe_all
 from .errors import TargetConfigError
+from .venue.auth import ApiKey
 
 SECRET_NAME = re.compile(r"(KEY|SECRET|PASSPHRASE|PASSWORD|TOKEN|CREDENTIAL)", re.IGNORECASE)
 
@@ -51,7 +52,12 @@ class TargetConfig:
     docker: dict[str, Any] = field(default_factory=dict)
     external: dict[str, Any] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)
+    venue_key: ApiKey | None = None  # fixed demo keys the service has built in (the ``venue:`` section)
     source: Path | None = None
+
+    def drill_key(self) -> ApiKey:
+        """The demo key the venue accepts for one drill: the target file's ``venue:`` key, else a fresh one."""
+        return self.venue_key if self.venue_key is not None else ApiKey.generate()
 
     @property
     def folder(self) -> Path:
@@ -81,7 +87,10 @@ class TargetConfig:
             files={k: fill(f"files.{k}", v) for k, v in self.files.items()},
             hooks={k: HookSpec(fill(f"hooks.{k}.file", h.file), h.content) for k, h in self.hooks.items()},
             hooks_log=fill("hooks_log", self.hooks_log) if self.hooks_log else None,
-            extra_secrets=[fill(f"secrets[{i}]", v) for i, v in enumerate(self.secrets)],
+            extra_secrets=[fill(f"secrets[{i}]", v) for i, v in enumerate(self.secrets)]
+            # the venue key's secrets, whatever name the service gives them (never in evidence)
+            + [str(ctx[k]) for k in ("venue_secret_key", "venue_passphrase") if ctx.get(k)]
+            + ([self.venue_key.secret_key, self.venue_key.passphrase] if self.venue_key is not None else []),
         )
 
 
@@ -150,5 +159,6 @@ def load_target(path: str | Path) -> TargetConfig:
         docker=dict(data.get("docker") or {}),
         external=dict(data.get("external") or {}),
         secrets=[str(v) for v in data.get("secrets") or []],
+        venue_key=ApiKey(**{k: str(v) for k, v in data["venue"].items()}) if data.get("venue") else None,
         source=path,
     )

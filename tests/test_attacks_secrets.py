@@ -34,7 +34,7 @@ PLANTED_ENV = {
 }
 # Planted by the target file (tests/hostile/secrets.yaml): under secret names, and one value that only
 # its `secrets:` list names (the front gets it under the innocuous HOSTILE_ECHO_EXTRA).
-TARGET_SECRETS = [f"tgt-api-key-{DRILL}-Qx9", f"tgt-secret-{DRILL}-Wv7", "tgt-passphrase-Zk3",
+TARGET_SECRETS = ["tgt-api-key-Qx9", "tgt-secret-Wv7", "tgt-passphrase-Zk3",
                   f"only-in-secrets-list-{DRILL}-Yp4"]
 SECRETS = [v for k, v in PLANTED_ENV.items() if not k.endswith("_URL")] + TARGET_SECRETS + [
     "Pw-in-url-Hq5", "dbuser:Pw-in-url-Hq5", "Pct%2Fenc%40ded-Jm6", "Pct/enc@ded-Jm6"]

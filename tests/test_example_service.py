@@ -213,3 +213,28 @@ def test_an_unanswered_order_is_not_declared_absent_before_its_exptime(tmp_path:
     leg["expTime"] = int(time.time() * 1000) - 1000
     assert trader.resolve_unknown([leg]) is True and "tsB1" not in s.unresolved
     wal.close()
+
+
+def test_a_pending_clordid_answer_goes_to_the_resolver_and_is_no_naked_leg(tmp_path: Path) -> None:
+    """OKX keeps a clOrdId unique among pending orders only: sCode 51016 says the order exists, so the
+    leg is resolved by clOrdId (never journalled as rejected) and the two-leg order is not naked."""
+    import threading
+
+    class BatchRest:
+        def call(self, method: str, path: str, **_: Any):
+            return 200, {"code": "2", "data": [{"ordId": "1", "clOrdId": "xA", "sCode": "0"},
+                                                {"ordId": "", "clOrdId": "xB", "sCode": "51016"}]}
+
+    s = healthy(make_state(tmp_path))
+    wal = Wal(tmp_path / "wal.jsonl", capacity=16)
+    wal.start()
+    trader = Trader(s, BatchRest(), wal, threading.Event(), order_rate=10, run_prefix="x", http_timeout_s=1)  # type: ignore[arg-type]
+    legs = [{"instId": INSTS[0], "tdMode": "cross", "side": "buy", "ordType": "market", "sz": "1", "clOrdId": "xA",
+             "expTime": int(time.time() * 1000) + 5000},
+            {"instId": INSTS[1], "tdMode": "cross", "side": "sell", "ordType": "market", "sz": "1", "clOrdId": "xB",
+             "expTime": int(time.time() * 1000) + 5000}]
+    trader._send(legs, opening=False)
+    wal.close()
+    assert list(s.unresolved) == ["xB"] and not s.emergency and not s.naked_events
+    outcomes = {r["clOrdId"]: r["result"] for r in read_journal(tmp_path / "wal.jsonl") if r.get("kind") == "outcome"}
+    assert outcomes == {"xA": "accepted"}

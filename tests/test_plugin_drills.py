@@ -207,6 +207,24 @@ def test_live_environment_is_refused(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*refusing to drill a possibly live*LIVE*"])
 
 
+def test_a_bot_configured_for_real_money_is_refused_from_the_wire(pytester: pytest.Pytester) -> None:
+    """The status says PAPER, but the bot's private requests carry no x-simulated-trading header: the
+    venue answers 50101 (as OKX does for a demo key used live) and the drill is refused from the
+    witness's own view, NOT PROVEN with the refusal as the reason."""
+    target = (Path(__file__).resolve().parent.parent / "targets" / "okx_demo_api.yaml").read_text()
+    (pytester.path / "live_wire.yaml").write_text(target.replace('TARGET_ENVIRONMENT: "PAPER"',
+                                                                 'TARGET_ENVIRONMENT: "PAPER"\n  OKX_DEMO_TRADING: "0"'))
+    make_drill(pytester, "gap.yaml", BOOK_GAP)
+    result = run(pytester, "--chaosdrill-target", str(pytester.path / "live_wire.yaml"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*NOT PROVEN*refus*without the demo-trading header x-simulated-trading: 1*50101*"])
+    meta = json.loads((only_folder(pytester) / "meta.json").read_text())
+    assert meta["verdict"] == "NOT PROVEN"
+    ledger = [json.loads(x) for x in (only_folder(pytester) / "witness_ledger.jsonl").read_text().splitlines()]
+    live = [e for e in ledger if e["type"] == "request" and e.get("simulated") is False]
+    assert live and {e["auth"] for e in live} == {"50101"} and {e["status"] for e in live} == {401}
+
+
 def test_docker_backend_without_an_engine_skips_with_one_reason(pytester: pytest.Pytester,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     make_drill(pytester, "gap.yaml", BOOK_GAP)
@@ -236,7 +254,9 @@ def test_external_backend_drills_an_already_running_service(pytester: pytest.Pyt
     env = dict(os.environ, OKX_REST_URL=f"http://127.0.0.1:{proxy_port}", TARGET_PORT=str(status_port),
                OKX_WS_PUBLIC_URL=f"ws://127.0.0.1:{proxy_port}/ws/v5/public",
                OKX_WS_PRIVATE_URL=f"ws://127.0.0.1:{proxy_port}/ws/v5/private",
-               TARGET_CONTROL_DIR=str(control), TARGET_DATA_DIR=str(data))
+               TARGET_CONTROL_DIR=str(control), TARGET_DATA_DIR=str(data),
+               # keys baked into the service's configuration: the target file declares them (venue:)
+               OKX_API_KEY="baked-key", OKX_API_SECRET="baked-secret-0123", OKX_API_PASSPHRASE="baked-pass")
     service = subprocess.Popen([sys.executable, "-m", "pytest_chaosdrill.reference.okx_demo_api"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -246,6 +266,7 @@ command: ["unused"]
 status_url: "http://127.0.0.1:{status_port}/api/v1/status"
 files: {{fingerprint: "{data}/execution_fingerprint.json"}}
 external: {{venue_port: {venue_port}, proxy_port: {proxy_port}, status_port: {status_port}}}
+venue: {{api_key: baked-key, secret_key: baked-secret-0123, passphrase: baked-pass}}
 """)
         # The latch-clearing order is provable here only from the service's own clear time, which the
         # external backend does not trust (the service's clock may not be this machine's).

@@ -595,3 +595,32 @@ def test_live_environment_is_never_active_without_a_certificate(tmp_path: Path) 
     assert st["trading_mode"] == "ReduceOnly" and st["mode_reasons"] == ["REDUCEONLY_F1_CERT_INVALID"]
     assert st["f1_cert_state"] == "MISSING" and st["f1_cert_expires_at"] is None and _problems(st) == []
     app.log.close()
+
+
+def test_a_pending_clordid_answer_is_resolved_by_query_never_taken_as_rejected() -> None:
+    """OKX keeps a clOrdId unique among pending orders only: sCode 51016 says an order with it exists
+    (an earlier copy of the request got there first), so the leg goes to the resolver, and a two-leg
+    order with such a leg is not declared naked before the resolver answers."""
+    from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Dispatcher
+
+    class _Wal:
+        def __init__(self) -> None:
+            self.recs: list[dict] = []
+
+        def enqueue(self, rec: dict) -> bool:
+            self.recs.append(rec)
+            return True
+
+    wal, unknown, naked = _Wal(), [], []
+    d = Dispatcher(wal, None, Inventory(INSTS), None, None, lambda: None, lambda *a, **k: None,  # type: ignore[arg-type]
+                   naked.append, unknown.append, "run")
+    legs = [Intent("cdA", INSTS[0], "buy", 1, False, "two_leg", "g1", "A"),
+            Intent("cdB", INSTS[1], "sell", 1, False, "two_leg", "g1", "B")]
+    d._handle(legs, RestResult(200, {"code": "2", "msg": "Some operations failed", "data": [
+        {"ordId": "1", "clOrdId": "cdA", "sCode": "0", "sMsg": ""},
+        {"ordId": "", "clOrdId": "cdB", "sCode": "51016", "sMsg": "Duplicated clOrdId"}]}))
+    assert [u["clOrdId"] for u in unknown] == ["cdB"] and naked == []
+    assert {r["clOrdId"]: r["result"] for r in wal.recs} == {"cdA": "acked", "cdB": "unknown"}
+    assert d.counts["rejected"] == 0
+    d.resolved(unknown[0], placed=True)  # the resolver found it: both legs placed, nothing naked
+    assert naked == []

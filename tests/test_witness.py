@@ -1,4 +1,4 @@
-"""witness.py: the in-flight hazard, the exposure definition and the window classification, on synthetic
+"""venue/witness.py: the in-flight hazard, the exposure definition and the window classification, on synthetic
 ledgers and on a real venue ledger (the venue over loopback, real HTTP)."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from pytest_chaosdrill.venue import VenueServer
-from pytest_chaosdrill.witness import (S_EXP_TIME_PASSED, check_no_open_dispatch_while_blocked,
+from pytest_chaosdrill.venue.witness import (S_EXP_TIME_PASSED, check_no_open_dispatch_while_blocked,
                                        check_no_order_accepted_after_not_found, client_sent_upper_mono,
                                        could_add_exposure, expired_requests, not_found_then_accepted,
                                        open_orders_in_window)
@@ -52,7 +52,9 @@ def test_not_found_then_accepted_names_both_requests_and_times() -> None:
     ledger = [_o(1, 1.0, "a1"), _q(2, 2.0, "x9"), _q(3, 2.1, "x9"), _o(4, 2.12, "x9", sent=0.5),
               _q(5, 3.0, "y1"), _o(6, 3.5, "y1", duplicate=True), _q(7, 4.0, "z1"), _o(8, 4.2, "z1", accepted=False)]
     found = not_found_then_accepted(ledger)
-    assert [f["clOrdId"] for f in found] == ["x9"], "duplicates and rejections are not new acceptances"
+    # a rejection is no acceptance; an accepted repeat of a clOrdId is a new order (OKX reuses a clOrdId
+    # once its earlier order is final)
+    assert [f["clOrdId"] for f in found] == ["x9", "y1"]
     f = found[0]
     assert (f["not_found_mono"], f["accepted_mono"], f["not_found_seq"], f["accepted_seq"]) == (2.0, 2.12, 2, 4)
     assert f["not_found_utc"] == "2026-01-01T12:00:02.000Z" and f["accepted_utc"] == "2026-01-01T12:00:02.120Z"

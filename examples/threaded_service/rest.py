@@ -71,9 +71,10 @@ class Rest:
     """One ``requests.Session`` per thread (sessions are not shared across threads)."""
 
     def __init__(self, base_url: str, api_key: str, secret: str, passphrase: str, timeout_s: float,
-                 telemetry: Telemetry, on_no_answer: Callable[[], None] | None = None) -> None:
+                 telemetry: Telemetry, on_no_answer: Callable[[], None] | None = None, demo: bool = True) -> None:
         self.base = base_url.rstrip("/")
         self.key, self.secret, self.passphrase = api_key, secret, passphrase
+        self.demo = demo
         self.timeout_s = timeout_s
         self.t = telemetry
         self._local = threading.local()
@@ -91,6 +92,8 @@ class Rest:
                                          hashlib.sha256).digest()).decode()
         h = {"OK-ACCESS-KEY": self.key, "OK-ACCESS-SIGN": sign, "OK-ACCESS-TIMESTAMP": ts,
              "OK-ACCESS-PASSPHRASE": self.passphrase, "Content-Type": "application/json"}
+        if self.demo:
+            h["x-simulated-trading"] = "1"  # OKX demo trading (without it: a live, real-money key)
         if exp_time_ms is not None:
             # OKX's request expiry: a venue that honours it rejects the request after this time, so an
             # unanswered order can be declared absent once it has passed.

@@ -169,7 +169,8 @@ def main() -> int:
     wal = Wal(data / "wal.jsonl", wal_capacity, on_stall_change=lambda ev, mono: ops.hook("wal_stall", ev, mono))
     state.wal_depth = lambda: wal.depth
     state.wal_failures = lambda: wal.enqueue_failures
-    rest = Rest(rest_url, api_key, secret, passphrase, http_timeout_s, telemetry)
+    rest = Rest(rest_url, api_key, secret, passphrase, http_timeout_s, telemetry,
+                demo=env("DEMO_TRADING", "1") != "0")
     trader = Trader(state, rest, wal, stop, order_rate, secrets.token_hex(3), http_timeout_s)
 
     server = ThreadingHTTPServer((host, port), make_handler(state))

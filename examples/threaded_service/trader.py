@@ -20,6 +20,7 @@ from .wal import Wal, read_journal, unresolved_intents
 
 log = logging.getLogger("threaded_service.trader")
 MAX_POS = 3
+S_CL_ORD_ID_PENDING = "51016"  # OKX: an order with this clOrdId is pending
 EXP_MARGIN_MS = 500   # after expTime, wait this much more before trusting "order does not exist"
 
 
@@ -105,15 +106,22 @@ class Trader:
             for leg in legs:
                 self._journal({"kind": "outcome", "clOrdId": leg["clOrdId"], "result": "rejected", "http": status})
             return
-        accepted = []
+        accepted, pending = [], 0
         for leg, res in zip(legs, results):
+            if str(res.get("sCode")) == S_CL_ORD_ID_PENDING:
+                # OKX keeps clOrdIds unique among pending orders only: this one exists (an earlier copy got
+                # there first). Resolve it by clOrdId like an unanswered request; never count it rejected.
+                with self.s.lock:
+                    self.s.unresolved[leg["clOrdId"]] = leg
+                pending += 1
+                continue
             ok = str(res.get("sCode")) == "0"
             self._journal({"kind": "outcome", "clOrdId": leg["clOrdId"], "result": "accepted" if ok else "rejected",
                            "ordId": res.get("ordId"), "sCode": res.get("sCode")})
             if ok:
                 accepted.append(leg)
                 self._apply_fill(leg["instId"], leg["side"], float(leg["sz"]))
-        if len(legs) == 2 and len(accepted) == 1:
+        if len(legs) == 2 and len(accepted) == 1 and not pending:
             self._naked_leg()
 
     def _apply_fill(self, inst: str, side: str, sz: float) -> None:

@@ -68,13 +68,15 @@ class Harness:
     ``venue`` is a :class:`~pytest_chaosdrill.venue.VenueControl`-like handle (fault injection, witness
     ledger); ``proxy`` a :class:`~pytest_chaosdrill.wiring.ProxyLink`; ``proxy_listen`` the proxy's
     address *as the target reaches it*; ``local_hosts`` host names the drill created (allowed by the
-    live-environment interlock besides loopback)."""
+    live-environment interlock besides loopback); ``api_key`` the demo key the venue accepts this drill
+    (:func:`key_placeholders`)."""
 
     venue: Any
     proxy: Any
     proxy_listen: str
     local_hosts: tuple[str, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
+    api_key: Any = None  # the drill's demo ApiKey (venue.auth), handed to the target as placeholders
 
 
 @dataclass(frozen=True)
@@ -144,3 +146,11 @@ class Backend:
     def missing(self, needed: frozenset[str] | set[str]) -> list[str]:
         """The capabilities in ``needed`` this backend lacks, sorted."""
         return sorted(set(needed) - set(self.capabilities))
+
+
+def key_placeholders(harness: Harness) -> dict[str, str]:
+    """The ``{venue_api_key}``, ``{venue_secret_key}``, ``{venue_passphrase}`` values (docs/targets.md)."""
+    k = harness.api_key
+    if k is None:
+        return {}
+    return {"venue_api_key": k.api_key, "venue_secret_key": k.secret_key, "venue_passphrase": k.passphrase}

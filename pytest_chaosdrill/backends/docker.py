@@ -34,7 +34,7 @@ from ..resources import specs_dir
 from ..target import RenderedTarget, TargetConfigError
 from ..wiring import ProxyLink, VenueEndpoints
 from .base import (EXIT, KILL, NETWORK_CUT, PAUSE, START, Backend, BackendSettings, BackendUnavailable, DrillSite,
-                   Harness)
+                   Harness, key_placeholders)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..target import TargetConfig
@@ -330,9 +330,11 @@ class DockerBackend(Backend):
                 proxy.delete_proxy("venue")
             proxy.create_proxy("venue", upstream=f"venue:{VENUE_PORT}", listen=f"0.0.0.0:{PROXY_LISTEN_PORT}")
             link = ProxyLink("venue", proxy, f"proxy:{PROXY_LISTEN_PORT}", in_process=False)
+            key = config.drill_key()
+            venue.add_key(key)
             yield Harness(venue=venue, proxy=link, proxy_listen=link.listen, local_hosts=("venue", "proxy"),
                           info={"venue_url": stack.venue_url, "proxy_api_url": stack.proxy_api_url,
-                                "compose_project": stack.project, "since": since})
+                                "compose_project": stack.project, "since": since}, api_key=key)
         finally:
             with contextlib.suppress(Exception):
                 proxy.delete_proxy("venue")
@@ -374,7 +376,7 @@ class DockerBackend(Backend):
         ref, info, built = self._image(spec, config)
         ep = VenueEndpoints.through(harness.proxy_listen)
         common = {"venue_rest_url": ep.rest_url, "venue_ws_public_url": ep.ws_public_url,
-                  "venue_ws_private_url": ep.ws_private_url, "drill_id": site.drill_id}
+                  "venue_ws_private_url": ep.ws_private_url, "drill_id": site.drill_id, **key_placeholders(harness)}
         inside = {**common, "host": "0.0.0.0", "status_port": spec.status_port, "python": "python3",
                   "control_dir": CONTAINER_CONTROL_DIR, "data_dir": CONTAINER_DATA_DIR}
         host_port = _free_port()

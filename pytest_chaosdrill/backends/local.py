@@ -9,22 +9,24 @@ from typing import Any, Iterator
 
 from ..target import RenderedTarget, TargetConfig
 from ..wiring import ProxyLink, VenueEndpoints
-from .base import DrillSite, Harness
+from .base import DrillSite, Harness, key_placeholders
 
 
 @contextlib.contextmanager
-def local_harness(*, seed: int, venue_port: int = 0, proxy_port: int = 0) -> Iterator[Harness]:
-    """Start a venue and a fault proxy in front of it; stop both afterwards, whatever happened."""
+def local_harness(*, seed: int, venue_port: int = 0, proxy_port: int = 0, api_key: Any = None) -> Iterator[Harness]:
+    """Start a venue (accepting ``api_key``, a :class:`~pytest_chaosdrill.venue.auth.ApiKey`) and a
+    fault proxy in front of it; stop both afterwards, whatever happened."""
     from ..proxy import ProxyServer
     from ..venue import VenueServer
 
-    venue = VenueServer(port=venue_port, seed=seed).start()
+    venue = VenueServer(port=venue_port, seed=seed, keys=[api_key] if api_key is not None else ()).start()
     try:
         server = ProxyServer().start()
         try:
             proxy = server.create_proxy("venue", upstream=f"{venue.host}:{venue.port}", listen=f"127.0.0.1:{proxy_port}")
             yield Harness(venue=venue.control, proxy=ProxyLink("venue", proxy, proxy.listen, in_process=True),
-                          proxy_listen=proxy.listen, info={"venue": venue.rest_url, "proxy": proxy.listen})
+                          proxy_listen=proxy.listen, info={"venue": venue.rest_url, "proxy": proxy.listen},
+                          api_key=api_key)
         finally:
             server.stop()
     finally:
@@ -46,7 +48,7 @@ def placeholders(config: TargetConfig, site: DrillSite, harness: Harness, *, sta
             "venue_ws_private_url": ep.ws_private_url,
             "control_dir": control_dir or str(site.control_dir), "data_dir": data_dir or str(site.data_dir),
             "host": host, "status_port": status_port, "drill_id": site.drill_id, "python": python,
-            "target_dir": str(config.folder)}
+            "target_dir": str(config.folder), **key_placeholders(harness)}
 
 
 def render_local(config: TargetConfig, site: DrillSite, harness: Harness, status_port: int) -> RenderedTarget:

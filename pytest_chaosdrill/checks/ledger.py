@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..witness import check_no_order_accepted_after_not_found, could_add_exposure, open_orders_in_window
+from ..venue.witness import check_no_order_accepted_after_not_found, could_add_exposure, open_orders_in_window
 from .base import CheckResult, fault_origin, fmt_orders
 
 if TYPE_CHECKING:  # pragma: no cover

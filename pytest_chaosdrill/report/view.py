@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 from ..evidence import REQUIRED_FILES
 from ..record import DrillRecord
-from ..witness import could_add_exposure
+from ..venue.witness import could_add_exposure
 
 #: The evidence files the drill section links to (relative links; only the ones that exist).
 LINKED_FILES = ("notes.md", "trigger.md", "timeline.jsonl", "witness_ledger.jsonl", "diff.txt", "validation.log",

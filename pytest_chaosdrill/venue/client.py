@@ -5,6 +5,7 @@ from typing import Any
 
 import requests
 
+from .auth import ApiKey
 from .control import ControlAPI
 from .faults import FaultRecord
 from .ledger import parse_jsonl
@@ -68,3 +69,6 @@ class VenueClient(ControlAPI):
 
     def reset(self) -> None:
         self._req("POST", "reset", {})
+
+    def add_key(self, key: ApiKey) -> None:
+        self._req("POST", "keys", {"api_key": key.api_key, "secret_key": key.secret_key, "passphrase": key.passphrase})

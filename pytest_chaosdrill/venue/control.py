@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from aiohttp import web
 
+from .auth import ApiKey
 from .faults import FAULT_KINDS, FaultRecord
 from .ledger import Ledger
 
@@ -47,6 +48,10 @@ class ControlAPI(ABC):
     @abstractmethod
     def reset(self) -> None:
         """Clear orders, positions, ledger and faults."""
+
+    @abstractmethod
+    def add_key(self, key: ApiKey) -> None:
+        """Accept ``key`` for signed private requests from now on (the venue then authenticates)."""
 
     def witness(self, since_seq: int = 0) -> Ledger:
         """The ledger entries as a :class:`Ledger` to run the drill queries on (opens(), ...)."""
@@ -152,6 +157,9 @@ class VenueControl(ControlAPI):
     def reset(self) -> None:
         self._server.call(self._core.reset)
 
+    def add_key(self, key: ApiKey) -> None:
+        self._server.call(self._core.auth.add, key)
+
 
 # -- HTTP control API -----------------------------------------------------------------------------
 
@@ -200,6 +208,16 @@ def add_control_routes(app: web.Application, core: "VenueCore") -> None:
         core.reset()
         return web.json_response({"ok": True})
 
+    async def add_key(request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.text())
+            key = ApiKey(str(body["api_key"]), str(body["secret_key"]), str(body["passphrase"]))
+        except (ValueError, KeyError, TypeError):
+            return _err(400, "body must be a JSON object with api_key, secret_key and passphrase")
+        core.auth.add(key)
+        return web.json_response({"api_key": key.api_key})  # never the secrets
+
+    app.router.add_post("/_venue/keys", add_key)
     app.router.add_post("/_venue/faults/{kind}", post_fault)
     app.router.add_get("/_venue/faults", list_faults)
     app.router.add_get("/_venue/faults/{id}", get_fault)

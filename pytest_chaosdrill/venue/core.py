@@ -12,11 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
+from .auth import Authenticator
 from .conn import CLOSE_LOGIN_REFUSED, CLOSE_SESSION_TERMINATED, Callback, Conn, dumps
 from .faults import FaultRecord, FaultRegistry, Stamp
 from .ledger import Ledger
 from .market import INSTRUMENTS, BookFeed, Market, TickTrade, TradeFeed, fmt
-from .orders import Order, OrderEngine, now_ms
+from .prints import Prints
+from .orders import Fill, Order, OrderEngine, now_ms
 
 class VenueCore:
     """Everything the venue knows; see the module docstring for the threading rule."""
@@ -25,9 +27,13 @@ class VenueCore:
         self.seed = seed
         self.tick_ms = tick_ms
         self.ledger = Ledger()
+        # Private REST requests must be signed with one of these keys; a venue with no key at all (the
+        # venue's own unit tests, the benchmark) does not authenticate.
+        self.auth: Authenticator = Authenticator()
         self.market = Market(seed)
         self.books = {i: BookFeed(st) for i, st in self.market.state.items()}
         self.trades = {i: TradeFeed(i) for i in self.market.state}
+        self.prints = Prints()  # REST trade history and candles
         self.faults = FaultRegistry(self.ledger)
         self.engine = OrderEngine(self.market, self.ledger, self._on_order_update)
         self.conns: dict[str, Conn] = {}
@@ -87,6 +93,7 @@ class VenueCore:
         for inst_id in sorted(self.books):
             self._publish_book(inst_id, ts)
         for t in trades:
+            self.prints.record(t, ts)
             self._publish_trade(t, ts)
 
     def _withhold(self, channel: str, subs: list[Conn]) -> bool:
@@ -237,7 +244,8 @@ class VenueCore:
             return
         conn.send({"event": "error", "code": "60012", "msg": f"Invalid request: {dumps(msg)[:200]}"})
 
-    def _on_order_update(self, order: Order) -> None:
+    def _on_order_update(self, order: Order, fill: Fill | None) -> None:
+        """The engine's update callback: push ``order.to_okx(fill)`` on subscribed ``orders`` channels."""
         for c in self.conns.values():
             sub = c.orders_sub
             if c.kind != "private" or not c.logged_in or sub is None:
@@ -245,7 +253,7 @@ class VenueCore:
             if sub.get("instId") not in (None, "", order.inst_id):
                 continue
             self.counters["ws_private_sent"] += 1
-            c.send({"arg": {"channel": "orders", "instType": sub.get("instType", "SWAP")}, "data": [order.push()]})
+            c.send({"arg": {"channel": "orders", "instType": sub.get("instType", "SWAP")}, "data": [order.to_okx(fill)]})
 
     # -- faults ----------------------------------------------------------------------------------
 

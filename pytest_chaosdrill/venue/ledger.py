@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..witness import could_add_exposure
+from .witness import could_add_exposure
 
 ENTRY_TYPES = ("request", "order", "fill", "position", "session", "fault")
 EFFECTS = ("open", "reduce", "flip", "none")
@@ -109,7 +109,7 @@ class Ledger:
         return [e for e in self.entries(type_="order") if _in_window(e, since_mono, until_mono)]
 
     def opens(self, since_mono: float | None = None, until_mono: float | None = None) -> list[dict]:
-        """Order attempts that could add exposure (:func:`pytest_chaosdrill.witness.could_add_exposure`:
+        """Order attempts that could add exposure (:func:`pytest_chaosdrill.venue.witness.could_add_exposure`:
         not reduceOnly, or whose effect was open/flip).
 
         Rejected and duplicate attempts are included: the target *dispatched* them. Filter on

@@ -20,12 +20,39 @@ FIRST_TRADE_ID = 5001
 
 @dataclass(frozen=True)
 class Instrument:
-    """Static instrument data (OKX perpetual swap shaped)."""
+    """Static instrument data (an OKX linear perpetual swap: what ``public/instruments`` serves)."""
 
     inst_id: str
     tick_sz: Decimal
     ct_val: Decimal      # contract value in the base currency
     start_px: Decimal    # initial best bid
+    lot_sz: Decimal = Decimal(1)
+    min_sz: Decimal = Decimal(1)
+    max_mkt_sz: Decimal = Decimal(10000)
+    max_lmt_sz: Decimal = Decimal(100000000)
+    max_lever: int = 100
+
+    @property
+    def base_ccy(self) -> str:
+        """``BTC`` of ``BTC-USDT-SWAP``."""
+        return self.inst_id.split("-")[0]
+
+    @property
+    def settle_ccy(self) -> str:
+        """``USDT`` of ``BTC-USDT-SWAP`` (linear swaps settle in the quote currency)."""
+        return self.inst_id.split("-")[1]
+
+    def to_okx(self) -> dict[str, str]:
+        """The ``public/instruments`` entry (every field OKX documents for a SWAP; unused ones empty)."""
+        uly = f"{self.base_ccy}-{self.settle_ccy}"
+        return {"instType": "SWAP", "instId": self.inst_id, "uly": uly, "instFamily": uly, "category": "1",
+                "baseCcy": "", "quoteCcy": "", "settleCcy": self.settle_ccy, "ctVal": fmt(self.ct_val),
+                "ctMult": "1", "ctValCcy": self.base_ccy, "optType": "", "stk": "", "listTime": "1611916828000",
+                "expTime": "", "lever": str(self.max_lever), "tickSz": fmt(self.tick_sz), "lotSz": fmt(self.lot_sz),
+                "minSz": fmt(self.min_sz), "ctType": "linear", "alias": "", "state": "live",
+                "maxLmtSz": fmt(self.max_lmt_sz), "maxMktSz": fmt(self.max_mkt_sz),
+                "maxLmtAmt": "20000000", "maxMktAmt": "", "maxTwapSz": "", "maxIcebergSz": "",
+                "maxTriggerSz": fmt(self.max_lmt_sz), "maxStopSz": fmt(self.max_mkt_sz), "ruleType": "normal"}
 
 
 INSTRUMENTS: dict[str, Instrument] = {

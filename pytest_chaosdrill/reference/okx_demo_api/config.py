@@ -17,6 +17,7 @@ _SPEC: list[tuple[str, str, type, object, str]] = [
     ("OKX_API_KEY", "api_key", str, "demo-key", "API key (demo default)"),
     ("OKX_API_SECRET", "api_secret", str, "demo-secret", "API secret (demo default)"),
     ("OKX_API_PASSPHRASE", "api_passphrase", str, "demo-passphrase", "API passphrase (demo default)"),
+    ("OKX_DEMO_TRADING", "demo_trading", int, 1, "1: OKX demo trading (sends x-simulated-trading: 1); 0: live (real money)"),
     ("OKX_INSTRUMENTS", "instruments", str, "BTC-USDT-SWAP,ETH-USDT-SWAP", "comma-separated instruments; first two trade"),
     ("TARGET_HOST", "host", str, "127.0.0.1", "status HTTP bind address"),
     ("TARGET_PORT", "port", int, 8080, "status HTTP port"),
@@ -54,6 +55,7 @@ class Config:
     api_key: str
     api_secret: str
     api_passphrase: str
+    demo_trading: int
     instruments: tuple[str, ...]
     host: str
     port: int

@@ -22,6 +22,10 @@ from .wal import Wal
 WAL_DURABLE_TIMEOUT_S = 1.0  # an intent not durable by then is abandoned, never sent late
 MIN_VALIDITY_MS = 100  # an order whose expTime is closer than this when it would leave is abandoned
 S_EXP_TIME_PASSED = "50036"  # OKX: the request reached the venue after its expTime; nothing was processed
+# OKX: an order with this clOrdId is still pending. clOrdIds are unique only among pending orders, so
+# this says the order exists (an earlier copy of the request got there first): resolve it, never
+# count it as rejected.
+S_CL_ORD_ID_PENDING = "51016"
 
 
 def fmt_sz(sz: float) -> str:
@@ -216,10 +220,16 @@ class Dispatcher:
             if len(intents) > 1:
                 self._groups[intents[0].group or ""] = {it.leg or "": None for it in intents}
             return
-        placed: dict[str, bool] = {}
+        placed: dict[str, bool | None] = {}
         for it, d in zip(intents, res.data):
             s_code = str(d.get("sCode", res.code))
-            if s_code == "0":
+            if s_code == S_CL_ORD_ID_PENDING:
+                self.counts["unknown"] += 1
+                self._outcome(it, "unknown", reason="clOrdId_pending", sCode=s_code)
+                self.on_unknown({"clOrdId": it.cl_ord_id, "instId": it.inst, "side": it.side, "sz": it.sz,
+                                 "group": it.group, "leg": it.leg, "expTime": exp_ms})
+                placed[it.leg or ""] = None
+            elif s_code == "0":
                 self.counts["acked"] += 1
                 # Market orders fill completely (venue protocol): apply now, the WS update dedupes.
                 self.inv.apply_fill(it.cl_ord_id, it.inst, it.side, it.sz)
@@ -230,7 +240,10 @@ class Dispatcher:
                 self._outcome(it, "rejected", sCode=s_code, sMsg=d.get("sMsg"))
                 placed[it.leg or ""] = False
         if len(intents) > 1:
-            self._check_group(intents[0].group or "", placed, intents)
+            if None in placed.values():
+                self._groups[intents[0].group or ""] = placed  # settled once the resolver answers
+            else:
+                self._check_group(intents[0].group or "", placed, intents)  # type: ignore[arg-type]
 
     def resolved(self, item: dict, placed: bool) -> None:
         """An unknown outcome was resolved by querying the venue (or by a private WS update)."""

@@ -60,7 +60,7 @@ class Strategy:
             task.exception()  # transport errors are already counted by the REST client
 
     def next_id(self, tag: str) -> str:
-        """clOrdId: run prefix + tag + counter (unique across runs: the venue's idempotency key)."""
+        """clOrdId: run prefix + tag + counter (unique across runs: OKX keeps a clOrdId unique only among pending orders, so it is no idempotency key)."""
         return f"{self.prefix}{tag}{next(self._seq)}"
 
     async def run(self, stopping: asyncio.Event) -> None:

@@ -99,9 +99,12 @@ class RestClient:
         # the moment the request was signed.
         now = time.time()
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-        return {"OK-ACCESS-KEY": self.cfg.api_key, "OK-ACCESS-PASSPHRASE": self.cfg.api_passphrase,
-                "OK-ACCESS-TIMESTAMP": ts, "OK-ACCESS-SIGN": sign(self.cfg.api_secret, ts, method, path, body),
-                "Content-Type": "application/json"}
+        h = {"OK-ACCESS-KEY": self.cfg.api_key, "OK-ACCESS-PASSPHRASE": self.cfg.api_passphrase,
+             "OK-ACCESS-TIMESTAMP": ts, "OK-ACCESS-SIGN": sign(self.cfg.api_secret, ts, method, path, body),
+             "Content-Type": "application/json"}
+        if self.cfg.demo_trading:
+            h["x-simulated-trading"] = "1"  # OKX demo trading; without it OKX treats the key as live
+        return h
 
     @staticmethod
     def exp_time_header(exp_time_ms: int | None) -> dict:

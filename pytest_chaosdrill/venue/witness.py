@@ -63,6 +63,12 @@ def not_found_queries(ledger: Iterable[Entry]) -> list[Entry]:
             and e.get("clOrdId")]
 
 
+def live_requests(ledger: Iterable[Entry]) -> list[Entry]:
+    """Private REST requests that arrived without OKX's demo-trading header (``x-simulated-trading: 1``):
+    the target is configured for real money, whatever the venue answered (OKX: 50101)."""
+    return [e for e in ledger if e.get("type") == "request" and e.get("simulated") is False]
+
+
 def expired_requests(ledger: Iterable[Entry]) -> list[Entry]:
     """Order requests the venue refused because they arrived after their ``expTime``."""
     return [e for e in ledger if e.get("type") == "request" and e.get("expired")]
@@ -72,7 +78,7 @@ def not_found_then_accepted(ledger: Iterable[Entry]) -> list[Entry]:
     """Every clOrdId the venue answered "not found" for and later accepted as a new order.
 
     Each finding names both requests and both times (venue ``mono`` and ``utc``): the not-found
-    query (its earliest one) and the first accepted, non-duplicate order entry after it. "Not found"
+    query (its earliest one) and the first accepted order entry after it. "Not found"
     proves nothing while the original request can still arrive; this is the witness of that.
     """
     entries = list(ledger)
@@ -81,8 +87,10 @@ def not_found_then_accepted(ledger: Iterable[Entry]) -> list[Entry]:
         first_nf.setdefault(str(q["clOrdId"]), q)
     findings = []
     for cid, q in first_nf.items():
+        # A repeated clOrdId counts too: as on OKX, the venue accepts a clOrdId again once its earlier
+        # order is final, and that is a new order.
         later = [o for o in _orders(entries) if o.get("clOrdId") == cid and _truthy(o.get("accepted"))
-                 and not _truthy(o.get("duplicate")) and o.get("seq", 0) > q.get("seq", 0)]
+                 and o.get("seq", 0) > q.get("seq", 0)]
         if not later:
             continue
         o = later[0]
