@@ -339,3 +339,7 @@ class VenueCore:
         self.ledger.clear()
         for k in self.counters:
             self.counters[k] = 0
+
+
+#: Where the aiohttp application keeps its :class:`VenueCore` (REST and WebSocket handlers read it).
+CORE_KEY: web.AppKey[VenueCore] = web.AppKey("venue_core", VenueCore)

@@ -10,11 +10,12 @@ import threading
 import time
 from typing import Any, Awaitable, Callable, TypeVar
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from .control import VenueControl, add_control_routes
 from .conn import CLOSE_GOING_AWAY, Conn
-from .core import VenueCore
+from .ws import ws_private, ws_public
+from .core import CORE_KEY, VenueCore
 from ..witness import S_EXP_TIME_PASSED
 from .faults import stamp
 from .ledger import utc_iso
@@ -32,7 +33,6 @@ MSG_EXP_TIME_PASSED = "The expTime can't be earlier than the current system time
 # Request-scoped facts the handlers copy onto order entries (RequestKey where aiohttp has it, >= 3.11).
 REQ_META: Any = (web.RequestKey("chaosdrill_request", dict) if hasattr(web, "RequestKey")  # type: ignore[attr-defined]
                  else "chaosdrill_request")
-CORE_KEY: web.AppKey[VenueCore] = web.AppKey("venue_core", VenueCore)
 
 
 def okx(data: list[Any], code: str = "0", msg: str = "", status: int = 200) -> web.Response:
@@ -274,49 +274,6 @@ async def ticker(request: web.Request) -> web.StreamResponse:
 async def public_time(request: web.Request) -> web.StreamResponse:
     """GET /api/v5/public/time."""
     return okx([{"ts": str(now_ms())}])
-
-
-# -- WebSockets -----------------------------------------------------------------------------------
-
-async def _serve_ws(request: web.Request, kind: str) -> web.WebSocketResponse:
-    core = _core(request)
-    ws = web.WebSocketResponse(timeout=2.0, compress=False)
-    await ws.prepare(request)
-    conn = core.open_conn(kind, ws)
-    try:
-        async for msg in ws:
-            if msg.type != WSMsgType.TEXT:
-                continue
-            if msg.data == "ping":
-                # pong goes through the same queue as data: it is lagged (order kept) but never frozen
-                if kind == "public":
-                    core.send_public(conn, "pong")
-                else:
-                    conn.send("pong")
-                continue
-            try:
-                parsed = json.loads(msg.data)
-            except ValueError:
-                conn.send({"event": "error", "code": "60012", "msg": f"Invalid request: {msg.data[:200]}"})
-                continue
-            (core.public_op if kind == "public" else core.private_op)(conn, parsed)
-    finally:
-        if conn.closing and not conn.task.done():
-            # A venue-initiated close (session termination, refused login) is in flight on the
-            # sender task: let it finish so its fault lands before the connection is forgotten.
-            await asyncio.wait([conn.task], timeout=3.0)
-        core.drop_conn(conn)
-    return ws
-
-
-async def ws_public(request: web.Request) -> web.WebSocketResponse:
-    """The public WebSocket (books, trades)."""
-    return await _serve_ws(request, "public")
-
-
-async def ws_private(request: web.Request) -> web.WebSocketResponse:
-    """The private WebSocket (login, orders)."""
-    return await _serve_ws(request, "private")
 
 
 def build_app(core: VenueCore) -> web.Application:
