@@ -73,22 +73,27 @@ def test_books_snapshot_then_contiguous_updates_that_rebuild_the_book(venue: Ven
         assert snap2["data"][0]["prevSeqId"] == -1 and snap2["data"][0]["seqId"] >= last
 
 
-def test_trades_have_consecutive_ids(venue: VenueServer) -> None:
+def test_trades_are_aggregated_per_taker_order_as_on_okx(venue: VenueServer) -> None:
+    """One push per taker order: tradeId is the last match, count the matches, so tradeId - count is the
+    previous push's tradeId (ids skip by design); seqId numbers the pushes."""
     with WsProbe(venue.ws_public_url) as ws:
         ws.send({"op": "subscribe", "args": [{"channel": "trades", "instId": BTC}]})
-        ids = []
-        while len(ids) < 12:
+        pushes = []
+        while len(pushes) < 20:
             m = ws.wait_for(data_of("trades"), 2)
             for t in m["data"]:
-                assert t["instId"] == BTC and t["side"] in ("buy", "sell") and float(t["px"]) > 0
-                ids.append(int(t["tradeId"]))
-        assert ids == list(range(ids[0], ids[0] + len(ids)))
+                assert t["instId"] == BTC and t["side"] in ("buy", "sell") and float(t["px"]) > 0 and t["source"] == "0"
+                pushes.append((int(t["tradeId"]), int(t["count"]), int(t["seqId"])))
+        for (a, _, sa), (b, count, sb) in zip(pushes, pushes[1:]):
+            assert b - count == a and sb == sa + 1 and count >= 1
+        assert any(c > 1 for _, c, _ in pushes)  # aggregation happens: ids do skip
 
 
 def test_public_errors_and_text_ping(venue: VenueServer) -> None:
     with WsProbe(venue.ws_public_url) as ws:
-        ws.send({"op": "subscribe", "args": [{"channel": "candles", "instId": BTC}]})
-        assert ws.wait_for(lambda m: m.get("event") == "error", 2)["code"] == "60018"
+        ws.send({"id": "q1", "op": "subscribe", "args": [{"channel": "candles", "instId": BTC}]})
+        err = ws.wait_for(lambda m: m.get("event") == "error", 2)
+        assert err["code"] == "60018" and err["id"] == "q1" and err["connId"]
         ws.send({"op": "subscribe", "args": [{"channel": "books", "instId": "DOGE-USDT-SWAP"}]})
         assert ws.wait_for(lambda m: m.get("event") == "error", 2)["code"] == "60018"
         ws.send("not json")
@@ -120,6 +125,7 @@ def test_private_login_then_order_state_changes_are_pushed(venue: VenueServer) -
         assert states == [("ws1", "live"), ("ws1", "canceled"), ("ws2", "live"), ("ws2", "filled")]
         filled = m["data"][-1]
         assert filled["accFillSz"] == "1" and filled["fillSz"] == "1" and float(filled["avgPx"]) > 0
+        assert filled["tradeId"] and filled["fillPx"] == filled["avgPx"] and filled["execType"] == "T" and filled["fillTime"]
         sessions = venue.control.witness().sessions()
         assert any(s["event"] == "login" for s in sessions)
 

@@ -156,6 +156,11 @@ class BookFeed:
         return {"asks": asks, "bids": bids, "ts": str(self.ts), "checksum": okx_checksum(bids, asks),
                 "seqId": self.seq_id, "prevSeqId": -1}
 
+    def top(self, n: int) -> dict:
+        """The best ``n`` published levels per side: the data entry of ``books5`` (n=5) and ``bbo-tbt`` (n=1)."""
+        return {"asks": _levels_json(self.asks[:n]), "bids": _levels_json(self.bids[:n]), "instId": self.inst_id,
+                "ts": str(self.ts), "seqId": self.seq_id}
+
     def publish(self, st: InstrumentState, ts_ms: int, skip: int = 0) -> dict:
         """Move the published book to ``st`` and return the update data entry.
 
@@ -177,17 +182,33 @@ class BookFeed:
                 "checksum": okx_checksum(full_bids, full_asks), "seqId": self.seq_id, "prevSeqId": prev}
 
 
+def matches_of(trade: TickTrade) -> int:
+    """How many maker orders one tick's taker order matched (1-3, from its size: no random draw, so the
+    price path stays the seed's)."""
+    return 1 + (trade.sz - 1) // 2
+
+
 class TradeFeed:
-    """The published ``trades`` stream of one instrument: consecutive ``tradeId`` values."""
+    """The published ``trades`` stream of one instrument, aggregated as OKX aggregates it.
+
+    One push per taker order: the matches it made take consecutive trade ids, ``tradeId`` is the last of
+    them and ``count`` how many there were, so ``tradeId - count`` equals the previous push's ``tradeId``
+    on an intact stream (ids skip by design). ``seqId`` numbers the pushes.
+    """
 
     def __init__(self, inst_id: str) -> None:
         self.inst_id = inst_id
-        self.next_id = FIRST_TRADE_ID
+        self.next_id = FIRST_TRADE_ID      # the first trade id of the next aggregation
+        self.seq_id = FIRST_SEQ_ID         # the seqId of the last push
 
-    def assign(self, trade: TickTrade, ts_ms: int, skip: int = 0) -> dict:
-        """Give ``trade`` the next id (``skip`` ids left out first) and return its data entry."""
+    def assign(self, trade: TickTrade, ts_ms: int, skip: int = 0, lost_pushes: int = 0) -> dict:
+        """Give ``trade`` its ids and return its data entry; ``skip`` trade ids (in ``lost_pushes``
+        pushes) are left out first, as a push the venue lost would leave them out."""
         self.next_id += skip
-        entry = {"instId": trade.inst_id, "tradeId": str(self.next_id), "px": fmt(trade.px),
-                 "sz": str(trade.sz), "side": trade.side, "ts": str(ts_ms)}
-        self.next_id += 1
-        return entry
+        self.seq_id += lost_pushes
+        count = matches_of(trade)
+        last = self.next_id + count - 1
+        self.next_id = last + 1
+        self.seq_id += 1
+        return {"instId": trade.inst_id, "tradeId": str(last), "px": fmt(trade.px), "sz": str(trade.sz),
+                "side": trade.side, "source": "0", "count": str(count), "seqId": self.seq_id, "ts": str(ts_ms)}

@@ -1,16 +1,158 @@
-"""The venue's WebSocket endpoints (``/ws/v5/public``, ``/ws/v5/private``): the socket loop that reads
-client frames and hands them to the core; routing stays in :mod:`.server`."""
+"""The venue's WebSocket side as OKX v5 clients know it: the socket loop of ``/ws/v5/public`` and
+``/ws/v5/private`` (routing stays in :mod:`.server`), OKX's envelope, error and close codes, and the
+renderers of channel data. What a message *does* (subscriptions, login, trading ops, faults) is the
+core's business: it runs on the same loop and owns the state.
+
+Envelope (OKX v5): every answer to a request echoes the request's ``id`` when it had one and carries
+the connection's ``connId``; ``"ping"`` text frames get ``"pong"``.
+"""
 from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from .core import CORE_KEY, VenueCore
+from .market import InstrumentState, fmt
+
+if TYPE_CHECKING:
+    from .core import VenueCore
+    from .orders import Fill, Order
+
+PUBLIC_CHANNELS = ("books", "books5", "bbo-tbt", "tickers", "trades")
+PRIVATE_CHANNELS = ("orders", "positions", "account", "balance_and_position")
+TRADE_OPS = ("order", "batch-orders", "cancel-order", "batch-cancel-orders", "amend-order")
+MAX_BATCH = 20
+
+# OKX WebSocket error codes (event "error").
+E_LOGGED_OUT = ("60011", "Please log in")
+E_INVALID_REQUEST = "60012"                   # "Invalid request: <the request>"
+E_INVALID_ARGS = ("60013", "Invalid args")
+E_NO_CHANNEL = "60018"                        # "Wrong URL or channel:..., instId:... doesn't exist"
+# OKX's notice before a service-upgrade disconnect.
+NOTICE_SERVICE_UPGRADE = ("64008", "The connection will soon be closed for a service upgrade. Please reconnect.")
+
+# OKX WebSocket close codes (and one standard one where OKX documents none).
+CLOSE_LOGIN_FAILED = 4001
+CLOSE_KEY_CHANGED = 4007                      # "API key has been updated or deleted. Please reconnect."
+CLOSE_SERVICE_RESTART = 1012                  # RFC 6455 "service restart": the close after a 64008 notice
+CLOSE_REASONS = {CLOSE_LOGIN_FAILED: "Login failed.",
+                 CLOSE_KEY_CHANGED: "API key has been updated or deleted. Please reconnect.",
+                 CLOSE_SERVICE_RESTART: "Service upgrade."}
 
 
-def _core(request: web.Request) -> VenueCore:
+def error(code: str, msg: str, conn_id: str, req_id: Any = None) -> dict[str, Any]:
+    """An OKX ``error`` event, carrying the request's ``id`` when it had one (ccxt.pro rejects only the
+    pending call with that id; without it, every pending call on the socket)."""
+    out: dict[str, Any] = {"event": "error", "code": code, "msg": msg, "connId": conn_id}
+    if req_id is not None:
+        out = {"id": req_id, **out}
+    return out
+
+
+def invalid_request(raw: str, conn_id: str, req_id: Any = None) -> dict[str, Any]:
+    """OKX's 60012 answer, quoting the request as OKX does."""
+    return error(E_INVALID_REQUEST, f"Invalid request: {raw[:500]}", conn_id, req_id)
+
+
+def request_id(msg: Any) -> Any:
+    """The ``id`` of a client request (None when absent or not a string)."""
+    rid = msg.get("id") if isinstance(msg, dict) else None
+    return rid if isinstance(rid, str) and rid else None
+
+
+# -- channel data -------------------------------------------------------------------------------------
+
+def ticker(st: InstrumentState, ts_ms: int) -> dict[str, Any]:
+    """The ``tickers`` data entry (24 h figures are the current price: the venue keeps no 24 h window)."""
+    last = fmt(st.last_px)
+    return {"instType": "SWAP", "instId": st.inst.inst_id, "last": last, "lastSz": str(st.last_sz),
+            "askPx": fmt(st.best_ask), "askSz": str(st.asks[0][1]), "bidPx": fmt(st.best_bid),
+            "bidSz": str(st.bids[0][1]), "open24h": last, "high24h": last, "low24h": last, "sodUtc0": last,
+            "sodUtc8": last, "volCcy24h": "0", "vol24h": "0", "ts": str(ts_ms)}
+
+
+def order_push(o: "Order", fill: "Fill | None") -> dict[str, Any]:
+    """The ``orders`` channel data entry of one state change of ``o``; ``fill`` is the execution that
+    caused it (None for placement, cancellation, amendment). The fill fields are OKX's: ``tradeId``,
+    ``fillPx``, ``fillSz``, ``fillTime``, ``execType`` (T taker / M maker), ``fillFee``...
+
+    The one place the venue renders an order for the WebSocket: point it at the order engine's own
+    renderer once that exists.
+    """
+    d = o.to_okx()
+    ts = str(o.u_time or o.c_time)
+    d.update({"ccy": "", "tag": "", "pxType": "", "lever": "1", "feeCcy": "USDT", "fee": "0", "rebateCcy": "USDT",
+              "rebate": "0", "pnl": "0", "category": "normal", "cancelSource": "", "amendResult": "",
+              "reqId": "", "amendSource": "", "code": "0", "msg": "", "tradeId": "", "fillPx": "", "fillSz": "0",
+              "fillTime": "", "fillFee": "0", "fillFeeCcy": "", "fillPnl": "0", "execType": "", "fillNotionalUsd": "",
+              "notionalUsd": "", "uTime": ts})
+    if fill is not None:
+        d.update({"tradeId": fill.trade_id, "fillPx": fmt(fill.px), "fillSz": fmt(fill.sz), "fillTime": str(fill.ts),
+                  "fillFeeCcy": "USDT", "execType": "T" if o.ord_type == "market" else "M"})
+    return d
+
+
+def position_entries(positions: list[dict[str, Any]], inst_id: str | None = None) -> list[dict[str, Any]]:
+    """``positions`` channel entries from the REST positions answer (the same figures)."""
+    out = []
+    for p in positions:
+        if inst_id not in (None, "", p["instId"]):
+            continue
+        out.append({**p, "posCcy": "", "availPos": p["pos"], "lever": "1", "margin": "", "mgnRatio": "",
+                    "liqPx": "", "notionalUsd": "", "cTime": p["uTime"], "pTime": p["uTime"]})
+    return out
+
+
+def account_entry(balance: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``account`` channel entry from the REST balance answer."""
+    b = balance[0]
+    details = [{**d, "ccy": d["ccy"], "frozenBal": "0", "ordFrozen": "0", "upl": "0", "uTime": b["uTime"]}
+               for d in b["details"]]
+    return {**b, "details": details, "isoEq": "0", "adjEq": b["totalEq"], "imr": "0", "mmr": "0", "mgnRatio": "",
+            "notionalUsd": "0"}
+
+
+def balance_and_position_entry(balance: list[dict[str, Any]], positions: list[dict[str, Any]], ts_ms: int,
+                               event_type: str) -> dict[str, Any]:
+    """The ``balance_and_position`` channel entry."""
+    b = balance[0]
+    return {"pTime": str(ts_ms), "eventType": event_type,
+            "balData": [{"ccy": d["ccy"], "cashBal": d["cashBal"], "uTime": b["uTime"]} for d in b["details"]],
+            "posData": [{"posId": p["instId"], "tradeId": "", "instId": p["instId"], "instType": p["instType"],
+                         "mgnMode": p["mgnMode"], "posSide": p["posSide"], "pos": p["pos"], "ccy": "USDT",
+                         "posCcy": "", "avgPx": p["avgPx"], "uTime": p["uTime"]} for p in positions],
+            "trades": []}
+
+
+def amend(o: "Order", body: dict[str, Any]) -> str | None:
+    """Apply an ``amend-order`` to a live order in place; returns None or the reason it is refused
+    (OKX's sCode 51000 parameter error). The order engine has no amend of its own yet: the lead points
+    this at it once it has."""
+    try:
+        new_sz = Decimal(str(body["newSz"])) if body.get("newSz") not in (None, "") else None
+        new_px = Decimal(str(body["newPx"])) if body.get("newPx") not in (None, "") else None
+    except ArithmeticError:
+        return "Parameter newSz or newPx error"
+    if new_sz is None and new_px is None:
+        return "Parameter newSz or newPx error"
+    if new_sz is not None and (not new_sz.is_finite() or new_sz <= o.acc_fill_sz):
+        return "Parameter newSz error"
+    if new_px is not None and (not new_px.is_finite() or new_px <= 0 or o.ord_type == "market"):
+        return "Parameter newPx error"
+    if new_sz is not None:
+        o.sz = new_sz
+    if new_px is not None:
+        o.px = new_px
+    return None
+
+
+# -- the socket loop ----------------------------------------------------------------------------------
+
+def _core(request: web.Request) -> "VenueCore":
+    from .core import CORE_KEY  # core imports this module: resolved at call time
     return request.app[CORE_KEY]
 
 
@@ -33,9 +175,12 @@ async def _serve_ws(request: web.Request, kind: str) -> web.WebSocketResponse:
             try:
                 parsed = json.loads(msg.data)
             except ValueError:
-                conn.send({"event": "error", "code": "60012", "msg": f"Invalid request: {msg.data[:200]}"})
+                conn.send(invalid_request(msg.data, conn.id))
                 continue
-            (core.public_op if kind == "public" else core.private_op)(conn, parsed)
+            if not isinstance(parsed, dict):
+                conn.send(invalid_request(msg.data, conn.id))
+                continue
+            (core.public_op if kind == "public" else core.private_op)(conn, parsed, msg.data)
     finally:
         if conn.closing and not conn.task.done():
             # A venue-initiated close (session termination, refused login) is in flight on the
@@ -46,12 +191,10 @@ async def _serve_ws(request: web.Request, kind: str) -> web.WebSocketResponse:
 
 
 async def ws_public(request: web.Request) -> web.WebSocketResponse:
-    """The public WebSocket (books, trades)."""
+    """The public WebSocket (books, books5, bbo-tbt, tickers, trades)."""
     return await _serve_ws(request, "public")
 
 
 async def ws_private(request: web.Request) -> web.WebSocketResponse:
-    """The private WebSocket (login, orders)."""
+    """The private WebSocket (login, orders / positions / account / balance_and_position, trading ops)."""
     return await _serve_ws(request, "private")
-
-
