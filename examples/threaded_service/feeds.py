@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import struct
 import threading
 import time
 from typing import Any
@@ -173,14 +174,18 @@ class PrivateSession(threading.Thread):
                 self.ws.send(json.dumps({"op": "login", "args": [self._login_arg()]}))
                 while not self.stop_evt.is_set():
                     try:
-                        text = self.ws.recv()
+                        opcode, data = self.ws.recv_data(control_frame=True)
                     except websocket.WebSocketTimeoutException:
                         continue
-                    if not text:
-                        code = getattr(self.ws, "close_status", None)
+                    if opcode == websocket.ABNF.OPCODE_CLOSE:
+                        code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else None
                         if code == CLOSE_KEY_CHANGED and not terminated:
+                            terminated = True
                             self._terminated(f"close {code}")
                         raise websocket.WebSocketConnectionClosedException(f"closed {code}")
+                    if opcode != websocket.ABNF.OPCODE_TEXT:
+                        continue
+                    text = data.decode()
                     if text == "pong":
                         continue
                     msg = json.loads(text)
