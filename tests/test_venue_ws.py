@@ -156,3 +156,34 @@ def test_same_seed_gives_the_same_book_for_the_same_seqid() -> None:
     assert [va[s] for s in common] == [vb[s] for s in common]
     other = sorted(set(va) & set(vc))
     assert [va[s] for s in other] != [vc[s] for s in other]
+
+
+def test_ws_trading_ops_go_through_the_order_engine_and_the_ledger(venue: VenueServer) -> None:
+    with WsProbe(venue.ws_private_url) as ws:
+        ws.send({"id": "o0", "op": "order", "args": [{"instId": BTC, "tdMode": "cross", "side": "buy", "ordType": "market", "sz": "1"}]})
+        assert ws.wait_for(lambda m: m.get("id") == "o0", 2)["code"] == "60011"  # not logged in: the id is echoed
+        ws.send(LOGIN)
+        ws.wait_for(lambda m: m.get("event") == "login", 2)
+        ws.send({"op": "order", "args": [{"instId": BTC, "side": "buy", "ordType": "market", "sz": "1"}]})
+        assert ws.wait_for(lambda m: m.get("event") == "error", 2)["code"] == "60013"  # an op needs its id
+        bid = float(ws_book_bid(venue))
+        ws.send({"id": "b1", "op": "batch-orders", "args": [
+            {"instId": BTC, "tdMode": "cross", "clOrdId": "wsA", "side": "buy", "ordType": "limit", "px": str(bid - 300), "sz": "1"},
+            {"instId": BTC, "tdMode": "cross", "clOrdId": "wsB", "side": "buy", "ordType": "limit", "px": "-1", "sz": "1"}]})
+        ans = ws.wait_for(lambda m: m.get("id") == "b1", 2)
+        assert ans["op"] == "batch-orders" and ans["code"] == "2" and [d["sCode"] for d in ans["data"]] == ["0", "51000"]
+        ord_id = ans["data"][0]["ordId"]
+        ws.send({"id": "a1", "op": "amend-order", "args": [{"instId": BTC, "ordId": ord_id, "newSz": "3"}]})
+        assert ws.wait_for(lambda m: m.get("id") == "a1", 2)["data"][0]["sCode"] == "0"
+        ws.send({"id": "c1", "op": "cancel-order", "args": [{"instId": BTC, "clOrdId": "wsA"}]})
+        assert ws.wait_for(lambda m: m.get("id") == "c1", 2)["code"] == "0"
+        ws.send({"id": "c2", "op": "cancel-order", "args": [{"instId": BTC, "clOrdId": "wsA"}]})
+        assert ws.wait_for(lambda m: m.get("id") == "c2", 2)["data"][0]["sCode"] == "51400"
+    orders = [e for e in venue.control.ledger() if e["type"] == "order" and e.get("clOrdId") in ("wsA", "wsB")]
+    assert [(e["clOrdId"], e["accepted"]) for e in orders] == [("wsA", True), ("wsB", False)]
+
+
+def ws_book_bid(venue: VenueServer) -> str:
+    with WsProbe(venue.ws_public_url) as ws:
+        ws.send({"op": "subscribe", "args": [{"channel": "bbo-tbt", "instId": BTC}]})
+        return ws.wait_for(data_of("bbo-tbt"), 2)["data"][0]["bids"][0][0]
