@@ -44,6 +44,7 @@ def test_books_snapshot_then_contiguous_updates_that_rebuild_the_book(venue: Ven
         assert ack["arg"] == {"channel": "books", "instId": BTC}
         snap = ws.wait_for(data_of("books"), 2)
         assert snap["action"] == "snapshot" and snap["data"][0]["prevSeqId"] == -1
+        assert len(snap["data"][0]["bids"]) == len(snap["data"][0]["asks"]) == 400  # OKX's snapshot depth
         book = {"bids": {p: s for p, s, *_ in snap["data"][0]["bids"]}, "asks": {p: s for p, s, *_ in snap["data"][0]["asks"]}}
         assert snap["data"][0]["checksum"] == checksum(book["bids"], book["asks"])
         last = snap["data"][0]["seqId"]

@@ -117,7 +117,9 @@ class VenueCore:
         gap = self.faults.first("book_gap", lambda r: r.params["instId"] == inst_id) if subs else None
         last = feed.seq_id
         skip = gap.params["skip"] if gap else 0
-        data = feed.publish(self.market.state[inst_id], ts, skip)
+        data = feed.publish(self.market.state[inst_id], ts, skip, render=bool(subs))
+        if data is None:
+            return
         arg = {"channel": "books", "instId": inst_id}
         update = {"arg": arg, "action": "update", "data": [data]}
         gap_cbs: list[Callback] = []

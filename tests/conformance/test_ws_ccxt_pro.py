@@ -72,16 +72,29 @@ async def until(fn: Callable[[], Awaitable[T]], ok: Callable[[T], bool], timeout
 
 # -- public ---------------------------------------------------------------------------------------
 
-def test_watch_order_book_snapshot_then_updates_checksums_verified(venue: VenueServer, key: ApiKey) -> None:
+def test_watch_order_book_snapshot_then_contiguous_updates(venue: VenueServer, key: ApiKey) -> None:
     async def body(ex: Any) -> list[int]:
         nonces = []
         for _ in range(5):
-            book = await ex.watch_order_book(SYMBOL)  # ccxt verifies OKX's checksum on every update
-            assert book["bids"][0][0] < book["asks"][0][0] and len(book["bids"]) == 5
+            book = await ex.watch_order_book(SYMBOL)  # ccxt checks prevSeqId == its last seqId on every update
+            assert book["bids"][0][0] < book["asks"][0][0] and len(book["bids"]) == len(book["asks"]) == 400
             nonces.append(book["nonce"])
         return nonces
     nonces = run(venue, key, body)
     assert nonces == sorted(nonces) and len(set(nonces)) > 1
+
+
+def test_book_gap_is_seen_by_ccxt_as_an_invalid_nonce(venue: VenueServer, key: ApiKey) -> None:
+    """The venue's book gap is OKX's own signal (prevSeqId not the previous seqId): ccxt.pro's
+    watch_order_book fails with InvalidNonce, as it would on OKX."""
+    async def body(ex: Any) -> None:
+        await ex.watch_order_book(SYMBOL)
+        rec = venue.control.book_gap("BTC-USDT-SWAP", skip=4)
+        with pytest.raises(ccxt.InvalidNonce):
+            for _ in range(50):
+                await ex.watch_order_book(SYMBOL)
+        assert venue.control.wait_landed(rec, 2).landed
+    run(venue, key, body)
 
 
 def test_watch_ticker_and_bids_asks(venue: VenueServer, key: ApiKey) -> None:
