@@ -126,19 +126,20 @@ def test_book_gap_latches_and_resubscribes(tmp_path: Path) -> None:
     assert s.book_ready[inst] is True and s.condition_clear("WS_BOOK_GAP_RECONCILE_REQUIRED")
 
 
-def test_trades_gap_skip_and_reorder(tmp_path: Path) -> None:
+def test_trades_gap_by_okx_aggregation_rule(tmp_path: Path) -> None:
+    """tradeId - count must be the previous tradeId: ids that skip by aggregation are no gap."""
     s = healthy(make_state(tmp_path))
     feed = PublicFeed("ws://unused", s, stop=None)  # type: ignore[arg-type]
     inst = INSTS[0]
     ts = str(int(time.time() * 1000))
-    feed._trades(inst, [{"tradeId": "5001", "ts": ts}, {"tradeId": "5002", "ts": ts}])
-    assert not s.latch
-    feed._trades(inst, [{"tradeId": "5004", "ts": ts}])          # 5003 missing
+    feed._trades(inst, [{"tradeId": "5001", "count": "1", "ts": ts}, {"tradeId": "5003", "count": "2", "ts": ts}])
+    assert not s.latch                                            # 5002-5003 were one taker order
+    feed._trades(inst, [{"tradeId": "5007", "count": "2", "ts": ts}])  # 5004-5005 (a lost push) missing
     assert "WS_TRADES_GAP_RECONCILE_REQUIRED" in s.latch
-    feed._trades(inst, [{"tradeId": "5003", "ts": ts}])          # late and lower: dropped, never processed
-    assert s.trades_dropped == 1 and feed.last_trade[inst] == 5004
-    feed._trades(inst, [{"tradeId": "5005", "ts": ts}])
-    assert s.trades_gaps == 2
+    feed._trades(inst, [{"tradeId": "5007", "count": "2", "ts": ts}])  # the same push again: dropped
+    assert s.trades_dropped == 1 and feed.last_trade[inst] == 5007
+    feed._trades(inst, [{"tradeId": "5010", "count": "3", "ts": ts}])
+    assert s.trades_gaps == 2 and s.trades_processed == 4
 
 
 def test_wal_queue_is_bounded_while_the_writer_stalls(tmp_path: Path) -> None:
