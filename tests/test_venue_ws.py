@@ -188,3 +188,11 @@ def ws_book_bid(venue: VenueServer) -> str:
     with WsProbe(venue.ws_public_url) as ws:
         ws.send({"op": "subscribe", "args": [{"channel": "bbo-tbt", "instId": BTC}]})
         return ws.wait_for(data_of("bbo-tbt"), 2)["data"][0]["bids"][0][0]
+
+
+def test_a_private_invalid_request_never_repeats_the_login_secrets(venue: VenueServer) -> None:
+    with WsProbe(venue.ws_private_url) as ws:
+        ws.send({"id": "x1", "op": "login", "args": "passphrase=Sekr3t-pass sign=S1gn4ture"})
+        err = ws.wait_for(lambda m: m.get("event") == "error", 2)
+        assert err["code"] == "60012" and err["id"] == "x1"
+        assert not [t for _, t in ws.messages if "Sekr3t" in t or "S1gn4ture" in t]

@@ -240,7 +240,7 @@ class VenueCore:
         rid = ws.request_id(msg)
         op, args = msg.get("op"), msg.get("args")
         if not isinstance(args, list) or not args or not all(isinstance(a, dict) for a in args):
-            conn.send(ws.invalid_request(raw or dumps(msg), conn.id, rid))
+            conn.send(ws.invalid_request(None, conn.id, rid))
             return
         if op == "login":
             self._login(conn, args[0], rid)
@@ -249,7 +249,7 @@ class VenueCore:
         elif op in ws.TRADE_OPS:
             self._trade_op(conn, op, args, rid)
         else:
-            conn.send(ws.invalid_request(raw or dumps(msg), conn.id, rid))
+            conn.send(ws.invalid_request(None, conn.id, rid))
 
     def _login(self, conn: Conn, arg: dict[str, Any], rid: Any) -> None:
         refusal = self.reauth_refused()

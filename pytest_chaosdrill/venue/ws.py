@@ -52,9 +52,10 @@ def error(code: str, msg: str, conn_id: str, req_id: Any = None) -> dict[str, An
     return out
 
 
-def invalid_request(raw: str, conn_id: str, req_id: Any = None) -> dict[str, Any]:
-    """OKX's 60012 answer, quoting the request as OKX does."""
-    return error(E_INVALID_REQUEST, f"Invalid request: {raw[:500]}", conn_id, req_id)
+def invalid_request(raw: str | None, conn_id: str, req_id: Any = None) -> dict[str, Any]:
+    """OKX's 60012 answer, quoting the request as OKX does; ``raw=None`` quotes nothing (a private
+    socket's request may carry a login's passphrase and signature, which the venue never repeats)."""
+    return error(E_INVALID_REQUEST, "Invalid request" if raw is None else f"Invalid request: {raw[:500]}", conn_id, req_id)
 
 
 def request_id(msg: Any) -> Any:
@@ -172,13 +173,14 @@ async def _serve_ws(request: web.Request, kind: str) -> web.WebSocketResponse:
                 else:
                     conn.send("pong")
                 continue
+            quoted = msg.data if kind == "public" else None
             try:
                 parsed = json.loads(msg.data)
             except ValueError:
-                conn.send(invalid_request(msg.data, conn.id))
+                conn.send(invalid_request(quoted, conn.id))
                 continue
             if not isinstance(parsed, dict):
-                conn.send(invalid_request(msg.data, conn.id))
+                conn.send(invalid_request(quoted, conn.id))
                 continue
             (core.public_op if kind == "public" else core.private_op)(conn, parsed, msg.data)
     finally:
