@@ -205,9 +205,7 @@ class VenueCore:
                 continue
             key = (channel, inst_id)
             out_arg = {"channel": channel, "instId": inst_id}
-            ack = {"event": op, "arg": out_arg, "connId": conn.id}
-            if rid is not None:
-                ack = {"id": rid, **ack}
+            ack = ws.answer({"event": op, "arg": out_arg, "connId": conn.id}, rid)
             if op == "unsubscribe":
                 conn.subs.discard(key)
                 if channel == "books":
@@ -278,8 +276,7 @@ class VenueCore:
         conn.api_key = str(arg.get("apiKey"))
         # verified=False: a venue started without keys (a bare VenueServer) takes any login.
         self.ledger.append("session", event="login", conn=conn.id, apiKey=conn.api_key, verified=verified)
-        ans = {"event": "login", "code": "0", "msg": "", "connId": conn.id}
-        conn.send({"id": rid, **ans} if rid is not None else ans)
+        conn.send(ws.answer({"event": "login", "code": "0", "msg": "", "connId": conn.id}, rid))
 
     def _private_subscribe(self, conn: Conn, op: str, args: list[dict[str, Any]], rid: Any) -> None:
         if not conn.logged_in:
@@ -295,8 +292,7 @@ class VenueCore:
                 conn.private_subs[channel] = dict(arg)
             else:
                 conn.private_subs.pop(channel, None)
-            ack = {"event": op, "arg": dict(arg), "connId": conn.id}
-            conn.send({"id": rid, **ack} if rid is not None else ack)
+            conn.send(ws.answer({"event": op, "arg": dict(arg), "connId": conn.id}, rid))
             if op == "subscribe" and channel != "orders":
                 # positions / account / balance_and_position push a snapshot on subscription (OKX).
                 self._push_account(conn, channel, "snapshot")

@@ -43,13 +43,15 @@ CLOSE_REASONS = {CLOSE_LOGIN_FAILED: "Login failed.",
                  CLOSE_SERVICE_RESTART: "Service upgrade."}
 
 
+def answer(body: dict[str, Any], req_id: Any = None) -> dict[str, Any]:
+    """An answer to a request: ``body`` with the request's ``id`` first when it had one."""
+    return body if req_id is None else {"id": req_id, **body}
+
+
 def error(code: str, msg: str, conn_id: str, req_id: Any = None) -> dict[str, Any]:
     """An OKX ``error`` event, carrying the request's ``id`` when it had one (ccxt.pro rejects only the
     pending call with that id; without it, every pending call on the socket)."""
-    out: dict[str, Any] = {"event": "error", "code": code, "msg": msg, "connId": conn_id}
-    if req_id is not None:
-        out = {"id": req_id, **out}
-    return out
+    return answer({"event": "error", "code": code, "msg": msg, "connId": conn_id}, req_id)
 
 
 def invalid_request(raw: str | None, conn_id: str, req_id: Any = None) -> dict[str, Any]:
