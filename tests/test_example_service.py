@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,14 @@ import pytest
 
 from examples.threaded_service import registry as reg
 from examples.threaded_service.core import State
-from examples.threaded_service.feeds import PublicFeed
+from examples.threaded_service.feeds import PrivateSession, PublicFeed
 from examples.threaded_service.rest import Telemetry
 from examples.threaded_service.trader import Trader
 from examples.threaded_service.wal import Wal, read_journal, unresolved_intents
 from pytest_chaosdrill.contract import Contract
 from pytest_chaosdrill.resources import default_manifest
+from pytest_chaosdrill.venue import VenueServer
+from pytest_chaosdrill.venue.auth import ApiKey
 
 INSTS = ("BTC-USDT-SWAP", "ETH-USDT-SWAP")
 
@@ -126,19 +129,53 @@ def test_book_gap_latches_and_resubscribes(tmp_path: Path) -> None:
     assert s.book_ready[inst] is True and s.condition_clear("WS_BOOK_GAP_RECONCILE_REQUIRED")
 
 
-def test_trades_gap_skip_and_reorder(tmp_path: Path) -> None:
+def test_trades_gap_by_okx_aggregation_rule(tmp_path: Path) -> None:
+    """tradeId - count must be the previous tradeId: ids that skip by aggregation are no gap."""
     s = healthy(make_state(tmp_path))
     feed = PublicFeed("ws://unused", s, stop=None)  # type: ignore[arg-type]
     inst = INSTS[0]
     ts = str(int(time.time() * 1000))
-    feed._trades(inst, [{"tradeId": "5001", "ts": ts}, {"tradeId": "5002", "ts": ts}])
-    assert not s.latch
-    feed._trades(inst, [{"tradeId": "5004", "ts": ts}])          # 5003 missing
+    feed._trades(inst, [{"tradeId": "5001", "count": "1", "ts": ts}, {"tradeId": "5003", "count": "2", "ts": ts}])
+    assert not s.latch                                            # 5002-5003 were one taker order
+    feed._trades(inst, [{"tradeId": "5007", "count": "2", "ts": ts}])  # 5004-5005 (a lost push) missing
     assert "WS_TRADES_GAP_RECONCILE_REQUIRED" in s.latch
-    feed._trades(inst, [{"tradeId": "5003", "ts": ts}])          # late and lower: dropped, never processed
-    assert s.trades_dropped == 1 and feed.last_trade[inst] == 5004
-    feed._trades(inst, [{"tradeId": "5005", "ts": ts}])
-    assert s.trades_gaps == 2
+    feed._trades(inst, [{"tradeId": "5007", "count": "2", "ts": ts}])  # the same push again: dropped
+    assert s.trades_dropped == 1 and feed.last_trade[inst] == 5007
+    feed._trades(inst, [{"tradeId": "5010", "count": "3", "ts": ts}])
+    assert s.trades_gaps == 2 and s.trades_processed == 4
+
+
+def _wait(pred: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"no {what} within {timeout}s"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("mechanism", ["key_revoked", "service_upgrade"])
+def test_private_session_signs_its_login_and_counts_okx_terminations(tmp_path: Path, mechanism: str) -> None:
+    """Against a real venue with a key: the signed login is accepted, and OKX's session end (close 4007, or
+    notice 64008 then a close) counts once as a termination (the status's 10028_count_5m) and latches."""
+    key = ApiKey.generate("example")
+    s = make_state(tmp_path)
+    stop = threading.Event()
+    with VenueServer(port=0, tick_ms=20) as v:
+        v.call(v.core.auth.add, key)
+        sess = PrivateSession(v.ws_private_url, key.api_key, key.secret_key, key.passphrase, s, stop)
+        sess.start()
+        try:
+            _wait(lambda: s.session_up, 5, "session")
+            assert [e["verified"] for e in v.control.witness().sessions() if e["event"] == "login"] == [True]
+            v.control.wait_landed(v.control.session_termination(refuse_reauth_s=0.3, mechanism=mechanism), 3)
+            _wait(lambda: s.count_10028_5m() == 1, 3, "termination counted")
+            assert "SESSION_TERMINATION_RECONCILE_REQUIRED" in s.latch
+            _wait(lambda: s.session_up, 5, "re-login after the refusal")
+            assert s.count_10028_5m() == 1  # the refusals and the close after a notice are not counted again
+        finally:
+            stop.set()
+            sess.close()
+            sess.join(5)
+        assert not sess.is_alive()
 
 
 def test_wal_queue_is_bounded_while_the_writer_stalls(tmp_path: Path) -> None:

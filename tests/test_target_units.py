@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from pytest_chaosdrill.reference.okx_demo_api import config as config_mod
@@ -490,10 +491,10 @@ def _book(inst: str, seq: int, prev: int, ts: int, action: str = "update") -> st
                        "data": [{"asks": [], "bids": [], "ts": str(ts), "seqId": seq, "prevSeqId": prev}]})
 
 
-def _trade(inst: str, tid: int, ts: int) -> str:
+def _trade(inst: str, tid: int, ts: int, count: int = 1) -> str:
     return json.dumps({"arg": {"channel": "trades", "instId": inst},
                        "data": [{"instId": inst, "tradeId": str(tid), "px": "1", "sz": "1", "side": "buy",
-                                 "ts": str(ts)}]})
+                                 "source": "0", "count": str(count), "ts": str(ts)}]})
 
 
 def test_feed_detects_book_gap_and_resubscribes(tmp_path: Path) -> None:
@@ -517,16 +518,47 @@ def test_feed_detects_book_gap_and_resubscribes(tmp_path: Path) -> None:
 
 
 def test_feed_trades_gap_and_no_duplicate_processing(tmp_path: Path) -> None:
+    """OKX's rule: tradeId - count is the previous tradeId; aggregation skips ids without a gap."""
     feed, gaps = _feed(tmp_path)
     ws = _FakeWs()
     now = int(time.time() * 1000)
 
     async def main() -> None:
-        for tid in (5000, 5001, 5003, 5002, 5004, 5004):  # skip, then the late one, then a repeat
-            await feed._handle_text(ws, _trade(INSTS[1], tid, now))
+        # (tradeId, count): aggregated, a lost push, a late push, continuing, a duplicate push
+        for tid, count in ((5000, 1), (5003, 3), (5008, 2), (5006, 3), (5010, 2), (5010, 2)):
+            await feed._handle_text(ws, _trade(INSTS[1], tid, now, count))
     _run(main())
-    assert [g[1]["tradeId"] for g in gaps] == [5003, 5002, 5004]
-    assert feed.trades_processed == 4 and feed.trades_dropped == 2  # 5002 (late) and the repeated 5004
+    assert [g[1]["tradeId"] for g in gaps] == [5008, 5006, 5010]
+    assert feed.trades_processed == 4 and feed.trades_dropped == 2  # 5006 (late) and the repeated 5010
+
+
+class _FakePrivateWs:
+    """Feeds PrivateSession._read a scripted sequence of frames, then a close with ``code``."""
+
+    def __init__(self, texts: list[dict], code: int) -> None:
+        self._msgs = [aiohttp.WSMessage(aiohttp.WSMsgType.TEXT, json.dumps(t), None) for t in texts]
+        self._msgs.append(aiohttp.WSMessage(aiohttp.WSMsgType.CLOSE, code, ""))
+        self.close_code = code
+
+    async def receive(self) -> aiohttp.WSMessage:
+        return self._msgs.pop(0)
+
+
+@pytest.mark.parametrize("texts, code, counted", [
+    ([], 4007, 1),                                                               # API key updated or deleted
+    ([{"event": "notice", "code": "64008", "msg": "service upgrade"}], 1012, 1),  # notice, then the close
+    ([], 1006, 0),                                                               # a lost connection
+])
+def test_private_session_maps_okx_terminations_to_10028(tmp_path: Path, texts: list[dict], code: int,
+                                                        counted: int) -> None:
+    from pytest_chaosdrill.reference.okx_demo_api.venue_client import PrivateSession
+
+    seen: list[dict] = []
+    sess = PrivateSession(_cfg(tmp_path, "http://127.0.0.1:9"), Telemetry(), lambda d: None, seen.append,
+                          lambda *a, **k: None)
+    terminated = _run(sess._read(_FakePrivateWs(texts, code), asyncio.Event()))  # type: ignore[arg-type]
+    assert terminated is bool(counted) and sess.terminations == counted
+    assert [s["code"] for s in seen] == ["10028"] * counted
 
 
 def test_feed_lag_is_the_worse_of_data_age_and_silence(tmp_path: Path) -> None:

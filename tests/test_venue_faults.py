@@ -84,58 +84,62 @@ def test_fault_without_subscriber_does_not_land(venue: VenueServer) -> None:
         assert venue.control.wait_landed(rec, 2).landed
 
 
-def next_trade_id(ws) -> int:  # noqa: ANN001 - the subscribe() client
-    """The tradeId of the next trades message."""
-    return int(ws.wait_for(is_data("trades"), 2)["data"][0]["tradeId"])
+def next_trade(ws) -> tuple[int, int, int]:  # noqa: ANN001 - the subscribe() client
+    """(tradeId, count, seqId) of the next trades push."""
+    d = ws.wait_for(is_data("trades"), 2)["data"][0]
+    return int(d["tradeId"]), int(d["count"]), int(d["seqId"])
 
 
-def first_jump(ws, last: int) -> tuple[int, int]:  # noqa: ANN001
-    """Read trades until an id does not follow the one before it: (the id before it, that id)."""
-    while (tid := next_trade_id(ws)) == last + 1:
-        last = tid
-    return last, tid
+def next_trade_id(ws) -> int:  # noqa: ANN001
+    """The tradeId of the next trades push."""
+    return next_trade(ws)[0]
+
+
+def first_jump(ws, last: int) -> tuple[int, tuple[int, int, int]]:  # noqa: ANN001
+    """Read trades until a push's tradeId - count is not the tradeId before it (OKX's continuity rule):
+    (the tradeId before it, that push)."""
+    while (t := next_trade(ws))[0] - t[1] == last:
+        last = t[0]
+    return last, t
 
 
 def test_trades_gap_skip_and_reorder(venue: VenueServer) -> None:
     with subscribe(venue.ws_public_url, "trades") as ws:
-        last = next_trade_id(ws)
+        last, _, _ = next_trade(ws)
         rec = venue.control.trades_gap(BTC, mode="skip", count=3)
-        last, tid = first_jump(ws, last)
-        assert tid == last + 4
+        last, (tid, count, _) = first_jump(ws, last)
+        assert tid - count == last + 3  # three trade ids never arrived, beyond what count explains
         assert venue.control.wait_landed(rec, 2).detail["skipped_trade_ids"] == [str(last + i) for i in (1, 2, 3)]
         last = tid
         rec2 = venue.control.trades_gap(BTC, mode="reorder")
-        seen = []
-        while len(seen) < 4:
-            seen.append(next_trade_id(ws))
+        seen = [next_trade_id(ws) for _ in range(4)]
         ids = [last] + seen
         drops = [i for i in range(1, len(ids)) if ids[i] < ids[i - 1]]
-        assert len(drops) == 1, ids  # exactly one id lower than the one before it
+        assert len(drops) == 1, ids  # exactly one push with a lower id than the one before it
         k = drops[0]
-        assert ids[k - 1] == ids[k] + 1 and sorted(ids) == list(range(last, last + 5))
         assert venue.control.wait_landed(rec2, 2).detail["sent_order"] == [str(ids[k - 1]), str(ids[k])]
 
 
 def test_trades_repeat_and_skip_repeat(venue: VenueServer) -> None:
-    """repeat: the next trade's id comes count more times; skip_repeat: a gap, then the gapped id again."""
+    """repeat: the next push is delivered count more times; skip_repeat: a lost push, then the next one twice."""
     with subscribe(venue.ws_public_url, "trades") as ws:
-        last = next_trade_id(ws)
+        last = next_trade(ws)
         rec = venue.control.trades_gap(BTC, mode="repeat", count=2)
-        seen = [next_trade_id(ws) for _ in range(6)]
-        ids = [last] + seen
-        k = next(i for i in range(1, len(ids)) if ids[i] == ids[i - 1])
-        assert ids[k] == ids[k + 1] and ids[k + 2] == ids[k] + 1, ids  # one id three times, then on
+        seen = [last] + [next_trade(ws) for _ in range(6)]
+        k = next(i for i in range(1, len(seen)) if seen[i] == seen[i - 1]) - 1  # the push delivered again
+        assert seen[k] == seen[k + 1] == seen[k + 2] and seen[k + 3][0] - seen[k + 3][1] == seen[k][0], seen
+        assert seen[k + 3][2] == seen[k][2] + 1  # seqId: no push lost, the repeats carry the same seqId
         landed = venue.control.wait_landed(rec, 2).detail
-        assert landed["repeated_trade_ids"] == [str(ids[k])] and landed["repeats_per_socket"] == 2
-        last = ids[-1]
+        assert landed["repeated_trade_ids"] == [str(seen[k][0])] and landed["repeats_per_socket"] == 2
         rec2 = venue.control.trades_gap(BTC, mode="skip_repeat", count=3)
-        last, tid = first_jump(ws, last)
-        assert tid == last + 4
-        assert next_trade_id(ws) == tid  # the repeat
-        assert next_trade_id(ws) == tid + 1
+        before, jump = first_jump(ws, seen[-1][0])
+        assert jump[0] - jump[1] == before + 3
+        assert next_trade(ws) == jump  # the repeat: same tradeId, count and seqId
+        after = next_trade(ws)
+        assert after[0] - after[1] == jump[0]
         d = venue.control.wait_landed(rec2, 2).detail
-        assert d["skipped_trade_ids"] == [str(last + i) for i in (1, 2, 3)]
-        assert d["repeated_trade_ids"] == [str(tid)] and d["repeats_per_socket"] == 1 and d["sockets"] == 1
+        assert d["skipped_trade_ids"] == [str(before + i) for i in (1, 2, 3)]
+        assert d["repeated_trade_ids"] == [str(jump[0])] and d["repeats_per_socket"] == 1 and d["sockets"] == 1
 
 
 def test_freeze_is_silence_on_a_live_socket(venue: VenueServer) -> None:
@@ -194,20 +198,20 @@ def test_lag_delays_every_public_message_in_order(venue: VenueServer) -> None:
         ws.wait_for(lambda m: is_data("books")(m) and time.time() * 1000 - int(m["data"][0]["ts"]) < 100, 3)
 
 
-def test_session_termination_10028_close_4028_refusal_then_allowed(venue: VenueServer) -> None:
+def test_session_termination_key_revoked_close_4007_refusal_then_allowed(venue: VenueServer) -> None:
     a, b = login(venue.ws_private_url), login(venue.ws_private_url)
     try:
         rec = venue.control.session_termination(refuse_reauth_s=None)
         for ws in (a, b):
-            err = ws.wait_for(lambda m: m.get("event") == "error", 2)
-            assert (err["code"], err["msg"]) == ("10028", "Session terminated by venue")
-            assert ws.wait_closed(2) == 4028
+            assert ws.wait_closed(2) == 4007  # OKX: "API key has been updated or deleted. Please reconnect."
+            assert not [m for _, m in ws.messages if '"error"' in m]  # no invented error code before it
         landed = venue.control.wait_landed(rec, 2)
         assert sorted(landed.detail["closed_sessions"]) == sorted(landed.detail["sessions"]) and len(landed.detail["sessions"]) == 2
+        assert landed.detail["close_code"] == 4007
         with WsProbe(venue.ws_private_url) as c:
-            c.send(LOGIN)
+            c.send(dict(LOGIN, id="r1"))
             err = c.wait_for(lambda m: m.get("event") == "error", 2)
-            assert err["code"] == "60009" and c.wait_closed(2) == 4009
+            assert (err["code"], err["id"]) == ("60005", "r1") and c.wait_closed(2) == 4001
         venue.control.allow_reauth()
         login(venue.ws_private_url).close()
         events = [s["event"] for s in venue.control.witness().sessions()]
@@ -217,10 +221,20 @@ def test_session_termination_10028_close_4028_refusal_then_allowed(venue: VenueS
         b.close()
 
 
+def test_session_termination_service_upgrade_notice_64008_then_close(venue: VenueServer) -> None:
+    with login(venue.ws_private_url) as a:
+        rec = venue.control.session_termination(refuse_reauth_s=0, mechanism="service_upgrade")
+        notice = a.wait_for(lambda m: m.get("event") == "notice", 2)
+        assert notice["code"] == "64008" and "service upgrade" in notice["msg"]
+        assert a.wait_closed(2) == 1012
+        assert venue.control.wait_landed(rec, 2).detail["notice"] == "64008"
+    login(venue.ws_private_url).close()  # refuse_reauth_s=0: logins are taken at once
+
+
 def test_reauth_refusal_expires_by_itself(venue: VenueServer) -> None:
     with login(venue.ws_private_url) as a:
         rec = venue.control.session_termination(refuse_reauth_s=0.3)
-        assert a.wait_closed(2) == 4028
+        assert a.wait_closed(2) == 4007
     deadline = time.monotonic() + 3
     while True:
         with WsProbe(venue.ws_private_url) as c:
@@ -228,7 +242,7 @@ def test_reauth_refusal_expires_by_itself(venue: VenueServer) -> None:
             ans = c.wait_for(lambda m: m.get("event") in ("login", "error"), 2)
         if ans["code"] == "0":
             break
-        assert ans["code"] == "60009" and time.monotonic() < deadline
+        assert ans["code"] == "60005" and time.monotonic() < deadline
     assert time.monotonic() - rec.requested_mono >= 0.3
 
 
@@ -372,7 +386,7 @@ def test_http_control_client_drives_the_same_faults(venue: VenueServer, http: re
 
 
 def test_in_process_control_rejects_bad_parameters(venue: VenueServer) -> None:
-    bad: list[tuple[str, dict[str, Any]]] = [("lag", {"ms": 0}), ("freeze", {"channels": ["tickers"]}),
+    bad: list[tuple[str, dict[str, Any]]] = [("lag", {"ms": 0}), ("freeze", {"channels": ["candles"]}),
                                               ("book_gap", {"inst_id": "NOPE"}), ("rest_latency", {"ms": "5"})]
     for name, kwargs in bad:
         with pytest.raises(ValueError):

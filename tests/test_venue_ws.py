@@ -44,6 +44,7 @@ def test_books_snapshot_then_contiguous_updates_that_rebuild_the_book(venue: Ven
         assert ack["arg"] == {"channel": "books", "instId": BTC}
         snap = ws.wait_for(data_of("books"), 2)
         assert snap["action"] == "snapshot" and snap["data"][0]["prevSeqId"] == -1
+        assert len(snap["data"][0]["bids"]) == len(snap["data"][0]["asks"]) == 400  # OKX's snapshot depth
         book = {"bids": {p: s for p, s, *_ in snap["data"][0]["bids"]}, "asks": {p: s for p, s, *_ in snap["data"][0]["asks"]}}
         assert snap["data"][0]["checksum"] == checksum(book["bids"], book["asks"])
         last = snap["data"][0]["seqId"]
@@ -73,22 +74,27 @@ def test_books_snapshot_then_contiguous_updates_that_rebuild_the_book(venue: Ven
         assert snap2["data"][0]["prevSeqId"] == -1 and snap2["data"][0]["seqId"] >= last
 
 
-def test_trades_have_consecutive_ids(venue: VenueServer) -> None:
+def test_trades_are_aggregated_per_taker_order_as_on_okx(venue: VenueServer) -> None:
+    """One push per taker order: tradeId is the last match, count the matches, so tradeId - count is the
+    previous push's tradeId (ids skip by design); seqId numbers the pushes."""
     with WsProbe(venue.ws_public_url) as ws:
         ws.send({"op": "subscribe", "args": [{"channel": "trades", "instId": BTC}]})
-        ids = []
-        while len(ids) < 12:
+        pushes = []
+        while len(pushes) < 20:
             m = ws.wait_for(data_of("trades"), 2)
             for t in m["data"]:
-                assert t["instId"] == BTC and t["side"] in ("buy", "sell") and float(t["px"]) > 0
-                ids.append(int(t["tradeId"]))
-        assert ids == list(range(ids[0], ids[0] + len(ids)))
+                assert t["instId"] == BTC and t["side"] in ("buy", "sell") and float(t["px"]) > 0 and t["source"] == "0"
+                pushes.append((int(t["tradeId"]), int(t["count"]), int(t["seqId"])))
+        for (a, _, sa), (b, count, sb) in zip(pushes, pushes[1:]):
+            assert b - count == a and sb == sa + 1 and count >= 1
+        assert any(c > 1 for _, c, _ in pushes)  # aggregation happens: ids do skip
 
 
 def test_public_errors_and_text_ping(venue: VenueServer) -> None:
     with WsProbe(venue.ws_public_url) as ws:
-        ws.send({"op": "subscribe", "args": [{"channel": "candles", "instId": BTC}]})
-        assert ws.wait_for(lambda m: m.get("event") == "error", 2)["code"] == "60018"
+        ws.send({"id": "q1", "op": "subscribe", "args": [{"channel": "candles", "instId": BTC}]})
+        err = ws.wait_for(lambda m: m.get("event") == "error", 2)
+        assert err["code"] == "60018" and err["id"] == "q1" and err["connId"]
         ws.send({"op": "subscribe", "args": [{"channel": "books", "instId": "DOGE-USDT-SWAP"}]})
         assert ws.wait_for(lambda m: m.get("event") == "error", 2)["code"] == "60018"
         ws.send("not json")
@@ -120,6 +126,7 @@ def test_private_login_then_order_state_changes_are_pushed(venue: VenueServer) -
         assert states == [("ws1", "live"), ("ws1", "canceled"), ("ws2", "live"), ("ws2", "filled")]
         filled = m["data"][-1]
         assert filled["accFillSz"] == "1" and filled["fillSz"] == "1" and float(filled["avgPx"]) > 0
+        assert filled["tradeId"] and filled["fillPx"] == filled["avgPx"] and filled["execType"] == "T" and filled["fillTime"]
         sessions = venue.control.witness().sessions()
         assert any(s["event"] == "login" for s in sessions)
 
@@ -150,3 +157,42 @@ def test_same_seed_gives_the_same_book_for_the_same_seqid() -> None:
     assert [va[s] for s in common] == [vb[s] for s in common]
     other = sorted(set(va) & set(vc))
     assert [va[s] for s in other] != [vc[s] for s in other]
+
+
+def test_ws_trading_ops_go_through_the_order_engine_and_the_ledger(venue: VenueServer) -> None:
+    with WsProbe(venue.ws_private_url) as ws:
+        ws.send({"id": "o0", "op": "order", "args": [{"instId": BTC, "tdMode": "cross", "side": "buy", "ordType": "market", "sz": "1"}]})
+        assert ws.wait_for(lambda m: m.get("id") == "o0", 2)["code"] == "60011"  # not logged in: the id is echoed
+        ws.send(LOGIN)
+        ws.wait_for(lambda m: m.get("event") == "login", 2)
+        ws.send({"op": "order", "args": [{"instId": BTC, "side": "buy", "ordType": "market", "sz": "1"}]})
+        assert ws.wait_for(lambda m: m.get("event") == "error", 2)["code"] == "60013"  # an op needs its id
+        bid = float(ws_book_bid(venue))
+        ws.send({"id": "b1", "op": "batch-orders", "args": [
+            {"instId": BTC, "tdMode": "cross", "clOrdId": "wsA", "side": "buy", "ordType": "limit", "px": str(bid - 300), "sz": "1"},
+            {"instId": BTC, "tdMode": "cross", "clOrdId": "wsB", "side": "buy", "ordType": "limit", "px": "-1", "sz": "1"}]})
+        ans = ws.wait_for(lambda m: m.get("id") == "b1", 2)
+        assert ans["op"] == "batch-orders" and ans["code"] == "2" and [d["sCode"] for d in ans["data"]] == ["0", "51000"]
+        ord_id = ans["data"][0]["ordId"]
+        ws.send({"id": "a1", "op": "amend-order", "args": [{"instId": BTC, "ordId": ord_id, "newSz": "3"}]})
+        assert ws.wait_for(lambda m: m.get("id") == "a1", 2)["data"][0]["sCode"] == "0"
+        ws.send({"id": "c1", "op": "cancel-order", "args": [{"instId": BTC, "clOrdId": "wsA"}]})
+        assert ws.wait_for(lambda m: m.get("id") == "c1", 2)["code"] == "0"
+        ws.send({"id": "c2", "op": "cancel-order", "args": [{"instId": BTC, "clOrdId": "wsA"}]})
+        assert ws.wait_for(lambda m: m.get("id") == "c2", 2)["data"][0]["sCode"] == "51400"
+    orders = [e for e in venue.control.ledger() if e["type"] == "order" and e.get("clOrdId") in ("wsA", "wsB")]
+    assert [(e["clOrdId"], e["accepted"]) for e in orders] == [("wsA", True), ("wsB", False)]
+
+
+def ws_book_bid(venue: VenueServer) -> str:
+    with WsProbe(venue.ws_public_url) as ws:
+        ws.send({"op": "subscribe", "args": [{"channel": "bbo-tbt", "instId": BTC}]})
+        return ws.wait_for(data_of("bbo-tbt"), 2)["data"][0]["bids"][0][0]
+
+
+def test_a_private_invalid_request_never_repeats_the_login_secrets(venue: VenueServer) -> None:
+    with WsProbe(venue.ws_private_url) as ws:
+        ws.send({"id": "x1", "op": "login", "args": "passphrase=Sekr3t-pass sign=S1gn4ture"})
+        err = ws.wait_for(lambda m: m.get("event") == "error", 2)
+        assert err["code"] == "60012" and err["id"] == "x1"
+        assert not [t for _, t in ws.messages if "Sekr3t" in t or "S1gn4ture" in t]

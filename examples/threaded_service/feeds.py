@@ -1,16 +1,23 @@
 """The two WebSocket clients (websocket-client, one thread each).
 
 Public: books + trades per instrument; a ``prevSeqId`` that is not the last ``seqId`` is a book gap
-(latch, then unsubscribe + subscribe for a fresh snapshot); a ``tradeId`` that is not last + 1 is a
-trades gap (latch; a repeated or lower id is dropped, never processed twice). A dropped socket is a
-hole in every book, so it latches a book gap too.
+(latch, then unsubscribe + subscribe for a fresh snapshot). Trades come aggregated as OKX sends them
+(one push per taker order, ``tradeId`` the last match, ``count`` the matches), so a push whose
+``tradeId - count`` is not the last ``tradeId`` is a trades gap (latch; a repeated or lower id is
+dropped, never processed twice). A dropped socket is a hole in every book, so it latches a book gap too.
 
-Private: login + ``orders``; error ``10028`` or close ``4028`` is a session termination.
+Private: signed login + ``orders``; OKX ending the session (close 4007, API key updated or deleted, or
+the ``notice`` 64008 before a service-upgrade disconnect) is a session termination, which the status
+counts as ``10028_count_5m``.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import logging
+import struct
 import threading
 import time
 from typing import Any
@@ -20,6 +27,9 @@ import websocket
 from .core import State
 
 log = logging.getLogger("threaded_service.feeds")
+
+CLOSE_KEY_CHANGED = 4007          # OKX: "API key has been updated or deleted. Please reconnect."
+NOTICE_SERVICE_UPGRADE = "64008"  # OKX: "The connection will soon be closed for a service upgrade."
 
 
 class PublicFeed(threading.Thread):
@@ -105,14 +115,14 @@ class PublicFeed(threading.Thread):
 
     def _trades(self, inst: str, data: list[dict[str, Any]]) -> None:
         for t in data:
-            tid = int(t["tradeId"])
+            tid, count = int(t["tradeId"]), int(t.get("count") or 1)
             self.state.market_event("trades", inst, int(t["ts"]))
             last = self.last_trade.get(inst)
             self.last_trade[inst] = tid if last is None else max(last, tid)
             if last is None or tid > last:
                 with self.state.lock:
                     self.state.trades_processed += 1   # a new trade (after a gap too); a repeat never
-            if last is None or tid == last + 1:
+            if last is None or tid - count == last:
                 continue  # continuous: processed
             with self.state.lock:
                 self.state.trades_gaps += 1
@@ -129,9 +139,9 @@ class PublicFeed(threading.Thread):
 
 
 class PrivateSession(threading.Thread):
-    def __init__(self, url: str, api_key: str, passphrase: str, state: State, stop: threading.Event) -> None:
+    def __init__(self, url: str, api_key: str, secret: str, passphrase: str, state: State, stop: threading.Event) -> None:
         super().__init__(name="ws-private", daemon=True)
-        self.url, self.key, self.passphrase = url, api_key, passphrase
+        self.url, self.key, self.secret, self.passphrase = url, api_key, secret, passphrase
         self.state, self.stop_evt = state, stop
         self.ws: websocket.WebSocket | None = None
 
@@ -142,6 +152,11 @@ class PrivateSession(threading.Thread):
             self.state.session_lost = True
         self.state.set_latch("SESSION_TERMINATION_RECONCILE_REQUIRED", why)
         self.state.mark_bad("SESSION_TERMINATION_RECONCILE_REQUIRED")
+
+    def _login_arg(self) -> dict[str, str]:
+        ts = str(int(time.time()))
+        mac = hmac.new(self.secret.encode(), (ts + "GET/users/self/verify").encode(), hashlib.sha256).digest()
+        return {"apiKey": self.key, "passphrase": self.passphrase, "timestamp": ts, "sign": base64.b64encode(mac).decode()}
 
     def _down(self) -> None:
         with self.state.lock:
@@ -156,18 +171,21 @@ class PrivateSession(threading.Thread):
             try:
                 self.ws = websocket.create_connection(self.url, timeout=5)
                 self.ws.settimeout(0.5)
-                self.ws.send(json.dumps({"op": "login", "args": [{"apiKey": self.key, "passphrase": self.passphrase,
-                                                                 "timestamp": str(int(time.time())), "sign": "s"}]}))
+                self.ws.send(json.dumps({"op": "login", "args": [self._login_arg()]}))
                 while not self.stop_evt.is_set():
                     try:
-                        text = self.ws.recv()
+                        opcode, data = self.ws.recv_data(control_frame=True)
                     except websocket.WebSocketTimeoutException:
                         continue
-                    if not text:
-                        code = getattr(self.ws, "close_status", None)
-                        if code == 4028 and not terminated:
-                            self._terminated("close 4028")
+                    if opcode == websocket.ABNF.OPCODE_CLOSE:
+                        code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else None
+                        if code == CLOSE_KEY_CHANGED and not terminated:
+                            terminated = True
+                            self._terminated(f"close {code}")
                         raise websocket.WebSocketConnectionClosedException(f"closed {code}")
+                    if opcode != websocket.ABNF.OPCODE_TEXT:
+                        continue
+                    text = data.decode()
                     if text == "pong":
                         continue
                     msg = json.loads(text)
@@ -179,11 +197,11 @@ class PrivateSession(threading.Thread):
                         with self.state.lock:
                             self.state.session_up = True
                             self.state.session_lost = False
-                    elif ev == "error" and code == "10028":
+                    elif ev == "notice" and code == NOTICE_SERVICE_UPGRADE and not terminated:
                         terminated = True
-                        self._terminated("10028")
-                    elif ev == "error" and code == "60009":
-                        raise websocket.WebSocketException("login refused")
+                        self._terminated(f"notice {code}")
+                    elif ev == "error" and not self.state.session_up:
+                        raise websocket.WebSocketException(f"login refused {code}")
             except (OSError, websocket.WebSocketException, ValueError) as exc:
                 if self.stop_evt.is_set():
                     return

@@ -13,8 +13,6 @@ from .faults import Stamp, stamp
 
 Callback = Callable[[Stamp], None]  # called after a write, with the instant the write began
 
-CLOSE_SESSION_TERMINATED = 4028
-CLOSE_LOGIN_REFUSED = 4009
 CLOSE_GOING_AWAY = 1001
 
 
@@ -29,6 +27,7 @@ class _Out:
     due: float                         # time.monotonic() at which it may be written
     on_sent: list[Callback] = field(default_factory=list)
     close_code: int | None = None      # close the socket instead of writing text
+    close_reason: str = ""
 
 
 class Conn:
@@ -45,7 +44,8 @@ class Conn:
         self.subs: set[tuple[str, str]] = set()         # public: (channel, instId)
         self.needs_snapshot: set[str] = set()           # public: books subscriptions still owed a snapshot
         self.logged_in = False                          # private
-        self.orders_sub: dict[str, Any] | None = None   # private: the orders subscription arg
+        self.api_key: str | None = None                 # private: the key the session logged in with
+        self.private_subs: dict[str, dict[str, Any]] = {}  # private: channel -> its subscription arg
         self._queue: asyncio.Queue[_Out] = asyncio.Queue()
         self.task = asyncio.get_running_loop().create_task(self._sender(), name=f"venue-sender-{conn_id}")
         self.closing = False
@@ -58,12 +58,12 @@ class Conn:
         text = obj if isinstance(obj, str) else dumps(obj)
         self._queue.put_nowait(_Out(text, time.monotonic() + delay_ms / 1000, on_sent or []))
 
-    def close_after_queue(self, code: int, on_sent: list[Callback] | None = None) -> None:
-        """Close the socket with ``code`` once everything queued before has been written."""
+    def close_after_queue(self, code: int, reason: str = "", on_sent: list[Callback] | None = None) -> None:
+        """Close the socket with ``code`` (and ``reason``) once everything queued before has been written."""
         if self.closing:
             return
         self.closing = True
-        self._queue.put_nowait(_Out(None, time.monotonic(), on_sent or [], close_code=code))
+        self._queue.put_nowait(_Out(None, time.monotonic(), on_sent or [], close_code=code, close_reason=reason))
 
     async def _sender(self) -> None:
         try:
@@ -75,7 +75,7 @@ class Conn:
                 began = stamp()
                 if item.close_code is not None:
                     self.close_code_sent = item.close_code
-                    await self.ws.close(code=item.close_code)
+                    await self.ws.close(code=item.close_code, message=item.close_reason.encode())
                 else:
                     if self.ws.closed:
                         return

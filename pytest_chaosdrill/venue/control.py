@@ -77,10 +77,11 @@ class ControlAPI(ABC):
         """Delay every public message by ``ms`` (order kept) until cleared."""
         return self._fault("lag", {"ms": ms})
 
-    def session_termination(self, refuse_reauth_s: float | None = 2.0) -> FaultRecord:
-        """10028 + close 4028 on every logged-in private socket; refuse logins for ``refuse_reauth_s``
+    def session_termination(self, refuse_reauth_s: float | None = 2.0, mechanism: str = "key_revoked") -> FaultRecord:
+        """End every logged-in private session the OKX way (``mechanism`` "key_revoked": close 4007;
+        "service_upgrade": notice 64008, then close 1012); refuse logins for ``refuse_reauth_s``
         (None: until :meth:`allow_reauth`)."""
-        return self._fault("session_termination", {"refuse_reauth_s": refuse_reauth_s})
+        return self._fault("session_termination", {"refuse_reauth_s": refuse_reauth_s, "mechanism": mechanism})
 
     def allow_reauth(self) -> FaultRecord:
         """Accept private logins again."""

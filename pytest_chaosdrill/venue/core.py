@@ -12,10 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from .auth import Authenticator
-from .conn import CLOSE_LOGIN_REFUSED, CLOSE_SESSION_TERMINATED, Callback, Conn, dumps
+from . import ws
+from .auth import W_KEY_INVALID, W_LOGIN_FAILED, Authenticator, AuthError
+from .conn import Callback, Conn, dumps
 from .faults import FaultRecord, FaultRegistry, Stamp
-from .ledger import Ledger
+from .ledger import Ledger, utc_iso
 from .market import INSTRUMENTS, BookFeed, Market, TickTrade, TradeFeed, fmt
 from .prints import Prints
 from .orders import Fill, Order, OrderEngine, now_ms
@@ -27,8 +28,8 @@ class VenueCore:
         self.seed = seed
         self.tick_ms = tick_ms
         self.ledger = Ledger()
-        # Private REST requests must be signed with one of these keys; a venue with no key at all (the
-        # venue's own unit tests, the benchmark) does not authenticate.
+        # Private REST requests and WS logins must be signed with one of these keys; a venue with no key
+        # at all (the venue's own unit tests, the benchmark) does not authenticate.
         self.auth: Authenticator = Authenticator()
         self.market = Market(seed)
         self.books = {i: BookFeed(st) for i, st in self.market.state.items()}
@@ -85,13 +86,20 @@ class VenueCore:
         conn.send(obj, delay, cbs)
 
     def tick(self) -> None:
-        """One market step: move prices, fill resting orders, publish books and trades."""
+        """One market step: move prices, fill resting orders, publish books, tickers and trades."""
         self.faults.expire(time.monotonic())
         trades = self.market.tick()
         self.engine.on_tick()
         ts = now_ms()
         for inst_id in sorted(self.books):
             self._publish_book(inst_id, ts)
+            self._publish_top(inst_id)
+            subs = self._public("tickers", inst_id)
+            if subs and not self._withhold("tickers", subs):
+                msg = {"arg": {"channel": "tickers", "instId": inst_id},
+                       "data": [ws.ticker(self.market.state[inst_id], ts)]}
+                for c in subs:
+                    self.send_public(c, msg)
         for t in trades:
             self.prints.record(t, ts)
             self._publish_trade(t, ts)
@@ -114,11 +122,14 @@ class VenueCore:
         gap = self.faults.first("book_gap", lambda r: r.params["instId"] == inst_id) if subs else None
         last = feed.seq_id
         skip = gap.params["skip"] if gap else 0
-        data = feed.publish(self.market.state[inst_id], ts, skip)
+        data = feed.publish(self.market.state[inst_id], ts, skip, render=bool(subs))
+        if data is None:
+            return
         arg = {"channel": "books", "instId": inst_id}
         update = {"arg": arg, "action": "update", "data": [data]}
         gap_cbs: list[Callback] = []
         if gap:
+            # OKX's own mechanism: the update's prevSeqId is not the seqId of the previous message.
             gap.detail.update(skipped_seq_ids=list(range(last + 1, last + 1 + skip)), seqId=data["seqId"],
                               prevSeqId=data["prevSeqId"], last_seq_id_before=last)
             self.faults.end(gap)  # one-shot: consumed by this update
@@ -130,6 +141,16 @@ class VenueCore:
             else:
                 self.send_public(c, update, gap_cbs)
 
+    def _publish_top(self, inst_id: str) -> None:
+        """``books5`` and ``bbo-tbt``: the published book's best levels, each push a full picture."""
+        for channel, depth in (("books5", 5), ("bbo-tbt", 1)):
+            subs = self._public(channel, inst_id)
+            if not subs or self._withhold(channel, subs):
+                continue
+            msg = {"arg": {"channel": channel, "instId": inst_id}, "data": [self.books[inst_id].top(depth)]}
+            for c in subs:
+                self.send_public(c, msg)
+
     def _publish_trade(self, trade: TickTrade, ts: int) -> None:
         inst_id = trade.inst_id
         subs = self._public("trades", inst_id)
@@ -138,30 +159,29 @@ class VenueCore:
         feed = self.trades[inst_id]
         gap = self.faults.first("trades_gap", lambda r: r.params["instId"] == inst_id) if subs else None
         arg = {"channel": "trades", "instId": inst_id}
+        mode = gap.params["mode"] if gap is not None else None
+        msgs: list[tuple[dict[str, Any], list[Callback]]]
         if gap is None:
             msgs = [({"arg": arg, "data": [feed.assign(trade, ts)]}, [])]
-        elif gap.params["mode"] == "skip":
+        elif mode in ("skip", "repeat", "skip_repeat"):
+            # OKX's own mechanisms: a push lost (its trade ids never arrive, so tradeId jumps beyond what
+            # count explains) and a push delivered twice (same tradeId, same seqId).
+            gapped = mode != "repeat"
             first_skipped = feed.next_id
-            entry = feed.assign(trade, ts, skip=gap.params["count"])
-            gap.detail.update(skipped_trade_ids=[str(i) for i in range(first_skipped, first_skipped + gap.params["count"])],
-                              tradeId=entry["tradeId"])
-            msgs = [({"arg": arg, "data": [entry]}, [lambda at, g=gap: self.faults.land(g, at)])]
-        elif gap.params["mode"] in ("repeat", "skip_repeat"):
-            # The same trade (same tradeId) written again: "repeat" count more times, "skip_repeat" once
-            # after a gap of count ids. Lands with the last repeat, so the proof holds every write.
-            gapped = gap.params["mode"] == "skip_repeat"
-            first_skipped = feed.next_id
-            entry = feed.assign(trade, ts, skip=gap.params["count"] if gapped else 0)
-            repeats = 1 if gapped else gap.params["count"]
+            prev_trade_id = feed.next_id - 1
+            entry = feed.assign(trade, ts, skip=gap.params["count"] if gapped else 0, lost_pushes=1 if gapped else 0)
+            gap.detail.update(tradeId=entry["tradeId"], count=entry["count"], seqId=entry["seqId"],
+                              previous_tradeId=str(prev_trade_id))
             if gapped:
-                gap.detail.update(skipped_trade_ids=[str(i) for i in range(first_skipped, first_skipped + gap.params["count"])])
-            gap.detail.update(tradeId=entry["tradeId"], repeated_trade_ids=[entry["tradeId"]],
-                              repeats_per_socket=repeats, sockets=len(subs))
-            msgs = [({"arg": arg, "data": [dict(entry)]}, []) for _ in range(repeats)]
-            msgs.insert(0, ({"arg": arg, "data": [entry]}, []))
+                gap.detail["skipped_trade_ids"] = [str(i) for i in range(first_skipped, first_skipped + gap.params["count"])]
+            repeats = 0 if mode == "skip" else (1 if mode == "skip_repeat" else gap.params["count"])
+            if repeats:
+                gap.detail.update(repeated_trade_ids=[entry["tradeId"]], repeats_per_socket=repeats, sockets=len(subs))
+            msgs = [({"arg": arg, "data": [dict(entry)]}, []) for _ in range(1 + repeats)]
+            # Lands with the last write, so the proof holds every write.
             msgs[-1] = (msgs[-1][0], [lambda at, g=gap: self.faults.land(g, at)])
         else:
-            # Reorder: two consecutive trades, the later id sent first.
+            # Reorder: two consecutive pushes, the later one sent first.
             a = feed.assign(trade, ts)
             b = feed.assign(trade, ts)
             gap.detail.update(sent_order=[b["tradeId"], a["tradeId"]])
@@ -174,36 +194,42 @@ class VenueCore:
 
     # -- public subscriptions --------------------------------------------------------------------
 
-    def public_op(self, conn: Conn, msg: Any) -> None:
-        """Handle one text message from a public socket (subscribe / unsubscribe)."""
-        op = msg.get("op") if isinstance(msg, dict) else None
-        args = msg.get("args") if isinstance(msg, dict) else None
+    def public_op(self, conn: Conn, msg: dict[str, Any], raw: str = "") -> None:
+        """Handle one JSON request from a public socket (subscribe / unsubscribe)."""
+        rid = ws.request_id(msg)
+        op, args = msg.get("op"), msg.get("args")
         if op not in ("subscribe", "unsubscribe") or not isinstance(args, list) or not args:
-            self.send_public(conn, {"event": "error", "code": "60012", "msg": f"Invalid request: {dumps(msg)[:200]}"})
+            self.send_public(conn, ws.invalid_request(raw or dumps(msg), conn.id, rid))
             return
         for arg in args:
             channel = arg.get("channel") if isinstance(arg, dict) else None
             inst_id = arg.get("instId") if isinstance(arg, dict) else None
-            if channel not in ("books", "trades") or inst_id not in INSTRUMENTS:
-                self.send_public(conn, {"event": "error", "code": "60018",
-                                        "msg": f"Wrong URL or channel:{channel},instId:{inst_id} doesn't exist"})
+            if channel not in ws.PUBLIC_CHANNELS or inst_id not in INSTRUMENTS:
+                self.send_public(conn, ws.error(ws.E_NO_CHANNEL, f"Wrong URL or channel:{channel},instId:{inst_id} doesn't exist",
+                                                conn.id, rid))
                 continue
             key = (channel, inst_id)
             out_arg = {"channel": channel, "instId": inst_id}
+            ack = ws.answer({"event": op, "arg": out_arg, "connId": conn.id}, rid)
             if op == "unsubscribe":
                 conn.subs.discard(key)
                 if channel == "books":
                     conn.needs_snapshot.discard(inst_id)
-                self.send_public(conn, {"event": "unsubscribe", "arg": out_arg})
+                self.send_public(conn, ack)
                 continue
             conn.subs.add(key)
-            self.send_public(conn, {"event": "subscribe", "arg": out_arg})
+            self.send_public(conn, ack)
+            if self._frozen(channel) is not None:
+                if channel == "books":
+                    conn.needs_snapshot.add(inst_id)
+                continue
+            # The first push follows the subscription at once, as on OKX.
             if channel == "books":
-                conn.needs_snapshot.add(inst_id)
-                if self._frozen("books") is None:
-                    conn.needs_snapshot.discard(inst_id)
-                    self.send_public(conn, {"arg": out_arg, "action": "snapshot",
-                                            "data": [self.books[inst_id].snapshot()]})
+                self.send_public(conn, {"arg": out_arg, "action": "snapshot", "data": [self.books[inst_id].snapshot()]})
+            elif channel in ("books5", "bbo-tbt"):
+                self.send_public(conn, {"arg": out_arg, "data": [self.books[inst_id].top(5 if channel == "books5" else 1)]})
+            elif channel == "tickers":
+                self.send_public(conn, {"arg": out_arg, "data": [ws.ticker(self.market.state[inst_id], now_ms())]})
 
     # -- private sessions ------------------------------------------------------------------------
 
@@ -212,48 +238,127 @@ class VenueCore:
         self.faults.expire(time.monotonic())
         return self.faults.first("session_termination", lambda r: r.params["refuse_reauth_s"] != 0)
 
-    def private_op(self, conn: Conn, msg: Any) -> None:
-        """Handle one text message from a private socket (login / subscribe / unsubscribe)."""
-        op = msg.get("op") if isinstance(msg, dict) else None
-        args = msg.get("args") if isinstance(msg, dict) else None
+    def private_op(self, conn: Conn, msg: dict[str, Any], raw: str = "") -> None:
+        """Handle one JSON request from a private socket: login, (un)subscribe, trading ops."""
+        rid = ws.request_id(msg)
+        op, args = msg.get("op"), msg.get("args")
+        if not isinstance(args, list) or not args or not all(isinstance(a, dict) for a in args):
+            conn.send(ws.invalid_request(None, conn.id, rid))
+            return
         if op == "login":
-            if not isinstance(args, list) or not args or not isinstance(args[0], dict) or not args[0].get("apiKey"):
-                conn.send({"event": "error", "code": "60009", "msg": "Login failed: args[0].apiKey missing"})
-                return
-            refusal = self.reauth_refused()
-            if refusal is not None:
-                refusal.detail["refused_logins"] = refusal.detail.get("refused_logins", 0) + 1
-                self.ledger.append("session", event="login_refused", conn=conn.id, fault=refusal.id)
-                conn.send({"event": "error", "code": "60009", "msg": "Login failed: re-authentication refused"})
-                conn.close_after_queue(CLOSE_LOGIN_REFUSED)
-                return
-            conn.logged_in = True
-            self.ledger.append("session", event="login", conn=conn.id, apiKey=str(args[0].get("apiKey")))
-            conn.send({"event": "login", "code": "0", "msg": "", "connId": conn.id})
+            self._login(conn, args[0], rid)
+        elif op in ("subscribe", "unsubscribe"):
+            self._private_subscribe(conn, op, args, rid)
+        elif op in ws.TRADE_OPS:
+            self._trade_op(conn, op, args, rid)
+        else:
+            conn.send(ws.invalid_request(None, conn.id, rid))
+
+    def _login(self, conn: Conn, arg: dict[str, Any], rid: Any) -> None:
+        refusal = self.reauth_refused()
+        if refusal is not None:
+            # The key was revoked (or the service is upgrading): OKX refuses the login and closes.
+            refusal.detail["refused_logins"] = refusal.detail.get("refused_logins", 0) + 1
+            code, msg = W_KEY_INVALID if refusal.params["mechanism"] == "key_revoked" else W_LOGIN_FAILED
+            self.ledger.append("session", event="login_refused", conn=conn.id, fault=refusal.id, code=code)
+            conn.send(ws.error(code, msg, conn.id, rid))
+            conn.close_after_queue(ws.CLOSE_LOGIN_FAILED, ws.CLOSE_REASONS[ws.CLOSE_LOGIN_FAILED])
             return
-        if op in ("subscribe", "unsubscribe") and isinstance(args, list) and args:
-            if not conn.logged_in:
-                conn.send({"event": "error", "code": "60011", "msg": "Please log in"})
+        verified = bool(self.auth.keys)
+        if verified:
+            try:
+                self.auth.check_ws_login(arg)
+            except AuthError as e:
+                self.ledger.append("session", event="login_refused", conn=conn.id, code=e.code,
+                                   apiKey=str(arg.get("apiKey") or ""))
+                conn.send(ws.error(e.code, e.msg, conn.id, rid))
+                conn.close_after_queue(ws.CLOSE_LOGIN_FAILED, ws.CLOSE_REASONS[ws.CLOSE_LOGIN_FAILED])
                 return
-            for arg in args:
-                if not isinstance(arg, dict) or arg.get("channel") != "orders":
-                    conn.send({"event": "error", "code": "60018", "msg": f"Wrong URL or channel:{arg!r} doesn't exist"})
-                    continue
-                conn.orders_sub = dict(arg) if op == "subscribe" else None
-                conn.send({"event": op, "arg": dict(arg), "connId": conn.id})
+        elif not arg.get("apiKey"):
+            conn.send(ws.error(*W_KEY_INVALID, conn.id, rid))
             return
-        conn.send({"event": "error", "code": "60012", "msg": f"Invalid request: {dumps(msg)[:200]}"})
+        conn.logged_in = True
+        conn.api_key = str(arg.get("apiKey"))
+        # verified=False: a venue started without keys (a bare VenueServer) takes any login.
+        self.ledger.append("session", event="login", conn=conn.id, apiKey=conn.api_key, verified=verified)
+        conn.send(ws.answer({"event": "login", "code": "0", "msg": "", "connId": conn.id}, rid))
+
+    def _private_subscribe(self, conn: Conn, op: str, args: list[dict[str, Any]], rid: Any) -> None:
+        if not conn.logged_in:
+            conn.send(ws.error(*ws.E_LOGGED_OUT, conn.id, rid))
+            return
+        for arg in args:
+            channel = arg.get("channel")
+            if channel not in ws.PRIVATE_CHANNELS:
+                conn.send(ws.error(ws.E_NO_CHANNEL, f"Wrong URL or channel:{channel}, instId:{arg.get('instId')} doesn't exist",
+                                   conn.id, rid))
+                continue
+            if op == "subscribe":
+                conn.private_subs[channel] = dict(arg)
+            else:
+                conn.private_subs.pop(channel, None)
+            conn.send(ws.answer({"event": op, "arg": dict(arg), "connId": conn.id}, rid))
+            if op == "subscribe" and channel != "orders":
+                # positions / account / balance_and_position push a snapshot on subscription (OKX).
+                self._push_account(conn, channel, "snapshot")
+
+    def _push_account(self, conn: Conn, channel: str, event_type: str) -> None:
+        arg = conn.private_subs.get(channel)
+        if arg is None:
+            return
+        out_arg = dict(arg, uid="chaosdrill")
+        if channel == "positions":
+            data = ws.position_entries(self.engine.positions_okx(), arg.get("instId"))
+        elif channel == "account":
+            data = [ws.account_entry(self.engine.balance_okx())]
+        else:
+            data = [ws.balance_and_position_entry(self.engine.balance_okx(), self.engine.positions_okx(), now_ms(),
+                                                  event_type)]
+        self.counters["ws_private_sent"] += 1
+        msg: dict[str, Any] = {"arg": out_arg, "data": data}
+        if channel == "positions":
+            msg["eventType"] = event_type
+        conn.send(msg)
+
+    def _trade_op(self, conn: Conn, op: str, args: list[dict[str, Any]], rid: Any) -> None:
+        if not conn.logged_in:
+            conn.send(ws.error(*ws.E_LOGGED_OUT, conn.id, rid))
+            return
+        if rid is None or (op in ("order", "cancel-order", "amend-order") and len(args) != 1) or len(args) > ws.MAX_BATCH:
+            conn.send(ws.error(*ws.E_INVALID_ARGS, conn.id, rid))
+            return
+        in_time = str(time.time_ns() // 1000)
+        results = []
+        for a in args:
+            if op in ("order", "batch-orders"):
+                results.append(self.engine.place(a, request={"expTime": None, "accessTs": None,
+                                                                 "received_mono": time.monotonic(), "received_utc": utc_iso()}))
+            elif op in ("cancel-order", "batch-cancel-orders"):
+                results.append(self.engine.cancel(a))
+            else:
+                results.append(self.engine.amend(a))
+        n_ok = sum(r["sCode"] == "0" for r in results)
+        code, msg = ("0", "") if n_ok == len(results) else (("2", "Some operations failed") if n_ok else ("1", "All operations failed"))
+        conn.send({"id": rid, "op": op, "code": code, "msg": msg, "data": results, "inTime": in_time,
+                   "outTime": str(time.time_ns() // 1000)})
 
     def _on_order_update(self, order: Order, fill: Fill | None) -> None:
-        """The engine's update callback: push ``order.to_okx(fill)`` on subscribed ``orders`` channels."""
+        """The engine's update callback: push ``order.to_okx(fill)`` on subscribed ``orders`` channels, and
+        the account channels after a fill."""
+        push: dict[str, Any] | None = None
         for c in self.conns.values():
-            sub = c.orders_sub
-            if c.kind != "private" or not c.logged_in or sub is None:
+            if c.kind != "private" or not c.logged_in or not c.private_subs:
                 continue
-            if sub.get("instId") not in (None, "", order.inst_id):
-                continue
-            self.counters["ws_private_sent"] += 1
-            c.send({"arg": {"channel": "orders", "instType": sub.get("instType", "SWAP")}, "data": [order.to_okx(fill)]})
+            sub = c.private_subs.get("orders")
+            if sub is not None and sub.get("instId") in (None, "", order.inst_id):
+                if push is None:
+                    push = order.to_okx(fill)
+                self.counters["ws_private_sent"] += 1
+                c.send({"arg": {"channel": "orders", "instType": sub.get("instType", "ANY"), "uid": "chaosdrill"},
+                        "data": [push]})
+            if fill is not None:
+                for channel in ("positions", "account", "balance_and_position"):
+                    self._push_account(c, channel, "filled" if channel == "balance_and_position" else "event_update")
 
     # -- faults ----------------------------------------------------------------------------------
 
@@ -276,19 +381,27 @@ class VenueCore:
         return rec
 
     def _terminate_sessions(self, rec: FaultRecord) -> None:
+        """End every logged-in private session the way OKX ends one: the API key revoked (close 4007), or
+        a service upgrade (a ``notice`` 64008, then a close)."""
         targets = [c for c in self.conns.values() if c.kind == "private" and c.logged_in]
-        rec.detail.update(sessions=[c.id for c in targets], closed_sessions=[])
+        revoked = rec.params["mechanism"] == "key_revoked"
+        close_code = ws.CLOSE_KEY_CHANGED if revoked else ws.CLOSE_SERVICE_RESTART
+        rec.detail.update(sessions=[c.id for c in targets], closed_sessions=[], close_code=close_code,
+                          notice=None if revoked else ws.NOTICE_SERVICE_UPGRADE[0])
         if rec.params["refuse_reauth_s"] == 0:
             self.faults.end(rec)
         for c in targets:
             c.logged_in = False  # no more pushes: the session is over from now on
-            self.ledger.append("session", event="terminated", conn=c.id, fault=rec.id)
-            c.send({"event": "error", "code": "10028", "msg": "Session terminated by venue"})
+            self.ledger.append("session", event="terminated", conn=c.id, fault=rec.id, mechanism=rec.params["mechanism"],
+                               close_code=close_code)
+            if not revoked:
+                c.send({"event": "notice", "code": ws.NOTICE_SERVICE_UPGRADE[0], "msg": ws.NOTICE_SERVICE_UPGRADE[1],
+                        "connId": c.id})
 
             def closed(at: Stamp, c: Conn = c) -> None:
                 rec.detail["closed_sessions"].append(c.id)
                 self.faults.land(rec, at)
-            c.close_after_queue(CLOSE_SESSION_TERMINATED, [closed])
+            c.close_after_queue(close_code, ws.CLOSE_REASONS[close_code], [closed])
 
     def pending_partial_fill(self) -> FaultRecord | None:
         """The partial-fill fault waiting for a two-leg batch, if any (the batch handler ends it)."""
@@ -326,12 +439,13 @@ class VenueCore:
             "exposure": fmt(self.engine.exposure()),
             "open_orders": [o.to_okx() for o in self.engine.pending()],
             "market": {i: {"bidPx": fmt(st.best_bid), "askPx": fmt(st.best_ask), "last": fmt(st.last_px),
-                           "seqId": self.books[i].seq_id, "nextTradeId": self.trades[i].next_id}
+                           "seqId": self.books[i].seq_id, "nextTradeId": self.trades[i].next_id,
+                           "tradesSeqId": self.trades[i].seq_id}
                        for i, st in self.market.state.items()},
             "sessions": {
                 "public": [{"conn": c.id, "subs": sorted(f"{a}:{b}" for a, b in c.subs)}
                            for c in self.conns.values() if c.kind == "public"],
-                "private": [{"conn": c.id, "logged_in": c.logged_in, "orders": c.orders_sub is not None}
+                "private": [{"conn": c.id, "logged_in": c.logged_in, "channels": sorted(c.private_subs)}
                             for c in self.conns.values() if c.kind == "private"],
                 "reauth_refused": refusal is not None,
             },
@@ -347,3 +461,6 @@ class VenueCore:
         self.ledger.clear()
         for k in self.counters:
             self.counters[k] = 0
+
+
+#: Where the aiohttp application keeps its :class:`VenueCore` (REST and WebSocket handlers read it).

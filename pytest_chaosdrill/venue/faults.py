@@ -15,9 +15,14 @@ from .market import INSTRUMENTS
 
 FAULT_KINDS = ("book_gap", "trades_gap", "freeze", "lag", "session_termination", "allow_reauth",
                "partial_fill", "rate_limit", "http_5xx", "rest_latency", "clear")
-CHANNELS = ("books", "trades")
-#: trades_gap modes: skip ``count`` ids; send two trades out of order; send one trade ``count`` extra times
-#: (a repeated id, no gap); skip ``count`` ids and send the gapped trade twice (a gap and a repeated id).
+#: the public channels a freeze can silence (default: all of them)
+CHANNELS = ("books", "books5", "bbo-tbt", "tickers", "trades")
+#: how a session termination happens, both OKX's own: the API key revoked (close 4007, logins refused
+#: with 60005 meanwhile) or a service upgrade (a ``notice`` 64008, then a close; logins refused with 60009).
+TERMINATION_MECHANISMS = ("key_revoked", "service_upgrade")
+#: trades_gap modes: lose one push of ``count`` trade ids (tradeId jumps beyond what the next push's
+#: ``count`` explains); send two pushes out of order; deliver one push ``count`` extra times (a repeated
+#: tradeId, no gap); lose a push and deliver the next one twice (a gap and a repeated tradeId).
 TRADES_GAP_MODES = ("skip", "reorder", "repeat", "skip_repeat")
 
 Stamp = tuple[float, float]  # (time.monotonic(), time.time()) of one instant
@@ -107,7 +112,10 @@ def normalize_params(kind: str, params: dict[str, Any] | None) -> dict[str, Any]
     if kind == "lag":
         return {"ms": _num(p, "ms", None, minimum=1, integer=True)}
     if kind == "session_termination":
-        return {"refuse_reauth_s": _num(p, "refuse_reauth_s", 2.0, optional=True)}
+        mech = p.get("mechanism", "key_revoked")
+        if mech not in TERMINATION_MECHANISMS:
+            raise ValueError(f"mechanism must be one of {', '.join(repr(m) for m in TERMINATION_MECHANISMS)}, got {mech!r}")
+        return {"refuse_reauth_s": _num(p, "refuse_reauth_s", 2.0, optional=True), "mechanism": mech}
     if kind in ("rate_limit", "http_5xx"):
         return {"requests": _num(p, "requests", None, minimum=1, integer=True, optional=True),
                 "seconds": _num(p, "seconds", None, optional=True)}

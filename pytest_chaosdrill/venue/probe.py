@@ -1,7 +1,7 @@
 """WsProbe: a small blocking WebSocket client (websocket-client) for tests and drills.
 
 It reads with deadlines instead of sleeps and remembers the close code the venue sent, so a test can
-say "within 2 s a message matching X arrived" or "the socket was closed with 4028".
+say "within 2 s a message matching X arrived" or "the socket was closed with 4007".
 """
 from __future__ import annotations
 

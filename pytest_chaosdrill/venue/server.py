@@ -4,64 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import threading
 import time
 from typing import Any, Callable, Iterable, TypeVar
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from .auth import ApiKey
 from .control import VenueControl, add_control_routes
 from .conn import CLOSE_GOING_AWAY, Conn
 from .core import VenueCore
-from .rest import CORE_KEY, add_rest_routes, core_of, rest_middleware
+from .rest import CORE_KEY, add_rest_routes, rest_middleware
+from .ws import ws_private, ws_public
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# -- WebSockets -----------------------------------------------------------------------------------
-
-async def _serve_ws(request: web.Request, kind: str) -> web.WebSocketResponse:
-    core = core_of(request)
-    ws = web.WebSocketResponse(timeout=2.0, compress=False)
-    await ws.prepare(request)
-    conn = core.open_conn(kind, ws)
-    try:
-        async for msg in ws:
-            if msg.type != WSMsgType.TEXT:
-                continue
-            if msg.data == "ping":
-                # pong goes through the same queue as data: it is lagged (order kept) but never frozen
-                if kind == "public":
-                    core.send_public(conn, "pong")
-                else:
-                    conn.send("pong")
-                continue
-            try:
-                parsed = json.loads(msg.data)
-            except ValueError:
-                conn.send({"event": "error", "code": "60012", "msg": f"Invalid request: {msg.data[:200]}"})
-                continue
-            (core.public_op if kind == "public" else core.private_op)(conn, parsed)
-    finally:
-        if conn.closing and not conn.task.done():
-            # A venue-initiated close (session termination, refused login) is in flight on the
-            # sender task: let it finish so its fault lands before the connection is forgotten.
-            await asyncio.wait([conn.task], timeout=3.0)
-        core.drop_conn(conn)
-    return ws
-
-
-async def ws_public(request: web.Request) -> web.WebSocketResponse:
-    """The public WebSocket (books, trades)."""
-    return await _serve_ws(request, "public")
-
-
-async def ws_private(request: web.Request) -> web.WebSocketResponse:
-    """The private WebSocket (login, orders)."""
-    return await _serve_ws(request, "private")
 
 
 def build_app(core: VenueCore) -> web.Application:

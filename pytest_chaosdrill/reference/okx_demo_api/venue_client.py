@@ -308,15 +308,19 @@ class PublicFeed:
             self.book_seq[inst] = seq
 
     def _on_trade(self, inst: str, d: dict) -> None:
+        # OKX aggregates the matches of one taker order into one push: tradeId is the last of them and
+        # count how many, so on an intact stream tradeId - count is the previous push's tradeId.
         try:
             tid = int(d.get("tradeId"))
+            count = int(d.get("count") or 1)
         except (TypeError, ValueError):
             return
         last = self.last_trade_id[inst]
-        if last is not None and tid != last + 1:
+        if last is not None and tid - count != last:
             self.trades_gaps += 1
             self.last_trades_gap_mono = time.monotonic()
-            self.on_trades_gap(inst, {"instId": inst, "expected_tradeId": last + 1, "tradeId": tid})
+            self.on_trades_gap(inst, {"instId": inst, "expected_tradeId_minus_count": last, "tradeId": tid,
+                                      "count": count})
             if tid <= last:
                 self.trades_dropped += 1  # repeated or lower id: never processed twice
                 return
@@ -325,8 +329,17 @@ class PublicFeed:
         self.trades_processed += 1
 
 
+# How OKX ends a private session from its side (both count as the contract's "10028" session termination):
+CLOSE_KEY_CHANGED = 4007          # close code: "API key has been updated or deleted. Please reconnect."
+NOTICE_SERVICE_UPGRADE = "64008"  # notice event: "The connection will soon be closed for a service upgrade."
+
+
 class PrivateSession:
-    """Private WS: login, ``orders`` channel, session-termination (10028) detection and re-auth with backoff."""
+    """Private WS: login, ``orders`` channel, session-termination detection and re-auth with backoff.
+
+    A session termination is OKX closing the socket with 4007 (API key updated or deleted) or sending
+    the ``notice`` 64008 before a service-upgrade disconnect; both are reported as code "10028", the
+    contract's name for the event (``10028_count_5m``)."""
 
     def __init__(self, cfg: Config, telemetry: Telemetry, on_order: Callable[[dict], None],
                  on_terminated: Callable[[dict], None], log: Callable[..., None]) -> None:
@@ -395,8 +408,16 @@ class PrivateSession:
                 await asyncio.sleep(backoff)
                 backoff = min(BACKOFF_MAX_S, backoff * 2)
 
+    def _terminated(self, terminated: bool, why: str) -> bool:
+        if not terminated:
+            self.terminations += 1
+            self.authed = False
+            self.tel.error("ws_error", "ws private", detail=why)
+            self.on_terminated({"code": "10028", "msg": why})
+        return True
+
     async def _read(self, ws: aiohttp.ClientWebSocketResponse, stopping: asyncio.Event) -> bool:
-        """Read until the socket ends; True if the venue terminated the session (10028 / close 4028)."""
+        """Read until the socket ends; True if the venue terminated the session (close 4007 / notice 64008)."""
         terminated = False
         while not stopping.is_set():
             # No receive timeout: the heartbeat (ping frames) closes a black-holed socket.
@@ -408,14 +429,12 @@ class PrivateSession:
                     body = json.loads(msg.data)
                 except ValueError:
                     continue
-                if body.get("event") == "error":
-                    code = str(body.get("code"))
-                    self.tel.error("ws_error", "ws private", detail=f"{code} {body.get('msg')}")
-                    if code == "10028" and not terminated:
-                        terminated = True
-                        self.terminations += 1
-                        self.authed = False
-                        self.on_terminated({"code": "10028", "msg": body.get("msg")})
+                event = body.get("event")
+                if event == "notice" and str(body.get("code")) == NOTICE_SERVICE_UPGRADE:
+                    terminated = self._terminated(terminated, f"notice {NOTICE_SERVICE_UPGRADE} {body.get('msg')}")
+                    continue
+                if event == "error":
+                    self.tel.error("ws_error", "ws private", detail=f"{body.get('code')} {body.get('msg')}")
                     continue
                 if (body.get("arg") or {}).get("channel") == "orders":
                     for d in body.get("data") or []:
@@ -423,12 +442,8 @@ class PrivateSession:
             elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
                               aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
                 code = ws.close_code
-                if code == 4028 and not terminated:
-                    terminated = True
-                    self.terminations += 1
-                    self.authed = False
-                    self.tel.error("ws_error", "ws private", detail="closed 4028")
-                    self.on_terminated({"code": "10028", "msg": "close 4028"})
+                if code == CLOSE_KEY_CHANGED:
+                    terminated = self._terminated(terminated, f"closed {code} (API key updated or deleted)")
                 elif not terminated and not stopping.is_set():
                     self.tel.error("ws_error", "ws private", detail=f"closed {code}")
                 return terminated
