@@ -60,8 +60,14 @@ class TargetConfig:
     stop_timeout_s: float = 10.0
     docker: dict[str, Any] = field(default_factory=dict)
     external: dict[str, Any] = field(default_factory=dict)
+    venue: dict[str, Any] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)
     source: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        """Whether the target reaches the venue over TLS (``venue: {tls: true}``)."""
+        return bool(self.venue.get("tls", False))
 
     @property
     def folder(self) -> Path:
@@ -77,8 +83,9 @@ class TargetConfig:
             try:
                 return string.Formatter().vformat(text, (), ctx)
             except KeyError as exc:
+                hint = " (it needs 'venue: {tls: true}')" if exc.args[0] == "venue_ca_file" else ""
                 raise TargetConfigError(
-                    f"{self.source or self.name}: field '{where}': unknown placeholder {{{exc.args[0]}}}; "
+                    f"{self.source or self.name}: field '{where}': unknown placeholder {{{exc.args[0]}}}{hint}; "
                     f"known: {', '.join(sorted(ctx))}"
                 ) from None
 
@@ -159,6 +166,7 @@ def load_target(path: str | Path) -> TargetConfig:
         stop_timeout_s=float(data.get("stop_timeout_s", 10.0)),
         docker=dict(data.get("docker") or {}),
         external=dict(data.get("external") or {}),
+        venue=dict(data.get("venue") or {}),
         secrets=[str(v) for v in data.get("secrets") or []],
         source=path,
     )

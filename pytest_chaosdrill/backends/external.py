@@ -27,7 +27,8 @@ class ExternalBackend(Backend):
     @contextlib.contextmanager
     def harness(self, site: DrillSite, config: TargetConfig) -> Iterator[Harness]:
         with local_harness(seed=self.settings.venue_seed, venue_port=self._port(config, "venue_port"),
-                           proxy_port=self._port(config, "proxy_port")) as h:
+                           proxy_port=self._port(config, "proxy_port"),
+                           tls=self.session_ca().files() if config.tls else None) as h:
             yield h
 
     def create_target(self, config: TargetConfig, site: DrillSite, harness: Harness) -> "ExternalTarget":
