@@ -21,10 +21,10 @@ from pathlib import Path
 
 #: Host names OKX's clients have built in (REST, public/private/business WS, AWS and demo WS hosts).
 #: On the docker backend with TLS on, the target container resolves them to the drill's proxy.
-OKX_HOSTNAMES: tuple[str, ...] = ("www.okx.com", "aws.okx.com", "ws.okx.com", "wspap.okx.com", "wsaws.okx.com")
+EXCHANGE_HOSTNAMES: tuple[str, ...] = ("www.okx.com", "aws.okx.com", "ws.okx.com", "wspap.okx.com", "wsaws.okx.com")
 
 #: Names (and addresses) the listener's certificate is valid for.
-LEAF_NAMES: tuple[str, ...] = ("127.0.0.1", "::1", "localhost", "proxy", *OKX_HOSTNAMES)
+LEAF_NAMES: tuple[str, ...] = ("127.0.0.1", "::1", "localhost", "proxy", *EXCHANGE_HOSTNAMES)
 
 #: The environment variables a TLS-on target gets, all set to the CA file: OpenSSL (Python's ``ssl``,
 #: aiohttp, websocket-client, curl, Go's crypto/x509 on Linux), requests, Node.js.

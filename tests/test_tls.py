@@ -26,7 +26,7 @@ from pytest_chaosdrill.backends.process import ProcessBackend
 from pytest_chaosdrill.proxy import ProxyServer
 from pytest_chaosdrill.proxy.errors import BadRequest
 from pytest_chaosdrill.target import TargetConfigError, load_target
-from pytest_chaosdrill.tls import CA_ENV_VARS, OKX_HOSTNAMES, SessionCA, TLSFiles
+from pytest_chaosdrill.tls import CA_ENV_VARS, EXCHANGE_HOSTNAMES, SessionCA, TLSFiles
 
 REPO = Path(__file__).resolve().parents[1]
 TLS_TARGET = REPO / "tests" / "targets" / "okx_demo_api_tls.yaml"
@@ -64,7 +64,7 @@ def test_ca_files_hold_no_ca_key_and_the_leaf_key_is_private(ca: SessionCA, file
     san = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(files.leaf_file)],
                          capture_output=True, text=True)
     if san.returncode == 0:
-        for name in ("127.0.0.1", "localhost", "proxy", *OKX_HOSTNAMES):
+        for name in ("127.0.0.1", "localhost", "proxy", *EXCHANGE_HOSTNAMES):
             assert name in san.stdout
 
 

@@ -31,7 +31,7 @@ from pytest_chaosdrill import docker_engine as de
 from pytest_chaosdrill.backends.base import BackendSettings, BackendUnavailable, DrillSite
 from pytest_chaosdrill.backends.docker import CONTAINER_TLS_DIR, TLS_PORTS, DockerBackend
 from pytest_chaosdrill.target import load_target
-from pytest_chaosdrill.tls import CA_ENV_VARS, OKX_HOSTNAMES
+from pytest_chaosdrill.tls import CA_ENV_VARS, EXCHANGE_HOSTNAMES
 
 IMAGE = os.environ.get("CHAOSDRILL_IMAGE", "chaosdrill/target:latest")
 
@@ -102,7 +102,7 @@ docker:
   image: "${CHAOSDRILL_IMAGE:-chaosdrill/target:latest}"
   command: ["python3", "/control/bot.py"]
   status_port: 9000
-""" % (CONTAINER_TLS_DIR, json.dumps(list(OKX_HOSTNAMES)))
+""" % (CONTAINER_TLS_DIR, json.dumps(list(EXCHANGE_HOSTNAMES)))
 
 
 def _skip_or_fail(reason: str) -> None:
@@ -175,7 +175,7 @@ def test_bot_with_okx_hostnames_reaches_the_venue_and_nothing_else(backend: Dock
             assert {f"venue_tls{p}" for p in TLS_PORTS} <= set(tls_proxies)
 
             # Names: OKX's resolve to the proxy; a name nobody declared does not resolve.
-            assert seen["resolve"] == {h: proxy_ip for h in OKX_HOSTNAMES}
+            assert seen["resolve"] == {h: proxy_ip for h in EXCHANGE_HOSTNAMES}
             assert seen["undeclared"] is None
 
             # No route out: the engine's view of every network the container is on ...

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from ..docker_engine import DockerEngine, DockerError, compose_command, default_compose_file, engine_available, reap
 from ..target import RenderedTarget, TargetConfigError
-from ..tls import OKX_HOSTNAMES, ca_env
+from ..tls import EXCHANGE_HOSTNAMES, ca_env
 from ..wiring import ProxyLink
 from .base import (EXIT, KILL, NETWORK_CUT, PAUSE, START, Backend, BackendSettings, BackendUnavailable, DrillSite,
                    Harness)
@@ -365,7 +365,7 @@ class DockerBackend(Backend):
                 harness.tls_listen = "proxy:443"
                 harness.ca_file = f"{CONTAINER_TLS_DIR}/ca.pem"
                 # OKX's names resolve to the proxy in the target container, which has no route out.
-                harness.local_hosts += OKX_HOSTNAMES
+                harness.local_hosts += EXCHANGE_HOSTNAMES
                 info.update({"tls_ports": list(TLS_PORTS), "okx_hostnames_to": proxy_ip})
             yield harness
         finally:
@@ -494,13 +494,13 @@ class Sealed:
         # --dns 127.0.0.1: the engine's resolver answers container names and asks nothing else on
         # the network (a lookup of any other name fails inside the container's own loopback).
         args = ["--dns", "127.0.0.1"]
-        for host in OKX_HOSTNAMES:
+        for host in EXCHANGE_HOSTNAMES:
             args += ["--add-host", f"{host}:{self.proxy_ip}"]
         return args
 
     def describe(self) -> dict[str, Any]:
         return {"edge_network": self.edge_network, "status_ip": self.status_ip,
-                "okx_hostnames": {h: self.proxy_ip for h in OKX_HOSTNAMES}, "ca_mount": CONTAINER_TLS_DIR}
+                "okx_hostnames": {h: self.proxy_ip for h in EXCHANGE_HOSTNAMES}, "ca_mount": CONTAINER_TLS_DIR}
 
 
 def _fill(config: "TargetConfig", where: str, text: str, ctx: Mapping[str, Any]) -> str:
