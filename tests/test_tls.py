@@ -217,3 +217,37 @@ def test_proxy_tls_option_is_checked() -> None:
             server.create_proxy("x", upstream="127.0.0.1:1", tls={"cert": "/nonexistent.pem"})
         with pytest.raises(BadRequest, match="bad field tls"):
             server.create_proxy("y", upstream="127.0.0.1:1", tls={"certificate": "a"})
+
+
+PYTHON_OKX = r'''
+import asyncio, json, os, sys
+from okx import PublicData
+from okx.websocket.WsPublicAsync import WsPublicAsync
+
+api = PublicData.PublicAPI(flag="1", domain=os.environ["URL"])
+print(api.get_system_time()["code"])
+
+async def main():
+    got = asyncio.get_running_loop().create_future()
+    ws = WsPublicAsync(url=os.environ["WS"])
+    await ws.connect()
+    await ws.subscribe([{"channel": "books5", "instId": "BTC-USDT-SWAP"}], lambda m: got.done() or got.set_result(m))
+    consumer = asyncio.ensure_future(ws.consume())
+    msg = json.loads(await asyncio.wait_for(got, 10))
+    consumer.cancel()
+    await ws.websocket.close()
+    print("event" in msg or "data" in msg)
+
+asyncio.run(main())
+'''
+
+
+def test_python_okx_rest_and_ws_with_only_urls_and_ssl_cert_file(harness: Harness) -> None:
+    """python-okx's WS always connects with TLS (its own context: the default store plus certifi's);
+    with SSL_CERT_FILE it trusts the session CA, and so does its REST client (httpx)."""
+    pytest.importorskip("okx")
+    ep = harness.endpoints()
+    env = {**os.environ, "URL": ep.rest_url, "WS": ep.ws_public_url, "SSL_CERT_FILE": str(harness.ca_file)}
+    out = subprocess.run([sys.executable, "-c", PYTHON_OKX], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["0", "True"]
