@@ -15,25 +15,20 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import socket
 import struct
-import subprocess
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 import requests
 
-from pytest_chaosdrill import docker_engine as de
-from pytest_chaosdrill.backends.base import BackendSettings, BackendUnavailable, DrillSite
+from pytest_chaosdrill.backends.base import DrillSite
 from pytest_chaosdrill.backends.docker import CONTAINER_TLS_DIR, TLS_PORTS, DockerBackend
 from pytest_chaosdrill.target import load_target
 from pytest_chaosdrill.tls import CA_ENV_VARS, EXCHANGE_HOSTNAMES
-
-IMAGE = os.environ.get("CHAOSDRILL_IMAGE", "chaosdrill/target:latest")
+from test_docker_backend import backend  # noqa: F401  (the engine fixture: skips without engine or images)
 
 #: The bot: OKX's URLs as built into real clients, nothing about the drill. It records what it saw in
 #: /data/bot.json and serves /status so the host can read it on the sealed network.
@@ -103,32 +98,6 @@ docker:
   command: ["python3", "/control/bot.py"]
   status_port: 9000
 """ % (CONTAINER_TLS_DIR, json.dumps(list(EXCHANGE_HOSTNAMES)))
-
-
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("CHAOSDRILL_REQUIRE_DOCKER") == "1":
-        pytest.fail(f"CHAOSDRILL_REQUIRE_DOCKER=1 but {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def backend() -> Iterator[DockerBackend]:
-    ok, reason = de.engine_available()
-    if not ok:
-        _skip_or_fail(reason)
-    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0:
-        _skip_or_fail(f"image {IMAGE} not built (bash docker/build-images.sh)")
-    b = DockerBackend(BackendSettings(run_id=f"tls-{os.getpid()}-{uuid.uuid4().hex[:8]}"), image=IMAGE)
-    try:
-        b.check_available()
-    except BackendUnavailable as exc:
-        _skip_or_fail(str(exc))
-    try:
-        yield b
-    finally:
-        run_label = f"{de.RUN_ID_KEY}={b.run_id}"
-        b.close()
-        assert de.leftovers(run_label) == [], "backend.close() left labelled resources behind"
 
 
 def _default_gateways(routes: str) -> list[str]:

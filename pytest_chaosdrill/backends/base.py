@@ -174,7 +174,13 @@ class Backend:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Release session resources (containers, networks)."""
+        """Release session resources (containers, networks); the session CA's temp folder."""
+        self.close_ca()
+
+    def close_ca(self) -> None:
+        """Remove the session CA's temp folder, if one was made (subclasses' ``close`` call it)."""
+        if self._ca is not None:
+            self._ca.cleanup()
 
     def missing(self, needed: frozenset[str] | set[str]) -> list[str]:
         """The capabilities in ``needed`` this backend lacks, sorted."""

@@ -478,6 +478,7 @@ class DockerBackend(Backend):
         if cm is not None:
             cm.close()
         self.engine = None
+        self.close_ca()
 
 
 @dataclass(frozen=True)
