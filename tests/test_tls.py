@@ -251,3 +251,24 @@ def test_python_okx_rest_and_ws_with_only_urls_and_ssl_cert_file(harness: Harnes
     out = subprocess.run([sys.executable, "-c", PYTHON_OKX], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["0", "True"]
+
+
+def test_external_backend_tls_listener_on_its_fixed_port(tmp_path: Path) -> None:
+    from pytest_chaosdrill.backends.external import ExternalBackend
+    from pytest_chaosdrill.backends.local import free_port
+
+    doc = yaml.safe_load(TLS_TARGET.read_text())
+    port = free_port()
+    doc["external"] = {"status_port": 1, "proxy_tls_port": port}
+    path = tmp_path / "ext.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    backend = ExternalBackend(BackendSettings(run_id="r"))
+    try:
+        with backend.harness(DrillSite("d", tmp_path / "w", "r").create(), load_target(path)) as h:
+            assert h.tls_listen == f"127.0.0.1:{port}"
+            r = requests.get(f"https://127.0.0.1:{port}/api/v5/public/time", verify=h.ca_file, timeout=5)
+            assert r.status_code == 200
+            folder = Path(h.ca_file).parents[1]
+    finally:
+        backend.close()
+    assert not folder.exists()          # the session CA's temp folder goes with the backend

@@ -28,7 +28,8 @@ class ExternalBackend(Backend):
     def harness(self, site: DrillSite, config: TargetConfig) -> Iterator[Harness]:
         with local_harness(seed=self.settings.venue_seed, venue_port=self._port(config, "venue_port"),
                            proxy_port=self._port(config, "proxy_port"),
-                           tls=self.session_ca().files() if config.tls else None) as h:
+                           tls=self.session_ca().files() if config.tls else None,
+                           tls_port=self._port(config, "proxy_tls_port")) as h:
             yield h
 
     def create_target(self, config: TargetConfig, site: DrillSite, harness: Harness) -> "ExternalTarget":

@@ -21,7 +21,7 @@ TLS_PROXY = "venue_tls"
 
 @contextlib.contextmanager
 def local_harness(*, seed: int, venue_port: int = 0, proxy_port: int = 0,
-                  tls: "TLSFiles | None" = None) -> Iterator[Harness]:
+                  tls: "TLSFiles | None" = None, tls_port: int = 0) -> Iterator[Harness]:
     """Start a venue and a fault proxy in front of it; stop both afterwards, whatever happened.
 
     With ``tls`` (the session CA's files) a second proxy, ``venue_tls``, terminates TLS on a free
@@ -38,7 +38,7 @@ def local_harness(*, seed: int, venue_port: int = 0, proxy_port: int = 0,
             info = {"venue": venue.rest_url, "proxy": proxy.listen}
             tls_listen = None
             if tls is not None:
-                tls_listen = server.create_proxy(TLS_PROXY, upstream=proxy.listen, listen="127.0.0.1:0",
+                tls_listen = server.create_proxy(TLS_PROXY, upstream=proxy.listen, listen=f"127.0.0.1:{tls_port}",
                                                  tls={"cert": str(tls.leaf_file)}).listen
                 info["proxy_tls"] = tls_listen
             yield Harness(venue=venue.control, proxy=ProxyLink("venue", proxy, proxy.listen, in_process=True),
