@@ -8,7 +8,8 @@ CA reaches the bot through ``SSL_CERT_FILE`` / ``REQUESTS_CA_BUNDLE``. That the 
 reached is proven without sending a packet anywhere but loopback and the project's own containers:
 the engine says every network of the container is internal and its DNS is the container's loopback;
 the container's routing table has its default route only into those internal networks; the OKX names
-resolve to the proxy and a name that is not declared does not resolve (asked of loopback only).
+resolve to the proxy and a name that is not declared does not resolve, its lookup caught on the
+container's own loopback (where the backend points its DNS).
 Without an engine or the images the test SKIPS; ``CHAOSDRILL_REQUIRE_DOCKER=1`` makes that a failure.
 """
 from __future__ import annotations
@@ -58,10 +59,19 @@ out["ws_private"] = asyncio.run(ws("wss://wspap.okx.com:8443/ws/v5/private", log
 out["ws_public"] = asyncio.run(ws("wss://ws.okx.com/ws/v5/public",
                                   {"op": "subscribe", "args": [{"channel": "books5", "instId": "BTC-USDT-SWAP"}]}))
 out["resolve"] = {h: socket.gethostbyname(h) for h in json.loads(os.environ["BOT_OKX_HOSTS"])}
+# Where does a lookup of an undeclared name go? A listener on the container's own loopback port 53
+# (the DNS the backend gives the container) catches it and does not answer.
+dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dns.bind(("127.0.0.1", 53))
+dns.settimeout(10)
 try:
     out["undeclared"] = socket.gethostbyname("undeclared.invalid")
 except socket.gaierror as exc:
     out["undeclared"] = None
+try:
+    out["undeclared_query_seen_on_loopback"] = b"undeclared" in dns.recvfrom(512)[0]
+except socket.timeout:
+    out["undeclared_query_seen_on_loopback"] = False
 out["routes"] = open("/proc/net/route").read()
 out["ca_dir"] = sorted(os.listdir(os.environ["BOT_CA_DIR"]))
 with open("/data/bot.json.tmp", "w") as fh:
@@ -146,6 +156,7 @@ def test_bot_with_okx_hostnames_reaches_the_venue_and_nothing_else(backend: Dock
             # Names: OKX's resolve to the proxy; a name nobody declared does not resolve.
             assert seen["resolve"] == {h: proxy_ip for h in EXCHANGE_HOSTNAMES}
             assert seen["undeclared"] is None
+            assert seen["undeclared_query_seen_on_loopback"] is True    # asked of the container's loopback only
 
             # No route out: the engine's view of every network the container is on ...
             data = engine.inspect(target.container)
