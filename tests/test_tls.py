@@ -16,6 +16,7 @@ from typing import Iterator
 
 import aiohttp
 import pytest
+from cryptography import x509
 import requests
 import websocket
 import yaml
@@ -61,11 +62,12 @@ def test_ca_files_hold_no_ca_key_and_the_leaf_key_is_private(ca: SessionCA, file
     # The listener's certificate is the CA's and names loopback, the docker proxy and OKX's hosts.
     ctx = ssl.create_default_context(cafile=str(files.ca_file))
     ctx.load_cert_chain(str(files.leaf_file))
-    san = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(files.leaf_file)],
-                         capture_output=True, text=True)
-    if san.returncode == 0:
-        for name in ("127.0.0.1", "localhost", "proxy", *EXCHANGE_HOSTNAMES):
-            assert name in san.stdout
+    leaf = x509.load_pem_x509_certificates(files.leaf_file.read_bytes())[0]
+    ca_cert = x509.load_pem_x509_certificate(files.ca_file.read_bytes())
+    assert leaf.issuer == ca_cert.subject
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = set(san.get_values_for_type(x509.DNSName)) | {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
+    assert names == {"127.0.0.1", "::1", "localhost", "proxy", *EXCHANGE_HOSTNAMES}
 
 
 def test_session_ca_cleanup_removes_its_temp_folder() -> None:
@@ -104,7 +106,7 @@ def test_websocket_client_over_wss(harness: Harness) -> None:
         reply = json.loads(ws.recv())
     finally:
         ws.close()
-    assert reply.get("event") in ("subscribe", "error") and "arg" in reply or "code" in reply
+    assert reply.get("event") in ("subscribe", "error"), reply     # the venue's answer, over wss
 
 
 def test_aiohttp_over_wss_and_https(harness: Harness) -> None:
