@@ -51,6 +51,7 @@ class TargetConfig:
     stop_timeout_s: float = 10.0
     docker: dict[str, Any] = field(default_factory=dict)
     external: dict[str, Any] = field(default_factory=dict)
+    venue: dict[str, Any] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)
     venue_key: ApiKey | None = None  # fixed demo keys the service has built in (the ``venue:`` section)
     source: Path | None = None
@@ -58,6 +59,11 @@ class TargetConfig:
     def drill_key(self) -> ApiKey:
         """The demo key the venue accepts for one drill: the target file's ``venue:`` key, else a fresh one."""
         return self.venue_key if self.venue_key is not None else ApiKey.generate()
+
+    @property
+    def tls(self) -> bool:
+        """Whether the target reaches the venue over TLS (``venue: {tls: true}``)."""
+        return bool(self.venue.get("tls", False))
 
     @property
     def folder(self) -> Path:
@@ -73,8 +79,9 @@ class TargetConfig:
             try:
                 return string.Formatter().vformat(text, (), ctx)
             except KeyError as exc:
+                hint = " (it needs 'venue: {tls: true}')" if exc.args[0] == "venue_ca_file" else ""
                 raise TargetConfigError(
-                    f"{self.source or self.name}: field '{where}': unknown placeholder {{{exc.args[0]}}}; "
+                    f"{self.source or self.name}: field '{where}': unknown placeholder {{{exc.args[0]}}}{hint}; "
                     f"known: {', '.join(sorted(ctx))}"
                 ) from None
 
@@ -158,7 +165,9 @@ def load_target(path: str | Path) -> TargetConfig:
         stop_timeout_s=float(data.get("stop_timeout_s", 10.0)),
         docker=dict(data.get("docker") or {}),
         external=dict(data.get("external") or {}),
+        venue=dict(data.get("venue") or {}),
         secrets=[str(v) for v in data.get("secrets") or []],
-        venue_key=ApiKey(**{k: str(v) for k, v in data["venue"].items()}) if data.get("venue") else None,
+        venue_key=(ApiKey(**{k: str(v) for k, v in data["venue"]["key"].items()})
+                   if (data.get("venue") or {}).get("key") else None),
         source=path,
     )

@@ -15,9 +15,13 @@ class VenueEndpoints:
     ws_private_url: str
 
     @classmethod
-    def through(cls, listen: str) -> "VenueEndpoints":
-        """The venue's URLs as seen through a proxy listening on ``listen`` (host:port)."""
-        return cls(f"http://{listen}", f"ws://{listen}/ws/v5/public", f"ws://{listen}/ws/v5/private")
+    def through(cls, listen: str, tls: bool = False) -> "VenueEndpoints":
+        """The venue's URLs as seen through a proxy listening on ``listen`` (host:port; with ``tls``
+        a TLS listener: https/wss, and port 443 is left out as a client writes it)."""
+        http, ws = ("https", "wss") if tls else ("http", "ws")
+        if tls and listen.endswith(":443"):
+            listen = listen[:-4]
+        return cls(f"{http}://{listen}", f"{ws}://{listen}/ws/v5/public", f"{ws}://{listen}/ws/v5/private")
 
 
 class ProxyLink:

@@ -266,7 +266,7 @@ command: ["unused"]
 status_url: "http://127.0.0.1:{status_port}/api/v1/status"
 files: {{fingerprint: "{data}/execution_fingerprint.json"}}
 external: {{venue_port: {venue_port}, proxy_port: {proxy_port}, status_port: {status_port}}}
-venue: {{api_key: baked-key, secret_key: baked-secret-0123, passphrase: baked-pass}}
+venue: {{key: {{api_key: baked-key, secret_key: baked-secret-0123, passphrase: baked-pass}}}}
 """)
         # The latch-clearing order is provable here only from the service's own clear time, which the
         # external backend does not trust (the service's clock may not be this machine's).

@@ -282,9 +282,15 @@ def test_targets_doc_names_every_fixture_placeholder_and_capability() -> None:
     fixtures = re.findall(r"@pytest\.fixture[^\n]*\ndef (chaosdrill_\w+)\(",
                           (ROOT / "pytest_chaosdrill/plugin.py").read_text(encoding="utf-8"))
     assert len(fixtures) >= 8
-    placeholders = re.findall(r'"(\w+)":', (ROOT / "pytest_chaosdrill/backends/local.py").read_text(encoding="utf-8")
-                              .split("def placeholders", 1)[1].split("def render_local", 1)[0])
-    assert len(placeholders) >= 10
+    from pytest_chaosdrill.backends.base import DrillSite, Harness
+    from pytest_chaosdrill.backends.local import placeholders as fill
+    from pytest_chaosdrill.target import TargetConfig
+
+    # Every placeholder a target can get, TLS ones included (a harness with a TLS listener and a CA).
+    harness = Harness(venue=None, proxy=None, proxy_listen="127.0.0.1:1", tls_listen="127.0.0.1:2", ca_file="/ca.pem")
+    config = TargetConfig(name="t", command=["x"], env={}, status_url="u", health_url="u")
+    placeholders = sorted(fill(config, DrillSite("d", ROOT, "r"), harness, status_port=1))
+    assert len(placeholders) >= 11
     missing = [f for f in fixtures if f"`{f}`" not in text]
     missing += [f"{{{p}}}" for p in placeholders if f"{{{p}}}" not in text]
     missing += [c for c in ALL_CAPABILITIES if f"`{c}`" not in text]

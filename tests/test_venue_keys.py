@@ -17,7 +17,7 @@ BASE = 'name: t\ncommand: ["x"]\nstatus_url: "http://127.0.0.1:1/s"\nenv: {K: "{
 
 def test_a_declared_venue_key_is_the_drill_key_and_its_secrets_are_redacted(tmp_path: Path) -> None:
     f = tmp_path / "t.yaml"
-    f.write_text(BASE + "venue: {api_key: baked, secret_key: s3cr3t-value, passphrase: pass-value}\n")
+    f.write_text(BASE + "venue: {key: {api_key: baked, secret_key: s3cr3t-value, passphrase: pass-value}}\n")
     cfg = load_target(f)
     key = cfg.drill_key()
     assert (key.api_key, key.secret_key, key.passphrase) == ("baked", "s3cr3t-value", "pass-value")
@@ -40,8 +40,8 @@ def test_without_a_venue_section_every_drill_gets_a_fresh_key(tmp_path: Path) ->
 
 def test_a_bad_venue_section_is_one_error_naming_the_field(tmp_path: Path) -> None:
     f = tmp_path / "t.yaml"
-    f.write_text(BASE + "venue: {api_key: baked, secret_key: s}\n")
-    with pytest.raises(TargetConfigError, match=r"(?s)t\.yaml.*venue\.passphrase. is required"):
+    f.write_text(BASE + "venue: {key: {api_key: baked, secret_key: s}}\n")
+    with pytest.raises(TargetConfigError, match=r"(?s)t\.yaml.*venue\.key\.passphrase. is required"):
         load_target(f)
 
 

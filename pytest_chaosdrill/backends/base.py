@@ -23,6 +23,8 @@ from ..errors import BackendUnavailable, CannotOnThisBackend
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..target import RenderedTarget, TargetConfig
+    from ..tls import SessionCA
+    from ..wiring import VenueEndpoints
 
 #: The plugin starts the service and stops it (else: the service is already running).
 START = "start"
@@ -69,7 +71,9 @@ class Harness:
     ledger); ``proxy`` a :class:`~pytest_chaosdrill.wiring.ProxyLink`; ``proxy_listen`` the proxy's
     address *as the target reaches it*; ``local_hosts`` host names the drill created (allowed by the
     live-environment interlock besides loopback); ``api_key`` the demo key the venue accepts this drill
-    (:func:`key_placeholders`)."""
+    (:func:`key_placeholders`); ``tls_listen`` the TLS listener in front of the proxy (target file
+    ``venue: {tls: true}``) as the target reaches it, and ``ca_file`` the session CA's certificate as
+    the target sees it (docs/targets.md, "TLS")."""
 
     venue: Any
     proxy: Any
@@ -77,6 +81,25 @@ class Harness:
     local_hosts: tuple[str, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
     api_key: Any = None  # the drill's demo ApiKey (venue.auth), handed to the target as placeholders
+    tls_listen: str | None = None
+    ca_file: str | None = None
+
+    def endpoints(self) -> "VenueEndpoints":
+        """The venue's URLs as the target reaches them: through the TLS listener when there is one."""
+        from ..wiring import VenueEndpoints
+
+        if self.tls_listen:
+            return VenueEndpoints.through(self.tls_listen, tls=True)
+        return VenueEndpoints.through(self.proxy_listen)
+
+    def placeholders(self) -> dict[str, str]:
+        """The venue placeholders of a target file (``venue_ca_file`` only with TLS on)."""
+        ep = self.endpoints()
+        out = {"venue_rest_url": ep.rest_url, "venue_ws_public_url": ep.ws_public_url,
+               "venue_ws_private_url": ep.ws_private_url}
+        if self.ca_file:
+            out["venue_ca_file"] = self.ca_file
+        return out
 
 
 @dataclass(frozen=True)
@@ -128,6 +151,16 @@ class Backend:
         self.settings = settings
         #: What :meth:`check_available` removed that killed earlier runs had left (one line each).
         self.reaped: list[str] = []
+        self._ca: "SessionCA | None" = None
+
+    def session_ca(self) -> "SessionCA":
+        """The session's CA (pytest_chaosdrill/tls.py), made on first use; its files live in
+        ``settings.scratch`` or a temp folder removed when the session ends."""
+        if self._ca is None:
+            from ..tls import SessionCA
+
+            self._ca = SessionCA(self.settings.scratch / "tls" if self.settings.scratch else None)
+        return self._ca
 
     def check_available(self) -> None:
         """Raise :class:`BackendUnavailable` when this backend cannot run here."""
@@ -141,7 +174,13 @@ class Backend:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Release session resources (containers, networks)."""
+        """Release session resources (containers, networks); the session CA's temp folder."""
+        self.close_ca()
+
+    def close_ca(self) -> None:
+        """Remove the session CA's temp folder, if one was made (subclasses' ``close`` call it)."""
+        if self._ca is not None:
+            self._ca.cleanup()
 
     def missing(self, needed: frozenset[str] | set[str]) -> list[str]:
         """The capabilities in ``needed`` this backend lacks, sorted."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import ipaddress
 import os
 import re
 import socket
@@ -32,7 +33,8 @@ from jsonschema import Draft202012Validator, ValidationError
 from .docker_engine import DockerEngine, DockerError, compose_command, default_compose_file, engine_available, reap
 from ..resources import specs_dir
 from ..target import RenderedTarget, TargetConfigError
-from ..wiring import ProxyLink, VenueEndpoints
+from ..tls import EXCHANGE_HOSTNAMES, ca_env
+from ..wiring import ProxyLink
 from .base import (EXIT, KILL, NETWORK_CUT, PAUSE, START, Backend, BackendSettings, BackendUnavailable, DrillSite,
                    Harness, key_placeholders)
 
@@ -47,6 +49,11 @@ DEFAULT_IMAGE = "chaosdrill/target:latest"
 CONTAINER_CONTROL_DIR = "/control"
 CONTAINER_DATA_DIR = "/data"
 INSTALL_HINT = "pip install 'pytest-chaosdrill[docker]'"
+#: TLS (target file ``venue: {tls: true}``): the proxy container terminates TLS on these ports (OKX's
+#: REST and WS use 443, its demo WS hosts 8443) and passes the plaintext to the ``venue`` link.
+TLS_PORTS = (443, 8443)
+PROXY_LEAF_PATH = "/tmp/chaosdrill-tls-leaf.pem"    # in the proxy container (docker cp'd, never mounted)
+CONTAINER_TLS_DIR = "/chaosdrill-tls"                # in the target container: the session CA's ca/ folder
 
 #: JSON schema of a target file's ``docker:`` section. Its one home is ``specs/target.schema.json`` (which
 #: ``load_target`` validates every target file against); :meth:`DockerSpec.from_config` checks a section
@@ -186,6 +193,7 @@ class DockerStack:
     image_info: dict[str, Any] = field(default_factory=dict)
     reaped: list[str] = field(default_factory=list)   # leftovers of killed runs removed at start
     core_network: str = ""
+    proxy_core_ip: str | None = None                  # set when a TLS target first needs it
 
     def container(self, service: str) -> str | None:
         return self.engine.container_ids(self.project).get(service)
@@ -323,23 +331,55 @@ class DockerBackend(Backend):
         since = _utc_now()
         venue = VenueClient(stack.venue_url)
         proxy = ProxyClient(stack.proxy_api_url)
+        names = ["venue", *(f"venue_tls{port}" for port in TLS_PORTS)] if config.tls else ["venue"]
         try:
             venue.reset()
             proxy.reset()
-            if "venue" in proxy.proxies():
-                proxy.delete_proxy("venue")
+            existing = proxy.proxies()
+            for name in names:
+                if name in existing:
+                    proxy.delete_proxy(name)
             proxy.create_proxy("venue", upstream=f"venue:{VENUE_PORT}", listen=f"0.0.0.0:{PROXY_LISTEN_PORT}")
             link = ProxyLink("venue", proxy, f"proxy:{PROXY_LISTEN_PORT}", in_process=False)
             key = config.drill_key()
             venue.add_key(key)
-            yield Harness(venue=venue, proxy=link, proxy_listen=link.listen, local_hosts=("venue", "proxy"),
-                          info={"venue_url": stack.venue_url, "proxy_api_url": stack.proxy_api_url,
-                                "compose_project": stack.project, "since": since}, api_key=key)
+            info = {"venue_url": stack.venue_url, "proxy_api_url": stack.proxy_api_url,
+                    "compose_project": stack.project, "since": since}
+            harness = Harness(venue=venue, proxy=link, proxy_listen=link.listen, local_hosts=("venue", "proxy"),
+                              info=info, api_key=key)
+            if config.tls:
+                proxy_ip = self._tls_ready(stack)
+                for port in TLS_PORTS:
+                    # TLS terminators in front of the venue link: its toxics see (and act on) every connection.
+                    proxy.create_proxy(f"venue_tls{port}", upstream=f"127.0.0.1:{PROXY_LISTEN_PORT}",
+                                       listen=f"0.0.0.0:{port}", tls={"cert": PROXY_LEAF_PATH})
+                harness.tls_listen = "proxy:443"
+                harness.ca_file = f"{CONTAINER_TLS_DIR}/ca.pem"
+                # OKX's names resolve to the proxy in the target container, which has no route out.
+                harness.local_hosts += EXCHANGE_HOSTNAMES
+                info.update({"tls_ports": list(TLS_PORTS), "okx_hostnames_to": proxy_ip})
+            yield harness
         finally:
-            with contextlib.suppress(Exception):
-                proxy.delete_proxy("venue")
+            for name in names:
+                with contextlib.suppress(Exception):
+                    proxy.delete_proxy(name)
             proxy.close()
             venue.close()
+
+    def _tls_ready(self, stack: DockerStack) -> str:
+        """Put the session CA's listener certificate into the proxy container (once); the proxy's
+        address on ``core`` (what OKX's hostnames resolve to in a TLS target's container)."""
+        if stack.proxy_core_ip is None:
+            pid = stack.container("proxy")
+            if not pid:
+                raise RuntimeError(f"docker backend: no proxy container in compose project {stack.project}")
+            stack.engine.copy_to(pid, self.session_ca().files().leaf_file, PROXY_LEAF_PATH)
+            nets = (stack.engine.inspect(pid).get("NetworkSettings") or {}).get("Networks") or {}
+            ip = (nets.get(stack.core_network) or {}).get("IPAddress")
+            if not ip:
+                raise RuntimeError(f"docker backend: the proxy container has no address on {stack.core_network}")
+            stack.proxy_core_ip = ip
+        return stack.proxy_core_ip
 
     def _image(self, spec: DockerSpec, config: "TargetConfig") -> tuple[str, dict[str, Any], float | None]:
         """(reference, image_info, build seconds or None): built once per session, or local, or pulled."""
@@ -374,15 +414,21 @@ class DockerBackend(Backend):
         spec = DockerSpec.from_config(config)
         stack = self._ensure_stack()
         ref, info, built = self._image(spec, config)
-        ep = VenueEndpoints.through(harness.proxy_listen)
-        common = {"venue_rest_url": ep.rest_url, "venue_ws_public_url": ep.ws_public_url,
-                  "venue_ws_private_url": ep.ws_private_url, "drill_id": site.drill_id, **key_placeholders(harness)}
+        common = {**harness.placeholders(), "drill_id": site.drill_id, **key_placeholders(harness)}
         inside = {**common, "host": "0.0.0.0", "status_port": spec.status_port, "python": "python3",
                   "control_dir": CONTAINER_CONTROL_DIR, "data_dir": CONTAINER_DATA_DIR}
-        host_port = _free_port()
-        host_view = config.render({**common, "host": "127.0.0.1", "status_port": host_port,
+        suffix = uuid.uuid4().hex[:8]
+        sealed: Sealed | None = None
+        if harness.tls_listen:
+            sealed = self._seal(stack, suffix, harness)
+            status_host, host_port = sealed.status_ip, spec.status_port
+        else:
+            status_host, host_port = "127.0.0.1", _free_port()
+        host_view = config.render({**common, "host": status_host, "status_port": host_port,
                                    "control_dir": str(site.control_dir), "data_dir": str(site.data_dir)})
         env = {k: _fill(config, f"env.{k}", v, inside) for k, v in config.env.items()}
+        if harness.ca_file:
+            env = {**ca_env(harness.ca_file), **env}     # the target file's own env wins
         env.update({k: _fill(config, f"docker.env.{k}", v, inside) for k, v in spec.env.items()})
         command = ([_fill(config, f"docker.command[{i}]", c, inside) for i, c in enumerate(spec.command)]
                    if spec.command else None)
@@ -392,9 +438,25 @@ class DockerBackend(Backend):
         rendered = RenderedTarget(config=config, command=command or list(info.get("Cmd") or []), env=env,
                                   status_url=host_view.status_url, health_url=host_view.health_url,
                                   files=host_view.files, hooks=host_view.hooks, hooks_log=host_view.hooks_log)
-        target = DockerTarget(self, stack, site, rendered, spec, ref, info, command, host_port, built)
+        target = DockerTarget(self, stack, site, rendered, spec, ref, info, command, host_port, built,
+                              suffix=suffix, sealed=sealed)
         self._targets.append(target)
         return target
+
+    def _seal(self, stack: DockerStack, suffix: str, harness: Harness) -> "Sealed":
+        """A TLS target's edge network, created now and internal like ``core``: the container gets
+        no route out. The engine publishes no port on an internal network, so the host reads the
+        status endpoint at the container's own address there: the first host address after the
+        gateway (the container is alone on it; :meth:`DockerTarget.start` checks it got that one)."""
+        edge = f"{stack.project}_{suffix}_edge"
+        stack.engine.create_network(edge, internal=True)
+        ipam = (stack.engine.network_inspect(edge).get("IPAM") or {}).get("Config") or [{}]
+        net = ipaddress.ip_network(ipam[0]["Subnet"])
+        gateway = ipam[0].get("Gateway")
+        ip = next(str(h) for h in net.hosts() if str(h) != gateway)
+        harness.local_hosts += (ip,)     # the status endpoint's host: a container this drill created
+        return Sealed(edge_network=edge, status_ip=ip, proxy_ip=self._tls_ready(stack),
+                      ca_dir=self.session_ca().files().ca_dir)
 
     def close(self) -> None:
         """Remove every target container still there (logs saved first), then the compose project
@@ -407,6 +469,30 @@ class DockerBackend(Backend):
         if cm is not None:
             cm.close()
         self.engine = None
+        self.close_ca()
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A TLS target's container: only internal networks, OKX's hostnames mapped to the proxy, no
+    DNS beyond the engine's own names, the session CA's certificate mounted read-only."""
+
+    edge_network: str     # created internal by the backend before the target
+    status_ip: str        # the container's address on it, where the host reads the status endpoint
+    proxy_ip: str         # the proxy's address on core: what OKX's hostnames resolve to
+    ca_dir: Path          # host folder holding ca.pem only
+
+    def container_args(self) -> list[str]:
+        # --dns 127.0.0.1: the engine's resolver answers container names and asks nothing else on
+        # the network (a lookup of any other name fails inside the container's own loopback).
+        args = ["--dns", "127.0.0.1"]
+        for host in EXCHANGE_HOSTNAMES:
+            args += ["--add-host", f"{host}:{self.proxy_ip}"]
+        return args
+
+    def describe(self) -> dict[str, Any]:
+        return {"edge_network": self.edge_network, "status_ip": self.status_ip,
+                "okx_hostnames": {h: self.proxy_ip for h in EXCHANGE_HOSTNAMES}, "ca_mount": CONTAINER_TLS_DIR}
 
 
 def _fill(config: "TargetConfig", where: str, text: str, ctx: Mapping[str, Any]) -> str:
@@ -425,7 +511,8 @@ class DockerTarget:
 
     def __init__(self, backend: DockerBackend, stack: DockerStack, site: DrillSite, target: RenderedTarget,
                  spec: DockerSpec, image: str, image_info: dict[str, Any], command: list[str] | None,
-                 host_port: int, built_s: float | None) -> None:
+                 host_port: int, built_s: float | None, *, suffix: str | None = None,
+                 sealed: Sealed | None = None) -> None:
         self._backend = backend
         self.stack = stack
         self.engine = stack.engine
@@ -438,7 +525,8 @@ class DockerTarget:
         self.host_port = host_port
         self.built_s = built_s
         self.log_dir = site.log_dir
-        suffix = uuid.uuid4().hex[:8]
+        suffix = suffix or uuid.uuid4().hex[:8]
+        self.sealed = sealed
         self.name = f"chaosdrill-{re.sub(r'[^a-zA-Z0-9_.-]+', '-', site.drill_id)[:40].strip('-.') or 'drill'}-{suffix}"
         self.edge_network = f"{stack.project}_{suffix}_edge"
         self.user = f"{os.getuid()}:{os.getgid()}"
@@ -446,7 +534,7 @@ class DockerTarget:
         self.starts = 0
         self.proofs: list[dict[str, Any]] = []
         self._closed = False
-        self._edge_created = False
+        self._edge_created = sealed is not None    # a sealed edge network exists already
         self._since = _utc_now()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -456,14 +544,19 @@ class DockerTarget:
         if not self._edge_created:
             self.engine.create_network(self.edge_network)
             self._edge_created = True
+        volumes: dict[str | Path, str] = {self.site.control_dir: CONTAINER_CONTROL_DIR,
+                                          self.site.data_dir: CONTAINER_DATA_DIR}
+        if self.sealed is not None:
+            volumes[self.sealed.ca_dir] = f"{CONTAINER_TLS_DIR}:ro"
         cid = self.engine.create_container(
             str(self.image_info["Id"]), self.command, name=self.name, network=self.edge_network,
-            ports={self.spec.status_port: self.host_port}, env=self.target.env,
+            # Sealed: nothing to publish (an internal network); the host reads the container's address.
+            ports=None if self.sealed else {self.spec.status_port: self.host_port}, env=self.target.env,
             labels={"io.chaosdrill.service": "target", "io.chaosdrill.drill-id": self.site.drill_id,
                     "io.chaosdrill.target": self.target.config.name},
             # The host user, so what the service writes in /data and /control pytest can read and delete.
-            user=self.user,
-            volumes={self.site.control_dir: CONTAINER_CONTROL_DIR, self.site.data_dir: CONTAINER_DATA_DIR})
+            user=self.user, volumes=volumes,
+            extra_args=self.sealed.container_args() if self.sealed else ())
         self.container = cid
         # Attached before the first start, so the service never runs without its way to the proxy.
         self.proofs.append(self.engine.network_connect(self.stack.core_network, cid))
@@ -476,6 +569,12 @@ class DockerTarget:
         self.starts += 1
         cid = self.container or self._create()
         self.proofs.append(self.engine.start(cid))
+        if self.sealed is not None:
+            nets = (self.engine.inspect(cid).get("NetworkSettings") or {}).get("Networks") or {}
+            got = (nets.get(self.edge_network) or {}).get("IPAddress")
+            if got != self.sealed.status_ip:
+                raise RuntimeError(f"docker backend: target container {self.name} got {got} on {self.edge_network}, "
+                                   f"not {self.sealed.status_ip} where its status endpoint is read")
 
     def _state(self) -> dict[str, Any]:
         return self.engine.state(self.container) if self.container and not self._closed else {}
@@ -574,6 +673,7 @@ class DockerTarget:
             "compose_project": self.stack.project, "container_name": self.name, "containers": ids,
             "networks": {"core": self.stack.core_network, "edge": self.edge_network},
             "status_port": {"container": self.spec.status_port, "host": self.host_port},
+            **({"sealed": self.sealed.describe()} if self.sealed else {}),
             "user": self.user, "command": self.command if self.command is not None else "image default",
             "env_keys": sorted(self.target.env), "starts": self.starts, "engine_proofs": self.proofs,
         }

@@ -438,6 +438,15 @@ class DockerEngine:
         """``docker rm -f -v`` one container (with its anonymous volumes); a missing one is no error."""
         self._docker("rm", "-f", "-v", container, check=False)
 
+    def network_inspect(self, network: str) -> dict[str, Any]:
+        """``docker network inspect`` of one network (Name, Internal, IPAM, Containers ...)."""
+        data: dict[str, Any] = json.loads(self._docker("network", "inspect", network).stdout)[0]
+        return data
+
+    def copy_to(self, container: str, src: str | Path, dest: str) -> None:
+        """``docker cp`` a host file into a container (running or not) at ``dest``."""
+        self._docker("cp", str(src), f"{container}:{dest}")
+
     def remove_network(self, network: str) -> None:
         """Remove one network; a missing one is no error."""
         self._docker("network", "rm", network, check=False)

@@ -27,7 +27,9 @@ class ExternalBackend(Backend):
     @contextlib.contextmanager
     def harness(self, site: DrillSite, config: TargetConfig) -> Iterator[Harness]:
         with local_harness(seed=self.settings.venue_seed, venue_port=self._port(config, "venue_port"),
-                           proxy_port=self._port(config, "proxy_port"), api_key=config.drill_key()) as h:
+                           proxy_port=self._port(config, "proxy_port"), api_key=config.drill_key(),
+                           tls=self.session_ca().files() if config.tls else None,
+                           tls_port=self._port(config, "proxy_tls_port")) as h:
             yield h
 
     def create_target(self, config: TargetConfig, site: DrillSite, harness: Harness) -> "ExternalTarget":

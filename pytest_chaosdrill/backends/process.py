@@ -30,7 +30,8 @@ class ProcessBackend(Backend):
 
     @contextlib.contextmanager
     def harness(self, site: DrillSite, config: TargetConfig) -> Iterator[Harness]:
-        with local_harness(seed=self.settings.venue_seed, api_key=config.drill_key()) as h:
+        tls = self.session_ca().files() if config.tls else None
+        with local_harness(seed=self.settings.venue_seed, api_key=config.drill_key(), tls=tls) as h:
             yield h
 
     def create_target(self, config: TargetConfig, site: DrillSite, harness: Harness) -> "ProcessTarget":

@@ -67,7 +67,7 @@ def build_app(hub: Hub) -> web.Application:
     async def proxy_create(request: web.Request) -> web.Response:
         body = await _body(request)
         proxy = await hub.create_proxy(body.get("name"), body.get("upstream"), body.get("listen") or "127.0.0.1:0",
-                                       enabled=bool(body.get("enabled", True)))
+                                       enabled=bool(body.get("enabled", True)), tls=body.get("tls"))
         return web.json_response(proxy.to_json(), status=201)
 
     @routes.post("/populate")

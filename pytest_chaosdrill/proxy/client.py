@@ -60,9 +60,14 @@ class ProxyClient:
         data = self._request("GET", "/version")
         return data["version"] if isinstance(data, dict) else str(data)
 
-    def create_proxy(self, name: str, upstream: str, listen: str = "127.0.0.1:0", enabled: bool = True) -> dict[str, Any]:
-        """Create a proxy; returns its JSON (``listen`` holds the real port when 0 was asked)."""
-        return self._request("POST", "/proxies", {"name": name, "upstream": upstream, "listen": listen, "enabled": enabled})
+    def create_proxy(self, name: str, upstream: str, listen: str = "127.0.0.1:0", enabled: bool = True,
+                     tls: dict[str, str] | None = None) -> dict[str, Any]:
+        """Create a proxy; returns its JSON (``listen`` holds the real port when 0 was asked).
+        ``tls={"cert": PEM file as the proxy process sees it}`` terminates TLS on its listener."""
+        body: dict[str, Any] = {"name": name, "upstream": upstream, "listen": listen, "enabled": enabled}
+        if tls is not None:
+            body["tls"] = tls
+        return self._request("POST", "/proxies", body)
 
     def proxies(self) -> dict[str, dict[str, Any]]:
         """Every proxy's JSON, by name."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from .counters import DirectionCounters, ProxyCounters, ToxicCounters
 from .errors import BadRequest, ListenError, ProxyExists, ProxyNotFound, ToxicExists, ToxicNotFound
+from .tls import server_context
 from .toxics import REGISTRY as TOXICS
 from .toxics import Chunk, LinkClosed, Toxic, ToxicError, make_toxic, validate_attributes, validate_toxicity
 
@@ -358,8 +359,10 @@ class Connection:
 class ProxyRuntime:
     """One named proxy: its listener, connections, toxics and counters."""
 
-    def __init__(self, name: str, listen: str, upstream: str) -> None:
+    def __init__(self, name: str, listen: str, upstream: str, tls: dict[str, str] | None = None) -> None:
         self.name = name
+        self.tls = tls                         # {"cert": PEM file}: TLS on the listener (proxy/tls.py)
+        self.ssl = server_context(tls)
         self.listen_host, self.listen_port = parse_address(listen, "listen")
         self.upstream_host, self.upstream_port = parse_address(upstream, "upstream")
         self.enabled = False
@@ -391,7 +394,7 @@ class ProxyRuntime:
                 infos = await asyncio.get_running_loop().getaddrinfo(
                     host, self.listen_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
                 host = infos[0][4][0]
-            self.server = await asyncio.start_server(self._on_client, host, self.listen_port)
+            self.server = await asyncio.start_server(self._on_client, host, self.listen_port, ssl=self.ssl)
         except OSError as exc:
             raise ListenError(f"proxy {self.name!r} cannot listen on {self.listen}: {exc}") from exc
         # Report the address really bound, and keep the port picked for port 0 so that
@@ -517,6 +520,7 @@ class ProxyRuntime:
             "upstream": self.upstream,
             "enabled": self.enabled,
             "toxics": [st.spec.to_json() for st in self.toxics.values()],
+            **({"tls": True} if self.tls else {}),
         }
 
 
@@ -536,7 +540,8 @@ class Hub:
         except KeyError:
             raise ProxyNotFound(f"proxy not found: {name!r}") from None
 
-    async def create_proxy(self, name: str, upstream: str, listen: str = "127.0.0.1:0", enabled: bool = True) -> ProxyRuntime:
+    async def create_proxy(self, name: str, upstream: str, listen: str = "127.0.0.1:0", enabled: bool = True,
+                           tls: dict[str, str] | None = None) -> ProxyRuntime:
         if not isinstance(name, str) or not name or "/" in name:
             raise BadRequest(f"missing required field: name (a non-empty string without '/'), got {name!r}")
         if not upstream:
@@ -544,7 +549,7 @@ class Hub:
         async with self.lifecycle:
             if name in self.proxies:
                 raise ProxyExists(f"proxy already exists: {name!r}")
-            proxy = ProxyRuntime(name, listen or "127.0.0.1:0", upstream)
+            proxy = ProxyRuntime(name, listen or "127.0.0.1:0", upstream, tls)
             if enabled:
                 await proxy.enable()
             self.proxies[name] = proxy

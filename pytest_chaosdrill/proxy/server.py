@@ -143,9 +143,11 @@ class ProxyServer:
         return asyncio.run_coroutine_threadsafe(runner(), loop).result(CALL_TIMEOUT)
 
     # -- proxies -------------------------------------------------------------------------
-    def create_proxy(self, name: str, upstream: str, listen: str = "127.0.0.1:0") -> "FaultProxy":
-        """Create and enable a proxy listening on ``listen`` ("host:port", port 0 = free)."""
-        self.call(lambda hub: hub.create_proxy(name, upstream, listen))
+    def create_proxy(self, name: str, upstream: str, listen: str = "127.0.0.1:0",
+                     tls: dict[str, str] | None = None) -> "FaultProxy":
+        """Create and enable a proxy listening on ``listen`` ("host:port", port 0 = free); with
+        ``tls={"cert": PEM file of key and chain}`` its listener speaks TLS (proxy/tls.py)."""
+        self.call(lambda hub: hub.create_proxy(name, upstream, listen, tls=tls))
         return FaultProxy(self, name)
 
     def proxies(self) -> dict[str, "FaultProxy"]:
