@@ -26,7 +26,7 @@ from pytest_chaosdrill.report import (
 )
 from pytest_chaosdrill.report.view import MAX_BANDS, Band, bands_from_samples, merge_narrow
 from pytest_chaosdrill.timeline import Mark, Sample
-from pytest_chaosdrill.witness import could_add_exposure
+from pytest_chaosdrill.venue.witness import could_add_exposure
 
 HOSTILE = '<script>window.__pwned=1</script>"><img src=x onerror="window.__pwned=2">'
 T0 = 100.0
