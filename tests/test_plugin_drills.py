@@ -15,6 +15,7 @@ from drilltexts import BOOK_GAP, TEST_MODULE
 
 from junit_rules import junit10_problems
 from pytest_chaosdrill.evidence import REQUIRED_FILES
+from pytest_chaosdrill.resources import default_manifest
 
 
 
@@ -236,8 +237,9 @@ def test_external_backend_drills_an_already_running_service(pytester: pytest.Pyt
     env = dict(os.environ, OKX_REST_URL=f"http://127.0.0.1:{proxy_port}", TARGET_PORT=str(status_port),
                OKX_WS_PUBLIC_URL=f"ws://127.0.0.1:{proxy_port}/ws/v5/public",
                OKX_WS_PRIVATE_URL=f"ws://127.0.0.1:{proxy_port}/ws/v5/private",
-               TARGET_CONTROL_DIR=str(control), TARGET_DATA_DIR=str(data))
-    service = subprocess.Popen([sys.executable, "-m", "pytest_chaosdrill.reference.okx_demo_api"], env=env,
+               TARGET_CONTROL_DIR=str(control), TARGET_DATA_DIR=str(data),
+               TARGET_REASON_MANIFEST=str(default_manifest()))
+    service = subprocess.Popen([sys.executable, "-m", "okx_demo_api"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         (pytester.path / "svc.yaml").write_text(f"""

@@ -234,13 +234,14 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def test_reference_target_files_validate(venue: VenueServer, tmp_path: Path) -> None:
-    from pytest_chaosdrill.reference.okx_demo_api.harness import free_port
+    from okx_demo_api.harness import free_port
 
     control, data = tmp_path / "control", tmp_path / "data"
-    proc = _start([sys.executable, "-m", "pytest_chaosdrill.reference.okx_demo_api"],
+    proc = _start([sys.executable, "-m", "okx_demo_api"],
                   {"OKX_REST_URL": venue.rest_url, "OKX_WS_PUBLIC_URL": venue.ws_public_url,
                    "OKX_WS_PRIVATE_URL": venue.ws_private_url, "TARGET_PORT": str(free_port()),
-                   "TARGET_CONTROL_DIR": str(control), "TARGET_DATA_DIR": str(data)}, ROOT, tmp_path / "out.log")
+                   "TARGET_CONTROL_DIR": str(control), "TARGET_DATA_DIR": str(data),
+                   "TARGET_REASON_MANIFEST": str(specs_dir() / "status_reason_registries_manifest.json")}, ROOT, tmp_path / "out.log")
     try:
         _check_files_of(proc, data, control)
     finally:
@@ -248,7 +249,7 @@ def test_reference_target_files_validate(venue: VenueServer, tmp_path: Path) -> 
 
 
 def test_example_service_files_validate(venue: VenueServer, tmp_path: Path) -> None:
-    from pytest_chaosdrill.reference.okx_demo_api.harness import free_port
+    from okx_demo_api.harness import free_port
 
     control, data = tmp_path / "control", tmp_path / "data"
     proc = _start([sys.executable, "-m", "threaded_service"],

@@ -253,7 +253,7 @@ def main() -> None:
     front_port = int(os.environ["TARGET_PORT"])
     backend_port = _free_port()
     env = dict(os.environ, TARGET_PORT=str(backend_port))
-    real = subprocess.Popen([sys.executable, "-m", "pytest_chaosdrill.reference.okx_demo_api"], env=env,
+    real = subprocess.Popen([sys.executable, "-m", "okx_demo_api"], env=env,
                             preexec_fn=_pdeathsig)
     front = Front(mode, float(os.environ.get("HOSTILE_AFTER_S", "0")), backend_port,
                   int(os.environ.get("HOSTILE_AFTER_BLOCKED", "0")))

@@ -24,6 +24,10 @@ def variant_target(bug: str, image: str | None = None, launcher_in_image: str = 
     doc = yaml.safe_load(REFERENCE.read_text(encoding="utf-8"))
     doc["name"] = f"okx_demo_api_{bug}"
     doc["command"] = ["{python}", str(LAUNCHER), bug]
+    # A relative manifest path is relative to the reference file's folder (its cwd); this file is written
+    # elsewhere, so the path is made absolute here.
+    manifest = doc["env"]["TARGET_REASON_MANIFEST"]
+    doc["env"]["TARGET_REASON_MANIFEST"] = str((REFERENCE.parent / manifest).resolve())
     if image is None:
         doc.pop("docker", None)
     else:

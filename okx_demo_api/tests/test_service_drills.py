@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from pytest_chaosdrill.reference.okx_demo_api.harness import (TargetProcess, active, for_venue, last_before, open_blocked,
-                                                    opens_between, sample_problems)
+from okx_demo_api.harness import (TargetProcess, active, for_venue, last_before, open_blocked,
+                                                    opens_between)
 from pytest_chaosdrill.venue import VenueServer
+from status_checks import sample_problems
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,9 +13,10 @@ import time
 
 import pytest
 
-from pytest_chaosdrill.reference.okx_demo_api.harness import (TargetProcess, active, for_venue, free_port, last_before,
-                                                    open_blocked, opens_between, sample_problems)
+from okx_demo_api.harness import (TargetProcess, active, for_venue, free_port, last_before,
+                                                    open_blocked, opens_between)
 from pytest_chaosdrill.venue import VenueServer
+from status_checks import sample_problems
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -204,10 +205,10 @@ def test_drift_found_by_routine_reconciliation_latches_inventory_mismatch(own_ve
 
 
 def test_target_command_flags(own_venue, tmp_path) -> None:
-    """``python -m pytest_chaosdrill.reference.okx_demo_api`` takes the same flags as the env vars."""
+    """``python -m okx_demo_api`` takes the same flags as the env vars."""
     port = free_port()
     t = TargetProcess("http://127.0.0.1:9", "ws://127.0.0.1:9/x", "ws://127.0.0.1:9/y", tmp_path, port=port)
-    cmd = [sys.executable, "-m", "pytest_chaosdrill.reference.okx_demo_api", "--rest-url", own_venue.rest_url,
+    cmd = [sys.executable, "-m", "okx_demo_api", "--rest-url", own_venue.rest_url,
            "--ws-public-url", own_venue.ws_public_url, "--ws-private-url", own_venue.ws_private_url,
            "--port", str(port), "--control-dir", str(t.control_dir), "--data-dir", str(t.data_dir),
            "--order-rate", "6", "--environment", "DEV", "--build-id", "cli-test-build"]
@@ -223,7 +224,7 @@ def test_target_command_flags(own_venue, tmp_path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
-    bad = subprocess.run([sys.executable, "-m", "pytest_chaosdrill.reference.okx_demo_api", "--order-rate", "4",
+    bad = subprocess.run([sys.executable, "-m", "okx_demo_api", "--order-rate", "4",
                           "--control-dir", str(tmp_path / "c"), "--data-dir", str(tmp_path / "d")],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "TARGET_ORDER_RATE" in bad.stderr

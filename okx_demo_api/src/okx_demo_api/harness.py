@@ -49,7 +49,7 @@ class TargetProcess:
     def start(self, wait_healthy: float = 15.0) -> "TargetProcess":
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._stderr = open(self.workdir / f"stderr.{int(time.time() * 1000)}.log", "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "pytest_chaosdrill.reference.okx_demo_api"], env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "okx_demo_api"], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=self._stderr)
         self.wait_for(self._healthy, wait_healthy, "healthz")
         return self
@@ -169,22 +169,6 @@ def active(st: dict) -> bool:
 def for_venue(venue: Any, workdir: Path, **env: str) -> TargetProcess:
     """A TargetProcess wired to a ``VenueServer`` (not started)."""
     return TargetProcess(venue.rest_url, venue.ws_public_url, venue.ws_private_url, workdir, env=env)
-
-
-def sample_problems(samples: list[dict]) -> list[str]:
-    """Every schema (min JSON Schema, Draft 2020-12) and contract-engine finding over ``samples``."""
-    import jsonschema
-
-    from pytest_chaosdrill.contract import check_status
-    from pytest_chaosdrill.resources import default_schema
-
-    validator = jsonschema.Draft202012Validator(json.loads(Path(default_schema()).read_text()))
-    problems = []
-    for st in samples:
-        st = {k: v for k, v in st.items() if k != "_mono"}
-        problems += [f"[SCHEMA] {list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(st)]
-        problems += [str(f) for f in check_status(st)]
-    return problems
 
 
 def last_before(samples: list[dict], mono: float) -> float:

@@ -11,19 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chaosdrill.reference.okx_demo_api import config as config_mod
-from pytest_chaosdrill.reference.okx_demo_api import wal as wal_mod
-from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Intent
-from pytest_chaosdrill.reference.okx_demo_api.inventory import Inventory
-from pytest_chaosdrill.reference.okx_demo_api.latch import OpenPermissionLatch
-from pytest_chaosdrill.reference.okx_demo_api.ops_files import OpsFiles, atomic_write_json, provenance
-from pytest_chaosdrill.reference.okx_demo_api.policy import (ACTIVE, DEGRADED, FORCE_KILL, HEALTHY, KILL, LATCHED,
+from okx_demo_api import config as config_mod
+from okx_demo_api import wal as wal_mod
+from okx_demo_api.dispatcher import Intent
+from okx_demo_api.inventory import Inventory
+from okx_demo_api.latch import OpenPermissionLatch
+from okx_demo_api.ops_files import OpsFiles, atomic_write_json, provenance
+from okx_demo_api.policy import (ACTIVE, DEGRADED, FORCE_KILL, HEALTHY, KILL, LATCHED,
                                                    REDUCE_ONLY, RISK_DEGRADED, Inputs, Manifest, PolicyGuard)
-from pytest_chaosdrill.reference.okx_demo_api.reconcile import IntentResolver, compare, venue_positions
-from pytest_chaosdrill.reference.okx_demo_api.strategy import Strategy
-from pytest_chaosdrill.reference.okx_demo_api.telemetry import Telemetry, percentile
-from pytest_chaosdrill.reference.okx_demo_api.venue_client import RestClient, RestResult
-from pytest_chaosdrill.reference.okx_demo_api.wal import Wal, pending_intents, read_records
+from okx_demo_api.reconcile import IntentResolver, compare, venue_positions
+from okx_demo_api.strategy import Strategy
+from okx_demo_api.telemetry import Telemetry, percentile
+from okx_demo_api.venue_client import RestClient, RestResult
+from okx_demo_api.wal import Wal, pending_intents, read_records
 from pytest_chaosdrill.resources import default_manifest
 
 INSTS = ("BTC-USDT-SWAP", "ETH-USDT-SWAP")
@@ -31,12 +31,12 @@ INSTS = ("BTC-USDT-SWAP", "ETH-USDT-SWAP")
 
 @pytest.fixture(scope="module")
 def manifest() -> Manifest:
-    return Manifest.load()
+    return Manifest.load(default_manifest())
 
 
 # -- PolicyGuard -------------------------------------------------------------------------------------
 
-def test_manifest_comes_from_the_project_default(manifest: Manifest) -> None:
+def test_manifest_loads_every_tier_in_manifest_order(manifest: Manifest) -> None:
     doc = json.loads(Path(default_manifest()).read_text())
     assert manifest.contract_version == doc["contract_version"]
     assert list(manifest.kill) == [e["code"] for e in doc["registries"]["ModeReasonCode"]["Kill"]]
@@ -254,7 +254,7 @@ def test_resolver_asks_by_clordid_and_never_resends() -> None:
 def test_resolver_takes_not_found_as_final_only_after_exptime_and_margin() -> None:
     """While the original request can still reach the venue (until expTime + margin), "not found" leaves
     the intent pending; after it, the venue would refuse the request, so "absent" is final."""
-    from pytest_chaosdrill.reference.okx_demo_api.clock import now_ms
+    from okx_demo_api.clock import now_ms
     rest = _FakeRest({"o1": RestResult(200, {"code": "51603", "msg": "Order does not exist", "data": []}),
                       "o2": RestResult(200, {"code": "51603", "msg": "Order does not exist", "data": []})})
     wal = _ListWal()
@@ -320,7 +320,7 @@ def test_strategy_sends_no_open_outside_active(manifest: Manifest) -> None:
 
 def _cfg(tmp_path: Path, rest_url: str, **extra: str) -> config_mod.Config:
     env = {"OKX_REST_URL": rest_url, "TARGET_CONTROL_DIR": str(tmp_path / "c"),
-           "TARGET_DATA_DIR": str(tmp_path / "d"), **extra}
+           "TARGET_DATA_DIR": str(tmp_path / "d"), "TARGET_REASON_MANIFEST": str(default_manifest()), **extra}
     return config_mod.load(None, env)
 
 
@@ -357,7 +357,7 @@ def test_classify_transport_failures() -> None:
     import aiohttp
     from aiohttp.client_reqrep import ConnectionKey
 
-    from pytest_chaosdrill.reference.okx_demo_api.venue_client import classify
+    from okx_demo_api.venue_client import classify
     key = ConnectionKey("venue.invalid", 80, False, True, None, None, None)
     assert classify(asyncio.TimeoutError()) == "timeout"
     assert classify(aiohttp.ClientConnectorError(key, socket.gaierror(-2, "Name or service not known"))) == "dns_failure"
@@ -378,13 +378,15 @@ def test_config_env_flags_and_validation(tmp_path: Path) -> None:
     assert cfg.instruments == INSTS and cfg.wal_capacity == 1024 and cfg.environment == "PAPER"
     with pytest.raises(config_mod.ConfigError):
         config_mod.load(None, {"TARGET_DATA_DIR": "x"})
+    with pytest.raises(config_mod.ConfigError, match="TARGET_REASON_MANIFEST"):
+        config_mod.load(None, {"TARGET_CONTROL_DIR": "c", "TARGET_DATA_DIR": "d"})
     with pytest.raises(config_mod.ConfigError):
         _cfg(tmp_path, "http://x", TARGET_ORDER_RATE="4")
     import argparse
     p = argparse.ArgumentParser()
     config_mod.add_arguments(p)
     args = p.parse_args(["--rest-url", "http://127.0.0.1:7", "--order-rate", "6", "--control-dir", "c",
-                         "--data-dir", "d"])
+                         "--data-dir", "d", "--reason-manifest", str(default_manifest())])
     cfg = config_mod.load(args, {"OKX_REST_URL": "http://ignored"})
     assert cfg.rest_url == "http://127.0.0.1:7" and cfg.order_rate == 6.0
     assert "demo-secret" not in json.dumps(cfg.public_dict())
@@ -477,7 +479,7 @@ class _FakeWs:
 
 
 def _feed(tmp_path: Path):
-    from pytest_chaosdrill.reference.okx_demo_api.venue_client import PublicFeed
+    from okx_demo_api.venue_client import PublicFeed
     gaps: list[tuple[str, dict]] = []
     feed = PublicFeed(_cfg(tmp_path, "http://127.0.0.1:9"), Telemetry(),
                       lambda i, d: gaps.append(("book", d)), lambda i, d: gaps.append(("trades", d)),
@@ -550,17 +552,17 @@ def test_feed_lag_is_the_worse_of_data_age_and_silence(tmp_path: Path) -> None:
 # -- /status payload built from App state (no network: the App is constructed, not run) --------------
 
 def _app(tmp_path: Path, **env: str):
-    from pytest_chaosdrill.reference.okx_demo_api.app import App
+    from okx_demo_api.app import App
     return App(_cfg(tmp_path, "http://127.0.0.1:9", **env))
 
 
 def _problems(payload: dict) -> list[str]:
-    from pytest_chaosdrill.reference.okx_demo_api.harness import sample_problems
+    from status_checks import sample_problems
     return sample_problems([payload])
 
 
 def test_status_payload_valid_in_every_state(tmp_path: Path) -> None:
-    from pytest_chaosdrill.reference.okx_demo_api import status
+    from okx_demo_api import status
     app = _app(tmp_path)
     st = status.build(app)  # start-up: nothing reachable yet
     assert _problems(st) == []
@@ -588,7 +590,7 @@ def test_status_payload_valid_in_every_state(tmp_path: Path) -> None:
 
 
 def test_live_environment_is_never_active_without_a_certificate(tmp_path: Path) -> None:
-    from pytest_chaosdrill.reference.okx_demo_api import status
+    from okx_demo_api import status
     app = _app(tmp_path, TARGET_ENVIRONMENT="LIVE")
     app.startup_done = True
     st = status.build(app)

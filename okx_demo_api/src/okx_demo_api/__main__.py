@@ -1,4 +1,4 @@
-"""``python -m pytest_chaosdrill.reference.okx_demo_api``: run the reference target (flags mirror env vars)."""
+"""``python -m okx_demo_api``: run the reference target (flags mirror env vars)."""
 from __future__ import annotations
 
 import sys

@@ -22,6 +22,7 @@ _SPEC: list[tuple[str, str, type, object, str]] = [
     ("TARGET_PORT", "port", int, 8080, "status HTTP port"),
     ("TARGET_CONTROL_DIR", "control_dir", str, "", "control dir (STOP file, hooks); required"),
     ("TARGET_DATA_DIR", "data_dir", str, "", "data dir (WAL, run manifest, fingerprint, log); required"),
+    ("TARGET_REASON_MANIFEST", "reason_manifest", str, "", "reason-code manifest JSON (the contract's registries); required"),
     ("TARGET_ORDER_RATE", "order_rate", float, 8.0, "orders per second (>= 5)"),
     ("TARGET_STALE_THRESHOLD_MS", "stale_threshold_ms", int, 1000, "market-data lag/silence that latches WS_DATA_STALE"),
     ("TARGET_RECONCILE_STABLE_MS", "reconcile_stable_ms", int, 500, "how long a cleared condition must stay clear before reconciling"),
@@ -59,6 +60,7 @@ class Config:
     port: int
     control_dir: Path
     data_dir: Path
+    reason_manifest: Path
     order_rate: float
     stale_threshold_ms: int
     reconcile_stable_ms: int
@@ -80,13 +82,14 @@ class Config:
             d[k] = "***"
         d["control_dir"] = str(self.control_dir)
         d["data_dir"] = str(self.data_dir)
+        d["reason_manifest"] = str(self.reason_manifest)
         d["instruments"] = list(self.instruments)
         return d
 
     def config_hash(self) -> str:
         """Hash of the behaviour-relevant configuration (dirs and ports excluded: they differ per run)."""
         d = self.public_dict()
-        for k in ("control_dir", "data_dir", "port", "host", "rest_url", "ws_public_url", "ws_private_url"):
+        for k in ("control_dir", "data_dir", "reason_manifest", "port", "host", "rest_url", "ws_public_url", "ws_private_url"):
             d.pop(k, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -122,7 +125,7 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
             values[dest] = typ(raw)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{name}: cannot parse {raw!r} as {typ.__name__}") from exc
-    for dest in ("control_dir", "data_dir"):
+    for dest in ("control_dir", "data_dir", "reason_manifest"):
         if not values[dest]:
             raise ConfigError(f"TARGET_{dest.upper()} (--{dest.replace('_', '-')}) is required")
     if float(values["order_rate"]) < MIN_ORDER_RATE:
@@ -146,4 +149,5 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
     values["ws_private_url"] = values["ws_private_url"] or _ws_from_rest(rest, "/ws/v5/private")
     values["control_dir"] = Path(str(values["control_dir"])).resolve()
     values["data_dir"] = Path(str(values["data_dir"])).resolve()
+    values["reason_manifest"] = Path(str(values["reason_manifest"])).resolve()
     return Config(**values)  # type: ignore[arg-type]

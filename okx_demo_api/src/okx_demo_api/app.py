@@ -60,7 +60,7 @@ class App:
         self.cfg = cfg
         self.ops = OpsFiles(cfg.control_dir, cfg.data_dir)
         self.log = EventLog(cfg.data_dir / "target.log")
-        self.manifest = Manifest.load()
+        self.manifest = Manifest.load(cfg.reason_manifest)
         self.guard = PolicyGuard(self.manifest)
         self.cortex = Cortex(self.guard)
         self.policy_update_ms = now_ms()
@@ -354,7 +354,7 @@ class App:
         while not self.stopping.is_set():
             await asyncio.sleep(POLICY_REFRESH_S)
             try:
-                fresh = await asyncio.to_thread(Manifest.load)
+                fresh = await asyncio.to_thread(Manifest.load, self.cfg.reason_manifest)
             except Exception as exc:
                 self.log("policy_refresh_failed", error=repr(exc))
                 continue

@@ -1,4 +1,4 @@
-"""Entry point shared by ``python -m pytest_chaosdrill.reference.okx_demo_api``."""
+"""Entry point shared by ``python -m okx_demo_api``."""
 from __future__ import annotations
 
 import argparse
@@ -32,7 +32,7 @@ def run_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pytest_chaosdrill.reference.okx_demo_api",
+    parser = argparse.ArgumentParser(prog="python -m okx_demo_api",
                                      description="okx_demo_api: reference trading target for pytest-chaosdrill")
     config_mod.add_arguments(parser)
     return run_args(parser.parse_args(argv))

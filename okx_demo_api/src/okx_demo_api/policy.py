@@ -1,6 +1,6 @@
 """PolicyGuard: resolves trading_mode, risk_state and ordered, tier-pure mode_reasons from its inputs.
 
-The reason-code order comes from the contract manifest (``resources.default_manifest()``): the
+The reason-code order comes from the contract manifest (``TARGET_REASON_MANIFEST``): the
 manifest lists each tier in precedence order and the contract requires ``mode_reasons`` to be a
 subsequence of it. Kill beats ReduceOnly beats Active. A token that is not in the manifest is a
 contract violation: the guard fails closed to Kill (``KILL_CORTEX_FORCE_KILL``) and stays there until
@@ -33,11 +33,8 @@ class Manifest:
     info: dict[str, dict] = field(default_factory=dict)  # code -> {"display", "unblock": {type, condition}}
 
     @classmethod
-    def load(cls, path: Path | str | None = None) -> "Manifest":
-        """Load the manifest; by default the project's bundled one (``resources.default_manifest()``)."""
-        if path is None:
-            from pytest_chaosdrill.resources import default_manifest
-            path = default_manifest()
+    def load(cls, path: Path | str) -> "Manifest":
+        """Load the manifest file (``TARGET_REASON_MANIFEST``, given by the target file)."""
         with open(path, encoding="utf-8") as fh:
             return cls.from_dict(json.load(fh))
 
