@@ -20,7 +20,7 @@ REFERENCE = HERE.parent.parent / "targets" / "okx_demo_api.yaml"
 def variant_target(bug: str, image: str | None = None, launcher_in_image: str = "") -> dict[str, Any]:
     """The reference target file started through the launcher with ``bug``. Without ``image``, for the
     process backend (no docker section); with it, the docker section runs ``launcher_in_image`` from
-    ``image`` (see tests/test_drills_not_vacuous_docker.py, which builds that image)."""
+    ``image`` (see tests/matrix/test_drills_not_vacuous_docker.py, which builds that image)."""
     doc = yaml.safe_load(REFERENCE.read_text(encoding="utf-8"))
     doc["name"] = f"okx_demo_api_{bug}"
     doc["command"] = ["{python}", str(LAUNCHER), bug]

@@ -13,7 +13,7 @@ from drilltexts import BOOK_GAP, TEST_MODULE
 
 from pytest_chaosdrill.expect import Expectation
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TARGET = ROOT / "targets" / "okx_demo_api.yaml"
 
 

@@ -28,7 +28,7 @@ from pytest_chaosdrill.record import DrillRecord, StepRecord
 from pytest_chaosdrill.resources import drills_dir, specs_dir
 from pytest_chaosdrill.venue import VenueServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 pytestmark = pytest.mark.timeout(90)
 

@@ -25,8 +25,11 @@ from typing import Iterator
 import pytest
 
 from pytest_chaosdrill.docker_engine import DockerEngine, compose_command, engine_available
-from tests.test_drills_not_vacuous import Case, assert_patch_did_not_raise, meta_of, run_drills
+from tests.matrix.test_drills_not_vacuous import Case, assert_patch_did_not_raise, meta_of, run_drills
 from tests.variants.targets import LAUNCHER, write_variant_target
+
+# the one-bug variant matrix: `pytest -m matrix` (left out of the default run; .ci/run runs it)
+pytestmark = pytest.mark.matrix
 
 pytest_plugins = ["pytester"]
 

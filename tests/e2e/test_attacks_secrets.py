@@ -1,4 +1,4 @@
-"""Planted secrets against a REAL drill: the hostile front (tests/hostile/front.py, echo_secret mode)
+"""Planted secrets against a REAL drill: the hostile front (tests/e2e/hostile/front.py, echo_secret mode)
 echoes every planted secret into its status (enum fields → contract findings → the reason → JUnit and
 the terminal), its log (with a non-UTF-8 byte on every line), its stdout and its run manifest. Then
 EVERY byte the run wrote is searched for every secret in every form: none may be found. Names that only
@@ -32,7 +32,7 @@ PLANTED_ENV = {
     "DB_URL": "postgres://dbuser:Pw-in-url-Hq5@db.internal/db",
     "DB2_URL": "mysql://u2:Pct%2Fenc%40ded-Jm6@h/db",
 }
-# Planted by the target file (tests/hostile/secrets.yaml): under secret names, and one value that only
+# Planted by the target file (tests/e2e/hostile/secrets.yaml): under secret names, and one value that only
 # its `secrets:` list names (the front gets it under the innocuous HOSTILE_ECHO_EXTRA).
 TARGET_SECRETS = [f"tgt-api-key-{DRILL}-Qx9", f"tgt-secret-{DRILL}-Wv7", "tgt-passphrase-Zk3",
                   f"only-in-secrets-list-{DRILL}-Yp4"]

@@ -19,7 +19,7 @@ from pytest_chaosdrill.backends.docker import DockerSpec
 from pytest_chaosdrill.docker_engine import docker_cli, engine_available
 from pytest_chaosdrill.target import TargetConfig, load_target
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "threaded_service"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "threaded_service"
 DEFAULT_IMAGE = "chaosdrill/example-threaded:latest"
 
 

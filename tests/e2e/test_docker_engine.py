@@ -24,7 +24,7 @@ import pytest
 from pytest_chaosdrill import docker_engine as de
 from pytest_chaosdrill.docker_engine import DockerEngine, engine_available
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker" / "docker-compose.yml"
 IMAGE = os.environ.get("CHAOSDRILL_IMAGE", "chaosdrill/target:latest")
 HTTP_SERVER = ["python3", "-m", "http.server", "8000", "--bind", "0.0.0.0"]

@@ -1,4 +1,4 @@
-"""Hostile status answers against REAL drills: a fake status server (tests/hostile/front.py) in front of
+"""Hostile status answers against REAL drills: a fake status server (tests/e2e/hostile/front.py) in front of
 the real reference target mutates what the plugin samples. Each attack once made a drill PASS, leak
 ``NaN`` into evidence or crash with a traceback; now each must end with no PASS, no traceback, a complete
 evidence folder of strict JSON, a reason that names the problem, and no target process left."""

@@ -200,7 +200,7 @@ def pytest_chaosdrill_add_checks(checks):
 
 
 def test_live_environment_is_refused(pytester: pytest.Pytester) -> None:
-    target = (Path(__file__).resolve().parent.parent / "targets" / "okx_demo_api.yaml").read_text()
+    target = (Path(__file__).resolve().parents[2] / "targets" / "okx_demo_api.yaml").read_text()
     (pytester.path / "live.yaml").write_text(target.replace("environment: PAPER", "environment: LIVE"))
     make_drill(pytester, "gap.yaml", BOOK_GAP)
     result = run(pytester, "--chaosdrill-target", str(pytester.path / "live.yaml"))
@@ -252,7 +252,7 @@ external: {{venue_port: {venue_port}, proxy_port: {proxy_port}, status_port: {st
         # The latch-clearing order is provable here only from the service's own clear time, which the
         # external backend does not trust (the service's clock may not be this machine's).
         make_drill(pytester, "gap.yaml", BOOK_GAP.replace("  - latch_clears_only_after_reconcile\n", ""))
-        make_drill(pytester, "crash.yaml", (Path(__file__).resolve().parent.parent / "drills"
+        make_drill(pytester, "crash.yaml", (Path(__file__).resolve().parents[2] / "drills"
                                             / "drill_4_crash_restart.yaml").read_text())
         # The gap drill passes; the crash drill needs to kill a process the plugin does not own: skipped
         # at collection with the reason, never run half-way.

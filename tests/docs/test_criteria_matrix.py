@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from pytest_chaosdrill.checks import builtin_checks
-from tests.test_drills_not_vacuous import CASES as PROCESS_CASES, CORRECT_CASES
-from tests.test_drills_not_vacuous_docker import DOCKER_CASES
+from tests.matrix.test_drills_not_vacuous import CASES as PROCESS_CASES, CORRECT_CASES
+from tests.matrix.test_drills_not_vacuous_docker import DOCKER_CASES
 from tests.variants.launch import CORRECT, VARIANTS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "criteria.md"
 DRILLS = ROOT / "drills"
 #: Every not-vacuous FAIL case: the process backend's and the docker-only drills' (variant in a container).
@@ -60,7 +60,7 @@ ROWS = matrix()
 
 def drill_checks() -> dict[str, list[str]]:
     """The checks of the checklist's drills (phase2, ops). Compound and exploring drills check the global
-    invariants of fault schedules; their bugs are found by tests/test_schedule.py and test_explore_ci.py."""
+    invariants of fault schedules; their bugs are found by tests/unit/test_schedule.py and test_explore_ci.py."""
     out = {}
     for f in sorted(DRILLS.glob("*.yaml")):
         d = yaml.safe_load(f.read_text(encoding="utf-8"))

@@ -10,7 +10,7 @@ import pytest
 from junit_rules import junit10_problems
 
 pytest.importorskip("xdist")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_two_workers_make_one_run_with_one_signoff(pytester: pytest.Pytester) -> None:

@@ -30,7 +30,7 @@ from pytest_chaosdrill.backends.docker import (DOCKER_SECTION_SCHEMA, DockerBack
                                                PROXY_LISTEN_PORT)
 from pytest_chaosdrill.target import TargetConfig, TargetConfigError, load_target
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("CHAOSDRILL_IMAGE", "chaosdrill/target:latest")
 BASE_IMAGE = "chaosdrill/base:bookworm"
 

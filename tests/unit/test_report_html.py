@@ -483,7 +483,7 @@ def test_report_loads_in_headless_chromium(tmp_path: Path, chromium: Path) -> No
 def test_pytest_html_rows_carry_the_drill_chart_and_evidence_link(pytester: pytest.Pytester) -> None:
     """With pytest-html installed, each drill's row gets its timeline SVG and a link to its evidence."""
     pytest.importorskip("pytest_html")
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     drills = pytester.path / "mydrills"
     drills.mkdir()
     (drills / "gap.yaml").write_text((root / "drills" / "drill_5_ws_book_gap.yaml").read_text())
