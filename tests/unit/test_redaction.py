@@ -162,3 +162,15 @@ def test_repr_never_shows_values(redactor: Redactor) -> None:
 def test_longest_form_wins_when_one_secret_contains_another() -> None:
     r = Redactor(["abcd", "xxabcdyy"])
     assert r.text("xxabcdyy abcd") == f"{MARKER} {MARKER}"
+
+
+def test_redactor_removes_secret_values_not_key_names() -> None:
+    r = Redactor(["s3cr3t-value", "abc123"])
+    out = r.text('token s3cr3t-value; {"apiKey": "abc123", "token": "KILL_X"} OK-ACCESS-KEY: kkk')
+    assert "s3cr3t-value" not in out and "abc123" not in out
+    assert '"token": "KILL_X"' in out and "kkk" in out   # names alone never redact: only known values do
+
+
+def test_redactor_leaves_words_that_merely_contain_a_secret_name() -> None:
+    assert Redactor().text("manifest with fake token KILL_DRIFT_TOKEN: 1 finding") == \
+        "manifest with fake token KILL_DRIFT_TOKEN: 1 finding"
