@@ -22,8 +22,8 @@ DRILLS = ROOT / "drills"
 CASES = [*PROCESS_CASES, *DOCKER_CASES]
 TAG = re.compile(r"^\[[A-Z-]+\]$")
 VARIANT_REF = re.compile(r"^`([a-z0-9_]+)`(?:@`([a-z0-9_]+)`)?$")
-CONTRACT_REF = re.compile(r"^contract engine: `(tests/[a-z_]+\.py)::([a-z0-9_]+)(?:\[([a-z0-9-]+)\])?`$")
-NEVER_FAILS = re.compile(r"^never FAILs: `(tests/[a-z_]+\.py)::([a-z0-9_]+)`$")
+CONTRACT_REF = re.compile(r"^contract engine: `(tests/[a-z_/]+\.py)::([a-z0-9_]+)(?:\[([a-z0-9-]+)\])?`$")
+NEVER_FAILS = re.compile(r"^never FAILs: `(tests/[a-z_/]+\.py)::([a-z0-9_]+)`$")
 
 
 @dataclass(frozen=True)
