@@ -1,26 +1,20 @@
 """Unit tests of pytest_chaosdrill.backends.process: pause, resume and kill proven by the kernel."""
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 
+from pytest_chaosdrill.backends.process import ProcessTarget
 from pytest_chaosdrill.target import load_target
 from pytest_chaosdrill.timeline import wait_until
 
 
-def _target(tmp_path: Path, text: str) -> Path:
-    p = tmp_path / "t.yaml"
-    p.write_text(text)
-    return p
-
-
 def test_process_backend_pause_resume_and_kill_are_proven_by_the_kernel(tmp_path: Path) -> None:
-    import signal
-    import sys
-
-    from pytest_chaosdrill.backends.process import ProcessTarget
-
-    t = load_target(_target(tmp_path, 'name: sleeper\ncommand: ["{python}", "-c", "import time; time.sleep(60)"]\n'
-                                      'status_url: "http://127.0.0.1:1/"\n')).render({"python": sys.executable})
+    path = tmp_path / "t.yaml"
+    path.write_text('name: sleeper\ncommand: ["{python}", "-c", "import time; time.sleep(60)"]\n'
+                    'status_url: "http://127.0.0.1:1/"\n')
+    t = load_target(path).render({"python": sys.executable})
     target = ProcessTarget(t, tmp_path / "logs")
     target.start()
     try:
