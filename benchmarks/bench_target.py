@@ -16,8 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_chaosdrill.reference.okx_demo_api.harness import TargetProcess, open_blocked
+from okx_demo_api.harness import TargetProcess, open_blocked
+from pytest_chaosdrill.resources import default_manifest
 from pytest_chaosdrill.venue import VenueServer
+
+# what the target file hands the service: the contract's reason-code manifest
+MANIFEST_ENV = {"TARGET_REASON_MANIFEST": str(default_manifest())}
 
 
 def _active(st: dict) -> bool:
@@ -25,7 +29,7 @@ def _active(st: dict) -> bool:
 
 
 def _start(venue: VenueServer, root: Path, name: str, **env: str) -> TargetProcess:
-    t = TargetProcess(venue.rest_url, venue.ws_public_url, venue.ws_private_url, root / name, env=env)
+    t = TargetProcess(venue.rest_url, venue.ws_public_url, venue.ws_private_url, root / name, env={**MANIFEST_ENV, **env})
     t.start()
     t.wait_status(_active, 15, "Active")
     return t
@@ -117,7 +121,8 @@ def run(only: set[str] | None, repeat: int) -> dict[str, list[tuple[float, float
             for i in range(repeat):
                 t = _start(venue, root, f"crash{i}")
                 t.kill()
-                t2 = TargetProcess(venue.rest_url, venue.ws_public_url, venue.ws_private_url, t.workdir)
+                t2 = TargetProcess(venue.rest_url, venue.ws_public_url, venue.ws_private_url, t.workdir,
+                                   env=MANIFEST_ENV)
                 t0 = time.monotonic()
                 try:
                     t2.start()

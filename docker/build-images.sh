@@ -2,7 +2,7 @@
 # Build the chaosdrill image (venue + proxy + reference target) without any registry:
 #   1. base image: BASE_IMAGE if given (e.g. python:3.11-slim where a registry is reachable),
 #      else the local debootstrap image from docker/build-base-image.sh (built once, cached);
-#   2. wheels of the project and all its deps, built on the host (offline from the wheel cache
+#   2. wheels of the project (the plugin and okx_demo_api/) and all their deps, built on the host (offline from the wheel cache
 #      when it already has everything, from PyPI otherwise);
 #   3. `docker build` with only those wheels as the build context (pip --no-index inside).
 #
@@ -35,31 +35,37 @@ docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 || docker pull "$BASE_IMAGE" 
 PY_VERSION="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 
 # --- wheels -------------------------------------------------------------------------------
+# The project's distributions: the plugin (with its test extra's deps) and the reference target
+# (okx_demo_api/, its own distribution), both installed in the image.
+PROJECTS=("$ROOT[test]" "$ROOT/okx_demo_api")
 WHEELS="$CACHE/wheels"           # every dependency wheel ever built here (the cache)
 BUILD_WHEELS="$CACHE/build-wheels"  # the project's build backend, for offline isolated builds
 CONTEXT="$CACHE/docker-context"  # what `docker build` sees: deps/ and project/ only
 mkdir -p "$WHEELS" "$BUILD_WHEELS"
 rm -rf "$CONTEXT" && mkdir -p "$CONTEXT/deps" "$CONTEXT/project"
+# The contract's data files (a service reads the reason-code manifest from /opt/chaosdrill/specs).
+cp -r "$ROOT/specs" "$CONTEXT/specs"
 FRESH="$(mktemp -d "$CACHE/wheels-run.XXXXXX")"
 trap 'rm -rf "$FRESH"' EXIT
 
 # Offline first: the cache usually has every wheel; a new or bumped dependency falls back to PyPI.
 if "$PYTHON" -m pip wheel -q --no-index --find-links "$WHEELS" --find-links "$BUILD_WHEELS" \
-        --wheel-dir "$FRESH" "$ROOT[test]" 2>/dev/null; then
+        --wheel-dir "$FRESH" "${PROJECTS[@]}" 2>/dev/null; then
     echo "wheels: built offline from the cache"
 else
     echo "wheels: cache incomplete, fetching from the package index"
     rm -f "$FRESH"/*.whl
     "$PYTHON" -m pip wheel -q --wheel-dir "$BUILD_WHEELS" hatchling 2> >(quiet_pip)
-    "$PYTHON" -m pip wheel -q --find-links "$WHEELS" --wheel-dir "$FRESH" "$ROOT[test]" 2> >(quiet_pip)
+    "$PYTHON" -m pip wheel -q --find-links "$WHEELS" --wheel-dir "$FRESH" "${PROJECTS[@]}" 2> >(quiet_pip)
 fi
 for whl in "$FRESH"/*.whl; do
     case "$(basename "$whl")" in
-        pytest_chaosdrill-*) cp "$whl" "$CONTEXT/project/" ;;
+        pytest_chaosdrill-*|okx_demo_api-*) cp "$whl" "$CONTEXT/project/" ;;
         *) cp "$whl" "$CONTEXT/deps/"; cp -n "$whl" "$WHEELS/" ;;
     esac
 done
-[[ -n "$(ls "$CONTEXT/project")" ]] || { echo "error: no pytest_chaosdrill wheel was built" >&2; exit 1; }
+[[ -n "$(ls "$CONTEXT/project"/pytest_chaosdrill-*.whl 2>/dev/null)" ]] || { echo "error: no pytest_chaosdrill wheel was built" >&2; exit 1; }
+[[ -n "$(ls "$CONTEXT/project"/okx_demo_api-*.whl 2>/dev/null)" ]] || { echo "error: no okx_demo_api wheel was built" >&2; exit 1; }
 echo "wheels: $(ls "$CONTEXT/deps" | wc -l) dependencies + $(ls "$CONTEXT/project")"
 lap "wheels"
 

@@ -1,7 +1,7 @@
 """The reason-code registries this service emits, in the contract's precedence order.
 
 A service normally generates this from the contract's registry manifest; it is written out here so
-the service has no dependency on the drill tooling. tests/test_example_service.py checks it against
+the service has no dependency on the drill tooling. tests/examples/test_threaded_service.py checks it against
 the bundled manifest, so drift fails CI.
 """
 from __future__ import annotations

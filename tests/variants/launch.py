@@ -15,15 +15,15 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-from pytest_chaosdrill.reference.okx_demo_api import app as app_mod
-from pytest_chaosdrill.reference.okx_demo_api import main as main_mod
-from pytest_chaosdrill.reference.okx_demo_api import status as status_mod
-from pytest_chaosdrill.reference.okx_demo_api.dispatcher import fmt_sz
-from pytest_chaosdrill.reference.okx_demo_api.policy import ACTIVE, Decision, PolicyGuard
-from pytest_chaosdrill.reference.okx_demo_api.reconcile import IntentResolver
-from pytest_chaosdrill.reference.okx_demo_api.telemetry import Telemetry
-from pytest_chaosdrill.reference.okx_demo_api.venue_client import RestClient
-from pytest_chaosdrill.reference.okx_demo_api.wal import read_records
+from okx_demo_api import app as app_mod
+from okx_demo_api import main as main_mod
+from okx_demo_api import status as status_mod
+from okx_demo_api.dispatcher import fmt_sz
+from okx_demo_api.policy import ACTIVE, Decision, PolicyGuard
+from okx_demo_api.reconcile import IntentResolver
+from okx_demo_api.telemetry import Telemetry
+from okx_demo_api.venue_client import RestClient
+from okx_demo_api.wal import read_records
 
 App = app_mod.App
 
@@ -169,7 +169,7 @@ def not_found_taken_as_absent() -> None:
 
 def reduce_only_blocked_by_wal() -> None:
     """Reduce-only orders wait for the WAL like opens, so a saturated WAL blocks risk reduction too."""
-    from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Dispatcher
+    from okx_demo_api.dispatcher import Dispatcher
 
     Dispatcher._bypasses_wal = lambda self, intents: False  # type: ignore[method-assign]
 
@@ -194,7 +194,7 @@ def reconcile_waits_for_first_code() -> None:
 def trades_processed_twice() -> None:
     """A repeated tradeId (the same trade sent again) is taken as a new trade and processed a second time;
     gaps (a higher id than expected) are still detected and latched."""
-    from pytest_chaosdrill.reference.okx_demo_api.venue_client import PublicFeed
+    from okx_demo_api.venue_client import PublicFeed
 
     orig = PublicFeed._on_trade
 
@@ -241,7 +241,7 @@ def exposure_grows_in_containment() -> None:
     """Legging-risk handling completes the pair instead of only flattening: after a retry backoff
     (REHEDGE_AFTER_S) the rejected leg is sent again as a new OPEN on its own path, outside the guard,
     so exposure grows during containment (it is flattened afterwards)."""
-    from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Dispatcher
+    from okx_demo_api.dispatcher import Dispatcher
 
     orig_check, orig_naked = Dispatcher._check_group, App._on_naked
 
@@ -267,8 +267,8 @@ def exposure_grows_in_containment() -> None:
 def no_containment() -> None:
     """The partial-fill emergency is a timer: ReduceOnly for the cooldown, but no containment order is
     sent (the naked leg is left alone), then back to Active."""
-    from pytest_chaosdrill.reference.okx_demo_api.policy import KILL
-    from pytest_chaosdrill.reference.okx_demo_api.strategy import Strategy
+    from okx_demo_api.policy import KILL
+    from okx_demo_api.strategy import Strategy
 
     orig_decide, orig_monitor = Strategy.decide_action, App._monitor_step
 
@@ -290,8 +290,8 @@ def no_containment() -> None:
 
 def kill_blocks_risk_reduction() -> None:
     """Kill is taken as a full stop: no order at all leaves in Kill, risk-reducing ones included."""
-    from pytest_chaosdrill.reference.okx_demo_api.policy import KILL
-    from pytest_chaosdrill.reference.okx_demo_api.strategy import Strategy
+    from okx_demo_api.policy import KILL
+    from okx_demo_api.strategy import Strategy
 
     orig = Strategy.decide_action
 
@@ -303,7 +303,7 @@ def kill_blocks_risk_reduction() -> None:
 
 def opens_in_kill() -> None:
     """The order path (strategy and dispatcher) takes Kill for Active; /status stays honest (Kill)."""
-    from pytest_chaosdrill.reference.okx_demo_api.policy import KILL
+    from okx_demo_api.policy import KILL
 
     orig_init = App.__init__
 
@@ -322,7 +322,7 @@ def opens_in_kill() -> None:
 
 def partial_fill_goes_kill() -> None:
     """A naked leg escalates to Kill (KILL_CORTEX_FORCE_KILL) for the emergency instead of ReduceOnly."""
-    from pytest_chaosdrill.reference.okx_demo_api.policy import FORCE_KILL
+    from okx_demo_api.policy import FORCE_KILL
 
     orig = App.inputs
 
@@ -345,7 +345,7 @@ def ws_lag_capped() -> None:
 
 def enqueue_failures_not_counted() -> None:
     """A full WAL queue refuses the enqueue (fail closed) but wal_queue_enqueue_failures is never incremented."""
-    from pytest_chaosdrill.reference.okx_demo_api.wal import Wal
+    from okx_demo_api.wal import Wal
 
     orig = Wal.enqueue
 
@@ -372,8 +372,8 @@ def loop_stalls_on_wal() -> None:
     """The trading loop blocks on WAL backpressure: once the queue is full it waits until the queue has
     drained completely, then backs off WAL_BACKOFF_S before ticking again (loop_tick_last_ts_ms stops
     moving for the whole blocked window)."""
-    from pytest_chaosdrill.reference.okx_demo_api.clock import now_ms, sleep_unless
-    from pytest_chaosdrill.reference.okx_demo_api.strategy import Strategy
+    from okx_demo_api.clock import now_ms, sleep_unless
+    from okx_demo_api.strategy import Strategy
 
     async def run(self: Strategy, stopping: asyncio.Event) -> None:
         wal = self.dispatcher.wal
@@ -396,7 +396,7 @@ def loop_stalls_on_wal() -> None:
 
 def no_restart_latch() -> None:
     """An unclean previous run is noticed but RESTART_RECONCILE_REQUIRED is never latched."""
-    from pytest_chaosdrill.reference.okx_demo_api.latch import OpenPermissionLatch
+    from okx_demo_api.latch import OpenPermissionLatch
 
     orig = OpenPermissionLatch.set
 
@@ -408,7 +408,7 @@ def no_restart_latch() -> None:
 
 def kill_resumes_on_its_own() -> None:
     """The Kill for an unknown token is not sticky: it lifts by itself after 0.5 s, without a restart."""
-    from pytest_chaosdrill.reference.okx_demo_api.policy import FORCE_KILL
+    from okx_demo_api.policy import FORCE_KILL
 
     orig = PolicyGuard.ingest_unknown
 
@@ -421,7 +421,7 @@ def kill_resumes_on_its_own() -> None:
 
 def stop_detected_late() -> None:
     """The STOP file counts only once it is 0.5 s old (a debounce): STOP is always detected late."""
-    from pytest_chaosdrill.reference.okx_demo_api.ops_files import OpsFiles
+    from okx_demo_api.ops_files import OpsFiles
 
     def stop_requested(self: OpsFiles) -> bool:
         try:
@@ -445,7 +445,7 @@ def stop_exits_nonzero() -> None:
 
 def latch_never_set() -> None:
     """Every open-permission latch request is dropped (the conditions are detected and logged, never latched)."""
-    from pytest_chaosdrill.reference.okx_demo_api.latch import OpenPermissionLatch
+    from okx_demo_api.latch import OpenPermissionLatch
 
     OpenPermissionLatch.set = lambda self, code, detail="": False  # type: ignore[method-assign]
 
@@ -471,7 +471,7 @@ def opens_ignore_guard() -> None:
 
 def _flatten_everything(app: App, why: str) -> None:
     """One reduce-only order per instrument for its whole committed position, sent at once."""
-    from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Intent
+    from okx_demo_api.dispatcher import Intent
 
     for inst in app.inventory.instruments:
         c = app.inventory.committed(inst)
@@ -484,7 +484,7 @@ def _flatten_everything(app: App, why: str) -> None:
 def flatten_at_once() -> None:
     """CORRECT, only faster: on a naked leg or on Kill the whole position is flattened at once, one
     reduce-only order per instrument, within milliseconds of the fault (before /status shows it)."""
-    from pytest_chaosdrill.reference.okx_demo_api.cortex import Cortex
+    from okx_demo_api.cortex import Cortex
 
     orig_naked, orig_init, orig_emit = App._on_naked, App.__init__, Cortex.emit
 
@@ -533,7 +533,7 @@ def stale_feed_not_latched() -> None:
     silent past the stale threshold the service goes ReduceOnly with REDUCEONLY_INPUT_MISSING_OR_STALE,
     but WS_DATA_STALE is never latched, so OPENs resume the moment data flows again, with no
     reconciliation behind them."""
-    from pytest_chaosdrill.reference.okx_demo_api.latch import OpenPermissionLatch
+    from okx_demo_api.latch import OpenPermissionLatch
 
     orig_set, orig_inputs = OpenPermissionLatch.set, App.inputs
 
@@ -582,8 +582,8 @@ def opens_unjournalled_under_wal_backpressure() -> None:
     fsync; and, as part of the same bug, the order path's decision leaves the WAL backpressure out
     (the strategy and dispatcher ignore the wal_backpressure degraded cause), so OPENs keep flowing.
     /status stays honest (ReduceOnly, risk Degraded)."""
-    from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Dispatcher
-    from pytest_chaosdrill.reference.okx_demo_api.policy import DEGRADED, HEALTHY
+    from okx_demo_api.dispatcher import Dispatcher
+    from okx_demo_api.policy import DEGRADED, HEALTHY
 
     orig_init = App.__init__
 
@@ -617,7 +617,7 @@ def retry_orders_on_transport_error() -> None:
     re-signed with a fresh expTime of the same validity. It trusts clOrdId idempotency, and the re-send
     skips the policy re-check a new dispatch would make, so an OPEN decided before a degradation still
     goes out after it."""
-    from pytest_chaosdrill.reference.okx_demo_api.clock import now_ms
+    from okx_demo_api.clock import now_ms
 
     orig = RestClient.request
 
@@ -650,8 +650,8 @@ def resend_after_not_found() -> None:
     The re-send goes straight from the resolver to the venue, skipping the policy re-check a new dispatch
     would make (so an OPEN decided before a degradation still goes out). Across a partition the re-send
     is placed first, then the held original lands and the venue gets the clOrdId a second time."""
-    from pytest_chaosdrill.reference.okx_demo_api.dispatcher import Dispatcher
-    from pytest_chaosdrill.reference.okx_demo_api.reconcile import S_NO_ORDER
+    from okx_demo_api.dispatcher import Dispatcher
+    from okx_demo_api.reconcile import S_NO_ORDER
 
     RestClient.exp_time_header = staticmethod(lambda exp_time_ms: {})  # type: ignore[method-assign]
     orig_handle = Dispatcher._handle

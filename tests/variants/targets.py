@@ -20,10 +20,14 @@ REFERENCE = HERE.parent.parent / "targets" / "okx_demo_api.yaml"
 def variant_target(bug: str, image: str | None = None, launcher_in_image: str = "") -> dict[str, Any]:
     """The reference target file started through the launcher with ``bug``. Without ``image``, for the
     process backend (no docker section); with it, the docker section runs ``launcher_in_image`` from
-    ``image`` (see tests/test_drills_not_vacuous_docker.py, which builds that image)."""
+    ``image`` (see tests/matrix/test_drills_not_vacuous_docker.py, which builds that image)."""
     doc = yaml.safe_load(REFERENCE.read_text(encoding="utf-8"))
     doc["name"] = f"okx_demo_api_{bug}"
     doc["command"] = ["{python}", str(LAUNCHER), bug]
+    # A relative manifest path is relative to the reference file's folder (its cwd); this file is written
+    # elsewhere, so the path is made absolute here.
+    manifest = doc["env"]["TARGET_REASON_MANIFEST"]
+    doc["env"]["TARGET_REASON_MANIFEST"] = str((REFERENCE.parent / manifest).resolve())
     if image is None:
         doc.pop("docker", None)
     else:

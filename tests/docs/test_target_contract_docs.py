@@ -1,0 +1,304 @@
+"""The target contract as documented: the two file schemas match what the checks read, the reference
+target's and the example service's real files validate against them, and the docs name every
+check, trigger kind, fixture and placeholder the code has.
+
+The schemas cannot drift from the checks: every check that declares it reads ``files.run_manifest`` or
+``files.fingerprint`` runs here against a record whose files log each key read, with the parameters
+the bundled drills give it; the keys read must be exactly the schema's required fields.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jsonschema
+import pytest
+
+from pytest_chaosdrill.drill import load_drills
+from pytest_chaosdrill.registry import builtin_checks, builtin_triggers
+from pytest_chaosdrill.record import DrillRecord, StepRecord
+from pytest_chaosdrill.resources import drills_dir, specs_dir
+from pytest_chaosdrill.venue import VenueServer
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+pytestmark = pytest.mark.timeout(90)
+
+
+def _schema(name: str) -> dict[str, Any]:
+    return json.loads((specs_dir() / name).read_text(encoding="utf-8"))
+
+
+MANIFEST = _schema("run_manifest.schema.json")
+FINGERPRINT = _schema("execution_fingerprint.schema.json")
+
+
+def _validator(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def _problems(schema: dict[str, Any], doc: Any) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in _validator(schema).iter_errors(doc)]
+
+
+# --- the schemas follow the checks --------------------------------------------------------------------
+
+
+class Reads(dict):
+    """A dict that logs every key a check looks up (``get``, ``[]``, ``in``) under ``name``."""
+
+    def __init__(self, log: dict[str, set[str]], name: str, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self._log, self._name = log, name
+
+    def _note(self, key: Any) -> None:
+        if isinstance(key, str) and not key.startswith("_"):  # "_unreadable" is the plugin's own marker
+            self._log.setdefault(self._name, set()).add(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._note(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        self._note(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: Any) -> bool:
+        self._note(key)
+        return super().__contains__(key)
+
+
+def _file_checks() -> dict[str, tuple[Callable[..., Any], tuple[str, ...]]]:
+    """Built-in checks that declare (``@needs``) a read of the run manifest or the fingerprint."""
+    out = {}
+    for name, fn in builtin_checks().items():
+        needs = tuple(n for n in getattr(fn, "needs", ()) if n in ("files.run_manifest", "files.fingerprint"))
+        if needs:
+            out[name] = (fn, needs)
+    return out
+
+
+def _keys_read() -> dict[str, set[str]]:
+    """Run every file-reading check with every parameter set the bundled drills give it."""
+    log: dict[str, set[str]] = {}
+    utc = "2026-01-01T00:00:00.100000Z"
+    manifest = Reads(log, "run_manifest", {"stop_detected": True, "stop_time": utc, "status": "interrupted"})
+    event = Reads(log, "error_event", {"type": "timeout"})
+    before = Reads(log, "fingerprint", {"api_calls": 1, "error_count": 0, "error_events": []})
+    during = Reads(log, "fingerprint", {"api_calls": 9, "error_count": 1, "error_events": [event]})
+    record = DrillRecord(
+        drill={}, drill_path="", backend="process", target_name="t", target_files=("run_manifest", "fingerprint"),
+        contract={}, started_utc=utc, t_start=0.0, files={"run_manifest": manifest}, fingerprint_before=before,
+        fingerprint_midrun=({"mono": 1.0, "utc": utc, "content": during},),
+        steps=(StepRecord("file.stop", {}, requested={"created_utc": "2026-01-01T00:00:00Z"}),))
+    params: dict[str, list[dict[str, Any]]] = {}
+    for d in load_drills([drills_dir()]):
+        for spec in d.checks:
+            params.setdefault(spec.name, []).append(dict(spec.params))
+    for name, (fn, _) in _file_checks().items():
+        for p in params.get(name) or [{}]:
+            fn(record, **p)
+    return log
+
+
+KEYS_READ = _keys_read()
+
+
+def test_the_file_checks_are_found() -> None:
+    assert set(_file_checks()) >= {"stop_detected", "run_manifest_fields", "fingerprint_error_gate",
+                                   "sustained_call_pressure"}
+
+
+def test_schemas_are_valid_draft_2020_12() -> None:
+    for schema in (MANIFEST, FINGERPRINT):
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_run_manifest_schema_requires_exactly_what_the_checks_read() -> None:
+    read = KEYS_READ["run_manifest"]
+    assert set(MANIFEST["required"]) == read, "schema required fields vs fields the checks read"
+    assert read <= set(MANIFEST["properties"])
+
+
+def test_fingerprint_schema_requires_exactly_what_the_checks_read() -> None:
+    assert set(FINGERPRINT["required"]) == KEYS_READ["fingerprint"]
+    items = FINGERPRINT["properties"]["error_events"]["items"]
+    assert set(items["required"]) == KEYS_READ["error_event"] == {"type"}
+
+
+def test_audit_fields_of_the_stop_drill_reject_unknown_and_empty() -> None:
+    audit = next(spec.params["audit_fields"] for d in load_drills([drills_dir()]) for spec in d.checks
+                 if spec.name == "run_manifest_fields")
+    good = _good_manifest()
+    assert _problems(MANIFEST, good) == []
+    for field in audit:
+        for bad in ("", "unknown", "not-UNKNOWN-here"):
+            assert _problems(MANIFEST, {**good, field: bad}), f"{field}={bad!r} must be rejected"
+
+
+def _good_manifest() -> dict[str, Any]:
+    return {"run_id": "run-1", "start_utc": "2026-01-01T00:00:00.000Z", "end_utc": "2026-01-01T00:01:00.000Z",
+            "status": "interrupted", "stop_detected": True, "stop_time": "2026-01-01T00:00:59.500+00:00",
+            "stop_reason": "stop_file", "git_commit": "0" * 40,
+            "docker_image_tag": "not-applicable:not-running-in-a-container", "build_id": "svc-000000000000"}
+
+
+def test_manifest_schema_rejects_what_the_checks_cannot_use() -> None:
+    good = _good_manifest()
+    running = {**good, "status": "running", "end_utc": None, "stop_detected": False, "stop_time": None,
+               "stop_reason": None}
+    assert _problems(MANIFEST, running) == []
+    assert _problems(MANIFEST, {**good, "stop_time": "2026-01-01T00:00:59"}), "a stop_time without a zone"
+    assert _problems(MANIFEST, {**good, "stop_time": None}), "stop_detected without stop_time"
+    assert _problems(MANIFEST, {**good, "end_utc": None}), "stopped without end_utc"
+    assert _problems(MANIFEST, {**good, "stop_detected": "true"}), "stop_detected must be a boolean"
+    for field in MANIFEST["required"]:
+        assert _problems(MANIFEST, {k: v for k, v in good.items() if k != field}), f"missing {field}"
+
+
+def test_fingerprint_schema_rejects_what_the_checks_cannot_use() -> None:
+    good = {"api_calls": 3, "error_count": 1, "error_events": [{"type": "timeout", "utc": "2026-01-01T00:00:00Z"}]}
+    assert _problems(FINGERPRINT, good) == []
+    assert _problems(FINGERPRINT, {**good, "error_events": [{"endpoint": "/api/v5/trade/order"}]}), "event without type"
+    assert _problems(FINGERPRINT, {**good, "api_calls": "3"})
+    assert _problems(FINGERPRINT, {**good, "error_count": 1.5})
+    for field in FINGERPRINT["required"]:
+        assert _problems(FINGERPRINT, {k: v for k, v in good.items() if k != field}), f"missing {field}"
+
+
+# --- real services write files that validate -----------------------------------------------------------
+
+
+@pytest.fixture
+def venue():
+    v = VenueServer(seed=5).start()
+    try:
+        yield v
+    finally:
+        v.stop()
+
+
+def _wait(pred: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            val = pred()
+        except (OSError, ValueError):  # not written yet
+            val = None
+        if val:
+            return val
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not seen within {timeout}s")
+        time.sleep(0.05)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _check_files_of(proc: subprocess.Popen, data: Path, control: Path) -> None:
+    """Mid-run, then after a STOP: both files validate; the STOP branch of the manifest schema applies."""
+    fp = _wait(lambda: (d := _read(data / "execution_fingerprint.json"))["api_calls"] > 0 and d, 30,
+               "a fingerprint with api_calls > 0")
+    assert _problems(FINGERPRINT, fp) == []
+    assert _problems(MANIFEST, _read(data / "run_manifest.json")) == []
+    (control / "STOP").write_text("stop\n", encoding="utf-8")
+    assert proc.wait(15) == 0
+    manifest, fp = _read(data / "run_manifest.json"), _read(data / "execution_fingerprint.json")
+    assert _problems(MANIFEST, manifest) == [], manifest
+    assert _problems(FINGERPRINT, fp) == [], fp
+    assert manifest["stop_detected"] is True and manifest["status"] != "running"  # the conditional parts applied
+
+
+def _start(cmd: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
+    full = dict(os.environ)
+    full.update(env)
+    with open(log, "wb") as fh:
+        return subprocess.Popen(cmd, env=full, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def test_reference_target_files_validate(venue: VenueServer, tmp_path: Path) -> None:
+    from okx_demo_api.harness import free_port
+
+    control, data = tmp_path / "control", tmp_path / "data"
+    proc = _start([sys.executable, "-m", "okx_demo_api"],
+                  {"OKX_REST_URL": venue.rest_url, "OKX_WS_PUBLIC_URL": venue.ws_public_url,
+                   "OKX_WS_PRIVATE_URL": venue.ws_private_url, "TARGET_PORT": str(free_port()),
+                   "TARGET_CONTROL_DIR": str(control), "TARGET_DATA_DIR": str(data),
+                   "TARGET_REASON_MANIFEST": str(specs_dir() / "status_reason_registries_manifest.json")}, ROOT, tmp_path / "out.log")
+    try:
+        _check_files_of(proc, data, control)
+    finally:
+        _stop(proc)
+
+
+def test_example_service_files_validate(venue: VenueServer, tmp_path: Path) -> None:
+    from okx_demo_api.harness import free_port
+
+    control, data = tmp_path / "control", tmp_path / "data"
+    proc = _start([sys.executable, "-m", "threaded_service"],
+                  {"PYTHONPATH": str(ROOT / "examples"), "EXCHANGE_REST_URL": venue.rest_url,
+                   "EXCHANGE_WS_PUBLIC": venue.ws_public_url, "EXCHANGE_WS_PRIVATE": venue.ws_private_url,
+                   "PORT": str(free_port()), "CONTROL_DIR": str(control), "DATA_DIR": str(data)},
+                  ROOT, tmp_path / "out.log")
+    try:
+        _check_files_of(proc, data, control)
+    finally:
+        _stop(proc)
+
+
+# --- the docs name what the code has -------------------------------------------------------------------
+
+
+def _doc(name: str) -> str:
+    return (DOCS / name).read_text(encoding="utf-8")
+
+
+def test_drills_doc_names_every_check_and_trigger_kind() -> None:
+    text = _doc("drills.md")
+    missing = [f"check {c}" for c in builtin_checks() if f"`{c}" not in text]
+    missing += [f"trigger kind {k}" for k in builtin_triggers() if f"`{k}`" not in text]
+    assert missing == []
+
+
+def test_targets_doc_names_every_fixture_placeholder_and_capability() -> None:
+    from pytest_chaosdrill.backends.base import ALL_CAPABILITIES
+
+    text = _doc("targets.md")
+    fixtures = re.findall(r"@pytest\.fixture[^\n]*\ndef (chaosdrill_\w+)\(",
+                          (ROOT / "pytest_chaosdrill/plugin.py").read_text(encoding="utf-8"))
+    assert len(fixtures) >= 8
+    from pytest_chaosdrill.backends.base import DrillSite, Harness
+    from pytest_chaosdrill.backends.local import placeholders as fill
+    from pytest_chaosdrill.target import TargetConfig
+
+    # Every placeholder a target can get, TLS ones included (a harness with a TLS listener and a CA).
+    harness = Harness(venue=None, proxy=None, proxy_listen="127.0.0.1:1", tls_listen="127.0.0.1:2", ca_file="/ca.pem")
+    config = TargetConfig(name="t", command=["x"], env={}, status_url="u", health_url="u")
+    placeholders = sorted(fill(config, DrillSite("d", ROOT, "r"), harness, status_port=1))
+    assert len(placeholders) >= 11
+    missing = [f for f in fixtures if f"`{f}`" not in text]
+    missing += [f"{{{p}}}" for p in placeholders if f"{{{p}}}" not in text]
+    missing += [c for c in ALL_CAPABILITIES if f"`{c}`" not in text]
+    assert missing == []
+
+
+def test_docs_cite_nothing_outside_the_repository() -> None:
+    offenders = [str(p.relative_to(ROOT)) for p in [*DOCS.glob("*.md"), ROOT / "README.md", *drills_dir().glob("*.yaml")]
+                 if "DESIGN.md" in p.read_text(encoding="utf-8")]
+    assert offenders == []

@@ -1,0 +1,58 @@
+"""Unit tests of pytest_chaosdrill.target: placeholders, file errors and the live-environment refusal."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_chaosdrill.target import LiveEnvironmentRefused, TargetConfigError, load_target, refuse_live
+
+
+# --- target files and the live-environment refusal -------------------------------------------------------
+
+
+def _target(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "t.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_target_placeholders_are_filled_and_unknown_ones_named(tmp_path: Path) -> None:
+    t = load_target(_target(tmp_path, 'name: s\ncommand: ["{python}", "-m", "svc"]\n'
+                                      'env: {URL: "{venue_rest_url}", KEY: "abc-{drill_id}"}\n'
+                                      'status_url: "http://127.0.0.1:{status_port}/s"\n'))
+    r = t.render({"venue_rest_url": "http://127.0.0.1:9", "status_port": 5, "drill_id": "d"})
+    assert r.env == {"URL": "http://127.0.0.1:9", "KEY": "abc-d"} and r.status_url.endswith(":5/s")
+    assert r.secrets() == ["abc-d"]
+    bad = load_target(_target(tmp_path, 'name: s\ncommand: ["x"]\nenv: {A: "{nope}"}\nstatus_url: "http://127.0.0.1/"\n'))
+    with pytest.raises(TargetConfigError, match=r"field 'env.A': unknown placeholder \{nope\}"):
+        bad.render({})
+
+
+def test_target_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(TargetConfigError, match="field 'command' is required"):
+        load_target(_target(tmp_path, "name: s\nstatus_url: u\n"))
+    with pytest.raises(TargetConfigError, match="list of strings"):
+        load_target(_target(tmp_path, "name: s\ncommand: run me\nstatus_url: u\n"))
+    with pytest.raises(TargetConfigError, match="cannot read"):
+        load_target(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(("env", "environment", "status", "refused"), [
+    ({"URL": "http://127.0.0.1:1"}, "PAPER", {}, False),
+    ({"URL": "https://www.okx.com"}, "PAPER", {}, True),
+    ({"URL": "wss://10.1.2.3:8443/ws"}, "PAPER", {}, True),
+    ({"URL": "http://localhost:1"}, "LIVE", {}, True),
+    ({"URL": "http://[::1]:1"}, "PAPER", {"deployment_environment": "LIVE"}, True),
+])
+def test_refuse_live(tmp_path: Path, env: dict, environment: str, status: dict, refused: bool) -> None:
+    env_yaml = json.dumps(env)
+    t = load_target(_target(tmp_path, f'name: s\nenvironment: {environment}\ncommand: ["x"]\nenv: {env_yaml}\n'
+                                      'status_url: "http://127.0.0.1:1/s"\n')).render({})
+    if refused:
+        with pytest.raises(LiveEnvironmentRefused, match="--chaosdrill-allow-live"):
+            refuse_live(t, allow_live=False, status=status)
+        refuse_live(t, allow_live=True, status=status)  # the explicit override
+    else:
+        refuse_live(t, allow_live=False, status=status)
