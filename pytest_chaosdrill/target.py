@@ -165,7 +165,8 @@ def load_target(path: str | Path) -> TargetConfig:
         stop_timeout_s=float(data.get("stop_timeout_s", 10.0)),
         docker=dict(data.get("docker") or {}),
         external=dict(data.get("external") or {}),
-        venue=dict(data.get("venue") or {}),
+        # the key lives in venue_key (its repr hides the secrets); venue keeps the rest (tls)
+        venue={k: v for k, v in (data.get("venue") or {}).items() if k != "key"},
         secrets=[str(v) for v in data.get("secrets") or []],
         venue_key=(ApiKey(**{k: str(v) for k, v in data["venue"]["key"].items()})
                    if (data.get("venue") or {}).get("key") else None),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chaosdrill import docker_engine as de
+from pytest_chaosdrill.backends import docker_engine as de
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("CHAOSDRILL_IMAGE", "chaosdrill/target:latest")
