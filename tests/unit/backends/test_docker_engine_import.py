@@ -25,3 +25,11 @@ def test_atexit_registered_with_the_first_engine_not_at_import() -> None:
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0", "1"]
+
+
+def test_the_compose_file_is_found_from_the_checkout() -> None:
+    # docker_engine lives in backends/: the checkout's docker/ folder is two levels above it
+    from pytest_chaosdrill.backends.docker_engine import default_compose_file
+
+    found = default_compose_file()
+    assert found.name == "docker-compose.yml" and found.is_file()
