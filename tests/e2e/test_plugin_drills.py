@@ -212,7 +212,9 @@ def test_a_bot_configured_for_real_money_is_refused_from_the_wire(pytester: pyte
     """The status says PAPER, but the bot's private requests carry no x-simulated-trading header: the
     venue answers 50101 (as OKX does for a demo key used live) and the drill is refused from the
     witness's own view, NOT PROVEN with the refusal as the reason."""
-    target = (Path(__file__).resolve().parent.parent / "targets" / "okx_demo_api.yaml").read_text()
+    repo = Path(__file__).resolve().parents[2]
+    # a copy elsewhere: the manifest path, relative to the target file's folder, made absolute
+    target = (repo / "targets" / "okx_demo_api.yaml").read_text().replace('"../specs/', f'"{repo}/specs/')
     (pytester.path / "live_wire.yaml").write_text(target.replace('TARGET_ENVIRONMENT: "PAPER"',
                                                                  'TARGET_ENVIRONMENT: "PAPER"\n  OKX_DEMO_TRADING: "0"'))
     make_drill(pytester, "gap.yaml", BOOK_GAP)

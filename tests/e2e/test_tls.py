@@ -27,6 +27,7 @@ from pytest_chaosdrill.backends.process import ProcessBackend
 from pytest_chaosdrill.proxy import ProxyServer
 from pytest_chaosdrill.proxy.errors import BadRequest
 from pytest_chaosdrill.target import TargetConfigError, load_target
+from pytest_chaosdrill.venue.auth import ApiKey
 from pytest_chaosdrill.tls import CA_ENV_VARS, EXCHANGE_HOSTNAMES, SessionCA, TLSFiles
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +48,7 @@ def files(ca: SessionCA) -> TLSFiles:
 
 @pytest.fixture
 def harness(files: TLSFiles) -> Iterator[Harness]:
-    with local_harness(seed=7, tls=files) as h:
+    with local_harness(seed=7, tls=files, api_key=ApiKey.generate()) as h:
         yield h
 
 
@@ -176,7 +177,7 @@ def test_without_tls_no_ca_and_a_clear_error_for_the_placeholder(tmp_path: Path)
     path.write_text(yaml.safe_dump(doc))
     config = load_target(path)
     assert not config.tls
-    with local_harness(seed=7) as h:
+    with local_harness(seed=7, api_key=ApiKey.generate()) as h:
         assert h.tls_listen is None and h.endpoints().rest_url.startswith("http://")
         with pytest.raises(TargetConfigError, match=r"field 'env.MY_CA': unknown placeholder \{venue_ca_file\} "
                                                     r"\(it needs 'venue: \{tls: true\}'\)"):
