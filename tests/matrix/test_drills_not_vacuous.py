@@ -67,6 +67,8 @@ CASES = [
          ("no_duplicate_trade_processing: the venue repeated tradeId", "repeated trade(s) not dropped, so processed twice")),
     Case("timeouts_not_counted", "ops_c2_5_timeouts", "ops",
          ("fingerprint_error_gate: the fault produces timeout, but no timeout event appeared",)),
+    Case("no_clock_resync", "ops_c2_6_clock_skew", "ops",
+         ("resynced_during_skew:", "refused with 50102 and none accepted", "never re-synced its clock")),
     # drill 2: its condition ends at the release and no reconciliation starts while the feed is stale,
     # so every read after the release belongs to a reconciliation that began after the fault.
     Case("latch_cleared_before_reads", "drill_2_market_data_stale", "phase2", ("latch_clears_only_after_reconcile:",),
