@@ -111,7 +111,10 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
         # past the deadline is as late as a request that arrived late as a whole (aiohttp keeps the body
         # for the handler).
         await request.read()
-    expired, early = _check_exp_time(core, meta) if order_req else (False, None)
+    # The gateway authenticates first (a request signed outside the window is refused whatever its
+    # expTime: a skewed venue clock shows as 50102, not as expired orders), then judges expTime.
+    refused = await _authenticate(core, request, meta) if private else None
+    expired, early = _check_exp_time(core, meta) if order_req and refused is None else (False, refused)
     fault = core.http_fault() if early is None else None
     resp: web.StreamResponse
     if early is not None:
@@ -123,8 +126,7 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
                 else okx([], "50001", "Service temporarily unavailable", 503))
     else:
         try:
-            refused = await _authenticate(core, request, meta) if private else None
-            resp = refused if refused is not None else await handler(request)
+            resp = await handler(request)
         except _BadRequest as e:
             # OKX's table: trade-rule codes (51xxx) come with HTTP 200, parameter errors with 400
             resp = okx([], e.code, str(e), 200 if e.code.startswith("51") and e.code != S_PARAM else 400)
