@@ -1,5 +1,6 @@
 """Importing the docker engine layer registers nothing: its ``atexit`` teardown is registered when the
-first engine is made, once (no docker engine needed)."""
+first engine is made, once (no docker engine needed); the checkout's compose file is found from the
+module's own folder."""
 from __future__ import annotations
 
 import subprocess
@@ -25,3 +26,12 @@ def test_atexit_registered_with_the_first_engine_not_at_import() -> None:
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0", "1"]
+
+
+def test_the_compose_file_of_the_checkout_is_found() -> None:
+    from pathlib import Path
+
+    from pytest_chaosdrill.backends.docker_engine import default_compose_file
+
+    root = Path(__file__).resolve().parents[3]
+    assert default_compose_file() == root / "docker" / "docker-compose.yml"
