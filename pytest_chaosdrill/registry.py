@@ -51,7 +51,7 @@ def builtin_checks() -> dict[str, Check]:
         C.loop_keeps_ticking, C.reduce_only_permitted, C.restart_latch_on_startup, C.no_duplicate_dispatch, C.stays_kill,
         C.capital_supremacy, C.registry_drift_blocked, C.stop_detected, C.graceful_exit, C.run_manifest_fields,
         C.fingerprint_error_gate, C.sustained_call_pressure, C.no_order_accepted_after_not_found,
-        C.no_duplicate_trade_processing)}
+        C.no_duplicate_trade_processing, C.resynced_during_skew)}
 
 
 @dataclass

@@ -30,6 +30,7 @@ log = logging.getLogger("threaded_service.feeds")
 
 CLOSE_KEY_CHANGED = 4007          # OKX: "API key has been updated or deleted. Please reconnect."
 NOTICE_SERVICE_UPGRADE = "64008"  # OKX: "The connection will soon be closed for a service upgrade."
+LOGIN_TS_EXPIRED = "60006"       # OKX: the login was signed outside the venue's 30 s window
 
 
 class PublicFeed(threading.Thread):
@@ -139,9 +140,12 @@ class PublicFeed(threading.Thread):
 
 
 class PrivateSession(threading.Thread):
-    def __init__(self, url: str, api_key: str, secret: str, passphrase: str, state: State, stop: threading.Event) -> None:
+    def __init__(self, url: str, api_key: str, secret: str, passphrase: str, state: State, stop: threading.Event,
+                 clock: Any = None) -> None:
         super().__init__(name="ws-private", daemon=True)
         self.url, self.key, self.secret, self.passphrase = url, api_key, secret, passphrase
+        # The REST client's venue clock (``venue_time()``, ``resync_clock()``), or None: the local clock.
+        self.clock = clock
         self.state, self.stop_evt = state, stop
         self.ws: websocket.WebSocket | None = None
 
@@ -154,7 +158,7 @@ class PrivateSession(threading.Thread):
         self.state.mark_bad("SESSION_TERMINATION_RECONCILE_REQUIRED")
 
     def _login_arg(self) -> dict[str, str]:
-        ts = str(int(time.time()))
+        ts = str(int(self.clock.venue_time() if self.clock is not None else time.time()))
         mac = hmac.new(self.secret.encode(), (ts + "GET/users/self/verify").encode(), hashlib.sha256).digest()
         return {"apiKey": self.key, "passphrase": self.passphrase, "timestamp": ts, "sign": base64.b64encode(mac).decode()}
 
@@ -201,6 +205,8 @@ class PrivateSession(threading.Thread):
                         terminated = True
                         self._terminated(f"notice {code}")
                     elif ev == "error" and not self.state.session_up:
+                        if code == LOGIN_TS_EXPIRED and self.clock is not None:
+                            self.clock.resync_clock()  # the next login is signed with the venue's time
                         raise websocket.WebSocketException(f"login refused {code}")
             except (OSError, websocket.WebSocketException, ValueError) as exc:
                 if self.stop_evt.is_set():

@@ -18,8 +18,15 @@ from typing import Any, Callable
 import requests
 
 
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+#: OKX: "Timestamp request expired", a request signed outside the venue's 30 s window.
+TS_EXPIRED = "50102"
+#: refusals come in bursts (every thread at once): one public/time re-sync per this interval
+RESYNC_MIN_INTERVAL_S = 0.25
+
+
+def utc_now(offset_ms: int = 0) -> str:
+    """Now (plus ``offset_ms``) as OKX's ISO 8601 timestamp with milliseconds."""
+    return datetime.fromtimestamp(time.time() + offset_ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class NoAnswer(Exception):
@@ -79,6 +86,30 @@ class Rest:
         self.t = telemetry
         self._local = threading.local()
         self._on_no_answer = on_no_answer
+        # The venue's clock minus ours, learnt from public/time when the venue refuses a timestamp.
+        self.offset_ms = 0
+        self._resync_lock = threading.Lock()
+        self._last_resync_mono = float("-inf")
+
+    def venue_time(self) -> float:
+        """The venue's now as estimated here (Unix seconds): what requests and logins are signed with."""
+        return time.time() + self.offset_ms / 1000
+
+    def resync_clock(self) -> None:
+        """Re-learn ``offset_ms`` from ``GET /api/v5/public/time`` (unsigned); at most once per
+        RESYNC_MIN_INTERVAL_S, whichever thread asks."""
+        with self._resync_lock:
+            if time.monotonic() - self._last_resync_mono < RESYNC_MIN_INTERVAL_S:
+                return
+            self._last_resync_mono = time.monotonic()
+            sent = time.time()
+            try:
+                r = self._session().get(self.base + "/api/v5/public/time", timeout=self.timeout_s)
+                venue_ms = int(r.json()["data"][0]["ts"])
+            except (requests.RequestException, ValueError, KeyError, IndexError, TypeError) as exc:
+                self.t.error("http_error", "/api/v5/public/time", detail=str(exc)[:120])
+                return
+            self.offset_ms = int(venue_ms - (sent + time.time()) / 2 * 1000)
 
     def _session(self) -> requests.Session:
         s = getattr(self._local, "s", None)
@@ -87,7 +118,7 @@ class Rest:
         return s
 
     def _headers(self, method: str, path: str, body: str, exp_time_ms: int | None) -> dict[str, str]:
-        ts = utc_now()
+        ts = utc_now(self.offset_ms)
         sign = base64.b64encode(hmac.new(self.secret.encode(), (ts + method + path + body).encode(),
                                          hashlib.sha256).digest()).decode()
         h = {"OK-ACCESS-KEY": self.key, "OK-ACCESS-SIGN": sign, "OK-ACCESS-TIMESTAMP": ts,
@@ -97,7 +128,7 @@ class Rest:
         if exp_time_ms is not None:
             # OKX's request expiry: a venue that honours it rejects the request after this time, so an
             # unanswered order can be declared absent once it has passed.
-            h["expTime"] = str(exp_time_ms)
+            h["expTime"] = str(exp_time_ms + self.offset_ms)  # judged by the venue's clock
         return h
 
     def call(self, method: str, path: str, params: dict[str, str] | None = None, body: Any = None,
@@ -136,6 +167,13 @@ class Rest:
             data = r.json()
         except ValueError:
             data = {"code": "-1", "msg": r.text[:200], "data": []}
+        if r.status_code == 401 and isinstance(data, dict) and str(data.get("code")) == TS_EXPIRED:
+            # Signed outside the venue's window: nothing signed gets through until the clock is re-synced,
+            # so REST counts as lost (bunker) and the offset is re-learnt now.
+            self.t.error("http_error", path, status=401, code=TS_EXPIRED)
+            with self.t.lock:
+                self.t.last_no_answer_mono = time.monotonic()
+            self.resync_clock()
         return r.status_code, data if isinstance(data, dict) else {"code": "-1", "data": []}
 
     def _lost(self, kind: str, path: str) -> None:

@@ -222,7 +222,7 @@ def main() -> int:
     wal.start()
     threading.Thread(target=fingerprints, name="fingerprint", daemon=True).start()
     public = PublicFeed(ws_public, state, stop)
-    private = PrivateSession(ws_private, api_key, secret, passphrase, state, stop)
+    private = PrivateSession(ws_private, api_key, secret, passphrase, state, stop, clock=rest)
     public.start()
     private.start()
     threading.Thread(target=trader.replay, name="wal-replay", daemon=True).start()

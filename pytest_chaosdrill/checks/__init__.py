@@ -15,7 +15,7 @@ from .base import Check, CheckResult, fault_origin, fmt_orders, needs, parse_utc
 from .ledger import (
     containment_proceeds, exposure_at, exposure_monotonic_to_neutral, exposure_series, is_open, is_reduce,
     ledger_orders, no_duplicate_dispatch, no_open_dispatch_while_blocked, no_order_accepted_after_not_found,
-    recon_reads, reduce_only_permitted,
+    recon_reads, reduce_only_permitted, resynced_during_skew,
 )
 from .status import (
     counter_increased, latch_clears_only_after_reconcile, latch_set_with, loop_keeps_ticking, mode_held,
@@ -36,7 +36,7 @@ __all__ = [
     "global_invariants", "graceful_exit", "is_open", "is_reduce", "latch_clears_only_after_reconcile",
     "latch_set_with", "ledger_orders", "loop_keeps_ticking", "mode_held", "needs", "no_duplicate_dispatch",
     "no_duplicate_trade_processing", "no_open_dispatch_while_blocked", "no_order_accepted_after_not_found",
-    "parse_utc", "recon_reads", "reduce_only_permitted", "registry_drift_blocked", "restart_latch_on_startup",
+    "parse_utc", "recon_reads", "reduce_only_permitted", "registry_drift_blocked", "resynced_during_skew", "restart_latch_on_startup",
     "run_manifest_fields", "stays_kill", "stop_detected", "sustained_call_pressure", "violation_names",
     "ws_event_lag_reflects",
 ]

@@ -55,11 +55,13 @@ def run_manifest_fields(rec: "DrillRecord", expect: dict[str, Any], audit_fields
 #: ``reset_peer`` resets connections (connection_error); a ``timeout`` toxic holds requests past the
 #: target's client timeout (timeout). A docker network disconnect yields timeouts on the connections
 #: that were open, and refused or unresolvable new ones, depending on what the client was doing when it
-#: hit: ``a|b`` means at least one of them.
+#: hit: ``a|b`` means at least one of them. A venue clock skew gets signed requests refused with HTTP 401
+#: (OKX 50102): http_error.
 FAULT_ERROR_CLASSES: dict[str, tuple[str, ...]] = {
     "proxy.toxic:reset_peer": ("connection_error",),
     "proxy.toxic:timeout": ("timeout",),
     "network.disconnect": ("timeout|connection_error|dns_failure",),
+    "venue.clock_skew": ("http_error",),
 }
 
 

@@ -172,3 +172,31 @@ def no_order_accepted_after_not_found(rec: "DrillRecord") -> CheckResult:
     """The venue accepted no order after answering "not found" for its clOrdId (the in-flight hazard)."""
     passed, reason = check_no_order_accepted_after_not_found(rec.ledger)
     return CheckResult("no_order_accepted_after_not_found", passed, reason)
+
+
+#: OKX's "Timestamp request expired" (REST), the refusal a skewed venue clock produces.
+TS_EXPIRED = "50102"
+
+
+def resynced_during_skew(rec: "DrillRecord") -> CheckResult:
+    """Under a venue clock skew, the target re-synced its clock to the venue's (``GET /api/v5/public/time``,
+    as ccxt's ``load_time_difference`` does): after the venue first refused one of its requests for its
+    timestamp, and while the skew was still in force, the venue accepted a signed private request from it.
+    A target that only recovers once the skew ends FAILs."""
+    s = rec.step
+    if s is None or s.landed_mono is None:
+        return CheckResult("resynced_during_skew", None, "the clock skew never landed (no request refused for its timestamp)")
+    end = s.released_mono or rec.t_release or rec.end_limit()
+    private = [e for e in rec.ledger if e.get("type") == "request" and e.get("auth") is not None]
+    refused = [e for e in private if e.get("auth") == TS_EXPIRED and s.landed_mono <= e.get("mono", 0) <= end]
+    accepted = [e for e in private if e.get("auth") == "0" and s.landed_mono <= e.get("mono", 0) <= end]
+    span = f"{(end - s.landed_mono) * 1000:.0f} ms of skew after the first refusal"
+    if not accepted:
+        return CheckResult("resynced_during_skew", False,
+                           f"{len(refused)} signed request(s) refused with {TS_EXPIRED} and none accepted in {span}: "
+                           "the target never re-synced its clock to the venue's (public/time)")
+    first = accepted[0]
+    return CheckResult("resynced_during_skew", True,
+                       f"first signed request accepted {(first['mono'] - s.landed_mono) * 1000:.0f} ms after the first "
+                       f"refusal ({first.get('method')} {first.get('path')}), {len(refused)} refused with {TS_EXPIRED}, "
+                       f"{len(accepted)} accepted in {span}")

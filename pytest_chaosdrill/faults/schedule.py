@@ -15,7 +15,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Venue faults the venue keeps as one held condition per kind: two overlapping steps of one of these
 #: kinds would be released together, so a schedule may not overlap them.
-HELD_VENUE_KINDS = ("venue.freeze", "venue.lag", "venue.rate_limit", "venue.http_5xx", "venue.rest_latency")
+HELD_VENUE_KINDS = ("venue.freeze", "venue.lag", "venue.rate_limit", "venue.http_5xx", "venue.rest_latency",
+                    "venue.clock_skew")
 
 
 class ScheduleKind(CompositeKind):

@@ -80,4 +80,4 @@ class VenueFaultKind:
 # Faults that are one event (a gap, a termination, one partial batch) rather than a held condition.
 ONE_SHOT_VENUE_FAULTS = ("book_gap", "trades_gap", "session_termination", "partial_fill")
 VENUE_FAULTS = ("book_gap", "trades_gap", "freeze", "lag", "session_termination", "partial_fill", "rate_limit",
-                "http_5xx", "rest_latency")
+                "http_5xx", "rest_latency", "clock_skew")

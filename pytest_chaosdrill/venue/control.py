@@ -103,6 +103,14 @@ class ControlAPI(ABC):
         """Delay every REST answer by ``ms`` for ``seconds`` (None: until cleared)."""
         return self._fault("rest_latency", {"ms": ms, "seconds": seconds})
 
+    def clock_skew(self, offset_s: float, seconds: float | None = None) -> FaultRecord:
+        """Jump the venue's clock by ``offset_s`` seconds for ``seconds`` (None: until cleared): requests
+        signed with the client's own time fall outside OKX's 30 s window and are refused (REST 50102,
+        WebSocket login 60006); ``public/time`` and every ``ts`` the venue stamps move with it. Lands on
+        the first request the venue refuses for its timestamp (``detail``: ``refused_requests``,
+        ``refused_logins``)."""
+        return self._fault("clock_skew", {"offset_s": offset_s, "seconds": seconds})
+
     def clear(self, kind: str | None = None) -> FaultRecord:
         """End active faults (of one kind, or all)."""
         return self._fault("clear", {"kind": kind})

@@ -13,13 +13,14 @@ from typing import Any
 from aiohttp import web
 
 from . import ws
-from .auth import W_KEY_INVALID, W_LOGIN_FAILED, Authenticator, AuthError
+from .auth import W_KEY_INVALID, W_LOGIN_FAILED, W_TS_EXPIRED, Authenticator, AuthError
+from .clock import VenueClock
 from .conn import Callback, Conn, dumps
 from .faults import FaultRecord, FaultRegistry, Stamp
 from .ledger import Ledger, utc_iso
 from .market import INSTRUMENTS, BookFeed, Market, TickTrade, TradeFeed, fmt
 from .prints import Prints
-from .orders import Fill, Order, OrderEngine, now_ms
+from .orders import Fill, Order, OrderEngine
 
 class VenueCore:
     """Everything the venue knows; see the module docstring for the threading rule."""
@@ -28,15 +29,16 @@ class VenueCore:
         self.seed = seed
         self.tick_ms = tick_ms
         self.ledger = Ledger()
+        self.faults = FaultRegistry(self.ledger)
+        self.clock = VenueClock(self.clock_offset)
         # Private REST requests and WS logins must be signed with one of these keys; a venue with no key
         # at all (the venue's own unit tests, the benchmark) does not authenticate.
-        self.auth: Authenticator = Authenticator()
+        self.auth: Authenticator = Authenticator(clock=self.clock.time)
         self.market = Market(seed)
         self.books = {i: BookFeed(st) for i, st in self.market.state.items()}
         self.trades = {i: TradeFeed(i) for i in self.market.state}
         self.prints = Prints()  # REST trade history and candles
-        self.faults = FaultRegistry(self.ledger)
-        self.engine = OrderEngine(self.market, self.ledger, self._on_order_update)
+        self.engine = OrderEngine(self.market, self.ledger, self._on_order_update, self.clock.ms)
         self.conns: dict[str, Conn] = {}
         self._conn_ids = itertools.count(1)
         self.counters: dict[str, int] = {"rest_requests": 0, "http_429": 0, "http_503": 0, "ws_public_sent": 0,
@@ -90,7 +92,7 @@ class VenueCore:
         self.faults.expire(time.monotonic())
         trades = self.market.tick()
         self.engine.on_tick()
-        ts = now_ms()
+        ts = self.clock.ms()
         for inst_id in sorted(self.books):
             self._publish_book(inst_id, ts)
             self._publish_top(inst_id)
@@ -229,7 +231,7 @@ class VenueCore:
             elif channel in ("books5", "bbo-tbt"):
                 self.send_public(conn, {"arg": out_arg, "data": [self.books[inst_id].top(5 if channel == "books5" else 1)]})
             elif channel == "tickers":
-                self.send_public(conn, {"arg": out_arg, "data": [ws.ticker(self.market.state[inst_id], now_ms())]})
+                self.send_public(conn, {"arg": out_arg, "data": [ws.ticker(self.market.state[inst_id], self.clock.ms())]})
 
     # -- private sessions ------------------------------------------------------------------------
 
@@ -271,6 +273,8 @@ class VenueCore:
             except AuthError as e:
                 self.ledger.append("session", event="login_refused", conn=conn.id, code=e.code,
                                    apiKey=str(arg.get("apiKey") or ""))
+                if e.code == W_TS_EXPIRED[0]:
+                    self.count_skew_refusal("refused_logins")
                 conn.send(ws.error(e.code, e.msg, conn.id, rid))
                 conn.close_after_queue(ws.CLOSE_LOGIN_FAILED, ws.CLOSE_REASONS[ws.CLOSE_LOGIN_FAILED])
                 return
@@ -312,7 +316,7 @@ class VenueCore:
         elif channel == "account":
             data = [ws.account_entry(self.engine.balance_okx())]
         else:
-            data = [ws.balance_and_position_entry(self.engine.balance_okx(), self.engine.positions_okx(), now_ms(),
+            data = [ws.balance_and_position_entry(self.engine.balance_okx(), self.engine.positions_okx(), self.clock.ms(),
                                                   event_type)]
         self.counters["ws_private_sent"] += 1
         msg: dict[str, Any] = {"arg": out_arg, "data": data}
@@ -402,6 +406,21 @@ class VenueCore:
                 rec.detail["closed_sessions"].append(c.id)
                 self.faults.land(rec, at)
             c.close_after_queue(close_code, ws.CLOSE_REASONS[close_code], [closed])
+
+    def clock_offset(self) -> float:
+        """The venue clock's skew in seconds: the offset of the newest active clock-skew fault, else 0."""
+        self.faults.expire(time.monotonic())
+        active = self.faults.active("clock_skew")
+        return active[-1].params["offset_s"] if active else 0.0
+
+    def count_skew_refusal(self, counter: str) -> None:
+        """A signed request or login refused for its timestamp while the clock is skewed: the clock fault's
+        proof of landing (the venue itself refused a request because of it)."""
+        active = self.faults.active("clock_skew")
+        if active:
+            rec = active[-1]
+            rec.detail[counter] = rec.detail.get(counter, 0) + 1
+            self.faults.land(rec)
 
     def pending_partial_fill(self) -> FaultRecord | None:
         """The partial-fill fault waiting for a two-leg batch, if any (the batch handler ends it)."""

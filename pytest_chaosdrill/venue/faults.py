@@ -14,7 +14,7 @@ from .ledger import Ledger, utc_iso
 from .market import INSTRUMENTS
 
 FAULT_KINDS = ("book_gap", "trades_gap", "freeze", "lag", "session_termination", "allow_reauth",
-               "partial_fill", "rate_limit", "http_5xx", "rest_latency", "clear")
+               "partial_fill", "rate_limit", "http_5xx", "rest_latency", "clock_skew", "clear")
 #: the public channels a freeze can silence (default: all of them)
 CHANNELS = ("books", "books5", "bbo-tbt", "tickers", "trades")
 #: how a session termination happens, both OKX's own: the API key revoked (close 4007, logins refused
@@ -122,6 +122,11 @@ def normalize_params(kind: str, params: dict[str, Any] | None) -> dict[str, Any]
     if kind == "rest_latency":
         return {"ms": _num(p, "ms", None, minimum=1, integer=True),
                 "seconds": _num(p, "seconds", None, optional=True)}
+    if kind == "clock_skew":
+        offset = p.get("offset_s")
+        if isinstance(offset, bool) or not isinstance(offset, (int, float)) or offset == 0:
+            raise ValueError(f"offset_s must be a non-zero number of seconds, got {offset!r}")
+        return {"offset_s": float(offset), "seconds": _num(p, "seconds", None, optional=True)}
     if kind == "clear":
         k = p.get("kind")
         if k is not None and k not in FAULT_KINDS:
@@ -142,6 +147,7 @@ def waiting_for(kind: str, params: dict[str, Any]) -> str:
         "rate_limit": "a REST request to answer with 429",
         "http_5xx": "a REST request to answer with 503",
         "rest_latency": "a REST request to delay",
+        "clock_skew": "a signed REST request or WebSocket login refused for its timestamp (50102 / 60006)",
     }.get(kind, "")
 
 
@@ -206,7 +212,7 @@ class FaultRegistry:
         for r in self.records:
             if not r.active:
                 continue
-            seconds = r.params.get("seconds") if r.kind in ("rate_limit", "http_5xx", "rest_latency") else None
+            seconds = r.params.get("seconds") if r.kind in ("rate_limit", "http_5xx", "rest_latency", "clock_skew") else None
             if r.kind == "session_termination":
                 seconds = r.params.get("refuse_reauth_s")
             if seconds is not None and now - r.requested_mono >= seconds:

@@ -187,8 +187,11 @@ class OrderEngine:
     canceled and amended (``fill`` None). ``order.to_okx(fill)`` renders the ``orders`` channel entry.
     """
 
-    def __init__(self, market: Market, ledger: Ledger, on_update: OrderUpdate) -> None:
+    def __init__(self, market: Market, ledger: Ledger, on_update: OrderUpdate,
+                 clock_ms: Callable[[], int] = now_ms) -> None:
         self._market = market
+        # The venue's clock (a clock-skew fault moves it): every ``ts`` / ``cTime`` / ``uTime`` it stamps.
+        self._now_ms = clock_ms
         self._ledger = ledger
         self._on_update = on_update
         self._next_ord_id = FIRST_ORD_ID
@@ -249,7 +252,7 @@ class OrderEngine:
             raise OrderError(S_PARAM, "Parameter clOrdId error")
         return Order(ord_id="", cl_ord_id=cl, inst_id=inst_id, side=side, ord_type=ord_type, sz=sz, px=px,
                      reduce_only=_parse_bool(body.get("reduceOnly")), td_mode=str(body["tdMode"]),
-                     c_time=now_ms(), lever=self.leverage[inst_id])
+                     c_time=self._now_ms(), lever=self.leverage[inst_id])
 
     def _check_reduce_only(self, o: Order, sz: Decimal) -> None:
         """OKX (net mode): no position → 51169; an order on the position's own side → 51170; more than the
@@ -330,7 +333,7 @@ class OrderEngine:
             inst = raw.get("instId") if raw.get("instId") in INSTRUMENTS else None
             p = self.pos(inst) if inst else Decimal(0)
             self._ledger_order(raw, raw.get("instId"), "", cl, leg, False, e.s_code, repeated, p, p)
-            return {"ordId": "", "clOrdId": cl, "tag": "", "ts": str(now_ms()), "sCode": e.s_code, "sMsg": str(e)}
+            return {"ordId": "", "clOrdId": cl, "tag": "", "ts": str(self._now_ms()), "sCode": e.s_code, "sMsg": str(e)}
 
         o.ord_id = str(self._next_ord_id)
         self._next_ord_id += 1
@@ -364,7 +367,7 @@ class OrderEngine:
 
     def _fill(self, o: Order, px: Decimal, sz: Decimal, ledger_order: tuple[dict, str | None, bool] | None = None,
               exec_type: str = "T") -> None:
-        ts = now_ms()
+        ts = self._now_ms()
         inst = INSTRUMENTS[o.inst_id]
         p = self.positions[o.inst_id]
         before = p.pos
@@ -436,7 +439,7 @@ class OrderEngine:
         """Cancel a resting order; returns the per-order answer."""
         body = body if isinstance(body, dict) else {}
         o = self.find(body.get("ordId"), body.get("clOrdId"))
-        ts = str(now_ms())
+        ts = str(self._now_ms())
         if o is None or (body.get("instId") and body.get("instId") != o.inst_id):
             return {"ordId": str(body.get("ordId") or ""), "clOrdId": str(body.get("clOrdId") or ""), "ts": ts,
                     "sCode": S_CANCEL_FAILED, "sMsg": "Order cancellation failed as the order does not exist"}
@@ -453,7 +456,7 @@ class OrderEngine:
         o = self.find(body.get("ordId"), body.get("clOrdId"))
         base = {"ordId": str(body.get("ordId") or (o.ord_id if o else "")),
                 "clOrdId": str(body.get("clOrdId") or (o.cl_ord_id if o else "")), "reqId": str(body.get("reqId") or ""),
-                "ts": str(now_ms())}
+                "ts": str(self._now_ms())}
         if o is None or (body.get("instId") and body.get("instId") != o.inst_id):
             return {**base, "sCode": S_AMEND_NO_ORDER, "sMsg": "Order modification failed as the order does not exist"}
         if o.state == "canceled":
@@ -474,7 +477,7 @@ class OrderEngine:
                 raise OrderError("51512", "Modification failed: the new size must be larger than the filled size")
         except OrderError as e:
             return {**base, "sCode": e.s_code, "sMsg": str(e)}
-        o.sz, o.px, o.u_time = sz, px, now_ms()
+        o.sz, o.px, o.u_time = sz, px, self._now_ms()
         self._on_update(o, None)
         cross = self._crossing_px(o)
         if cross is not None:
@@ -482,7 +485,7 @@ class OrderEngine:
         return {**base, "sCode": S_OK, "sMsg": ""}
 
     def _set_canceled(self, o: Order, source: str) -> None:
-        o.state, o.u_time, o.cancel_source = "canceled", now_ms(), source
+        o.state, o.u_time, o.cancel_source = "canceled", self._now_ms(), source
         self._open.pop(o.ord_id, None)
         self._on_update(o, None)
 
@@ -564,7 +567,7 @@ class OrderEngine:
         eq = fmt(self.equity().quantize(q))
         avail = fmt(max(Decimal(0), self.available()).quantize(q))
         frozen = fmt((self.equity() - max(Decimal(0), self.available())).quantize(q))
-        ts = str(now_ms())
+        ts = str(self._now_ms())
         return [{"totalEq": eq, "adjEq": eq, "isoEq": "0", "ordFroz": "", "imr": "", "mmr": "", "mgnRatio": "",
                  "notionalUsd": "", "upl": "", "borrowFroz": "", "uTime": ts,
                  "details": [{"ccy": "USDT", "eq": eq, "cashBal": fmt(self.cash), "availBal": avail, "availEq": avail,

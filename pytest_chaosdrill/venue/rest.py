@@ -14,14 +14,14 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from .auth import R_LIVE_KEY_IN_DEMO, AuthError
+from .auth import R_LIVE_KEY_IN_DEMO, R_TS_EXPIRED, AuthError
 from .core import VenueCore
 from .witness import S_EXP_TIME_PASSED
 from .faults import stamp
 from .ledger import utc_iso
 from .market import INSTRUMENTS, fmt
 from .orders import (MSG_MARGIN, S_EMPTY, S_MARGIN, S_NO_INST, S_NO_ORDER, S_NO_POSITION, S_PARAM, Order,
-                     missing_param, now_ms)
+                     missing_param)
 from .prints import bar_ms
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,10 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
         # past the deadline is as late as a request that arrived late as a whole (aiohttp keeps the body
         # for the handler).
         await request.read()
-    expired, early = _check_exp_time(core, meta) if order_req else (False, None)
+    # The gateway authenticates first (a request signed outside the window is refused whatever its
+    # expTime: a skewed venue clock shows as 50102, not as expired orders), then judges expTime.
+    refused = await _authenticate(core, request, meta) if private else None
+    expired, early = _check_exp_time(core, meta) if order_req and refused is None else (False, refused)
     fault = core.http_fault() if early is None else None
     resp: web.StreamResponse
     if early is not None:
@@ -123,8 +126,7 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
                 else okx([], "50001", "Service temporarily unavailable", 503))
     else:
         try:
-            refused = await _authenticate(core, request, meta) if private else None
-            resp = refused if refused is not None else await handler(request)
+            resp = await handler(request)
         except _BadRequest as e:
             # OKX's table: trade-rule codes (51xxx) come with HTTP 200, parameter errors with 400
             resp = okx([], e.code, str(e), 200 if e.code.startswith("51") and e.code != S_PARAM else 400)
@@ -174,6 +176,8 @@ async def _authenticate(core: VenueCore, request: web.Request, meta: dict[str, A
         core.auth.check_rest(request.method, request.raw_path, body, request.headers)
     except AuthError as e:
         meta["auth"] = e.code
+        if e.code == R_TS_EXPIRED[0]:
+            core.count_skew_refusal("refused_requests")
         return okx([], e.code, e.msg, 401)
     if not meta["simulated"]:
         meta["auth"] = R_LIVE_KEY_IN_DEMO[0]
@@ -196,7 +200,7 @@ def _check_exp_time(core: VenueCore, meta: dict[str, Any]) -> tuple[bool, web.Re
     except ValueError:
         return False, okx([], "51000", "Parameter expTime error", 400)
     meta["expTime"] = exp_ms
-    if now_ms() <= exp_ms:
+    if core.clock.ms() <= exp_ms:
         return False, None
     core.counters["expired_requests"] += 1
     return True, okx([], S_EXP_TIME_PASSED, MSG_EXP_TIME_PASSED)
@@ -490,7 +494,7 @@ async def trade_fee(request: web.Request) -> web.StreamResponse:
     _need(request.query, "instType")
     return okx([{"category": "1", "delivery": "", "exercise": "", "instType": request.query["instType"], "level": "Lv1",
                  "maker": "0", "taker": "0", "makerU": "0", "takerU": "0", "makerUSDC": "0", "takerUSDC": "0",
-                 "ruleType": "normal", "ts": str(now_ms()), "fiat": []}])
+                 "ruleType": "normal", "ts": str(core_of(request).clock.ms()), "fiat": []}])
 
 
 def _ticker(core: VenueCore, inst_id: str) -> dict[str, str]:
@@ -499,7 +503,7 @@ def _ticker(core: VenueCore, inst_id: str) -> dict[str, str]:
     return {"instType": "SWAP", "instId": inst_id, "last": last, "lastSz": str(st.last_sz), "askPx": fmt(st.best_ask),
             "askSz": str(st.asks[0][1]), "bidPx": fmt(st.best_bid), "bidSz": str(st.bids[0][1]), "open24h": last,
             "high24h": last, "low24h": last, "volCcy24h": "0", "vol24h": "0", "sodUtc0": last, "sodUtc8": last,
-            "ts": str(now_ms())}
+            "ts": str(core.clock.ms())}
 
 
 async def ticker(request: web.Request) -> web.StreamResponse:
@@ -522,7 +526,7 @@ async def books(request: web.Request) -> web.StreamResponse:
     st = core_of(request).market.state[_inst(q.get("instId"))]
     n = _limit({"limit": q.get("sz")}, default=1, most=400)
     return okx([{"asks": [[fmt(px), str(sz), "0", "1"] for px, sz in st.asks[:n]],
-                 "bids": [[fmt(px), str(sz), "0", "1"] for px, sz in st.bids[:n]], "ts": str(now_ms())}])
+                 "bids": [[fmt(px), str(sz), "0", "1"] for px, sz in st.bids[:n]], "ts": str(core_of(request).clock.ms())}])
 
 
 async def trades(request: web.Request) -> web.StreamResponse:
@@ -546,7 +550,7 @@ async def candles(request: web.Request) -> web.StreamResponse:
         before = int(q["before"]) if q.get("before") else None
     except ValueError:
         raise _BadRequest(S_PARAM, "Parameter after or before error") from None
-    return okx(core.prints.candles_okx(inst_id, period, _limit(q, default=100, most=300), after, before, now_ms(),
+    return okx(core.prints.candles_okx(inst_id, period, _limit(q, default=100, most=300), after, before, core.clock.ms(),
                                        core.market.state[inst_id].last_px))
 
 
@@ -565,7 +569,7 @@ async def mark_price(request: web.Request) -> web.StreamResponse:
     if not q.get("instId"):
         _need(q, "instType")
     core = core_of(request)
-    ts = str(now_ms())
+    ts = str(core_of(request).clock.ms())
     return okx([{"instType": "SWAP", "instId": i, "markPx": fmt(core.market.state[i].mid), "ts": ts}
                 for i in sorted(INSTRUMENTS) if q.get("instId") in (None, "", i)] if _inst_type(q) else [])
 
@@ -575,7 +579,7 @@ async def funding_rate(request: web.Request) -> web.StreamResponse:
     q = request.query
     _need(q, "instId")
     inst_id = _inst(q.get("instId"))
-    now = now_ms()
+    now = core_of(request).clock.ms()
     nxt = now - now % 28_800_000 + 28_800_000
     return okx([{"instType": "SWAP", "instId": inst_id, "method": "current_period", "formulaType": "noRate",
                  "fundingRate": "0.0001", "nextFundingRate": "", "fundingTime": str(nxt),
@@ -588,7 +592,7 @@ async def index_tickers(request: web.Request) -> web.StreamResponse:
     """GET /api/v5/market/index-tickers (index = the instrument's mid price)."""
     q = request.query
     core = core_of(request)
-    ts = str(now_ms())
+    ts = str(core_of(request).clock.ms())
     out = []
     for i in sorted(INSTRUMENTS):
         idx = "-".join(i.split("-")[:2])
@@ -601,8 +605,8 @@ async def index_tickers(request: web.Request) -> web.StreamResponse:
 
 
 async def public_time(request: web.Request) -> web.StreamResponse:
-    """GET /api/v5/public/time."""
-    return okx([{"ts": str(now_ms())}])
+    """GET /api/v5/public/time: the venue's clock (skewed under a clock fault, as a client re-syncing reads it)."""
+    return okx([{"ts": str(core_of(request).clock.ms())}])
 
 
 ROUTES: tuple[tuple[str, str, Handler], ...] = (

@@ -67,6 +67,10 @@ CASES = [
          ("no_duplicate_trade_processing: the venue repeated tradeId", "repeated trade(s) not dropped, so processed twice")),
     Case("timeouts_not_counted", "ops_c2_5_timeouts", "ops",
          ("fingerprint_error_gate: the fault produces timeout, but no timeout event appeared",)),
+    Case("skew_refusals_not_counted", "ops_c2_6_clock_skew", "ops",
+         ("fingerprint_error_gate: the fault produces http_error, but no http_error event appeared",)),
+    Case("no_clock_resync", "ops_c2_6_clock_skew", "ops",
+         ("resynced_during_skew:", "refused with 50102 and none accepted", "never re-synced its clock")),
     # drill 2: its condition ends at the release and no reconciliation starts while the feed is stale,
     # so every read after the release belongs to a reconciliation that began after the fault.
     Case("latch_cleared_before_reads", "drill_2_market_data_stale", "phase2", ("latch_clears_only_after_reconcile:",),
@@ -116,7 +120,7 @@ CASES = [
       for d in ("drill_5_ws_book_gap", "drill_6_ws_trades_gap")],
     # C2.3/C2.4 block OPEN by connectivity degradation, not by the latch (open_while_latched PASSES them).
     *[Case("opens_ignore_guard", d, "ops", ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked"))
-      for d in ("ops_c2_3_degradation", "ops_c2_4_partition_inflight")],
+      for d in ("ops_c2_3_degradation", "ops_c2_4_partition_inflight", "ops_c2_6_clock_skew")],
     # The OPENs held by the cut time out; re-sent with the same clOrdId once the link is back, they land
     # while OPEN is blocked. The held originals arrive past their expTime and are refused (50036), so
     # each clOrdId is placed once: no duplicate (see docs/criteria.md, C2.4's duplicate-dispatch row).

@@ -368,3 +368,23 @@ def test_stop_detected_tolerates_a_stop_time_truncated_to_the_millisecond() -> N
     early = make_run([(0.5, ACTIVE)], requested={"created_utc": "2026-01-01T00:00:00.178347Z"},
                      files={"run_manifest": {"stop_detected": True, "stop_time": "2026-01-01T00:00:00.170Z"}})
     assert C.stop_detected(early, max_ms=250).passed is False   # 8 ms before the file existed: wrong
+
+
+# --- resynced_during_skew ----------------------------------------------------------------------------
+
+def signed(mono: float, auth: str, path: str = "/api/v5/account/positions") -> dict:
+    return {"type": "request", "mono": mono, "method": "GET", "path": path, "auth": auth}
+
+
+def test_resynced_during_skew() -> None:
+    refused_then_accepted = [signed(0.5, "0"), signed(1.2, "50102"), signed(1.3, "50102"), signed(1.4, "0")]
+    run = make_run([(0.5, ACTIVE)], refused_then_accepted, t_landed=1.2, t_release=5.0)
+    res = C.resynced_during_skew(run)
+    assert res.passed is True and "2 refused with 50102" in res.detail and "200 ms after" in res.detail
+    # accepted only before the skew and after its release: the target waited the skew out
+    waited = [signed(0.5, "0"), signed(1.2, "50102"), signed(4.9, "50102"), signed(5.1, "0"),
+              {"type": "request", "mono": 2.0, "path": "/api/v5/market/ticker"}]  # public: not signed
+    res = C.resynced_during_skew(make_run([(0.5, ACTIVE)], waited, t_landed=1.2, t_release=5.0))
+    assert res.passed is False and "2 signed request(s) refused with 50102 and none accepted" in res.detail
+    # the skew never landed: nothing to judge
+    assert C.resynced_during_skew(make_run([(0.5, ACTIVE)], waited, t_landed=None, t_release=5.0)).passed is None

@@ -223,6 +223,27 @@ def timeouts_not_counted() -> None:
     Telemetry.error = error  # type: ignore[method-assign]
 
 
+def no_clock_resync() -> None:
+    """Requests refused for their timestamp (OKX 50102 / 60006) are counted and fail closed, but the clock
+    offset is never re-learnt from public/time: the target stays refused until the venue's skew ends."""
+    async def resync_clock(self: RestClient) -> int | None:
+        return None
+
+    RestClient.resync_clock = resync_clock  # type: ignore[method-assign]
+
+
+def skew_refusals_not_counted() -> None:
+    """Requests the venue refuses for their timestamp (HTTP 401, OKX 50102) are not error events (the
+    clock is re-synced all the same)."""
+    orig = Telemetry.error
+
+    def error(self: Telemetry, kind: str, endpoint: str, status: int | None = None, detail: str = "") -> None:
+        if not (kind == "http_error" and status == 401):
+            orig(self, kind, endpoint, status, detail)
+
+    Telemetry.error = error  # type: ignore[method-assign]
+
+
 def latch_cleared_before_reads() -> None:
     """The latch clears when a reconciliation starts, before its positions / open-orders reads (and
     whatever they find)."""
@@ -710,7 +731,7 @@ VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     kill_resumes_on_its_own, stop_detected_late, stop_exits_nonzero, latch_never_set, opens_ignore_guard, reconcile_waits_for_first_code, flatten_at_once, extra_truthful_reason, none,
     stale_feed_not_latched, trades_gap_not_latched, opens_unjournalled_under_wal_backpressure,
     retry_orders_on_transport_error,
-    resend_after_not_found)}
+    resend_after_not_found, no_clock_resync, skew_refusals_not_counted)}
 #: Variants that are correct (different, not buggy): the drills they run must PASS.
 CORRECT = ("flatten_at_once", "extra_truthful_reason", "none")
 

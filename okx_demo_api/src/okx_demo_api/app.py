@@ -81,7 +81,8 @@ class App:
         self.hooks = Hooks(cfg.control_dir, self.wal, self.cortex.emit, self.hook_log)
         self.rest = RestClient(cfg, self.tel)
         self.feed = PublicFeed(cfg, self.tel, self._on_book_gap, self._on_trades_gap, self.log)
-        self.private = PrivateSession(cfg, self.tel, self._on_order, self._on_session_lost, self.log)
+        self.private = PrivateSession(cfg, self.tel, self._on_order, self._on_session_lost, self.log,
+                                      clock=self.rest.clock, resync=self.rest.resync_clock)
         self.dispatcher = Dispatcher(self.wal, self.rest, self.inventory, self.tel, self.gate, self.decide,
                                      self.log, self._on_naked, self._on_unknown, self.run_id,
                                      order_expiry_ms=cfg.order_expiry_ms)
@@ -164,7 +165,8 @@ class App:
         return self.feed.connected and self.feed.books_synced() and lag is not None and lag <= self.cfg.stale_threshold_ms
 
     def bunker_active(self) -> bool:
-        """Connectivity risk: a REST call got no answer (refused, reset, timeout) within BUNKER_STABLE_S."""
+        """Connectivity risk: a REST call got no answer (refused, reset, timeout), or was refused for its
+        timestamp (OKX 50102), within BUNKER_STABLE_S."""
         last = self.rest.last_transport_error_mono
         return last is not None and time.monotonic() - last < self.bunker_stable_s
 

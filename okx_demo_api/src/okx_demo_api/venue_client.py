@@ -14,18 +14,21 @@ import json
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlencode
 
 import aiohttp
 
-from .clock import now_ms
+from .clock import VenueClock, now_ms
 from .config import Config
 from .telemetry import Telemetry
 
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 1.0
 HEARTBEAT_S = 2.0  # WS ping period; no pong within half of it closes the socket
+TS_EXPIRED_REST = "50102"  # OKX: "Timestamp request expired" (the request was signed outside its 30 s window)
+TS_EXPIRED_WS = "60006"    # the same refusal for a private WebSocket login
+RESYNC_MIN_INTERVAL_S = 0.25  # at most one public/time re-sync per this interval (refusals come in bursts)
 
 
 def classify(exc: BaseException) -> str:
@@ -83,8 +86,12 @@ class RestClient:
         self.cfg = cfg
         self.tel = telemetry
         self._session: aiohttp.ClientSession | None = None
-        # When the last call failed in transport (no answer at all): drives bunker mode.
+        # When the last call failed in transport (no answer at all) or was refused for its timestamp
+        # (the venue unusable until the clock is re-synced): drives bunker mode.
         self.last_transport_error_mono: float | None = None
+        self.clock = VenueClock()
+        self._resync_lock = asyncio.Lock()
+        self._last_resync_mono = float("-inf")
 
     async def start(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.cfg.http_timeout_ms / 1000.0)
@@ -97,7 +104,7 @@ class RestClient:
     def _headers(self, method: str, path: str, body: str) -> dict:
         # OKX's format, with milliseconds (e.g. 2020-12-08T09:08:57.715Z): the venue witnesses it as
         # the moment the request was signed.
-        now = time.time()
+        now = self.clock.time()
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
         h = {"OK-ACCESS-KEY": self.cfg.api_key, "OK-ACCESS-PASSPHRASE": self.cfg.api_passphrase,
              "OK-ACCESS-TIMESTAMP": ts, "OK-ACCESS-SIGN": sign(self.cfg.api_secret, ts, method, path, body),
@@ -106,11 +113,37 @@ class RestClient:
             h["x-simulated-trading"] = "1"  # OKX demo trading; without it OKX treats the key as live
         return h
 
+    def _venue_ms(self, local_ms: int | None) -> int | None:
+        """A deadline in local milliseconds, on the venue's clock (``expTime`` is judged by the venue's)."""
+        return None if local_ms is None else local_ms + self.clock.offset_ms
+
     @staticmethod
     def exp_time_header(exp_time_ms: int | None) -> dict:
         """OKX's ``expTime`` request header (request effective deadline, Unix ms): the venue refuses
         the request if it gets to it later, so an order held by the network cannot land after that."""
         return {} if exp_time_ms is None else {"expTime": str(int(exp_time_ms))}
+
+    async def resync_clock(self) -> int | None:
+        """Re-learn the venue's clock offset from ``GET /api/v5/public/time`` (unsigned); the new offset in
+        ms, or None when the venue gave no usable answer or a re-sync ran moments ago."""
+        assert self._session is not None, "RestClient.start() first"
+        async with self._resync_lock:
+            if time.monotonic() - self._last_resync_mono < RESYNC_MIN_INTERVAL_S:
+                return None
+            self._last_resync_mono = time.monotonic()
+            sent = time.time()
+            try:
+                async with self._session.get(self.cfg.rest_url + "/api/v5/public/time") as resp:
+                    body = json.loads(await resp.text())
+                received = time.time()
+                venue_ms = int(body["data"][0]["ts"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # no usable answer: counted like any failed call, retried at the next refusal
+                self.tel.error(classify(exc) if not isinstance(exc, (ValueError, KeyError, IndexError, TypeError))
+                               else "http_error", "GET /api/v5/public/time", detail=f"{type(exc).__name__}: {exc}")
+                return None
+            return self.clock.learn(venue_ms, sent, received)
 
     async def request(self, method: str, path: str, params: dict | None = None, body: Any = None,
                       exp_time_ms: int | None = None) -> RestResult:
@@ -126,7 +159,7 @@ class RestClient:
         try:
             async with self._session.request(method, self.cfg.rest_url + path, data=payload or None,
                                              headers={**self._headers(method, path, payload),
-                                                      **self.exp_time_header(exp_time_ms)}) as resp:
+                                                      **self.exp_time_header(self._venue_ms(exp_time_ms))}) as resp:
                 text = await resp.text()
                 status = resp.status
         except asyncio.CancelledError:
@@ -146,6 +179,11 @@ class RestClient:
             parsed = None
         if status >= 400:
             self.tel.error("http_error", endpoint, status=status, detail=text[:120])
+            if status == 401 and isinstance(parsed, dict) and str(parsed.get("code")) == TS_EXPIRED_REST:
+                # Signed outside the venue's window: nothing signed gets through until the clock is
+                # re-synced, so it is a connectivity risk (bunker) and the offset is re-learnt now.
+                self.last_transport_error_mono = time.monotonic()
+                await self.resync_clock()
             return RestResult(status, parsed, "http_error", lat)
         if not isinstance(parsed, dict):
             self.tel.error("http_error", endpoint, status=status, detail="unparseable body")
@@ -342,8 +380,11 @@ class PrivateSession:
     contract's name for the event (``10028_count_5m``)."""
 
     def __init__(self, cfg: Config, telemetry: Telemetry, on_order: Callable[[dict], None],
-                 on_terminated: Callable[[dict], None], log: Callable[..., None]) -> None:
+                 on_terminated: Callable[[dict], None], log: Callable[..., None], clock: VenueClock | None = None,
+                 resync: Callable[[], Awaitable[int | None]] | None = None) -> None:
         self.cfg = cfg
+        self.clock = clock or VenueClock()
+        self.resync = resync
         self.tel = telemetry
         self.on_order = on_order
         self.on_terminated = on_terminated
@@ -355,7 +396,7 @@ class PrivateSession:
         self.terminations = 0
 
     def _login_msg(self) -> dict:
-        ts = str(int(time.time()))
+        ts = str(int(self.clock.time()))
         return {"op": "login", "args": [{"apiKey": self.cfg.api_key, "passphrase": self.cfg.api_passphrase,
                                          "timestamp": ts,
                                          "sign": sign(self.cfg.api_secret, ts, "GET", "/users/self/verify")}]}
@@ -383,6 +424,9 @@ class PrivateSession:
                                 self.tel.error("ws_error", "ws private login",
                                                detail=f"{body.get('code')} {body.get('msg')}")
                                 self.log("ws_private_login_refused", code=body.get("code"), msg=body.get("msg"))
+                                if str(body.get("code")) == TS_EXPIRED_WS and self.resync is not None:
+                                    offset = await self.resync()
+                                    self.log("clock_resync", offset_ms=offset, trigger=TS_EXPIRED_WS)
                         if ok:
                             await ws.send_json({"op": "subscribe", "args": [{"channel": "orders", "instType": "SWAP"}]})
                             self.authed = True

@@ -1,5 +1,6 @@
 """Importing the docker engine layer registers nothing: its ``atexit`` teardown is registered when the
-first engine is made, once (no docker engine needed)."""
+first engine is made, once (no docker engine needed); the checkout's compose file is found from the
+module's own folder."""
 from __future__ import annotations
 
 import subprocess
@@ -27,9 +28,10 @@ def test_atexit_registered_with_the_first_engine_not_at_import() -> None:
     assert out.stdout.split() == ["0", "1"]
 
 
-def test_the_compose_file_is_found_from_the_checkout() -> None:
-    # docker_engine lives in backends/: the checkout's docker/ folder is two levels above it
+def test_the_compose_file_of_the_checkout_is_found() -> None:
+    from pathlib import Path
+
     from pytest_chaosdrill.backends.docker_engine import default_compose_file
 
-    found = default_compose_file()
-    assert found.name == "docker-compose.yml" and found.is_file()
+    root = Path(__file__).resolve().parents[3]
+    assert default_compose_file() == root / "docker" / "docker-compose.yml"

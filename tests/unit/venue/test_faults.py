@@ -387,7 +387,26 @@ def test_http_control_client_drives_the_same_faults(venue: VenueServer, http: re
 
 def test_in_process_control_rejects_bad_parameters(venue: VenueServer) -> None:
     bad: list[tuple[str, dict[str, Any]]] = [("lag", {"ms": 0}), ("freeze", {"channels": ["candles"]}),
-                                              ("book_gap", {"inst_id": "NOPE"}), ("rest_latency", {"ms": "5"})]
+                                              ("book_gap", {"inst_id": "NOPE"}), ("rest_latency", {"ms": "5"}),
+                                              ("clock_skew", {"offset_s": 0}), ("clock_skew", {"offset_s": "90"}),
+                                              ("clock_skew", {"offset_s": 90, "seconds": -1})]
     for name, kwargs in bad:
         with pytest.raises(ValueError):
             getattr(venue.control, name)(**kwargs)
+
+
+def test_clock_skew_moves_public_time_and_every_stamp_then_ends_by_itself(venue: VenueServer,
+                                                                          http: requests.Session) -> None:
+    def venue_ms() -> int:
+        return int(http.get(venue.rest_url + "/api/v5/public/time", timeout=5).json()["data"][0]["ts"])
+
+    assert abs(venue_ms() - time.time() * 1000) < 2_000
+    rec = venue.control.clock_skew(offset_s=-120, seconds=0.5)
+    assert abs(venue_ms() - (time.time() - 120) * 1000) < 2_000
+    ticker = http.get(venue.rest_url + "/api/v5/market/ticker", params={"instId": BTC}, timeout=5).json()["data"][0]
+    assert abs(int(ticker["ts"]) - (time.time() - 120) * 1000) < 2_000  # the stamps follow the venue's clock
+    deadline = time.monotonic() + 3
+    while abs(venue_ms() - time.time() * 1000) > 2_000:  # `seconds` over: back on the host's clock
+        assert time.monotonic() < deadline
+    # this venue holds no key, so it refuses nothing: the skew ran its course without landing
+    assert not next(r for r in venue.control.faults() if r.id == rec.id).landed
