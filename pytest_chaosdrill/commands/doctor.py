@@ -73,6 +73,8 @@ def _fingerprint(obs: Observation) -> Any:
 
 def _needs_fingerprint_fields(*fields: str) -> Rule:
     def rule(obs: Observation) -> str | None:
+        if "fingerprint" not in obs.files:
+            return None  # not declared: the target-file rule names files.fingerprint
         doc = _fingerprint(obs)
         if not isinstance(doc, dict):
             return (f"files.fingerprint was {doc or 'absent'} during the run: write execution_fingerprint.json "
@@ -95,6 +97,13 @@ def _subscribed(channel: str) -> Rule:
         return (f"no subscription to {channel} of {GAP_INST} on /ws/v5/public was seen: subscribe to it "
                 "(the fault lands on that channel)")
     return rule
+
+
+def _feed_subscribed(obs: Observation) -> str | None:
+    if any(s.split(":", 1)[0] in ("books", "trades") for s in obs.public_subs()):
+        return None
+    return ("no subscription to books or trades on /ws/v5/public was seen: subscribe to one "
+            "(the freeze withholds those channels; a fault on no traffic never lands)")
 
 
 def _logged_in(obs: Observation) -> str | None:
@@ -123,7 +132,7 @@ TRIGGER_RULES: dict[str, list[Rule]] = {
     "venue.partial_fill": [_two_leg_batches],
     "venue.book_gap": [_subscribed("books")],
     "venue.trades_gap": [_subscribed("trades")],
-    "venue.freeze": [_subscribed("books")],
+    "venue.freeze": [_feed_subscribed],
     "venue.session_termination": [_logged_in],
 }
 CHECK_RULES: dict[str, list[Rule]] = {
@@ -143,7 +152,8 @@ TRIGGER_UNSEEN: dict[str, str] = {
     "hook.apply": "whether the service obeys the hook's control file and logs \"applied\" to hooks_log "
                   "(applying it is the fault)",
     "process.kill_restart": "the restart latch in the first status answer after an unclean stop (needs the kill)",
-    "file.stop": "the STOP handling and the final run_manifest.json (needs the STOP file)",
+    "file.stop": "the STOP handling and the final run_manifest.json, judged against specs/run_manifest.schema.json "
+                 "once the service has exited (needs the STOP file)",
 }
 
 
@@ -166,8 +176,9 @@ def _schema_rule(name: str, schema_file: str) -> Rule:
     return rule
 
 
-#: Schemas of the files a service writes, checked on every drill whose checks read the file.
-FILE_SCHEMAS = {"fingerprint": "execution_fingerprint.schema.json", "run_manifest": "run_manifest.schema.json"}
+#: Schemas of the files a service writes, checked on every drill whose checks read the file. Only files
+#: the drills read while the service runs: run_manifest.json is judged once the service has exited.
+FILE_SCHEMAS = {"fingerprint": "execution_fingerprint.schema.json"}
 
 
 def assess(drills: list[Any], needs: dict[str, Any], caps: frozenset[str], backend: str, config: Any,
@@ -183,9 +194,11 @@ def assess(drills: list[Any], needs: dict[str, Any], caps: frozenset[str], backe
             continue
         lacking_caps = sorted(set(req.capabilities) - set(caps))
         if lacking_caps:
-            out.append(Readiness(d.id, "SKIPPED", [f"the {backend} backend cannot {', '.join(lacking_caps)}"]))
+            able = [b for b, c in _capabilities().items() if set(req.capabilities) <= c]
+            out.append(Readiness(d.id, "SKIPPED", [f"the {backend} backend cannot {', '.join(lacking_caps)}"
+                                                   + (f" (--backend {' or '.join(able)} can)" if able else "")]))
             continue
-        missing = [f"target file lacks {f}: add it ({_FIELD_HINTS.get(f.split('.')[0], 'docs/targets.md')})"
+        missing = [f"target file lacks {f}: add {_FIELD_HINTS.get(f, f)} (docs/targets.md)"
                    for f in missing_target_fields(config, req.target_fields)]
         if not obs.started:
             missing.append(f"the service did not start: {obs.start_problem}")
@@ -213,18 +226,31 @@ def assess(drills: list[Any], needs: dict[str, Any], caps: frozenset[str], backe
     return out
 
 
+def _capabilities() -> dict[str, frozenset[str]]:
+    from ..backends import builtin_backend_class
+
+    return {b: frozenset(builtin_backend_class(b).capabilities) for b in ("process", "docker", "external")}
+
+
 def _kinds(d: Any) -> list[str]:
     """The trigger kinds a drill fires: its own, or its schedule's steps'."""
-    steps = d.trigger_params.get("steps") if d.trigger_kind.startswith("schedule") else None
+    params = d.trigger_params
+    steps = (params.get("steps") or params.get("pool")) if d.trigger_kind.startswith("schedule") else None
     if isinstance(steps, list):
         return list(dict.fromkeys(str(s.get("kind", "")) for s in steps if isinstance(s, dict)))
     return [d.trigger_kind]
 
 
+#: What to add for a missing target-file field: the line the bundled target files use.
 _FIELD_HINTS = {
-    "files": "files: in the target file, e.g. run_manifest: \"{data_dir}/run_manifest.json\"; docs/targets.md",
-    "hooks": "hooks: in the target file and a service that obeys the control file; docs/targets.md, Hooks",
-    "hooks_log": "hooks_log: \"{control_dir}/hooks.log\" and one JSON line per applied hook; docs/targets.md, Hooks",
+    "files.stop": 'files: {stop: "{control_dir}/STOP"} and a service that exits cleanly when the file appears',
+    "files.run_manifest": 'files: {run_manifest: "{data_dir}/run_manifest.json"} and that file (specs/run_manifest.schema.json)',
+    "files.fingerprint": 'files: {fingerprint: "{data_dir}/execution_fingerprint.json"} and that file '
+                         '(specs/execution_fingerprint.schema.json)',
+    "hooks_log": 'hooks_log: "{control_dir}/hooks.log" and one JSON line there per hook that takes effect',
+    "hooks.wal_stall": 'hooks: {wal_stall: {file: "{control_dir}/wal_stall"}} and a WAL writer that stops while it exists',
+    "hooks.emit_reason_token": 'hooks: {emit_reason_token: {file: "{control_dir}/emit_reason_token", content: '
+                               '"KILL_UNREGISTERED_SUBSYSTEM_TOKEN"}} and a service that emits the file\'s token',
 }
 
 
