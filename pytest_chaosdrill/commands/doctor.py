@@ -35,6 +35,7 @@ class Observation:
     requests: list[dict[str, Any]] = field(default_factory=list)
     venue_state: dict[str, Any] = field(default_factory=dict)
     files: dict[str, Any] = field(default_factory=dict)   # files.<name> -> parsed JSON, "absent" or "unreadable"
+    log_tail: list[str] = field(default_factory=list)     # the service's last log lines (secrets redacted) if it failed
 
     def public_subs(self) -> set[str]:
         return {s for c in self.venue_state.get("sessions", {}).get("public", []) for s in c.get("subs", [])}
@@ -335,8 +336,24 @@ def observe(config: Any, backend_obj: Any, observe_s: float) -> Observation:
                 try:
                     target.stop()
                 finally:
+                    if not obs.steady:
+                        obs.log_tail = _log_tail(target)
                     target.close()
     return obs
+
+
+def _log_tail(target: Any, lines: int = 8) -> list[str]:
+    """The last lines of the service's output, secrets redacted (the logs go with the temp folder)."""
+    from ..redaction import Redactor
+
+    redactor = Redactor(target.target.secrets())
+    out: list[str] = []
+    for path in target.logs():
+        try:
+            out += Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+    return [redactor.text(line) for line in out[-lines:]]
 
 
 def _read_json(path: Path) -> Any:
@@ -400,6 +417,7 @@ def run(args: argparse.Namespace) -> int:
     result = assess(drills, needs, cls.capabilities, args.backend, config, obs)
     if args.json:
         print(json.dumps({"target": str(args.target), "backend": args.backend, "observed_s": round(took, 1),
+                          "log_tail": obs.log_tail,
                           "drills": [r.to_json() for r in result]}, indent=2))
     else:
         _print(args, config, obs, result, took)
@@ -412,6 +430,10 @@ def _print(args: argparse.Namespace, config: Any, obs: Observation, result: list
         print(f"  status: {obs.samples} samples, {len(obs.contract_problems) and 'NOT ' or ''}contract-valid; "
               f"steady state: {'yes' if obs.steady else 'no (' + obs.steady_problem + ')'}; "
               f"{obs.orders_per_s:g} orders/s at the venue")
+    if obs.log_tail:
+        print("  the service's last output lines:")
+        for line in obs.log_tail:
+            print(f"    | {line}")
     width = max(len(r.drill) for r in result)
     for r in result:
         print(f"{r.drill:<{width}}  {r.verdict}")

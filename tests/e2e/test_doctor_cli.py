@@ -66,3 +66,16 @@ def test_bad_target_file_is_one_line_naming_file_and_field(tmp_path: Path) -> No
     proc = subprocess.run([*CHAOSDRILL, "doctor", str(bad)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert str(bad) in proc.stderr and "command" in proc.stderr
+
+
+def test_service_that_dies_is_shown_with_its_last_output_and_no_secret(tmp_path: Path) -> None:
+    dies = tmp_path / "dies.yaml"
+    dies.write_text(yaml.safe_dump({
+        "name": "dies", "status_url": "http://{host}:{status_port}/api/v1/status", "startup_timeout_s": 5,
+        "env": {"API_SECRET": "{venue_secret_key}"},
+        "command": ["{python}", "-c", "import os, sys; print('secret is', os.environ['API_SECRET']); sys.exit(3)"]}))
+    code, report = doctor(dies)
+    assert code == 1
+    assert {r["verdict"] for r in report["drills"]} == {"NOT PROVEN", "SKIPPED"}
+    assert any("exited (code 3)" in m for r in report["drills"] for m in r["missing"])
+    assert report["log_tail"] == ["secret is ***REDACTED***"]
