@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 # name -> (module under pytest_chaosdrill.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": ("doctor", "start a service once, no fault, and say per drill what will be proven and what to add"),
     "validate-status": ("validate_status", "check /api/v1/status payloads against the status contract"),
     "venue": ("venue", "run the venue simulator (OKX-v5-shaped exchange sandbox) standalone"),
     "proxy": ("proxy", "run the fault proxy (Toxiproxy-style TCP proxy with an HTTP API) standalone"),

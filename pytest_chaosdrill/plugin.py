@@ -50,16 +50,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_chaosdrill_backend_class(name: str, config: pytest.Config) -> Any:
-    if name == "process":
-        from .backends.process import ProcessBackend
-        return ProcessBackend
-    if name == "external":
-        from .backends.external import ExternalBackend
-        return ExternalBackend
-    if name == "docker":
-        from .backends.docker import DockerBackend
-        return DockerBackend
-    return None
+    from .backends import builtin_backend_class
+
+    return builtin_backend_class(name)
 
 
 def _session(config: pytest.Config) -> Any:

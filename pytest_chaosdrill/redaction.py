@@ -43,8 +43,9 @@ NOT_SECRETS = frozenset({"true", "false", "none", "null", "yes", "no", "on", "of
 
 #: Words of an environment variable name that mark its value as a secret.
 SECRET_WORDS = frozenset({"KEY", "KEYS", "SECRET", "SECRETS", "PASSPHRASE", "PASSWORD", "PASSWORDS", "PASSWD",
-                          "TOKEN", "TOKENS", "CREDENTIAL", "CREDENTIALS", "CREDS", "AUTH", "PRIVATE", "SIGNATURE",
-                          "COOKIE"})
+                          "TOKEN", "TOKENS", "CREDENTIAL", "CREDENTIALS", "CREDS", "AUTH", "SIGNATURE", "COOKIE"})
+# Not "PRIVATE": OKX's private WebSocket URL (EXCHANGE_WS_PRIVATE) is an address, not a secret; a private
+# key is still caught by KEY and the PRIVATEKEY compound.
 #: Glued compounds seen in the wild (``APIKEY``); a plain suffix match would catch ``MONKEY``.
 SECRET_COMPOUNDS = frozenset({"APIKEY", "ACCESSKEY", "SECRETKEY", "PRIVATEKEY", "AUTHTOKEN", "ACCESSTOKEN",
                               "APITOKEN", "PASSKEY", "APISECRET", "CLIENTSECRET"})

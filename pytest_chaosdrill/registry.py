@@ -62,6 +62,11 @@ class Registry:
     checks: dict[str, Check] = field(default_factory=dict)
 
     @classmethod
+    def builtin(cls) -> "Registry":
+        """The built-in tables only (no pytest session, so no plugins' additions)."""
+        return cls(builtin_triggers(), builtin_checks())
+
+    @classmethod
     def build(cls, hook: Any) -> "Registry":
         triggers = builtin_triggers()
         hook.pytest_chaosdrill_add_triggers(triggers=triggers)

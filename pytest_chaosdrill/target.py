@@ -7,7 +7,6 @@ filled from the drill's environment (venue URLs, control and data folders, ports
 from __future__ import annotations
 
 import json
-import re
 import string
 import sys
 from dataclasses import dataclass, field
@@ -20,9 +19,9 @@ import yaml
 from .guard import LiveEnvironmentRefused, is_local_url, refuse_live  # noqa: F401  (their home is guard.py)
 from .schema_errors import describe_all
 from .errors import TargetConfigError
+from .redaction import name_looks_secret
 from .venue.auth import ApiKey
 
-SECRET_NAME = re.compile(r"(KEY|SECRET|PASSPHRASE|PASSWORD|TOKEN|CREDENTIAL)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ class RenderedTarget:
     def secrets(self) -> list[str]:
         """Values that must never appear in evidence: env values under secret-looking names and the
         target file's ``secrets``."""
-        return [v for k, v in self.env.items() if SECRET_NAME.search(k) and len(v) >= 3] + \
+        return [v for k, v in self.env.items() if name_looks_secret(k) and len(v) >= 3] + \
             [v for v in self.extra_secrets if v]
 
 

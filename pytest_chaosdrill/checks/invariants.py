@@ -89,6 +89,55 @@ def invariant_latch_clears_after_reconcile(rec: "DrillRecord") -> list[str]:
     return out
 
 
+#: Latch codes a reconciliation clears (the contract's ``*_RECONCILE_REQUIRED``); others end otherwise.
+RECONCILED_SUFFIX = "_RECONCILE_REQUIRED"
+
+
+def _read_began(e: dict[str, Any]) -> float:
+    """When a reconciliation read reached the venue (``received_mono``; else its answer time, later)."""
+    began = e.get("received_mono")
+    return float(began) if isinstance(began, (int, float)) else float(e.get("mono", 0))
+
+
+def invariant_reconcile_clears_only_older_codes(rec: "DrillRecord") -> list[str]:
+    """A reconciliation may clear only the codes raised before its reads began: for every clear of the
+    latch and every ``*_RECONCILE_REQUIRED`` code set in the latched span before it, a successful
+    positions read and a successful pending-orders read that began after the code was raised must be
+    answered before the clear. Reported only when it is certain: every such read began before the last
+    status answer that did not yet show the code (so before the code existed); a read that began between
+    that answer and the first one showing the code may have followed it and is given the benefit."""
+    out = []
+    ok = [s for s in rec.samples if s.ok]
+    span: list["Sample"] = []
+    for s in ok:
+        if s.latched:
+            span.append(s)
+            continue
+        if not span:
+            continue
+        clear, latched_span, span = s, span, []
+        for code in dict.fromkeys(c for x in latched_span for c in _codes(x) if c.endswith(RECONCILED_SUFFIX)):
+            first = next(x for x in latched_span if code in _codes(x))
+            before = [x for x in ok if x.mono < first.mono and code not in _codes(x)]
+            if not before:
+                continue  # set from the first answer on: when it was raised cannot be bounded
+            raised_after = before[-1].sent_mono
+            reads = [e for e in rec.ledger if e.get("type") == "request" and e.get("recon_read")
+                     and e.get("status", 200) == 200 and e.get("mono", 0) <= clear.mono]
+            for kind, word in (("positions", "positions"), ("open orders", "orders-pending")):
+                mine = [e for e in reads if word in str(e.get("path", ""))]
+                if mine and any(_read_began(e) >= raised_after for e in mine):
+                    continue
+                if not mine:
+                    continue  # no read at all: invariant_latch_clears_after_reconcile reports that
+                last = max(_read_began(e) for e in mine)
+                out.append(f"{code} (first shown at sample {first.i}; absent at sample {before[-1].i}) was cleared at "
+                           f"sample {clear.i} by a reconciliation whose last {kind} read began "
+                           f"{(raised_after - last) * 1000:.0f} ms before the code could have been raised")
+                break
+    return out
+
+
 def invariant_no_duplicate_dispatch(rec: "DrillRecord") -> list[str]:
     """No client order id reached the venue twice."""
     dups = [o for o in ledger_orders(rec.ledger) if o.get("duplicate")]
@@ -115,6 +164,7 @@ def invariant_kill_needs_restart(rec: "DrillRecord") -> list[str]:
 INVARIANTS: dict[str, Callable[..., list[str]]] = {
     "no_open_while_blocked": invariant_no_open_while_blocked,
     "latch_clears_after_reconcile": invariant_latch_clears_after_reconcile,
+    "reconcile_clears_only_older_codes": invariant_reconcile_clears_only_older_codes,
     "no_duplicate_dispatch": invariant_no_duplicate_dispatch,
     "kill_needs_restart": invariant_kill_needs_restart,
 }
@@ -122,7 +172,8 @@ INVARIANTS: dict[str, Callable[..., list[str]]] = {
 
 def global_invariants(rec: "DrillRecord", grace_ms: float = 100.0) -> CheckResult:
     """Every fault window keeps the invariants: no OPEN while blocked, the latch clears only after
-    reconciliation reads made after each condition ended, no duplicate dispatch, Kill only ends by a restart.
+    reconciliation reads made after each condition ended, a reconciliation clears only codes raised before
+    its reads began, no duplicate dispatch, Kill only ends by a restart.
 
     (The contract on every sample and status answers outside planned downtime are the verdict's own.)
     """

@@ -62,13 +62,22 @@ class Reads(dict):
         if isinstance(key, str) and not key.startswith("_"):  # "_unreadable" is the plugin's own marker
             self._log.setdefault(self._name, set()).add(key)
 
+    def _wrap(self, key: Any, value: Any) -> Any:
+        # Nested objects log under "<name>.<key>", the objects of a list under "<name>.<key>[]".
+        if isinstance(value, dict) and not isinstance(value, Reads):
+            return Reads(self._log, f"{self._name}.{key}", value)
+        if isinstance(value, list):
+            return [Reads(self._log, f"{self._name}.{key}[]", v) if isinstance(v, dict) and not isinstance(v, Reads)
+                    else v for v in value]
+        return value
+
     def get(self, key: Any, default: Any = None) -> Any:
         self._note(key)
-        return super().get(key, default)
+        return self._wrap(key, super().get(key, default))
 
     def __getitem__(self, key: Any) -> Any:
         self._note(key)
-        return super().__getitem__(key)
+        return self._wrap(key, super().__getitem__(key))
 
     def __contains__(self, key: Any) -> bool:
         self._note(key)
@@ -105,10 +114,53 @@ def _keys_read() -> dict[str, set[str]]:
     for name, (fn, _) in _file_checks().items():
         for p in params.get(name) or [{}]:
             fn(record, **p)
+    _optional_reads(log, utc)
     return log
 
 
+def _optional_reads(log: dict[str, set[str]], utc: str) -> None:
+    """The fingerprint fields only some drills read: drill 6's trades counters (with a fault that repeated
+    trades, so the check gets as far as reading them) and the latch check's latch_events."""
+    from pytest_chaosdrill.checks.status import _service_clear_mono
+
+    trades_before = Reads(log, "fingerprint", {"trades": {"processed": 1, "duplicates_dropped": 0}})
+    trades_after = Reads(log, "fingerprint", {"trades": {"processed": 5, "duplicates_dropped": 1}})
+    proof = {"detail": {"repeated_trade_ids": [7], "repeats_per_socket": 1, "sockets": 1}}
+    rec = DrillRecord(
+        drill={}, drill_path="", backend="process", target_name="t", target_files=("fingerprint",), contract={},
+        started_utc=utc, t_start=0.0, files={"fingerprint": trades_after}, fingerprint_before=trades_before,
+        steps=(StepRecord("venue.trades_gap", {}, proof=proof),))
+    assert builtin_checks()["no_duplicate_trade_processing"](rec).passed is True
+    latch = Reads(log, "fingerprint", {"latch_events": [{"event": "clear", "mono": 1.5, "code": "X"}]})
+    rec = DrillRecord(
+        drill={}, drill_path="", backend="process", target_name="t", target_files=("fingerprint",), contract={},
+        started_utc=utc, t_start=0.0, files={"fingerprint": latch})
+    assert _service_clear_mono(rec, 1.0, 2.0) == 1.5
+
+
 KEYS_READ = _keys_read()
+
+
+def _named(schema: dict[str, Any], path: str) -> set[str]:
+    """The property names the schema gives at ``path`` ("" the top, "trades", "latch_events[]")."""
+    node = schema
+    for part in filter(None, path.split(".")):
+        node = node["properties"][part.removesuffix("[]")]
+        if part.endswith("[]"):
+            node = node["items"]
+    return set(node.get("properties", {}))
+
+
+def test_every_fingerprint_field_a_check_reads_is_named_by_the_schema() -> None:
+    """A check that reads a field specs/execution_fingerprint.schema.json does not name fails here."""
+    for name, keys in KEYS_READ.items():
+        if name == "error_event":
+            continue
+        if name.startswith("fingerprint"):
+            path = name.removeprefix("fingerprint").lstrip(".")
+            assert keys <= _named(FINGERPRINT, path), f"{name}: read {sorted(keys - _named(FINGERPRINT, path))} unnamed"
+    assert KEYS_READ["fingerprint.trades"] == {"processed", "duplicates_dropped"}
+    assert {"event", "mono"} <= KEYS_READ["fingerprint.latch_events[]"]
 
 
 def test_the_file_checks_are_found() -> None:
@@ -129,7 +181,9 @@ def test_run_manifest_schema_requires_exactly_what_the_checks_read() -> None:
 
 
 def test_fingerprint_schema_requires_exactly_what_the_checks_read() -> None:
-    assert set(FINGERPRINT["required"]) == KEYS_READ["fingerprint"]
+    # Required: what every fingerprint-reading drill reads; the rest read (trades, latch_events) is per drill.
+    assert set(FINGERPRINT["required"]) == KEYS_READ["fingerprint"] - {"trades", "latch_events"}
+    assert KEYS_READ["fingerprint"] <= set(FINGERPRINT["properties"])
     items = FINGERPRINT["properties"]["error_events"]["items"]
     assert set(items["required"]) == KEYS_READ["error_event"] == {"type"}
 

@@ -388,3 +388,31 @@ def test_resynced_during_skew() -> None:
     assert res.passed is False and "2 signed request(s) refused with 50102 and none accepted" in res.detail
     # the skew never landed: nothing to judge
     assert C.resynced_during_skew(make_run([(0.5, ACTIVE)], waited, t_landed=None, t_release=5.0)).passed is None
+# --- global invariant: a reconciliation clears only codes raised before its reads began ------------------
+
+from pytest_chaosdrill.checks.invariants import invariant_reconcile_clears_only_older_codes as older_codes  # noqa: E402
+
+STALE, GAP = "WS_DATA_STALE_RECONCILE_REQUIRED", "WS_BOOK_GAP_RECONCILE_REQUIRED"
+TWO_CODES = [(0.5, ACTIVE), (1.0, latched(STALE)), (1.2, latched(STALE)),
+             (1.4, {**latched(STALE), "open_permission_reason_codes": [STALE, GAP]}), (1.6, latched(GAP)), (2.0, ACTIVE)]
+
+
+def recon(began: float, answered: float) -> list[dict]:
+    return [{"type": "request", "recon_read": True, "path": p, "status": 200, "received_mono": began, "mono": answered}
+            for p in ("/api/v5/account/positions", "/api/v5/trade/orders-pending")]
+
+
+def test_in_flight_reconciliation_may_not_clear_a_code_raised_after_its_reads_began() -> None:
+    # reads began at 1.1 (STALE only), answered at 1.7: the gap code (absent at 1.2, shown at 1.4) is cleared by them
+    found = older_codes(make_run(TWO_CODES, recon(1.1, 1.7)))
+    assert len(found) == 1 and GAP in found[0] and "before the code could have been raised" in found[0]
+    assert C.global_invariants(make_run(TWO_CODES, recon(1.1, 1.7), t_landed=1.0)).passed is False
+
+
+def test_reads_begun_after_the_code_clear_it() -> None:
+    assert older_codes(make_run(TWO_CODES, recon(1.1, 1.3) + recon(1.5, 1.7))) == []
+
+
+def test_a_read_that_may_have_followed_the_code_gets_the_benefit() -> None:
+    # began at 1.3: after the last answer without the gap code (sent 1.2), before the first with it (1.4)
+    assert older_codes(make_run(TWO_CODES, recon(1.3, 1.7))) == []

@@ -174,3 +174,15 @@ def test_redactor_removes_secret_values_not_key_names() -> None:
 def test_redactor_leaves_words_that_merely_contain_a_secret_name() -> None:
     assert Redactor().text("manifest with fake token KILL_DRIFT_TOKEN: 1 finding") == \
         "manifest with fake token KILL_DRIFT_TOKEN: 1 finding"
+
+
+def test_private_ws_url_is_an_address_and_target_uses_the_same_words() -> None:
+    from pytest_chaosdrill.target import RenderedTarget, TargetConfig
+
+    assert not name_looks_secret("EXCHANGE_WS_PRIVATE") and not name_looks_secret("OKX_WS_PRIVATE_URL")
+    assert name_looks_secret("SSH_PRIVATE_KEY") and name_looks_secret("privateKey") and name_looks_secret("API_CREDS")
+    env = {"EXCHANGE_WS_PRIVATE": "ws://127.0.0.1:1/ws/v5/private", "API_CREDS": "s3cr3t", "okxPassphrase": "p4ss"}
+    cfg = TargetConfig(name="t", command=["x"], env=env, status_url="http://127.0.0.1:1/", health_url="")
+    rendered = RenderedTarget(config=cfg, command=["x"], env=env, status_url=cfg.status_url, health_url="", files={},
+                              hooks={}, hooks_log=None)
+    assert sorted(rendered.secrets()) == ["p4ss", "s3cr3t"]

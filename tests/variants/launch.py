@@ -191,6 +191,29 @@ def reconcile_waits_for_first_code() -> None:
     App._reconcile_ready = reconcile_ready  # type: ignore[method-assign]
 
 
+def inflight_reconcile_clears_new_code() -> None:
+    """Exploration's target (issue 19, point 7), held out of the single-fault matrix: a latch code raised
+    while a reconciliation is already in flight is cleared by that reconciliation. The reconciliation
+    clears every code set when its answers arrive, not only those raised before its reads began. With no
+    reconciliation in flight when a code is raised (every single-fault drill, which waits for the
+    condition to end before reading), behaviour is unchanged; the global invariant
+    ``reconcile_clears_only_older_codes`` is what catches it, once a schedule fires a fault while the
+    reads are outstanding."""
+    from okx_demo_api.latch import OpenPermissionLatch as Latch
+
+    orig = Latch.clear_reconciled
+
+    def clear_reconciled(self: Latch, reconcile_started_mono: float, detail: str = "",
+                         only: Any = None) -> list[str]:
+        return orig(self, time.monotonic() + 1.0, detail, only)  # the bug: "started" taken as the answer's time
+
+    Latch.clear_reconciled = clear_reconciled  # type: ignore[method-assign]
+
+
+#: Variants only exploration is expected to find (two faults, a narrow moment): not in the single-fault matrix.
+EXPLORATION_TARGETS = ("reconcile_waits_for_first_code", "inflight_reconcile_clears_new_code")
+
+
 def trades_processed_twice() -> None:
     """A repeated tradeId (the same trade sent again) is taken as a new trade and processed a second time;
     gaps (a higher id than expected) are still detected and latched."""
@@ -731,7 +754,7 @@ VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     kill_resumes_on_its_own, stop_detected_late, stop_exits_nonzero, latch_never_set, opens_ignore_guard, reconcile_waits_for_first_code, flatten_at_once, extra_truthful_reason, none,
     stale_feed_not_latched, trades_gap_not_latched, opens_unjournalled_under_wal_backpressure,
     retry_orders_on_transport_error,
-    resend_after_not_found, no_clock_resync, skew_refusals_not_counted)}
+    resend_after_not_found, no_clock_resync, skew_refusals_not_counted, inflight_reconcile_clears_new_code)}
 #: Variants that are correct (different, not buggy): the drills they run must PASS.
 CORRECT = ("flatten_at_once", "extra_truthful_reason", "none")
 
