@@ -10,7 +10,8 @@ from typing import Any, Iterator
 import pytest
 
 from ..deadline import drill_deadline
-from ..errors import DrillInterrupted
+from ..errors import DrillHalted, DrillInterrupted
+from ..halt import HaltWatcher, interrupt_main_thread
 from .reporting import junit_facts
 from .state import STASH_REPORTS, STASH_STATE, SessionState
 
@@ -21,6 +22,7 @@ class DrillInterrupts:
     def __init__(self, state: SessionState) -> None:
         self.state = state
         self._old_sigterm: Any = None
+        self._watcher: HaltWatcher | None = None
         self._install_sigterm()
 
     @pytest.hookimpl(wrapper=True)
@@ -73,19 +75,30 @@ class DrillInterrupts:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
 
     def _install_sigterm(self) -> None:
-        """SIGTERM is handled like Ctrl-C: the drill releases its fault, stops and writes its evidence."""
+        """SIGTERM is handled like Ctrl-C: the drill releases its fault, stops and writes its evidence.
+        The halt file (``chaosdrill halt``) arrives the same way: its watcher thread delivers SIGTERM's
+        handler to the main thread, which then raises :class:`DrillHalted`."""
         if threading.current_thread() is not threading.main_thread():
             return
 
         def terminated(signum: int, frame: Any) -> None:
+            seen = self._watcher.seen if self._watcher is not None else None
+            if seen is not None:
+                raise DrillHalted(f"chaosdrill halt at {seen.get('at', '?')}"
+                                  + (f": {seen['reason']}" if seen.get("reason") else ""))
             raise DrillInterrupted()
 
         try:
             self._old_sigterm = signal.signal(signal.SIGTERM, terminated)
         except (ValueError, OSError):  # pragma: no cover - not the main interpreter
             self._old_sigterm = None
+            return
+        self._watcher = HaltWatcher(lambda facts: interrupt_main_thread()).start()
