@@ -2,7 +2,8 @@
 raises end as ERROR (component and the traceback's last line), JUnit ``<error>``, never FAIL."""
 from __future__ import annotations
 
-import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -78,6 +79,10 @@ def test_a_venue_killed_mid_drill_is_error_not_fail(pytester: pytest.Pytester) -
     assert_pid_gone(meta)
     case = junit_case(pytester)
     assert case.find("failure") is None and "harness error in venue" in case.find("error").get("message")
+    # recheck re-derives ERROR from the stored record (the harness fact is in it), not FAIL
+    out = subprocess.run([sys.executable, "-m", "pytest_chaosdrill.cli", "recheck", str(only_folder(pytester))],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "same      drill_5_ws_book_gap: ERROR" in out.stdout, out.stdout
 
 
 def test_a_raising_check_is_error_not_fail(pytester: pytest.Pytester) -> None:
