@@ -7,10 +7,6 @@ import importlib.util
 import os
 import subprocess
 import sys
-import tempfile
-import shutil
-import time
-import json
 from pathlib import Path
 from typing import Any
 
@@ -67,31 +63,8 @@ def test_history_of_real_runs_flags_a_flaky_drill(pytester: pytest.Pytester, mon
         if os.environ.get("CHAOSDRILL_REQUIRE_BROWSER") == "1":
             pytest.fail("CHAOSDRILL_REQUIRE_BROWSER=1 but /usr/bin/chromium is missing")
         pytest.skip("no /usr/bin/chromium; set CHAOSDRILL_REQUIRE_BROWSER=1 to fail instead")
-    websocket = pytest.importorskip("websocket")
-    import urllib.request
-
-    profile = Path(tempfile.mkdtemp(prefix="chaosdrill-chromium-"))
-    proc = subprocess.Popen(
-        [str(helpers.CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
-         "--window-size=1200,1600", "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (port_file.is_file() and port_file.read_text().strip()):
-            assert proc.poll() is None and time.monotonic() < deadline, "chromium did not open its DevTools port"
-            time.sleep(0.05)
-        port = int(port_file.read_text().split()[0])
-        pages = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
-        page = next(p for p in pages if p.get("type") == "page")
-        ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=20, suppress_origin=True)
-        dt = helpers._Devtools(ws)
-        for domain in ("Page", "Runtime", "Log"):
-            dt.call(f"{domain}.enable")
-        dt.call("Page.navigate", url=report.resolve().as_uri())
-        dt.wait_event("Page.loadEventFired")
-
+    pytest.importorskip("websocket")
+    with helpers.chromium_page(helpers.CHROMIUM, report) as dt:
         def js(expr: str) -> Any:
             r = dt.call("Runtime.evaluate", expression=expr, returnByValue=True)
             assert "exceptionDetails" not in r, r
@@ -107,12 +80,3 @@ def test_history_of_real_runs_flags_a_flaky_drill(pytester: pytest.Pytester, mon
         problems = [e for e in dt.events if e.get("method") == "Runtime.exceptionThrown"
                     or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")]
         assert problems == [], problems
-        ws.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(profile, ignore_errors=True)
