@@ -16,8 +16,9 @@ import signal
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 #: The environment variable that moves the halt file (tests, or several users sharing one stop).
 HALT_ENV = "CHAOSDRILL_HALT_FILE"
@@ -108,6 +109,26 @@ class HaltWatcher:
                 self.seen = read_halt(self.path) or {}
                 self.on_halt(self.seen)
                 return
+
+
+_releasing = 0
+
+
+@contextmanager
+def releasing() -> Iterator[None]:
+    """Mark the drill's release and evidence as running: a halt seen meanwhile waits for the next test
+    (:func:`in_release`), so the halt never interrupts the release it asks for."""
+    global _releasing
+    _releasing += 1
+    try:
+        yield
+    finally:
+        _releasing -= 1
+
+
+def in_release() -> bool:
+    """Whether a drill is releasing its fault right now (see :func:`releasing`)."""
+    return _releasing > 0
 
 
 def interrupt_main_thread() -> None:

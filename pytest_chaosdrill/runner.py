@@ -12,7 +12,7 @@ import time
 from typing import Any, Mapping
 
 from .checks import Check, exposure_at, ledger_orders
-from . import deadline
+from . import deadline, halt
 from .context import DrillContext, StartupFailed
 from .deadline import DrillTimeout
 from .contract import Contract
@@ -117,6 +117,10 @@ class DrillRun:
     def _finish(self) -> None:
         """Always: release the fault, stop sampling, collect the witness, freeze, evaluate."""
         deadline.disarm()  # the deadline interrupts the drill, never its release
+        with halt.releasing():  # nor does a halt: it stops the session after this drill's teardown
+            self._finish_released()
+
+    def _finish_released(self) -> None:
         try:
             self._release()
             if self.rec["outcome"] == REFUSED:

@@ -11,7 +11,7 @@ import pytest
 
 from ..deadline import drill_deadline
 from ..errors import DrillHalted, DrillInterrupted
-from ..halt import HaltWatcher, interrupt_main_thread
+from ..halt import HaltWatcher, in_release, interrupt_main_thread
 from .reporting import junit_facts
 from .state import STASH_REPORTS, STASH_STATE, SessionState
 
@@ -46,6 +46,8 @@ class DrillInterrupts:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Any) -> Any:
+        if self._halt_seen() is not None:  # a halt that arrived during a release: stop before the next test
+            self._raise_halted()
         self.state.current = item if "chaosdrill_drill" in getattr(item, "fixturenames", ()) else None
         result = yield
         self.state.current = None  # kept when an interrupt ends the protocol early: see pytest_keyboard_interrupt
@@ -82,6 +84,13 @@ class DrillInterrupts:
             signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
 
+    def _halt_seen(self) -> dict[str, Any] | None:
+        return self._watcher.seen if self._watcher is not None else None
+
+    def _raise_halted(self) -> None:
+        seen = self._halt_seen() or {}
+        raise DrillHalted(f"chaosdrill halt at {seen.get('at', '?')}" + (f": {seen['reason']}" if seen.get("reason") else ""))
+
     def _install_sigterm(self) -> None:
         """SIGTERM is handled like Ctrl-C: the drill releases its fault, stops and writes its evidence.
         The halt file (``chaosdrill halt``) arrives the same way: its watcher thread delivers SIGTERM's
@@ -90,10 +99,10 @@ class DrillInterrupts:
             return
 
         def terminated(signum: int, frame: Any) -> None:
-            seen = self._watcher.seen if self._watcher is not None else None
-            if seen is not None:
-                raise DrillHalted(f"chaosdrill halt at {seen.get('at', '?')}"
-                                  + (f": {seen['reason']}" if seen.get("reason") else ""))
+            if self._halt_seen() is not None:
+                if in_release():  # never cut a release short: the next test start stops the session
+                    return
+                self._raise_halted()
             raise DrillInterrupted()
 
         try:

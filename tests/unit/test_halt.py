@@ -47,3 +47,12 @@ def test_the_watcher_calls_back_once_when_the_file_appears(tmp_path: Path) -> No
     finally:
         watcher.stop()
     assert len(fired) == 1
+
+
+def test_a_release_in_progress_is_known_to_the_halt_handler() -> None:
+    assert not halt.in_release()
+    with halt.releasing():
+        with halt.releasing():  # nested drill runs (the explorer) keep it set until the outer one ends
+            assert halt.in_release()
+        assert halt.in_release()
+    assert not halt.in_release()
