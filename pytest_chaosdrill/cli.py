@@ -26,6 +26,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recheck": ("recheck", "re-derive every drill's verdict from its stored evidence (no re-run)"),
     "docker-reap": ("docker_reap", "remove containers, networks and volumes that killed drill runs left"),
     "report": ("report", "render an evidence run folder as one self-contained HTML report"),
+    "attest": ("attest", "sign an in-toto statement (test results, digests of every evidence file) over a run"),
+    "history": ("history", "each drill's verdict per run, time to safe over runs, flakiness (stored records only)"),
+    "halt": ("halt", "emergency stop: every running drill releases its fault and ends HALTED; --clear lifts it"),
 }
 
 

@@ -6,7 +6,7 @@ Triggers receive a :class:`DrillContext`; the runner builds one per drill from t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,9 @@ class DrillContext:
     sample_interval_s: float = 0.005
     local_hosts: tuple[str, ...] = ()
     sampler: StatusSampler | None = None
+    #: the harness's own addresses (``Harness.info``: ``venue`` URL, ``proxy`` host:port), probed at the
+    #: end of a drill so a venue or proxy that died is a harness ERROR, never the target's FAIL
+    harness_info: dict[str, Any] = field(default_factory=dict)
 
     def expect_downtime(self, down: bool) -> None:
         """Mark planned downtime (crash, restart, STOP, pause): status errors inside it are expected, and

@@ -63,6 +63,11 @@ class DrillInterrupted(KeyboardInterrupt):
     """SIGTERM reached pytest during a drill: handled like Ctrl-C (pytest stops after the teardowns)."""
 
 
+class DrillHalted(DrillInterrupted):
+    """``chaosdrill halt`` (the halt file, :mod:`pytest_chaosdrill.halt`) stopped the drill: INTERRUPTED
+    with a reason starting ``HALTED``."""
+
+
 class BackendUnavailable(Exception):
     """The backend cannot run here (no engine, image missing); drills on it are skipped with this reason."""
 

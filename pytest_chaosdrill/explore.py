@@ -346,7 +346,8 @@ class ExploreTrigger(Trigger):
             ctx.target.stop(ctx.rendered.config.stop_timeout_s)
         ctx.venue.reset()  # fresh venue: no orders, positions, faults or ledger from earlier examples
         nctx = DrillContext(target=ctx.target, rendered=ctx.rendered, venue=ctx.venue, proxy=ctx.proxy,
-                            timeline=Timeline(), sample_interval_s=ctx.sample_interval_s, local_hosts=ctx.local_hosts)
+                            timeline=Timeline(), sample_interval_s=ctx.sample_interval_s, local_hosts=ctx.local_hosts,
+                            harness_info=ctx.harness_info)
         nrun = DrillRun(nctx, drill, contract=outer.contract, contract_info=outer.rec["contract"],
                         triggers=outer.triggers, checks=outer.checks, allow_live=outer.allow_live,
                         backend=outer.rec["backend"])

@@ -12,7 +12,7 @@ import time
 from typing import Any, Mapping
 
 from .checks import Check, exposure_at, ledger_orders
-from . import deadline
+from . import deadline, halt
 from .context import DrillContext, StartupFailed
 from .deadline import DrillTimeout
 from .contract import Contract
@@ -24,7 +24,7 @@ from .guard import LiveEnvironmentRefused, refuse_live
 from .venue.witness import live_requests
 from .timeline import LiveInterlock, Sample, StatusSampler, open_blocked, utc_now, wait_until
 from .verdict import Evaluation, Verdict, evaluate
-from .errors import DrillFailed, DrillInterrupted, DrillNotProven
+from .errors import DrillFailed, DrillHalted, DrillInterrupted, DrillNotProven
 
 log = logging.getLogger("chaosdrill")
 WIRE_CHECK_S = 0.2  # how often a drill's waits read the venue's ledger for live (no demo header) requests
@@ -78,6 +78,10 @@ class DrillRun:
             self._lifecycle()
         except _Stop as stop:
             self.rec.set(outcome=stop.outcome, outcome_reason=stop.reason)
+        except DrillHalted as exc:
+            self._end(INTERRUPTED, f"HALTED ({exc}) during phase {self.rec['phase']}")
+            self.rec.fact("halted", True)
+            raise
         except DrillInterrupted:
             self._end(INTERRUPTED, "interrupted (SIGTERM) during phase " + str(self.rec["phase"]))
             raise
@@ -90,7 +94,9 @@ class DrillRun:
             raise DrillFailed(f"TIMEOUT: the drill exceeded its timeout_s ({self.drill.timeout_s:g}s) "
                               f"in phase {self.rec['phase']}") from None
         except BaseException as exc:
-            self._end(ERROR, f"{type(exc).__name__}: {exc} (phase {self.rec['phase']})")
+            component, last = harness_error_of(exc)
+            self.rec.fact("harness_error", {"component": component, "error": last})
+            self._end(ERROR, f"harness error in {component}: {last} (phase {self.rec['phase']})")
             raise
         finally:
             self._finish()
@@ -111,6 +117,10 @@ class DrillRun:
     def _finish(self) -> None:
         """Always: release the fault, stop sampling, collect the witness, freeze, evaluate."""
         deadline.disarm()  # the deadline interrupts the drill, never its release
+        with halt.releasing():  # nor does a halt: it stops the session after this drill's teardown
+            self._finish_released()
+
+    def _finish_released(self) -> None:
         try:
             self._release()
             if self.rec["outcome"] == REFUSED:
@@ -123,6 +133,11 @@ class DrillRun:
             if wire is not None and self.rec["outcome"] in (None, COMPLETED, NOT_PROVEN):
                 # the venue's view outranks a NOT PROVEN the refused requests caused (no steady state)
                 self.rec.set(outcome=REFUSED, outcome_reason=f"refused: {wire}")
+            dead = self._harness_dead()
+            if dead is not None and self.rec["outcome"] in (None, COMPLETED, NOT_PROVEN):
+                # the harness, not the target, broke: ERROR, and the target is not judged on this run
+                self.rec.fact("harness_error", {"component": dead[0], "error": dead[1]})
+                self.rec.set(outcome=ERROR, outcome_reason=f"harness error in {dead[0]}: {dead[1]}")
             if not self.rec["files"]:
                 self.rec.set(files=self._read_files())
             if hasattr(self.trigger, "step_records"):  # a schedule: one step per fault it injected
@@ -438,9 +453,58 @@ class DrillRun:
             self.rec.fact("ledger_error", f"{type(exc).__name__}: {exc}")
         return ledger
 
+    def _harness_dead(self) -> tuple[str, str] | None:
+        """The harness component that died during the drill, and how we know; None when all answer.
+
+        The venue is dead when its ledger could not be read or its own address refuses connections; the
+        proxy when its listener refuses them after the fault's release."""
+        ledger_error = self.rec.values["facts"].get("ledger_error")
+        if ledger_error:
+            return "venue", f"its witness ledger could not be read: {ledger_error}"
+        info = self.ctx.harness_info
+        probes = [("venue", info.get("venue"))]
+        if self._released or self.trigger is None:
+            probes.append(("proxy", info.get("proxy")))
+        for component, address in probes:
+            problem = _refused(address) if isinstance(address, str) else None
+            if problem is not None:
+                return component, problem
+        return None
+
     def _read_files(self) -> dict[str, Any]:
         return {name: self.ctx.read_json_file(name) for name, path in self.ctx.rendered.files.items()
                 if path.endswith(".json")}
+
+
+def harness_error_of(exc: BaseException) -> tuple[str, str]:
+    """The harness component an exception came from (the plugin module of the deepest frame, e.g.
+    ``faults.venue``; ``plugin`` when none) and the traceback's last line."""
+    import traceback
+
+    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    component = "plugin"
+    for frame in traceback.extract_tb(exc.__traceback__):
+        parts = frame.filename.replace("\\", "/").split("/pytest_chaosdrill/")
+        if len(parts) > 1:
+            component = parts[-1].removesuffix(".py").replace("/", ".")
+    return component, last
+
+
+def _refused(address: str) -> str | None:
+    """Why a loopback ``host:port`` or URL refuses a TCP connection, or None if it accepts (or is not a
+    loopback address the harness can probe from here)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parsed = urlsplit(address if "://" in address else f"tcp://{address}")
+    host, port = parsed.hostname, parsed.port
+    if not host or not port or not (host == "localhost" or host.startswith("127.")):
+        return None
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return None
+    except OSError as exc:
+        return f"{address} refuses connections ({type(exc).__name__}: {exc})"
 
 
 def _brief(proof: Any, limit: int = 120) -> str:

@@ -7,6 +7,7 @@ record (``outcome``), and the rest follows from the samples, the witness ledger 
 from __future__ import annotations
 
 import inspect
+import traceback
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Mapping
@@ -67,7 +68,8 @@ def criterion_of(fn: Callable[..., Any]) -> str:
 
 
 def run_checks(record: DrillRecord, checks: Mapping[str, Check]) -> list[CheckResult]:
-    """Run every check the drill names; a broken check is one FAIL, never hides the others."""
+    """Run every check the drill names; a check that raises is a harness ERROR (its result carries the
+    traceback's last line), never a FAIL of the target, and never hides the other checks."""
     results = []
     for spec in record.drill.get("checks", []):
         name, params, criterion = (spec, {}, "") if isinstance(spec, str) else (
@@ -79,7 +81,8 @@ def run_checks(record: DrillRecord, checks: Mapping[str, Check]) -> list[CheckRe
             try:
                 res = fn(record, **params)
             except Exception as exc:
-                res = CheckResult(name, False, f"check raised {type(exc).__name__}: {exc}")
+                last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+                res = CheckResult(name, None, f"the check raised: {last}", error=last)
         res.criterion = criterion or (criterion_of(fn) if fn is not None else "")
         results.append(res)
     return results
@@ -159,12 +162,20 @@ def evaluate(record: DrillRecord, contract: Contract, checks: Mapping[str, Check
         ev.unproven.append("no status sample after the fault to compare with the expected status")
     if record.recovery_missing:
         ev.failures.append("recovery not verified: " + record.recovery_missing)
+    broken = [r for r in ev.checks if r.error is not None]
     for r in ev.checks:
+        if r.error is not None:
+            continue
         if r.passed is False:
             ev.failures.append(f"{r.name}: {r.detail}")
         elif r.passed is None:
             ev.unproven.append(f"{r.name}: {r.detail}")
-    if ev.failures:
+    if broken:
+        # The harness broke: the run cannot judge the target; what else was seen stays in the lists.
+        ev.verdict = Verdict.ERROR
+        ev.reason = "; ".join(f"harness error in check {r.name}: {r.error}" for r in broken)
+        ev.failures.insert(0, ev.reason)
+    elif ev.failures:
         ev.verdict, ev.reason = Verdict.FAIL, "; ".join(ev.failures)
     elif ev.unproven:
         ev.verdict, ev.reason = Verdict.NOT_PROVEN, "; ".join(ev.unproven)

@@ -18,9 +18,13 @@ class CheckResult:
     criterion: str = ""
     #: Facts the check established, for reports (e.g. whether Kill had exposure to reduce).
     facts: dict[str, Any] = field(default_factory=dict)
+    #: The check itself broke (it raised): the traceback's last line. A harness ERROR, not the target's.
+    error: str | None = None
 
     @property
     def verdict(self) -> str:
+        if self.error is not None:
+            return "ERROR"
         return {True: "PASS", False: "FAIL", None: "NOT PROVEN"}[self.passed]
 
 

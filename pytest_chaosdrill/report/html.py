@@ -17,6 +17,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from .history import history_context
 from .outcome import DrillOutcome
 from .signoff import EXPECTED_PHASE2, Decision, decide, load_outcomes
 from .svg import LEGEND, STATES, drill_svg
@@ -50,7 +51,7 @@ def _href(target: Path, base: Path | None) -> str:
 
 def _check_verdict(c: dict[str, Any]) -> str:
     v = c.get("verdict")
-    if isinstance(v, str) and v in ("PASS", "FAIL", "NOT PROVEN"):
+    if isinstance(v, str) and v in ("PASS", "FAIL", "NOT PROVEN", "ERROR"):
         return v
     return {True: "PASS", False: "FAIL"}.get(c.get("passed"), "NOT PROVEN")
 
@@ -136,6 +137,8 @@ def render_run_report(run_dir: Path, *, title: str | None = None, link_base: Pat
         signoff_href=_href(signoff, base) if signoff.is_file() else None,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         drills=[{**_drill_context(d, base), "rel": os.path.relpath(d.folder, run_dir)} for d in drills],
+        # the run's siblings under evidence/runs/ (stored records only): verdicts, time to safe, flakiness
+        history=history_context(run_dir.parent) if run_dir.parent.name == "runs" else [],
         standalone=False)
 
 

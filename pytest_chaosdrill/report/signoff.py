@@ -57,7 +57,10 @@ def decide(outcomes: Iterable[Any], expected_phase2: int = EXPECTED_PHASE2) -> D
     if not p2:
         why.append("no Phase 2 drill in this run")
     for o in p2:
-        if o.verdict != "PASS":
+        if o.verdict == "ERROR":  # the harness broke: the service was not judged, re-run after fixing it
+            why.append(f"{o.drill_id} ({o.backend}): ERROR (harness, the service was not judged; fix the "
+                       "harness and re-run)" + (f": {o.reason}" if o.reason else ""))
+        elif o.verdict != "PASS":
             why.append(f"{o.drill_id} ({o.backend}): {o.verdict}" + (f": {o.reason}" if o.reason else ""))
         if o.missing_files:
             why.append(f"{o.drill_id} ({o.backend}): evidence incomplete, missing {', '.join(o.missing_files)}")

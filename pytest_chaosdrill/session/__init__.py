@@ -5,7 +5,9 @@
   and evidence;
 * :class:`~.reporting.DrillReporting`: JUnit facts, pytest-html extras, progress, the terminal table,
   SIGNOFF.md and the HTML report;
-* :class:`~.interrupts.DrillInterrupts`: the drill deadline, SIGTERM, reports of interrupted drills;
+* :class:`~.interrupts.DrillInterrupts`: the drill deadline, SIGTERM and the halt file, reports of
+  interrupted drills;
+* :class:`~.junit_errors.DrillJUnitErrors`: JUnit ``<error>`` (not ``<failure>``) for ERROR drills;
 * :mod:`.state`: what they share (:class:`~.state.SessionState` in ``config.stash``,
   :class:`~.state.DrillState` in ``item.stash``).
 """
@@ -13,21 +15,28 @@ from __future__ import annotations
 
 import pytest
 
+from ..halt import read_halt, refusal
 from .core import DrillSession
 from .interrupts import DrillInterrupts
+from .junit_errors import DrillJUnitErrors
 from .reporting import DrillReporting
 from .state import STASH_SESSION_STATE, SessionState
 
 
 def start(config: pytest.Config) -> DrillSession:
-    """Create the session's plugin objects over one shared state and register them."""
+    """Create the session's plugin objects over one shared state and register them; refuse (one line)
+    while ``chaosdrill halt`` is in force."""
+    facts = read_halt()
+    if facts is not None:
+        pytest.exit(refusal(facts), returncode=pytest.ExitCode.USAGE_ERROR)
     state = SessionState(config)
     config.stash[STASH_SESSION_STATE] = state
     session = DrillSession(state)
     config.pluginmanager.register(session, "chaosdrill-session")
     config.pluginmanager.register(DrillReporting(state), "chaosdrill-reporting")
     config.pluginmanager.register(DrillInterrupts(state), "chaosdrill-interrupts")
+    config.pluginmanager.register(DrillJUnitErrors(state), "chaosdrill-junit-errors")
     return session
 
 
-__all__ = ["DrillInterrupts", "DrillReporting", "DrillSession", "SessionState", "start"]
+__all__ = ["DrillInterrupts", "DrillJUnitErrors", "DrillReporting", "DrillSession", "SessionState", "start"]

@@ -187,7 +187,8 @@ class DrillSession:
         _, needs = validate_drill(drill, registry, fixture_dirs)
         interval_ms = min(10.0, float(setting(self.config, "sample_interval_ms")))
         ctx = DrillContext(target=target, rendered=target.target, venue=harness.venue, proxy=harness.proxy,
-                           timeline=timeline, sample_interval_s=interval_ms / 1000, local_hosts=harness.local_hosts)
+                           timeline=timeline, sample_interval_s=interval_ms / 1000, local_hosts=harness.local_hosts,
+                           harness_info=dict(harness.info))
         info = dict(contract_paths)
         for k in ("schema", "manifest"):
             try:

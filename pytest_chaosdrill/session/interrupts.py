@@ -10,7 +10,8 @@ from typing import Any, Iterator
 import pytest
 
 from ..deadline import drill_deadline
-from ..errors import DrillInterrupted
+from ..errors import DrillHalted, DrillInterrupted
+from ..halt import HaltWatcher, in_release, interrupt_main_thread
 from .reporting import junit_facts
 from .state import STASH_REPORTS, STASH_STATE, SessionState
 
@@ -21,6 +22,7 @@ class DrillInterrupts:
     def __init__(self, state: SessionState) -> None:
         self.state = state
         self._old_sigterm: Any = None
+        self._watcher: HaltWatcher | None = None
         self._install_sigterm()
 
     @pytest.hookimpl(wrapper=True)
@@ -44,6 +46,8 @@ class DrillInterrupts:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Any) -> Any:
+        if self._halt_seen() is not None:  # a halt that arrived during a release: stop before the next test
+            self._raise_halted()
         self.state.current = item if "chaosdrill_drill" in getattr(item, "fixturenames", ()) else None
         result = yield
         self.state.current = None  # kept when an interrupt ends the protocol early: see pytest_keyboard_interrupt
@@ -73,19 +77,37 @@ class DrillInterrupts:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
 
+    def _halt_seen(self) -> dict[str, Any] | None:
+        return self._watcher.seen if self._watcher is not None else None
+
+    def _raise_halted(self) -> None:
+        seen = self._halt_seen() or {}
+        raise DrillHalted(f"chaosdrill halt at {seen.get('at', '?')}" + (f": {seen['reason']}" if seen.get("reason") else ""))
+
     def _install_sigterm(self) -> None:
-        """SIGTERM is handled like Ctrl-C: the drill releases its fault, stops and writes its evidence."""
+        """SIGTERM is handled like Ctrl-C: the drill releases its fault, stops and writes its evidence.
+        The halt file (``chaosdrill halt``) arrives the same way: its watcher thread delivers SIGTERM's
+        handler to the main thread, which then raises :class:`DrillHalted`."""
         if threading.current_thread() is not threading.main_thread():
             return
 
         def terminated(signum: int, frame: Any) -> None:
+            if self._halt_seen() is not None:
+                if in_release():  # never cut a release short: the next test start stops the session
+                    return
+                self._raise_halted()
             raise DrillInterrupted()
 
         try:
             self._old_sigterm = signal.signal(signal.SIGTERM, terminated)
         except (ValueError, OSError):  # pragma: no cover - not the main interpreter
             self._old_sigterm = None
+            return
+        self._watcher = HaltWatcher(lambda facts: interrupt_main_thread()).start()

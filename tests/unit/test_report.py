@@ -64,3 +64,12 @@ def test_write_signoff_stores_the_facts_the_report_decides_on(tmp_path) -> None:
     assert (tmp_path / "SIGNOFF.md").read_text().startswith("> **PARTIAL RUN**\n\n# READY TO SIGN")
     assert load_outcomes(tmp_path) == outs
     assert load_outcomes(tmp_path / "nowhere") is None
+
+
+def test_an_error_drill_is_not_ready_and_says_the_service_was_not_judged() -> None:
+    outs = [outcome(i) for i in range(1, 8)] + [outcome(8, "ERROR")]
+    outs[-1].reason = "harness error in venue: refuses connections"
+    d = decide(outs)
+    assert not d.ready
+    (line,) = [w for w in d.why if w.startswith("drill_8")]
+    assert "ERROR (harness, the service was not judged" in line and "harness error in venue" in line

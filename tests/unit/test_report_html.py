@@ -2,6 +2,8 @@
 (:meth:`DrillRecord.write`), a real drill run through pytest, and a real headless-Chromium load."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import base64
 import hashlib
 import json
@@ -13,7 +15,7 @@ import tempfile
 import time
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -452,16 +454,11 @@ class _Devtools:
         raise AssertionError(f"no {method} in {timeout}s")
 
 
-def test_report_loads_in_headless_chromium(tmp_path: Path, chromium: Path) -> None:
-    websocket = pytest.importorskip("websocket", reason="websocket-client (the [test] extra) is needed")
+@contextmanager
+def chromium_page(chromium: Path, page_file: Path) -> Iterator[_Devtools]:
+    """Headless Chromium with ``page_file`` loaded; yields its DevTools client; always stops the browser."""
+    import websocket  # the [test] extra's websocket-client
     import urllib.request
-
-    run = tmp_path / "runs" / "run_browser"
-    for k in range(1, 9):
-        make_drill(run, f"drill_{k}_x", verdict="FAIL" if k == 4 else "PASS", reason=HOSTILE if k == 4 else "")
-    samples = [_sample(i, T0 + i * 0.01, HOSTILE if 40 <= i < 50 else "Active") for i in range(100)]
-    make_drill(run, "drill_9_hostile", group="ops", samples=samples, reason=HOSTILE)
-    report = write_run_report(run)
 
     profile = Path(tempfile.mkdtemp(prefix="chaosdrill-chromium-"))
     proc = subprocess.Popen(
@@ -484,8 +481,31 @@ def test_report_loads_in_headless_chromium(tmp_path: Path, chromium: Path) -> No
         dt = _Devtools(ws)
         for domain in ("Page", "Runtime", "Log"):
             dt.call(f"{domain}.enable")
-        dt.call("Page.navigate", url=report.resolve().as_uri())
+        dt.call("Page.navigate", url=page_file.resolve().as_uri())
         dt.wait_event("Page.loadEventFired")
+        yield dt
+        ws.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_report_loads_in_headless_chromium(tmp_path: Path, chromium: Path) -> None:
+    pytest.importorskip("websocket", reason="websocket-client (the [test] extra) is needed")
+
+    run = tmp_path / "runs" / "run_browser"
+    for k in range(1, 9):
+        make_drill(run, f"drill_{k}_x", verdict="FAIL" if k == 4 else "PASS", reason=HOSTILE if k == 4 else "")
+    samples = [_sample(i, T0 + i * 0.01, HOSTILE if 40 <= i < 50 else "Active") for i in range(100)]
+    make_drill(run, "drill_9_hostile", group="ops", samples=samples, reason=HOSTILE)
+    report = write_run_report(run)
+
+    with chromium_page(chromium, report) as dt:
 
         def js(expr: str) -> Any:
             r = dt.call("Runtime.evaluate", expression=expr, returnByValue=True)
@@ -514,15 +534,6 @@ def test_report_loads_in_headless_chromium(tmp_path: Path, chromium: Path) -> No
                     or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") in ("error", "assert", "warning"))
                     or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") in ("error", "warning"))]
         assert problems == [], problems
-        ws.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_pytest_html_rows_carry_the_drill_chart_and_evidence_link(pytester: pytest.Pytester) -> None:

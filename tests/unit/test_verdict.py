@@ -147,10 +147,15 @@ def test_a_failing_check_fails_and_beats_an_unproven_one(contract: Contract) -> 
     assert ev.unproven == ["unproven: no ledger entry in the window"]  # still stated, not the verdict
 
 
-def test_a_raising_check_is_one_fail_and_hides_no_other_check(contract: Contract) -> None:
+def test_a_raising_check_is_a_harness_error_and_hides_no_other_check(contract: Contract) -> None:
     ev = evaluate(record(checks=("raising", "passing")), contract, CHECKS)
-    assert ev.verdict is Verdict.FAIL and "raising: check raised KeyError" in ev.reason
-    assert [(r.name, r.passed) for r in ev.checks] == [("raising", False), ("passing", True)]
+    assert ev.verdict is Verdict.ERROR and ev.reason.startswith("harness error in check raising: KeyError")
+    assert [(r.name, r.passed, r.verdict) for r in ev.checks] == [("raising", None, "ERROR"), ("passing", True, "PASS")]
+
+
+def test_a_raising_check_beats_a_failing_one_which_stays_listed(contract: Contract) -> None:
+    ev = evaluate(record(checks=("raising", "failing")), contract, CHECKS)
+    assert ev.verdict is Verdict.ERROR and "failing: an OPEN reached the venue" in ev.failures
 
 
 # --- NOT PROVEN ---------------------------------------------------------------------------------------
