@@ -27,6 +27,8 @@ from .verdict import Evaluation, Verdict, evaluate
 from .errors import DrillFailed, DrillInterrupted, DrillNotProven
 
 log = logging.getLogger("chaosdrill")
+# how long after the recovery the fingerprint is re-read for the service's latch clear event
+LATCH_EVENTS_REREAD_S = 1.0
 WIRE_CHECK_S = 0.2  # how often a drill's waits read the venue's ledger for live (no demo header) requests
 
 
@@ -410,8 +412,28 @@ class DrillRun:
             self.rec.set(t_recovered=recovered.mono)
             self.ctx.timeline.mark("recovered", sample=recovered.i)
             log.info("%s: recovered (sample %d)", self.drill.id, recovered.i)
+            self._reread_latch_events()
         else:
             self.rec.set(recovery_missing=f"target did not return to Active with the latch clear within {timeout}s")
+
+    def _reread_latch_events(self) -> None:
+        """Re-read the fingerprint after the recovery, until it holds a latch ``clear`` event from this
+        drill or LATCH_EVENTS_REREAD_S passed: a service may write its clear event a little after its
+        status shows the clear (the event is an optional extra; see docs/targets.md)."""
+        if "fingerprint" not in self.ctx.rendered.files or not any(
+                c.name == "latch_clears_only_after_reconcile" for c in self.drill.checks):
+            return
+        since = self.rec["t_trigger"] or 0.0
+        end = time.monotonic() + LATCH_EVENTS_REREAD_S
+        while time.monotonic() < end:
+            self._snapshot_fingerprint()
+            content = self.rec.midrun[-1]["content"] if self.rec.midrun else None
+            events = content.get("latch_events") if isinstance(content, dict) else None
+            if isinstance(events, list) and any(isinstance(e, dict) and e.get("event") == "clear"
+                                                and isinstance(e.get("mono"), (int, float)) and e["mono"] >= since
+                                                for e in events):
+                return
+            time.sleep(0.02)
 
     def _stop_target(self) -> None:
         try:

@@ -91,8 +91,10 @@ def _service_clear_mono(rec: "DrillRecord", after: float, before: float) -> floa
     execution_fingerprint.json, on backends that share the harness's host clock (process, docker)."""
     if rec.backend not in ("process", "docker"):
         return None
-    fp = rec.files.get("fingerprint")
-    sources = [fp.get("latch_events") if isinstance(fp, dict) else None]
+    # every read of the file (mid-run and after the recovery, then at the end): a service may write its
+    # clear event after its status showed the clear
+    fps = [snap.get("content") for snap in rec.fingerprint_midrun] + [rec.files.get("fingerprint")]
+    sources = [fp.get("latch_events") for fp in fps if isinstance(fp, dict)]
     sources += [s.status.get("latch_events") for s in rec.samples if s.ok and s.mono >= before - 1e-9][:3]
     clears = [e["mono"] for events in sources if isinstance(events, list) for e in events
               if isinstance(e, dict) and e.get("event") == "clear" and isinstance(e.get("mono"), (int, float))

@@ -104,6 +104,14 @@ def test_latch_clear_between_two_samples_needs_the_service_clear_time() -> None:
     assert C.latch_clears_only_after_reconcile(replace(run, files={"fingerprint": after})).passed is True
 
 
+def test_latch_events_written_after_the_recovery_sample_count() -> None:
+    # The file read at the end lacks the field; a re-read after the recovery (a mid-run snapshot) has it.
+    run = make_run(GAP_STORY, RECON_READS, t_release=2.1, files={"fingerprint": {"other": 1}},
+                   fingerprint_midrun=({"mono": 3.02, "utc": "", "content": {
+                       "latch_events": [{"event": "clear", "code": "X", "mono": 2.35}]}},))
+    assert C.latch_clears_only_after_reconcile(run).passed is True
+
+
 def test_latch_cleared_before_its_reads_fails_every_time() -> None:
     # The clear (2.1, the target's own latch_events) precedes the reads however close the first clear sample is.
     for first_clear in (2.31, 2.4, 3.0):
