@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .base import CheckResult
-from .ledger import recon_reads
+from .ledger import held_recon_reads, recon_reads
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..record import DrillRecord
@@ -61,6 +61,14 @@ def latch_clears_only_after_reconcile(rec: "DrillRecord") -> CheckResult:
     since = ended if ended is not None else first.sent_mono
     reads = recon_reads(rec.ledger, since, cleared.mono)
     missing = [k for k, v in reads.items() if not v]
+    held = held_recon_reads(rec.ledger, since)
+    early = [k for k in missing if any(r <= cleared.mono < a for r, a in held[k])]
+    if early:
+        k = early[0]
+        r, a = min(((r, a) for r, a in held[k] if a > cleared.mono), key=lambda x: x[1])
+        return CheckResult(name, False, f"latch seen clear at sample {cleared.i}, {(a - cleared.mono) * 1000:.0f} ms before "
+                           f"the venue answered the {k} read it had held since {(cleared.mono - r) * 1000:.0f} ms "
+                           "before: the clear did not wait for reconciliation")
     if missing:
         return CheckResult(name, False, f"latch cleared at sample {cleared.i} but the venue saw no {' / '.join(missing)} "
                            f"read between the end of the fault and the clear")
@@ -71,6 +79,15 @@ def latch_clears_only_after_reconcile(rec: "DrillRecord") -> CheckResult:
     if latest_needed <= last.sent_mono:
         return CheckResult(name, True, f"latch still set at sample {last.i}, sent {(last.sent_mono - latest_needed) * 1000:.0f} ms "
                            f"after the venue served the reconciliation reads {counts}; clear at sample {cleared.i}")
+    # The venue held the answers (recon_hold): the service asked, was still latched after asking (the
+    # last latched sample was sent after the reads arrived) and was seen clear only after the answers left.
+    window = cleared.mono - last.sent_mono
+    asked = {k: min((x for x in held[k] if x[1] == earliest[k]), default=None) for k in earliest}
+    if all(x is not None and x[0] <= last.sent_mono and x[1] - x[0] > window for x in asked.values()):
+        longest = min(last.sent_mono - x[0] for x in asked.values() if x is not None)
+        return CheckResult(name, True, f"the venue held the reconciliation answers {counts}: latch still set at sample "
+                           f"{last.i}, {longest * 1000:.0f} ms after the target asked, and seen clear at sample "
+                           f"{cleared.i}, after the answers left (to within one sampling window, {window * 1000:.0f} ms)")
     clear = _service_clear_mono(rec, last.sent_mono, cleared.mono)
     if clear is not None:
         late = {k: m for k, m in earliest.items() if m > clear}

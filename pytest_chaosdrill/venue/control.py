@@ -103,6 +103,11 @@ class ControlAPI(ABC):
         """Delay every REST answer by ``ms`` for ``seconds`` (None: until cleared)."""
         return self._fault("rest_latency", {"ms": ms, "seconds": seconds})
 
+    def recon_hold(self, ms: int, seconds: float | None = None) -> FaultRecord:
+        """Hold each answer to a reconciliation read (positions, pending orders) for ``ms`` after the
+        read arrived, for ``seconds`` (None: until cleared); other requests are not delayed."""
+        return self._fault("recon_hold", {"ms": ms, "seconds": seconds})
+
     def clear(self, kind: str | None = None) -> FaultRecord:
         """End active faults (of one kind, or all)."""
         return self._fault("clear", {"kind": kind})
