@@ -67,8 +67,8 @@ def latch_clears_only_after_reconcile(rec: "DrillRecord") -> CheckResult:
         k = early[0]
         r, a = min(((r, a) for r, a in held[k] if a > cleared.mono), key=lambda x: x[1])
         return CheckResult(name, False, f"latch seen clear at sample {cleared.i}, {(a - cleared.mono) * 1000:.0f} ms before "
-                           f"the venue answered the {k} read it had held since {(cleared.mono - r) * 1000:.0f} ms "
-                           "before: the clear did not wait for reconciliation")
+                           f"the venue answered the {k} read (received {(cleared.mono - r) * 1000:.0f} ms before the clear, "
+                           "its answer held): the clear did not wait for reconciliation")
     if missing:
         return CheckResult(name, False, f"latch cleared at sample {cleared.i} but the venue saw no {' / '.join(missing)} "
                            f"read between the end of the fault and the clear")

@@ -98,7 +98,8 @@ CASES = [
     *[Case("opens_ignore_guard", d, g, ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked"))
       for d, g in (("drill_4_crash_restart", "phase2"), ("drill_7_session_termination", "phase2"), ("ops_c2_5_timeouts", "ops"))],
     *[Case("latch_cleared_before_reads", d, "phase2", ("latch_clears_only_after_reconcile:",),
-           one_of=("before the venue received the", "read between the end of the fault and the clear"))
+           one_of=("before the venue received the", "read between the end of the fault and the clear",
+                   "before the venue answered the"))
       for d in ("drill_4_crash_restart", "drill_5_ws_book_gap", "drill_6_ws_trades_gap", "drill_7_session_termination")],
     # --- wip/varlatch ---
     # Drills 2 and 6: the condition is detected and degrades to ReduceOnly (so the safe state is observed
