@@ -70,7 +70,8 @@ CASES = [
     # drill 2: its condition ends at the release and no reconciliation starts while the feed is stale,
     # so every read after the release belongs to a reconciliation that began after the fault.
     Case("latch_cleared_before_reads", "drill_2_market_data_stale", "phase2", ("latch_clears_only_after_reconcile:",),
-         one_of=("before the venue received the", "read between the end of the fault and the clear")),
+         one_of=("before the venue received the", "read between the end of the fault and the clear",
+                 "before the venue answered the")),
     Case("exposure_grows_in_containment", "drill_1_partial_fill", "phase2",
          ("exposure_monotonic_to_neutral: exposure grew from", "during containment",
           "no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked")),
