@@ -49,6 +49,8 @@ class Drill:
     backends: tuple[str, ...] | None = None   # None: every backend with the needed capabilities
     timeout_s: float = 120.0
     steady_state: dict[str, Any] = field(default_factory=dict)
+    #: timing fact of the target file -> allowance (ms) added to it: the budget is at least their sum
+    budget_timing: dict[str, float] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -108,6 +110,7 @@ def parse_drill(data: Any, path: Path) -> Drill:
         backends=tuple(data["backends"]) if "backends" in data else None,
         timeout_s=float(data.get("timeout_s", 120.0)),
         steady_state=dict(data.get("steady_state", {})),
+        budget_timing={str(k): float(v) for k, v in (data.get("budget_timing") or {}).items()},
         raw=data,
     )
 

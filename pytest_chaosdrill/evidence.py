@@ -240,7 +240,8 @@ def write_drill_evidence(writer: EvidenceWriter, *, record: "DrillRecord | None"
         sampling = rec.timeline.interval_stats()
         n += ["", "## Timing",
               f"- time to safe: {'%.1f ms' % tts if tts is not None else 'not observed'} "
-              f"(budget {float(drill.get('time_to_safe_budget_ms', 0)):.0f} ms; counted from the fault landing)",
+              f"(budget {float(drill.get('time_to_safe_budget_ms', 0)):.0f} ms, from "
+              f"{(drill.get('budget_source') or {}).get('why', 'the drill default')}; counted from the fault landing)",
               f"- sampling: {sampling['count']} samples, interval p50 {sampling['p50_ms']:.1f} ms, "
               f"p99 {sampling['p99_ms']:.1f} ms, max {sampling['max_ms']:.1f} ms"]
         if step is not None and step.target_side_hook:

@@ -27,6 +27,11 @@ from .verdict import Evaluation, Verdict, evaluate
 from .errors import DrillFailed, DrillHalted, DrillInterrupted, DrillNotProven
 
 log = logging.getLogger("chaosdrill")
+# the venue holds each reconciliation read's answer this many sampling intervals while a latch-order
+# check runs, so "cleared after the answers" and "cleared before asking" are told apart by sampling
+RECON_HOLD_INTERVALS = 8
+# how long after the recovery the fingerprint is re-read for the service's latch clear event
+LATCH_EVENTS_REREAD_S = 1.0
 WIRE_CHECK_S = 0.2  # how often a drill's waits read the venue's ledger for live (no demo header) requests
 
 
@@ -65,6 +70,7 @@ class DrillRun:
         self.record: DrillRecord | None = None
         self.evaluation: Evaluation | None = None
         self._released = False
+        self._recon_hold: Any = None  # the venue's hold of reconciliation answers, while it is in force
         self.missing = list(missing)
         self.live = live  # evidence appended as the drill goes (evidence.LiveEvidence), or None
         #: the plugin's settings (settings.SETTINGS names), for triggers that read them (schedule.explore)
@@ -123,6 +129,7 @@ class DrillRun:
     def _finish_released(self) -> None:
         try:
             self._release()
+            self._end_recon_hold()
             if self.rec["outcome"] == REFUSED:
                 self._stop_target()
         finally:
@@ -189,6 +196,7 @@ class DrillRun:
             self.trigger.bind_run(self)
         step = self.rec.step(self.trigger.kind or self.drill.trigger_kind, self.drill.trigger_params,
                              self.trigger.target_side_hook)
+        self._hold_recon_answers()
         t_trigger = time.monotonic()
         self.rec.set(t_trigger=t_trigger)
         step["fired_mono"] = t_trigger
@@ -425,8 +433,54 @@ class DrillRun:
             self.rec.set(t_recovered=recovered.mono)
             self.ctx.timeline.mark("recovered", sample=recovered.i)
             log.info("%s: recovered (sample %d)", self.drill.id, recovered.i)
+            self._reread_latch_events()
         else:
             self.rec.set(recovery_missing=f"target did not return to Active with the latch clear within {timeout}s")
+        self._end_recon_hold()
+
+    def _orders_latch(self) -> bool:
+        return any(c.name == "latch_clears_only_after_reconcile" for c in self.drill.checks)
+
+    def _hold_recon_answers(self) -> None:
+        """From the fault to the recovery, the venue holds its answers to reconciliation reads for
+        several sampling intervals (the stimulus that makes the latch clear's order observable)."""
+        if not self._orders_latch():
+            return
+        ms = max(1, round(RECON_HOLD_INTERVALS * self.ctx.sample_interval_s * 1000))
+        try:
+            self._recon_hold = self.ctx.venue.recon_hold(ms=ms)
+        except Exception as exc:  # the proof then rests on sampling and latch_events alone: recorded
+            self.rec.fact("recon_hold", {"error": f"{type(exc).__name__}: {exc}"})
+
+    def _end_recon_hold(self) -> None:
+        hold, self._recon_hold = self._recon_hold, None
+        if hold is None:
+            return
+        try:
+            self.ctx.venue.clear(kind="recon_hold")
+            final = next((f for f in self.ctx.venue.faults() if f.id == hold.id), hold)
+            self.rec.fact("recon_hold", {"ms": final.params["ms"], "landed": final.landed,
+                                         "held_reads": final.detail.get("held_reads", 0)})
+        except Exception as exc:
+            self.rec.fact("recon_hold", {"error": f"{type(exc).__name__}: {exc}"})
+
+    def _reread_latch_events(self) -> None:
+        """Re-read the fingerprint after the recovery, until it holds a latch ``clear`` event from this
+        drill or LATCH_EVENTS_REREAD_S passed: a service may write its clear event a little after its
+        status shows the clear (the event is an optional extra; see docs/targets.md)."""
+        if "fingerprint" not in self.ctx.rendered.files or not self._orders_latch():
+            return
+        since = self.rec["t_trigger"] or 0.0
+        end = time.monotonic() + LATCH_EVENTS_REREAD_S
+        while time.monotonic() < end:
+            self._snapshot_fingerprint()
+            content = self.rec.midrun[-1]["content"] if self.rec.midrun else None
+            events = content.get("latch_events") if isinstance(content, dict) else None
+            if isinstance(events, list) and any(isinstance(e, dict) and e.get("event") == "clear"
+                                                and isinstance(e.get("mono"), (int, float)) and e["mono"] >= since
+                                                for e in events):
+                return
+            time.sleep(0.02)
 
     def _stop_target(self) -> None:
         try:

@@ -33,6 +33,15 @@ class HookSpec:
     content: str = ""
 
 
+@dataclass(frozen=True)
+class Budget:
+    """A drill's time-to-safe budget for one target, and where it came from."""
+
+    ms: float
+    source: str  # "drill" (the bundled default) | "target file" (budgets:, or a timing: fact)
+    why: str     # one line: the number's origin
+
+
 @dataclass
 class TargetConfig:
     """What the plugin needs to start, drive and observe one target service."""
@@ -52,12 +61,29 @@ class TargetConfig:
     external: dict[str, Any] = field(default_factory=dict)
     venue: dict[str, Any] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)
+    budgets: dict[str, float] = field(default_factory=dict)  # drill id -> time-to-safe budget (ms)
+    timing: dict[str, float] = field(default_factory=dict)   # request_timeout_s, reconnect_backoff_s
     venue_key: ApiKey | None = None  # fixed demo keys the service has built in (the ``venue:`` section)
     source: Path | None = None
 
     def drill_key(self) -> ApiKey:
         """The demo key the venue accepts for one drill: the target file's ``venue:`` key, else a fresh one."""
         return self.venue_key if self.venue_key is not None else ApiKey.generate()
+
+    def budget(self, drill_id: str, default_ms: float, timing_allowance: Mapping[str, float]) -> Budget:
+        """The time-to-safe budget of drill ``drill_id`` for this service: its ``budgets:`` entry, else
+        the drill's default raised to cover the service's declared timing facts (fact + the drill's
+        allowance), else the drill's default."""
+        if drill_id in self.budgets:
+            ms = self.budgets[drill_id]
+            return Budget(ms, "target file", f"budgets.time_to_safe_ms.{drill_id} = {ms:g} ms in {self.source}")
+        raised = [(self.timing[k] * 1000 + a, k, a) for k, a in timing_allowance.items() if k in self.timing]
+        if raised:
+            ms, fact, allowance = max(raised)
+            if ms > default_ms:
+                return Budget(ms, "target file", f"timing.{fact} = {self.timing[fact]:g} s in {self.source} "
+                              f"+ {allowance:g} ms (the drill's default {default_ms:g} ms is less)")
+        return Budget(default_ms, "drill", f"the drill's default time_to_safe_budget_ms ({default_ms:g} ms)")
 
     @property
     def tls(self) -> bool:
@@ -167,6 +193,8 @@ def load_target(path: str | Path) -> TargetConfig:
         # the key lives in venue_key (its repr hides the secrets); venue keeps the rest (tls)
         venue={k: v for k, v in (data.get("venue") or {}).items() if k != "key"},
         secrets=[str(v) for v in data.get("secrets") or []],
+        budgets={str(k): float(v) for k, v in ((data.get("budgets") or {}).get("time_to_safe_ms") or {}).items()},
+        timing={str(k): float(v) for k, v in (data.get("timing") or {}).items()},
         venue_key=(ApiKey(**{k: str(v) for k, v in data["venue"]["key"].items()})
                    if (data.get("venue") or {}).get("key") else None),
         source=path,

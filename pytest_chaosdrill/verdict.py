@@ -150,7 +150,8 @@ def evaluate(record: DrillRecord, contract: Contract, checks: Mapping[str, Check
         ev.failures.append(f"the safe state ({record.drill.get('safe_when', 'open_blocked')}) was never observed "
                            "after the fault landed")
     elif tts is not None and tts > budget:
-        ev.failures.append(f"time to safe {tts:.0f} ms exceeds the budget {budget:.0f} ms")
+        source = (record.drill.get("budget_source") or {}).get("why", "the drill's default")
+        ev.failures.append(f"time to safe {tts:.0f} ms exceeds the budget {budget:.0f} ms ({source})")
     if sample_findings:
         ev.failures.append(_findings_line(sample_findings, len(samples)))
     if errors:

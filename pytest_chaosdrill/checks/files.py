@@ -158,7 +158,9 @@ def no_duplicate_trade_processing(rec: "DrillRecord") -> CheckResult:
     if before is None or after is None:
         return CheckResult(name, None, "the target's execution_fingerprint.json offers no trades counters "
                            "(trades.processed, trades.duplicates_dropped) "
-                           f"{'before the fault' if before is None else 'at the end'}: duplicate processing not provable")
+                           f"{'before the fault' if before is None else 'at the end'}: duplicate processing not provable "
+                           "(the venue cannot see what a service does with a trade it received; add the optional "
+                           "trades counters, docs/targets.md, execution_fingerprint.json)")
     dropped = after["duplicates_dropped"] - before["duplicates_dropped"]
     processed = after["processed"] - before["processed"]
     said = (f"the venue repeated tradeId {', '.join(map(str, ids))} {repeats} time(s); the target's trades.duplicates_dropped "

@@ -34,6 +34,18 @@ def recon_reads(ledger: Sequence[dict[str, Any]], start: float, end: float,
     return reads
 
 
+def held_recon_reads(ledger: Sequence[dict[str, Any]], start: float) -> dict[str, list[tuple[float, float]]]:
+    """Reconciliation reads the venue held (its ``recon_hold``) answered from ``start`` on: per kind,
+    ``(received_mono, answered_mono)``."""
+    held: dict[str, list[tuple[float, float]]] = {"positions": [], "orders_pending": []}
+    for e in ledger:
+        if e.get("type") == "request" and e.get("recon_read") and e.get("held_ms") \
+                and isinstance(e.get("received_mono"), (int, float)) and e.get("mono", 0) >= start:
+            key = "positions" if "positions" in str(e.get("path", "")) else "orders_pending"
+            held[key].append((e["received_mono"], e["mono"]))
+    return held
+
+
 def exposure_series(ledger: Sequence[dict[str, Any]]) -> list[tuple[float, float]]:
     return [(e["mono"], float(e.get("exposure", 0))) for e in ledger if e.get("type") == "position"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .base import CheckResult
-from .ledger import recon_reads
+from .ledger import held_recon_reads, recon_reads
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..record import DrillRecord
@@ -61,6 +61,14 @@ def latch_clears_only_after_reconcile(rec: "DrillRecord") -> CheckResult:
     since = ended if ended is not None else first.sent_mono
     reads = recon_reads(rec.ledger, since, cleared.mono)
     missing = [k for k, v in reads.items() if not v]
+    held = held_recon_reads(rec.ledger, since)
+    early = [k for k in missing if any(r <= cleared.mono < a for r, a in held[k])]
+    if early:
+        k = early[0]
+        r, a = min(((r, a) for r, a in held[k] if a > cleared.mono), key=lambda x: x[1])
+        return CheckResult(name, False, f"latch seen clear at sample {cleared.i}, {(a - cleared.mono) * 1000:.0f} ms before "
+                           f"the venue answered the {k} read (received {(cleared.mono - r) * 1000:.0f} ms before the clear, "
+                           "its answer held): the clear did not wait for reconciliation")
     if missing:
         return CheckResult(name, False, f"latch cleared at sample {cleared.i} but the venue saw no {' / '.join(missing)} "
                            f"read between the end of the fault and the clear")
@@ -71,6 +79,15 @@ def latch_clears_only_after_reconcile(rec: "DrillRecord") -> CheckResult:
     if latest_needed <= last.sent_mono:
         return CheckResult(name, True, f"latch still set at sample {last.i}, sent {(last.sent_mono - latest_needed) * 1000:.0f} ms "
                            f"after the venue served the reconciliation reads {counts}; clear at sample {cleared.i}")
+    # The venue held the answers (recon_hold): the service asked, was still latched after asking (the
+    # last latched sample was sent after the reads arrived) and was seen clear only after the answers left.
+    window = cleared.mono - last.sent_mono
+    asked = {k: min((x for x in held[k] if x[1] == earliest[k]), default=None) for k in earliest}
+    if all(x is not None and x[0] <= last.sent_mono and x[1] - x[0] > window for x in asked.values()):
+        longest = min(last.sent_mono - x[0] for x in asked.values() if x is not None)
+        return CheckResult(name, True, f"the venue held the reconciliation answers {counts}: latch still set at sample "
+                           f"{last.i}, {longest * 1000:.0f} ms after the target asked, and seen clear at sample "
+                           f"{cleared.i}, after the answers left (to within one sampling window, {window * 1000:.0f} ms)")
     clear = _service_clear_mono(rec, last.sent_mono, cleared.mono)
     if clear is not None:
         late = {k: m for k, m in earliest.items() if m > clear}
@@ -91,8 +108,10 @@ def _service_clear_mono(rec: "DrillRecord", after: float, before: float) -> floa
     execution_fingerprint.json, on backends that share the harness's host clock (process, docker)."""
     if rec.backend not in ("process", "docker"):
         return None
-    fp = rec.files.get("fingerprint")
-    sources = [fp.get("latch_events") if isinstance(fp, dict) else None]
+    # every read of the file (mid-run and after the recovery, then at the end): a service may write its
+    # clear event after its status showed the clear
+    fps = [snap.get("content") for snap in rec.fingerprint_midrun] + [rec.files.get("fingerprint")]
+    sources = [fp.get("latch_events") for fp in fps if isinstance(fp, dict)]
     sources += [s.status.get("latch_events") for s in rec.samples if s.ok and s.mono >= before - 1e-9][:3]
     clears = [e["mono"] for events in sources if isinstance(events, list) for e in events
               if isinstance(e, dict) and e.get("event") == "clear" and isinstance(e.get("mono"), (int, float))

@@ -71,12 +71,13 @@ class ToxicState:
         # partition: when the cut started (None: armed, waiting for its match) and the links it holds.
         self.cut_start: float | None = None
         self.holding: set["Link"] = set()
+        self.readers: dict["Link", Any] = {}  # partition's match_*: each link's HTTP request reader
         if spec.type == "partition":
             self.counters.extra.update(cut_started_mono=None, cut_started_utc=None, cut_ends_mono=None,
-                                       release_mono=None, matched=None, connections_held=0, chunks_held=0,
+                                       release_mono=None, matched=None, matched_request=None, connections_held=0, chunks_held=0,
                                        bytes_held=0, connections_cut=0, chunks_delivered_late=0,
                                        bytes_delivered_late=0, released_mono=None)
-            if not spec.attributes.get("match"):
+            if not any(spec.attributes.get(k) for k in ("match", "match_method", "match_path", "match_json")):
                 self.start_cut(time.monotonic(), None)
 
     # -- partition ---------------------------------------------------------------------

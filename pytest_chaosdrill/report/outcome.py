@@ -21,6 +21,7 @@ class DrillOutcome:
     reason: str = ""
     time_to_safe_ms: float | None = None
     budget_ms: float | None = None
+    budget_source: str = ""  # "drill" (its bundled default) | "target file"
     folder: str | None = None
     ieb_sha256: str | None = None
     observed_valid: bool | None = None
@@ -48,7 +49,8 @@ def summary_table(outcomes: Iterable[DrillOutcome]) -> list[str]:
     rows = [("drill", "backend", "verdict", "time to safe", "budget", "evidence")]
     for o in outcomes:
         tts = f"{o.time_to_safe_ms:.0f} ms" if o.time_to_safe_ms is not None else "-"
-        budget = f"{o.budget_ms:.0f} ms" if o.budget_ms else "-"
+        budget = (f"{o.budget_ms:.0f} ms" + (" (target file)" if o.budget_source == "target file" else "")
+                  if o.budget_ms else "-")
         rows.append((o.drill_id, o.backend, o.verdict, tts, budget, o.folder or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
@@ -74,6 +76,7 @@ def outcome_from(record: Any, evaluation: Any, base: DrillOutcome) -> DrillOutco
         return base
     base.time_to_safe_ms = record.time_to_safe_ms
     base.budget_ms = float(record.drill.get("time_to_safe_budget_ms", 0)) or base.budget_ms
+    base.budget_source = (record.drill.get("budget_source") or {}).get("source", "drill")
     if evaluation.observed is not None:
         base.observed_valid = not evaluation.observed_findings
     tags = {f.tag for _, fs in evaluation.sample_findings for f in fs}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,11 @@ class DrillSession:
         expectation = Expectation.from_drill(drill.expected, fixture_dirs) if (
             drill.expected.get("fixture") or drill.expected.get("status")) else None
         _, needs = validate_drill(drill, registry, fixture_dirs)
+        # the service's own budget where its target file gives one (the verdict reads the record's drill)
+        budget = target.target.config.budget(drill.id, drill.time_to_safe_budget_ms, drill.budget_timing)
+        drill = replace(drill, time_to_safe_budget_ms=budget.ms, raw={
+            **drill.raw, "time_to_safe_budget_ms": budget.ms,
+            "budget_source": {"source": budget.source, "why": budget.why}})
         interval_ms = min(10.0, float(setting(self.config, "sample_interval_ms")))
         ctx = DrillContext(target=target, rendered=target.target, venue=harness.venue, proxy=harness.proxy,
                            timeline=timeline, sample_interval_s=interval_ms / 1000, local_hosts=harness.local_hosts,

@@ -60,6 +60,8 @@ class DrillReporting:
         self.state.outcomes.append(outcome)
         props = [("drill_id", outcome.drill_id), ("verdict", outcome.verdict), ("backend", outcome.backend),
                  ("time_to_safe_ms", "" if outcome.time_to_safe_ms is None else f"{outcome.time_to_safe_ms:.1f}"),
+                 ("budget_ms", "" if outcome.budget_ms is None else f"{outcome.budget_ms:.0f}"),
+                 ("budget_source", outcome.budget_source),
                  ("evidence_folder", outcome.folder or ""), ("ieb_sha256", outcome.ieb_sha256 or "")]
         junit_facts(self.config, report, props)
 

@@ -111,6 +111,11 @@ class ControlAPI(ABC):
         ``refused_logins``)."""
         return self._fault("clock_skew", {"offset_s": offset_s, "seconds": seconds})
 
+    def recon_hold(self, ms: int, seconds: float | None = None) -> FaultRecord:
+        """Hold each answer to a reconciliation read (positions, pending orders) for ``ms`` after the
+        read arrived, for ``seconds`` (None: until cleared); other requests are not delayed."""
+        return self._fault("recon_hold", {"ms": ms, "seconds": seconds})
+
     def clear(self, kind: str | None = None) -> FaultRecord:
         """End active faults (of one kind, or all)."""
         return self._fault("clear", {"kind": kind})

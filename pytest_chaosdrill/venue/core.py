@@ -440,6 +440,11 @@ class VenueCore:
             return status, rec
         return None
 
+    def recon_hold(self) -> FaultRecord | None:
+        """The active hold of reconciliation-read answers, or None."""
+        self.faults.expire(time.monotonic())
+        return self.faults.first("recon_hold")
+
     def rest_latency(self) -> FaultRecord | None:
         """The active REST-latency fault, or None."""
         self.faults.expire(time.monotonic())

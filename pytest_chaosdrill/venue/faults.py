@@ -14,7 +14,7 @@ from .ledger import Ledger, utc_iso
 from .market import INSTRUMENTS
 
 FAULT_KINDS = ("book_gap", "trades_gap", "freeze", "lag", "session_termination", "allow_reauth",
-               "partial_fill", "rate_limit", "http_5xx", "rest_latency", "clock_skew", "clear")
+               "partial_fill", "rate_limit", "http_5xx", "rest_latency", "clock_skew", "recon_hold", "clear")
 #: the public channels a freeze can silence (default: all of them)
 CHANNELS = ("books", "books5", "bbo-tbt", "tickers", "trades")
 #: how a session termination happens, both OKX's own: the API key revoked (close 4007, logins refused
@@ -119,7 +119,7 @@ def normalize_params(kind: str, params: dict[str, Any] | None) -> dict[str, Any]
     if kind in ("rate_limit", "http_5xx"):
         return {"requests": _num(p, "requests", None, minimum=1, integer=True, optional=True),
                 "seconds": _num(p, "seconds", None, optional=True)}
-    if kind == "rest_latency":
+    if kind in ("rest_latency", "recon_hold"):
         return {"ms": _num(p, "ms", None, minimum=1, integer=True),
                 "seconds": _num(p, "seconds", None, optional=True)}
     if kind == "clock_skew":
@@ -148,6 +148,7 @@ def waiting_for(kind: str, params: dict[str, Any]) -> str:
         "http_5xx": "a REST request to answer with 503",
         "rest_latency": "a REST request to delay",
         "clock_skew": "a signed REST request or WebSocket login refused for its timestamp (50102 / 60006)",
+        "recon_hold": "a reconciliation read (positions, pending orders) to hold",
     }.get(kind, "")
 
 

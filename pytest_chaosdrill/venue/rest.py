@@ -106,6 +106,16 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
         deadline = loop.time() + latency.params["ms"] / 1000
         while latency.active and loop.time() < deadline:
             await asyncio.sleep(min(0.01, deadline - loop.time()))
+    recon_read = request.method == "GET" and request.path in RECON_PATHS
+    hold = core.recon_hold() if recon_read else None
+    if hold is not None:
+        # The answer to a reconciliation read leaves ``ms`` after the read arrived (sooner if the hold
+        # is cleared): a service that clears its latch only on the answers is seen latched meanwhile.
+        loop = asyncio.get_running_loop()
+        until = loop.time() + hold.params["ms"] / 1000
+        while hold.active and loop.time() < until:
+            await asyncio.sleep(min(0.005, until - loop.time()))
+        meta["held_ms"] = round((time.monotonic() - meta["received_mono"]) * 1000, 1)
     if order_req:
         # The venue "gets to" a request only once all of it has arrived: a body the network held back
         # past the deadline is as late as a request that arrived late as a whole (aiohttp keeps the body
@@ -143,7 +153,7 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
     elif request.path == "/api/v5/trade/order":
         extra["clOrdId"] = request.query.get("clOrdId")
     core.ledger.append("request", method=request.method, path=request.path, query=request.query_string,
-                       status=resp.status, recon_read=request.method == "GET" and request.path in RECON_PATHS,
+                       status=resp.status, recon_read=recon_read,
                        apiKey=request.headers.get("OK-ACCESS-KEY"), **extra)
     # Write the answer now so that a fault lands only once its answer is really on the wire.
     began = stamp()
@@ -157,6 +167,9 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
         return resp
     if fault is not None:
         core.faults.land(fault[1], began)
+    if hold is not None:
+        hold.detail["held_reads"] = hold.detail.get("held_reads", 0) + 1
+        core.faults.land(hold, began)
     if latency is not None:
         latency.detail["delayed_requests"] = latency.detail.get("delayed_requests", 0) + 1
         core.faults.land(latency, began)

@@ -104,6 +104,36 @@ def test_latch_clear_between_two_samples_needs_the_service_clear_time() -> None:
     assert C.latch_clears_only_after_reconcile(replace(run, files={"fingerprint": after})).passed is True
 
 
+def held_read(received: float, answered: float, path: str) -> dict:
+    return {**read(answered, path), "received_mono": received, "held_ms": (answered - received) * 1000}
+
+
+# Sampling every 5 ms; the venue holds each reconciliation answer 40 ms (recon_hold).
+HELD = [held_read(2.200, 2.240, "/api/v5/account/positions"), held_read(2.201, 2.241, "/api/v5/trade/orders-pending")]
+
+
+def test_a_fast_reconciler_is_proven_by_the_held_answers_without_latch_events() -> None:
+    # Latched while its reads are held; clears within 1 ms of the answers, between samples 2.240 and 2.245.
+    story = [(0.5, ACTIVE), (1.1, latched())] + [(2.0 + 0.005 * i, latched()) for i in range(49)] + [(2.245, ACTIVE)]
+    res = C.latch_clears_only_after_reconcile(make_run(story, HELD, t_release=2.1))
+    assert res.passed is True and "held the reconciliation answers" in res.detail
+
+
+def test_a_clear_while_the_venue_holds_the_answers_fails() -> None:
+    # Asked at 2.200, answers held until 2.240, but seen clear at 2.215: it did not wait for them.
+    story = [(0.5, ACTIVE), (1.1, latched())] + [(2.0 + 0.005 * i, latched()) for i in range(42)] + [(2.215, ACTIVE)]
+    res = C.latch_clears_only_after_reconcile(make_run(story, HELD, t_release=2.1))
+    assert res.passed is False and "before the venue answered the positions read" in res.detail
+
+
+def test_latch_events_written_after_the_recovery_sample_count() -> None:
+    # The file read at the end lacks the field; a re-read after the recovery (a mid-run snapshot) has it.
+    run = make_run(GAP_STORY, RECON_READS, t_release=2.1, files={"fingerprint": {"other": 1}},
+                   fingerprint_midrun=({"mono": 3.02, "utc": "", "content": {
+                       "latch_events": [{"event": "clear", "code": "X", "mono": 2.35}]}},))
+    assert C.latch_clears_only_after_reconcile(run).passed is True
+
+
 def test_latch_cleared_before_its_reads_fails_every_time() -> None:
     # The clear (2.1, the target's own latch_events) precedes the reads however close the first clear sample is.
     for first_clear in (2.31, 2.4, 3.0):

@@ -56,3 +56,37 @@ def test_refuse_live(tmp_path: Path, env: dict, environment: str, status: dict, 
         refuse_live(t, allow_live=True, status=status)  # the explicit override
     else:
         refuse_live(t, allow_live=False, status=status)
+
+
+# --- budgets and timing facts ------------------------------------------------------------------------
+
+
+BASE = 'name: s\ncommand: ["x"]\nstatus_url: "http://127.0.0.1/"\n'
+
+
+def test_budget_comes_from_the_drill_unless_the_target_file_sets_one(tmp_path: Path) -> None:
+    plain = load_target(_target(tmp_path, BASE))
+    b = plain.budget("ops_c2_5_timeouts", 3000, {"request_timeout_s": 500})
+    assert (b.ms, b.source) == (3000, "drill")
+    t = load_target(_target(tmp_path, BASE + "budgets: {time_to_safe_ms: {drill_5_ws_book_gap: 450}}\n"
+                                               "timing: {request_timeout_s: 3.0}\n"))
+    b = t.budget("drill_5_ws_book_gap", 300, {})
+    assert (b.ms, b.source) == (450, "target file") and "budgets.time_to_safe_ms.drill_5_ws_book_gap" in b.why
+    # C2.5: a declared 3.0 s request timeout gets 3.0 s + the drill's 500 ms allowance, not the 3000 ms default
+    b = t.budget("ops_c2_5_timeouts", 3000, {"request_timeout_s": 500})
+    assert (b.ms, b.source) == (3500, "target file") and "timing.request_timeout_s = 3 s" in b.why
+    # a fact the drill does not depend on, or one below the default, leaves the default
+    assert t.budget("drill_2_market_data_stale", 1800, {}).source == "drill"
+    fast = load_target(_target(tmp_path, BASE + "timing: {request_timeout_s: 1.0}\n"))
+    assert fast.budget("ops_c2_5_timeouts", 3000, {"request_timeout_s": 500}).ms == 3000
+
+
+@pytest.mark.parametrize("section, field", [
+    ("budgets: {time_to_safe_ms: {drill_1: -5}}", "budgets.time_to_safe_ms.drill_1"),
+    ("budgets: {time_to_safe: {drill_1: 5}}", "budgets"),
+    ("timing: {request_timeout: 3}", "timing"),
+    ("timing: {request_timeout_s: fast}", "timing.request_timeout_s"),
+])
+def test_bad_budgets_name_the_field(tmp_path: Path, section: str, field: str) -> None:
+    with pytest.raises(TargetConfigError, match=field.replace(".", r"\.")):
+        load_target(_target(tmp_path, BASE + section + "\n"))

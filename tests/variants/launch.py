@@ -567,6 +567,43 @@ def extra_truthful_reason() -> None:
     App.inputs = inputs  # type: ignore[method-assign]
 
 
+def fast_reconciler_without_latch_events() -> None:
+    """CORRECT, without the optional extra: the latch keeps no events, so neither the status nor
+    execution_fingerprint.json carries a latch clear time (``latch_events`` stays empty); it reconciles
+    and clears as fast as the reference."""
+    from collections import deque
+
+    from okx_demo_api.latch import OpenPermissionLatch
+
+    orig = OpenPermissionLatch.__init__
+
+    def init(self: OpenPermissionLatch, *args: Any, **kwargs: Any) -> None:
+        orig(self, *args, **kwargs)
+        self.events = deque(maxlen=0)  # every event is dropped as it is appended
+
+    OpenPermissionLatch.__init__ = init  # type: ignore[method-assign]
+
+
+def other_json_formatting() -> None:
+    """CORRECT, other bytes: REST bodies are serialized as python-okx does (``json.dumps`` default
+    spacing, ``"reduceOnly": false``) with the keys in reverse order; the meaning is the same."""
+    import json
+    import types
+
+    from okx_demo_api import venue_client
+
+    def reorder(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: reorder(obj[k]) for k in reversed(list(obj))}
+        if isinstance(obj, list):
+            return [reorder(x) for x in obj]
+        return obj
+
+    shim = types.SimpleNamespace(**{k: getattr(json, k) for k in ("loads", "JSONDecodeError", "load", "dump")})
+    shim.dumps = lambda obj, **_: json.dumps(reorder(obj))  # default separators: ", " and ": "
+    venue_client.json = shim  # type: ignore[attr-defined]
+
+
 def none() -> None:
     """No bug: the unmodified reference target."""
 
@@ -752,11 +789,13 @@ VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     no_containment, kill_blocks_risk_reduction, opens_in_kill, partial_fill_goes_kill,
     ws_lag_capped, enqueue_failures_not_counted, session_10028_not_counted, loop_stalls_on_wal, no_restart_latch,
     kill_resumes_on_its_own, stop_detected_late, stop_exits_nonzero, latch_never_set, opens_ignore_guard, reconcile_waits_for_first_code, flatten_at_once, extra_truthful_reason, none,
+    fast_reconciler_without_latch_events, other_json_formatting,
     stale_feed_not_latched, trades_gap_not_latched, opens_unjournalled_under_wal_backpressure,
     retry_orders_on_transport_error,
     resend_after_not_found, no_clock_resync, skew_refusals_not_counted, inflight_reconcile_clears_new_code)}
 #: Variants that are correct (different, not buggy): the drills they run must PASS.
-CORRECT = ("flatten_at_once", "extra_truthful_reason", "none")
+CORRECT = ("flatten_at_once", "extra_truthful_reason", "none", "fast_reconciler_without_latch_events",
+           "other_json_formatting")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

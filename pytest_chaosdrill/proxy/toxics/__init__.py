@@ -95,6 +95,10 @@ def validate_attributes(type_: str, attributes: Mapping[str, Any], base: Mapping
             result[key] = value
         else:
             result[key] = _int_attr(type_, key, value)
+    try:
+        kind.check(result)
+    except ValueError as e:
+        raise ToxicError(f"{type_}: {e}") from None
     return result
 
 

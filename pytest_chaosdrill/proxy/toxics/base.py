@@ -44,6 +44,10 @@ class ToxicKind:
     defaults: ClassVar[dict[str, int]] = {}
     strings: ClassVar[dict[str, str]] = {}
 
+    @classmethod
+    def check(cls, attributes: dict[str, Any]) -> None:
+        """Refuse attribute values that no single attribute's type catches (raise ValueError)."""
+
     async def on_data(self, link: Any, st: Any, chunk: Chunk) -> bool:
         """Act on one chunk; False stops the chain (the later toxics do not see it)."""
         return True

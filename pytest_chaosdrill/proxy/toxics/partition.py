@@ -1,11 +1,14 @@
 """``partition`` (not in Toxiproxy): a network partition with requests in flight. From the first
-chunk containing ``match`` ("" = at once) new connections are refused and held bytes stay held for
-``cut`` ms; what was held is delivered ``deliver_after`` ms after the cut ends (see docs/proxy.md)."""
+chunk containing ``match``, or completing an HTTP request that ``match_method``/``match_path``/
+``match_json`` describe ("" everywhere = at once), new connections are refused and held bytes stay
+held for ``cut`` ms; what was held is delivered ``deliver_after`` ms after the cut ends (see
+docs/proxy.md)."""
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from ..http_match import HttpMatchError, RequestMatch, RequestReader
 from .base import Chunk, ToxicKind, register
 
 
@@ -13,7 +16,20 @@ from .base import Chunk, ToxicKind, register
 class Partition(ToxicKind):
     name = "partition"
     defaults = {"cut": 3000, "deliver_after": 1500}  # ms, ms
-    strings = {"match": ""}  # the cut starts on the first chunk containing these bytes ("" = at once)
+    # the cut starts on the first chunk containing ``match``'s bytes, or completing a request that the
+    # ``match_*`` attributes describe (all "" = at once)
+    strings = {"match": "", "match_method": "", "match_path": "", "match_json": ""}
+
+    @classmethod
+    def check(cls, attributes: dict[str, Any]) -> None:
+        """Refuse an invalid request match, and bytes and request matching at once."""
+        try:
+            request = RequestMatch.from_attributes(attributes["match_method"], attributes["match_path"],
+                                                   attributes["match_json"])
+        except HttpMatchError as e:
+            raise ValueError(str(e)) from None
+        if request is not None and attributes["match"]:
+            raise ValueError("give either match (bytes) or match_method/match_path/match_json (an HTTP request)")
 
     async def on_data(self, link: Any, st: Any, chunk: Chunk) -> bool:
         await self._hold(link, st, chunk.data)
@@ -28,8 +44,7 @@ class Partition(ToxicKind):
         bytes of the cut (order is kept); deliver it ``deliver_after`` after the cut ends."""
         now = time.monotonic()
         if st.cut_start is None:
-            match = st.spec.attributes["match"].encode("latin-1")
-            if data is None or match not in data:
+            if data is None or not Partition._matches(link, st, data):
                 return  # armed: traffic passes until the first chunk that matches
             st.start_cut(now, data)
         if not (st.cut_active(now) or link in st.holding):
@@ -49,3 +64,18 @@ class Partition(ToxicKind):
             x["chunks_delivered_late"] += 1
             x["bytes_delivered_late"] += len(data)
             x["released_mono"] = time.monotonic()
+
+    @staticmethod
+    def _matches(link: Any, st: Any, data: bytes) -> bool:
+        """Does this chunk contain ``match``'s bytes, or complete a request the ``match_*`` describe?"""
+        a = st.spec.attributes
+        request = RequestMatch.from_attributes(a["match_method"], a["match_path"], a["match_json"])
+        if request is None:
+            return a["match"].encode("latin-1") in data
+        reader = st.readers.get(link)
+        if reader is None:
+            reader = st.readers[link] = RequestReader()
+        matched = next((r for r in reader.feed(data) if request.matches(r)), None)
+        if matched is not None:
+            st.counters.extra["matched_request"] = f"{matched.method} {matched.path}"
+        return matched is not None

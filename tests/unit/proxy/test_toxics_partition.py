@@ -147,7 +147,12 @@ def test_partition_holds_a_close_and_removal_releases_at_once(proxy: FaultProxy,
 
 def test_partition_attribute_validation() -> None:
     t = make_toxic("partition", stream="upstream", attributes={"match": "POST "})
-    assert t.attributes == {"cut": 3000, "deliver_after": 1500, "match": "POST "}
+    assert t.attributes == {"cut": 3000, "deliver_after": 1500, "match": "POST ", "match_method": "",
+                            "match_path": "", "match_json": ""}
+    with pytest.raises(ToxicError, match="match_json is not JSON"):
+        make_toxic("partition", attributes={"match_json": "{reduceOnly: false}"})
+    with pytest.raises(ToxicError, match="either match"):
+        make_toxic("partition", attributes={"match": "POST ", "match_method": "POST"})
     with pytest.raises(ToxicError, match="must be a string"):
         make_toxic("partition", attributes={"match": 5})
     with pytest.raises(ToxicError, match="must be a number"):

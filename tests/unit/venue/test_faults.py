@@ -317,6 +317,25 @@ def test_rest_latency_and_clear(venue: VenueServer, http: requests.Session) -> N
     assert time.monotonic() - t0 < 0.15
 
 
+def test_recon_hold_holds_only_reconciliation_answers(venue: VenueServer, http: requests.Session) -> None:
+    rec = venue.control.recon_hold(150)
+    t0 = time.monotonic()
+    assert http.get(venue.rest_url + "/api/v5/public/time", timeout=5).status_code == 200
+    assert time.monotonic() - t0 < 0.12  # not a reconciliation read: not held
+    for path in ("/api/v5/account/positions", "/api/v5/trade/orders-pending"):
+        t0 = time.monotonic()
+        http.get(venue.rest_url + path, timeout=5)
+        assert 0.15 <= time.monotonic() - t0 < 0.15 + 0.5, path
+    landed = venue.control.wait_landed(rec, 1)
+    assert landed.detail["held_reads"] == 2
+    reads = [e for e in venue.control.ledger() if e.get("recon_read")]
+    assert len(reads) == 2 and all(e["held_ms"] >= 150 and e["mono"] - e["received_mono"] >= 0.15 for e in reads)
+    venue.control.clear("recon_hold")
+    t0 = time.monotonic()
+    http.get(venue.rest_url + "/api/v5/account/positions", timeout=5)
+    assert time.monotonic() - t0 < 0.12
+
+
 def test_clearing_rest_latency_releases_held_requests(venue: VenueServer) -> None:
     import threading
 
