@@ -188,6 +188,34 @@ class DrillRecord:
             return fs.mono, max(end, fs.mono)
         return fs.mono, end_limit
 
+    def blocked_spans(self) -> list[tuple[float, float]]:
+        """The spans in which the status proved OPEN blocked, one per run of blocked answers: from the
+        run's first blocked answer to the request time of its last one. An answer showing OPEN allowed
+        ends a run (a service that legitimately resumed mid-fault is not judged as blocked then); an
+        answer that could not be read does not. When the first safe answer is itself unreadable (the
+        target was down), the whole span to recovery counts, as in :meth:`blocked_window`."""
+        fs = self.first_safe
+        if fs is None:
+            return []
+        end_limit = self.end_limit()
+        if not fs.ok:
+            return [(fs.mono, end_limit)]
+        spans: list[tuple[float, float]] = []
+        start: float | None = None
+        last: Sample | None = None
+        for s in self.timeline.between(fs.sent_mono, end_limit):
+            if not s.ok or s.mono >= end_limit:
+                continue
+            if s.blocked:
+                start = s.mono if start is None else start
+                last = s
+            elif start is not None and last is not None:
+                spans.append((start, max(last.sent_mono, start)))
+                start = None
+        if start is not None and last is not None:
+            spans.append((start, max(last.sent_mono, start)))
+        return spans or [(fs.mono, fs.mono)]
+
     def blocked_window_samples(self) -> list[Sample]:
         fs = self.first_safe
         if fs is None:

@@ -64,14 +64,16 @@ def is_reduce(order: dict[str, Any]) -> bool:
 
 
 def no_open_dispatch_while_blocked(rec: "DrillRecord", grace_ms: float = 100.0) -> CheckResult:
-    """The venue received no order that could add exposure between the first safe sample and recovery.
+    """The venue received no order that could add exposure while the status showed OPEN blocked
+    (each run of blocked answers between the first safe sample and recovery: :meth:`DrillRecord.blocked_spans`).
 
-    ``grace_ms`` admits orders already on the wire when the block was first observed.
+    ``grace_ms`` admits orders already on the wire when a block was first observed.
     """
-    start, end = rec.blocked_window()
-    if start is None:
+    spans = rec.blocked_spans()
+    if not spans:
         return CheckResult("no_open_dispatch_while_blocked", None, "OPEN was never observed blocked")
-    opens = open_orders_in_window(rec.ledger, start + grace_ms / 1000, end, block_start_mono=start)
+    start, end = spans[0][0], spans[-1][1]
+    opens = [o for a, b in spans for o in open_orders_in_window(rec.ledger, a + grace_ms / 1000, b, block_start_mono=a)]
     if opens:
         # Both are findings; the reason says which: decided while blocked, or sent before the block and
         # delivered during it (the in-flight hazard of a partition).
@@ -79,9 +81,11 @@ def no_open_dispatch_while_blocked(rec: "DrillRecord", grace_ms: float = 100.0) 
         said = "; ".join(f"{len(v)} {k.replace('_', ' ')}: {fmt_orders(v)}" for k, v in kinds.items() if v)
         return CheckResult("no_open_dispatch_while_blocked", False,
                            f"{len(opens)} OPEN order(s) reached the venue while OPEN was blocked ({said})")
-    n = len(ledger_orders(rec.ledger, start, end))
+    n = sum(len(ledger_orders(rec.ledger, a, b)) for a, b in spans)
+    blocked_s = sum(b - a for a, b in spans)
+    runs = f" in {len(spans)} runs" if len(spans) > 1 else ""
     return CheckResult("no_open_dispatch_while_blocked", True,
-                       f"venue saw {n} order(s) in the blocked window ({(end - start):.2f}s), none could add exposure")
+                       f"venue saw {n} order(s) in the blocked window ({blocked_s:.2f}s{runs}), none could add exposure")
 
 
 def containment_proceeds(rec: "DrillRecord") -> CheckResult:

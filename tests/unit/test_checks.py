@@ -78,6 +78,21 @@ def test_no_open_window_ends_at_the_last_blocked_request() -> None:
     assert C.no_open_dispatch_while_blocked(make_run(GAP_STORY, [order(2.5, False, "open")], t_recovered=3.001)).passed
 
 
+RESUMED_MID_FAULT = [(0.5, ACTIVE), (1.1, latched()), (1.5, latched()), (2.0, ACTIVE), (2.5, ACTIVE),
+                     (3.0, latched()), (3.5, latched()), (4.0, ACTIVE)]
+
+
+def test_no_open_judges_each_blocked_run_not_the_span_between_them() -> None:
+    # The service resumed (Active at 2.0 and 2.5, e.g. after re-syncing its clock) and blocked again at
+    # 3.0: an OPEN while it showed Active is not a finding; one inside the second run is.
+    resumed = make_run(RESUMED_MID_FAULT, [order(2.3, False, "open")], t_recovered=4.001)
+    assert C.no_open_dispatch_while_blocked(resumed).passed is True
+    assert resumed.blocked_spans() == [(1.101, 1.5), (3.001, 3.5)]   # answered 1 ms after each request
+    inside = make_run(RESUMED_MID_FAULT, [order(3.3, False, "open", cid="late")], t_recovered=4.001)
+    res = C.no_open_dispatch_while_blocked(inside)
+    assert res.passed is False and "late" in res.detail
+
+
 def test_no_open_not_proven_when_never_blocked() -> None:
     assert C.no_open_dispatch_while_blocked(make_run([(0.5, ACTIVE), (2, ACTIVE)])).passed is None
 
