@@ -97,8 +97,8 @@ def compose_command(timeout: float = 15.0) -> str | None:
 def default_compose_file() -> Path:
     """``docker/docker-compose.yml`` of a source checkout, else the copy a wheel carries in
     ``pytest_chaosdrill/_data/docker/`` (when pyproject force-includes it)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "docker" / "docker-compose.yml", here / "_data" / "docker" / "docker-compose.yml"):
+    package = Path(__file__).resolve().parents[1]  # pytest_chaosdrill/ (this module is in backends/)
+    for candidate in (package.parent / "docker" / "docker-compose.yml", package / "_data" / "docker" / "docker-compose.yml"):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError("docker-compose.yml not found in the checkout (docker/) nor in pytest_chaosdrill/_data/docker/")
