@@ -6,9 +6,10 @@ reaches it with ``venue: {tls: true}``: through the fault proxy's TLS listener, 
 (pytest_chaosdrill/tls.py). Only the URL and ``SSL_CERT_FILE`` (which ``ssl.create_default_context()``
 reads) differ from a bot's configuration.
 
-The issue's four python-okx WebSocket calls: public ``subscribe``, private ``login``, private
-``subscribe`` (``orders``) and the trading ops (``place_order``, ``batch_orders``, ``amend_order``,
-``cancel_order``).
+The issue's four python-okx WebSocket calls: public ``subscribe`` (``books``, ``books5``, ``bbo-tbt``,
+``tickers``, ``trades``), private ``login``, private ``subscribe`` (``orders``, ``positions``,
+``account``, ``balance_and_position``) and the trading ops (``place_order``, ``batch_orders``,
+``batch_cancel_orders``, ``amend_order``, ``cancel_order``).
 """
 from __future__ import annotations
 
@@ -91,22 +92,35 @@ class Inbox:
                 pass
 
 
+PUBLIC = ("books", "books5", "bbo-tbt", "tickers", "trades")
+PRIVATE = ("orders", "positions", "account", "balance_and_position")
+
+
+def data_of(channel: str) -> Callable[[dict], bool]:
+    return lambda m: m.get("arg", {}).get("channel") == channel and bool(m.get("data"))
+
+
 def test_public_subscribe_books_and_trades_over_wss(urls: VenueEndpoints) -> None:
     async def main() -> Inbox:
         client = okx_ws.WsPublicAsync(url=urls.ws_public_url)  # made inside the loop: it keeps the loop
         inbox = Inbox()
         await client.start()
         try:
-            await client.subscribe([{"channel": "books", "instId": BTC}, {"channel": "trades", "instId": BTC}],
-                                   callback=inbox)
+            await client.subscribe([{"channel": c, "instId": BTC} for c in PUBLIC], callback=inbox, id="s1")
             await inbox.first(lambda m: m.get("arg", {}).get("channel") == "books" and m.get("action") == "snapshot")
-            await inbox.first(lambda m: m.get("arg", {}).get("channel") == "trades" and "data" in m)
+            for channel in PUBLIC:
+                await inbox.first(data_of(channel))
         finally:
             await client.stop()
         return inbox
     inbox = asyncio.run(main())
     subs = [m for m in inbox.seen if m.get("event") == "subscribe"]
-    assert {s["arg"]["channel"] for s in subs} == {"books", "trades"} and all(s.get("connId") for s in subs)
+    assert {s["arg"]["channel"] for s in subs} == set(PUBLIC)
+    assert all(s.get("connId") and s.get("id") == "s1" for s in subs)  # OKX's envelope: connId, the id echoed
+    bbo = next(m for m in inbox.seen if data_of("bbo-tbt")(m))["data"][0]
+    assert len(bbo["bids"]) == len(bbo["asks"]) == 1
+    assert len(next(m for m in inbox.seen if data_of("books5")(m))["data"][0]["bids"]) == 5
+    assert float(next(m for m in inbox.seen if data_of("tickers")(m))["data"][0]["last"]) > 0
     book = next(m for m in inbox.seen if m.get("action") == "snapshot")["data"][0]
     assert float(book["bids"][0][0]) < float(book["asks"][0][0]) and "seqId" in book and "checksum" in book
     trade = next(m for m in inbox.seen if m.get("arg", {}).get("channel") == "trades" and "data" in m)["data"][0]
@@ -135,15 +149,18 @@ def test_private_login_orders_channel_and_trading_ops_over_wss(urls: VenueEndpoi
         await client.start()
         try:
             # subscribe() logs in first (and waits 5 s, python-okx's own pause), then subscribes.
-            await client.subscribe([{"channel": "orders", "instType": "SWAP"}], callback=inbox)
-            await inbox.first(lambda m: m.get("event") == "subscribe")
+            await client.subscribe([{"channel": "orders", "instType": "SWAP"}, {"channel": "positions", "instType": "SWAP"},
+                                    {"channel": "account"}, {"channel": "balance_and_position"}], callback=inbox)
+            for channel in PRIVATE:
+                await inbox.first(lambda m: m.get("event") == "subscribe" and m["arg"]["channel"] == channel)
             await client.place_order([{"instId": BTC, "tdMode": "cross", "side": "buy", "ordType": "market",
                                        "sz": "1", "clOrdId": "pyokxmkt1"}], id="o1")
             await client.batch_orders([{"instId": BTC, "tdMode": "cross", "side": "buy", "ordType": "limit",
                                         "px": px, "sz": "1", "clOrdId": f"pyokxlim{i}"} for i in (1, 2)],
                                       id="b1")
             batch = await inbox.first(lambda m: m.get("id") == "b1")
-            resting = batch["data"][0]["ordId"]
+            resting, other = batch["data"][0]["ordId"], batch["data"][1]["ordId"]
+            await client.batch_cancel_orders([{"instId": BTC, "ordId": other}], id="bc1")
             await client.amend_order([{"instId": BTC, "ordId": resting, "newSz": "2"}], id="a1")
             await inbox.first(lambda m: m.get("id") == "a1")
             await client.cancel_order([{"instId": BTC, "ordId": resting}], id="c1")
@@ -151,14 +168,20 @@ def test_private_login_orders_channel_and_trading_ops_over_wss(urls: VenueEndpoi
                 d["ordId"] == resting and d["state"] == "canceled" for d in m.get("data", [])))
             await inbox.first(lambda m: m.get("arg", {}).get("channel") == "orders" and any(
                 d["clOrdId"] == "pyokxmkt1" and d["state"] == "filled" for d in m.get("data", [])))
+            # the fill is pushed on the position and balance channels too
+            await inbox.first(lambda m: data_of("positions")(m) and any(
+                d["instId"] == BTC and d["pos"] == "1" for d in m["data"]))
+            await inbox.first(data_of("account"))
+            await inbox.first(lambda m: data_of("balance_and_position")(m) and any(
+                p["instId"] == BTC and p["pos"] == "1" for p in m["data"][0]["posData"]))
         finally:
             await client.stop()
         return inbox, resting
     inbox, resting = asyncio.run(main())
     assert any(m.get("event") == "login" and m.get("code") == "0" for m in inbox.seen)
     replies = {m["id"]: m for m in inbox.seen if "id" in m and "op" in m}
-    assert [replies[i]["op"] for i in ("o1", "b1", "a1", "c1")] == ["order", "batch-orders", "amend-order",
-                                                                  "cancel-order"]
+    assert [replies[i]["op"] for i in ("o1", "b1", "bc1", "a1", "c1")] == [
+        "order", "batch-orders", "batch-cancel-orders", "amend-order", "cancel-order"]
     for r in replies.values():
         assert r["code"] == "0" and all(d["sCode"] == "0" for d in r["data"]), r
     assert len(replies["b1"]["data"]) == 2
