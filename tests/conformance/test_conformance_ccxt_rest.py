@@ -27,6 +27,7 @@ def test_public_market_data(cx: Any) -> None:
     book = cx.fetch_order_book(BTC, limit=5)
     assert len(book["bids"]) == 5 and book["bids"][0][0] == t["bid"] and book["asks"][0][0] == t["ask"]
     assert cx.fetch_time() > 0
+    assert all(t["symbol"] == BTC and t["price"] > 0 for t in cx.fetch_trades(BTC, limit=10))
     assert cx.fetch_ohlcv(BTC, "1m", limit=5)  # the current bar at least
     assert cx.fetch_mark_price(BTC)["markPrice"] > 0
     assert cx.fetch_funding_rate(BTC)["fundingRate"] == 0.0001
