@@ -187,7 +187,7 @@ def test_private_login_orders_channel_and_trading_ops_over_wss(urls: VenueEndpoi
     assert len(replies["b1"]["data"]) == 2
     pushes = [d for m in inbox.seen if m.get("arg", {}).get("channel") == "orders" for d in m.get("data", [])]
     fill = next(d for d in pushes if d["clOrdId"] == "pyokxmkt1" and d["state"] == "filled")
-    assert fill["tradeId"] and float(fill["fillSz"]) == 1 and float(fill["fillPx"]) > 0 and fill["execType"] in "TM"
+    assert fill["tradeId"] and float(fill["fillSz"]) == 1 and float(fill["fillPx"]) > 0 and fill["execType"] == "T"  # taker (a market order)
     cancel = next(d for d in pushes if d["ordId"] == resting and d["state"] == "canceled")
     assert cancel["sz"] == "2"  # the amend landed before the cancel
 
