@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from .auth import R_LIVE_KEY_IN_DEMO, R_TS_EXPIRED, AuthError
+from .auth import R_KEY_INVALID, R_LIVE_KEY_IN_DEMO, R_TS_EXPIRED, AuthError
 from .core import VenueCore
 from .witness import S_EXP_TIME_PASSED
 from .faults import stamp
@@ -192,6 +192,12 @@ async def _authenticate(core: VenueCore, request: web.Request, meta: dict[str, A
         if e.code == R_TS_EXPIRED[0]:
             core.count_skew_refusal("refused_requests")
         return okx([], e.code, e.msg, 401)
+    refusal = core.reauth_refused()
+    if refusal is not None and refusal.params["mechanism"] == "key_revoked":
+        # The session-termination fault revoked the key: OKX answers it as a key it does not know.
+        refusal.detail["refused_rest"] = refusal.detail.get("refused_rest", 0) + 1
+        meta["auth"] = R_KEY_INVALID[0]
+        return okx([], *R_KEY_INVALID, status=401)
     if not meta["simulated"]:
         meta["auth"] = R_LIVE_KEY_IN_DEMO[0]
         return okx([], *R_LIVE_KEY_IN_DEMO, status=401)

@@ -27,6 +27,7 @@ def test_public_market_data(cx: Any) -> None:
     book = cx.fetch_order_book(BTC, limit=5)
     assert len(book["bids"]) == 5 and book["bids"][0][0] == t["bid"] and book["asks"][0][0] == t["ask"]
     assert cx.fetch_time() > 0
+    assert all(t["symbol"] == BTC and t["price"] > 0 for t in cx.fetch_trades(BTC, limit=10))
     assert cx.fetch_ohlcv(BTC, "1m", limit=5)  # the current bar at least
     assert cx.fetch_mark_price(BTC)["markPrice"] > 0
     assert cx.fetch_funding_rate(BTC)["fundingRate"] == 0.0001
@@ -106,3 +107,19 @@ def test_authentication_is_okx_s(venue: VenueServer, make_ccxt: Any) -> None:
         make_ccxt(demo=False).fetch_balance()
     private = [e for e in venue.control.ledger() if e["type"] == "request" and "simulated" in e]
     assert [(e["auth"], e["simulated"], e["status"]) for e in private] == [("50111", True, 401), ("50101", False, 401)]
+
+
+def test_a_key_revoked_by_session_termination_is_refused_on_rest_too(venue: VenueServer, cx: Any) -> None:
+    """OKX revokes a key everywhere: while the fault's refusal holds, REST answers 50111 (as for a key it
+    does not know); a service upgrade leaves REST alone; once re-authentication is allowed the key works."""
+    assert cx.fetch_balance()["USDT"]["total"] > 0
+    rec = venue.control.session_termination(refuse_reauth_s=None, mechanism="key_revoked")
+    with pytest.raises(ccxt.AuthenticationError, match="50111"):
+        cx.fetch_balance()
+    assert cx.fetch_ticker(BTC)["last"] > 0  # public data needs no key
+    venue.control.allow_reauth()
+    assert cx.fetch_balance()["USDT"]["total"] > 0
+    assert [r.detail.get("refused_rest") for r in venue.control.faults() if r.id == rec.id] == [1]
+    venue.control.session_termination(refuse_reauth_s=None, mechanism="service_upgrade")
+    assert cx.fetch_balance()["USDT"]["total"] > 0  # an upgrade ends sockets, not keys
+    venue.control.allow_reauth()

@@ -41,6 +41,9 @@ def test_public_endpoints(po: Any) -> None:
     assert isinstance(ok(po.market.get_history_candlesticks(BTC, bar="1m")), list)
     assert isinstance(ok(po.market.get_trades(BTC)), list)
     assert float(ok(po.public.get_mark_price(instType="SWAP", instId=BTC))[0]["markPx"]) > 0
+    (idx,) = ok(po.market.get_index_tickers(instId="BTC-USDT"))  # OKX's index id: the pair, not the swap
+    assert float(idx["idxPx"]) > 0 and {i["instId"] for i in ok(po.market.get_index_tickers(quoteCcy="USDT"))} == {
+        "BTC-USDT", "ETH-USDT"}
 
 
 def test_account_endpoints(po: Any) -> None:
@@ -119,6 +122,8 @@ def test_okx_rule_codes(po: Any) -> None:
     assert s_code(po.trade.place_order(BTC, "cross", "buy", "market", "1", reduceOnly="true")) == "51170"  # same side
     assert s_code(po.trade.place_order(BTC, "cross", "sell", "market", "1", reduceOnly="true")) == "0"
     assert s_code(po.trade.place_order(BTC, "cross", "buy", "fok", "1", px=t["bidPx"])) == "0"  # accepted, then canceled
+    ioc = ok(po.trade.place_order(BTC, "cross", "buy", "ioc", "1", px=t["bidPx"]))[0]  # does not cross: canceled
+    assert ok(po.trade.get_order(BTC, ordId=ioc["ordId"]))[0]["state"] == "canceled"
     no_td = po.trade.place_order(BTC, "", "buy", "market", "1")
     assert (no_td["code"], no_td["msg"]) == ("50014", "Parameter tdMode can not be empty.")
 

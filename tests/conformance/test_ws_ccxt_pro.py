@@ -1,16 +1,13 @@
 """Conformance, WebSocket side: ccxt.pro's ``okx`` exchange, unmodified, against a venue with only its
 URLs and a demo key changed (sandbox mode, as a bot configured for OKX demo trading runs it).
 
-Markets: ccxt.pro needs them before any call. Until the venue serves ``GET /api/v5/public/instruments``
-in this branch, they are parsed by ccxt itself from ``okx_instruments.json`` (OKX's instrument objects
-of the venue's two swaps); switch to ``load_markets()`` once the REST side lists instruments.
+Markets: ccxt.pro needs them before any call; each exchange loads them with ``load_markets()`` from the
+venue's ``GET /api/v5/public/instruments``, as it does against OKX.
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
 import pytest
@@ -23,7 +20,6 @@ from pytest_chaosdrill.venue.auth import ApiKey  # noqa: E402
 
 SYMBOL = "BTC/USDT:USDT"
 T = TypeVar("T")
-INSTRUMENTS = json.loads((Path(__file__).parent / "okx_instruments.json").read_text())["data"]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +40,6 @@ def exchange(venue: VenueServer, key: ApiKey, **overrides: str) -> Any:
     ex.set_sandbox_mode(True)
     ex.urls["api"]["ws"] = f"ws://{venue.host}:{venue.port}/ws/v5"
     ex.urls["api"]["rest"] = venue.rest_url
-    ex.set_markets([ex.parse_market(i) for i in INSTRUMENTS])  # see the module docstring
     return ex
 
 
@@ -54,6 +49,7 @@ def run(venue: VenueServer, key: ApiKey, body: Callable[[Any], Awaitable[T]], ti
     async def main() -> T:
         ex = exchange(venue, key, **overrides)
         try:
+            await ex.load_markets()  # from the venue's public/instruments
             return await asyncio.wait_for(body(ex), timeout)
         finally:
             await ex.close()

@@ -34,9 +34,14 @@ from test_docker_backend import backend  # noqa: F401  (the engine fixture: skip
 #: The bot: OKX's URLs as built into real clients, nothing about the drill. It records what it saw in
 #: /data/bot.json and serves /status so the host can read it on the sealed network.
 BOT = r'''
-import asyncio, json, os, socket, time
+import asyncio, base64, datetime, hashlib, hmac, json, os, socket, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import aiohttp, certifi, requests
+
+KEY, SECRET, PASSPHRASE = os.environ["BOT_API_KEY"], os.environ["BOT_SECRET_KEY"], os.environ["BOT_PASSPHRASE"]
+
+def sign(prehash):  # OKX v5: base64(HMAC-SHA256(secret, timestamp + method + requestPath + body))
+    return base64.b64encode(hmac.new(SECRET.encode(), prehash.encode(), hashlib.sha256).digest()).decode()
 
 out = {"env": {k: os.environ.get(k) for k in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")}}
 r = requests.get("https://www.okx.com/api/v5/public/time", timeout=10)
@@ -53,11 +58,19 @@ async def ws(url, msg):
             await w.send_json(msg)
             return json.loads((await w.receive(timeout=10)).data)
 
-login = {"op": "login", "args": [{"apiKey": "bot-key", "passphrase": "bot-pass",
-                                  "timestamp": str(int(time.time())), "sign": "bot-sign"}]}
+ts = str(int(time.time()))
+login = {"op": "login", "args": [{"apiKey": KEY, "passphrase": PASSPHRASE, "timestamp": ts,
+                                  "sign": sign(ts + "GET/users/self/verify")}]}
 out["ws_private"] = asyncio.run(ws("wss://wspap.okx.com:8443/ws/v5/private", login))
 out["ws_public"] = asyncio.run(ws("wss://ws.okx.com/ws/v5/public",
                                   {"op": "subscribe", "args": [{"channel": "books5", "instId": "BTC-USDT-SWAP"}]}))
+# A signed private REST call, as a demo-trading bot makes it.
+ts = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+path = "/api/v5/account/balance"
+r = requests.get("https://www.okx.com" + path, timeout=10, headers={
+    "OK-ACCESS-KEY": KEY, "OK-ACCESS-SIGN": sign(ts + "GET" + path), "OK-ACCESS-TIMESTAMP": ts,
+    "OK-ACCESS-PASSPHRASE": PASSPHRASE, "x-simulated-trading": "1"})
+out["rest_signed"] = {"status": r.status_code, "body": r.json()}
 out["resolve"] = {h: socket.gethostbyname(h) for h in json.loads(os.environ["BOT_OKX_HOSTS"])}
 # Where does a lookup of an undeclared name go? A listener on the container's own loopback port 53
 # (the DNS the backend gives the container) catches it and does not answer.
@@ -100,6 +113,9 @@ environment: PAPER
 venue: {tls: true}
 command: ["{python}", "/control/bot.py"]
 env:
+  BOT_API_KEY: "{venue_api_key}"
+  BOT_SECRET_KEY: "{venue_secret_key}"
+  BOT_PASSPHRASE: "{venue_passphrase}"
   BOT_CA_DIR: "%s"
   BOT_OKX_HOSTS: '%s'
 status_url: "http://{host}:{status_port}/status"
@@ -145,11 +161,17 @@ def test_bot_with_okx_hostnames_reaches_the_venue_and_nothing_else(backend: Dock
 
             # It reached the venue through the drill's proxy, over TLS, with OKX's own names.
             assert seen["rest"]["status"] == 200 and seen["rest"]["body"]["code"] == "0"
-            assert "event" in seen["ws_private"] and "event" in seen["ws_public"]
+            # Signed with the drill's demo key: the login succeeds and a private REST call is served.
+            assert (seen["ws_private"]["event"], seen["ws_private"]["code"]) == ("login", "0"), seen["ws_private"]
+            assert seen["ws_public"]["event"] == "subscribe", seen["ws_public"]
+            assert seen["rest_signed"]["status"] == 200 and seen["rest_signed"]["body"]["code"] == "0", seen["rest_signed"]
+            assert seen["rest_signed"]["body"]["data"][0]["details"][0]["ccy"] == "USDT"
             assert seen["public_roots"] == "refused"             # the certificate is the session CA's only
             assert seen["env"] == {k: f"{CONTAINER_TLS_DIR}/ca.pem" for k in CA_ENV_VARS}
             assert seen["ca_dir"] == ["ca.pem"]                  # no key of any kind in the target
             assert harness.proxy.counters()["connections_opened"] >= 3   # REST + two WS, all on the venue link
+            signed = [e for e in harness.venue.ledger() if e["type"] == "request" and e["path"] == "/api/v5/account/balance"]
+            assert [(e["auth"], e["simulated"]) for e in signed] == [("0", True)]  # the venue checked the signature
             tls_proxies = backend_proxies(harness)
             assert {f"venue_tls{p}" for p in TLS_PORTS} <= set(tls_proxies)
 
