@@ -20,7 +20,7 @@ STASH_SESSION = pytest.StashKey["Any"]()
 #: Options whose presence on the command line means "run drills" (so the bundled module is collected
 #: when the project has no drill module of its own).
 _DRILL_OPTIONS = ("target", "drills", "backend")
-_BUILTIN_BACKENDS = ("process", "docker", "external")
+_BUILTIN_BACKENDS = ("process", "docker", "external", "kubernetes")
 _DRILL_MARKS = re.compile(r"\b(phase2|ops|compound|explore)\b")
 
 
@@ -41,7 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in backend_names(config):  # an unknown backend is a usage error before collection
         if name not in _BUILTIN_BACKENDS and config.hook.pytest_chaosdrill_backend_class(name=name, config=config) is None:
             raise pytest.UsageError(f"--chaosdrill-backend: unknown backend {name!r}; built in: process, "
-                                    "docker, external (plugins add more through pytest_chaosdrill_backend_class)")
+                                    "docker, external, kubernetes (plugins add more through pytest_chaosdrill_backend_class)")
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
         # pytest-xdist controller: it collects nothing itself, yet decides the run id and makes the
         # reports from the workers' test reports.
@@ -59,6 +59,9 @@ def pytest_chaosdrill_backend_class(name: str, config: pytest.Config) -> Any:
     if name == "docker":
         from .backends.docker import DockerBackend
         return DockerBackend
+    if name == "kubernetes":
+        from .backends.k8s import KubernetesBackend
+        return KubernetesBackend
     return None
 
 

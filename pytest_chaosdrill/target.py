@@ -50,6 +50,7 @@ class TargetConfig:
     stop_timeout_s: float = 10.0
     docker: dict[str, Any] = field(default_factory=dict)
     external: dict[str, Any] = field(default_factory=dict)
+    kubernetes: dict[str, Any] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)
     source: Path | None = None
 
@@ -149,6 +150,7 @@ def load_target(path: str | Path) -> TargetConfig:
         stop_timeout_s=float(data.get("stop_timeout_s", 10.0)),
         docker=dict(data.get("docker") or {}),
         external=dict(data.get("external") or {}),
+        kubernetes=dict(data.get("kubernetes") or {}),
         secrets=[str(v) for v in data.get("secrets") or []],
         source=path,
     )
