@@ -12,6 +12,7 @@ K8S_SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.ip_
 # Per node: index i (0, 1) -> pod subnet 10.244.(i+1).0/24 on bridge cdk8s<i>, kubelet port 1025<i>0+.
 node_subnet() { echo "10.244.$(( $1 + 1 )).0/24"; }
 node_bridge() { echo "cdk8s$1"; }
+node_gateway() { echo "10.244.$(( $1 + 1 )).1"; }
 node_kubelet_port() { echo $(( 10250 + 100 * $1 )); }
 node_dir() { echo "$K8S_DATA/${K8S_NODES[$1]}"; }
 node_sock() { echo "$K8S_STATE/${K8S_NODES[$1]}/containerd.sock"; }

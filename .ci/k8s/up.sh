@@ -141,9 +141,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "/usr/lib/cni"
     conf_dir = "$d/cni"
 TOML
-  daemon "containerd-$n" containerd --config "$d/containerd.toml"
-  wait_for "containerd of $n" 60 ctr -a "$(node_sock "$i")" version
-  ctr -a "$(node_sock "$i")" -n k8s.io images import "$BIN/pause.tar" >/dev/null
+  # The bridge and its gateway address exist before the first pod: the fault proxy listens there.
+  br=$(node_bridge "$i") gw=$(node_gateway "$i")
+  ip link show "$br" >/dev/null 2>&1 || ip link add "$br" type bridge
+  ip -4 addr show dev "$br" | grep -q "inet $gw/" || ip addr add "$gw/24" dev "$br"
+  ip link set "$br" up
   # Docker's FORWARD policy is DROP (br_netfilter on): let the pod bridge forward.
   chain=DOCKER-USER; iptables -S DOCKER-USER >/dev/null 2>&1 || chain=FORWARD
   for dir in -i -o; do
@@ -151,7 +153,7 @@ TOML
       iptables -I "$chain" "$dir" "$(node_bridge "$i")" -m comment --comment "$K8S_MARK" -j ACCEPT
   done
   port=$(node_kubelet_port "$i")
-  daemon "kubelet-$n" "$BIN/kubelet" --kubeconfig="$K8S_DATA/$n.kubeconfig" --hostname-override="$n" \
+  daemon "kubelet-$n" unshare --mount --propagation private "$HERE/node.sh" "$i" "$BIN" --kubeconfig="$K8S_DATA/$n.kubeconfig" --hostname-override="$n" \
     --root-dir="$d/kubelet" --cert-dir="$d/kubelet/pki" \
     --container-runtime=remote --container-runtime-endpoint="unix://$(node_sock "$i")" \
     --pod-infra-container-image=registry.k8s.io/pause:chaosdrill \
@@ -168,4 +170,5 @@ nodes_ready() {
   done
 }
 wait_for "both nodes Ready" "$WAIT_S" nodes_ready
-log "cluster up in $(( $(date +%s) - t0 )) s; KUBECONFIG=$K8S_KUBECONFIG"
+log "cluster up in $(( $(date +%s) - t0 )) s"
+echo "export KUBECONFIG=$K8S_KUBECONFIG CHAOSDRILL_K8S_HARNESS_HOST=$(node_gateway 0)"
