@@ -5,6 +5,7 @@
 # Binaries are cached under $K8S_CACHE/<source version>/bin, so a warm machine reuses them.
 # Prints the directory that holds the binaries on its last line.
 set -euo pipefail
+HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 K8S_CACHE=${K8S_CACHE:-/var/cache/chaosdrill-k8s}
 BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
 log() { echo "k8s-build: $*" >&2; }
@@ -74,7 +75,7 @@ if [[ ! -f $OUT/pause.tar ]]; then
   d=$(mktemp -d)
   gcc -Os -static -o "$d/pause" build/pause/linux/pause.c
   mkdir -p "$d/rootfs" && cp "$d/pause" "$d/rootfs/pause"
-  python3 "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/oci_image.py" \
+  python3 "$HERE/oci_image.py" \
     "$d/rootfs" "$OUT/pause.tar" registry.k8s.io/pause:chaosdrill /pause
   rm -rf "$d"
 fi

@@ -105,7 +105,7 @@ daemon kube-apiserver "$BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$K8
 wait_for "kube-apiserver" "$WAIT_S" kubectl --kubeconfig "$K8S_KUBECONFIG" get --raw /readyz
 daemon kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig="$K8S_DATA/controller-manager.kubeconfig" \
   --leader-elect=false --port=0 --secure-port=0 --service-account-private-key-file="$PKI/sa.key" \
-  --root-ca-file="$PKI/ca.crt" --use-service-account-credentials=false \
+  --root-ca-file="$PKI/ca.crt" --use-service-account-credentials=true \
   --node-monitor-grace-period=16s --node-monitor-period=2s --pod-eviction-timeout=10s
 daemon kube-scheduler "$BIN/kube-scheduler" --kubeconfig="$K8S_DATA/scheduler.kubeconfig" \
   --leader-elect=false --port=0 --secure-port=0
