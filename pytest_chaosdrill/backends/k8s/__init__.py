@@ -315,20 +315,46 @@ class KubeTarget:
         raise RuntimeError(f"kubernetes: the API did not confirm the kill of {info['pod']} within {timeout:.0f} s "
                            f"(restartCount {info['restart_count_before']} -> {seen})")
 
+    #: Waiting reasons that mean the service failed (not: is still starting).
+    FAILED_WAITING = frozenset({"CrashLoopBackOff", "Error", "ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull",
+                                "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
+                                "InvalidImageName"})
+
     def running(self) -> bool:
-        try:
-            pod = self.current_pod()
-        except Exception:  # noqa: BLE001
+        """True from the first start while the service has not failed: a pod being scheduled or its
+        container being created counts (it has not exited); a terminated container, a crash-loop or an
+        image that cannot be pulled does not."""
+        if not self.created or self._closed:
             return False
-        cs = self._container(pod) if pod is not None else None
-        return bool(cs and cs.state and cs.state.running)
+        try:
+            pods = [p for p in self.pods() if p.metadata.deletion_timestamp is None]
+            dep = self.apps.read_namespaced_deployment(self.name, self.ns)
+        except Exception:  # noqa: BLE001 - an API hiccup is not the service's exit
+            return True
+        if not dep.spec.replicas:
+            return False
+        if not pods:
+            return True     # the controller is creating one
+        pod = max(pods, key=lambda p: p.metadata.creation_timestamp)
+        cs = self._container(pod)
+        if cs is None or cs.state is None:
+            return pod.status.phase in ("Pending", "Running")
+        if cs.state.terminated:
+            return False
+        return not (cs.state.waiting and cs.state.waiting.reason in self.FAILED_WAITING)
 
     def returncode(self) -> int | None:
-        for p in self.pods() if self.created and not self._closed else []:
-            cs = self._container(p)
-            if cs and cs.state and cs.state.terminated:
-                return int(cs.state.terminated.exit_code)
-        return None
+        """The exit code of the newest pod's container once it stopped (else None)."""
+        if not self.created or self._closed:
+            return None
+        pods = self.pods()
+        if not pods:
+            return None
+        cs = self._container(max(pods, key=lambda p: p.metadata.creation_timestamp))
+        if cs is None or cs.state is None or cs.state.running:
+            return None
+        term = cs.state.terminated or (cs.last_state.terminated if cs.last_state else None)
+        return int(term.exit_code) if term else None
 
     def wait_exit(self, timeout: float) -> int | None:
         deadline = time.monotonic() + timeout
@@ -400,7 +426,7 @@ class KubeTarget:
         """``k8s.pod.<name>.log`` (current and previous container) per pod seen, ``k8s.events.json``."""
         if self.created and not self._closed:
             with contextlib.suppress(Exception):
-                cluster.save_evidence(self.core, self.ns, self.selector, set(self.pods_seen), self.log_dir)
+                cluster.save_evidence(self.core, self.ns, self.selector, self.name, set(self.pods_seen), self.log_dir)
         return sorted(self.log_dir.glob("k8s.*"), key=lambda p: (p.suffix == ".log", p.name))
 
     def describe(self) -> dict[str, Any]:

@@ -103,7 +103,8 @@ def delete_managed(apps: Any, core: Any, namespace: str, run_id: str | None = No
     return gone
 
 
-def save_evidence(core: Any, namespace: str, selector: str, pod_names: set[str], log_dir: Path) -> list[Path]:
+def save_evidence(core: Any, namespace: str, selector: str, deployment: str, pod_names: set[str],
+                  log_dir: Path) -> list[Path]:
     """Each pod's log (current and previous container) and the namespace's events about the drill's
     pods and Deployment, into ``log_dir``: ``k8s.pod.<name>.log``, ``k8s.events.json``."""
     from kubernetes.client.exceptions import ApiException
@@ -130,8 +131,9 @@ def save_evidence(core: Any, namespace: str, selector: str, pod_names: set[str],
         events = core.list_namespaced_event(namespace).items
     except Exception:  # noqa: BLE001
         events = []
+    # the pods, the Deployment and its ReplicaSets (named <deployment>-<hash>)
     mine = [e for e in events if e.involved_object and (e.involved_object.name in pod_names
-            or (e.involved_object.name or "").startswith(tuple(n.rsplit("-", 2)[0] for n in pod_names) or ("\0",)))]
+            or (e.involved_object.name or "").startswith(deployment))]
     rows = [{"time": str(e.last_timestamp or e.event_time or e.first_timestamp), "type": e.type, "reason": e.reason,
              "object": f"{e.involved_object.kind}/{e.involved_object.name}", "count": e.count,
              "message": e.message} for e in mine]
