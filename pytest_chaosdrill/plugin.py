@@ -21,7 +21,7 @@ STASH_SESSION = pytest.StashKey["Any"]()
 #: when the project has no drill module of its own).
 _DRILL_OPTIONS = ("target", "drills", "backend")
 _BUILTIN_BACKENDS = ("process", "docker", "external", "kubernetes")
-_DRILL_MARKS = re.compile(r"\b(phase2|ops|compound|explore)\b")
+_DRILL_MARKS = re.compile(r"\b(phase2|ops|compound|explore|cluster)\b")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -38,6 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # The bundled schedule drills' markers, known before any drill is collected (so -m explore works).
     config.addinivalue_line("markers", "compound: compound drills (fault schedules, pytest-chaosdrill)")
     config.addinivalue_line("markers", "explore: drills that explore fault schedules with Hypothesis (pytest-chaosdrill)")
+    config.addinivalue_line("markers", "cluster: drills only a Kubernetes cluster can run (pytest-chaosdrill)")
     for name in backend_names(config):  # an unknown backend is a usage error before collection
         if name not in _BUILTIN_BACKENDS and config.hook.pytest_chaosdrill_backend_class(name=name, config=config) is None:
             raise pytest.UsageError(f"--chaosdrill-backend: unknown backend {name!r}; built in: process, "

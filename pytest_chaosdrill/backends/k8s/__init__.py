@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from ...target import RenderedTarget
 from ...wiring import ProxyLink, VenueEndpoints
-from ..base import KILL, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite, Harness
+from ..base import KILL, POD_DELETE, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite, Harness
 from . import cluster, nodeaccess
 from .relay import PodRelay
 from .spec import MANAGED_LABEL, MANAGED_VALUE, RUN_LABEL, TARGET_LABEL, KubeSpec
@@ -48,7 +48,7 @@ class KubernetesBackend(Backend):
     ``restartCount`` and exit code 137) and restart (scale to zero and back)."""
 
     name = "kubernetes"
-    capabilities = frozenset({START, KILL})
+    capabilities = frozenset({START, KILL, POD_DELETE})
     extra = "kubernetes"
 
     def __init__(self, settings: BackendSettings) -> None:
@@ -409,6 +409,49 @@ class KubeTarget:
         if not sent["pids"]:
             raise CannotOnThisBackend(f"kubernetes: container {cs.container_id} has no process on this machine "
                                       "(node_access: local needs the nodes to be this machine)")
+        return info
+
+    def delete_pod(self, grace_s: int = 0, timeout: float = 60.0) -> dict[str, Any]:
+        """Delete the serving pod (``grace_s`` 0: at once). Proof from the API: the old pod's UID is gone
+        and a pod with another UID is Ready; with node access, also that the old container's processes
+        are gone from this machine."""
+        from kubernetes.client.exceptions import ApiException
+
+        pod = self.current_pod()
+        if pod is None:
+            raise RuntimeError(f"kubernetes: no running pod to delete in {self.name}")
+        old = self._container(pod)
+        old_cid = old.container_id if old else None
+        info: dict[str, Any] = {"pod": pod.metadata.name, "old_uid": pod.metadata.uid, "old_node": pod.spec.node_name,
+                                "old_container_id": old_cid, "grace_s": grace_s, "sent_mono": time.monotonic()}
+        self.core.delete_namespaced_pod(pod.metadata.name, self.ns, grace_period_seconds=grace_s)
+        deadline = time.monotonic() + timeout
+        old_gone = None
+        while time.monotonic() < deadline:
+            if old_gone is None:
+                try:
+                    still = self.core.read_namespaced_pod(pod.metadata.name, self.ns).metadata.uid == pod.metadata.uid
+                except ApiException as exc:
+                    still = exc.status != 404
+                if not still:
+                    old_gone = info["old_gone_mono"] = time.monotonic()
+            ready = [p for p in self.pods() if p.metadata.uid != pod.metadata.uid
+                     and p.metadata.deletion_timestamp is None
+                     and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+            if old_gone is not None and ready:
+                new = ready[0]
+                info.update(new_pod=new.metadata.name, new_uid=new.metadata.uid, new_node=new.spec.node_name,
+                            new_ip=new.status.pod_ip, new_ready_mono=time.monotonic())
+                # Status samples from here on reach the new pod only (the relay follows the poller).
+                while self._serving != (new.status.pod_ip, self.spec.status_port) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                info["relay_on_new_pod"] = self._serving == (new.status.pod_ip, self.spec.status_port)
+                break
+            time.sleep(0.05)
+        if self.spec.node_access == "local" and old_cid:
+            info["old_processes_left"] = nodeaccess.container_pids(old_cid)
+        info["proven"] = bool(info.get("old_gone_mono") and info.get("new_uid") and info.get("relay_on_new_pod"))
+        self.proofs.append({"action": "pod_delete", **info})
         return info
 
     def pause(self) -> dict[str, Any]:
