@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..backends.base import POD_DELETE
+from ..backends.base import KILL, POD_DELETE
 from ..timeline import wait_until
 from .base import FaultNotLanded, Trigger, known_params, record_dict
 
 
 class PodDelete(Trigger):
-    """Delete the serving pod mid-flight; its ReplicaSet starts a replacement (possibly on another
-    node) on the same data. Proof: the old pod's UID gone from the API, a new UID Ready.
+    """Delete the serving pod mid-flight (``kill``: SIGKILL its container first, a crash rather than a
+    graceful stop); its ReplicaSet starts a replacement (possibly on another node) on the same data.
+    Proof: the old pod's UID gone from the API, a new UID Ready (with ``kill``: the old processes gone).
 
     ``hold_reconcile_s`` keeps the venue's REST slow from before the delete until the first status
     answer of the new pod (then ``hold_reconcile_s`` more), so a correct service's start-up latch is
@@ -24,7 +25,13 @@ class PodDelete(Trigger):
 
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> list[str]:
-        return known_params(params, {"grace_s": int, "hold_reconcile_s": (int, float), "timeout_s": (int, float)})
+        return known_params(params, {"grace_s": int, "kill": bool, "hold_reconcile_s": (int, float),
+                                     "timeout_s": (int, float)})
+
+    @classmethod
+    def requires_for(cls, params: dict[str, Any]) -> frozenset[str]:
+        """``kill`` (SIGKILL the container before the delete: a crash) needs the kill capability too."""
+        return frozenset({KILL}) if params.get("kill") else frozenset()
 
     def fire(self) -> dict[str, Any]:
         self.ctx.expect_downtime(True)
@@ -33,7 +40,8 @@ class PodDelete(Trigger):
         self.hold = self.ctx.venue.rest_latency(ms=int(hold_s * 1000) + 1000) if hold_s > 0 else None
         self.hold_s = hold_s
         self.info = self.ctx.target.delete_pod(grace_s=int(self.params.get("grace_s", 0)),
-                                               timeout=float(self.params.get("timeout_s", 60)))
+                                               timeout=float(self.params.get("timeout_s", 60)),
+                                               kill=bool(self.params.get("kill", False)))
         return self.info
 
     def wait_landed(self, timeout: float) -> dict[str, Any]:

@@ -411,10 +411,11 @@ class KubeTarget:
                                       "(node_access: local needs the nodes to be this machine)")
         return info
 
-    def delete_pod(self, grace_s: int = 0, timeout: float = 60.0) -> dict[str, Any]:
-        """Delete the serving pod (``grace_s`` 0: at once). Proof from the API: the old pod's UID is gone
-        and a pod with another UID is Ready; with node access, also that the old container's processes
-        are gone from this machine."""
+    def delete_pod(self, grace_s: int = 0, timeout: float = 60.0, kill: bool = False) -> dict[str, Any]:
+        """Delete the serving pod (``grace_s`` 0: at once); with ``kill``, SIGKILL its container first (a
+        crash, not a graceful stop: needs node access). Proof from the API: the old pod's UID is gone and
+        a pod with another UID is Ready; with node access, also that the old container's processes are
+        gone from this machine."""
         from kubernetes.client.exceptions import ApiException
 
         pod = self.current_pod()
@@ -424,6 +425,14 @@ class KubeTarget:
         old_cid = old.container_id if old else None
         info: dict[str, Any] = {"pod": pod.metadata.name, "old_uid": pod.metadata.uid, "old_node": pod.spec.node_name,
                                 "old_container_id": old_cid, "grace_s": grace_s, "sent_mono": time.monotonic()}
+        if kill:
+            if self.spec.node_access != "local" or not old_cid:
+                raise CannotOnThisBackend("kubernetes: killing the pod's container needs node access (node_access: local)")
+            info["killed"] = nodeaccess.kill_container(old_cid)
+            gone_by = time.monotonic() + 10
+            while nodeaccess.container_pids(old_cid) and time.monotonic() < gone_by:
+                time.sleep(0.005)
+            info["killed"]["processes_gone"] = bool(info["killed"]["pids"]) and not nodeaccess.container_pids(old_cid)
         self.core.delete_namespaced_pod(pod.metadata.name, self.ns, grace_period_seconds=grace_s)
         deadline = time.monotonic() + timeout
         old_gone = None
@@ -450,7 +459,8 @@ class KubeTarget:
             time.sleep(0.05)
         if self.spec.node_access == "local" and old_cid:
             info["old_processes_left"] = nodeaccess.container_pids(old_cid)
-        info["proven"] = bool(info.get("old_gone_mono") and info.get("new_uid") and info.get("relay_on_new_pod"))
+        info["proven"] = bool(info.get("old_gone_mono") and info.get("new_uid") and info.get("relay_on_new_pod")
+                              and (not kill or info["killed"]["processes_gone"]))
         self.proofs.append({"action": "pod_delete", **info})
         return info
 
