@@ -3,7 +3,9 @@
 # project image, create and label the drill namespace, run the drills on the kubernetes backend, then
 # tear the cluster down (on failure too) and check the host is as it was: no process, iptables rule,
 # hosts entry or sysctl of the cluster left. Prints build, start and drill times.
-# Usage: ci.sh [PYTEST_ARGS...]   (default: drills -m phase2)
+# Then the cluster drill against one-bug variants of the reference target (tests/variants/launch.py in
+# an image built from CHAOSDRILL_IMAGE): each must FAIL, or the step fails.
+# Usage: ci.sh [PYTEST_ARGS...]   (default: drills -m "phase2 or cluster")
 # Env: CHAOSDRILL_IMAGE (the image the pods run; built by .ci/docker-setup.sh).
 set -euo pipefail
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
@@ -11,7 +13,9 @@ ROOT=$(readlink -f "$HERE/../..")
 source "$HERE/env.sh"
 cd "$ROOT"
 IMAGE=${CHAOSDRILL_IMAGE:-chaosdrill/target:latest}
-(($#)) || set -- drills -m phase2
+(($#)) || set -- drills -m "phase2 or cluster"
+VARIANT_IMAGE=chaosdrill/target-variants:k8s-ci-$$
+VARIANT_BUGS=(duplicate_dispatch_after_restart no_restart_latch)
 sysctls_now() { for k in "${K8S_SYSCTLS[@]}"; do echo "$k $(sysctl -n "$k" 2>/dev/null)"; done; }
 
 # A crashed earlier run: clean first (down.sh is idempotent).
@@ -24,6 +28,7 @@ echo "k8s-ci: binaries ready in $(( $(date +%s) - t )) s ($BIN)"
 rc=0
 finish() {
   local t=$(date +%s) leftover=""
+  docker rmi -f "$VARIANT_IMAGE" >/dev/null 2>&1 || true
   bash "$HERE/down.sh"
   echo "k8s-ci: teardown in $(( $(date +%s) - t )) s"
   pgrep -af -- "$K8S_DATA|$K8S_STATE|127.0.0.1:$K8S_ETCD_PORT" && leftover+=" processes"
@@ -47,9 +52,32 @@ kubectl create namespace chaosdrill >/dev/null
 kubectl label namespace chaosdrill chaosdrill.io/drills=allowed >/dev/null
 
 t=$(date +%s)
-CHAOSDRILL_REQUIRE_KUBERNETES=1 CHAOSDRILL_K8S_IMAGE="$IMAGE" \
+CHAOSDRILL_REQUIRE_KUBERNETES=1 CHAOSDRILL_IMAGE="$IMAGE" \
   "$ROOT/.venv/bin/pytest" -p no:cacheprovider --chaosdrill-backend kubernetes "$@" || rc=$?
 echo "k8s-ci: drills in $(( $(date +%s) - t )) s (pytest exit $rc)"
+
+# Not vacuous: the cluster drill catches a service with one bug (each a separate run; each must FAIL).
+t=$(date +%s)
+printf 'FROM %s\nCOPY launch.py /variants/launch.py\n' "$IMAGE" |
+  DOCKER_BUILDKIT=0 docker build -q -t "$VARIANT_IMAGE" -f - "$ROOT/tests/variants" >/dev/null
+bash "$HERE/load-image.sh" "$VARIANT_IMAGE"
+for bug in "${VARIANT_BUGS[@]}"; do
+  vt=$(mktemp --suffix=.yaml)
+  "$ROOT/.venv/bin/python" -c 'import sys; from pathlib import Path; from tests.variants.targets import write_variant_target
+write_variant_target(sys.argv[1], Path(sys.argv[2]), image=sys.argv[3], launcher_in_image="/variants/launch.py")' \
+    "$bug" "$vt" "$VARIANT_IMAGE"
+  vrc=0
+  out=$(CHAOSDRILL_REQUIRE_KUBERNETES=1 "$ROOT/.venv/bin/pytest" -p no:cacheprovider drills -m cluster \
+        --chaosdrill-backend kubernetes --chaosdrill-target "$vt" 2>&1) || vrc=$?
+  rm -f "$vt"
+  if ((vrc == 1)) && grep -qE '^cluster_1_pod_rescheduled +kubernetes +FAIL ' <<<"$out"; then
+    echo "k8s-ci: variant $bug: cluster_1_pod_rescheduled FAILs, as it must"
+  else
+    echo "k8s-ci: variant $bug: cluster_1_pod_rescheduled did not FAIL (pytest exit $vrc):" >&2
+    tail -n 30 <<<"$out" >&2; rc=1
+  fi
+done
+echo "k8s-ci: variants in $(( $(date +%s) - t )) s"
 left=$(kubectl get pods -A -l app.kubernetes.io/managed-by=pytest-chaosdrill --no-headers 2>/dev/null | wc -l)
 if ((left)); then echo "k8s-ci: $left drill pods left behind" >&2; kubectl get pods -A -l app.kubernetes.io/managed-by=pytest-chaosdrill >&2; rc=1; fi
 exit "$rc"
