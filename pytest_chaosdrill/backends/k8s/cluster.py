@@ -67,14 +67,17 @@ def managed_selector(run_id: str | None = None) -> str:
 
 def delete_managed(apps: Any, core: Any, namespace: str, run_id: str | None = None,
                    older_than_s: float = 0.0, wait_s: float = 60.0) -> list[str]:
-    """Delete the Deployments and pods this backend created in ``namespace`` (its labels only: never
-    anything else), of one run or (``older_than_s``) of any run at least that old; wait until the pods
-    are gone. Returns one line per deleted object."""
+    """Delete the Deployments, ReplicaSets and pods this backend created in ``namespace`` (its labels
+    only: never anything else), of one run or (``older_than_s``) of any run at least that old; wait
+    until their pods are gone. Returns one line per deleted object."""
     from kubernetes.client.exceptions import ApiException
+
+    from .spec import TARGET_LABEL
 
     sel = managed_selector(run_id)
     now = datetime.now(timezone.utc)
     gone: list[str] = []
+    targets: set[str] = set()
 
     def old(obj: Any) -> bool:
         ts = obj.metadata.creation_timestamp
@@ -82,24 +85,37 @@ def delete_managed(apps: Any, core: Any, namespace: str, run_id: str | None = No
 
     for dep in apps.list_namespaced_deployment(namespace, label_selector=sel).items:
         if old(dep):
+            targets.add((dep.metadata.labels or {}).get(TARGET_LABEL, ""))
             with contextlib.suppress(ApiException):
                 apps.delete_namespaced_deployment(dep.metadata.name, namespace, grace_period_seconds=0,
                                                   propagation_policy="Background")
                 gone.append(f"deployment {namespace}/{dep.metadata.name} ({dep.metadata.labels.get(RUN_LABEL)})")
-    pods = [p for p in core.list_namespaced_pod(namespace, label_selector=sel).items if old(p)]
-    for pod in pods:
-        with contextlib.suppress(ApiException):
-            core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
-            gone.append(f"pod {namespace}/{pod.metadata.name}")
-    names = {p.metadata.name for p in pods}
+    # pods of a deleted Deployment are its, however young (its ReplicaSet may have just made one)
+    for p in core.list_namespaced_pod(namespace, label_selector=sel).items:
+        if old(p):
+            targets.add((p.metadata.labels or {}).get(TARGET_LABEL, ""))
+    targets.discard("")
+    for target in sorted(targets):
+        tsel = f"{sel},{TARGET_LABEL}={target}"
+        for rs in apps.list_namespaced_replica_set(namespace, label_selector=tsel).items:
+            with contextlib.suppress(ApiException):
+                apps.delete_namespaced_replica_set(rs.metadata.name, namespace, grace_period_seconds=0)
     deadline = time.monotonic() + wait_s
-    while names and time.monotonic() < deadline:
-        left = {p.metadata.name for p in core.list_namespaced_pod(namespace, label_selector=sel).items}
-        names &= left
-        if names:
-            time.sleep(0.2)
-    if names:
-        gone.append(f"NOT GONE after {wait_s:.0f} s: pods {sorted(names)}")
+    left: list[str] = []
+    while True:
+        left = []
+        for target in sorted(targets):
+            for pod in core.list_namespaced_pod(namespace, label_selector=f"{sel},{TARGET_LABEL}={target}").items:
+                left.append(pod.metadata.name)
+                if pod.metadata.deletion_timestamp is None:
+                    with contextlib.suppress(ApiException):
+                        core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
+                        gone.append(f"pod {namespace}/{pod.metadata.name}")
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    if left:
+        gone.append(f"NOT GONE after {wait_s:.0f} s: pods {sorted(left)}")
     return gone
 
 
