@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI's kubernetes step: build the binaries (cached), start the two-node loopback cluster, load the
 # project image, create and label the drill namespace, run the drills on the kubernetes backend, then
-# tear the cluster down (on failure too) and check the host is as it was: no process, iptables rule,
+# run the safety tests (tests/test_k8s_cluster.py), tear the cluster down (on failure too) and check the host is as it was: no process, iptables rule,
 # hosts entry or sysctl of the cluster left. Prints build, start and drill times.
 # Then the cluster drill against one-bug variants of the reference target (tests/variants/launch.py in
 # an image built from CHAOSDRILL_IMAGE): each must FAIL, or the step fails.
@@ -55,6 +55,13 @@ t=$(date +%s)
 CHAOSDRILL_REQUIRE_KUBERNETES=1 CHAOSDRILL_IMAGE="$IMAGE" \
   "$ROOT/.venv/bin/pytest" -p no:cacheprovider --chaosdrill-backend kubernetes "$@" || rc=$?
 echo "k8s-ci: drills in $(( $(date +%s) - t )) s (pytest exit $rc)"
+
+# Safety on the cluster: the namespace interlock; Ctrl-C and SIGKILL of pytest mid-drill leave nothing
+# (after k8s-reap) and touch nothing else.
+t=$(date +%s)
+CHAOSDRILL_REQUIRE_KUBERNETES=1 CHAOSDRILL_IMAGE="$IMAGE" \
+  "$ROOT/.venv/bin/pytest" -p no:cacheprovider -q tests/test_k8s_cluster.py || rc=1
+echo "k8s-ci: safety tests in $(( $(date +%s) - t )) s"
 
 # Not vacuous: the cluster drill catches a service with one bug (each a separate run; each must FAIL).
 t=$(date +%s)
