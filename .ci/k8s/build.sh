@@ -37,6 +37,13 @@ SRC
 fi
 [[ -n $version ]] || { log "no 'kubernetes' source package in apt's deb-src index"; exit 1; }
 OUT=$K8S_CACHE/$version/bin
+# The upstream version (1.20.5+really1.20.2-1.1+deb12u1 -> 1.20.2), stamped into the binaries so the
+# API server reports it (a GOPATH build has no git metadata: it would say v0.0.0-master).
+upstream=${version##*really}; upstream=${upstream%%-*}
+VPKG=k8s.io/kubernetes/vendor/k8s.io/component-base/version
+LDFLAGS="-s -w -X $VPKG.gitVersion=v$upstream -X $VPKG.gitMajor=${upstream%%.*} -X $VPKG.gitMinor=$(cut -d. -f2 <<<"$upstream") -X $VPKG.gitTreeState=clean"
+# Binaries of another stamp (an older build.sh) are built again.
+if [[ $(cat "$OUT/.ldflags" 2>/dev/null) != "$LDFLAGS" ]]; then rm -f "$OUT"/kube*; fi
 if [[ -x $OUT/kubelet && -x $OUT/kube-apiserver && -x $OUT/kube-controller-manager \
       && -x $OUT/kube-scheduler && -f $OUT/pause.tar ]]; then
   log "cached: $OUT"; echo "$OUT"; exit 0
@@ -65,10 +72,12 @@ for b in "${BINS[@]}"; do
   [[ -x $OUT/$b ]] && continue
   t=$(date +%s)
   log "go build $b"
-  go build -o "$OUT/$b.tmp" "./cmd/$b" >&2
+  go build -ldflags "$LDFLAGS" -o "$OUT/$b.tmp" "./cmd/$b" >&2
   mv "$OUT/$b.tmp" "$OUT/$b"
   log "$b built in $(( $(date +%s) - t )) s"
 done
+
+echo "$LDFLAGS" >"$OUT/.ldflags"
 
 # The sandbox (pause) image, built from the tree's pause.c: no registry is reached.
 if [[ ! -f $OUT/pause.tar ]]; then
