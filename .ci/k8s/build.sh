@@ -40,8 +40,11 @@ OUT=$K8S_CACHE/$version/bin
 # The upstream version (1.20.5+really1.20.2-1.1+deb12u1 -> 1.20.2), stamped into the binaries so the
 # API server reports it (a GOPATH build has no git metadata: it would say v0.0.0-master).
 upstream=${version##*really}; upstream=${upstream%%-*}
-VPKG=k8s.io/kubernetes/vendor/k8s.io/component-base/version
-LDFLAGS="-s -w -X $VPKG.gitVersion=v$upstream -X $VPKG.gitMajor=${upstream%%.*} -X $VPKG.gitMinor=$(cut -d. -f2 <<<"$upstream") -X $VPKG.gitTreeState=clean"
+LDFLAGS="-s -w"
+# component-base's version (the binaries' own) and client-go's (the API server's /version answers with it)
+for VPKG in k8s.io/kubernetes/vendor/k8s.io/component-base/version k8s.io/kubernetes/vendor/k8s.io/client-go/pkg/version; do
+  LDFLAGS+=" -X $VPKG.gitVersion=v$upstream -X $VPKG.gitMajor=${upstream%%.*} -X $VPKG.gitMinor=$(cut -d. -f2 <<<"$upstream") -X $VPKG.gitTreeState=clean"
+done
 # Binaries of another stamp (an older build.sh) are built again.
 if [[ $(cat "$OUT/.ldflags" 2>/dev/null) != "$LDFLAGS" ]]; then rm -f "$OUT"/kube*; fi
 if [[ -x $OUT/kubelet && -x $OUT/kube-apiserver && -x $OUT/kube-controller-manager \

@@ -32,6 +32,7 @@ finish() {
   bash "$HERE/down.sh"
   echo "k8s-ci: teardown in $(( $(date +%s) - t )) s"
   pgrep -af -- "$K8S_DATA|$K8S_STATE|127.0.0.1:$K8S_ETCD_PORT" && leftover+=" processes"
+  grep -ls ':/k8s.io/' /proc/[0-9]*/cgroup && leftover+=" pod-processes"
   iptables-save 2>/dev/null | grep -q -- "$K8S_MARK" && leftover+=" iptables"
   grep -q "# $K8S_MARK" /etc/hosts && leftover+=" hosts"
   [[ "$(sysctls_now)" == "$before_sysctl" ]] || { leftover+=" sysctls"; diff <(echo "$before_sysctl") <(sysctls_now) || true; }

@@ -41,10 +41,10 @@ kill_ours "containerd --config $K8S_DATA/"
 for p in $(pgrep -f "containerd-shim-runc-v2 .*-address $K8S_STATE/" || true); do
   pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null
 done
-# Container processes whose shim is gone: any process in a cgroup or with a root under our dirs.
+# Pod processes whose shim is gone (a crash): the CRI puts every pod container in a cgroup under
+# /k8s.io/ (with --cgroups-per-qos=false); Docker's containerd uses /docker/, so nothing else matches.
 for pidpath in /proc/[0-9]*; do
-  root=$(readlink "$pidpath/root" 2>/dev/null) || continue
-  [[ $root == "$K8S_STATE"/* || $root == "$K8S_DATA"/* ]] && kill -KILL "${pidpath#/proc/}" 2>/dev/null
+  grep -q ':/k8s.io/' "$pidpath/cgroup" 2>/dev/null && kill -KILL "${pidpath#/proc/}" 2>/dev/null
 done
 
 # 3. Mounts under our directories (deepest first), then network namespaces the cluster created.
