@@ -60,7 +60,8 @@ def _wait_running_pod(core: Any, proc: subprocess.Popen[bytes], timeout: float =
 
 def _managed(core: Any, apps: Any) -> list[str]:
     return ([f"deployment {d.metadata.name}" for d in apps.list_namespaced_deployment(NS, label_selector=MANAGED).items]
-            + [f"pod {p.metadata.name}" for p in core.list_namespaced_pod(NS, label_selector=MANAGED).items])
+            + [f"pod {p.metadata.name}" for p in core.list_namespaced_pod(NS, label_selector=MANAGED).items]
+            + [f"secret {x.metadata.name}" for x in core.list_namespaced_secret(NS, label_selector=MANAGED).items])
 
 
 def _gone(core: Any, apps: Any, timeout: float = 60) -> list[str]:

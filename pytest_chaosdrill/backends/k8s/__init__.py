@@ -232,11 +232,19 @@ class KubeTarget:
         return live[-1] if live else None
 
     # -- lifecycle -----------------------------------------------------------------------------------
+    @property
+    def _secret_env(self) -> list[str]:
+        from ...redaction import name_looks_secret
+
+        return sorted(k for k in self.target.env if name_looks_secret(k))
+
     def _deployment(self) -> dict[str, Any]:
         health = urlsplit(self.target.health_url).path or "/"
         container: dict[str, Any] = {
             "name": CONTAINER, "image": self.spec.image, "imagePullPolicy": self.spec.image_pull_policy,
-            "env": [{"name": k, "value": v} for k, v in sorted(self.target.env.items())],
+            # values whose names look secret come from the drill's Secret, not the Deployment's spec
+            "env": [{"name": k, "valueFrom": {"secretKeyRef": {"name": self.name, "key": k}}} if k in self._secret_env
+                    else {"name": k, "value": v} for k, v in sorted(self.target.env.items())],
             "ports": [{"containerPort": self.spec.status_port, "name": "status"}],
             "readinessProbe": {"httpGet": {"path": health, "port": self.spec.status_port},
                                "periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2},
@@ -276,6 +284,10 @@ class KubeTarget:
         self.starts += 1
         if not self.created:
             self.site.create()
+            if self._secret_env:
+                self.core.create_namespaced_secret(self.ns, {
+                    "metadata": {"name": self.name, "namespace": self.ns, "labels": dict(self.labels)},
+                    "type": "Opaque", "stringData": {k: self.target.env[k] for k in self._secret_env}})
             self.apps.create_namespaced_deployment(self.ns, self._deployment())
             self.created = True
             self.proofs.append({"action": "create", "deployment": self.name, "replicas": self.spec.replicas,
@@ -512,6 +524,9 @@ class KubeTarget:
         for p in self.pods():
             with contextlib.suppress(ApiException):
                 self.core.delete_namespaced_pod(p.metadata.name, self.ns, grace_period_seconds=0)
+        if self._secret_env:
+            with contextlib.suppress(ApiException):
+                self.core.delete_namespaced_secret(self.name, self.ns)
         deadline = time.monotonic() + 60
         while self.pods() and time.monotonic() < deadline:
             time.sleep(0.2)

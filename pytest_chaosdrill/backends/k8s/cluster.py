@@ -67,7 +67,7 @@ def managed_selector(run_id: str | None = None) -> str:
 
 def delete_managed(apps: Any, core: Any, namespace: str, run_id: str | None = None,
                    older_than_s: float = 0.0, wait_s: float = 60.0) -> list[str]:
-    """Delete the Deployments, ReplicaSets and pods this backend created in ``namespace`` (its labels
+    """Delete the Deployments, ReplicaSets, pods and Secrets this backend created in ``namespace`` (its labels
     only: never anything else), of one run or (``older_than_s``) of any run at least that old; wait
     until their pods are gone. Returns one line per deleted object."""
     from kubernetes.client.exceptions import ApiException
@@ -100,6 +100,11 @@ def delete_managed(apps: Any, core: Any, namespace: str, run_id: str | None = No
         for rs in apps.list_namespaced_replica_set(namespace, label_selector=tsel).items:
             with contextlib.suppress(ApiException):
                 apps.delete_namespaced_replica_set(rs.metadata.name, namespace, grace_period_seconds=0)
+    for secret in core.list_namespaced_secret(namespace, label_selector=sel).items:
+        if old(secret):
+            with contextlib.suppress(ApiException):
+                core.delete_namespaced_secret(secret.metadata.name, namespace)
+                gone.append(f"secret {namespace}/{secret.metadata.name}")
     deadline = time.monotonic() + wait_s
     left: list[str] = []
     while True:
