@@ -20,8 +20,8 @@ STASH_SESSION = pytest.StashKey["Any"]()
 #: Options whose presence on the command line means "run drills" (so the bundled module is collected
 #: when the project has no drill module of its own).
 _DRILL_OPTIONS = ("target", "drills", "backend")
-_BUILTIN_BACKENDS = ("process", "docker", "external")
-_DRILL_MARKS = re.compile(r"\b(phase2|ops|compound|explore)\b")
+_BUILTIN_BACKENDS = ("process", "docker", "external", "kubernetes")
+_DRILL_MARKS = re.compile(r"\b(phase2|ops|compound|explore|cluster)\b")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -38,10 +38,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # The bundled schedule drills' markers, known before any drill is collected (so -m explore works).
     config.addinivalue_line("markers", "compound: compound drills (fault schedules, pytest-chaosdrill)")
     config.addinivalue_line("markers", "explore: drills that explore fault schedules with Hypothesis (pytest-chaosdrill)")
+    config.addinivalue_line("markers", "cluster: drills only a Kubernetes cluster can run (pytest-chaosdrill)")
     for name in backend_names(config):  # an unknown backend is a usage error before collection
         if name not in _BUILTIN_BACKENDS and config.hook.pytest_chaosdrill_backend_class(name=name, config=config) is None:
             raise pytest.UsageError(f"--chaosdrill-backend: unknown backend {name!r}; built in: process, "
-                                    "docker, external (plugins add more through pytest_chaosdrill_backend_class)")
+                                    "docker, external, kubernetes (plugins add more through pytest_chaosdrill_backend_class)")
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
         # pytest-xdist controller: it collects nothing itself, yet decides the run id and makes the
         # reports from the workers' test reports.

@@ -36,6 +36,7 @@ def builtin_triggers() -> dict[str, TriggerFactory]:
         "hook.apply": F.TargetHook,
         "network.disconnect": F.NetworkDisconnect,
         "process.pause": F.ProcessPause,
+        "kubernetes.pod_delete": F.PodDelete,
     })
     # Schedules run steps of any kind in the table, plugins' kinds included (the hook adds them to it later).
     table["schedule"] = F.ScheduleKind(table)

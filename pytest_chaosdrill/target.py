@@ -60,6 +60,7 @@ class TargetConfig:
     docker: dict[str, Any] = field(default_factory=dict)
     external: dict[str, Any] = field(default_factory=dict)
     venue: dict[str, Any] = field(default_factory=dict)
+    kubernetes: dict[str, Any] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)
     budgets: dict[str, float] = field(default_factory=dict)  # drill id -> time-to-safe budget (ms)
     timing: dict[str, float] = field(default_factory=dict)   # request_timeout_s, reconnect_backoff_s
@@ -192,6 +193,7 @@ def load_target(path: str | Path) -> TargetConfig:
         external=dict(data.get("external") or {}),
         # the key lives in venue_key (its repr hides the secrets); venue keeps the rest (tls)
         venue={k: v for k, v in (data.get("venue") or {}).items() if k != "key"},
+        kubernetes=dict(data.get("kubernetes") or {}),
         secrets=[str(v) for v in data.get("secrets") or []],
         budgets={str(k): float(v) for k, v in ((data.get("budgets") or {}).get("time_to_safe_ms") or {}).items()},
         timing={str(k): float(v) for k, v in (data.get("timing") or {}).items()},

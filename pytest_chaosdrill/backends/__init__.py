@@ -15,4 +15,7 @@ def builtin_backend_class(name: str) -> Any:
     if name == "docker":
         from .docker import DockerBackend
         return DockerBackend
+    if name == "kubernetes":
+        from .k8s import KubernetesBackend
+        return KubernetesBackend
     return None

@@ -36,8 +36,10 @@ PAUSE = "pause"
 NETWORK_CUT = "network_cut"
 #: Observe the service's exit and its exit status.
 EXIT = "exit"
+#: Delete the serving pod and prove from the cluster's API that a new one serves (kubernetes).
+POD_DELETE = "pod_delete"
 
-ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT})
+ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, POD_DELETE})
 
 
 @runtime_checkable

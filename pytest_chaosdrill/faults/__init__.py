@@ -2,7 +2,7 @@
 
 A trigger kind is ``<boundary>.<what>``: ``venue.*`` (the exchange sandbox), ``proxy.*`` (the TCP
 link between target and venue), ``network.*`` (container networks), ``process.*`` (signals,
-restart), ``file.*`` (control files), ``hook.*`` (a documented target-side hook that makes the
+restart), ``file.*`` (control files), ``kubernetes.*`` (pods of a Deployment), ``hook.*`` (a documented target-side hook that makes the
 service cause a physical condition; the evidence discloses it). New kinds come from plugins through
 the ``pytest_chaosdrill_add_triggers`` hook.
 
@@ -16,12 +16,13 @@ from __future__ import annotations
 from .base import BackendFault, CompositeKind, FaultNotLanded, Trigger, TriggerFactory, jsonable, requirements
 from .file import StopFile
 from .hook import TargetHook
+from .kubernetes import PodDelete
 from .network import NetworkDisconnect
 from .process import ProcessKillRestart, ProcessPause
 from .proxy import ProxyToxic
 from .schedule import ScheduleKind, ScheduleTrigger
 from .venue import ONE_SHOT_VENUE_FAULTS, VENUE_FAULTS, VenueFault, VenueFaultKind
 
-__all__ = ["BackendFault", "CompositeKind", "FaultNotLanded", "NetworkDisconnect", "ONE_SHOT_VENUE_FAULTS", "ProcessKillRestart",
+__all__ = ["BackendFault", "CompositeKind", "FaultNotLanded", "NetworkDisconnect", "ONE_SHOT_VENUE_FAULTS", "PodDelete", "ProcessKillRestart",
            "ProcessPause", "ProxyToxic", "ScheduleKind", "ScheduleTrigger", "StopFile", "TargetHook", "Trigger",
            "TriggerFactory", "VENUE_FAULTS", "VenueFault", "VenueFaultKind", "jsonable", "requirements"]

@@ -1,0 +1,532 @@
+"""The ``kubernetes`` backend: the service runs as a Deployment in a namespace a person allowed
+(labelled ``chaosdrill.io/drills=allowed``); the venue simulator and the fault proxy run in the pytest
+process, the proxy listening on ``harness_host``, an address of this machine the pods reach. Status is
+read through a loopback relay to the serving pod's IP (no kube-proxy, DNS or port-forward needed).
+Everything the backend creates carries its run id and is deleted after any outcome; what a killed run
+left is reaped at the next session's start. See ``docs/kubernetes.md``."""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+from urllib.parse import urlsplit
+
+from ...target import RenderedTarget
+from ...wiring import ProxyLink, VenueEndpoints
+from ..base import KILL, POD_DELETE, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite, Harness
+from . import cluster, nodeaccess
+from .relay import PodRelay
+from .spec import MANAGED_LABEL, MANAGED_VALUE, RUN_LABEL, TARGET_LABEL, KubeSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ...target import TargetConfig
+
+CONTAINER = "service"
+CONTROL_DIR = "/control"
+DATA_DIR = "/data"
+#: Leftovers of killed runs older than this are reaped at session start (younger: a parallel session's).
+REAP_AFTER_S = 3600.0
+
+
+def _bindable(host: str) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, 0))
+        except OSError:
+            return False
+    return True
+
+
+class KubernetesBackend(Backend):
+    """Runs the target as a Deployment; pod kill (SIGKILL of the container, proven by the API's
+    ``restartCount`` and exit code 137) and restart (scale to zero and back)."""
+
+    name = "kubernetes"
+    capabilities = frozenset({START, KILL, POD_DELETE})
+    extra = "kubernetes"
+
+    def __init__(self, settings: BackendSettings) -> None:
+        super().__init__(settings)
+        self.run_id = re.sub(r"[^a-z0-9.-]+", "-", (settings.run_id + (
+            f"-w{settings.worker_index}" if settings.worker_index else "")).lower()).strip("-.")[:63]
+        self.api: Any = None
+        self.core: Any = None
+        self.apps: Any = None
+        self._checked: str | None = None
+        self._namespaces: dict[str, dict[str, Any]] = {}
+        self._targets: list[KubeTarget] = []
+
+    def check_available(self) -> None:
+        """The client is installed and the kubeconfig answers (namespaces are checked per target file)."""
+        if self._checked is None:
+            try:
+                self._connect()
+                self._checked = ""
+            except BackendUnavailable as exc:
+                self._checked = str(exc)
+        if self._checked:
+            raise BackendUnavailable(self._checked.removeprefix("kubernetes backend: "))
+
+    def _connect(self) -> None:
+        if self.api is not None:
+            return
+        from kubernetes import client
+
+        self.api = cluster.api_client()
+        self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+        try:
+            client.VersionApi(self.api).get_code()
+        except Exception as exc:  # noqa: BLE001
+            self.api = None
+            raise BackendUnavailable(f"kubernetes backend: the API server does not answer: {exc}") from None
+
+    def namespace(self, spec: KubeSpec) -> dict[str, Any]:
+        """The allowed namespace (checked once); leftovers of killed runs in it reaped first."""
+        if spec.namespace not in self._namespaces:
+            self._connect()
+            info = cluster.check_namespace(self.core, spec.namespace)
+            self.reaped += cluster.delete_managed(self.apps, self.core, spec.namespace, older_than_s=REAP_AFTER_S)
+            self._namespaces[spec.namespace] = info
+        return self._namespaces[spec.namespace]
+
+    @contextlib.contextmanager
+    def harness(self, site: DrillSite, config: "TargetConfig") -> Iterator[Harness]:
+        """The venue (loopback) and the fault proxy in this process; the proxy listens on the spec's
+        ``harness_host``, the address the pods reach this machine at."""
+        from ...proxy import ProxyServer
+        from ...venue import VenueServer
+
+        spec = KubeSpec.from_config(config)
+        self.namespace(spec)
+        host = spec.harness_host
+        if not host:
+            raise BackendUnavailable(
+                f"kubernetes backend: {spec.source}: no harness host: set kubernetes.harness_host or "
+                "CHAOSDRILL_K8S_HARNESS_HOST to an address of this machine the pods reach (the loopback "
+                "cluster's: the first node's bridge gateway, .ci/k8s/up.sh prints it)")
+        if not _bindable(host):
+            raise BackendUnavailable(f"kubernetes backend: harness host {host} is not an address of this machine")
+        venue = VenueServer(port=0, seed=self.settings.venue_seed).start()
+        try:
+            server = ProxyServer().start()
+            try:
+                proxy = server.create_proxy("venue", upstream=f"{venue.host}:{venue.port}", listen=f"{host}:0")
+                yield Harness(venue=venue.control, proxy=ProxyLink("venue", proxy, proxy.listen, in_process=True),
+                              proxy_listen=proxy.listen, local_hosts=(host,),
+                              info={"venue": venue.rest_url, "proxy": proxy.listen, "namespace": spec.namespace})
+            finally:
+                server.stop()
+        finally:
+            venue.stop()
+
+    def create_target(self, config: "TargetConfig", site: DrillSite, harness: Harness) -> "KubeTarget":
+        """The drill's Deployment (created on the first start), its target file rendered as the pods see
+        it (env, args) and as the host reads it (status through the relay, files in the drill folder)."""
+        from ..docker import _fill  # one home for placeholder filling with field-naming errors
+
+        spec = KubeSpec.from_config(config)
+        self.namespace(spec)
+        ep = VenueEndpoints.through(harness.proxy_listen)
+        common = {"venue_rest_url": ep.rest_url, "venue_ws_public_url": ep.ws_public_url,
+                  "venue_ws_private_url": ep.ws_private_url, "drill_id": site.drill_id}
+        inside = {**common, "host": "0.0.0.0", "status_port": spec.status_port, "python": "python3",
+                  "control_dir": CONTROL_DIR, "data_dir": DATA_DIR, "target_dir": "."}
+        target = KubeTarget(self, spec, site)
+        host_view = config.render({**common, "host": "127.0.0.1", "status_port": target.relay.port,
+                                   "python": "python3", "target_dir": str(config.folder),
+                                   "control_dir": str(site.control_dir), "data_dir": str(site.data_dir)})
+        env = {k: _fill(config, f"env.{k}", v, inside) for k, v in config.env.items()}
+        env.update({k: _fill(config, f"kubernetes.env.{k}", v, inside) for k, v in spec.env.items()})
+        args = [_fill(config, f"kubernetes.command[{i}]", c, inside) for i, c in enumerate(spec.command or ())]
+        target.target = RenderedTarget(config=config, command=args, env=env, status_url=host_view.status_url,
+                                       health_url=host_view.health_url, files=host_view.files,
+                                       hooks=host_view.hooks, hooks_log=host_view.hooks_log)
+        self._targets.append(target)
+        return target
+
+    def close(self) -> None:
+        """Remove every target still there (evidence saved first), then anything else labelled with
+        this run's id in the namespaces used."""
+        for target in list(self._targets):
+            with contextlib.suppress(Exception):
+                target.close()
+        self._targets.clear()
+        if self.api is not None:
+            for ns in self._namespaces:
+                with contextlib.suppress(Exception):
+                    cluster.delete_managed(self.apps, self.core, ns, run_id=self.run_id)
+            with contextlib.suppress(Exception):
+                self.api.close()
+
+
+class KubeTarget:
+    """One drill's service: a Deployment of ``replicas`` pods. The first :meth:`start` creates it; a
+    stop scales it to zero and the next start back up (hostPath ``/control`` and ``/data`` keep the
+    data); the kubelet restarts a killed container itself (``restartPolicy: Always``)."""
+
+    backend = "kubernetes"
+
+    def __init__(self, backend: KubernetesBackend, spec: KubeSpec, site: DrillSite) -> None:
+        self._backend = backend
+        self.core, self.apps = backend.core, backend.apps
+        self.spec = spec
+        self.site = site
+        self.log_dir = site.log_dir
+        self.ns = spec.namespace
+        suffix = uuid.uuid4().hex[:8]
+        slug = re.sub(r"[^a-z0-9-]+", "-", site.drill_id.lower()).strip("-")[:40].strip("-") or "drill"
+        self.name = f"cd-{slug}-{suffix}"
+        self.target_id = suffix
+        self.labels = {MANAGED_LABEL: MANAGED_VALUE, RUN_LABEL: backend.run_id, TARGET_LABEL: suffix}
+        self.selector = ",".join(f"{k}={v}" for k, v in self.labels.items())
+        self.target: RenderedTarget  # set by the backend right after construction
+        self.created = False
+        self.starts = 0
+        self.proofs: list[dict[str, Any]] = []
+        self.pods_seen: dict[str, dict[str, Any]] = {}   # name -> {uid, node, ip}
+        self._serving: tuple[str, int] | None = None
+        self._pending_kill: dict[str, Any] | None = None
+        self._closed = False
+        self._stop_poll = threading.Event()
+        self.relay = PodRelay(lambda: self._serving).start()
+        self._poller = threading.Thread(target=self._poll, name=f"chaosdrill-k8s-{suffix}", daemon=True)
+        self._poller.start()
+
+    # -- what runs now (polled: the relay's upstream, the pods seen for evidence) -------------------
+    def pods(self) -> list[Any]:
+        return self.core.list_namespaced_pod(self.ns, label_selector=self.selector).items
+
+    def _poll(self) -> None:
+        while not self._stop_poll.wait(0.1):
+            if not self.created:
+                continue
+            try:
+                pods = self.pods()
+            except Exception:  # noqa: BLE001 - an API hiccup: keep the last answer
+                continue
+            live = []
+            for p in pods:
+                self.pods_seen.setdefault(p.metadata.name, {"uid": p.metadata.uid})
+                self.pods_seen[p.metadata.name].update(node=p.spec.node_name, ip=p.status.pod_ip)
+                if p.metadata.deletion_timestamp is None and p.status.phase == "Running" and p.status.pod_ip:
+                    live.append(p)
+            live.sort(key=lambda p: p.metadata.creation_timestamp)
+            self._serving = (live[-1].status.pod_ip, self.spec.status_port) if live else None
+
+    def _container(self, pod: Any) -> Any:
+        for cs in pod.status.container_statuses or []:
+            if cs.name == CONTAINER:
+                return cs
+        return None
+
+    def current_pod(self) -> Any:
+        live = [p for p in self.pods() if p.metadata.deletion_timestamp is None and p.status.phase == "Running"]
+        live.sort(key=lambda p: p.metadata.creation_timestamp)
+        return live[-1] if live else None
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    @property
+    def _secret_env(self) -> list[str]:
+        from ...redaction import name_looks_secret
+
+        return sorted(k for k in self.target.env if name_looks_secret(k))
+
+    def _deployment(self) -> dict[str, Any]:
+        health = urlsplit(self.target.health_url).path or "/"
+        container: dict[str, Any] = {
+            "name": CONTAINER, "image": self.spec.image, "imagePullPolicy": self.spec.image_pull_policy,
+            # values whose names look secret come from the drill's Secret, not the Deployment's spec
+            "env": [{"name": k, "valueFrom": {"secretKeyRef": {"name": self.name, "key": k}}} if k in self._secret_env
+                    else {"name": k, "value": v} for k, v in sorted(self.target.env.items())],
+            "ports": [{"containerPort": self.spec.status_port, "name": "status"}],
+            "readinessProbe": {"httpGet": {"path": health, "port": self.spec.status_port},
+                               "periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2},
+            "volumeMounts": [{"name": "control", "mountPath": CONTROL_DIR}, {"name": "data", "mountPath": DATA_DIR}],
+        }
+        if self.target.command:
+            container["args"] = list(self.target.command)   # as docker's Cmd: the image's entrypoint stays
+        if self.spec.resources:
+            container["resources"] = dict(self.spec.resources)
+        tolerate = [{"key": k, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}
+                    for k in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")]
+        return {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": self.name, "namespace": self.ns, "labels": dict(self.labels)},
+            "spec": {
+                "replicas": self.spec.replicas, "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": {TARGET_LABEL: self.target_id}},
+                "template": {
+                    "metadata": {"labels": dict(self.labels)},
+                    "spec": {
+                        "containers": [container], "enableServiceLinks": False,
+                        "automountServiceAccountToken": False, "tolerations": tolerate,
+                        "terminationGracePeriodSeconds": int(max(1, self.target.config.stop_timeout_s)),
+                        # the host user: what the service writes in /data and /control pytest can read and delete
+                        "securityContext": {"runAsUser": os.getuid(), "runAsGroup": os.getgid()},
+                        "volumes": [
+                            {"name": "control", "hostPath": {"path": str(self.site.control_dir), "type": "Directory"}},
+                            {"name": "data", "hostPath": {"path": str(self.site.data_dir), "type": "Directory"}}],
+                    }},
+            }}
+
+    def start(self) -> None:
+        """Create the Deployment (first time), or scale it back up after a stop; after a kill, confirm
+        from the API that the kubelet restarted the killed container (exit 137, ``restartCount`` +1)."""
+        if self._closed:
+            raise RuntimeError(f"kubernetes target {self.name} was closed")
+        self.starts += 1
+        if not self.created:
+            self.site.create()
+            if self._secret_env:
+                self.core.create_namespaced_secret(self.ns, {
+                    "metadata": {"name": self.name, "namespace": self.ns, "labels": dict(self.labels)},
+                    "type": "Opaque", "stringData": {k: self.target.env[k] for k in self._secret_env}})
+            self.apps.create_namespaced_deployment(self.ns, self._deployment())
+            self.created = True
+            self.proofs.append({"action": "create", "deployment": self.name, "replicas": self.spec.replicas,
+                                "mono": time.monotonic()})
+            return
+        if self._pending_kill is not None:
+            self._confirm_kill(self._pending_kill)
+            self._pending_kill = None
+        dep = self.apps.read_namespaced_deployment(self.name, self.ns)
+        if not dep.spec.replicas:
+            self.apps.patch_namespaced_deployment_scale(self.name, self.ns, {"spec": {"replicas": self.spec.replicas}})
+            self.proofs.append({"action": "scale", "replicas": self.spec.replicas, "mono": time.monotonic()})
+
+    def _confirm_kill(self, info: dict[str, Any], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        seen: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            try:
+                pod = self.core.read_namespaced_pod(info["pod"], self.ns)
+            except Exception:  # noqa: BLE001
+                time.sleep(0.1)
+                continue
+            cs = self._container(pod)
+            term = cs.last_state.terminated if cs and cs.last_state else None
+            seen = {"restart_count": cs.restart_count if cs else None,
+                    "last_terminated": {"exit_code": term.exit_code, "reason": term.reason,
+                                        "container_id": term.container_id} if term else None}
+            if cs and cs.restart_count > info["restart_count_before"] and term and term.exit_code == 137:
+                api = {"restart_count_after": cs.restart_count, "last_state_terminated": seen["last_terminated"],
+                       "new_container_id": cs.container_id, "api_proven": True}
+                info.update(api)            # the trigger's proof carries the API's word too
+                self.proofs.append({"action": "kill_confirmed", **info})
+                return
+            time.sleep(0.1)
+        info.update(api_proven=False, api_seen=seen)
+        self.proofs.append({"action": "kill_unconfirmed", **info})
+        raise RuntimeError(f"kubernetes: the API did not confirm the kill of {info['pod']} within {timeout:.0f} s "
+                           f"(restartCount {info['restart_count_before']} -> {seen})")
+
+    #: Waiting reasons that mean the service failed (not: is still starting).
+    FAILED_WAITING = frozenset({"CrashLoopBackOff", "Error", "ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull",
+                                "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
+                                "InvalidImageName"})
+
+    def running(self) -> bool:
+        """True from the first start while the service has not failed: a pod being scheduled or its
+        container being created counts (it has not exited); a terminated container, a crash-loop or an
+        image that cannot be pulled does not."""
+        if not self.created or self._closed:
+            return False
+        try:
+            pods = [p for p in self.pods() if p.metadata.deletion_timestamp is None]
+            dep = self.apps.read_namespaced_deployment(self.name, self.ns)
+        except Exception:  # noqa: BLE001 - an API hiccup is not the service's exit
+            return True
+        if not dep.spec.replicas:
+            return False
+        if not pods:
+            return True     # the controller is creating one
+        pod = max(pods, key=lambda p: p.metadata.creation_timestamp)
+        cs = self._container(pod)
+        if cs is None or cs.state is None:
+            return pod.status.phase in ("Pending", "Running")
+        if cs.state.terminated:
+            return False
+        return not (cs.state.waiting and cs.state.waiting.reason in self.FAILED_WAITING)
+
+    def returncode(self) -> int | None:
+        """The exit code of the newest pod's container once it stopped (else None)."""
+        if not self.created or self._closed:
+            return None
+        pods = self.pods()
+        if not pods:
+            return None
+        cs = self._container(max(pods, key=lambda p: p.metadata.creation_timestamp))
+        if cs is None or cs.state is None or cs.state.running:
+            return None
+        term = cs.state.terminated or (cs.last_state.terminated if cs.last_state else None)
+        return int(term.exit_code) if term else None
+
+    def wait_exit(self, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                return self.returncode()
+            time.sleep(0.1)
+        return None
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """Scale to zero (SIGTERM, SIGKILL after the grace period) and wait until no pod is left."""
+        if not self.created or self._closed:
+            return None
+        code = None
+        self.apps.patch_namespaced_deployment_scale(self.name, self.ns, {"spec": {"replicas": 0}})
+        deadline = time.monotonic() + timeout + 30
+        while time.monotonic() < deadline:
+            pods = self.pods()
+            for p in pods:
+                cs = self._container(p)
+                if cs and cs.state and cs.state.terminated:
+                    code = int(cs.state.terminated.exit_code)
+            if not pods:
+                break
+            time.sleep(0.1)
+        self._serving = None
+        self.proofs.append({"action": "scale", "replicas": 0, "exit_code": code, "mono": time.monotonic()})
+        return code
+
+    # -- faults ----------------------------------------------------------------------------------------
+    def kill(self) -> dict[str, Any]:
+        """SIGKILL the serving pod's container on its node. Proof now: its processes are gone (the
+        kernel); at the restart (:meth:`start`): the API's ``restartCount`` +1 with exit code 137."""
+        if self.spec.node_access != "local":
+            raise CannotOnThisBackend("kubernetes: container kill needs node access (kubernetes.node_access: local)")
+        pod = self.current_pod()
+        cs = self._container(pod) if pod is not None else None
+        if cs is None or not cs.container_id or not (cs.state and cs.state.running):
+            raise RuntimeError(f"kubernetes: no running container to kill in {self.name}")
+        sent_mono = time.monotonic()
+        sent = nodeaccess.kill_container(cs.container_id)
+        deadline = time.monotonic() + 10
+        while nodeaccess.container_pids(cs.container_id) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        gone = bool(sent["pids"]) and not nodeaccess.container_pids(cs.container_id)
+        info = {"pod": pod.metadata.name, "pod_uid": pod.metadata.uid, "node": pod.spec.node_name,
+                "container_id": cs.container_id, "restart_count_before": cs.restart_count, **sent,
+                "processes_gone": gone, "sent_mono": sent_mono,
+                "returncode": 137 if gone else None, "killed_by_sigkill": gone}
+        self.proofs.append({"action": "kill", **info})
+        self._pending_kill = info if gone else None
+        if not sent["pids"]:
+            raise CannotOnThisBackend(f"kubernetes: container {cs.container_id} has no process on this machine "
+                                      "(node_access: local needs the nodes to be this machine)")
+        return info
+
+    def delete_pod(self, grace_s: int = 0, timeout: float = 60.0, kill: bool = False) -> dict[str, Any]:
+        """Delete the serving pod (``grace_s`` 0: at once); with ``kill``, SIGKILL its container first (a
+        crash, not a graceful stop: needs node access). Proof from the API: the old pod's UID is gone and
+        a pod with another UID is Ready; with node access, also that the old container's processes are
+        gone from this machine."""
+        from kubernetes.client.exceptions import ApiException
+
+        pod = self.current_pod()
+        if pod is None:
+            raise RuntimeError(f"kubernetes: no running pod to delete in {self.name}")
+        old = self._container(pod)
+        old_cid = old.container_id if old else None
+        info: dict[str, Any] = {"pod": pod.metadata.name, "old_uid": pod.metadata.uid, "old_node": pod.spec.node_name,
+                                "old_container_id": old_cid, "grace_s": grace_s, "sent_mono": time.monotonic()}
+        if kill:
+            if self.spec.node_access != "local" or not old_cid:
+                raise CannotOnThisBackend("kubernetes: killing the pod's container needs node access (node_access: local)")
+            info["killed"] = nodeaccess.kill_container(old_cid)
+            gone_by = time.monotonic() + 10
+            while nodeaccess.container_pids(old_cid) and time.monotonic() < gone_by:
+                time.sleep(0.005)
+            info["killed"]["processes_gone"] = bool(info["killed"]["pids"]) and not nodeaccess.container_pids(old_cid)
+        self.core.delete_namespaced_pod(pod.metadata.name, self.ns, grace_period_seconds=grace_s)
+        deadline = time.monotonic() + timeout
+        old_gone = None
+        while time.monotonic() < deadline:
+            if old_gone is None:
+                try:
+                    still = self.core.read_namespaced_pod(pod.metadata.name, self.ns).metadata.uid == pod.metadata.uid
+                except ApiException as exc:
+                    still = exc.status != 404
+                if not still:
+                    old_gone = info["old_gone_mono"] = time.monotonic()
+            ready = [p for p in self.pods() if p.metadata.uid != pod.metadata.uid
+                     and p.metadata.deletion_timestamp is None
+                     and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+            if old_gone is not None and ready:
+                new = ready[0]
+                info.update(new_pod=new.metadata.name, new_uid=new.metadata.uid, new_node=new.spec.node_name,
+                            new_ip=new.status.pod_ip, new_ready_mono=time.monotonic())
+                # Status samples from here on reach the new pod only (the relay follows the poller).
+                while self._serving != (new.status.pod_ip, self.spec.status_port) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                info["relay_on_new_pod"] = self._serving == (new.status.pod_ip, self.spec.status_port)
+                break
+            time.sleep(0.05)
+        if self.spec.node_access == "local" and old_cid:
+            info["old_processes_left"] = nodeaccess.container_pids(old_cid)
+        info["proven"] = bool(info.get("old_gone_mono") and info.get("new_uid") and info.get("relay_on_new_pod")
+                              and (not kill or info["killed"]["processes_gone"]))
+        self.proofs.append({"action": "pod_delete", **info})
+        return info
+
+    def pause(self) -> dict[str, Any]:
+        raise CannotOnThisBackend("the kubernetes backend cannot freeze a pod")
+
+    resume = pause
+
+    def network_disconnect(self) -> dict[str, Any]:
+        raise CannotOnThisBackend("the kubernetes backend cannot cut the network yet; use a proxy toxic")
+
+    network_connect = network_disconnect
+
+    # -- evidence --------------------------------------------------------------------------------------
+    def logs(self) -> list[Path]:
+        """``k8s.pod.<name>.log`` (current and previous container) per pod seen, ``k8s.events.json``."""
+        if self.created and not self._closed:
+            with contextlib.suppress(Exception):
+                cluster.save_evidence(self.core, self.ns, self.selector, self.name, set(self.pods_seen), self.log_dir)
+        return sorted(self.log_dir.glob("k8s.*"), key=lambda p: (p.suffix == ".log", p.name))
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.backend, "namespace": self.ns, "deployment": self.name, "image": self.spec.image,
+                "replicas": self.spec.replicas, "labels": self.labels, "pods": self.pods_seen,
+                "relay_port": self.relay.port, "starts": self.starts, "env_keys": sorted(self.target.env),
+                "args": self.target.command or "image default", "api_proofs": self.proofs}
+
+    def close(self) -> None:
+        """Save the evidence, delete the Deployment and its pods, stop the relay. Idempotent."""
+        if self._closed:
+            return
+        try:
+            if self.created:
+                self.logs()
+                self._delete()
+        finally:
+            self._closed = True
+            self._stop_poll.set()
+            self.relay.stop()
+            with contextlib.suppress(ValueError):
+                self._backend._targets.remove(self)
+
+    def _delete(self) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        with contextlib.suppress(ApiException):
+            self.apps.delete_namespaced_deployment(self.name, self.ns, propagation_policy="Background",
+                                                   grace_period_seconds=0)
+        for p in self.pods():
+            with contextlib.suppress(ApiException):
+                self.core.delete_namespaced_pod(p.metadata.name, self.ns, grace_period_seconds=0)
+        if self._secret_env:
+            with contextlib.suppress(ApiException):
+                self.core.delete_namespaced_secret(self.name, self.ns)
+        deadline = time.monotonic() + 60
+        while self.pods() and time.monotonic() < deadline:
+            time.sleep(0.2)
