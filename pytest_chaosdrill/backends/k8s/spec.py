@@ -82,7 +82,7 @@ class KubeSpec:
         policy = raw.get("image_pull_policy", "IfNotPresent")
         if policy not in PULL_POLICIES:
             raise bad("image_pull_policy", f"must be one of {', '.join(PULL_POLICIES)}, got {policy!r}")
-        env = raw.get("env") or {}
+        env = raw.get("env") or docker.get("env") or {}   # the image runs as in docker: the same env
         if not isinstance(env, Mapping) or not all(isinstance(v, (str, int, float, bool)) for v in env.values()):
             raise bad("env", "must be a mapping of strings, numbers or booleans")
         resources = raw.get("resources") or {}

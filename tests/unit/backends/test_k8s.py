@@ -29,7 +29,8 @@ def test_reference_target_falls_back_to_the_docker_section(monkeypatch: pytest.M
     spec = KubeSpec.from_config(load_target(ROOT / "targets/okx_demo_api.yaml"))
     assert spec.image == "chaosdrill/target:test"
     assert spec.namespace == "chaosdrill" and spec.replicas == 1 and spec.status_port == 8080
-    assert spec.command == ("python3", "-m", "pytest_chaosdrill.reference.okx_demo_api")
+    assert spec.command == ("python3", "-m", "okx_demo_api")
+    assert spec.env["TARGET_REASON_MANIFEST"].startswith("/opt/chaosdrill/specs/")   # docker.env too
 
 
 @pytest.mark.parametrize("section, field", [
