@@ -88,7 +88,18 @@ def check_values(config: pytest.Config) -> None:
             kind(setting(config, name))
         except (TypeError, ValueError):
             raise pytest.UsageError(f"--chaosdrill-{name.replace('_', '-')} (ini chaosdrill_{name}) must be "
-                                    f"a {kind.__name__}, got {setting(config, name)!r}") from None
+                                    f"{_KIND_WORDS[kind]}, got {setting(config, name)!r}") from None
+    for name, (low, high) in _RANGES.items():
+        value = float(setting(config, name))
+        if not low < value <= high:
+            raise pytest.UsageError(f"--chaosdrill-{name.replace('_', '-')} (ini chaosdrill_{name}) must be more "
+                                    f"than {low:g} and at most {high:g}, got {value:g}")
+
+
+_KIND_WORDS = {int: "an integer", float: "a number"}
+#: Open-closed ranges (low excluded, high included). 0 ms would busy-loop a core; above 10 ms a 5 ms
+#: decision could fall between two samples.
+_RANGES = {"sample_interval_ms": (0.0, 10.0), "explore_budget_s": (0.0, 86400.0)}
 
 
 def backend_names(config: pytest.Config) -> list[str]:

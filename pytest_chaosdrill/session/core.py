@@ -116,23 +116,26 @@ class DrillSession:
         if why:
             pytest.fail(f"cannot write evidence: {why}; pass --chaosdrill-evidence-dir=A_WRITABLE_FOLDER", pytrace=False)
         locations = setting_paths(config, "drills") or [drills_dir()]
+        problems = []  # every bad input of the drill and target files, each once, in one collection error
         try:
             drills = load_drills(locations)
         except DrillDefinitionError as exc:
-            pytest.fail(f"broken drill definition: {exc}", pytrace=False)
+            drills = []
+            problems += str(exc).splitlines()
         registry = self.registry()
         fixture_dirs = setting_paths(config, "fixtures")
-        problems = []
         checked = []
         for d in drills:
             found, needs = validate_drill(d, registry, fixture_dirs)
             problems += [f"{d.path}: {p}" for p in found]
             checked.append((d, needs))
-        if problems:
-            pytest.fail("broken drill definition(s):\n  " + "\n  ".join(problems), pytrace=False)
-        self.target_config()  # a broken target file is a collection error naming file and field
+        try:
+            self.target_config()  # a broken target file is a collection error naming file and field
+        except pytest.fail.Exception as exc:
+            problems += str(exc.msg).splitlines()
+        if problems:  # failed outside any except block: one message, no "During handling of ..."
+            pytest.fail("broken drill or target file(s):\n  " + "\n  ".join(p.strip() for p in problems), pytrace=False)
         classes = {b: config.hook.pytest_chaosdrill_backend_class(name=b, config=config) for b in backend_names(config)}
-        config.addinivalue_line("markers", "chaosdrill(id): the drill definition a test runs")
         params = []
         for d, needs in checked:
             for m in d.markers:
@@ -185,7 +188,7 @@ class DrillSession:
         expectation = Expectation.from_drill(drill.expected, fixture_dirs) if (
             drill.expected.get("fixture") or drill.expected.get("status")) else None
         _, needs = validate_drill(drill, registry, fixture_dirs)
-        interval_ms = min(10.0, float(setting(self.config, "sample_interval_ms")))
+        interval_ms = float(setting(self.config, "sample_interval_ms"))  # range checked at start-up (settings)
         ctx = DrillContext(target=target, rendered=target.target, venue=harness.venue, proxy=harness.proxy,
                            timeline=timeline, sample_interval_s=interval_ms / 1000, local_hosts=harness.local_hosts)
         info = dict(contract_paths)
