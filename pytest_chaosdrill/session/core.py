@@ -102,6 +102,20 @@ class DrillSession:
                     tr.write_line(f"chaosdrill: {name} backend removed a leftover of a killed run: {line}", yellow=True)
         return self._backends[name]
 
+    def _require_backends(self, items: list[pytest.Item]) -> None:
+        """Fail closed: a backend the user asked for and cannot have stops the run before any drill
+        (non-zero exit, one line saying how to get it), never a green run of skips."""
+        wanted = sorted({i.callspec.params["chaosdrill_backend"] for i in items
+                         if hasattr(i, "callspec") and "chaosdrill_backend" in i.callspec.params
+                         and i.get_closest_marker("skip") is None})
+        for name in wanted:
+            if name in self._backends or name in self._unavailable:
+                continue
+            try:
+                self.backend(name)
+            except pytest.skip.Exception:
+                raise pytest.UsageError(f"--chaosdrill-backend {name}: {self._unavailable[name]}") from None
+
     def _unavailable_outcome(self, name: str, reason: str) -> None:
         if os.environ.get(f"CHAOSDRILL_REQUIRE_{name.upper()}") == "1":
             pytest.fail(f"{name} backend: {reason} (and CHAOSDRILL_REQUIRE_{name.upper()}=1)", pytrace=False)
@@ -162,13 +176,15 @@ class DrillSession:
         # Drills skipped at collection (a backend without the capability) never run: not "unfinished".
         self.state.collected = sum(1 for i in session.items if "chaosdrill_drill" in getattr(i, "fixturenames", ())
                                    and i.get_closest_marker("skip") is None)
+        if self.state.collected and not self.config.option.collectonly:
+            self._require_backends(session.items)
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         if tr is None or not self.state.collected:
             return
         target = setting_path(self.config, "target")
         tr.write_line(f"chaosdrill: backend={setting(self.config, 'backend')}, "
                       f"target={target or 'bundled reference target (okx_demo_api)'}, "
-                      f"evidence={self.state.run_info().root}")
+                      f"evidence={self.state.evidence_root()}")
         for line in self.state.notes:
             tr.write_line(f"chaosdrill: {line}")
 
