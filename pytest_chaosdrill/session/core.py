@@ -15,7 +15,8 @@ from ..backends.base import Backend, BackendSettings
 from ..context import DrillContext
 from ..drill import Drill, load_drills
 from ..errors import BackendUnavailable, DrillDefinitionError, DrillFailed, DrillNotProven, TargetConfigError
-from ..evidence import EvidenceWriter, LiveEvidence, folder_name, sha256_file, write_drill_evidence
+from ..evidence import (EvidenceWriter, LiveEvidence, folder_name, mark_folder_incomplete, sha256_file,
+                        write_drill_evidence)
 from ..expect import Expectation
 from ..redaction import Redactor
 from ..registry import Registry, Requirements, missing_target_fields, validate_drill
@@ -272,7 +273,7 @@ class DrillSession:
         assert writer is not None
         writer.redact = redactor
         if state.live is not None:
-            state.live.close()  # the finished evidence replaces what was appended while the drill ran
+            state.live.stop()  # no more appends; the partial files and the marker go once the folder is whole
         run = state.run
         record = run.record if run is not None else None
         evaluation = run.evaluation if run is not None else None
@@ -290,10 +291,17 @@ class DrillSession:
             result = write_drill_evidence(
                 writer, record=record, evaluation=evaluation, rendered=rendered, nodeid=item.nodeid,
                 drill_id=state.drill.id, title=state.drill.title, backend=state.backend, verdict=verdict,
-                reason=reason, backend_info=_describe(target), log_files=logs, versions=versions)
+                reason=reason, backend_info=_describe(target), log_files=list(dict.fromkeys(logs)), versions=versions)
         except Exception as exc:  # never lose the outcome because of an evidence problem: say it loudly
             (writer.dir / "EVIDENCE_ERROR.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
             result = {"folder": str(writer.dir), "ieb": "", "ieb_sha256": ""}
+        except BaseException:  # Ctrl-C or SIGTERM while the folder is written: marked, never half and unmarked
+            state.evidence_interrupted = True
+            mark_folder_incomplete(writer.dir, "interrupted (Ctrl-C or SIGTERM) while this drill's evidence was "
+                                               "written; the files kept are what was written before. Never a finished run.")
+            raise
+        if state.live is not None:
+            state.live.close()  # the folder is whole: the partial files and the in-progress marker go last
         state.evidence, state.verdict, state.reason = result, verdict, reason
         outcome = DrillOutcome(item.nodeid, state.drill.id, state.drill.title, state.drill.group, state.backend,
                                verdict, reason, folder=result["folder"], ieb_sha256=result.get("ieb_sha256"),

@@ -41,6 +41,7 @@ class DrillState:
     redactor: Redactor | None = None
     writer: EvidenceWriter | None = None
     live: LiveEvidence | None = None
+    evidence_interrupted: bool = False  # an interrupt landed while the evidence folder was written
 
     def secrets(self) -> Redactor:
         """Secrets by value: every secret-looking variable of the environment the target gets (pytest's
