@@ -263,7 +263,10 @@ class DrillSession:
         return "INTERRUPTED", "the run was interrupted before this drill started"
 
     def write_evidence(self, item: pytest.Item, state: DrillState) -> None:
-        """The drill's evidence folder, whatever the outcome; its outcome kept for the reports."""
+        """The drill's evidence folder, whatever the outcome; its outcome kept for the reports. Written
+        once: a second call (the fixture's teardown after the interrupt handler wrote it) does nothing."""
+        if state.outcome is not None:
+            return
         verdict, reason = self._verdict(item, state)
         target = state.target
         rendered = getattr(target, "target", None)
@@ -295,13 +298,24 @@ class DrillSession:
         except Exception as exc:  # never lose the outcome because of an evidence problem: say it loudly
             (writer.dir / "EVIDENCE_ERROR.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
             result = {"folder": str(writer.dir), "ieb": "", "ieb_sha256": ""}
-        except BaseException:  # Ctrl-C or SIGTERM while the folder is written: marked, never half and unmarked
+        except BaseException as exc:  # Ctrl-C or SIGTERM while the folder is written: marked, never half and unmarked
             state.evidence_interrupted = True
-            mark_folder_incomplete(writer.dir, "interrupted (Ctrl-C or SIGTERM) while this drill's evidence was "
-                                               "written; the files kept are what was written before. Never a finished run.")
-            raise
+            verdict = "INCOMPLETE"
+            reason = ("interrupted (Ctrl-C or SIGTERM) while this drill's evidence was written; the files kept are "
+                      "what was written before. Never a finished run.")
+            mark_folder_incomplete(writer.dir, reason)
+            result = {"folder": str(writer.dir), "ieb": "", "ieb_sha256": ""}
+            self._keep_outcome(item, state, verdict, reason, result)
+            raise exc
         if state.live is not None:
             state.live.close()  # the folder is whole: the partial files and the in-progress marker go last
+        self._keep_outcome(item, state, verdict, reason, result)
+
+    def _keep_outcome(self, item: pytest.Item, state: DrillState, verdict: str, reason: str,
+                      result: dict[str, str]) -> None:
+        """The drill's outcome kept for the reports (the table, SIGNOFF.md, the JUnit facts)."""
+        record = state.run.record if state.run is not None else None
+        evaluation = state.run.evaluation if state.run is not None else None
         state.evidence, state.verdict, state.reason = result, verdict, reason
         outcome = DrillOutcome(item.nodeid, state.drill.id, state.drill.title, state.drill.group, state.backend,
                                verdict, reason, folder=result["folder"], ieb_sha256=result.get("ieb_sha256"),
