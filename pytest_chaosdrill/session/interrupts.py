@@ -25,6 +25,7 @@ class DrillInterrupts:
         self.state = state
         self._old_sigterm: Any = None
         self._install_sigterm()
+        _pipe_safe_terminal(state.config)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
@@ -123,3 +124,38 @@ class DrillInterrupts:
             self._old_sigterm = signal.signal(signal.SIGTERM, terminated)
         except (ValueError, OSError):  # pragma: no cover - not the main interpreter
             self._old_sigterm = None
+
+
+class _PipeSafe:
+    """The terminal's stream, made harmless once its reader is gone (``pytest ... | tee log`` and
+    Ctrl-C: tee dies first). A write to the broken pipe would raise out of whatever hook printed, turn
+    the interrupt into an internal error and cost the JUnit file, the sign-off and the report."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                return self._stream.write(text)
+            except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+                self.broken = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self._stream.flush()
+            except (BrokenPipeError, ValueError):
+                self.broken = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _pipe_safe_terminal(config: pytest.Config) -> None:
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    tw = getattr(tr, "_tw", None)
+    if tw is not None and hasattr(tw, "_file") and not isinstance(tw._file, _PipeSafe):
+        tw._file = _PipeSafe(tw._file)
