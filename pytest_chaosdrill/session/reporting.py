@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ..report import DrillOutcome, drill_section_html, summary_table, write_run_report, write_signoff
+from ..report.signoff import decide, full_run
 from .state import STASH_STATE, SessionState, junit
 
 log = logging.getLogger("chaosdrill")
@@ -82,13 +83,18 @@ class DrillReporting:
                        f"{len(st.outcomes)} of {st.collected} collected drill test(s) finished; this sign-off "
                        "covers only those.\n\n")
         write_signoff(run_dir, st.outcomes, st.info.run_id, st.info.commit, preface=preface)
-        try:
-            shutil.copyfile(run_dir / "SIGNOFF.md", st.info.root / "SIGNOFF.md")
-        except OSError:
-            pass
-        try:  # one self-contained HTML page per run, and the latest one at the evidence root
+        # The evidence root keeps the latest *full* run's sign-off and report: a partial or custom selection
+        # (or an interrupted run) never replaces it; its own are in its run folder.
+        st.full_run = not preface and full_run(st.outcomes)
+        if st.full_run:
+            try:
+                shutil.copyfile(run_dir / "SIGNOFF.md", st.info.root / "SIGNOFF.md")
+            except OSError:
+                pass
+        try:  # one self-contained HTML page per run, and the latest full one at the evidence root
             write_run_report(run_dir)
-            write_run_report(run_dir, st.info.root / "report.html")
+            if st.full_run:
+                write_run_report(run_dir, st.info.root / "report.html")
         except Exception as exc:  # the report is a view of the evidence: its failure must not cost the run
             log.warning("HTML report not written: %s: %s", type(exc).__name__, exc)
 
@@ -97,9 +103,19 @@ class DrillReporting:
         if not st.outcomes or st.info is None:
             return
         terminalreporter.write_sep("=", "chaos drills")
-        for line in summary_table(st.outcomes):
-            terminalreporter.write_line(line)
-        terminalreporter.write_line(f"evidence: {st.info.run_dir}  (sign-off: {st.info.run_dir / 'SIGNOFF.md'})")
+        run_dir = st.info.run_dir
+        for i, line in enumerate(summary_table(st.outcomes, base=run_dir)):
+            o = st.outcomes[i - 2] if i >= 2 else None
+            terminalreporter.write_line(line, **({} if o is None else _COLOURS.get(o.verdict, {"red": True})))
+        ready = decide(st.outcomes).ready
+        shown = _shown(run_dir, config)
+        terminalreporter.write_line(f"evidence: {shown}/  (folders above are inside it)")
+        terminalreporter.write_line(f"sign-off: {'READY TO SIGN' if ready else 'NOT READY'}  ({shown}/SIGNOFF.md)",
+                                    **({"green": True, "bold": True} if ready else {"yellow": True, "bold": True}))
+        terminalreporter.write_line(f"report:   {shown}/report.html")
+        if not st.full_run:
+            terminalreporter.write_line("(a partial or custom run: the latest full run's sign-off and report at the "
+                                        "evidence root are kept)")
         for line in st.announcements:
             terminalreporter.write_line(f"chaosdrill: {line}")
 
@@ -151,6 +167,18 @@ def junit_facts(config: pytest.Config, report: pytest.TestReport, props: list[tu
     test_id = report.nodeid.rsplit("[", 1)[-1].rstrip("]") if "[" in report.nodeid else report.nodeid
     for key, value in props:
         xml.add_global_property(f"chaosdrill[{test_id}].{key}", value)
+
+
+_COLOURS: dict[str, dict[str, bool]] = {"PASS": {"green": True}, "NOT PROVEN": {"yellow": True},
+                                        "SKIPPED": {"yellow": True}}
+
+
+def _shown(path: Path, config: pytest.Config) -> str:
+    """``path`` relative to where pytest was run from, when it is below it."""
+    try:
+        return Path(path).relative_to(config.invocation_params.dir).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _outcome_order(o: DrillOutcome) -> tuple[Any, ...]:

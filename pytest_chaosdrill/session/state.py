@@ -69,6 +69,7 @@ class SessionState:
     written: list[DrillOutcome] = field(default_factory=list)    # written in this process (a report may never come)
     notes: list[str] = field(default_factory=list)
     announcements: list[str] = field(default_factory=list)       # terminal summary lines (a minimal failing drill)
+    full_run: bool = False  # this run had every Phase 2 drill: its sign-off is the latest at the evidence root
     drill_modules: list[str] = field(default_factory=list)       # drill tests parametrized in this session
     collected: int = 0
     current: pytest.Item | None = None                           # the drill test running now
