@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recheck": ("recheck", "re-derive every drill's verdict from its stored evidence (no re-run)"),
     "docker-reap": ("docker_reap", "remove containers, networks and volumes that killed drill runs left"),
     "report": ("report", "render an evidence run folder as one self-contained HTML report"),
+    "list": ("drill_list", "list the drills: id, title, trigger, budget, markers, backends that can run them"),
+    "validate": ("drill_validate", "check drill and target files without running anything"),
 }
 
 
