@@ -33,6 +33,8 @@ class DrillReporting:
         state = item.stash.get(STASH_STATE, None)
         if report.when == "teardown" and state is not None and state.outcome is not None:
             self._html_extras(report, state.outcome)
+        if report.when == "call" and report.failed and state is not None and state.writer is not None:
+            report.longrepr = report.longreprtext + _failure_facts(state)
         return report
 
     def _html_extras(self, report: pytest.TestReport, outcome: DrillOutcome) -> None:
@@ -149,6 +151,18 @@ class DrillReporting:
         log.addHandler(self._progress)
         if log.level == logging.NOTSET or log.level > logging.INFO:
             log.setLevel(logging.INFO)
+
+
+def _failure_facts(state: Any) -> str:
+    """The drill's facts at the end of its failure text: the JUnit failure body is what GitLab and Jenkins
+    show (GitLab ignores properties), so the evidence folder and the numbers go there too."""
+    record = state.run.record if state.run is not None else None
+    tts = getattr(record, "time_to_safe_ms", None)
+    lines = ["", "", f"drill: {state.drill.id} ({state.backend})",
+             f"time to safe: {'%.1f ms' % tts if tts is not None else 'not observed'} "
+             f"(budget {state.drill.time_to_safe_budget_ms:.0f} ms)",
+             f"evidence folder: {state.writer.dir}"]
+    return "\n".join(lines)
 
 
 def junit_facts(config: pytest.Config, report: pytest.TestReport, props: list[tuple[str, str]]) -> None:

@@ -105,3 +105,21 @@ def test_pytest_markers_lists_the_drill_markers(project: Path) -> None:
     out = run(project, "--markers")
     for name in ("phase2", "ops", "compound", "explore", "chaosdrill(id)"):
         assert f"@pytest.mark.{name}:" in out.stdout
+
+
+def test_a_failing_drill_s_junit_failure_body_names_its_evidence_folder(project: Path) -> None:
+    """GitLab shows a failure's body, not properties: the folder and the numbers are in it."""
+    import xml.etree.ElementTree as ET
+
+    drills = project / "drills"
+    drills.mkdir()
+    gap = (ROOT / "drills" / "drill_5_ws_book_gap.yaml").read_text()
+    (drills / "gap.yaml").write_text(gap.replace("time_to_safe_budget_ms: 300", "time_to_safe_budget_ms: 0.001"))
+    assert "time_to_safe_budget_ms: 0.001" in (drills / "gap.yaml").read_text()
+    out = run(project, "--chaosdrill-target=chaos/my_service.yaml", "--chaosdrill-drills=drills", "--junitxml=j.xml",
+              timeout=180)
+    assert out.returncode == pytest.ExitCode.TESTS_FAILED, out.stdout[-3000:]
+    (case,) = list(ET.parse(project / "j.xml").getroot().iter("testcase"))
+    body = case.find("failure").text
+    (folder,) = [p for p in (project / "evidence" / "runs").glob("*/phase2/*") if p.is_dir()]
+    assert f"evidence folder: {folder}" in body and "(budget 0 ms)" in body and "drill: drill_5_ws_book_gap" in body
