@@ -388,6 +388,29 @@ class LiveEvidence:
                 p.unlink()
 
 
+def prune_runs(root: Path, keep: int, current: str) -> list[str]:
+    """Remove the oldest run folders under ``root/runs`` beyond the newest ``keep`` (run ids start with
+    their UTC time, so names sort by age); never the current run nor one with a drill in progress.
+    Latest-run links left pointing nowhere go too. Returns one line per run removed."""
+    import shutil
+
+    runs = Path(root) / "runs"
+    if keep <= 0 or not runs.is_dir():
+        return []
+    folders = sorted((p for p in runs.iterdir() if p.is_dir() and not p.is_symlink()), key=lambda p: p.name)
+    old = [p for p in folders[:max(0, len(folders) - keep)] if p.name != current]
+    out = []
+    for folder in old:
+        if any(folder.glob(f"*/*/{IN_PROGRESS}")):
+            continue  # a drill of that run may be running now (or died: mark_incomplete handles it)
+        shutil.rmtree(folder, ignore_errors=True)
+        out.append(f"removed {folder} (chaosdrill_evidence_retention_count={keep})")
+    for link in Path(root).glob("*/*"):
+        if link.is_symlink() and not link.exists():
+            link.unlink()
+    return out
+
+
 def mark_incomplete(root: Path) -> list[str]:
     """Folders under ``root`` whose runner died mid-drill become INCOMPLETE (meta.json, notes, hashes);
     a folder whose runner is still alive is left alone. Returns one line per folder marked."""

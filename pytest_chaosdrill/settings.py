@@ -28,6 +28,9 @@ SETTINGS: dict[str, tuple[str, Any, str]] = {
                          "and shrinking fault schedules", "60", "float"),
     "explore_seed": ("seed of an exploring drill's schedule generator (the same seed draws the same schedules)",
                      "0", "int"),
+    "evidence_retention_count": ("keep the evidence of the last N runs (runs/<run id>/, like pytest's "
+                                 "tmp_path_retention_count); older runs are removed when a run starts; 0 keeps all",
+                                 "0", "int"),
     "allow_live": ("allow drills against a target that looks live (real money). Never in CI", False, "bool"),
 }
 
@@ -83,7 +86,7 @@ def _resolve(value: Any, base: Path) -> Path:
 def check_values(config: pytest.Config) -> None:
     """Usage errors for malformed values, before collection."""
     for name, kind in (("sample_interval_ms", float), ("venue_seed", int), ("explore_budget_s", float),
-                       ("explore_seed", int)):
+                       ("explore_seed", int), ("evidence_retention_count", int)):
         try:
             kind(setting(config, name))
         except (TypeError, ValueError):
@@ -99,7 +102,8 @@ def check_values(config: pytest.Config) -> None:
 _KIND_WORDS = {int: "an integer", float: "a number"}
 #: Open-closed ranges (low excluded, high included). 0 ms would busy-loop a core; above 10 ms a 5 ms
 #: decision could fall between two samples.
-_RANGES = {"sample_interval_ms": (0.0, 10.0), "explore_budget_s": (0.0, 86400.0)}
+_RANGES = {"sample_interval_ms": (0.0, 10.0), "explore_budget_s": (0.0, 86400.0),
+           "evidence_retention_count": (-1.0, 1e9)}
 
 
 def backend_names(config: pytest.Config) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from _pytest.junitxml import LogXML, xml_key
 
-from ..evidence import EvidenceWriter, LiveEvidence, RunInfo, git_commit, mark_incomplete, new_run_id
+from ..evidence import EvidenceWriter, LiveEvidence, RunInfo, git_commit, mark_incomplete, prune_runs, new_run_id
 from ..redaction import Redactor, guard_logs
 from ..report import DrillOutcome
 from ..runner import DrillRun
@@ -104,6 +104,8 @@ class SessionState:
             for line in mark_incomplete(root):  # folders of runs that were killed mid-drill
                 self.note(line)
                 log.warning("%s", line)
+            for line in prune_runs(root, int(setting(self.config, "evidence_retention_count")), self.info.run_id):
+                self.note(line)
             xml = junit(self.config)
             if xml is not None:
                 xml.add_global_property("chaosdrill_run_id", self.info.run_id)
