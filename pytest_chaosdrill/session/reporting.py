@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ class DrillReporting:
         self.state = state
         self.config = state.config
         self._progress: logging.Handler | None = None
+        self._test_started = time.time()
         self._install_progress()
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: sees the outcome the session put on the report
@@ -51,6 +53,9 @@ class DrillReporting:
                 extras.url(str(Path(outcome.folder).resolve().as_uri()), name="evidence folder")]
         except Exception as exc:  # a view of the evidence: never a reason to lose the report
             log.warning("pytest-html extras not added: %s: %s", type(exc).__name__, exc)
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self._test_started = time.time()  # the -v phase lines' elapsed time counts from here
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "chaosdrill", None)
@@ -133,17 +138,20 @@ class DrillReporting:
             return
 
         capman = self.config.pluginmanager.get_plugin("capturemanager")
+        reporting = self
 
         class ToTerminal(logging.Handler):
             def emit(self, record: logging.LogRecord) -> None:
                 if threading.current_thread() is not threading.main_thread():
                     return  # capture can only be suspended from the test's own thread
+                # seconds since the drill test started (record.created is wall time, as is the start)
+                line = f"    chaosdrill {record.created - reporting._test_started:+8.3f} s: {record.getMessage()}"
                 try:
                     if capman is not None:
                         with capman.global_and_fixture_disabled():
-                            tr.write_line(f"    chaosdrill: {record.getMessage()}")
+                            tr.write_line(line)
                     else:
-                        tr.write_line(f"    chaosdrill: {record.getMessage()}")
+                        tr.write_line(line)
                 except Exception:  # pragma: no cover - a closed terminal must not fail a drill
                     pass
 

@@ -217,6 +217,8 @@ def test_ctrl_c_at_every_phase_leaves_marked_evidence_and_every_report(pytester:
     JUnit never says passed, and the sign-off and the report are written."""
     rc, out, root = run_interrupted(pytester, point)
     assert rc == pytest.ExitCode.INTERRUPTED, out[-3000:]
+    import re  # -v: one line per phase, with the seconds since the drill test started
+    assert re.search(r"^    chaosdrill +\+\d+\.\d{3} s: ", out, re.M), out[-3000:]
     (folder,) = [p for p in (root / "evidence" / "runs").glob("*/phase2/*") if p.is_dir()]
     assert not (folder / "IN_PROGRESS.json").exists(), sorted(p.name for p in folder.iterdir())
     meta = json.loads((folder / "meta.json").read_text())
