@@ -103,9 +103,21 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     from . import drill_tests
 
-    module = pytest.Module.from_parent(session, path=Path(drill_tests.__file__))
+    path = Path(drill_tests.__file__)
+    # A node id pytest accepts back on its command line (the module lives outside the rootdir: pytest
+    # would make it "::drill_tests.py"): the module's path relative to the rootdir, '..' included.
+    module = pytest.Module.from_parent(session, path=path, nodeid=_relative_nodeid(config, path))
     items.extend(i for i in session.genitems(module) if isinstance(i, pytest.Item))
     _session(config).note(f"no drill test module collected: running the bundled drills ({drill_tests.__file__})")
+
+
+def _relative_nodeid(config: pytest.Config, path: Path) -> str:
+    import os
+
+    try:
+        return path.relative_to(config.rootpath).as_posix()
+    except ValueError:
+        return Path(os.path.relpath(path, config.rootpath)).as_posix()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -38,6 +38,14 @@ def test_readme_in_your_own_repository_works_from_an_empty_folder(project: Path)
     assert "8/17 tests collected" in collected.stdout
     assert not (project / "evidence").exists()   # --co writes no evidence (the JUnit file is pytest's own)
     (project / "phase2.xml").unlink()
+    # Issue 23 (6): a bundled drill's node id is a path pytest accepts back
+    nodeid = next(line for line in collected.stdout.splitlines() if "drill_5_ws_book_gap" in line)
+    assert nodeid.endswith("pytest_chaosdrill/drill_tests.py::test_drill[drill_5_ws_book_gap-process]")
+    again = run(project, nodeid, "--chaosdrill-target=chaos/my_service.yaml", "--co", "-q")
+    # (pytest may pick another rootdir for a path argument outside this folder: the id's suffix is the test)
+    ids = [line for line in again.stdout.splitlines() if "::test_drill[" in line]
+    assert again.returncode == 0 and len(ids) == 1 and ids[0].endswith(nodeid.split("pytest_chaosdrill/", 1)[1]), \
+        again.stdout[-2000:]
     out = run(project, "-m", "phase2", "--chaosdrill-target=chaos/my_service.yaml", "--junitxml=phase2.xml",
               "-k", "drill_5", timeout=180)
     assert out.returncode == 0, out.stdout[-3000:]
@@ -51,6 +59,7 @@ def test_readme_in_your_own_repository_works_from_an_empty_folder(project: Path)
     (run_dir,) = list((project / "evidence" / "runs").iterdir())
     assert (run_dir / "SIGNOFF.md").is_file() and (project / "phase2.xml").is_file()
     assert not (project / "evidence" / "SIGNOFF.md").exists()     # a partial run is not the latest sign-off
+    assert 'classname="pytest_chaosdrill.drill_tests"' in (project / "phase2.xml").read_text()
 
 
 def test_a_backend_asked_for_and_unreachable_is_an_error_not_a_green_run_of_skips(project: Path) -> None:
