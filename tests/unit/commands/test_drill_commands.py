@@ -1,4 +1,5 @@
-"""Unit tests of pytest_chaosdrill.commands.drills: `chaosdrill list` and `chaosdrill validate`."""
+"""Unit tests of pytest_chaosdrill.commands.drills (`chaosdrill list`, `chaosdrill validate`); not named
+test_drills.py: that basename is the drill module of drills/."""
 from __future__ import annotations
 
 from pathlib import Path
