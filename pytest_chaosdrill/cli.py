@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attest": ("attest", "sign an in-toto statement (test results, digests of every evidence file) over a run"),
     "history": ("history", "each drill's verdict per run, time to safe over runs, flakiness (stored records only)"),
     "halt": ("halt", "emergency stop: every running drill releases its fault and ends HALTED; --clear lifts it"),
+    "list": ("drill_list", "list the drills: id, title, trigger, budget, markers, backends that can run them"),
+    "validate": ("drill_validate", "check drill and target files without running anything"),
 }
 
 

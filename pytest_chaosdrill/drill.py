@@ -77,9 +77,12 @@ def parse_drill(data: Any, path: Path) -> Drill:
     """Validate ``data`` (already parsed) and build a :class:`Drill`."""
     if not isinstance(data, dict):
         raise DrillDefinitionError(f"{path}: a drill file must hold one mapping, got {type(data).__name__}")
+    if "id" not in data and "status_url" in data and "command" in data:
+        raise DrillDefinitionError(f"{path}: this is a target file, not a drill file; pass it as "
+                                   "--chaosdrill-target (or move it out of the drills folder)")
     lines = describe_all(_validator().iter_errors(data))
     if lines:
-        raise DrillDefinitionError(f"{path}: invalid drill definition:\n  " + "\n  ".join(lines))
+        raise DrillDefinitionError("\n".join(f"{path}: {line}" for line in lines))  # one line per problem
     trigger = data["trigger"]
     checks = []
     for item in data["checks"]:
@@ -149,10 +152,18 @@ def load_drills(locations: Iterable[str | Path]) -> list[Drill]:
     """Load every drill in ``locations``; ids must be unique."""
     drills: list[Drill] = []
     seen: dict[str, Path] = {}
+    problems: list[str] = []  # every broken file named, not only the first
     for path in drill_files(locations):
-        drill = load_drill(path)
+        try:
+            drill = load_drill(path)
+        except DrillDefinitionError as exc:
+            problems.append(str(exc))
+            continue
         if drill.id in seen:
-            raise DrillDefinitionError(f"{path}: field 'id': {drill.id!r} is already defined in {seen[drill.id]}")
+            problems.append(f"{path}: field 'id': {drill.id!r} is already defined in {seen[drill.id]}")
+            continue
         seen[drill.id] = path
         drills.append(drill)
+    if problems:
+        raise DrillDefinitionError("\n".join(problems))
     return sorted(drills, key=lambda d: (d.group != "phase2", d.group, d.number if d.number is not None else 10**6, d.id))

@@ -128,14 +128,19 @@ class EvidenceWriter:
 
     def finish(self) -> dict[str, str]:
         """Write SHA256SUMS, the IEB archive and its .sha256; point the latest link here."""
-        files = sorted(p for p in self.dir.rglob("*") if p.is_file() and p.name != SUMS)
+        # The in-progress marker and the partial files stay until the finished folder is complete (they are
+        # removed last, by LiveEvidence.close): neither hashed nor archived.
+        transient = {IN_PROGRESS, *PARTIAL}
+        files = sorted(p for p in self.dir.rglob("*") if p.is_file() and p.name != SUMS and p.name not in transient)
         lines = [f"{sha256_file(p)}  {p.relative_to(self.dir).as_posix()}" for p in files]
-        (self.dir / SUMS).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        _atomic_write(self.dir / SUMS, "\n".join(lines) + "\n")
         ieb = self.dir.parent / f"IEB_{self.info.run_id}_{self.dir.name}.tar.gz"
-        with tarfile.open(ieb, "w:gz") as tar:
-            tar.add(self.dir, arcname=self.dir.name)
+        part = ieb.with_name(ieb.name + ".part")
+        with tarfile.open(part, "w:gz") as tar:
+            tar.add(self.dir, arcname=self.dir.name, filter=lambda t: None if Path(t.name).name in transient else t)
+        os.replace(part, ieb)
         digest = sha256_file(ieb)
-        (ieb.parent / (ieb.name + ".sha256")).write_text(f"{digest}  {ieb.name}\n", encoding="utf-8")
+        _atomic_write(ieb.parent / (ieb.name + ".sha256"), f"{digest}  {ieb.name}\n")
         self._link_latest()
         return {"folder": str(self.dir), "ieb": str(ieb), "ieb_sha256": digest}
 
@@ -153,6 +158,14 @@ class EvidenceWriter:
         except OSError:
             if tmp.is_symlink():
                 tmp.unlink()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """A file that is whole or absent, never half written (an interrupt between the two steps leaves
+    only the hidden temporary file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _unified(expected: Any, observed: Any) -> str:
@@ -260,15 +273,17 @@ def write_drill_evidence(writer: EvidenceWriter, *, record: "DrillRecord | None"
         writer.json("checks.json", [r.__dict__ for r in (ev.checks if ev else [])])
         if rec.fingerprint_midrun:
             writer.text("fingerprint_midrun.jsonl", "".join(writer.dump(s) + "\n" for s in rec.fingerprint_midrun))
+    log_set = {Path(p).resolve() for p in log_files}
     if rendered is not None:
         for name, path in rendered.files.items():
-            if name != "stop":
+            # `log*` entries are the service's logs: stored once, under logs/ with the start logs
+            if name != "stop" and not (name.startswith("log") and Path(path).resolve() in log_set):
                 writer.copy(path, name=Path(path).name)
         if rendered.hooks_log:
             writer.copy(rendered.hooks_log, "hooks.log")
     logs_dir = writer.dir / "logs"
-    for p in log_files:
-        if Path(p).is_file():
+    for p in dict.fromkeys(Path(p).resolve() for p in log_files):  # each log once, under logs/
+        if p.is_file():
             logs_dir.mkdir(exist_ok=True)
             writer.copy(p, f"logs/{Path(p).name}")
 
@@ -358,15 +373,43 @@ class LiveEvidence:
         tmp.write_text(self.dump([m.__dict__ for m in marks]) + "\n", encoding="utf-8")
         os.replace(tmp, self.folder / PARTIAL[1])
 
-    def close(self) -> None:
-        """The finished evidence replaces the partial files."""
+    def stop(self) -> None:
+        """No more appends (the drill is over); the partial files stay until :meth:`close`."""
         with self._lock:
             self._timeline.close()
             self._ledger.close()
+
+    def close(self) -> None:
+        """The finished evidence replaces the partial files; the in-progress marker goes last, so a
+        folder interrupted while its evidence is written is still marked."""
+        self.stop()
         for name in PARTIAL + (IN_PROGRESS,):
             p = self.folder / name
             if p.exists():
                 p.unlink()
+
+
+def prune_runs(root: Path, keep: int, current: str) -> list[str]:
+    """Remove the oldest run folders under ``root/runs`` beyond the newest ``keep`` (run ids start with
+    their UTC time, so names sort by age); never the current run nor one with a drill in progress.
+    Latest-run links left pointing nowhere go too. Returns one line per run removed."""
+    import shutil
+
+    runs = Path(root) / "runs"
+    if keep <= 0 or not runs.is_dir():
+        return []
+    folders = sorted((p for p in runs.iterdir() if p.is_dir() and not p.is_symlink()), key=lambda p: p.name)
+    old = [p for p in folders[:max(0, len(folders) - keep)] if p.name != current]
+    out = []
+    for folder in old:
+        if any(folder.glob(f"*/*/{IN_PROGRESS}")):
+            continue  # a drill of that run may be running now (or died: mark_incomplete handles it)
+        shutil.rmtree(folder, ignore_errors=True)
+        out.append(f"removed {folder} (chaosdrill_evidence_retention_count={keep})")
+    for link in Path(root).glob("*/*"):
+        if link.is_symlink() and not link.exists():
+            link.unlink()
+    return out
 
 
 def mark_incomplete(root: Path) -> list[str]:
@@ -390,17 +433,30 @@ def mark_incomplete(root: Path) -> list[str]:
         samples = _count_lines(folder / PARTIAL[0])
         reason = (f"the runner (pid {info.get('pid')}) died during the drill, before its evidence was finished; "
                   f"what it had seen is kept ({samples} status sample(s) in {PARTIAL[0]}). Never a finished run.")
-        meta = {"verdict": "INCOMPLETE", "reason": reason, "test": info.get("test"), "drill": info.get("drill"),
-                "backend": info.get("backend"), "run_id": info.get("run_id"), "drill_started_utc": info.get("started_utc"),
-                "marked_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
-        (folder / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        (folder / "notes.md").write_text(f"# {info.get('drill')}: INCOMPLETE\n\n## Why\n{reason}\n", encoding="utf-8")
-        os.replace(marker, folder / INCOMPLETE)
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != SUMS)
-        (folder / SUMS).write_text("".join(f"{sha256_file(p)}  {p.relative_to(folder).as_posix()}\n" for p in files),
-                                   encoding="utf-8")
-        out.append(f"{folder}: INCOMPLETE ({reason})")
+        out.append(mark_folder_incomplete(folder, reason))
     return out
+
+
+def mark_folder_incomplete(folder: Path, reason: str) -> str:
+    """Mark one drill folder INCOMPLETE now (its ``IN_PROGRESS.json`` becomes ``INCOMPLETE.json``, a
+    meta.json and notes.md say why, every file kept is hashed). Used for a runner that died, and by the
+    session itself when an interrupt lands while the folder is being written. Returns one line."""
+    marker = folder / IN_PROGRESS
+    try:
+        info = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = {}
+    meta = {"verdict": "INCOMPLETE", "reason": reason, "test": info.get("test"), "drill": info.get("drill"),
+            "backend": info.get("backend"), "run_id": info.get("run_id"), "drill_started_utc": info.get("started_utc"),
+            "marked_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    _atomic_write(folder / "notes.md", f"# {info.get('drill')}: INCOMPLETE\n\n## Why\n{reason}\n")
+    _atomic_write(folder / INCOMPLETE, json.dumps({**info, "reason": reason}, indent=2) + "\n")
+    _atomic_write(folder / "meta.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (SUMS, IN_PROGRESS))
+    _atomic_write(folder / SUMS, "".join(f"{sha256_file(p)}  {p.relative_to(folder).as_posix()}\n" for p in files))
+    if marker.exists():
+        marker.unlink()
+    return f"{folder}: INCOMPLETE ({reason})"
 
 
 def _count_lines(path: Path) -> int:

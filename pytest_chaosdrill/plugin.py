@@ -8,6 +8,7 @@ session, its reporting and its interrupts) is registered only once drills are co
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,6 +22,14 @@ STASH_SESSION = pytest.StashKey["Any"]()
 #: when the project has no drill module of its own).
 _DRILL_OPTIONS = ("target", "drills", "backend")
 _BUILTIN_BACKENDS = ("process", "docker", "external", "kubernetes")
+_BUNDLED_MARKERS = (
+    "phase2: the Phase 2 checklist drills (pytest-chaosdrill)",
+    "ops: operations drills: STOP and degradation with the telemetry gate (pytest-chaosdrill)",
+    "compound: compound drills (fault schedules, pytest-chaosdrill)",
+    "explore: drills that explore fault schedules with Hypothesis (pytest-chaosdrill)",
+    "cluster: drills only a Kubernetes cluster can run (pytest-chaosdrill)",
+    "chaosdrill(id): the drill definition a test runs (pytest-chaosdrill)",
+)
 _DRILL_MARKS = re.compile(r"\b(phase2|ops|compound|explore|cluster)\b")
 
 
@@ -35,10 +44,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     check_values(config)
     check_evidence_dir(config)
-    # The bundled schedule drills' markers, known before any drill is collected (so -m explore works).
-    config.addinivalue_line("markers", "compound: compound drills (fault schedules, pytest-chaosdrill)")
-    config.addinivalue_line("markers", "explore: drills that explore fault schedules with Hypothesis (pytest-chaosdrill)")
-    config.addinivalue_line("markers", "cluster: drills only a Kubernetes cluster can run (pytest-chaosdrill)")
+    # The bundled drills' markers, known before any drill is collected (so `pytest --markers` lists them
+    # and -m works under --strict-markers); a drill file's own markers are added at collection.
+    for line in _BUNDLED_MARKERS:
+        config.addinivalue_line("markers", line)
     for name in backend_names(config):  # an unknown backend is a usage error before collection
         if name not in _BUILTIN_BACKENDS and config.hook.pytest_chaosdrill_backend_class(name=name, config=config) is None:
             raise pytest.UsageError(f"--chaosdrill-backend: unknown backend {name!r}; built in: process, "
@@ -88,9 +97,21 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     from . import drill_tests
 
-    module = pytest.Module.from_parent(session, path=Path(drill_tests.__file__))
+    path = Path(drill_tests.__file__)
+    # A node id pytest accepts back on its command line (the module lives outside the rootdir: pytest
+    # would make it "::drill_tests.py"): the module's path relative to the rootdir, '..' included.
+    module = pytest.Module.from_parent(session, path=path, nodeid=_relative_nodeid(config, path))
     items.extend(i for i in session.genitems(module) if isinstance(i, pytest.Item))
     _session(config).note(f"no drill test module collected: running the bundled drills ({drill_tests.__file__})")
+
+
+def _relative_nodeid(config: pytest.Config, path: Path) -> str:
+    import os
+
+    try:
+        return path.relative_to(config.rootpath).as_posix()
+    except ValueError:
+        return Path(os.path.relpath(path, config.rootpath)).as_posix()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -157,10 +178,22 @@ def chaosdrill_site(request: pytest.FixtureRequest, chaosdrill_evidence: Any, tm
 def chaosdrill_harness(request: pytest.FixtureRequest, chaosdrill_evidence: Any, chaosdrill_backend: str,
                        chaosdrill_site: Any, chaosdrill_target_config: Any) -> Iterator[Any]:
     """The venue simulator and the fault proxy for one drill, placed by the backend."""
+    from .errors import TargetConfigError
+
     backend = _session(request.config).backend(chaosdrill_backend)
-    with backend.harness(chaosdrill_site, chaosdrill_target_config) as harness:
+    try:
+        harness_cm = backend.harness(chaosdrill_site, chaosdrill_target_config)
+        harness = harness_cm.__enter__()
+    except TargetConfigError as exc:  # the user's to fix (a port in use): one line, no traceback
+        pytest.fail(str(exc), pytrace=False)
+    try:
         chaosdrill_evidence.harness = harness
         yield harness
+    except BaseException:
+        if not harness_cm.__exit__(*sys.exc_info()):
+            raise
+    else:
+        harness_cm.__exit__(None, None, None)
 
 
 @pytest.fixture

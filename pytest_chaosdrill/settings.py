@@ -28,6 +28,9 @@ SETTINGS: dict[str, tuple[str, Any, str]] = {
                          "and shrinking fault schedules", "60", "float"),
     "explore_seed": ("seed of an exploring drill's schedule generator (the same seed draws the same schedules)",
                      "0", "int"),
+    "evidence_retention_count": ("keep the evidence of the last N runs (runs/<run id>/, like pytest's "
+                                 "tmp_path_retention_count); older runs are removed when a run starts; 0 keeps all",
+                                 "0", "int"),
     "allow_live": ("allow drills against a target that looks live (real money). Never in CI", False, "bool"),
 }
 
@@ -83,12 +86,24 @@ def _resolve(value: Any, base: Path) -> Path:
 def check_values(config: pytest.Config) -> None:
     """Usage errors for malformed values, before collection."""
     for name, kind in (("sample_interval_ms", float), ("venue_seed", int), ("explore_budget_s", float),
-                       ("explore_seed", int)):
+                       ("explore_seed", int), ("evidence_retention_count", int)):
         try:
             kind(setting(config, name))
         except (TypeError, ValueError):
             raise pytest.UsageError(f"--chaosdrill-{name.replace('_', '-')} (ini chaosdrill_{name}) must be "
-                                    f"a {kind.__name__}, got {setting(config, name)!r}") from None
+                                    f"{_KIND_WORDS[kind]}, got {setting(config, name)!r}") from None
+    for name, (low, high) in _RANGES.items():
+        value = float(setting(config, name))
+        if not low < value <= high:
+            raise pytest.UsageError(f"--chaosdrill-{name.replace('_', '-')} (ini chaosdrill_{name}) must be more "
+                                    f"than {low:g} and at most {high:g}, got {value:g}")
+
+
+_KIND_WORDS = {int: "an integer", float: "a number"}
+#: Open-closed ranges (low excluded, high included). 0 ms would busy-loop a core; above 10 ms a 5 ms
+#: decision could fall between two samples.
+_RANGES = {"sample_interval_ms": (0.0, 10.0), "explore_budget_s": (0.0, 86400.0),
+           "evidence_retention_count": (-1.0, 1e9)}
 
 
 def backend_names(config: pytest.Config) -> list[str]:

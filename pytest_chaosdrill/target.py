@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import yaml
 
@@ -148,6 +148,53 @@ class RenderedTarget:
             [v for v in self.extra_secrets if v]
 
 
+#: Every placeholder a backend fills (docs/targets.md lists them); ``venue_ca_file`` only with TLS on.
+PLACEHOLDERS = frozenset({
+    "venue_rest_url", "venue_ws_public_url", "venue_ws_private_url", "venue_api_key", "venue_secret_key",
+    "venue_passphrase", "control_dir", "data_dir", "host", "status_port", "drill_id", "python", "target_dir"})
+
+
+def _strings(data: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(field, value) of every string of a target file that placeholders are filled into."""
+    for key in ("status_url", "health_url", "hooks_log"):
+        if key in data:
+            yield key, data[key]
+    for section, prefix in ((data, ""), (data.get("docker") or {}, "docker.")):
+        if not isinstance(section, dict):
+            continue
+        for i, c in enumerate(section.get("command") or [] if isinstance(section.get("command"), list) else []):
+            yield f"{prefix}command[{i}]", c
+        for k, v in (section.get("env") or {}).items() if isinstance(section.get("env"), dict) else ():
+            yield f"{prefix}env.{k}", v
+    for k, v in (data.get("files") or {}).items() if isinstance(data.get("files"), dict) else ():
+        yield f"files.{k}", v
+    for k, v in (data.get("hooks") or {}).items() if isinstance(data.get("hooks"), dict) else ():
+        yield f"hooks.{k}.file", v if isinstance(v, str) else (v or {}).get("file", "")
+    for i, v in enumerate(data.get("secrets") or [] if isinstance(data.get("secrets"), list) else []):
+        yield f"secrets[{i}]", v
+
+
+def placeholder_problems(data: Mapping[str, Any]) -> list[str]:
+    """One line per unknown or malformed ``{placeholder}`` of a target file: checked when the file is
+    loaded (at collection), not when the first drill renders it."""
+    known = PLACEHOLDERS | ({"venue_ca_file"} if (data.get("venue") or {}).get("tls") else set())
+    out = []
+    for where, value in _strings(data):
+        if not isinstance(value, str):
+            continue
+        try:
+            names = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+        except ValueError as exc:
+            out.append(f"field '{where}': {exc} (write a literal brace as '{{{{' or '}}}}')")
+            continue
+        for name in names:
+            base = re.split(r"[.\[]", name, maxsplit=1)[0]
+            if base not in known:
+                hint = " (it needs 'venue: {tls: true}')" if base == "venue_ca_file" else ""
+                out.append(f"field '{where}': unknown placeholder {{{name}}}{hint}; known: {', '.join(sorted(known))}")
+    return out
+
+
 @lru_cache(maxsize=1)
 def _validator() -> Any:
     from jsonschema import Draft202012Validator
@@ -170,7 +217,10 @@ def load_target(path: str | Path) -> TargetConfig:
         raise TargetConfigError(f"{path}: a target file must hold one mapping")
     lines = describe_all(_validator().iter_errors(data))
     if lines:
-        raise TargetConfigError(f"{path}: invalid target file:\n  " + "\n  ".join(lines))
+        raise TargetConfigError("\n".join(f"{path}: {line}" for line in lines))  # one line per problem
+    problems = placeholder_problems(data)
+    if problems:
+        raise TargetConfigError("\n".join(f"{path}: {line}" for line in problems))  # one line per problem
     hooks = {}
     for name, spec in (data.get("hooks") or {}).items():
         if isinstance(spec, str):

@@ -60,7 +60,7 @@ def engine_available(timeout: float = 15.0) -> tuple[bool, str]:
     """
     cli = docker_cli()
     if cli is None:
-        return False, "docker CLI not found on PATH (install docker.io: .ci/docker-setup.sh)"
+        return False, "docker CLI not found on PATH (install Docker Engine: https://docs.docker.com/engine/install/)"
     try:
         proc = subprocess.run(
             [cli, "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"],
@@ -78,7 +78,7 @@ def engine_available(timeout: float = 15.0) -> tuple[bool, str]:
     if "permission denied" in low:
         return False, f"no permission to use the docker daemon socket (run as root or join group docker): {last}"
     if "cannot connect" in low or "is the docker daemon running" in low or "no such file" in low:
-        return False, "docker daemon not reachable (start it: .ci/docker-setup.sh, or `dockerd &`)"
+        return False, "docker daemon not reachable (start it: `sudo systemctl start docker` or `dockerd &`; or set DOCKER_HOST)"
     return False, f"docker engine unusable: {last}"
 
 
@@ -96,11 +96,12 @@ def compose_command(timeout: float = 15.0) -> str | None:
 
 def default_compose_file() -> Path:
     """``docker/docker-compose.yml`` of a source checkout, else the copy a wheel carries in
-    ``pytest_chaosdrill/_data/docker/`` (when pyproject force-includes it)."""
-    package = Path(__file__).resolve().parents[1]   # pytest_chaosdrill/ (this module is in backends/)
-    for candidate in (package.parent / "docker" / "docker-compose.yml", package / "_data" / "docker" / "docker-compose.yml"):
-        if candidate.is_file():
-            return candidate
+    ``pytest_chaosdrill/_data/docker/`` (the bundled data, :func:`pytest_chaosdrill.resources.data_dir`)."""
+    from ..resources import data_dir
+
+    candidate = data_dir("docker") / "docker-compose.yml"
+    if candidate.is_file():
+        return candidate
     raise FileNotFoundError("docker-compose.yml not found in the checkout (docker/) nor in pytest_chaosdrill/_data/docker/")
 
 

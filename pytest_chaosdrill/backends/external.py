@@ -8,9 +8,11 @@ pytest-xdist, each worker adds its worker number to every port so workers never 
 from __future__ import annotations
 
 import contextlib
+import socket
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..errors import TargetConfigError
 from ..target import RenderedTarget, TargetConfig
 from .base import Backend, CannotOnThisBackend, DrillSite, Harness
 from .local import local_harness, render_local
@@ -24,8 +26,25 @@ class ExternalBackend(Backend):
         port = int(config.external.get(key, 0))
         return port + self.settings.worker_index if port else 0
 
+    def _check_ports(self, config: TargetConfig) -> None:
+        """A fixed port already in use is the user's to fix: one line naming the file and the field
+        (not the bind error's traceback from inside the venue's event loop)."""
+        for key in ("venue_port", "proxy_port", "proxy_tls_port"):
+            port = self._port(config, key)
+            if not port:
+                continue
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the venue's own listener: TIME_WAIT is fine
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError as exc:
+                    raise TargetConfigError(
+                        f"{config.source or config.name}: field 'external.{key}': port {port} on 127.0.0.1 cannot "
+                        f"be used ({exc.strerror or exc}); stop what holds it or choose another port") from None
+
     @contextlib.contextmanager
     def harness(self, site: DrillSite, config: TargetConfig) -> Iterator[Harness]:
+        self._check_ports(config)
         with local_harness(seed=self.settings.venue_seed, venue_port=self._port(config, "venue_port"),
                            proxy_port=self._port(config, "proxy_port"), api_key=config.drill_key(),
                            tls=self.session_ca().files() if config.tls else None,

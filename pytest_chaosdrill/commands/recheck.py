@@ -96,8 +96,17 @@ def run(args: argparse.Namespace) -> int:
             else:
                 differ += 1
                 print(f"DIFFERENT {folder.name}: stored {stored}, re-derived {derived}: {reason}{tampered}")
+    from ..evidence import INCOMPLETE, IN_PROGRESS
+
+    # Folders never finished: named one by one, and never an "all agree" (issue 23)
+    unfinished = sorted({m.parent for raw in args.paths for name in (INCOMPLETE, IN_PROGRESS)
+                         for m in Path(raw).resolve().rglob(name)})
+    for folder in unfinished:
+        print(f"INCOMPLETE {folder}: {'still in progress' if (folder / IN_PROGRESS).exists() else 'never finished'}"
+              " (see its meta.json or IN_PROGRESS.json)")
     if total == 0:
         print("chaosdrill recheck: no drill folder (meta.json) found", file=sys.stderr)
         return 2
-    print(f"{total} drill(s): {total - differ - unreadable} agree, {differ} differ, {unreadable} unreadable")
-    return 2 if unreadable else (1 if differ else 0)
+    print(f"{total} drill(s): {total - differ - unreadable} agree, {differ} differ, {unreadable} unreadable"
+          + (f", {len(unfinished)} incomplete" if unfinished else ""))
+    return 2 if unreadable else (1 if differ or unfinished else 0)

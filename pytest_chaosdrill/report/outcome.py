@@ -44,18 +44,28 @@ class DrillOutcome:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def summary_table(outcomes: Iterable[DrillOutcome]) -> list[str]:
-    """The terminal summary: one aligned row per drill test."""
+def summary_table(outcomes: Iterable[DrillOutcome], base: str | Path | None = None) -> list[str]:
+    """The terminal summary: one aligned row per drill test; evidence folders relative to ``base`` (the
+    run folder, printed once below the table) so the table fits a terminal."""
     rows = [("drill", "backend", "verdict", "time to safe", "budget", "evidence")]
     for o in outcomes:
         tts = f"{o.time_to_safe_ms:.0f} ms" if o.time_to_safe_ms is not None else "-"
         budget = (f"{o.budget_ms:.0f} ms" + (" (target file)" if o.budget_source == "target file" else "")
                   if o.budget_ms else "-")
-        rows.append((o.drill_id, o.backend, o.verdict, tts, budget, o.folder or "-"))
+        rows.append((o.drill_id, o.backend, o.verdict, tts, budget, _relative(o.folder, base) if o.folder else "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return lines
+
+
+def _relative(folder: str, base: str | Path | None) -> str:
+    if base is None:
+        return folder
+    try:
+        return Path(folder).relative_to(base).as_posix()
+    except ValueError:
+        return folder
 
 
 def files_complete(folder: str | Path | None) -> bool:

@@ -127,6 +127,10 @@ def signoff_markdown(outcomes: list[DrillOutcome], run_id: str, commit: str | No
                 "Open boxes: " + ("; ".join(opened) if opened else "none (but see the drills below)") + ".", "",
                 "Drills behind it:"] + [f"- {w}" for w in decision.why] + ([] if decision.why
                                                                          else ["- (every drill passed)"])
+    failed = [o for o in outcomes if o.verdict != "PASS"]
+    if failed:  # what failed leads, whatever the drill's group (a run of one's own drills included)
+        head[1:1] = ["", f"**Failed in this run ({len(failed)}):**", ""] + [
+            f"- {o.drill_id} ({o.backend}): {o.verdict}" + (f": {o.reason}" if o.reason else "") for o in failed]
     lines = head + [
         "", "## Phase 2 Sign-Off", "",
         f"Run `{run_id}`, commit `{commit or 'not in a git checkout'}`.", "",
@@ -149,6 +153,12 @@ def signoff_markdown(outcomes: list[DrillOutcome], run_id: str, commit: str | No
     else:
         lines += ["_No sign-off statement: this run does not prove every machine-checkable box._", ""]
     return "\n".join(lines)
+
+
+def full_run(outcomes: Iterable[Any], expected_phase2: int = EXPECTED_PHASE2) -> bool:
+    """Whether a run may stand as the latest sign-off: every one of the ``expected_phase2`` Phase 2 drills
+    ran in it. A partial or custom selection gets its own SIGNOFF.md in its run folder only."""
+    return len({o.drill_id for o in outcomes if o.group == "phase2"}) >= expected_phase2
 
 
 def write_signoff(run_dir: Path, outcomes: list[DrillOutcome], run_id: str, commit: str | None, *,

@@ -16,7 +16,8 @@ from ..backends.base import Backend, BackendSettings
 from ..context import DrillContext
 from ..drill import Drill, load_drills
 from ..errors import BackendUnavailable, DrillDefinitionError, DrillFailed, DrillNotProven, TargetConfigError
-from ..evidence import EvidenceWriter, LiveEvidence, folder_name, sha256_file, write_drill_evidence
+from ..evidence import (EvidenceWriter, LiveEvidence, folder_name, mark_folder_incomplete, sha256_file,
+                        write_drill_evidence)
 from ..expect import Expectation
 from ..redaction import Redactor
 from ..registry import Registry, Requirements, missing_target_fields, validate_drill
@@ -103,6 +104,20 @@ class DrillSession:
                     tr.write_line(f"chaosdrill: {name} backend removed a leftover of a killed run: {line}", yellow=True)
         return self._backends[name]
 
+    def _require_backends(self, items: list[pytest.Item]) -> None:
+        """Fail closed: a backend the user asked for and cannot have stops the run before any drill
+        (non-zero exit, one line saying how to get it), never a green run of skips."""
+        wanted = sorted({i.callspec.params["chaosdrill_backend"] for i in items
+                         if hasattr(i, "callspec") and "chaosdrill_backend" in i.callspec.params
+                         and i.get_closest_marker("skip") is None})
+        for name in wanted:
+            if name in self._backends or name in self._unavailable:
+                continue
+            try:
+                self.backend(name)
+            except pytest.skip.Exception:
+                raise pytest.UsageError(f"--chaosdrill-backend {name}: {self._unavailable[name]}") from None
+
     def _unavailable_outcome(self, name: str, reason: str) -> None:
         if os.environ.get(f"CHAOSDRILL_REQUIRE_{name.upper()}") == "1":
             pytest.fail(f"{name} backend: {reason} (and CHAOSDRILL_REQUIRE_{name.upper()}=1)", pytrace=False)
@@ -117,23 +132,26 @@ class DrillSession:
         if why:
             pytest.fail(f"cannot write evidence: {why}; pass --chaosdrill-evidence-dir=A_WRITABLE_FOLDER", pytrace=False)
         locations = setting_paths(config, "drills") or [drills_dir()]
+        problems = []  # every bad input of the drill and target files, each once, in one collection error
         try:
             drills = load_drills(locations)
         except DrillDefinitionError as exc:
-            pytest.fail(f"broken drill definition: {exc}", pytrace=False)
+            drills = []
+            problems += str(exc).splitlines()
         registry = self.registry()
         fixture_dirs = setting_paths(config, "fixtures")
-        problems = []
         checked = []
         for d in drills:
             found, needs = validate_drill(d, registry, fixture_dirs)
             problems += [f"{d.path}: {p}" for p in found]
             checked.append((d, needs))
-        if problems:
-            pytest.fail("broken drill definition(s):\n  " + "\n  ".join(problems), pytrace=False)
-        self.target_config()  # a broken target file is a collection error naming file and field
+        try:
+            self.target_config()  # a broken target file is a collection error naming file and field
+        except pytest.fail.Exception as exc:
+            problems += str(exc.msg).splitlines()
+        if problems:  # failed outside any except block: one message, no "During handling of ..."
+            pytest.fail("broken drill or target file(s):\n  " + "\n  ".join(p.strip() for p in problems), pytrace=False)
         classes = {b: config.hook.pytest_chaosdrill_backend_class(name=b, config=config) for b in backend_names(config)}
-        config.addinivalue_line("markers", "chaosdrill(id): the drill definition a test runs")
         params = []
         for d, needs in checked:
             for m in d.markers:
@@ -160,13 +178,15 @@ class DrillSession:
         # Drills skipped at collection (a backend without the capability) never run: not "unfinished".
         self.state.collected = sum(1 for i in session.items if "chaosdrill_drill" in getattr(i, "fixturenames", ())
                                    and i.get_closest_marker("skip") is None)
+        if self.state.collected and not self.config.option.collectonly:
+            self._require_backends(session.items)
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         if tr is None or not self.state.collected:
             return
         target = setting_path(self.config, "target")
         tr.write_line(f"chaosdrill: backend={setting(self.config, 'backend')}, "
                       f"target={target or 'bundled reference target (okx_demo_api)'}, "
-                      f"evidence={self.state.run_info().root}")
+                      f"evidence={self.state.evidence_root()}")
         for line in self.state.notes:
             tr.write_line(f"chaosdrill: {line}")
 
@@ -191,7 +211,7 @@ class DrillSession:
         drill = replace(drill, time_to_safe_budget_ms=budget.ms, raw={
             **drill.raw, "time_to_safe_budget_ms": budget.ms,
             "budget_source": {"source": budget.source, "why": budget.why}})
-        interval_ms = min(10.0, float(setting(self.config, "sample_interval_ms")))
+        interval_ms = float(setting(self.config, "sample_interval_ms"))  # range checked at start-up (settings)
         ctx = DrillContext(target=target, rendered=target.target, venue=harness.venue, proxy=harness.proxy,
                            timeline=timeline, sample_interval_s=interval_ms / 1000, local_hosts=harness.local_hosts,
                            harness_info=dict(harness.info))
@@ -250,7 +270,10 @@ class DrillSession:
         return "INTERRUPTED", "the run was interrupted before this drill started"
 
     def write_evidence(self, item: pytest.Item, state: DrillState) -> None:
-        """The drill's evidence folder, whatever the outcome; its outcome kept for the reports."""
+        """The drill's evidence folder, whatever the outcome; its outcome kept for the reports. Written
+        once: a second call (the fixture's teardown after the interrupt handler wrote it) does nothing."""
+        if state.outcome is not None:
+            return
         verdict, reason = self._verdict(item, state)
         target = state.target
         rendered = getattr(target, "target", None)
@@ -260,7 +283,7 @@ class DrillSession:
         assert writer is not None
         writer.redact = redactor
         if state.live is not None:
-            state.live.close()  # the finished evidence replaces what was appended while the drill ran
+            state.live.stop()  # no more appends; the partial files and the marker go once the folder is whole
         run = state.run
         record = run.record if run is not None else None
         evaluation = run.evaluation if run is not None else None
@@ -278,10 +301,28 @@ class DrillSession:
             result = write_drill_evidence(
                 writer, record=record, evaluation=evaluation, rendered=rendered, nodeid=item.nodeid,
                 drill_id=state.drill.id, title=state.drill.title, backend=state.backend, verdict=verdict,
-                reason=reason, backend_info=_describe(target), log_files=logs, versions=versions)
+                reason=reason, backend_info=_describe(target), log_files=list(dict.fromkeys(logs)), versions=versions)
         except Exception as exc:  # never lose the outcome because of an evidence problem: say it loudly
             (writer.dir / "EVIDENCE_ERROR.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
             result = {"folder": str(writer.dir), "ieb": "", "ieb_sha256": ""}
+        except BaseException as exc:  # Ctrl-C or SIGTERM while the folder is written: marked, never half and unmarked
+            state.evidence_interrupted = True
+            verdict = "INCOMPLETE"
+            reason = ("interrupted (Ctrl-C or SIGTERM) while this drill's evidence was written; the files kept are "
+                      "what was written before. Never a finished run.")
+            mark_folder_incomplete(writer.dir, reason)
+            result = {"folder": str(writer.dir), "ieb": "", "ieb_sha256": ""}
+            self._keep_outcome(item, state, verdict, reason, result)
+            raise exc
+        if state.live is not None:
+            state.live.close()  # the folder is whole: the partial files and the in-progress marker go last
+        self._keep_outcome(item, state, verdict, reason, result)
+
+    def _keep_outcome(self, item: pytest.Item, state: DrillState, verdict: str, reason: str,
+                      result: dict[str, str]) -> None:
+        """The drill's outcome kept for the reports (the table, SIGNOFF.md, the JUnit facts)."""
+        record = state.run.record if state.run is not None else None
+        evaluation = state.run.evaluation if state.run is not None else None
         state.evidence, state.verdict, state.reason = result, verdict, reason
         outcome = DrillOutcome(item.nodeid, state.drill.id, state.drill.title, state.drill.group, state.backend,
                                verdict, reason, folder=result["folder"], ieb_sha256=result.get("ieb_sha256"),

@@ -3,6 +3,7 @@ the fault is always released and the verdict is TIMEOUT), SIGTERM handled like C
 short by either reported as INTERRUPTED with why (pytest makes no report for it)."""
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from typing import Any, Iterator
@@ -15,6 +16,8 @@ from ..halt import HaltWatcher, in_release, interrupt_main_thread
 from .reporting import junit_facts
 from .state import STASH_REPORTS, STASH_STATE, SessionState
 
+log = logging.getLogger("chaosdrill")
+
 
 class DrillInterrupts:
     """The drill deadline, the SIGTERM handler and the reports of interrupted drills."""
@@ -24,6 +27,7 @@ class DrillInterrupts:
         self._old_sigterm: Any = None
         self._watcher: HaltWatcher | None = None
         self._install_sigterm()
+        _pipe_safe_terminal(state.config)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
@@ -57,7 +61,12 @@ class DrillInterrupts:
         """Ctrl-C or SIGTERM mid-drill: pytest makes no report for the drill's call or teardown, so the
         JUnit file would get a nameless test case. Report the drill as it ended: INTERRUPTED, and why."""
         item = self.state.current
-        if item is None or STASH_STATE not in item.stash or "call" in item.stash.get(STASH_REPORTS, {}):
+        if item is None or STASH_STATE not in item.stash:
+            return
+        reports = item.stash.get(STASH_REPORTS, {})
+        if "call" in reports:
+            if "teardown" not in reports:
+                self._interrupted_teardown(item)
             return
         state = item.stash[STASH_STATE]
         ev = state.run.evaluation if state.run is not None else None
@@ -74,6 +83,32 @@ class DrillInterrupts:
                  ("time_to_safe_ms", "" if tts is None else f"{tts:.1f}"),
                  ("evidence_folder", str(state.writer.dir) if state.writer is not None else "")]
         junit_facts(self.state.config, teardown, props)
+
+    def _interrupted_teardown(self, item: pytest.Item) -> None:
+        """Ctrl-C after the drill's call, while its target stopped or its evidence was written: the drill
+        is not reported as passed (its folder is marked INCOMPLETE, see DrillSession.write_evidence)."""
+        state = item.stash[STASH_STATE]
+        if state.outcome is None:
+            # pytest drops the fixtures' remaining finalizers when Ctrl-C lands in one: stop the target and
+            # write the evidence here, or the folder would stay half written and the service running.
+            if state.target is not None:
+                try:
+                    state.target.close()
+                except Exception as exc:  # stopping is best effort here; the evidence says what happened
+                    log.warning("target not stopped after the interrupt: %s: %s", type(exc).__name__, exc)
+            core = self.state.config.pluginmanager.get_plugin("chaosdrill-session")
+            if core is not None:
+                core.write_evidence(item, state)
+        folder = str(state.writer.dir) if state.writer is not None else ""
+        common = dict(nodeid=item.nodeid, location=item.location, keywords={k: 1 for k in item.keywords})
+        teardown = pytest.TestReport(
+            outcome="failed", when="teardown", **common,
+            longrepr=f"INTERRUPTED during the drill's teardown (evidence folder {folder or 'not created'}: "
+                     "marked INCOMPLETE unless it was finished)")
+        item.stash.setdefault(STASH_REPORTS, {})["teardown"] = teardown
+        item.ihook.pytest_runtest_logreport(report=teardown)
+        junit_facts(self.state.config, teardown, [("drill_id", state.drill.id), ("verdict", "INTERRUPTED"),
+                                                  ("backend", state.backend), ("evidence_folder", folder)])
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -111,3 +146,38 @@ class DrillInterrupts:
             self._old_sigterm = None
             return
         self._watcher = HaltWatcher(lambda facts: interrupt_main_thread()).start()
+
+
+class _PipeSafe:
+    """The terminal's stream, made harmless once its reader is gone (``pytest ... | tee log`` and
+    Ctrl-C: tee dies first). A write to the broken pipe would raise out of whatever hook printed, turn
+    the interrupt into an internal error and cost the JUnit file, the sign-off and the report."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                return self._stream.write(text)
+            except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+                self.broken = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self._stream.flush()
+            except (BrokenPipeError, ValueError):
+                self.broken = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _pipe_safe_terminal(config: pytest.Config) -> None:
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    tw = getattr(tr, "_tw", None)
+    if tw is not None and hasattr(tw, "_file") and not isinstance(tw._file, _PipeSafe):
+        tw._file = _PipeSafe(tw._file)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from _pytest.junitxml import LogXML, xml_key
 
-from ..evidence import EvidenceWriter, LiveEvidence, RunInfo, git_commit, mark_incomplete, new_run_id
+from ..evidence import EvidenceWriter, LiveEvidence, RunInfo, git_commit, mark_incomplete, prune_runs, new_run_id
 from ..redaction import Redactor, guard_logs
 from ..report import DrillOutcome
 from ..runner import DrillRun
@@ -41,6 +41,7 @@ class DrillState:
     redactor: Redactor | None = None
     writer: EvidenceWriter | None = None
     live: LiveEvidence | None = None
+    evidence_interrupted: bool = False  # an interrupt landed while the evidence folder was written
 
     def secrets(self) -> Redactor:
         """Secrets by value: every secret-looking variable of the environment the target gets (pytest's
@@ -68,6 +69,7 @@ class SessionState:
     written: list[DrillOutcome] = field(default_factory=list)    # written in this process (a report may never come)
     notes: list[str] = field(default_factory=list)
     announcements: list[str] = field(default_factory=list)       # terminal summary lines (a minimal failing drill)
+    full_run: bool = False  # this run had every Phase 2 drill: its sign-off is the latest at the evidence root
     drill_modules: list[str] = field(default_factory=list)       # drill tests parametrized in this session
     collected: int = 0
     current: pytest.Item | None = None                           # the drill test running now
@@ -102,6 +104,8 @@ class SessionState:
             for line in mark_incomplete(root):  # folders of runs that were killed mid-drill
                 self.note(line)
                 log.warning("%s", line)
+            for line in prune_runs(root, int(setting(self.config, "evidence_retention_count")), self.info.run_id):
+                self.note(line)
             xml = junit(self.config)
             if xml is not None:
                 xml.add_global_property("chaosdrill_run_id", self.info.run_id)

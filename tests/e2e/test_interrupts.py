@@ -154,3 +154,99 @@ def test_sigterm_of_pytest_is_handled_like_ctrl_c(pytester: pytest.Pytester) -> 
     props = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert props["chaosdrill[drill_2_market_data_stale-process].verdict"] == "INTERRUPTED"
     assert root.find("testsuite").get("tests") == "1"
+
+
+# --- issue 23: Ctrl-C at every phase, evidence never half and unmarked, a broken pipe costs nothing ------------
+
+#: A conftest of the drilled project that delivers SIGINT to pytest itself at one named point of the
+#: drill's life (deterministic: the signal lands exactly there, not after a sleep). The plugin is not
+#: changed: the wrapped function runs unmodified once the signal has been raised.
+INTERRUPT_AT = '''
+import os, signal
+import pytest_chaosdrill.evidence as evidence
+import pytest_chaosdrill.runner as runner
+import pytest_chaosdrill.backends.process as process
+
+POINT = os.environ["INTERRUPT_AT"]
+TARGETS = {"steady": (runner.DrillRun, "_prove_steady_state"), "fault": (runner.DrillRun, "_observe_until_safe"),
+           "recovery": (runner.DrillRun, "_verify_recovery"), "teardown": (process.ProcessTarget, "close"),
+           "evidence": (evidence.EvidenceWriter, "finish")}
+cls, name = TARGETS[POINT]
+original = getattr(cls, name)
+
+def interrupted(self, *args, **kwargs):
+    if not os.path.exists(os.environ["INTERRUPT_MARK"]):  # one Ctrl-C, the first time the point is reached
+        open(os.environ["INTERRUPT_MARK"], "w").write(POINT)
+        os.kill(os.getpid(), signal.SIGINT)   # Ctrl-C, landing here
+    return original(self, *args, **kwargs)
+
+setattr(cls, name, interrupted)
+'''
+
+
+def run_interrupted(pytester: pytest.Pytester, point: str, *, broken_pipe: bool = False) -> tuple[int, str, Path]:
+    from drilltexts import BOOK_GAP
+
+    drills = pytester.path / "mydrills"
+    drills.mkdir()
+    (drills / "gap.yaml").write_text(BOOK_GAP)
+    pytester.makepyfile(test_drills=TEST_MODULE)
+    pytester.makeconftest(INTERRUPT_AT)
+    mark = pytester.path / "interrupt.mark"
+    env = {**os.environ, "INTERRUPT_AT": point, "INTERRUPT_MARK": str(mark)}
+    cmd = [sys.executable, "-m", "pytest", f"--chaosdrill-drills={drills}", "-p", "no:cacheprovider", "-v",
+           f"--chaosdrill-evidence-dir={pytester.path / 'evidence'}", f"--junitxml={pytester.path / 'junit.xml'}"]
+    if not broken_pipe:
+        out = subprocess.run(cmd, cwd=pytester.path, env=env, capture_output=True, text=True, timeout=180)
+        assert mark.read_text() == point
+        return out.returncode, out.stdout + out.stderr, pytester.path
+    # `pytest ... | tee log` and Ctrl-C: the reader of pytest's output is gone before pytest writes its end.
+    read, write = os.pipe()
+    proc = subprocess.Popen(cmd, cwd=pytester.path, env=env, stdout=write, stderr=write)
+    os.close(write)
+    reader = os.fdopen(read, "rb")
+    wait_for("the interrupt point", mark.exists, timeout=120)
+    reader.close()                                     # tee died with the Ctrl-C
+    proc.wait(timeout=120)
+    return proc.returncode, "", pytester.path
+
+
+@pytest.mark.parametrize("point", ["steady", "fault", "recovery", "teardown", "evidence"])
+def test_ctrl_c_at_every_phase_leaves_marked_evidence_and_every_report(pytester: pytest.Pytester, point: str) -> None:
+    """Issue 23 (1): whatever phase Ctrl-C lands in, the folder is finished or marked INCOMPLETE, the
+    JUnit never says passed, and the sign-off and the report are written."""
+    rc, out, root = run_interrupted(pytester, point)
+    assert rc == pytest.ExitCode.INTERRUPTED, out[-3000:]
+    import re  # -v: one line per phase, with the seconds since the drill test started
+    assert re.search(r"^    chaosdrill +\+\d+\.\d{3} s: ", out, re.M), out[-3000:]
+    (folder,) = [p for p in (root / "evidence" / "runs").glob("*/phase2/*") if p.is_dir()]
+    assert not (folder / "IN_PROGRESS.json").exists(), sorted(p.name for p in folder.iterdir())
+    meta = json.loads((folder / "meta.json").read_text())
+    if point == "teardown":  # the drill had its verdict; its folder is finished whole after the Ctrl-C
+        assert meta["verdict"] == "PASS" and (folder / "SHA256SUMS").is_file(), meta
+    else:
+        assert meta["verdict"] in ("INTERRUPTED", "INCOMPLETE"), meta
+    if point == "evidence":
+        assert meta["verdict"] == "INCOMPLETE" and (folder / "INCOMPLETE.json").exists()
+    verify = subprocess.run([sys.executable, "-m", "pytest_chaosdrill.cli", "verify-evidence", str(folder)],
+                            capture_output=True, text=True, timeout=60)
+    if meta["verdict"] == "INCOMPLETE":
+        assert verify.returncode == 1 and str(folder) in verify.stdout, verify.stdout + verify.stderr
+    else:
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    run = folder.parent.parent
+    assert "PARTIAL RUN" in (run / "SIGNOFF.md").read_text() and (run / "report.html").is_file()
+    xml = ET.parse(root / "junit.xml").getroot()
+    (case,) = list(xml.iter("testcase"))
+    assert case.find("failure") is not None or case.find("error") is not None, ET.tostring(case)[:2000]
+
+
+def test_ctrl_c_under_a_broken_pipe_keeps_junit_signoff_and_report(pytester: pytest.Pytester) -> None:
+    """Issue 23 (2): `pytest ... | tee log` and Ctrl-C; the pipe's reader dies first."""
+    rc, _, root = run_interrupted(pytester, "recovery", broken_pipe=True)
+    assert rc != 0
+    (run,) = list((root / "evidence" / "runs").iterdir())
+    assert "PARTIAL RUN" in (run / "SIGNOFF.md").read_text() and (run / "report.html").is_file()
+    xml = ET.parse(root / "junit.xml").getroot()
+    (case,) = list(xml.iter("testcase"))
+    assert case.find("failure") is not None or case.find("error") is not None

@@ -63,7 +63,7 @@ def test_broken_drill_file_is_a_collection_error_naming_file_and_field(pytester:
     make_drill(pytester, "broken.yaml", BOOK_GAP.replace("kind: venue.book_gap", "kind: 42"))
     result = run(pytester)
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*broken.yaml*", "*field 'trigger.kind'*"])
+    result.stdout.fnmatch_lines(["*broken.yaml: field 'trigger.kind'*"])  # one line: file and field
 
 
 def test_yaml_syntax_error_names_the_file(pytester: pytest.Pytester) -> None:
@@ -228,18 +228,16 @@ def test_a_bot_configured_for_real_money_is_refused_from_the_wire(pytester: pyte
     assert live and {e["auth"] for e in live} == {"50101"} and {e["status"] for e in live} == {401}
 
 
-def test_docker_backend_without_an_engine_skips_with_one_reason(pytester: pytest.Pytester,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_docker_backend_without_an_engine_is_a_usage_error_with_one_reason(pytester: pytest.Pytester,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked for and unavailable: exit 4 before any drill, never a green run of skips (issue 23)."""
     make_drill(pytester, "gap.yaml", BOOK_GAP)
     monkeypatch.setenv("CHAOSDRILL_DOCKER", "no-such-docker-cli")
     monkeypatch.delenv("CHAOSDRILL_REQUIRE_DOCKER", raising=False)
     result = run(pytester, "--chaosdrill-backend", "docker", "-rs")
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*SKIPPED*docker backend: docker CLI not found*"])
-    monkeypatch.setenv("CHAOSDRILL_REQUIRE_DOCKER", "1")  # CI with an engine: a skip would hide a failure
-    result = run(pytester, "--chaosdrill-backend", "docker")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*CHAOSDRILL_REQUIRE_DOCKER=1*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --chaosdrill-backend docker: docker backend: docker CLI not found*"])
+    assert "SKIPPED" not in result.stdout.str()
 
 
 def _free_port() -> int:
@@ -291,7 +289,7 @@ venue: {{key: {{api_key: baked-key, secret_key: baked-secret-0123, passphrase: b
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--chaosdrill-backend", "k8s"], "*unknown backend 'k8s'*built in: process, docker, external*"),
-    (["--chaosdrill-sample-interval-ms", "fast"], "*must be a float, got 'fast'*"),
+    (["--chaosdrill-sample-interval-ms", "fast"], "*must be a number, got 'fast'*"),
 ])
 def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: list[str], message: str) -> None:
     make_drill(pytester, "gap.yaml", BOOK_GAP)

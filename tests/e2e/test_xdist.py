@@ -29,7 +29,8 @@ def test_two_workers_make_one_run_with_one_signoff(pytester: pytest.Pytester) ->
     assert folders == ["drill_5_ws_book_gap", "drill_6_ws_trades_gap"]
     signoff = (runs[0] / "SIGNOFF.md").read_text()
     assert "| drill_5_ws_book_gap |" in signoff and "| drill_6_ws_trades_gap |" in signoff
-    assert (pytester.path / "evidence" / "SIGNOFF.md").read_text() == signoff
+    # two drills are a partial selection: their sign-off is the run's own, never the evidence root's (issue 23)
+    assert not (pytester.path / "evidence" / "SIGNOFF.md").exists()
     result.stdout.fnmatch_lines(["*chaos drills*", "*drill_5_ws_book_gap*PASS*", "*drill_6_ws_trades_gap*PASS*"])
     root = ET.parse(junit).getroot()
     assert junit10_problems(root) == []

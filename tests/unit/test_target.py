@@ -25,9 +25,21 @@ def test_target_placeholders_are_filled_and_unknown_ones_named(tmp_path: Path) -
     r = t.render({"venue_rest_url": "http://127.0.0.1:9", "status_port": 5, "drill_id": "d"})
     assert r.env == {"URL": "http://127.0.0.1:9", "KEY": "abc-d"} and r.status_url.endswith(":5/s")
     assert r.secrets() == ["abc-d"]
-    bad = load_target(_target(tmp_path, 'name: s\ncommand: ["x"]\nenv: {A: "{nope}"}\nstatus_url: "http://127.0.0.1/"\n'))
-    with pytest.raises(TargetConfigError, match=r"field 'env.A': unknown placeholder \{nope\}"):
-        bad.render({})
+    with pytest.raises(TargetConfigError, match=r"field 'env.URL': unknown placeholder \{venue_rest_url\}"):
+        t.render({})  # a value the backend does not give: named when rendered
+
+
+def test_unknown_and_malformed_placeholders_are_named_when_the_file_is_loaded(tmp_path: Path) -> None:
+    """Issue 23 (4): at collection, one line each, all of them; not one traceback per drill."""
+    with pytest.raises(TargetConfigError) as exc:
+        load_target(_target(tmp_path, 'name: s\ncommand: ["x", "{pyton}"]\nenv: {A: "{venue_url}", B: "{bad"}\n'
+                                      'status_url: "http://127.0.0.1/"\nfiles: {log: "{venue_ca_file}"}\n'))
+    lines = str(exc.value).splitlines()
+    assert [line.split(": ", 1)[1].split(";")[0].split(" (")[0] for line in lines] == [
+        "field 'command[1]': unknown placeholder {pyton}", "field 'env.A': unknown placeholder {venue_url}",
+        "field 'env.B': expected '}' before end of string", "field 'files.log': unknown placeholder {venue_ca_file}"]
+    assert all(line.startswith(str(tmp_path)) for line in lines)
+    assert "it needs 'venue: {tls: true}'" in lines[3]
 
 
 def test_target_file_errors(tmp_path: Path) -> None:
