@@ -7,6 +7,7 @@ filled from the drill's environment (venue URLs, control and data folders, ports
 from __future__ import annotations
 
 import json
+import re
 import string
 import sys
 from dataclasses import dataclass, field

@@ -72,7 +72,6 @@ def no_open_dispatch_while_blocked(rec: "DrillRecord", grace_ms: float = 100.0) 
     spans = rec.blocked_spans()
     if not spans:
         return CheckResult("no_open_dispatch_while_blocked", None, "OPEN was never observed blocked")
-    start, end = spans[0][0], spans[-1][1]
     opens = [o for a, b in spans for o in open_orders_in_window(rec.ledger, a + grace_ms / 1000, b, block_start_mono=a)]
     if opens:
         # Both are findings; the reason says which: decided while blocked, or sent before the block and
