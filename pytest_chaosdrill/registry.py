@@ -35,6 +35,7 @@ def builtin_triggers() -> dict[str, TriggerFactory]:
         "file.stop": F.StopFile,
         "hook.apply": F.TargetHook,
         "network.disconnect": F.NetworkDisconnect,
+        "dns.failure": F.DNSFailure,
         "process.pause": F.ProcessPause,
     })
     # Schedules run steps of any kind in the table, plugins' kinds included (the hook adds them to it later).

@@ -36,8 +36,11 @@ PAUSE = "pause"
 NETWORK_CUT = "network_cut"
 #: Observe the service's exit and its exit status.
 EXIT = "exit"
+#: The venue's hostname resolves through a DNS stub the drill controls (``dns_fail``, ``dns_restore``,
+#: ``dns_state``: the stub's own per-name lookup counts); see pytest_chaosdrill.dnsstub.
+DNS = "dns"
 
-ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT})
+ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, DNS})
 
 
 @runtime_checkable

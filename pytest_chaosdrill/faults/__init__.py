@@ -16,12 +16,12 @@ from __future__ import annotations
 from .base import BackendFault, CompositeKind, FaultNotLanded, Trigger, TriggerFactory, jsonable, requirements
 from .file import StopFile
 from .hook import TargetHook
-from .network import NetworkDisconnect
+from .network import DNSFailure, NetworkDisconnect
 from .process import ProcessKillRestart, ProcessPause
 from .proxy import ProxyToxic
 from .schedule import ScheduleKind, ScheduleTrigger
 from .venue import ONE_SHOT_VENUE_FAULTS, VENUE_FAULTS, VenueFault, VenueFaultKind
 
-__all__ = ["BackendFault", "CompositeKind", "FaultNotLanded", "NetworkDisconnect", "ONE_SHOT_VENUE_FAULTS", "ProcessKillRestart",
+__all__ = ["BackendFault", "CompositeKind", "DNSFailure", "FaultNotLanded", "NetworkDisconnect", "ONE_SHOT_VENUE_FAULTS", "ProcessKillRestart",
            "ProcessPause", "ProxyToxic", "ScheduleKind", "ScheduleTrigger", "StopFile", "TargetHook", "Trigger",
            "TriggerFactory", "VENUE_FAULTS", "VenueFault", "VenueFaultKind", "jsonable", "requirements"]
