@@ -112,6 +112,8 @@ class DrillSite:
     drill_id: str
     workdir: Path
     run_id: str
+    #: the backend capabilities the drill needs (``dns``: its venue behind the DNS stub's hostname)
+    needs: frozenset[str] = frozenset()
 
     @property
     def control_dir(self) -> Path:

@@ -211,8 +211,7 @@ def test_schema_agrees_with_the_parser(tmp_path: Path) -> None:
 
 def test_backend_declares_every_capability_and_its_extra() -> None:
     assert DockerBackend.name == "docker" and DockerBackend.extra == "docker"
-    # every one but `dns`: the DNS stub sidecar is not wired into the docker backend yet (docs/targets.md)
-    assert DockerBackend.capabilities == ALL_CAPABILITIES - {"dns"}
+    assert DockerBackend.capabilities == ALL_CAPABILITIES
 
 
 def test_unavailable_without_pytest_docker(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -244,6 +244,17 @@ def skew_refusals_not_counted() -> None:
     Telemetry.error = error  # type: ignore[method-assign]
 
 
+def dns_failures_not_counted() -> None:
+    """Failed lookups of the venue's name are not error events (resets, timeouts and HTTP errors are)."""
+    orig = Telemetry.error
+
+    def error(self: Telemetry, kind: str, endpoint: str, status: int | None = None, detail: str = "") -> None:
+        if kind != "dns_failure":
+            orig(self, kind, endpoint, status, detail)
+
+    Telemetry.error = error  # type: ignore[method-assign]
+
+
 def latch_cleared_before_reads() -> None:
     """The latch clears when a reconciliation starts, before its positions / open-orders reads (and
     whatever they find)."""
@@ -731,7 +742,7 @@ VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     kill_resumes_on_its_own, stop_detected_late, stop_exits_nonzero, latch_never_set, opens_ignore_guard, reconcile_waits_for_first_code, flatten_at_once, extra_truthful_reason, none,
     stale_feed_not_latched, trades_gap_not_latched, opens_unjournalled_under_wal_backpressure,
     retry_orders_on_transport_error,
-    resend_after_not_found, no_clock_resync, skew_refusals_not_counted)}
+    resend_after_not_found, no_clock_resync, skew_refusals_not_counted, dns_failures_not_counted)}
 #: Variants that are correct (different, not buggy): the drills they run must PASS.
 CORRECT = ("flatten_at_once", "extra_truthful_reason", "none")
 
