@@ -53,6 +53,8 @@ DOCKER_CASES = [
     # The venue's name stops resolving: the failed lookups are dropped (the resets still count).
     Case("dns_failures_not_counted", DNS_DRILL, GROUP,
          ("fingerprint_error_gate: the fault produces dns_failure, but no dns_failure event appeared",)),
+    Case("opens_ignore_guard", DNS_DRILL, GROUP,
+         ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked")),
 ]
 
 
