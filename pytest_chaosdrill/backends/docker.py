@@ -375,9 +375,12 @@ class DockerBackend(Backend):
             venue.close()
 
     def _proxy_core_ip(self, stack: DockerStack) -> str:
-        """The proxy container's address on ``core`` (what the DNS stub answers for the venue's name)."""
+        """The proxy container's address on ``core``: what OKX's hostnames resolve to in a TLS target's
+        container, and what the DNS stub of a ``dns`` drill answers for the venue's name."""
         pid = stack.container("proxy")
-        nets = (stack.engine.inspect(pid).get("NetworkSettings") or {}).get("Networks") or {} if pid else {}
+        if not pid:
+            raise RuntimeError(f"docker backend: no proxy container in compose project {stack.project}")
+        nets = (stack.engine.inspect(pid).get("NetworkSettings") or {}).get("Networks") or {}
         ip = (nets.get(stack.core_network) or {}).get("IPAddress")
         if not ip:
             raise RuntimeError(f"docker backend: the proxy container has no address on {stack.core_network}")
@@ -391,11 +394,7 @@ class DockerBackend(Backend):
             if not pid:
                 raise RuntimeError(f"docker backend: no proxy container in compose project {stack.project}")
             stack.engine.copy_to(pid, self.session_ca().files().leaf_file, PROXY_LEAF_PATH)
-            nets = (stack.engine.inspect(pid).get("NetworkSettings") or {}).get("Networks") or {}
-            ip = (nets.get(stack.core_network) or {}).get("IPAddress")
-            if not ip:
-                raise RuntimeError(f"docker backend: the proxy container has no address on {stack.core_network}")
-            stack.proxy_core_ip = ip
+            stack.proxy_core_ip = self._proxy_core_ip(stack)
         return stack.proxy_core_ip
 
     def _image(self, spec: DockerSpec, config: "TargetConfig") -> tuple[str, dict[str, Any], float | None]:
