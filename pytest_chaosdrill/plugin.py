@@ -168,8 +168,9 @@ def chaosdrill_site(request: pytest.FixtureRequest, chaosdrill_evidence: Any, tm
     """Control, data and log folders for one drill's target."""
     from .backends.base import DrillSite
 
-    site = DrillSite(chaosdrill_drill.id, tmp_path_factory.mktemp(chaosdrill_drill.id[:40]),
-                     _session(request.config).run_id).create()
+    session = _session(request.config)
+    site = DrillSite(chaosdrill_drill.id, tmp_path_factory.mktemp(chaosdrill_drill.id[:40]), session.run_id,
+                     needs=session.capabilities_needed.get(chaosdrill_drill.id, frozenset())).create()
     chaosdrill_evidence.site = site
     return site
 

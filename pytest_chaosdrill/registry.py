@@ -35,6 +35,7 @@ def builtin_triggers() -> dict[str, TriggerFactory]:
         "file.stop": F.StopFile,
         "hook.apply": F.TargetHook,
         "network.disconnect": F.NetworkDisconnect,
+        "dns.failure": F.DNSFailure,
         "process.pause": F.ProcessPause,
         "kubernetes.pod_delete": F.PodDelete,
     })

@@ -39,7 +39,11 @@ EXIT = "exit"
 #: Delete the serving pod and prove from the cluster's API that a new one serves (kubernetes).
 POD_DELETE = "pod_delete"
 
-ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, POD_DELETE})
+#: The venue's hostname resolves through a DNS stub the drill controls (``dns_fail``, ``dns_restore``,
+#: ``dns_state``: the stub's own per-name lookup counts); see pytest_chaosdrill.dnsstub.
+DNS = "dns"
+
+ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, POD_DELETE, DNS})
 
 
 @runtime_checkable
@@ -111,6 +115,8 @@ class DrillSite:
     drill_id: str
     workdir: Path
     run_id: str
+    #: the backend capabilities the drill needs (``dns``: its venue behind the DNS stub's hostname)
+    needs: frozenset[str] = frozenset()
 
     @property
     def control_dir(self) -> Path:

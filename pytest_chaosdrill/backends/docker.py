@@ -35,7 +35,8 @@ from ..resources import specs_dir
 from ..target import RenderedTarget, TargetConfigError
 from ..tls import EXCHANGE_HOSTNAMES, ca_env
 from ..wiring import ProxyLink
-from .base import (EXIT, KILL, NETWORK_CUT, PAUSE, START, Backend, BackendSettings, BackendUnavailable, DrillSite,
+from .base import (DNS, EXIT, KILL, NETWORK_CUT, PAUSE, START, Backend, BackendSettings, BackendUnavailable,
+                   CannotOnThisBackend, DrillSite,
                    Harness, key_placeholders)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,6 +55,9 @@ INSTALL_HINT = "pip install 'pytest-chaosdrill[docker]'"
 TLS_PORTS = (443, 8443)
 PROXY_LEAF_PATH = "/tmp/chaosdrill-tls-leaf.pem"    # in the proxy container (docker cp'd, never mounted)
 CONTAINER_TLS_DIR = "/chaosdrill-tls"                # in the target container: the session CA's ca/ folder
+#: A ``dns`` drill's venue host: only the drill's DNS stub (pytest_chaosdrill.dnsstub) answers it.
+VENUE_DNS_NAME = "venue.chaosdrill.internal"
+DNS_CONTROL_PORT = 5380                              # in the DNS stub container: its HTTP control
 
 #: JSON schema of a target file's ``docker:`` section. Its one home is ``specs/target.schema.json`` (which
 #: ``load_target`` validates every target file against); :meth:`DockerSpec.from_config` checks a section
@@ -238,7 +242,7 @@ class DockerBackend(Backend):
     proxy in containers; kill, pause and network cuts are proven by the engine's own state."""
 
     name = "docker"
-    capabilities = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT})
+    capabilities = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, DNS})
     extra = "docker"
 
     def __init__(self, settings: BackendSettings, *, compose_file: Path | None = None,
@@ -340,12 +344,16 @@ class DockerBackend(Backend):
                 if name in existing:
                     proxy.delete_proxy(name)
             proxy.create_proxy("venue", upstream=f"venue:{VENUE_PORT}", listen=f"0.0.0.0:{PROXY_LISTEN_PORT}")
-            link = ProxyLink("venue", proxy, f"proxy:{PROXY_LISTEN_PORT}", in_process=False)
+            # A dns drill reaches the proxy by a name only its DNS stub answers (DockerTarget._create).
+            via_dns = DNS in site.needs and not config.tls
+            link = ProxyLink("venue", proxy, f"{VENUE_DNS_NAME if via_dns else 'proxy'}:{PROXY_LISTEN_PORT}",
+                             in_process=False)
             key = config.drill_key()
             venue.add_key(key)
             info = {"venue_url": stack.venue_url, "proxy_api_url": stack.proxy_api_url,
                     "compose_project": stack.project, "since": since}
-            harness = Harness(venue=venue, proxy=link, proxy_listen=link.listen, local_hosts=("venue", "proxy"),
+            harness = Harness(venue=venue, proxy=link, proxy_listen=link.listen,
+                              local_hosts=("venue", "proxy", *((VENUE_DNS_NAME,) if via_dns else ())),
                               info=info, api_key=key)
             if config.tls:
                 proxy_ip = self._tls_ready(stack)
@@ -366,6 +374,18 @@ class DockerBackend(Backend):
             proxy.close()
             venue.close()
 
+    def _proxy_core_ip(self, stack: DockerStack) -> str:
+        """The proxy container's address on ``core``: what OKX's hostnames resolve to in a TLS target's
+        container, and what the DNS stub of a ``dns`` drill answers for the venue's name."""
+        pid = stack.container("proxy")
+        if not pid:
+            raise RuntimeError(f"docker backend: no proxy container in compose project {stack.project}")
+        nets = (stack.engine.inspect(pid).get("NetworkSettings") or {}).get("Networks") or {}
+        ip = (nets.get(stack.core_network) or {}).get("IPAddress")
+        if not ip:
+            raise RuntimeError(f"docker backend: the proxy container has no address on {stack.core_network}")
+        return str(ip)
+
     def _tls_ready(self, stack: DockerStack) -> str:
         """Put the session CA's listener certificate into the proxy container (once); the proxy's
         address on ``core`` (what OKX's hostnames resolve to in a TLS target's container)."""
@@ -374,11 +394,7 @@ class DockerBackend(Backend):
             if not pid:
                 raise RuntimeError(f"docker backend: no proxy container in compose project {stack.project}")
             stack.engine.copy_to(pid, self.session_ca().files().leaf_file, PROXY_LEAF_PATH)
-            nets = (stack.engine.inspect(pid).get("NetworkSettings") or {}).get("Networks") or {}
-            ip = (nets.get(stack.core_network) or {}).get("IPAddress")
-            if not ip:
-                raise RuntimeError(f"docker backend: the proxy container has no address on {stack.core_network}")
-            stack.proxy_core_ip = ip
+            stack.proxy_core_ip = self._proxy_core_ip(stack)
         return stack.proxy_core_ip
 
     def _image(self, spec: DockerSpec, config: "TargetConfig") -> tuple[str, dict[str, Any], float | None]:
@@ -438,8 +454,10 @@ class DockerBackend(Backend):
         rendered = RenderedTarget(config=config, command=command or list(info.get("Cmd") or []), env=env,
                                   status_url=host_view.status_url, health_url=host_view.health_url,
                                   files=host_view.files, hooks=host_view.hooks, hooks_log=host_view.hooks_log)
+        dns = (DNSStubContainer(stack, f"{stack.project}_{suffix}_dns", self._proxy_core_ip(stack), site.drill_id)
+               if DNS in site.needs and sealed is None else None)
         target = DockerTarget(self, stack, site, rendered, spec, ref, info, command, host_port, built,
-                              suffix=suffix, sealed=sealed)
+                              suffix=suffix, sealed=sealed, dns=dns)
         self._targets.append(target)
         return target
 
@@ -503,6 +521,69 @@ def _fill(config: "TargetConfig", where: str, text: str, ctx: Mapping[str, Any])
                                 f"{{{exc.args[0]}}}; known: {', '.join(sorted(ctx))}") from None
 
 
+class DNSStubContainer:
+    """A ``dns`` drill's DNS stub (``python -m pytest_chaosdrill.dnsstub`` from the project image) on
+    the target's edge network: it answers :data:`VENUE_DNS_NAME` with the proxy's address until told
+    to fail it. The target gets ``--dns <its address>``; the engine's embedded resolver still answers
+    container names and forwards the rest to it. Its control port is published on host loopback."""
+
+    def __init__(self, stack: DockerStack, name: str, proxy_ip: str, drill_id: str) -> None:
+        self.stack, self.name, self.proxy_ip, self.drill_id = stack, name, proxy_ip, drill_id
+        self.container: str | None = None
+        self.ip: str | None = None
+        self.control_url = ""
+
+    def start(self, network: str, timeout: float = 30.0) -> list[str]:
+        """Start it on ``network``; the ``docker create`` arguments the target needs to use it."""
+        import requests
+
+        engine, host_port = self.stack.engine, _free_port()
+        self.container = engine.create_container(
+            self.stack.image, ["python3", "-m", "pytest_chaosdrill.dnsstub", "--host", "0.0.0.0", "--port", "53",
+                               "--control-host", "0.0.0.0", "--control-port", str(DNS_CONTROL_PORT),
+                               "--record", f"{VENUE_DNS_NAME}={self.proxy_ip}"],
+            name=self.name, network=network, ports={DNS_CONTROL_PORT: host_port},
+            labels={"io.chaosdrill.service": "dns-stub", "io.chaosdrill.drill-id": self.drill_id})
+        engine.start(self.container)
+        nets = (engine.inspect(self.container).get("NetworkSettings") or {}).get("Networks") or {}
+        self.ip = (nets.get(network) or {}).get("IPAddress")
+        if not self.ip:
+            raise RuntimeError(f"docker backend: DNS stub container {self.name} has no address on {network}")
+        self.control_url = f"http://127.0.0.1:{host_port}"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.state()
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"docker backend: DNS stub {self.name} did not answer on "
+                                       f"{self.control_url} within {timeout:.0f} s") from None
+                time.sleep(0.1)
+        return ["--dns", self.ip]
+
+    def _call(self, method: str, path: str) -> dict[str, Any]:
+        import requests
+
+        r = requests.request(method, self.control_url + path, timeout=5)
+        r.raise_for_status()
+        return dict(r.json())
+
+    def state(self) -> dict[str, Any]:
+        return self._call("GET", "/state")
+
+    def set_mode(self, mode: str) -> dict[str, Any]:
+        return self._call("POST", f"/mode/{mode}")
+
+    def describe(self) -> dict[str, Any]:
+        return {"container": self.name, "address": self.ip, "venue_name": VENUE_DNS_NAME, "answers": self.proxy_ip}
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.stack.engine.remove_container(self.container)
+            self.container = None
+
+
 class DockerTarget:
     """One drill's service container. The first :meth:`start` creates it; later starts restart the
     same container (so a crash + restart keeps its data); faults act through the engine."""
@@ -512,7 +593,7 @@ class DockerTarget:
     def __init__(self, backend: DockerBackend, stack: DockerStack, site: DrillSite, target: RenderedTarget,
                  spec: DockerSpec, image: str, image_info: dict[str, Any], command: list[str] | None,
                  host_port: int, built_s: float | None, *, suffix: str | None = None,
-                 sealed: Sealed | None = None) -> None:
+                 sealed: Sealed | None = None, dns: DNSStubContainer | None = None) -> None:
         self._backend = backend
         self.stack = stack
         self.engine = stack.engine
@@ -527,6 +608,7 @@ class DockerTarget:
         self.log_dir = site.log_dir
         suffix = suffix or uuid.uuid4().hex[:8]
         self.sealed = sealed
+        self.dns = dns
         self.name = f"chaosdrill-{re.sub(r'[^a-zA-Z0-9_.-]+', '-', site.drill_id)[:40].strip('-.') or 'drill'}-{suffix}"
         self.edge_network = f"{stack.project}_{suffix}_edge"
         self.user = f"{os.getuid()}:{os.getgid()}"
@@ -544,6 +626,7 @@ class DockerTarget:
         if not self._edge_created:
             self.engine.create_network(self.edge_network)
             self._edge_created = True
+        dns_args = self.dns.start(self.edge_network) if self.dns is not None else []
         volumes: dict[str | Path, str] = {self.site.control_dir: CONTAINER_CONTROL_DIR,
                                           self.site.data_dir: CONTAINER_DATA_DIR}
         if self.sealed is not None:
@@ -556,7 +639,7 @@ class DockerTarget:
                     "io.chaosdrill.target": self.target.config.name},
             # The host user, so what the service writes in /data and /control pytest can read and delete.
             user=self.user, volumes=volumes,
-            extra_args=self.sealed.container_args() if self.sealed else ())
+            extra_args=self.sealed.container_args() if self.sealed else dns_args)
         self.container = cid
         # Attached before the first start, so the service never runs without its way to the proxy.
         self.proofs.append(self.engine.network_connect(self.stack.core_network, cid))
@@ -643,6 +726,23 @@ class DockerTarget:
         return {**proof, "connected": bool(proof.get("proven"))}
 
     # -- evidence -------------------------------------------------------------------------------
+    def _stub(self) -> DNSStubContainer:
+        if self.dns is None or self.dns.container is None:
+            raise CannotOnThisBackend(f"target container {self.name} has no DNS stub (its drill does not need dns)")
+        return self.dns
+
+    def dns_fail(self, mode: str) -> dict[str, Any]:
+        """Make the DNS stub fail the venue's name (``nxdomain``/``servfail``); its state before."""
+        before = self._stub().state()
+        self._stub().set_mode(mode)
+        return before
+
+    def dns_restore(self) -> dict[str, Any]:
+        return self._stub().set_mode("answer")
+
+    def dns_state(self) -> dict[str, Any]:
+        return self._stub().state()
+
     def logs(self) -> list[Path]:
         """``container.{target,venue,proxy}.log`` in the drill's log folder (venue and proxy: since
         this target was created); after :meth:`close`, the copies saved before removal."""
@@ -674,6 +774,7 @@ class DockerTarget:
             "networks": {"core": self.stack.core_network, "edge": self.edge_network},
             "status_port": {"container": self.spec.status_port, "host": self.host_port},
             **({"sealed": self.sealed.describe()} if self.sealed else {}),
+            **({"dns_stub": self.dns.describe()} if self.dns else {}),
             "user": self.user, "command": self.command if self.command is not None else "image default",
             "env_keys": sorted(self.target.env), "starts": self.starts, "engine_proofs": self.proofs,
         }
@@ -685,6 +786,8 @@ class DockerTarget:
         if self.container is not None:
             self.logs()
             self.engine.remove_container(self.container)
+        if self.dns is not None:
+            self.dns.close()
         if self._edge_created:
             self.engine.remove_network(self.edge_network)
         self._closed = True

@@ -56,12 +56,14 @@ def run_manifest_fields(rec: "DrillRecord", expect: dict[str, Any], audit_fields
 #: target's client timeout (timeout). A docker network disconnect yields timeouts on the connections
 #: that were open, and refused or unresolvable new ones, depending on what the client was doing when it
 #: hit: ``a|b`` means at least one of them. A venue clock skew gets signed requests refused with HTTP 401
-#: (OKX 50102): http_error.
+#: (OKX 50102): http_error. A DNS failure of the venue's name: dns_failure (the resets that force the
+#: lookups also give connection_error, which the drill does not ask for).
 FAULT_ERROR_CLASSES: dict[str, tuple[str, ...]] = {
     "proxy.toxic:reset_peer": ("connection_error",),
     "proxy.toxic:timeout": ("timeout",),
     "network.disconnect": ("timeout|connection_error|dns_failure",),
     "venue.clock_skew": ("http_error",),
+    "dns.failure": ("dns_failure",),
 }
 
 

@@ -17,12 +17,12 @@ from .base import BackendFault, CompositeKind, FaultNotLanded, Trigger, TriggerF
 from .file import StopFile
 from .hook import TargetHook
 from .kubernetes import PodDelete
-from .network import NetworkDisconnect
+from .network import DNSFailure, NetworkDisconnect
 from .process import ProcessKillRestart, ProcessPause
 from .proxy import ProxyToxic
 from .schedule import ScheduleKind, ScheduleTrigger
 from .venue import ONE_SHOT_VENUE_FAULTS, VENUE_FAULTS, VenueFault, VenueFaultKind
 
-__all__ = ["BackendFault", "CompositeKind", "FaultNotLanded", "NetworkDisconnect", "ONE_SHOT_VENUE_FAULTS", "PodDelete", "ProcessKillRestart",
+__all__ = ["BackendFault", "CompositeKind", "DNSFailure", "FaultNotLanded", "NetworkDisconnect", "ONE_SHOT_VENUE_FAULTS", "PodDelete", "ProcessKillRestart",
            "ProcessPause", "ProxyToxic", "ScheduleKind", "ScheduleTrigger", "StopFile", "TargetHook", "Trigger",
            "TriggerFactory", "VENUE_FAULTS", "VenueFault", "VenueFaultKind", "jsonable", "requirements"]

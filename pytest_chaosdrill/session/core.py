@@ -37,6 +37,9 @@ class DrillSession:
     def __init__(self, state: SessionState) -> None:
         self.state = state
         self.config = state.config
+        #: drill id -> the backend capabilities its fault and recovery need (a backend places some
+        #: drills differently, e.g. a ``dns`` drill's venue behind a hostname only its DNS stub answers)
+        self.capabilities_needed: dict[str, frozenset[str]] = {}
         self._backends: dict[str, Backend] = {}
         self._unavailable: dict[str, str] = {}
         self._registry: Registry | None = None
@@ -144,6 +147,7 @@ class DrillSession:
         for d in drills:
             found, needs = validate_drill(d, registry, fixture_dirs)
             problems += [f"{d.path}: {p}" for p in found]
+            self.capabilities_needed[d.id] = frozenset(needs.capabilities)
             checked.append((d, needs))
         try:
             self.target_config()  # a broken target file is a collection error naming file and field

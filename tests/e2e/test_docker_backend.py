@@ -409,3 +409,33 @@ def test_reference_target_runs_from_its_docker_section(backend: DockerBackend, t
             target.stop(10)
             target.close()
     assert target.describe()["engine_proofs"][-1]["action"] == "stop"
+
+
+@pytest.mark.parametrize("mode", ["nxdomain", "servfail"])
+def test_dns_site_resolves_the_venue_through_its_stub_and_the_stub_fails_it(
+        backend: DockerBackend, service_config: TargetConfig, tmp_path: Path, mode: str) -> None:
+    """A drill needing ``dns``: the venue is reached as venue.chaosdrill.internal, which only the drill's
+    DNS stub answers; NXDOMAIN from the stub makes the service's own lookup fail (counted by the stub),
+    answers again bring it back; close() removes the stub container with the service. SERVFAIL alike."""
+    site = DrillSite("tiny_dns", tmp_path / "drill", "unused", needs=frozenset({"dns"})).create()
+    with backend.harness(site, service_config) as harness:
+        assert harness.proxy_listen == f"venue.chaosdrill.internal:{PROXY_LISTEN_PORT}"
+        target = backend.create_target(service_config, site, harness)
+        try:
+            target.start()
+            probe = _base(_poll(lambda: _get(target.target.status_url) and target.target.status_url, 60,
+                                "status")) + "/probe-venue"
+            _poll(lambda: (_get(probe, timeout=10) or {}).get("reached"), 30, "service reaching the proxy by name")
+            assert target.describe()["dns_stub"]["venue_name"] == "venue.chaosdrill.internal"
+            before = target.dns_fail(mode)
+            assert before["mode"] == "answer" and before["counts"]["venue.chaosdrill.internal"]["answered"] >= 1
+            cut = _get(probe, timeout=15)
+            assert cut is not None and cut["reached"] is False, cut
+            assert target.dns_state()["counts"]["venue.chaosdrill.internal"].get(mode, 0) >= 1
+            assert target.dns_restore()["mode"] == "answer"
+            _poll(lambda: (_get(probe, timeout=10) or {}).get("reached"), 30, "service reaching the proxy again")
+            stub = target.dns.container if target.dns else None
+        finally:
+            target.stop(5)
+            target.close()
+    assert stub and subprocess.run(["docker", "inspect", stub], capture_output=True).returncode != 0

@@ -35,6 +35,7 @@ pytest_plugins = ["pytester"]
 
 BASE_IMAGE = os.environ.get("CHAOSDRILL_IMAGE", "chaosdrill/target:latest")
 DRILL = "ops_c2_2_network_disconnect"
+DNS_DRILL = "ops_c2_7_dns_failure"      # needs the docker backend's DNS stub
 GROUP = "ops"
 IN_IMAGE = "/variants/launch.py"  # where the launcher sits in the variant image
 
@@ -48,6 +49,11 @@ DOCKER_CASES = [
     # latch is the only block only while the network is cut; after it, the degraded risk state and the
     # unconfirmed session hold ReduceOnly until they clear together with the latch.)
     Case("opens_ignore_guard", DRILL, GROUP,
+         ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked")),
+    # The venue's name stops resolving: the failed lookups are dropped (the resets still count).
+    Case("dns_failures_not_counted", DNS_DRILL, GROUP,
+         ("fingerprint_error_gate: the fault produces dns_failure, but no dns_failure event appeared",)),
+    Case("opens_ignore_guard", DNS_DRILL, GROUP,
          ("no_open_dispatch_while_blocked:", "OPEN order(s) reached the venue while OPEN was blocked")),
 ]
 
@@ -102,28 +108,34 @@ def write_docker_target(pytester: pytest.Pytester, bug: str, image: str) -> Path
     return write_variant_target(bug, pytester.path / f"target_{bug}.yaml", image, IN_IMAGE)
 
 
-def run_in_container(pytester: pytest.Pytester, bug: str, image: tuple[str, str]) -> tuple[pytest.RunResult, dict]:
-    """Run the drill against ``bug`` in a container of the variant image; the result and the drill's meta.
-    Checks that the container really ran the variant from that image and that the cut was proven."""
+def run_in_container(pytester: pytest.Pytester, bug: str, image: tuple[str, str],
+                     drill: str = DRILL) -> tuple[pytest.RunResult, dict]:
+    """Run ``drill`` against ``bug`` in a container of the variant image; the result and the drill's meta.
+    Checks that the container really ran the variant from that image and that the fault was proven."""
     tag, image_id = image
-    result = run_drills(pytester, bug, [DRILL], target=write_docker_target(pytester, bug, tag), backend="docker")
+    result = run_drills(pytester, bug, [drill], target=write_docker_target(pytester, bug, tag), backend="docker")
     out = result.stdout.str()
     logs = "".join(p.read_text(errors="replace") for p in (pytester.path / "evidence").rglob("container.target.log"))
     assert f"okx_demo_api variant: {bug}" in logs, f"variant {bug} was not launched in the container\n{out[-3000:]}"
     assert_patch_did_not_raise(pytester)
-    meta = meta_of(pytester, GROUP, f"{DRILL}-docker")
+    meta = meta_of(pytester, GROUP, f"{drill}-docker")
     assert meta["backend"] == "docker", meta["backend"]
     desc = meta["target"]
     assert desc["image_id"] == image_id and desc["command"] == ["python3", IN_IMAGE, bug], desc
-    cuts = [p for p in desc["engine_proofs"] if p["action"] == "network_disconnect"]
-    assert cuts and all(p["proven"] for p in cuts), f"the network cut was not proven: {cuts}"
+    if drill == DRILL:
+        cuts = [p for p in desc["engine_proofs"] if p["action"] == "network_disconnect"]
+        assert cuts and all(p["proven"] for p in cuts), f"the network cut was not proven: {cuts}"
+    else:
+        assert desc.get("dns_stub"), f"no DNS stub in the target's description: {desc}"
     return result, meta
 
 
-def test_unmodified_target_in_the_same_image_passes(pytester: pytest.Pytester, variant_image: tuple[str, str]) -> None:
+@pytest.mark.parametrize("drill", [DRILL, DNS_DRILL])
+def test_unmodified_target_in_the_same_image_passes(pytester: pytest.Pytester, variant_image: tuple[str, str],
+                                                    drill: str) -> None:
     """Control: the launcher with no bug (``none``) from the same image PASSES, so a variant's FAIL is the
     bug's, not the image's or the launcher's."""
-    result, meta = run_in_container(pytester, "none", variant_image)
+    result, meta = run_in_container(pytester, "none", variant_image, drill)
     assert meta["verdict"] == "PASS", f"none: {meta['verdict']}: {meta.get('reason')}\n{result.stdout.str()[-3000:]}"
     result.assert_outcomes(passed=1)
 
@@ -131,7 +143,7 @@ def test_unmodified_target_in_the_same_image_passes(pytester: pytest.Pytester, v
 @pytest.mark.parametrize("case", DOCKER_CASES, ids=[f"{c.bug}-{c.drill}" for c in DOCKER_CASES])
 def test_variant_fails_in_a_container(pytester: pytest.Pytester, variant_image: tuple[str, str], case: Case) -> None:
     """The variant's drill is a FAIL (not NOT PROVEN / ERROR) whose reason names the catching check."""
-    result, meta = run_in_container(pytester, case.bug, variant_image)
+    result, meta = run_in_container(pytester, case.bug, variant_image, case.drill)
     out = result.stdout.str()
     assert meta["verdict"] == "FAIL", f"{case.bug}: verdict {meta['verdict']}: {meta.get('reason')}\n{out[-3000:]}"
     for fragment in case.reason:

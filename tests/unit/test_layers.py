@@ -16,7 +16,7 @@ except ImportError:  # Python 3.10: import-linter brings tomli
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "pytest_chaosdrill"
-LEAVES = {"venue", "proxy"}
+LEAVES = {"venue", "proxy", "dnsstub"}
 
 
 def _contracts() -> dict[str, dict]:

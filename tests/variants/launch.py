@@ -267,6 +267,17 @@ def skew_refusals_not_counted() -> None:
     Telemetry.error = error  # type: ignore[method-assign]
 
 
+def dns_failures_not_counted() -> None:
+    """Failed lookups of the venue's name are not error events (resets, timeouts and HTTP errors are)."""
+    orig = Telemetry.error
+
+    def error(self: Telemetry, kind: str, endpoint: str, status: int | None = None, detail: str = "") -> None:
+        if kind != "dns_failure":
+            orig(self, kind, endpoint, status, detail)
+
+    Telemetry.error = error  # type: ignore[method-assign]
+
+
 def latch_cleared_before_reads() -> None:
     """The latch clears when a reconciliation starts, before its positions / open-orders reads (and
     whatever they find)."""
@@ -792,7 +803,8 @@ VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     fast_reconciler_without_latch_events, other_json_formatting,
     stale_feed_not_latched, trades_gap_not_latched, opens_unjournalled_under_wal_backpressure,
     retry_orders_on_transport_error,
-    resend_after_not_found, no_clock_resync, skew_refusals_not_counted, inflight_reconcile_clears_new_code)}
+    resend_after_not_found, no_clock_resync, skew_refusals_not_counted, inflight_reconcile_clears_new_code,
+    dns_failures_not_counted)}
 #: Variants that are correct (different, not buggy): the drills they run must PASS.
 CORRECT = ("flatten_at_once", "extra_truthful_reason", "none", "fast_reconciler_without_latch_events",
            "other_json_formatting")
