@@ -19,7 +19,7 @@ def test_bundled_drills_load_and_name_their_fixtures() -> None:
         (5, "ws_book_gap"), (6, "ws_trades_gap"), (7, "session_termination"), (8, "unknown_token")]]
     assert {d.id for d in drills if d.group == "ops"} == {"ops_c2_1_stop", "ops_c2_2_network_disconnect", "ops_c2_3_degradation",
                                                             "ops_c2_4_partition_inflight", "ops_c2_5_timeouts",
-                                                            "ops_c2_6_clock_skew"}
+                                                            "ops_c2_6_clock_skew", "ops_c2_7_dns_failure"}
     for d in drills:
         if d.expected.get("fixture"):
             assert (fixtures_dir() / d.expected["fixture"]).is_file()

@@ -26,7 +26,7 @@ def test_list_names_every_bundled_drill_with_trigger_budget_markers_and_backends
 def test_list_filters_by_marker(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "-m", "ops"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[-1] == "6 drill(s)" and all(line.startswith("ops_") for line in out[1:-1])
+    assert out[-1] == "7 drill(s)" and all(line.startswith("ops_") for line in out[1:-1])
 
 
 def test_validate_accepts_good_drill_and_target_files(capsys: pytest.CaptureFixture[str]) -> None:
