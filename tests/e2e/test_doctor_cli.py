@@ -13,7 +13,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 _SCRIPT = Path(sys.executable).parent / "chaosdrill"
 CHAOSDRILL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "pytest_chaosdrill.cli"]
-ALL_READY_BUT_C2_2 = {"ops_c2_2_network_disconnect": "SKIPPED"}
+#: what the process backend cannot run: the network cut and the DNS stub (docker), a pod delete (kubernetes)
+ALL_READY_BUT_C2_2 = {"ops_c2_2_network_disconnect": "SKIPPED", "ops_c2_7_dns_failure": "SKIPPED",
+                      "cluster_1_pod_rescheduled": "SKIPPED"}
 
 
 def doctor(target: Path, *extra: str) -> tuple[int, dict[str, Any]]:
@@ -49,10 +51,17 @@ def test_service_without_extras_is_told_what_to_add(tmp_path: Path) -> None:
     bare.write_text(yaml.safe_dump(data))
     code, report = doctor(bare)
     assert code == 1
-    assert not_ready(report) == {
+    seen = not_ready(report)
+    # drill 1 needs a two-leg batch within the short observation: the example's strategy sends one only
+    # now and then, so a NOT PROVEN there must name exactly that, and is otherwise not this test's point
+    said_1 = " ".join(next(r["missing"] for r in report["drills"] if r["drill"] == "drill_1_partial_fill"))
+    if seen.pop("drill_1_partial_fill", None) is not None:
+        assert "two-leg POST /api/v5/trade/batch-orders" in said_1, said_1
+    assert seen == {
         "drill_3_wal_backpressure": "NOT PROVEN", "drill_6_ws_trades_gap": "NOT PROVEN",
         "drill_8_unknown_token": "NOT PROVEN", "ops_c2_1_stop": "NOT PROVEN",
-        "ops_c2_3_degradation": "NOT PROVEN", "ops_c2_5_timeouts": "NOT PROVEN", **ALL_READY_BUT_C2_2}, report
+        "ops_c2_3_degradation": "NOT PROVEN", "ops_c2_5_timeouts": "NOT PROVEN", "ops_c2_6_clock_skew": "NOT PROVEN",
+        **ALL_READY_BUT_C2_2}, report
     said = {r["drill"]: " ".join(r["missing"]) for r in report["drills"]}
     assert "hooks.wal_stall" in said["drill_3_wal_backpressure"] and "hooks_log" in said["drill_3_wal_backpressure"]
     assert "files.fingerprint" in said["drill_6_ws_trades_gap"]
