@@ -118,7 +118,7 @@ class DrillSession:
                 continue
             try:
                 self.backend(name)
-            except pytest.skip.Exception:
+            except (pytest.skip.Exception, pytest.fail.Exception):  # fail: CHAOSDRILL_REQUIRE_<NAME>=1
                 raise pytest.UsageError(f"--chaosdrill-backend {name}: {self._unavailable[name]}") from None
 
     def _unavailable_outcome(self, name: str, reason: str) -> None:

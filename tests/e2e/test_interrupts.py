@@ -184,6 +184,12 @@ setattr(cls, name, interrupted)
 '''
 
 
+def _ctrl_c_as_a_terminal_has_it() -> None:
+    # A runner started in the background (`cmd &`, some CI agents) ignores SIGINT, and Python then never
+    # turns it into KeyboardInterrupt: give the child the disposition a terminal's pytest has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_interrupted(pytester: pytest.Pytester, point: str, *, broken_pipe: bool = False) -> tuple[int, str, Path]:
     from drilltexts import BOOK_GAP
 
@@ -197,12 +203,14 @@ def run_interrupted(pytester: pytest.Pytester, point: str, *, broken_pipe: bool 
     cmd = [sys.executable, "-m", "pytest", f"--chaosdrill-drills={drills}", "-p", "no:cacheprovider", "-v",
            f"--chaosdrill-evidence-dir={pytester.path / 'evidence'}", f"--junitxml={pytester.path / 'junit.xml'}"]
     if not broken_pipe:
-        out = subprocess.run(cmd, cwd=pytester.path, env=env, capture_output=True, text=True, timeout=180)
+        out = subprocess.run(cmd, cwd=pytester.path, env=env, capture_output=True, text=True, timeout=180,
+                             preexec_fn=_ctrl_c_as_a_terminal_has_it)
         assert mark.read_text() == point
         return out.returncode, out.stdout + out.stderr, pytester.path
     # `pytest ... | tee log` and Ctrl-C: the reader of pytest's output is gone before pytest writes its end.
     read, write = os.pipe()
-    proc = subprocess.Popen(cmd, cwd=pytester.path, env=env, stdout=write, stderr=write)
+    proc = subprocess.Popen(cmd, cwd=pytester.path, env=env, stdout=write, stderr=write,
+                            preexec_fn=_ctrl_c_as_a_terminal_has_it)
     os.close(write)
     reader = os.fdopen(read, "rb")
     wait_for("the interrupt point", mark.exists, timeout=120)
