@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from ...target import RenderedTarget
 from ...wiring import ProxyLink, VenueEndpoints
-from ..base import KILL, POD_DELETE, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite, Harness
+from ..base import (KILL, POD_DELETE, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite,
+                    Harness, key_placeholders)
 from . import cluster, nodeaccess
 from .relay import PodRelay
 from .spec import MANAGED_LABEL, MANAGED_VALUE, RUN_LABEL, TARGET_LABEL, KubeSpec
@@ -113,14 +114,16 @@ class KubernetesBackend(Backend):
                 "cluster's: the first node's bridge gateway, .ci/k8s/up.sh prints it)")
         if not _bindable(host):
             raise BackendUnavailable(f"kubernetes backend: harness host {host} is not an address of this machine")
-        venue = VenueServer(port=0, seed=self.settings.venue_seed).start()
+        key = config.drill_key()   # the drill's demo key (fresh, or the target file's venue.key)
+        venue = VenueServer(port=0, seed=self.settings.venue_seed, keys=[key]).start()
         try:
             server = ProxyServer().start()
             try:
                 proxy = server.create_proxy("venue", upstream=f"{venue.host}:{venue.port}", listen=f"{host}:0")
                 yield Harness(venue=venue.control, proxy=ProxyLink("venue", proxy, proxy.listen, in_process=True),
                               proxy_listen=proxy.listen, local_hosts=(host,),
-                              info={"venue": venue.rest_url, "proxy": proxy.listen, "namespace": spec.namespace})
+                              info={"venue": venue.rest_url, "proxy": proxy.listen, "namespace": spec.namespace},
+                              api_key=key)
             finally:
                 server.stop()
         finally:
@@ -135,7 +138,7 @@ class KubernetesBackend(Backend):
         self.namespace(spec)
         ep = VenueEndpoints.through(harness.proxy_listen)
         common = {"venue_rest_url": ep.rest_url, "venue_ws_public_url": ep.ws_public_url,
-                  "venue_ws_private_url": ep.ws_private_url, "drill_id": site.drill_id}
+                  "venue_ws_private_url": ep.ws_private_url, "drill_id": site.drill_id, **key_placeholders(harness)}
         inside = {**common, "host": "0.0.0.0", "status_port": spec.status_port, "python": "python3",
                   "control_dir": CONTROL_DIR, "data_dir": DATA_DIR, "target_dir": "."}
         target = KubeTarget(self, spec, site)
@@ -147,7 +150,8 @@ class KubernetesBackend(Backend):
         args = [_fill(config, f"kubernetes.command[{i}]", c, inside) for i, c in enumerate(spec.command or ())]
         target.target = RenderedTarget(config=config, command=args, env=env, status_url=host_view.status_url,
                                        health_url=host_view.health_url, files=host_view.files,
-                                       hooks=host_view.hooks, hooks_log=host_view.hooks_log)
+                                       hooks=host_view.hooks, hooks_log=host_view.hooks_log,
+                                       extra_secrets=list(host_view.extra_secrets))
         self._targets.append(target)
         return target
 
