@@ -51,6 +51,8 @@ class Drill:
     steady_state: dict[str, Any] = field(default_factory=dict)
     #: timing fact of the target file -> allowance (ms) added to it: the budget is at least their sum
     budget_timing: dict[str, float] = field(default_factory=dict)
+    #: an optional command hook given once OPEN is seen blocked ({hook, answer_timeout_s, hold_after_s}); {} none
+    occasion: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -114,6 +116,7 @@ def parse_drill(data: Any, path: Path) -> Drill:
         timeout_s=float(data.get("timeout_s", 120.0)),
         steady_state=dict(data.get("steady_state", {})),
         budget_timing={str(k): float(v) for k, v in (data.get("budget_timing") or {}).items()},
+        occasion=dict(data.get("occasion") or {}),
         raw=data,
     )
 

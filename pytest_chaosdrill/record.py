@@ -86,6 +86,8 @@ class DrillRecord:
     exit_code: int | None = None
     exit_code_before_restart: int | None = None
     recovery_missing: str | None = None
+    #: the drill's occasion hook (``occasion:`` of the drill file): declared, written, the service's answer
+    occasion: dict[str, Any] | None = None
     facts: dict[str, Any] = field(default_factory=dict)       # informational only: no check reads these
     #: files or folders a trigger produced (name in the evidence folder -> path); the evidence writer copies them
     attachments: dict[str, str] = field(default_factory=dict)

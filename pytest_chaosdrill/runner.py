@@ -18,7 +18,7 @@ from .deadline import DrillTimeout
 from .contract import Contract
 from .drill import Drill
 from .expect import Expectation
-from .faults import FaultNotLanded, Trigger, TriggerFactory, jsonable
+from .faults import FaultNotLanded, OccasionHook, Trigger, TriggerFactory, jsonable
 from .record import COMPLETED, ERROR, INTERRUPTED, NOT_PROVEN, REFUSED, TIMEOUT, DrillRecord, Recorder
 from .guard import LiveEnvironmentRefused, refuse_live
 from .venue.witness import live_requests
@@ -71,6 +71,7 @@ class DrillRun:
         self.evaluation: Evaluation | None = None
         self._released = False
         self._recon_hold: Any = None  # the venue's hold of reconciliation answers, while it is in force
+        self._occasion: OccasionHook | None = None  # the drill's occasion hook, once given
         self.missing = list(missing)
         self.live = live  # evidence appended as the drill goes (evidence.LiveEvidence), or None
         #: the plugin's settings (settings.SETTINGS names), for triggers that read them (schedule.explore)
@@ -130,6 +131,7 @@ class DrillRun:
         try:
             self._release()
             self._end_recon_hold()
+            self._end_occasion()
             if self.rec["outcome"] == REFUSED:
                 self._stop_target()
         finally:
@@ -214,6 +216,7 @@ class DrillRun:
         self._phase("observe")
         self._observe_until_safe()
         self._release()
+        self._end_occasion()
         self._phase("recovery")
         self._verify_recovery()
         self._live_check()
@@ -359,13 +362,44 @@ class DrillRun:
             landed = self.rec.steps[0]["landed_mono"]
             safe_mono = first_safe.mono if first_safe is not None else self.rec["first_safe_mono"]
             log.info("%s: safe after %.0f ms", self.drill.id, max(0.0, safe_mono - landed) * 1000)
-        # Hold the fault: release relative to the trigger, or to the first safe sample.
+        # Hold the fault: release relative to the trigger, or to the first safe sample; an occasion given
+        # while OPEN is blocked holds it until the service answered and had hold_after_s to act.
         anchor = first_safe.mono if (self.drill.release_when == "safe_observed" and first_safe) else t_trigger
-        while time.monotonic() < anchor + self.drill.hold_s and not exited:
+        occasion = self._give_occasion() if first_safe is not None else None
+        while not exited:
+            until = anchor + self.drill.hold_s
+            if occasion is not None:
+                occasion.poll()
+                until = max(until, occasion.deadline())
+            if time.monotonic() >= until:
+                break
             self._live_check()
             self._snapshot_fingerprint()
-            time.sleep(0.05)
+            time.sleep(0.02 if occasion is not None else 0.05)
         self._snapshot_fingerprint()
+
+    def _give_occasion(self) -> OccasionHook | None:
+        """The drill's occasion hook, written once OPEN is seen blocked when the target file declares it
+        (docs/targets.md, "Occasion hooks"); what happened is the record's ``occasion``."""
+        spec = self.drill.occasion
+        if not spec:
+            return None
+        occasion = OccasionHook(self.ctx.rendered, spec)
+        self._occasion = occasion
+        if not occasion.usable:
+            return None
+        occasion.fire()
+        self.ctx.timeline.mark("occasion", hook=occasion.hook)
+        return occasion
+
+    def _end_occasion(self) -> None:
+        occasion, self._occasion = self._occasion, None
+        if occasion is None:
+            return
+        try:
+            self.rec.set(occasion=jsonable(occasion.finish()))
+        except OSError as exc:
+            self.rec.set(occasion={"hook": occasion.hook, "error": f"{type(exc).__name__}: {exc}"})
 
     def _snapshot_fingerprint(self) -> None:
         if "fingerprint" not in self.ctx.rendered.files or not self.ctx.target.running():

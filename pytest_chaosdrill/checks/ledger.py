@@ -142,36 +142,70 @@ def exposure_monotonic_to_neutral(rec: "DrillRecord", neutral: float = 0.0) -> C
                        f"exposure went {first} → {prev} over {len(series) - 1} venue position changes, never growing")
 
 
-def reduce_only_permitted(rec: "DrillRecord") -> CheckResult:
-    """ReduceOnly actions still permitted: while OPEN was blocked the target was not in Kill, and a
-    reduce-only order reached the venue and reduced the position.
+#: The occasion hook drills give for reduce_only_permitted (docs/targets.md, "Occasion hooks").
+REDUCE_HOOK = "reduce_exposure"
 
-    Precondition: the venue held a position when the blocked window began (else NOT PROVEN: there was
-    nothing to reduce, so the criterion was not exercised). Orders count by the venue's receive time from
-    the first blocked answer to the end of the blocked window.
+
+def reduce_only_permitted(rec: "DrillRecord") -> CheckResult:
+    """ReduceOnly actions still permitted: while OPEN was blocked and the fault still held, the target was
+    not in Kill, and a reduce-only order reached the venue and reduced the position.
+
+    Orders count by the venue's receive time from the first blocked answer to the end of the fault's
+    condition (or of the blocked window, if earlier). FAIL needs an occasion the service was seen to have:
+    it was in Kill, or the drill's occasion hook (``reduce_exposure``) was answered ``refused``, or answered
+    ``applied`` and still no reduce-only order came. A service that sent none with no occasion (no hook
+    declared, or not answered) ends NOT PROVEN, naming the hook; so does one with no position to reduce.
     """
+    name = "reduce_only_permitted"
     window = rec.blocked_window_samples()
     start, end = rec.blocked_window()
     if not window or start is None or end is None:
-        return CheckResult("reduce_only_permitted", None, "no sample in the blocked window")
+        return CheckResult(name, None, "no sample in the blocked window")
     kills = [s for s in window if s.status.get("trading_mode") == "Kill"]
     if kills:
-        return CheckResult("reduce_only_permitted", False, f"{len(kills)} of {len(window)} blocked samples in Kill "
+        return CheckResult(name, False, f"{len(kills)} of {len(window)} blocked samples in Kill "
                            f"(first: sample {kills[0].i}); ReduceOnly was not held")
     fs = rec.first_safe
     begin = fs.sent_mono if fs is not None else start
+    ended = rec.t_condition_ended
+    stop = min(end, ended) if ended is not None and ended > begin else end
     exposure = exposure_at(rec.ledger, begin)
     if not exposure:
-        return CheckResult("reduce_only_permitted", None, f"exposure {exposure or 0.0} when OPEN became blocked: "
+        return CheckResult(name, None, f"exposure {exposure or 0.0} when OPEN became blocked: "
                            "nothing to reduce, the criterion was not exercised", facts={"reduce_only_exercised": False})
-    reduces = [o for o in ledger_orders(rec.ledger, begin, end) if is_reduce(o)]
-    if not reduces:
-        return CheckResult("reduce_only_permitted", False,
-                           f"exposure {exposure} while OPEN was blocked for {(end - begin) * 1000:.0f} ms "
-                           f"({len(window)} ReduceOnly samples), but no reduce-only order reached the venue")
-    return CheckResult("reduce_only_permitted", True, f"exposure {exposure} when blocked; {len(reduces)} reduce-only "
-                       f"order(s) reached the venue while blocked: {fmt_orders(reduces, 3)}",
-                       facts={"reduce_only_exercised": True})
+    occ = rec.occasion if isinstance(rec.occasion, dict) else {}
+    fired = occ.get("fired_mono") if isinstance(occ.get("fired_mono"), (int, float)) else None
+    hook = str(occ.get("hook") or REDUCE_HOOK)
+    reduces = [o for o in ledger_orders(rec.ledger, begin, stop) if is_reduce(o)]
+    held = f"while OPEN was blocked and the fault held ({(stop - begin) * 1000:.0f} ms, {len(window)} blocked samples)"
+    if reduces:
+        asked = [o for o in reduces if fired is not None and o.get("mono", 0) >= fired]
+        how = (f"after the drill's {hook} hook (answered {occ.get('answer')!r})" if asked and len(asked) == len(reduces)
+               else "on its own" if not asked else f"on its own and after the {hook} hook")
+        return CheckResult(name, True, f"exposure {exposure} when blocked; {len(reduces)} reduce-only order(s) reached "
+                           f"the venue {held}, {how}: {fmt_orders(reduces, 3)}",
+                           facts={"reduce_only_exercised": True, "reduce_only_occasion": "hook" if asked else "spontaneous"})
+    said = f"exposure {exposure} {held}, and no reduce-only order reached the venue"
+    answer, at = occ.get("answer"), occ.get("answer_mono")
+    if fired is not None and answer == "refused":
+        return CheckResult(name, False, f"{said}: the target refused the drill's {hook} hook itself "
+                           f"({occ.get('detail')!r}); ReduceOnly actions were not permitted",
+                           facts={"reduce_only_occasion": "hook"})
+    if fired is not None and answer == "applied" and isinstance(at, (int, float)):
+        return CheckResult(name, False, f"{said}: the target answered the drill's {hook} hook 'applied' "
+                           f"{(at - fired) * 1000:.0f} ms after it was written and had {(stop - at) * 1000:.0f} ms "
+                           "of the fault left to send one", facts={"reduce_only_occasion": "hook"})
+    if fired is not None:
+        return CheckResult(name, None, f"{said} on its own; the drill wrote the {hook} hook but the target's hooks_log "
+                           f"had no 'applied' or 'refused' answer within {occ.get('answer_timeout_s')} s, so it was "
+                           "given no occasion it acknowledged (docs/targets.md, \"Occasion hooks\")",
+                           facts={"reduce_only_occasion": None})
+    why = (f"the target file declares no hooks.{hook}" if not occ.get("declared")
+           else "the target file declares no hooks_log" if not occ.get("hooks_log")
+           else f"the {hook} hook was not given")
+    return CheckResult(name, None, f"{said} on its own, and it had no occasion to: {why}. Declare hooks.{hook} "
+                       f"(and hooks_log) so the drill can ask it to reduce while OPEN is blocked, or reduce on its own "
+                       "(docs/targets.md, \"Occasion hooks\")", facts={"reduce_only_occasion": None})
 
 
 def no_duplicate_dispatch(rec: "DrillRecord") -> CheckResult:

@@ -61,8 +61,11 @@ CASES = [
          ("no_duplicate_dispatch:", "client order id(s) reached the venue twice")),
     Case("not_found_taken_as_absent", "ops_c2_4_partition_inflight", "ops",
          ("no_order_accepted_after_not_found:", "accepted after the venue answered 'not found' for their clOrdId")),
+    # the reference target declares the occasion hook reduce_exposure: asked to reduce while its WAL is
+    # stalled, the variant acknowledges ("applied") and its reduce-only orders wait for the WAL
     Case("reduce_only_blocked_by_wal", "drill_3_wal_backpressure", "phase2",
-         ("reduce_only_permitted: exposure", "but no reduce-only order reached the venue")),
+         ("reduce_only_permitted: exposure", "and no reduce-only order reached the venue",
+          "answered the drill's reduce_exposure hook 'applied'")),
     Case("trades_processed_twice", "drill_6_ws_trades_gap", "phase2",
          ("no_duplicate_trade_processing: the venue repeated tradeId", "repeated trade(s) not dropped, so processed twice")),
     Case("timeouts_not_counted", "ops_c2_5_timeouts", "ops",
@@ -233,6 +236,29 @@ def test_same_drills_pass_against_the_unmodified_target(pytester: pytest.Pyteste
     bad = {d: f"{m['verdict']}: {m.get('reason')}" for d, m in verdicts.items() if m["verdict"] != "PASS"}
     assert not bad, bad
     result.assert_outcomes(passed=len(drills))
+
+
+def test_a_service_that_reduces_only_when_asked_is_not_proven_without_the_hook_and_passes_with_it(
+        pytester: pytest.Pytester) -> None:
+    """Drill 3's "ReduceOnly actions still permitted" FAILs only a service given the occasion: a correct
+    service that keeps its position while OPEN is blocked ends NOT PROVEN naming the optional hook when its
+    target file has none, and PASSes, by the hook, when it has it."""
+    drill, variant = "drill_3_wal_backpressure", "reduces_only_when_asked"
+    bare = write_variant_target(variant, pytester.path / "target_no_hook.yaml", drop_hooks=("reduce_exposure",))
+    run_drills(pytester, variant, [drill], target=bare)
+    assert_launched(pytester, variant)
+    meta = meta_of(pytester, "phase2", drill)
+    assert meta["verdict"] == "NOT PROVEN", meta
+    assert "reduce_only_permitted" in meta["reason"] and "declares no hooks.reduce_exposure" in meta["reason"], meta
+    shutil.rmtree(pytester.path / "evidence")
+    shutil.rmtree(pytester.path / "mydrills")
+    run_drills(pytester, variant, [drill])
+    meta = meta_of(pytester, "phase2", drill)
+    assert meta["verdict"] == "PASS", meta
+    checks = json.loads((_drill_dir(pytester, "phase2", drill) / "checks.json").read_text(encoding="utf-8"))
+    items = checks if isinstance(checks, list) else checks.get("checks", [])
+    (reduce,) = [c for c in items if c.get("name") == "reduce_only_permitted"]
+    assert reduce["passed"] is True and "after the drill's reduce_exposure hook" in reduce["detail"], reduce
 
 
 def _drill_dir(pytester: pytest.Pytester, group: str, drill: str) -> Path:

@@ -232,17 +232,56 @@ def test_containment_needs_reduce_only_orders() -> None:
 WAL_STORY = [(0.5, ACTIVE), (1.1, {"trading_mode": "ReduceOnly"}), (2.0, {"trading_mode": "ReduceOnly"}), (3.0, ACTIVE)]
 
 
-def test_reduce_only_permitted_needs_a_reduce_only_order_while_blocked() -> None:
+def test_reduce_only_permitted_passes_on_a_reduce_only_order_while_blocked() -> None:
     held = [position(0.9, 4)]
     ok = make_run(WAL_STORY, held + [order(1.5, True, "reduce")], t_landed=1.0, t_recovered=3.001)
-    assert C.reduce_only_permitted(ok).passed is True
-    blocked = make_run(WAL_STORY, held, t_landed=1.0, t_recovered=3.001)
-    res = C.reduce_only_permitted(blocked)
-    assert res.passed is False and "no reduce-only order reached the venue" in res.detail
+    res = C.reduce_only_permitted(ok)
+    assert res.passed is True and "on its own" in res.detail and res.facts["reduce_only_occasion"] == "spontaneous"
     flat = make_run(WAL_STORY, [position(0.9, 0)], t_landed=1.0, t_recovered=3.001)
     assert C.reduce_only_permitted(flat).passed is None
     kill = make_run([(0.5, ACTIVE), (1.1, {"trading_mode": "Kill"}), (3.0, ACTIVE)], held, t_recovered=3.001)
     assert C.reduce_only_permitted(kill).passed is False
+
+
+def test_reduce_only_permitted_counts_only_while_the_fault_held() -> None:
+    # A reduce that waited for the stall to end (released at 1.6) proves nothing about the stall.
+    late = make_run(WAL_STORY, [position(0.9, 4), order(1.8, True, "reduce")], t_landed=1.0, t_release=1.6,
+                    t_recovered=3.001, occasion={"hook": "reduce_exposure", "declared": False, "hooks_log": True})
+    assert C.reduce_only_permitted(late).passed is None
+
+
+def _asked(answer: str | None, **extra: Any) -> dict:
+    occ = {"hook": "reduce_exposure", "declared": True, "hooks_log": True, "fired_mono": 1.15, "answer": answer,
+           "answer_timeout_s": 2.0, **extra}
+    if answer is not None:
+        occ["answer_mono"] = 1.2
+    return occ
+
+
+def test_reduce_only_permitted_is_not_proven_without_an_occasion() -> None:
+    """A correct service that had no reason to reduce is not FAILed: NOT PROVEN names the hook."""
+    held = [position(0.9, 4)]
+    for occ in (None, {"hook": "reduce_exposure", "declared": False, "hooks_log": True}):
+        res = C.reduce_only_permitted(make_run(WAL_STORY, held, t_landed=1.0, t_recovered=3.001, occasion=occ))
+        assert res.passed is None and "hooks.reduce_exposure" in res.detail, res.detail
+    unanswered = C.reduce_only_permitted(make_run(WAL_STORY, held, t_landed=1.0, t_recovered=3.001,
+                                                  occasion=_asked(None)))
+    assert unanswered.passed is None and "no 'applied' or 'refused' answer" in unanswered.detail
+
+
+def test_reduce_only_permitted_fails_when_the_occasion_was_acknowledged_or_refused() -> None:
+    held = [position(0.9, 4)]
+    applied = C.reduce_only_permitted(make_run(WAL_STORY, held, t_landed=1.0, t_release=2.5, t_recovered=3.001,
+                                               occasion=_asked("applied")))
+    assert applied.passed is False and "answered the drill's reduce_exposure hook 'applied'" in applied.detail
+    assert "no reduce-only order reached the venue" in applied.detail
+    refused = C.reduce_only_permitted(make_run(WAL_STORY, held, t_landed=1.0, t_recovered=3.001,
+                                               occasion=_asked("refused", detail={"reason": "wal_full"})))
+    assert refused.passed is False and "refused the drill's reduce_exposure hook itself" in refused.detail
+    asked = C.reduce_only_permitted(make_run(WAL_STORY, held + [order(1.3, True, "reduce")], t_landed=1.0,
+                                             t_recovered=3.001, occasion=_asked("applied")))
+    assert asked.passed is True and "after the drill's reduce_exposure hook" in asked.detail
+    assert asked.facts["reduce_only_occasion"] == "hook"
 
 
 # --- status-derived checks ----------------------------------------------------------------------------------

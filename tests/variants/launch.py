@@ -792,6 +792,24 @@ def resend_after_not_found() -> None:
     Dispatcher._handle = handle  # type: ignore[method-assign]
     IntentResolver.resolve_once = resolve_once  # type: ignore[method-assign]
 
+def reduces_only_when_asked() -> None:
+    """CORRECT, only less eager: outside Active (and outside Kill and partial-fill containment) the
+    strategy sends nothing, so it keeps its positions; reduce-only orders stay permitted and go out
+    when asked (the reduce_exposure hook). Without the hook, drill 3 cannot see them: NOT PROVEN."""
+    from okx_demo_api.policy import KILL
+    from okx_demo_api.strategy import Strategy
+
+    orig = Strategy.decide_action
+
+    def decide_action(self: Strategy, k: int) -> Any:
+        d = self.decide()
+        if d.trading_mode not in (ACTIVE, KILL) and not self.containment_active():
+            return None
+        return orig(self, k)
+
+    Strategy.decide_action = decide_action  # type: ignore[method-assign]
+
+
 VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     latch_never_set_on_gap, latch_cleared_on_timer, active_while_latched, open_while_latched,
     mode_reasons_out_of_order, stop_recorded_as_completed, connection_errors_not_counted,
@@ -804,10 +822,10 @@ VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     stale_feed_not_latched, trades_gap_not_latched, opens_unjournalled_under_wal_backpressure,
     retry_orders_on_transport_error,
     resend_after_not_found, no_clock_resync, skew_refusals_not_counted, inflight_reconcile_clears_new_code,
-    dns_failures_not_counted)}
+    dns_failures_not_counted, reduces_only_when_asked)}
 #: Variants that are correct (different, not buggy): the drills they run must PASS.
 CORRECT = ("flatten_at_once", "extra_truthful_reason", "none", "fast_reconciler_without_latch_events",
-           "other_json_formatting")
+           "other_json_formatting", "reduces_only_when_asked")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,11 +17,15 @@ LAUNCHER = HERE / "launch.py"
 REFERENCE = HERE.parent.parent / "targets" / "okx_demo_api.yaml"
 
 
-def variant_target(bug: str, image: str | None = None, launcher_in_image: str = "") -> dict[str, Any]:
+def variant_target(bug: str, image: str | None = None, launcher_in_image: str = "",
+                   drop_hooks: tuple[str, ...] = ()) -> dict[str, Any]:
     """The reference target file started through the launcher with ``bug``. Without ``image``, for the
     process backend (no docker section); with it, the docker section runs ``launcher_in_image`` from
-    ``image`` (see tests/matrix/test_drills_not_vacuous_docker.py, which builds that image)."""
+    ``image`` (see tests/matrix/test_drills_not_vacuous_docker.py, which builds that image).
+    ``drop_hooks``: optional hooks left out of the file (a service that offers no such hook)."""
     doc = yaml.safe_load(REFERENCE.read_text(encoding="utf-8"))
+    for hook in drop_hooks:
+        doc["hooks"].pop(hook)
     doc["name"] = f"okx_demo_api_{bug}"
     doc["command"] = ["{python}", str(LAUNCHER), bug]
     # A relative manifest path is relative to the reference file's folder (its cwd); this file is written
@@ -36,9 +40,11 @@ def variant_target(bug: str, image: str | None = None, launcher_in_image: str = 
     return doc
 
 
-def write_variant_target(bug: str, path: Path, image: str | None = None, launcher_in_image: str = "") -> Path:
+def write_variant_target(bug: str, path: Path, image: str | None = None, launcher_in_image: str = "",
+                         drop_hooks: tuple[str, ...] = ()) -> Path:
     """Write :func:`variant_target` to ``path``; returns ``path``."""
-    path.write_text(yaml.safe_dump(variant_target(bug, image, launcher_in_image), sort_keys=False), encoding="utf-8")
+    doc = variant_target(bug, image, launcher_in_image, drop_hooks)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return path
 
 

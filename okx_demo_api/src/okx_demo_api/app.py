@@ -16,7 +16,7 @@ from . import status as status_mod
 from .clock import now_ms, sleep_unless, utc_now
 from .config import Config
 from .cortex import Cortex
-from .dispatcher import Dispatcher
+from .dispatcher import Dispatcher, Intent
 from .eventlog import EventLog
 from .gate import DispatchGate
 from .hooks import HookLog, Hooks
@@ -78,7 +78,7 @@ class App:
         self.hook_log = HookLog(cfg.control_dir, self.log)
         self.wal = Wal(cfg.data_dir / "wal.jsonl", cfg.wal_capacity,
                        on_stall_change=lambda s, d: self.hooks.wal_stall_changed(s, d))
-        self.hooks = Hooks(cfg.control_dir, self.wal, self.cortex.emit, self.hook_log)
+        self.hooks = Hooks(cfg.control_dir, self.wal, self.cortex.emit, self.hook_log, reduce=self.reduce_exposure)
         self.rest = RestClient(cfg, self.tel)
         self.feed = PublicFeed(cfg, self.tel, self._on_book_gap, self._on_trades_gap, self.log)
         self.private = PrivateSession(cfg, self.tel, self._on_order, self._on_session_lost, self.log,
@@ -115,6 +115,21 @@ class App:
         self.mm_util = 0.0
         self.mm_util_ts_ms = 0
         self.bunker_stable_s = BUNKER_STABLE_S
+
+    def reduce_exposure(self) -> dict:
+        """The ``reduce_exposure`` hook: one reduce-only order per instrument for its whole committed
+        position, sent at once (reduce-only orders never wait for the WAL). Refused only by the policy."""
+        sent: list[str] = []
+        refused: list[str] = []
+        for inst in self.inventory.instruments:
+            c = self.inventory.committed(inst)
+            if abs(c) > 1e-9:
+                it = Intent(self.strategy.next_id("r"), inst, "sell" if c > 0 else "buy", abs(c), True, "flatten")
+                (sent if self.dispatcher.submit([it]) else refused).append(it.cl_ord_id)
+        detail: dict = {"orders": sent, "exposure": self.inventory.exposure(), "mode": self.decide().trading_mode}
+        if refused:
+            detail.update(refused=refused, reason="the policy refused a reduce-only order")
+        return detail
 
     # -- policy inputs ----------------------------------------------------------------------------
     def degraded_causes(self) -> list[str]:

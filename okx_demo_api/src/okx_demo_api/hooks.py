@@ -1,11 +1,13 @@
-"""Fault hooks: the only two target-side stimuli a drill may use, both control-dir files.
+"""Hooks: the target-side stimuli a drill may use, all control-dir files.
 
 * ``wal_stall``: while the file exists the WAL writer physically stops draining its queue.
 * ``emit_reason_token``: its content is a token the cortex module emits into the PolicyGuard's
   inputs; the file is consumed.
+* ``reduce_exposure``: an operator's "reduce exposure now" (an occasion hook): the file is consumed
+  and every position is flattened with reduce-only orders, whatever the mode.
 
 Each time a hook physically takes effect or is released a JSON line goes to
-``<control dir>/hooks.log``: ``{"hook", "event": "applied"|"released", "mono", "utc", "detail"}``.
+``<control dir>/hooks.log``: ``{"hook", "event": "applied"|"released"|"refused", "mono", "utc", "detail"}``.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from .wal import Wal
 
 WAL_STALL = "wal_stall"
 EMIT_TOKEN = "emit_reason_token"
+REDUCE_EXPOSURE = "reduce_exposure"
 HOOKS_LOG = "hooks.log"
 
 
@@ -42,11 +45,13 @@ class HookLog:
 class Hooks:
     """Polls the control dir for hook files (same cadence as the STOP file)."""
 
-    def __init__(self, control_dir: Path, wal: Wal, emit: Callable[[str], dict], hook_log: HookLog) -> None:
+    def __init__(self, control_dir: Path, wal: Wal, emit: Callable[[str], dict], hook_log: HookLog,
+                 reduce: Callable[[], dict] | None = None) -> None:
         self.dir = Path(control_dir)
         self.wal = wal
         self.emit = emit
         self.hook_log = hook_log
+        self.reduce = reduce
         self._stall_on = False
 
     def wal_stall_changed(self, stalled: bool, detail: dict) -> None:
@@ -68,3 +73,11 @@ class Hooks:
             except OSError:
                 return  # already consumed: next poll
             self.hook_log(EMIT_TOKEN, "applied", self.emit(token))
+        reduce_path = self.dir / REDUCE_EXPOSURE
+        if self.reduce is not None and reduce_path.exists():
+            try:
+                reduce_path.unlink()  # one command per file
+            except OSError:
+                return  # already consumed: next poll
+            detail = self.reduce()
+            self.hook_log(REDUCE_EXPOSURE, "refused" if detail.get("refused") else "applied", detail)
