@@ -148,6 +148,25 @@ CHECK_OPTIONAL: dict[str, tuple[str, str]] = {
         "latch_events", "execution_fingerprint.json latch_events, the service's own clear times: without them, "
                         "reads and a clear that fall between two 5 ms samples end NOT PROVEN"),
 }
+#: A drill's occasion hook (``occasion:`` in the drill file), optional: hook -> what it gives a service.
+OCCASION_WHY: dict[str, str] = {
+    "reduce_exposure": "the occasion to show reduce-only orders while OPEN is blocked: without it, a service "
+                       "that does not reduce on its own ends reduce_only_permitted NOT PROVEN",
+}
+
+
+def _occasion(d: Any, config: Any) -> str | None:
+    """The drill's optional occasion hook, said present or absent in the target file (with what to add)."""
+    hook = (d.occasion or {}).get("hook")
+    if not hook:
+        return None
+    present = hook in config.hooks and bool(config.hooks_log)
+    how = "" if present else (f'; add hooks: {{{hook}: {{file: "{{control_dir}}/{hook}"}}}} and hooks_log, and answer '
+                              '"applied" or "refused" in hooks_log (docs/targets.md, "Occasion hooks")')
+    return (f"hooks.{hook}, {OCCASION_WHY.get(hook, 'an occasion the drill gives once OPEN is blocked')} "
+            f"({'present' if present else 'absent'}{how})")
+
+
 #: What only the fault itself can show (so the doctor names it rather than pretending to know).
 TRIGGER_UNSEEN: dict[str, str] = {
     "hook.apply": "whether the service obeys the hook's control file and logs \"applied\" to hooks_log "
@@ -222,6 +241,9 @@ def assess(drills: list[Any], needs: dict[str, Any], caps: frozenset[str], backe
             fp_field, why = CHECK_OPTIONAL[name]
             present = isinstance(_fingerprint(obs), dict) and _dig(_fingerprint(obs), fp_field) is not None
             optional.append(f"{why} ({'present' if present else 'absent'})")
+        occasion = _occasion(d, config)
+        if occasion is not None:
+            optional.append(occasion)
         unseen = [TRIGGER_UNSEEN[k] for k in _kinds(d) if k in TRIGGER_UNSEEN]
         out.append(Readiness(d.id, "NOT PROVEN" if missing else "READY", missing, optional, unseen))
     return out

@@ -356,3 +356,147 @@ def test_docs_cite_nothing_outside_the_repository() -> None:
     offenders = [str(p.relative_to(ROOT)) for p in [*DOCS.glob("*.md"), ROOT / "README.md", *drills_dir().glob("*.yaml")]
                  if "DESIGN.md" in p.read_text(encoding="utf-8")]
     assert offenders == []
+
+
+# --- every file a service writes has a schema, and every field the plugin reads is named -----------------
+
+HOOKS_LOG = _schema("hooks_log.schema.json")
+STATUS = _schema("status_csp_min.schema.json")
+#: The files a service writes that the plugin reads, each with its schema (the status included).
+SERVICE_SCHEMAS = {"status": STATUS, "fingerprint": FINGERPRINT, "run_manifest": MANIFEST, "hooks_log": HOOKS_LOG}
+#: Status fields beyond the status contract that docs/targets.md names as optional extras the plugin reads.
+STATUS_EXTRAS = {"latch_events"}
+#: Keys the checks read from the plugin's own records, never from a file the service writes: the venue's
+#: witness ledger (docs/venue-protocol.md), a fault's proof and request, the record's occasion, the
+#: contract's manifest, schedules and exploration. Each entry says where it comes from.
+PLUGIN_OWNED = {
+    **dict.fromkeys(("accepted", "auth", "clOrdId", "duplicate", "effect", "exposure", "held_ms", "instId",
+                     "method", "path", "received_mono", "recon_read", "reduceOnly", "side", "sz", "kind",
+                     "positions", "orders_pending"), "the venue's witness ledger"),
+    **dict.fromkeys(("created_utc", "requested", "repeated_trade_ids", "repeats_per_socket", "sockets", "at_s",
+                     "params", "steps", "trigger", "Sample"), "a fault's request, proof or schedule step"),
+    **dict.fromkeys(("answer", "answer_mono", "answer_timeout_s", "declared", "fired_mono", "hook", "hooks_log",
+                     "hold_after_s"), "the record's occasion, or the drill file's occasion: section"),
+    **dict.fromkeys(("conclusive", "elapsed_s", "examples", "minimal", "n", "reason", "signature", "stopped_by",
+                     "verdicts", "violations", "invariant"), "exploration's and the invariants' own results"),
+    **dict.fromkeys(("registries", "manifest", "schema", "ModeReasonCode", "Kill"),
+                    "the status contract's reason manifest (specs/), or a value compared with"),
+    **dict.fromkeys(("content", "fingerprint", "run_manifest", "_unreadable"),
+                    "the record's own keys for the files it read (a snapshot's content, files.<name>)"),
+    "unknown": "a value compared with (audit fields must not contain it)",
+}
+
+
+def _names(schema: dict[str, Any]) -> set[str]:
+    """Every property name a schema gives, at any depth (objects, array items, subschemas)."""
+    out: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                out.update(props)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(schema)
+    return out
+
+
+def _literal_keys(paths: list[Path]) -> dict[str, set[str]]:
+    """String keys read in ``paths``: ``x.get("k")``, ``x["k"]``, ``"k" in x`` (an AST scan, so a new check
+    cannot read a field without this test seeing it)."""
+    import ast
+
+    keys: dict[str, set[str]] = {}
+    for p in paths:
+        for n in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            k = None
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "get" and n.args \
+                    and isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str):
+                k = n.args[0].value
+            elif isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant) and isinstance(n.slice.value, str):
+                k = n.slice.value
+            elif isinstance(n, ast.Compare) and isinstance(n.left, ast.Constant) and isinstance(n.left.value, str) \
+                    and any(isinstance(o, (ast.In, ast.NotIn)) for o in n.ops):
+                k = n.left.value
+            if k is not None:
+                keys.setdefault(k, set()).add(p.name)
+    return keys
+
+
+READERS = sorted((ROOT / "pytest_chaosdrill" / "checks").glob("*.py")) + [ROOT / "pytest_chaosdrill/faults/hook.py"]
+
+
+def test_every_field_a_check_reads_is_named_by_the_contract_or_is_the_plugins_own() -> None:
+    """A key read in checks/ (or by the hooks-log reader) that no service-file schema names, that
+    docs/targets.md does not name as a status extra, and that is not the plugin's own fails here."""
+    named = set().union(*(_names(s) for s in SERVICE_SCHEMAS.values())) | STATUS_EXTRAS
+    read = _literal_keys(READERS)
+    unnamed = {k: sorted(v) for k, v in read.items() if k not in named and k not in PLUGIN_OWNED}
+    assert unnamed == {}, f"fields read but named by no schema of specs/ nor docs/targets.md: {unnamed}"
+    stale = sorted(k for k in PLUGIN_OWNED if k not in read)
+    assert stale == [], f"PLUGIN_OWNED lists keys no check reads any more: {stale}"
+    targets = _doc("targets.md")
+    assert all(f"`{k}`" in targets for k in STATUS_EXTRAS)
+
+
+def test_docs_name_every_schema_and_every_field_of_the_files_a_service_writes() -> None:
+    """docs/targets.md and the schemas are one contract: each service-file schema is linked from the page,
+    and each field a schema names appears there."""
+    targets = _doc("targets.md")
+    for name in ("execution_fingerprint", "run_manifest", "hooks_log"):
+        assert f"specs/{name}.schema.json" in targets, f"docs/targets.md does not link specs/{name}.schema.json"
+        schema = _schema(f"{name}.schema.json")
+        missing = sorted(f for f in _names(schema) if f"`{f}`" not in targets and f'"{f}"' not in targets)
+        assert missing == [], f"{name}: fields the schema names but docs/targets.md does not: {missing}"
+
+
+class _Rendered:
+    """The part of a rendered target file the hooks-log readers use."""
+
+    def __init__(self, control: Path) -> None:
+        from pytest_chaosdrill.target import HookSpec
+
+        self.hooks = {"wal_stall": HookSpec(str(control / "wal_stall")),
+                      "reduce_exposure": HookSpec(str(control / "reduce_exposure"))}
+        self.hooks_log = str(control / "hooks.log")
+
+
+def test_every_hooks_log_field_the_plugin_reads_is_named_by_its_schema(tmp_path: Path, monkeypatch) -> None:
+    """hook.apply's proof and the occasion hook read hooks-log lines through one reader; with each line a
+    key-logging dict, the keys read must be the schema's required fields, all named by it."""
+    from types import SimpleNamespace
+
+    from pytest_chaosdrill.faults import hook as hook_mod
+
+    log: dict[str, set[str]] = {}
+    real = hook_mod.hook_log_entries
+    monkeypatch.setattr(hook_mod, "hook_log_entries", lambda path: [Reads(log, "line", e) for e in real(path)])
+    rendered = _Rendered(tmp_path)
+    trigger = hook_mod.TargetHook(SimpleNamespace(rendered=rendered), {"hook": "wal_stall"})
+    trigger.fire()
+    occasion = hook_mod.OccasionHook(rendered, {"hook": "reduce_exposure"})
+    occasion.fire()
+    lines = [{"hook": "wal_stall", "event": "applied", "mono": time.monotonic(), "utc": "2026-01-01T00:00:00Z"},
+             {"hook": "reduce_exposure", "event": "refused", "mono": time.monotonic(), "detail": {"why": "x"}}]
+    assert all(_problems(HOOKS_LOG, x) == [] for x in lines)
+    Path(rendered.hooks_log).write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    assert trigger.wait_landed(1.0)["hook_log_entry"]["event"] == "applied"
+    assert occasion.poll() is not None and occasion.finish()["answer"] == "refused"
+    assert log["line"] <= set(HOOKS_LOG["properties"]), sorted(log["line"] - set(HOOKS_LOG["properties"]))
+    assert set(HOOKS_LOG["required"]) == log["line"] - {"detail"}
+    jsonschema.Draft202012Validator.check_schema(HOOKS_LOG)
+    assert _problems(HOOKS_LOG, {"hook": "wal_stall", "event": "applied"}), "a line without mono"
+    assert _problems(HOOKS_LOG, {"hook": "wal_stall", "event": "applied", "mono": "1.5"}), "mono as a string"
+
+
+def test_reference_and_example_hooks_logs_validate(tmp_path: Path) -> None:
+    """The lines the bundled services write meet the schema (written by their own hook loggers)."""
+    from okx_demo_api.hooks import HookLog
+
+    HookLog(tmp_path, lambda *a, **k: None)("wal_stall", "applied", {"depth": 8})
+    lines = [json.loads(x) for x in (tmp_path / "hooks.log").read_text(encoding="utf-8").splitlines()]
+    assert lines and all(_problems(HOOKS_LOG, x) == [] for x in lines), lines

@@ -86,6 +86,16 @@ def test_target_file_without_extras_names_the_fields(drills: tuple[list, dict], 
     assert any("files.stop" in m for m in out["ops_c2_1_stop"].missing)
     assert out["drill_1_partial_fill"].verdict == "READY"
     assert any("(absent)" in o for o in out["drill_5_ws_book_gap"].optional)   # latch_events: optional, said absent
+    # drill 3's occasion hook: optional, said absent with what to add
+    assert any(o.startswith("hooks.reduce_exposure") and "(absent; add hooks:" in o
+               for o in out["drill_3_wal_backpressure"].optional), out["drill_3_wal_backpressure"].optional
+
+
+def test_occasion_hook_is_said_present_per_drill(drills: tuple[list, dict]) -> None:
+    out = verdicts(drills, healthy())   # the reference target declares reduce_exposure
+    assert any(o.startswith("hooks.reduce_exposure") and o.endswith("(present)")
+               for o in out["drill_3_wal_backpressure"].optional), out["drill_3_wal_backpressure"].optional
+    assert not any("reduce_exposure" in o for o in out["drill_5_ws_book_gap"].optional)
 
 
 def test_no_steady_state_is_no_drill_ready(drills: tuple[list, dict]) -> None:
