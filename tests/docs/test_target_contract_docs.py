@@ -500,3 +500,45 @@ def test_reference_and_example_hooks_logs_validate(tmp_path: Path) -> None:
     HookLog(tmp_path, lambda *a, **k: None)("wal_stall", "applied", {"depth": 8})
     lines = [json.loads(x) for x in (tmp_path / "hooks.log").read_text(encoding="utf-8").splitlines()]
     assert lines and all(_problems(HOOKS_LOG, x) == [] for x in lines), lines
+
+
+# --- the one per-drill table --------------------------------------------------------------------------
+
+
+def _per_drill_rows() -> dict[str, dict[str, str]]:
+    """docs/targets.md's per-drill table, by drill id (first column), cells by header."""
+    text = _doc("targets.md")
+    section = text[text.index("## Per drill: what the service must do"):]
+    section = section[:section.index("\n### ", 1)]
+    lines = [ln for ln in section.splitlines() if ln.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split(" | ")]
+    rows: dict[str, dict[str, str]] = {}
+    for ln in lines[2:]:
+        cells = [c.strip() for c in ln.strip().strip("|").split(" | ")]
+        drill = cells[0].strip("`")
+        assert drill not in rows, f"{drill} has two rows"
+        rows[drill] = dict(zip(header, cells))
+    return rows
+
+
+def test_one_per_drill_table_names_every_bundled_drill_and_what_it_requires() -> None:
+    """Every drill file has exactly one row; its required column names every target-file field the drill's
+    fault and checks need, its backend column every capability, its optional column the occasion hook."""
+    from pytest_chaosdrill.registry import Registry, validate_drill
+
+    text = _doc("targets.md")
+    assert text.count("| drill | fault (ends) |") == 1 and text.count("| needs | drills |") == 0, "one table only"
+    rows = _per_drill_rows()
+    drills = load_drills([drills_dir()])
+    assert set(rows) == {d.id for d in drills}
+    reg = Registry.builtin()
+    for d in drills:
+        row = rows[d.id]
+        assert len(row) == 6 and all(row.values()), f"{d.id}: incomplete row {row}"
+        req = validate_drill(d, reg)[1]
+        for f in req.target_fields:
+            assert f"`{f}`" in row["required (target file, files, traffic)"], f"{d.id}: required column lacks {f}"
+        for cap in req.capabilities:
+            assert f"`{cap}`" in row["backend"], f"{d.id}: backend column lacks {cap}"
+        if d.occasion:
+            assert f"`hooks.{d.occasion['hook']}`" in row["optional (adds evidence, never needed to pass)"]
