@@ -71,6 +71,27 @@ def record_dict(record: Any) -> dict[str, Any]:
     return dict(vars(record))
 
 
+def start_hold_proof(venue: Any, hold: Any, hold_s: float, released_mono: float,
+                     first_sample: int | None) -> dict[str, Any]:
+    """What a start-up hold of the venue's REST answers (``hold_reconcile_s``) really did, from the venue's
+    own record after the release (never the request alone): a hold that delayed no answer is "not landed",
+    ``held_s`` 0, and the proof says what it then left untested."""
+    final = next((f for f in venue.faults() if f.id == hold.id), hold)
+    record = record_dict(final)
+    landed = bool(record.get("landed"))
+    started = record.get("requested_mono")
+    proof: dict[str, Any] = {
+        "venue_rest_latency": record, "requested_s": hold_s, "landed": landed,
+        "delayed_requests": int((record.get("detail") or {}).get("delayed_requests", 0)),
+        "held_s": round(released_mono - started, 3) if landed and isinstance(started, (int, float)) else 0.0,
+        "released_mono": released_mono, "first_status_sample": first_sample}
+    if not landed:
+        proof["not_tested"] = ("not landed: the venue delayed no REST answer before the first status answer "
+                               "after the restart, so the start-up latch was observable only if the target "
+                               "was still latched when first sampled")
+    return proof
+
+
 def known_params(params: dict[str, Any], known: dict[str, Any]) -> list[str]:
     problems = [f"unknown parameter {k!r}; known: {', '.join(sorted(known)) or 'none'}" for k in params if k not in known]
     problems += [f"parameter {k!r} must be {getattr(t, '__name__', 'a number')}, got {params[k]!r}"

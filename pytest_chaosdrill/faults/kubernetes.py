@@ -7,7 +7,7 @@ from typing import Any
 
 from ..backends.base import KILL, POD_DELETE
 from ..timeline import wait_until
-from .base import FaultNotLanded, Trigger, known_params, record_dict
+from .base import FaultNotLanded, Trigger, known_params, start_hold_proof
 
 
 class PodDelete(Trigger):
@@ -60,7 +60,7 @@ class PodDelete(Trigger):
             seen = wait_until(lambda: self.ctx.timeline.first(lambda s: s.ok, start=restart.mono), self.hold_s)
             self.condition_ended_mono = time.monotonic()
             self.ctx.venue.clear(kind="rest_latency")
-            self.proof["reconcile_hold"] = {"venue_rest_latency": record_dict(self.hold), "held_s": self.hold_s,
-                                            "released_mono": self.condition_ended_mono,
-                                            "first_status_sample": seen.i if seen else None}
+            # the venue's own record after the release: a hold that delayed nothing is "not landed"
+            self.proof["reconcile_hold"] = start_hold_proof(self.ctx.venue, self.hold, self.hold_s,
+                                                            self.condition_ended_mono, seen.i if seen else None)
         return self.proof

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..backends.base import KILL, PAUSE, START
 from ..timeline import wait_until
-from .base import BackendFault, FaultNotLanded, Trigger, known_params, record_dict
+from .base import BackendFault, FaultNotLanded, Trigger, known_params, start_hold_proof
 
 
 class ProcessKillRestart(Trigger):
@@ -51,26 +51,9 @@ class ProcessKillRestart(Trigger):
             # The condition ends as the hold is lifted: reads the venue answers from then on count.
             self.condition_ended_mono = time.monotonic()
             self.ctx.venue.clear(kind="rest_latency")
-            self.proof["reconcile_hold"] = self._hold_proof(hold, hold_s, seen.i if seen else None)
+            self.proof["reconcile_hold"] = start_hold_proof(self.ctx.venue, hold, hold_s, self.condition_ended_mono,
+                                                            seen.i if seen else None)
         return self.proof
-
-    def _hold_proof(self, hold: Any, hold_s: float, first_sample: int | None) -> dict[str, Any]:
-        """What the start-up hold really did, from the venue's own record after the release (never the
-        request alone): a hold that delayed no answer is "not landed", with what it left untested."""
-        final = next((f for f in self.ctx.venue.faults() if f.id == hold.id), hold)
-        record = record_dict(final)
-        landed = bool(record.get("landed"))
-        started = record.get("requested_mono")
-        proof: dict[str, Any] = {
-            "venue_rest_latency": record, "requested_s": hold_s, "landed": landed,
-            "delayed_requests": int((record.get("detail") or {}).get("delayed_requests", 0)),
-            "held_s": round(self.condition_ended_mono - started, 3) if landed and started is not None else 0.0,
-            "released_mono": self.condition_ended_mono, "first_status_sample": first_sample}
-        if not landed:
-            proof["not_tested"] = ("not landed: the venue delayed no REST answer before the first status answer "
-                                   "after the restart, so the start-up latch was observable only if the target "
-                                   "was still latched when first sampled")
-        return proof
 
 
 class ProcessPause(BackendFault):

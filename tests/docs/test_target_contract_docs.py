@@ -542,3 +542,29 @@ def test_one_per_drill_table_names_every_bundled_drill_and_what_it_requires() ->
             assert f"`{cap}`" in row["backend"], f"{d.id}: backend column lacks {cap}"
         if d.occasion:
             assert f"`hooks.{d.occasion['hook']}`" in row["optional (adds evidence, never needed to pass)"]
+
+
+def test_the_error_gate_asks_what_the_docs_and_the_drill_criteria_say() -> None:
+    """C2.2 (network.disconnect) accepts any of connection_error, timeout, dns_failure: the checklist's C2.3
+    root cause lists all three as the network failures a service must count (ConnectionError, Timeout,
+    DNS failures), and a cut network yields whichever the client was doing. Code, drill criteria and
+    docs/targets.md must say the same, class by class, for every drill with the gate."""
+    from pytest_chaosdrill.checks.files import FAULT_ERROR_CLASSES
+
+    text = _doc("targets.md")
+    gate = text[text.index("`fingerprint_error_gate` passes when"):]
+    gate = gate[:gate.index("\n\n")]
+    for d in load_drills([drills_dir()]):
+        for spec in d.checks:
+            if spec.name != "fingerprint_error_gate":
+                continue
+            key = f"{d.trigger_kind}:{d.trigger_params.get('type')}" if d.trigger_kind == "proxy.toxic" else d.trigger_kind
+            wanted = spec.params.get("classes") or list(FAULT_ERROR_CLASSES.get(key, ()))
+            assert wanted, f"{d.id}: the gate knows no error class for {key}"
+            for alternatives in wanted:
+                for cls in alternatives.split("|"):
+                    assert cls in spec.criterion, f"{d.id}: criterion does not name {cls}: {spec.criterion}"
+                    assert f"`{cls}`" in gate, f"docs/targets.md's gate paragraph does not name {cls}"
+            if key == "network.disconnect":
+                assert wanted == ["timeout|connection_error|dns_failure"]
+                assert "at least\none of `connection_error`, `timeout` or `dns_failure`" in gate
