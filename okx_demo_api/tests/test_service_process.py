@@ -262,3 +262,34 @@ def test_frozen_process_latches_stale_on_resume(own_venue, tmp_path) -> None:
         assert opens_between(own_venue, resumed, last_before(samples, back["_mono"])) == []
         assert back["reconcile"]["last_success_mono"] > resumed
     assert sample_problems(samples) == []
+
+
+def test_reduce_exposure_hook_flattens_while_the_wal_is_stalled(own_venue, tmp_path) -> None:
+    """The occasion hook reduce_exposure: consumed, answered "applied", and its reduce-only orders reach the
+    venue while the WAL writer is stalled (they never wait for the journal)."""
+    samples: list[dict] = []
+
+    def exposure() -> float:
+        series = own_venue.control.witness().exposure_series()
+        return series[-1][1] if series else 0.0
+
+    with for_venue(own_venue, tmp_path, TARGET_WAL_CAPACITY="16") as t:
+        t.wait_status(active, 20, "Active", samples)
+        t.wait_for(lambda: exposure() >= 2, 20, "a position at the venue")
+        t.touch_control("wal_stall")
+        t.wait_status(lambda s: open_blocked(s) and s["wal_queue_enqueue_failures"] > 0, 10, "backpressure", samples)
+        asked = t.touch_control("reduce_exposure")
+        answer = t.wait_for(lambda: [h for h in t.hooks_log() if h["hook"] == "reduce_exposure"], 5, "answered")[0]
+        assert answer["event"] == "applied" and answer["mono"] >= asked - 0.05, answer
+        assert not (t.control_dir / "reduce_exposure").exists(), "the hook file must be consumed"
+        ids = set(answer["detail"]["orders"])
+        if not ids:   # the strategy's own closes flattened it first: nothing was left to send
+            assert answer["detail"]["exposure"] == 0
+        else:
+            reduced = t.wait_for(lambda: [o for o in own_venue.control.witness().orders() if o.get("clOrdId") in ids
+                                          and o.get("effect") == "reduce"], 5, "the flatten at the venue")
+            assert {o["reduceOnly"] for o in reduced} == {True}
+        assert (t.control_dir / "wal_stall").exists()   # all of it while the WAL was still stalled
+        assert open_blocked(t.wait_status(lambda s: True, 2, "sample", samples))
+        (t.control_dir / "wal_stall").unlink()
+    assert sample_problems(samples) == []
