@@ -1,5 +1,5 @@
 """Entry point: configuration from the environment, the status HTTP server (ThreadingHTTPServer),
-the control-dir poller (STOP and the two fault hooks), the run manifest and the execution fingerprint.
+the control-dir poller (STOP, the two fault hooks and the reduce_exposure occasion hook), the run manifest and the execution fingerprint.
 
 Run as ``python -m threaded_service`` (package on the path) or ``python service.py`` from this folder.
 """
@@ -190,6 +190,7 @@ def main() -> int:
 
     def poll_control() -> None:
         stall_file, token_file = control / "wal_stall", control / "emit_reason_token"
+        reduce_file = control / "reduce_exposure"
         stalled = False
         while not stop.is_set():
             if (control / "STOP").exists():
@@ -208,6 +209,13 @@ def main() -> int:
                 if token is not None:
                     tier = state.emit_token(token)
                     ops.hook("emit_reason_token", "applied", time.monotonic(), token=token, tier=tier)
+            if reduce_file.exists():
+                try:
+                    reduce_file.unlink()   # one command per file
+                except OSError:
+                    pass
+                else:
+                    ops.hook("reduce_exposure", "applied", time.monotonic(), **trader.flatten_now())
             time.sleep(0.01)
 
     threading.Thread(target=poll_control, name="control", daemon=True).start()

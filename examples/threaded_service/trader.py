@@ -2,7 +2,8 @@
 
 Order path: policy check -> WAL intent enqueued (full queue: fail closed, counted) -> wait until it is
 fsynced (else journal it abandoned) -> policy check again, nothing in between -> REST with an
-``expTime`` header. One order is on the wire at a time, so reconciliation can find a quiet moment and
+``expTime`` header. Reduce-only orders are journalled if the queue takes them but never wait for the
+WAL: they cannot add exposure, so WAL backpressure does not block risk reduction. One order is on the wire at a time, so reconciliation can find a quiet moment and
 a fault never meets a burst. An order that got no answer is unresolved: it is looked up by
 ``clOrdId`` once its ``expTime`` has passed, never re-sent.
 """
@@ -53,8 +54,14 @@ class Trader:
         return True
 
     def _intents(self, legs: list[dict[str, Any]]) -> bool:
-        """Journal each leg's intent and wait until all are durable; False means fail closed."""
+        """Journal each leg's intent and wait until all are durable; False means fail closed. Reduce-only
+        legs are journalled when the queue takes them, never waited for (always True)."""
         exp = now_ms() + self.exp_ms
+        if all(leg.get("reduceOnly") is True for leg in legs):
+            for leg in legs:
+                leg["expTime"] = exp
+                self.wal.enqueue({"kind": "intent", "utc_ms": now_ms(), "expTime": exp, **leg})
+            return True
         recs = []
         for leg in legs:
             leg["expTime"] = exp
@@ -312,6 +319,19 @@ class Trader:
             return [self._leg(inst, "sell" if p > 0 else "buy", 1, True)], False
         side = self.rng.choice(("buy", "sell"))
         return [self._leg(inst, side, 1, False)], True
+
+    def flatten_now(self) -> dict[str, Any]:
+        """The reduce_exposure hook: one reduce-only order per instrument for its whole position, sent now
+        (each on its own thread, so the control poller never waits for the venue)."""
+        with self.s.lock:
+            pos = {i: p for i, p in self.s.positions.items() if p}
+        sent = []
+        for inst, p in pos.items():
+            legs = [self._leg(inst, "sell" if p > 0 else "buy", abs(p), True)]
+            if self._intents(legs):
+                threading.Thread(target=self._send, args=(legs, False), daemon=True).start()
+                sent.append(legs[0]["clOrdId"])
+        return {"orders": sent, "positions": pos}
 
     def _containment(self) -> None:
         with self.s.lock:

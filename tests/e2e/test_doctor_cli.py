@@ -25,6 +25,10 @@ def doctor(target: Path, *extra: str) -> tuple[int, dict[str, Any]]:
     return proc.returncode, json.loads(proc.stdout)
 
 
+def optional(report: dict[str, Any], drill: str) -> list[str]:
+    return next(r["optional"] for r in report["drills"] if r["drill"] == drill)
+
+
 def not_ready(report: dict[str, Any]) -> dict[str, str]:
     return {r["drill"]: r["verdict"] for r in report["drills"] if r["verdict"] != "READY"}
 
@@ -34,6 +38,8 @@ def test_reference_target_is_ready_for_every_drill_its_backend_can_run() -> None
     assert not_ready(report) == ALL_READY_BUT_C2_2, report
     assert code == 0
     assert report["observed_s"] < 40   # "well under a minute", start-up included
+    # drill 3's optional occasion hook: the reference target file declares it
+    assert any(o.startswith("hooks.reduce_exposure") and o.endswith("(present)") for o in optional(report, "drill_3_wal_backpressure"))
 
 
 def test_example_service_is_ready_too() -> None:
@@ -64,6 +70,10 @@ def test_service_without_extras_is_told_what_to_add(tmp_path: Path) -> None:
         **ALL_READY_BUT_C2_2}, report
     said = {r["drill"]: " ".join(r["missing"]) for r in report["drills"]}
     assert "hooks.wal_stall" in said["drill_3_wal_backpressure"] and "hooks_log" in said["drill_3_wal_backpressure"]
+    # the occasion hook is optional: said absent, with what to add, and never among the missing
+    assert any(o.startswith("hooks.reduce_exposure") and "(absent; add hooks:" in o
+               for o in optional(report, "drill_3_wal_backpressure"))
+    assert "reduce_exposure" not in said["drill_3_wal_backpressure"]
     assert "files.fingerprint" in said["drill_6_ws_trades_gap"]
     assert "hooks.emit_reason_token" in said["drill_8_unknown_token"]
     assert "files.stop" in said["ops_c2_1_stop"] and "files.run_manifest" in said["ops_c2_1_stop"]
