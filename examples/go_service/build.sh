@@ -18,4 +18,6 @@ cd "$here"
 GO111MODULE=off GOPATH="$gocode" GOFLAGS= GOPROXY=off CGO_ENABLED=0 \
   GOCACHE="${GOCACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/go-build}" \
   go build -trimpath -ldflags "-s -w -X main.gitCommit=$commit -X main.buildID=go-service-$commit" -o "$out" .
+# the reason manifest beside the binary: the image's build context (Dockerfile) takes both from bin/
+cp "$here/../../specs/status_reason_registries_manifest.json" "$(dirname "$out")/"
 echo "$out"
