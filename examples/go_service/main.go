@@ -265,8 +265,10 @@ func (s *svc) openAllowedLocked(now time.Time) bool {
 }
 
 func (s *svc) handleStatus(w http.ResponseWriter, r *http.Request) {
-	now := time.Now()
 	s.mu.Lock()
+	// read the clock under the lock: a feed event stamped between a clock read taken before it and
+	// the lock would make ws_event_lag_ms negative
+	now := time.Now()
 	mode, risk, reasons, codes, conn, bunker := s.modeLocked(now)
 	if codes == nil {
 		codes = []string{}
