@@ -124,6 +124,7 @@ type svc struct {
 
 	// feed
 	haveFeed      bool
+	feedSeen      bool // a books/trades event arrived since this process started
 	lastFeed      time.Time
 	feedStale     bool
 	lastSeq       int64
@@ -749,7 +750,12 @@ func (s *svc) reconciler() {
 		}
 		seq := s.posSeq
 		s.mu.Unlock()
-		if stopping || !needed {
+		// no latch clears on a feed that has not delivered since this process started, or is stale:
+		// a restart into a frozen feed must not clear its restart latch before the stale one can set
+		s.mu.Lock()
+		inputsOK := s.feedSeen && !s.feedStale
+		s.mu.Unlock()
+		if stopping || !needed || !inputsOK {
 			continue
 		}
 		t0 := monoNow()
@@ -948,7 +954,7 @@ func (s *svc) onPublic(c *websocket.Conn, msg []byte) {
 	default:
 		return
 	}
-	s.haveFeed = true
+	s.haveFeed, s.feedSeen = true, true
 	s.lastFeed = now
 	if s.feedStale {
 		s.feedStale = false
@@ -1165,6 +1171,9 @@ func main() {
 	}
 	os.WriteFile(marker, []byte(s.runID), 0o644)
 	s.loopTickMs = time.Now().UnixMilli()
+	// silence is counted from the start: a service (re)started into a frozen feed has stale market
+	// data, not none to judge (explore_1 found a restart during a freeze clearing the latch too early)
+	s.haveFeed, s.lastFeed = true, time.Now()
 	s.manifest("running", nil, nil)
 	s.writeFingerprint()
 
