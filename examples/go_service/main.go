@@ -37,12 +37,12 @@ var (
 )
 
 const (
-	instA        = "BTC-USDT-SWAP"
-	instB        = "ETH-USDT-SWAP"
-	tickEvery    = 100 * time.Millisecond
-	staleAfter   = 500 * time.Millisecond
-	degradedHold = 1500 * time.Millisecond
-	expTimeMs    = 1500 // an order request's deadline (OKX expTime), venue clock
+	instA         = "BTC-USDT-SWAP"
+	instB         = "ETH-USDT-SWAP"
+	tickEvery     = 100 * time.Millisecond
+	staleAfter    = 500 * time.Millisecond
+	degradedHold  = 1500 * time.Millisecond
+	expTimeMs     = 1500 // an order request's deadline (OKX expTime), venue clock
 	notFoundGrace = 1000 // "not found" is final only this long after expTime
 )
 
@@ -90,57 +90,58 @@ type unresolved struct {
 type svc struct {
 	mu sync.Mutex
 
-	restURL, wsPub, wsPriv   string
-	apiKey, secret, pass     string
-	dataDir, controlDir      string
-	hooksLog                 string
-	walCap                   int
-	registry                 map[string]bool
-	http                     *http.Client
-	startMs                  int64
-	runID                    string
-	clSeq                    int
-	clPrefix                 string
-	clockOffsetMs            int64
-	lastResync               time.Time
+	restURL, wsPub, wsPriv string
+	apiKey, secret, pass   string
+	dataDir, controlDir    string
+	hooksLog               string
+	walCap                 int
+	registry               map[string]bool
+	http                   *http.Client
+	startMs                int64
+	runID                  string
+	clSeq                  int
+	clPrefix               string
+	clockOffsetMs          int64
+	lastResync             time.Time
 
 	// trading state
-	pos        map[string]int
-	posSeq     int // bumped on every order answer: a positions read older than it is stale
-	inflight   bool
-	rampUp     bool
-	unres      []unresolved
-	emergency  bool
-	flatSince  time.Time
-	killed     bool
-	stopping   bool
-	latch      map[string]*latchEntry
-	latchEvts  []map[string]interface{}
-	restDegUntil time.Time
+	pos                map[string]int
+	posSeq             int // bumped on every order answer: a positions read older than it is stale
+	inflight           bool
+	readInflight       bool
+	rampUp             bool
+	unres              []unresolved
+	emergency          bool
+	flatSince          time.Time
+	killed             bool
+	stopping           bool
+	latch              map[string]*latchEntry
+	latchEvts          []map[string]interface{}
+	restDegUntil       time.Time
 	sessionUnconfirmed bool
-	sessions10028 []time.Time
-	loggedIn   bool
-	privConn   *websocket.Conn
+	sessions10028      []time.Time
+	loggedIn           bool
+	privConn           *websocket.Conn
 
 	// feed
-	haveFeed      bool
-	feedSeen      bool // a books/trades event arrived since this process started
-	lastFeed      time.Time
-	feedStale     bool
-	lastSeq       int64
-	bookGap       bool
-	pubConn       *websocket.Conn
-	lastTradeID   int64
-	seenTrades    map[int64]bool
-	tradesGap     bool
-	processed     int
-	dupDropped    int
+	haveFeed    bool
+	feedSeen    bool // a books/trades event arrived since this process started
+	lastFeed    time.Time
+	feedStale   bool
+	lastSeq     int64
+	bookGap     bool
+	pubConn     *websocket.Conn
+	lastTradeID int64
+	seenTrades  map[int64]bool
+	tradesGap   bool
+	processed   int
+	dupDropped  int
 
 	// WAL
-	walCh        chan []byte
-	walFailures  int
-	walLastFail  time.Time
-	walStalled   bool
+	walCh       chan []byte
+	walFailures int
+	walLastFail time.Time
+	walStalled  bool
 
 	// telemetry
 	apiCalls   int
@@ -291,7 +292,7 @@ func (s *svc) handleStatus(w http.ResponseWriter, r *http.Request) {
 		"connectivity_degraded": conn, "mode_reasons": reasons,
 		"open_permission_blocked_latch": len(codes) > 0, "open_permission_reason_codes": codes,
 		"open_permission_requires_reconcile": len(codes) > 0,
-		"policy_age_sec": (now.UnixMilli() - s.startMs) / 1000, "last_policy_update_ts": s.startMs,
+		"policy_age_sec":                     (now.UnixMilli() - s.startMs) / 1000, "last_policy_update_ts": s.startMs,
 		"f1_cert_state": "PASS", "f1_cert_expires_at": s.startMs + 86400000,
 		"disk_used_pct": s.diskPct, "disk_used_last_update_ts_ms": s.diskTs,
 		"disk_used_pct_secondary": s.diskPct, "disk_used_secondary_last_update_ts_ms": s.diskTs,
@@ -706,7 +707,17 @@ func (s *svc) trader() {
 		}
 		s.mu.Unlock()
 		if len(legs) == 0 {
-			go s.call("GET", "/api/v5/market/ticker?instId="+instA, nil, false, 0) // keep calling in every mode
+			s.mu.Lock()
+			if !s.readInflight { // keep calling in every mode, one price read at a time
+				s.readInflight = true
+				go func() {
+					s.call("GET", "/api/v5/market/ticker?instId="+instA, nil, false, 0)
+					s.mu.Lock()
+					s.readInflight = false
+					s.mu.Unlock()
+				}()
+			}
+			s.mu.Unlock()
 			continue
 		}
 		for i := range legs {
@@ -1108,7 +1119,7 @@ func (s *svc) manifest(status string, stopTime, reason interface{}) {
 	writeAtomic(filepath.Join(s.dataDir, "run_manifest.json"), map[string]interface{}{
 		"run_id": s.runID, "git_commit": gitCommit, "build_id": buildID,
 		"docker_image_tag": env("DOCKER_IMAGE_TAG", "not-applicable:not-running-in-a-container"),
-		"start_utc": s.startUTC, "end_utc": end, "status": status,
+		"start_utc":        s.startUTC, "end_utc": end, "status": status,
 		"stop_detected": stopTime != nil, "stop_time": stopTime, "stop_reason": reason,
 	})
 }
