@@ -105,7 +105,7 @@ def only_folder(root: Path) -> Path:
 
 
 def assert_complete(folder: Path) -> dict:
-    for f in REQUIRED_FILES + ("meta.json", "SHA256SUMS", "timeline.jsonl"):
+    for f in REQUIRED_FILES + ("meta.json", "SHA256SUMS", "timeline.jsonl.gz"):
         assert (folder / f).is_file(), f"{f} missing from {folder}"
     ieb = list(folder.parent.glob(f"IEB_*_{folder.name}.tar.gz"))
     assert len(ieb) == 1 and Path(str(ieb[0]) + ".sha256").is_file()
