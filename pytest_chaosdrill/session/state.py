@@ -104,7 +104,8 @@ class SessionState:
             for line in mark_incomplete(root):  # folders of runs that were killed mid-drill
                 self.note(line)
                 log.warning("%s", line)
-            for line in prune_runs(root, int(setting(self.config, "evidence_retention_count")), self.info.run_id):
+            for line in prune_runs(root, int(setting(self.config, "evidence_retention_count")), self.info.run_id,
+                                   str(setting(self.config, "evidence_retention_policy"))):
                 self.note(line)
             xml = junit(self.config)
             if xml is not None:
