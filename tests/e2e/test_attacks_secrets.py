@@ -59,7 +59,8 @@ def forms(secret: str) -> dict[str, bytes]:
 
 
 def every_byte(root: Path, stdout: bytes, stderr: bytes, junit: Path) -> dict[str, bytes]:
-    """What the run wrote: the whole evidence tree (IEB archive members opened), the JUnit XML, pytest's output."""
+    """What the run wrote: the whole evidence tree (IEB archive members and gzip files opened), the JUnit XML,
+    pytest's output."""
     blobs = {"stdout": stdout, "stderr": stderr, str(junit): junit.read_bytes()}
     for p in sorted((root / "evidence").rglob("*")):
         if p.is_file() and not p.is_symlink():
@@ -69,6 +70,10 @@ def every_byte(root: Path, stdout: bytes, stderr: bytes, junit: Path) -> dict[st
                     for m in tar.getmembers():
                         if m.isfile():
                             blobs[f"{p}:{m.name}"] = tar.extractfile(m).read()  # type: ignore[union-attr]
+                            if m.name.endswith(".gz"):  # the compressed timeline inside the archive
+                                blobs[f"{p}:{m.name}:gunzip"] = gzip.decompress(blobs[f"{p}:{m.name}"])
+            elif p.name.endswith(".gz"):  # timeline.jsonl.gz: a secret must not hide in compressed bytes
+                blobs[f"{p}:gunzip"] = gzip.decompress(blobs[str(p)])
     return blobs
 
 
