@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "proxy": ("proxy", "run the fault proxy (Toxiproxy-style TCP proxy with an HTTP API) standalone"),
     "verify-evidence": ("verify_evidence", "re-check every hash in an evidence folder"),
     "recheck": ("recheck", "re-derive every drill's verdict from its stored evidence (no re-run)"),
+    "build-images": ("build_images", "build the docker backend's image (venue + proxy) from the installed package; "
+                     "--target FILE builds a target file's own image too"),
+    "keep-reap": ("keep_reap", "stop the services, venues and proxies --chaosdrill-keep left running"),
     "docker-reap": ("docker_reap", "remove containers, networks and volumes that killed drill runs left"),
     "k8s-selfcheck": ("k8s_selfcheck", "what the kubernetes backend can prove on a cluster (version, RBAC, Chaos Mesh)"),
     "k8s-reap": ("k8s_reap", "delete the Deployments and pods killed drill runs left in a namespace"),

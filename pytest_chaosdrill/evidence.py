@@ -389,27 +389,52 @@ class LiveEvidence:
                 p.unlink()
 
 
-def prune_runs(root: Path, keep: int, current: str) -> list[str]:
-    """Remove the oldest run folders under ``root/runs`` beyond the newest ``keep`` (run ids start with
-    their UTC time, so names sort by age); never the current run nor one with a drill in progress.
-    Latest-run links left pointing nowhere go too. Returns one line per run removed."""
+_SIGNED_RUN = re.compile(r"^Run `(run_[^`]+)`", re.M)
+
+
+def prune_runs(root: Path, keep: int, current: str, policy: str = "all") -> list[str]:
+    """Remove old run folders under ``root/runs``: those beyond the newest ``keep`` (0 keeps any number; run ids
+    start with their UTC time, so names sort by age), and those ``policy`` does not keep (like pytest's
+    ``tmp_path_retention_policy``: ``all`` keeps every run, ``failed`` the runs where a drill did not PASS,
+    ``none`` no earlier run). Never the current run, the run of the latest full sign-off
+    (``root/SIGNOFF.md``), nor one with a drill in progress. Latest-run links left pointing nowhere go too.
+    Returns one line per run removed."""
     import shutil
 
     runs = Path(root) / "runs"
-    if keep <= 0 or not runs.is_dir():
+    if (keep <= 0 and policy == "all") or not runs.is_dir():
         return []
+    try:
+        signed = _SIGNED_RUN.search((Path(root) / "SIGNOFF.md").read_text(encoding="utf-8"))
+    except OSError:
+        signed = None
+    protected = {current, signed.group(1) if signed else None}
     folders = sorted((p for p in runs.iterdir() if p.is_dir() and not p.is_symlink()), key=lambda p: p.name)
-    old = [p for p in folders[:max(0, len(folders) - keep)] if p.name != current]
+    old = {p: f"chaosdrill_evidence_retention_count={keep}" for p in folders[:max(0, len(folders) - keep)]} if keep > 0 else {}
+    for p in folders:
+        if p not in old and (policy == "none" or (policy == "failed" and _all_passed(p))):
+            old[p] = f"chaosdrill_evidence_retention_policy={policy}"
     out = []
-    for folder in old:
-        if any(folder.glob(f"*/*/{IN_PROGRESS}")):
+    for folder, why in sorted(old.items()):
+        if folder.name in protected or any(folder.glob(f"*/*/{IN_PROGRESS}")):
             continue  # a drill of that run may be running now (or died: mark_incomplete handles it)
         shutil.rmtree(folder, ignore_errors=True)
-        out.append(f"removed {folder} (chaosdrill_evidence_retention_count={keep})")
+        out.append(f"removed {folder} ({why})")
     for link in Path(root).glob("*/*"):
         if link.is_symlink() and not link.exists():
             link.unlink()
     return out
+
+
+def _all_passed(run: Path) -> bool:
+    """Every drill of a run folder PASSed (and it has at least one): what the ``failed`` policy removes."""
+    verdicts = []
+    for meta in run.glob("*/*/meta.json"):
+        try:
+            verdicts.append(json.loads(meta.read_text(encoding="utf-8")).get("verdict"))
+        except (OSError, ValueError):
+            return False  # unreadable: kept for a person to look at
+    return bool(verdicts) and all(v == "PASS" for v in verdicts)
 
 
 def mark_incomplete(root: Path) -> list[str]:

@@ -160,6 +160,7 @@ def chaosdrill_evidence(request: pytest.FixtureRequest, chaosdrill_drill: Any, c
     state = _session(request.config).begin(request.node, chaosdrill_drill, chaosdrill_backend)
     yield state
     _session(request.config).write_evidence(request.node, state)
+    _session(request.config).keep(state)  # --chaosdrill-keep: the service, venue and proxy again, detached
 
 
 @pytest.fixture

@@ -31,6 +31,12 @@ SETTINGS: dict[str, tuple[str, Any, str]] = {
     "evidence_retention_count": ("keep the evidence of the last N runs (runs/<run id>/, like pytest's "
                                  "tmp_path_retention_count); older runs are removed when a run starts; 0 keeps all",
                                  "0", "int"),
+    "evidence_retention_policy": ("which earlier runs' evidence to keep when a run starts (like pytest's "
+                                  "tmp_path_retention_policy): all, failed (runs where a drill did not PASS) or none; "
+                                  "the latest full sign-off's run is always kept", "all", "str"),
+    "keep": ("leave each drill's service, venue simulator and fault proxy running after it (process backend), their "
+             "URLs printed and in the run folder's kept.json; stopped by `chaosdrill keep-reap` or the next drill "
+             "session", False, "bool"),
     "allow_live": ("allow drills against a target that looks live (real money). Never in CI", False, "bool"),
 }
 
@@ -92,6 +98,10 @@ def check_values(config: pytest.Config) -> None:
         except (TypeError, ValueError):
             raise pytest.UsageError(f"--chaosdrill-{name.replace('_', '-')} (ini chaosdrill_{name}) must be "
                                     f"{_KIND_WORDS[kind]}, got {setting(config, name)!r}") from None
+    policy = str(setting(config, "evidence_retention_policy"))
+    if policy not in RETENTION_POLICIES:
+        raise pytest.UsageError(f"--chaosdrill-evidence-retention-policy (ini chaosdrill_evidence_retention_policy) "
+                                f"must be all, failed or none, got {policy!r}")
     for name, (low, high) in _RANGES.items():
         value = float(setting(config, name))
         if not low < value <= high:
@@ -99,6 +109,8 @@ def check_values(config: pytest.Config) -> None:
                                     f"than {low:g} and at most {high:g}, got {value:g}")
 
 
+#: Values of ``chaosdrill_evidence_retention_policy`` (their meaning: ``evidence.prune_runs``).
+RETENTION_POLICIES = ("all", "failed", "none")
 _KIND_WORDS = {int: "an integer", float: "a number"}
 #: Open-closed ranges (low excluded, high included). 0 ms would busy-loop a core; above 10 ms a 5 ms
 #: decision could fall between two samples.

@@ -62,9 +62,9 @@ class Evaluation:
 
 
 def criterion_of(fn: Callable[..., Any]) -> str:
-    """A check's criterion: the first line of its docstring."""
+    """A check's criterion: the first paragraph of its docstring, on one line."""
     doc = inspect.getdoc(fn) or ""
-    return doc.splitlines()[0] if doc else ""
+    return " ".join(doc.split("\n\n", 1)[0].replace("``", "").split())
 
 
 def run_checks(record: DrillRecord, checks: Mapping[str, Check]) -> list[CheckResult]:

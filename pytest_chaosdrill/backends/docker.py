@@ -285,7 +285,7 @@ class DockerBackend(Backend):
         probe = DockerEngine(self.run_id, compose=self._compose, handle_signals=False)
         if not probe.image_present(self.image):
             return (f"docker backend: image {self.image} (venue and proxy) is not built "
-                    "(build it: bash docker/build-images.sh, or set CHAOSDRILL_IMAGE)")
+                    f"(build it: chaosdrill build-images --tag {self.image}, or set CHAOSDRILL_IMAGE)")
         return ""
 
     # -- session resources ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @needs("files.run_manifest")
 def stop_detected(rec: "DrillRecord", max_ms: float = 1000.0) -> CheckResult:
+    """The STOP file was detected: run_manifest.json says stop_detected, at most ``max_ms`` after the file appeared."""
     manifest = rec.files.get("run_manifest")
     if not isinstance(manifest, dict):
         return CheckResult("stop_detected", False, "no readable run_manifest.json after the STOP")
@@ -31,6 +32,7 @@ def stop_detected(rec: "DrillRecord", max_ms: float = 1000.0) -> CheckResult:
 
 
 def graceful_exit(rec: "DrillRecord", code: int = 0) -> CheckResult:
+    """The target exited by itself with status ``code`` within the recovery timeout."""
     rc = rec.exit_code
     if rc is None:
         return CheckResult("graceful_exit", False, "the target did not exit within the recovery timeout")
@@ -39,6 +41,7 @@ def graceful_exit(rec: "DrillRecord", code: int = 0) -> CheckResult:
 
 @needs("files.run_manifest")
 def run_manifest_fields(rec: "DrillRecord", expect: dict[str, Any], audit_fields: list[str] | None = None) -> CheckResult:
+    """run_manifest.json holds the expected values and every audit field."""
     manifest = rec.files.get("run_manifest")
     if not isinstance(manifest, dict) or "_unreadable" in manifest:
         return CheckResult("run_manifest_fields", False, f"no readable run_manifest.json ({manifest})")

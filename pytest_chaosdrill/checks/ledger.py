@@ -209,6 +209,7 @@ def reduce_only_permitted(rec: "DrillRecord") -> CheckResult:
 
 
 def no_duplicate_dispatch(rec: "DrillRecord") -> CheckResult:
+    """No duplicate dispatch: no client order id reached the venue twice (a WAL replay is idempotent)."""
     dups = [o for o in ledger_orders(rec.ledger) if o.get("duplicate")]
     n = len(ledger_orders(rec.ledger))
     if dups:

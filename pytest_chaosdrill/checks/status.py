@@ -25,6 +25,8 @@ def mode_held(rec: "DrillRecord", mode: str) -> CheckResult:
 
 
 def latch_set_with(rec: "DrillRecord", code: str) -> CheckResult:
+    """Latch set with the drill's reason code: after the trigger a status sample has the open-permission
+    latch set and ``code`` among its open_permission_reason_codes."""
     s = rec.timeline.first(lambda x: x.latched and code in (x.status.get("open_permission_reason_codes") or []),
                            start=rec.t_trigger)
     if s is None:
@@ -143,6 +145,7 @@ def ws_event_lag_reflects(rec: "DrillRecord", ms: float | None = None, tolerance
 
 
 def counter_increased(rec: "DrillRecord", field: str) -> CheckResult:
+    """The status counter ``field`` rose above its pre-fault value after the trigger (the service counted the fault)."""
     base = rec.baseline.status.get(field) if rec.baseline else None
     if not isinstance(base, (int, float)):
         return CheckResult("counter_increased", None, f"no pre-fault value of {field}")
@@ -153,6 +156,7 @@ def counter_increased(rec: "DrillRecord", field: str) -> CheckResult:
 
 
 def loop_keeps_ticking(rec: "DrillRecord", max_gap_ms: float = 1000.0) -> CheckResult:
+    """The decision loop keeps ticking while OPEN is blocked: loop_tick_last_ts_ms advances, no gap above ``max_gap_ms``."""
     ticks = [s.status.get("loop_tick_last_ts_ms") for s in rec.blocked_window_samples()]
     ticks = [t for t in ticks if isinstance(t, int)]
     distinct = sorted(set(ticks))
@@ -165,6 +169,7 @@ def loop_keeps_ticking(rec: "DrillRecord", max_gap_ms: float = 1000.0) -> CheckR
 
 
 def restart_latch_on_startup(rec: "DrillRecord", code: str = "RESTART_RECONCILE_REQUIRED") -> CheckResult:
+    """On startup the latch is set with ``code``: the first status after the restart has the latch and the code."""
     up = rec.timeline.get_mark("restart")
     if up is None:
         return CheckResult("restart_latch_on_startup", None, "the target was not restarted")

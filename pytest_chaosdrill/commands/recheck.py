@@ -1,7 +1,7 @@
 """``chaosdrill recheck EVIDENCE_DIR``: re-derive every drill's verdict from its stored record.
 
 An auditor can re-check a signed-off run without re-running it: each drill folder's ``record.json``,
-``timeline.jsonl``, ``marks.json`` and ``witness_ledger.jsonl`` hold everything the checks and the
+``timeline.jsonl.gz``, ``marks.json`` and ``witness_ledger.jsonl`` hold everything the checks and the
 verdict read. Exit 0 when every re-derived verdict equals the stored one, 1 when any differs, 2 when
 evidence is unreadable.
 """

@@ -14,9 +14,11 @@ loopback host unless ``--allow-remote`` is given.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import sys
+import zlib
 from typing import Any, TextIO
 
 from ..contract import Contract, ContractLoadError, Finding, findings_by_tag
@@ -37,9 +39,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="status payload JSON file; repeatable; quoted globs ('dir/*.json') are expanded")
     parser.add_argument("--url", action="extend", nargs="+", default=[], metavar="URL",
                         help="fetch the payload from a live /api/v1/status endpoint; repeatable")
-    parser.add_argument("--timeline", action="extend", nargs="+", default=[], metavar="FILE.jsonl",
+    parser.add_argument("--timeline", action="extend", nargs="+", default=[], metavar="FILE.jsonl[.gz]",
                         help="JSON Lines file of payloads or sample records {'status': ..., 'i', 'mono', "
-                             "'utc', 'error'}; repeatable")
+                             "'utc', 'error'}, gzip-compressed when it ends .gz (an evidence folder's timeline.jsonl.gz); repeatable")
     parser.add_argument("--schema", default=None, help="JSON Schema file (default: bundled min schema)")
     parser.add_argument("--manifest", default=None, help="reason registry manifest (default: bundled)")
     parser.add_argument("--strict", action="store_true",
@@ -215,10 +217,13 @@ def _is_sample_record(obj: Any) -> bool:
 def _check_timeline(path: str, contract: Contract, strict: bool) -> Result:
     try:
         with open(path, "rb") as fh:
-            lines = fh.read().splitlines()
+            data = fh.read()
+        if str(path).endswith(".gz"):  # an evidence folder's timeline.jsonl.gz
+            data = gzip.decompress(data)
+        lines = data.splitlines()
     except FileNotFoundError:
         raise SetupError(f"{path}: file not found") from None
-    except OSError as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise SetupError(f"{path}: cannot read: {exc}") from None
     result = Result(str(path), "timeline")
     for lineno, line in enumerate(lines, start=1):

@@ -21,9 +21,10 @@ from .history import history_context
 from .outcome import DrillOutcome
 from .signoff import EXPECTED_PHASE2, Decision, decide, load_outcomes
 from .svg import LEGEND, STATES, drill_svg
+from ..record import TIMELINE_FILE, timeline_file
 from .view import LINKED_FILES, DrillData, drill_folders, load_drill
 
-#: Mode-change rows shown per drill (timeline.jsonl keeps them all).
+#: Mode-change rows shown per drill (timeline.jsonl.gz keeps them all).
 MAX_TABLE_ROWS = 200
 _VERDICT_CLASS = {"PASS": "pass", "FAIL": "fail", "NOT PROVEN": "np", "ERROR": "err", "TIMEOUT": "err",
                   "INTERRUPTED": "err"}
@@ -79,9 +80,15 @@ def _drill_context(d: DrillData, base: Path) -> dict[str, Any]:
                     "detail": c.get("detail") or ""} for c in d.checks],
         "problems": [f"missing {f}" for f in d.missing_files] + d.hash_problems,
         "folder_href": _href(d.folder, base),
-        "links": [{"href": _href(d.folder / f, base), "name": f} for f in LINKED_FILES if (d.folder / f).is_file()],
-        "not_present": [f for f in LINKED_FILES[:6] if not (d.folder / f).is_file()],
+        "links": [{"href": _href(d.folder / f, base), "name": f} for f in _linked(d.folder) if (d.folder / f).is_file()],
+        "not_present": [f for f in _linked(d.folder)[:6] if not (d.folder / f).is_file()],
     }
+
+
+def _linked(folder: Path) -> list[str]:
+    """The files to link, with the timeline under the name this folder has (older evidence: uncompressed)."""
+    name = timeline_file(folder).name
+    return [name if f == TIMELINE_FILE else f for f in LINKED_FILES]
 
 
 def drill_section_html(drill_folder: Path | DrillData, *, link_base: Path | None = None,

@@ -21,7 +21,7 @@ from ..record import DrillRecord
 from ..venue.witness import could_add_exposure
 
 #: The evidence files the drill section links to (relative links; only the ones that exist).
-LINKED_FILES = ("notes.md", "trigger.md", "timeline.jsonl", "witness_ledger.jsonl", "diff.txt", "validation.log",
+LINKED_FILES = ("notes.md", "trigger.md", "timeline.jsonl.gz", "witness_ledger.jsonl", "diff.txt", "validation.log",
                 "observed_status.json", "expected_status.json", "checks.json", "marks.json", "meta.json",
                 "record.json", "SHA256SUMS")
 #: Above this many mode bands, bands narrower than a pixel are merged into one "mixed" band.
@@ -163,7 +163,7 @@ def merge_narrow(bands: list[Band], min_width: float, limit: int = MAX_BANDS) ->
     """Only when there are more than ``limit`` bands: merge runs of bands narrower than ``min_width``.
 
     A merged band is drawn as "many changes" and its title counts the states inside it; the
-    mode-change table and timeline.jsonl keep the details.
+    mode-change table and timeline.jsonl.gz keep the details.
     """
     if len(bands) <= limit:
         return bands

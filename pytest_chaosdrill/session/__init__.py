@@ -8,6 +8,8 @@
 * :class:`~.interrupts.DrillInterrupts`: the drill deadline, SIGTERM and the halt file, reports of
   interrupted drills;
 * :class:`~.junit_errors.DrillJUnitErrors`: JUnit ``<error>`` (not ``<failure>``) for ERROR drills;
+* :class:`~.allure.DrillAllure`: Allure steps per drill phase and the evidence attached (allure-pytest
+  installed and ``--alluredir`` given; otherwise it does nothing);
 * :mod:`.state`: what they share (:class:`~.state.SessionState` in ``config.stash``,
   :class:`~.state.DrillState` in ``item.stash``).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import pytest
 
 from ..halt import read_halt, refusal
+from .allure import DrillAllure
 from .core import DrillSession
 from .interrupts import DrillInterrupts
 from .junit_errors import DrillJUnitErrors
@@ -36,7 +39,8 @@ def start(config: pytest.Config) -> DrillSession:
     config.pluginmanager.register(DrillReporting(state), "chaosdrill-reporting")
     config.pluginmanager.register(DrillInterrupts(state), "chaosdrill-interrupts")
     config.pluginmanager.register(DrillJUnitErrors(state), "chaosdrill-junit-errors")
+    config.pluginmanager.register(DrillAllure(state), "chaosdrill-allure")
     return session
 
 
-__all__ = ["DrillInterrupts", "DrillJUnitErrors", "DrillReporting", "DrillSession", "SessionState", "start"]
+__all__ = ["DrillAllure", "DrillInterrupts", "DrillJUnitErrors", "DrillReporting", "DrillSession", "SessionState", "start"]

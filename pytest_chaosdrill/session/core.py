@@ -3,6 +3,7 @@ the drills parametrized at collection, and one drill's life (its state, its run,
 what a drill test reports kept free of secrets."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import replace
@@ -351,6 +352,46 @@ class DrillSession:
             if name.endswith("minimal_drill.yaml") and (writer.dir / name).is_file():
                 self.state.announcements.append(f"minimal failing schedule: {writer.dir / name} (replay: pytest "
                                                 f"--chaosdrill-drills {writer.dir / name})")
+
+    def keep(self, state: DrillState) -> None:
+        """``--chaosdrill-keep``: after the drill (its evidence written, its own processes stopped), start its
+        service, venue and proxy again in a detached keeper on the drill's addresses; say where (the terminal
+        summary, the run folder's ``kept.json``). Only on the process backend; a failure is said, never hidden."""
+        if not setting(self.config, "keep") or state.target is None or state.harness is None:
+            return
+        from urllib.parse import urlsplit
+
+        from ..backends import keeper
+
+        harness, rendered, name = state.harness, state.target.target, state.drill.id
+        why = ("" if state.backend == "process" else f"the {state.backend} backend does not keep its environment "
+               "(only the process backend does)")
+        if not why and harness.tls_listen:
+            why = "a TLS venue is not kept (its session CA ends with the session)"
+        if why:
+            self.state.announcements.append(f"--chaosdrill-keep: {name} not kept: {why}")
+            return
+        site = state.site
+        spec = {"drill": name, "run_id": self.run_id, "seed": int(setting(self.config, "venue_seed")),
+                "venue_port": urlsplit(harness.info["venue"]).port, "proxy_port": int(harness.proxy_listen.rsplit(":", 1)[1]),
+                "api_key": dict(harness.api_key.__dict__) if harness.api_key is not None else None,
+                "command": list(rendered.command), "env": dict(rendered.env), "cwd": str(rendered.config.folder),
+                "status_url": rendered.status_url, "service_log": str(site.log_dir / "kept.service.log")}
+        try:
+            record = keeper.spawn(f"{self.run_id}-{state.writer.dir.name}", spec, site.log_dir / "keeper.log")
+        except (RuntimeError, OSError) as exc:
+            self.state.announcements.append(f"--chaosdrill-keep: {name} not kept: {exc}")
+            return
+        shown = {k: record[k] for k in ("drill", "pid", "status_url", "venue_url", "proxy", "service_log")}
+        kept_file = self.state.run_info().run_dir / "kept.json"
+        try:
+            previous = json.loads(kept_file.read_text(encoding="utf-8")) if kept_file.is_file() else []
+        except (OSError, ValueError):
+            previous = []
+        kept_file.write_text(json.dumps(previous + [shown], indent=2) + "\n", encoding="utf-8")
+        self.state.announcements.append(
+            f"kept {name}: status {record['status_url']}, venue {record['venue_url']} (through the proxy at "
+            f"{record['proxy']}), service log {record['service_log']}; stop it: chaosdrill keep-reap")
 
     @pytest.hookimpl(trylast=True)  # after pytest's own teardown of what an interrupt left set up
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

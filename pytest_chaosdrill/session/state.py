@@ -101,10 +101,15 @@ class SessionState:
             self.info = RunInfo(new_run_id(commit), root, commit, utc_now(), str(setting(self.config, "backend")),
                                 build_id=os.environ.get("BUILD_ID") or (commit[:12] if commit else None))
             self.info.create()
+            from ..backends import keeper
+
+            for line in keeper.reap():  # what an earlier run kept (--chaosdrill-keep) ends when the next one starts
+                self.note(line)
             for line in mark_incomplete(root):  # folders of runs that were killed mid-drill
                 self.note(line)
                 log.warning("%s", line)
-            for line in prune_runs(root, int(setting(self.config, "evidence_retention_count")), self.info.run_id):
+            for line in prune_runs(root, int(setting(self.config, "evidence_retention_count")), self.info.run_id,
+                                   str(setting(self.config, "evidence_retention_policy"))):
                 self.note(line)
             xml = junit(self.config)
             if xml is not None:

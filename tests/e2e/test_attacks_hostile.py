@@ -4,6 +4,7 @@ the real reference target mutates what the plugin samples. Each attack once made
 evidence folder of strict JSON, a reason that names the problem, and no target process left."""
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -68,7 +69,7 @@ def strict_load(text: str) -> object:
 
 
 def assert_strict_json_tree(root: Path) -> int:
-    """Every .json and .jsonl file under ``root`` (and inside every IEB archive) is strict JSON."""
+    """Every .json, .jsonl and .jsonl.gz file under ``root`` (and inside every IEB archive) is strict JSON."""
     checked = 0
 
     def check(name: str, data: bytes) -> None:
@@ -87,11 +88,17 @@ def assert_strict_json_tree(root: Path) -> int:
         if p.is_file() and p.suffix in (".json", ".jsonl"):
             check(str(p), p.read_bytes())
             checked += 1
+        elif p.is_file() and p.name.endswith(".jsonl.gz"):  # the compressed timeline
+            check(str(p)[:-3], gzip.decompress(p.read_bytes()))
+            checked += 1
         elif p.is_file() and p.name.endswith(".tar.gz"):
             with tarfile.open(p) as tar:
                 for m in tar.getmembers():
                     if m.isfile() and m.name.endswith((".json", ".jsonl")):
                         check(f"{p}:{m.name}", tar.extractfile(m).read())  # type: ignore[union-attr]
+                        checked += 1
+                    elif m.isfile() and m.name.endswith(".jsonl.gz"):
+                        check(f"{p}:{m.name[:-3]}", gzip.decompress(tar.extractfile(m).read()))  # type: ignore[union-attr]
                         checked += 1
     return checked
 
@@ -105,7 +112,7 @@ def only_folder(root: Path) -> Path:
 
 
 def assert_complete(folder: Path) -> dict:
-    for f in REQUIRED_FILES + ("meta.json", "SHA256SUMS", "timeline.jsonl"):
+    for f in REQUIRED_FILES + ("meta.json", "SHA256SUMS", "timeline.jsonl.gz"):
         assert (folder / f).is_file(), f"{f} missing from {folder}"
     ieb = list(folder.parent.glob(f"IEB_*_{folder.name}.tar.gz"))
     assert len(ieb) == 1 and Path(str(ieb[0]) + ".sha256").is_file()

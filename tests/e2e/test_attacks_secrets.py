@@ -5,6 +5,7 @@ EVERY byte the run wrote is searched for every secret in every form: none may be
 look like secrets (a hook log's ``token`` field, the prose "reason token: fail closed") must survive."""
 from __future__ import annotations
 
+import gzip
 import html
 import json
 import os
@@ -58,7 +59,8 @@ def forms(secret: str) -> dict[str, bytes]:
 
 
 def every_byte(root: Path, stdout: bytes, stderr: bytes, junit: Path) -> dict[str, bytes]:
-    """What the run wrote: the whole evidence tree (IEB archive members opened), the JUnit XML, pytest's output."""
+    """What the run wrote: the whole evidence tree (IEB archive members and gzip files opened), the JUnit XML,
+    pytest's output."""
     blobs = {"stdout": stdout, "stderr": stderr, str(junit): junit.read_bytes()}
     for p in sorted((root / "evidence").rglob("*")):
         if p.is_file() and not p.is_symlink():
@@ -68,6 +70,10 @@ def every_byte(root: Path, stdout: bytes, stderr: bytes, junit: Path) -> dict[st
                     for m in tar.getmembers():
                         if m.isfile():
                             blobs[f"{p}:{m.name}"] = tar.extractfile(m).read()  # type: ignore[union-attr]
+                            if m.name.endswith(".gz"):  # the compressed timeline inside the archive
+                                blobs[f"{p}:{m.name}:gunzip"] = gzip.decompress(blobs[f"{p}:{m.name}"])
+            elif p.name.endswith(".gz"):  # timeline.jsonl.gz: a secret must not hide in compressed bytes
+                blobs[f"{p}:gunzip"] = gzip.decompress(blobs[str(p)])
     return blobs
 
 
@@ -143,7 +149,8 @@ def test_the_secrets_reached_every_output_and_were_redacted_there(echoed: dict[s
     assert f"hook saw {MARKER} {MARKER}" in out and f"hook saw {MARKER} {MARKER}" in junit  # captured output too
     # midway, the observed status is the first matching one after the fault, before the echo armed
     seen = ("observed_status.json", "diff.txt") if echoed["when"] == "from_start" else ("raw_samples.jsonl",)
-    for name in ("timeline.jsonl", "hostile_manifest.json", "logs/hostile.log", "notes.md", "validation.log") + seen:
+    assert MARKER.encode() in gzip.decompress((folder / "timeline.jsonl.gz").read_bytes())
+    for name in ("hostile_manifest.json", "logs/hostile.log", "notes.md", "validation.log") + seen:
         assert MARKER.encode() in (folder / name).read_bytes(), name
     copied = (folder / "logs" / "hostile.log").read_bytes()
     assert copied.startswith(b"\xff hostile echo: secret=" + MARKER.encode())  # byte-level copy, redacted

@@ -2,6 +2,7 @@
 the bundled drills in a project without a drill module, verdicts re-derived from stored evidence."""
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -180,7 +181,7 @@ def test_recheck_agrees_and_catches_a_tampered_sample(pytester: pytest.Pytester)
     assert "same      drill_5_ws_book_gap: PASS" in ok.stdout and "1 agree, 0 differ" in ok.stdout
     # Tamper: one latched sample now claims Active (the latch still set): Decision A is violated.
     folder = next(evidence.joinpath("runs").glob("*/phase2/drill_5_ws_book_gap"))
-    lines = (folder / "timeline.jsonl").read_text().splitlines()
+    lines = gzip.decompress((folder / "timeline.jsonl.gz").read_bytes()).decode().splitlines()
     for n, line in enumerate(lines):
         sample = json.loads(line)
         if isinstance(sample.get("status"), dict) and sample["status"].get("open_permission_blocked_latch") is True:
@@ -190,7 +191,7 @@ def test_recheck_agrees_and_catches_a_tampered_sample(pytester: pytest.Pytester)
             break
     else:
         pytest.fail("no latched sample to tamper with")
-    (folder / "timeline.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "timeline.jsonl.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     bad = recheck(evidence)
     assert bad.returncode == 1, bad.stdout
     assert "DIFFERENT drill_5_ws_book_gap: stored PASS, re-derived FAIL" in bad.stdout

@@ -41,6 +41,9 @@ def project(tmp_path: Path) -> Path:
 def test_readme_in_your_own_repository_works_from_an_empty_folder(project: Path) -> None:
     """The README's command, collected as written (8 drills), and one of its drills run (the whole Phase 2
     run is the `-m phase2` sanity run); a partial run never becomes the evidence root's sign-off."""
+    checked = subprocess.run([sys.executable, "-m", "pytest_chaosdrill.cli", "validate", "chaos/my_service.yaml"],
+                             cwd=project, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     collected = run(project, "-m", "phase2", "--chaosdrill-target=chaos/my_service.yaml", "--junitxml=phase2.xml", "--co", "-q")
     assert collected.returncode == 0, collected.stdout[-3000:]
     bundled = len(list(data_dir("drills").glob("*.yaml")))

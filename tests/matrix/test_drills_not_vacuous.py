@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_chaosdrill.record import read_timeline
 from tests.variants.targets import write_variant_target
 
 # the one-bug variant matrix: `pytest -m matrix` (left out of the default run; .ci/run runs it)
@@ -299,7 +300,7 @@ def test_correct_variants_pass(pytester: pytest.Pytester, case: Correct) -> None
         proof = json.dumps(record.get("steps", []))
         assert '"matched_request": "POST /api/v5/trade/' in proof, "the partition never landed on an order"
     else:
-        reasons = [json.loads(x).get("status", {}) for x in (folder / "timeline.jsonl").read_text().splitlines() if x.strip()]
+        reasons = [json.loads(x).get("status", {}) for x in read_timeline(folder).splitlines() if x.strip()]
         both = [r.get("mode_reasons") for r in reasons if isinstance(r, dict)
                 and "REDUCEONLY_INPUT_MISSING_OR_STALE" in (r.get("mode_reasons") or [])
                 and "REDUCEONLY_OPEN_PERMISSION_LATCHED" in (r.get("mode_reasons") or [])]

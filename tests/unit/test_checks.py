@@ -12,6 +12,7 @@ from pytest_chaosdrill import checks as C
 from pytest_chaosdrill.registry import builtin_checks
 from pytest_chaosdrill.record import DrillRecord, StepRecord
 from pytest_chaosdrill.timeline import Sample, Timeline
+from pytest_chaosdrill.verdict import criterion_of
 
 ACTIVE = {"trading_mode": "Active", "open_permission_blocked_latch": False, "open_permission_reason_codes": []}
 
@@ -500,3 +501,10 @@ def test_reads_begun_after_the_code_clear_it() -> None:
 def test_a_read_that_may_have_followed_the_code_gets_the_benefit() -> None:
     # began at 1.3: after the last answer without the gap code (sent 1.2), before the first with it (1.4)
     assert older_codes(make_run(TWO_CODES, recon(1.3, 1.7))) == []
+
+
+@pytest.mark.parametrize("name", sorted(builtin_checks()))
+def test_every_built_in_check_states_its_criterion(name: str) -> None:
+    # the criterion is what notes.md, the report and Allure show beside the check's result
+    text = criterion_of(builtin_checks()[name])
+    assert len(text) >= 20 and "\n" not in text and "``" not in text, (name, text)

@@ -22,7 +22,7 @@ import pytest
 from pytest_chaosdrill import __version__
 from pytest_chaosdrill import cli
 from pytest_chaosdrill.checks import no_open_dispatch_while_blocked
-from pytest_chaosdrill.record import DrillRecord, StepRecord
+from pytest_chaosdrill.record import DrillRecord, StepRecord, read_timeline
 from pytest_chaosdrill.report import (
     DrillOutcome, drill_section_html, drill_svg, load_drill, render_run_report, write_run_report, write_signoff,
 )
@@ -51,7 +51,7 @@ def make_drill(run_dir: Path, drill_id: str, *, verdict: str = "PASS", reason: s
                ledger: list[dict[str, Any]] | None = None, landed: float = T0 + 0.99,
                landed_mark: float | None = None, omit: tuple[str, ...] = ()) -> Path:
     """A drill folder as a drill run leaves it: the record through :meth:`DrillRecord.write` (record.json,
-    timeline.jsonl, marks.json, witness_ledger.jsonl), the other required files, SHA256SUMS.
+    timeline.jsonl.gz, marks.json, witness_ledger.jsonl), the other required files, SHA256SUMS.
 
     The fault lands at ``landed`` (the harness marks it at ``landed_mark``, default the same); the first
     safe sample is the one ``tts_ms`` after it (None: never safe).
@@ -199,7 +199,7 @@ def test_not_ready_when_evidence_incomplete(tmp_path: Path, damage: str) -> None
 def test_a_drill_that_died_early_still_renders(tmp_path: Path) -> None:
     run = full_run(tmp_path)
     d = make_drill(run, "drill_9_dead", verdict="ERROR", reason="target never started",
-                   omit=("record.json", "timeline.jsonl", "marks.json", "witness_ledger.jsonl", "checks.json",
+                   omit=("record.json", "timeline.jsonl.gz", "marks.json", "witness_ledger.jsonl", "checks.json",
                          "diff.txt"))
     html = render_run_report(run)
     assert 'data-drill="drill_9_dead"' in html and "target never started" in html
@@ -348,7 +348,7 @@ def test_downsampling_keeps_every_mode_change(tmp_path: Path) -> None:
     samples = [_sample(i, T0 + i * 0.001, modes[i]) for i in range(12000)]
     samples[7000] = _sample(7000, T0 + 7.0, None, error="connection refused")
     d = make_drill(tmp_path / "runs" / "r", "drill_1_x", samples=samples)
-    assert (d / "timeline.jsonl").stat().st_size > 900_000
+    assert len(read_timeline(d)) > 900_000
     svg = drill_svg(d)
     got = [(s, float(t)) for s, t in re.findall(r'data-lane="mode" data-state="([\w-]+)" data-start="([\d.]+)"', svg)]
     want = [("Active", T0), ("ReduceOnly", T0 + 3.0), ("Active", T0 + 3.001), ("Kill", T0 + 6.0),
@@ -377,7 +377,7 @@ def test_links_are_relative_to_where_the_report_is_written(tmp_path: Path) -> No
     out = write_run_report(run)
     assert out == run / "report.html"
     hrefs = [a["href"] for t, a in tags(out.read_text()) if t == "a" and not a["href"].startswith("#")]
-    for name in ("notes.md", "timeline.jsonl", "witness_ledger.jsonl", "trigger.md", "diff.txt", "validation.log"):
+    for name in ("notes.md", "timeline.jsonl.gz", "witness_ledger.jsonl", "trigger.md", "diff.txt", "validation.log"):
         assert f"phase2/drill_1_x/{name}" in hrefs
     other = tmp_path / "elsewhere" / "r.html"
     write_run_report(run, other)
