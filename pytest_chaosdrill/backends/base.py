@@ -53,6 +53,9 @@ class Target(Protocol):
     backend: str
     #: The target file rendered for the host side: ``status_url`` and ``files`` as the plugin reads them.
     target: "RenderedTarget"
+    # Optional (read with ``getattr``, default False, so targets of older plugins still satisfy the
+    # protocol): ``shares_host_clock``, True when the service reads the harness's CLOCK_MONOTONIC, so
+    # times it reports (``latch_events``) can be ordered against the venue's and the sampler's.
 
     def start(self) -> None: ...
     def stop(self, timeout: float = 10.0) -> int | None: ...

@@ -35,7 +35,7 @@ def make_run(statuses: list[tuple[float, Any]], ledger: list[dict] | None = None
     first = tl.first(lambda s: s.blocked, start=t_trigger)
     base = tl.last_ok(t_trigger)
     step = StepRecord("test.fault", {}, requested=requested or {}, landed_mono=t_landed)
-    return DrillRecord(drill={"id": "synthetic"}, drill_path="", backend="process", target_name="t", target_files=(),
+    return DrillRecord(drill={"id": "synthetic"}, drill_path="", backend="process", target_name="t", target_files=(), host_clock=True,
                        contract={}, started_utc="", t_start=0.0, samples=tuple(samples), ledger=tuple(ledger or []),
                        steps=(step,), t_trigger=t_trigger, t_release=t_release, t_recovered=t_recovered, t_end=t_end,
                        first_safe_i=first.i if first else None, baseline_i=base.i if base else None,
@@ -161,7 +161,7 @@ def test_latch_cleared_before_its_reads_fails_every_time() -> None:
     story = GAP_STORY[:4] + [(3.0, {**ACTIVE, "latch_events": [{"event": "clear", "mono": 2.1}]})]
     run = make_run(story, RECON_READS, t_release=2.05)
     assert C.latch_clears_only_after_reconcile(run).passed is False
-    assert C.latch_clears_only_after_reconcile(replace(run, backend="external")).passed is None
+    assert C.latch_clears_only_after_reconcile(replace(run, host_clock=False)).passed is None
 
 
 def test_latch_clear_without_reads_fails() -> None:

@@ -203,6 +203,11 @@ class KubeTarget:
         self._poller = threading.Thread(target=self._poll, name=f"chaosdrill-k8s-{suffix}", daemon=True)
         self._poller.start()
 
+    @property
+    def shares_host_clock(self) -> bool:
+        """The pods run on this machine (``node_access: local``): their monotonic clock is the harness's."""
+        return self.spec.node_access == "local"
+
     # -- what runs now (polled: the relay's upstream, the pods seen for evidence) -------------------
     def pods(self) -> list[Any]:
         return self.core.list_namespaced_pod(self.ns, label_selector=self.selector).items

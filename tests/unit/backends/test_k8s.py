@@ -77,3 +77,16 @@ def test_relay_follows_the_serving_pod() -> None:
         for s in servers:
             s.shutdown()
             s.server_close()
+
+
+def test_pods_share_the_host_clock_only_with_local_node_access() -> None:
+    from types import SimpleNamespace
+
+    from pytest_chaosdrill.backends.k8s import KubeTarget
+    from pytest_chaosdrill.backends.process import ProcessTarget
+    from pytest_chaosdrill.backends.external import ExternalTarget
+
+    for access, shared in (("local", True), ("none", False)):
+        target = SimpleNamespace(spec=SimpleNamespace(node_access=access))
+        assert KubeTarget.shares_host_clock.fget(target) is shared
+    assert ProcessTarget.shares_host_clock is True and ExternalTarget.shares_host_clock is False
