@@ -38,12 +38,15 @@ NETWORK_CUT = "network_cut"
 EXIT = "exit"
 #: Delete the serving pod and prove from the cluster's API that a new one serves (kubernetes).
 POD_DELETE = "pod_delete"
+#: Stop the kubelet of the serving pod's node and prove from the API that a replacement serves on another
+#: node while the old replica still runs (kubernetes with node access).
+NODE_LOSS = "node_loss"
 
 #: The venue's hostname resolves through a DNS stub the drill controls (``dns_fail``, ``dns_restore``,
 #: ``dns_state``: the stub's own per-name lookup counts); see pytest_chaosdrill.dnsstub.
 DNS = "dns"
 
-ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, POD_DELETE, DNS})
+ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, POD_DELETE, NODE_LOSS, DNS})
 
 
 @runtime_checkable

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..backends.base import KILL, POD_DELETE
+from ..backends.base import KILL, NODE_LOSS, POD_DELETE
 from ..timeline import wait_until
 from .base import FaultNotLanded, Trigger, known_params, record_dict
 
@@ -64,3 +64,71 @@ class PodDelete(Trigger):
                                             "released_mono": self.condition_ended_mono,
                                             "first_status_sample": seen.i if seen else None}
         return self.proof
+
+
+class NodeLoss(Trigger):
+    """Lose the serving pod's node: its kubelet stopped (SIGSTOP), so the control plane marks the node
+    NotReady and evicts the pod, and a replacement starts on another node, while the old replica keeps
+    running (nothing on the lost node stops it): two instances of the service at once, the split-brain a
+    trading service must fence itself against. Proof: the API (node NotReady, the old pod's deletion
+    requested, eviction events, a replacement Ready on another node) and the host (the old container's
+    processes still running). Release: the kubelet continued, the node Ready again and the old
+    replica's processes gone (its kubelet kills the pod the API deleted)."""
+
+    kind = "kubernetes.node_loss"
+    manages_target = True
+    requires = frozenset({NODE_LOSS})
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        return known_params(params, {"timeout_s": (int, float), "restore_timeout_s": (int, float),
+                                     "hold_reconcile_s": (int, float)})
+
+    def fire(self) -> dict[str, Any]:
+        self.ctx.expect_downtime(True)
+        self.hold = None
+        self.hold_s = float(self.params.get("hold_reconcile_s", 0))
+        self.info = self.ctx.target.node_loss()
+        return self.info
+
+    def _hold_reconcile(self) -> None:
+        # From the replacement's scheduling until its first status answer (+ hold_reconcile_s) the venue's
+        # REST answers slowly, so its start-up latch is observable however fast it reconciles; the old
+        # replica's requests are slowed as well, never refused (its orders still reach the witness).
+        if self.hold_s > 0 and self.hold is None:
+            self.hold = self.ctx.venue.rest_latency(ms=int(self.hold_s * 1000) + 1000)
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        # The control plane's own pace (node grace period, the pod's toleration, the scheduling) sets how
+        # long this takes: timeout_s, not the drill's land timeout.
+        proof = self.ctx.target.node_loss_landed(self.info, float(self.params.get("timeout_s", 120)),
+                                                 on_replacement=self._hold_reconcile)
+        if not proof.get("proven"):
+            if self.hold is not None:
+                self.ctx.venue.clear(kind="rest_latency")
+            raise FaultNotLanded("the API and the host did not show the node lost with its replica still running "
+                                 f"and a replacement Ready elsewhere: {proof}")
+        self.landed_mono = proof["sent_mono"]
+        self.ctx.timeline.mark("restart")   # the replacement serves status from here (relay switched)
+        self.ctx.wait_target_serving()
+        self.ctx.expect_downtime(False)
+        self.proof = dict(proof)
+        if self.hold is not None:
+            mark = self.ctx.timeline.get_mark("restart")
+            seen = wait_until(lambda: self.ctx.timeline.first(lambda s: s.ok, start=mark.mono), self.hold_s)
+            self.ctx.venue.clear(kind="rest_latency")
+            self.proof["reconcile_hold"] = {"venue_rest_latency": record_dict(self.hold), "held_s": self.hold_s,
+                                            "released_mono": time.monotonic(),
+                                            "first_status_sample": seen.i if seen else None}
+        return self.proof
+
+    def release(self) -> dict[str, Any]:
+        out = self.ctx.target.node_restore(float(self.params.get("restore_timeout_s", 90)))
+        self.condition_ended_mono = time.monotonic()
+        # Who opened each proxied connection (pod IPs): the witness's orders attributed to an instance
+        # (single_instance_trading). Read now: the old replica is gone, its connections all logged.
+        try:
+            out["proxy_connections"] = self.ctx.proxy.connections()
+        except Exception as exc:  # noqa: BLE001 - an out-of-process proxy has no connection log
+            out["proxy_connections_error"] = f"{type(exc).__name__}: {exc}"
+        return out

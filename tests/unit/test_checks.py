@@ -461,3 +461,34 @@ def test_reads_begun_after_the_code_clear_it() -> None:
 def test_a_read_that_may_have_followed_the_code_gets_the_benefit() -> None:
     # began at 1.3: after the last answer without the gap code (sent 1.2), before the first with it (1.4)
     assert older_codes(make_run(TWO_CODES, recon(1.3, 1.7))) == []
+
+
+def _split_brain(old_orders: list[float], new_orders: list[float], **proof: Any) -> DrillRecord:
+    """A node loss at 1.0: the old pod 10.0.1.5 (connection from proxy port 5001), the replacement
+    10.0.2.7 (port 5002), orders at the given venue times, released at 30."""
+    conns = [{"client": "10.0.1.5:40000", "upstream_local": "127.0.0.1:5001", "opened_mono": 0.5},
+             {"client": "10.0.2.7:40001", "upstream_local": "127.0.0.1:5002", "opened_mono": 20.0}]
+    ledger = [order(m, False, "open", cid=f"old{i}", peer="127.0.0.1:5001", received_mono=m) for i, m in enumerate(old_orders)]
+    ledger += [order(m, False, "open", cid=f"new{i}", peer="127.0.0.1:5002", received_mono=m) for i, m in enumerate(new_orders)]
+    run = make_run([(0.5, ACTIVE)], sorted(ledger, key=lambda o: o["mono"]), t_release=30.0)
+    step = replace(run.steps[0], kind="kubernetes.node_loss", release={"proxy_connections": conns},
+                   proof={"old_ip": "10.0.1.5", "new_ip": "10.0.2.7", "sent_mono": 1.0,
+                          "old_processes_running": [123], **proof})
+    return replace(run, steps=(step,))
+
+
+def test_single_instance_trading() -> None:
+    # The old replica stopped (fenced) before the replacement's first order: PASS.
+    res = C.single_instance_trading(_split_brain([2.0, 5.0], [21.0, 22.0]))
+    assert res.passed is True and "sent 2 order(s) after its node was lost" in res.detail
+    # It kept trading after the replacement's first order: two instances at once, FAIL.
+    res = C.single_instance_trading(_split_brain([2.0, 21.5, 25.0], [21.0]))
+    assert res.passed is False and "two instances traded at once" in res.detail and "2 order(s)" in res.detail
+    # Nothing to compare, or no way to tell them apart: NOT PROVEN, never a PASS.
+    assert C.single_instance_trading(_split_brain([2.0], [])).passed is None
+    assert C.single_instance_trading(_split_brain([2.0], [21.0], old_processes_running=[])).passed is None
+    run = _split_brain([2.0], [21.0])
+    no_log = replace(run, steps=(replace(run.steps[0], release={"proxy_connections_error": "NotImplementedError"}),))
+    assert "NotImplementedError" in C.single_instance_trading(no_log).detail
+    assert C.single_instance_trading(no_log).passed is None
+    assert C.single_instance_trading(make_run([(0.5, ACTIVE)])).passed is None
