@@ -238,7 +238,10 @@ class KubeTarget:
                 if p.metadata.deletion_timestamp is None and p.status.phase == "Running" and p.status.pod_ip:
                     live.append(p)
             live.sort(key=lambda p: p.metadata.creation_timestamp)
-            self._serving = (live[-1].status.pod_ip, self.spec.status_port) if live else None
+            serving = (live[-1].status.pod_ip, self.spec.status_port) if live else None
+            if serving != self._serving:
+                self.relay.follow(serving)
+            self._serving = serving
 
     def _container(self, pod: Any) -> Any:
         for cs in pod.status.container_statuses or []:
