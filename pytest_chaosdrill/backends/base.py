@@ -41,12 +41,15 @@ POD_DELETE = "pod_delete"
 #: Stop the kubelet of the serving pod's node and prove from the API that a replacement serves on another
 #: node while the old replica still runs (kubernetes with node access).
 NODE_LOSS = "node_loss"
+#: Change the pod template (memory limit, image) so that the replacement pods cannot run, with the API's
+#: reason (OOMKilled, ErrImagePull); put it back (kubernetes).
+POD_TEMPLATE = "pod_template"
 
 #: The venue's hostname resolves through a DNS stub the drill controls (``dns_fail``, ``dns_restore``,
 #: ``dns_state``: the stub's own per-name lookup counts); see pytest_chaosdrill.dnsstub.
 DNS = "dns"
 
-ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, POD_DELETE, NODE_LOSS, DNS})
+ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, POD_DELETE, NODE_LOSS, POD_TEMPLATE, DNS})
 
 
 @runtime_checkable

@@ -275,3 +275,26 @@ def single_instance_trading(rec: "DrillRecord") -> CheckResult:
     return CheckResult(name, True, f"the old replica ({old_ip}, still running: pids {proof.get('old_processes_running')}) "
                        f"sent {len(old_orders)} order(s) after its node was lost, {when}; the replacement ({new_ip}) "
                        f"sent {len(new_orders)} before the release")
+
+
+def no_dispatch_while_failed(rec: "DrillRecord") -> CheckResult:
+    """From the moment the API showed the service's pods failing (the fault's proof: ``OOMKilled``,
+    ``ErrImagePull``, ``CrashLoopBackOff``, ...) until the fault's release, the venue received no order:
+    a service that cannot run fails closed, whatever it manages to do between crashes. The detail names
+    the reasons the API gave (the evidence's ``k8s.events.json`` has the events)."""
+    name = "no_dispatch_while_failed"
+    step = rec.step
+    proof = step.proof if step is not None else {}
+    reasons = proof.get("reasons_seen") or {}
+    since = proof.get("failing_since_mono")
+    if not proof.get("reason") or not isinstance(since, (int, float)) or step is None:
+        return CheckResult(name, None, "the fault's proof names no failure reason from the API (a kubernetes."
+                           "memory_limit or image_fault fault gives one): the service was not proven failing")
+    end = rec.t_release if rec.t_release is not None else rec.t_end
+    orders = ledger_orders(rec.ledger, since, end)
+    why = f"the API's reasons: {', '.join(sorted(reasons))}; pod {proof.get('pod')} restarts {proof.get('restart_count')}"
+    if orders:
+        return CheckResult(name, False, f"{len(orders)} order(s) reached the venue while the service's pods were failing "
+                           f"({why}): {fmt_orders(orders)}")
+    return CheckResult(name, True, f"no order reached the venue in the {(end - since):.1f} s the service's "
+                       f"pods were failing ({why})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..backends.base import KILL, NODE_LOSS, POD_DELETE
+from ..backends.base import KILL, NODE_LOSS, POD_DELETE, POD_TEMPLATE
 from ..timeline import wait_until
 from .base import FaultNotLanded, Trigger, known_params, record_dict
 
@@ -132,3 +132,73 @@ class NodeLoss(Trigger):
         except Exception as exc:  # noqa: BLE001 - an out-of-process proxy has no connection log
             out["proxy_connections_error"] = f"{type(exc).__name__}: {exc}"
         return out
+
+
+class _TemplateFault(Trigger):
+    """A fault in the Deployment's pod template: the serving pods are replaced (strategy Recreate) by
+    pods that cannot run; proof is the reason the API gives for them. Release puts the template back and
+    waits for a Ready pod."""
+
+    manages_target = True
+    requires = frozenset({POD_TEMPLATE})
+    reasons: frozenset[str] = frozenset()
+
+    def change(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def fire(self) -> dict[str, Any]:
+        self.ctx.expect_downtime(True)
+        self.info = self.ctx.target.break_template(self.change(), self.reasons, float(self.params.get("timeout_s", 90)),
+                                                   restarts=int(self.params.get("restarts", 0)))
+        return self.info
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        if not self.info.get("proven"):
+            raise FaultNotLanded(f"the API showed none of {sorted(self.reasons)} for a pod of the changed template "
+                                 f"(or fewer than {self.params.get('restarts', 0)} restarts): {self.info}")
+        self.landed_mono = self.info["proven_mono"]   # failing since failing_since_mono (the first reason seen)
+        self.proof = dict(self.info)
+        return self.proof
+
+    def release(self) -> dict[str, Any]:
+        out = self.ctx.target.restore_template(float(self.params.get("restore_timeout_s", 120)))
+        self.condition_ended_mono = time.monotonic()
+        self.ctx.timeline.mark("restart")
+        self.ctx.expect_downtime(False)
+        return out
+
+
+class MemoryLimit(_TemplateFault):
+    """The container's memory limit lowered to ``limit`` (default ``16Mi``: below what a service needs
+    to start): the kernel kills it (``OOMKilled``) and the kubelet backs off restarting it
+    (``CrashLoopBackOff``). Proof: ``OOMKilled`` in the container's state or lastState (the API), and
+    with ``restarts`` the container's ``restartCount`` reaching it (a crash loop)."""
+
+    kind = "kubernetes.memory_limit"
+    reasons = frozenset({"OOMKilled"})
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        return known_params(params, {"limit": str, "restarts": int, "timeout_s": (int, float),
+                                     "restore_timeout_s": (int, float)})
+
+    def change(self) -> dict[str, Any]:
+        limit = str(self.params.get("limit", "16Mi"))
+        return {"resources": {"limits": {"memory": limit}, "requests": {"memory": limit}}}
+
+
+class ImageFault(_TemplateFault):
+    """The container's image replaced by one no registry serves (default
+    ``chaosdrill.invalid/missing:fault``; ``.invalid`` never resolves): the kubelet cannot pull it.
+    Proof: ``ErrImagePull`` or ``ImagePullBackOff`` as the container's waiting reason (the API)."""
+
+    kind = "kubernetes.image_fault"
+    reasons = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"})
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        return known_params(params, {"image": str, "restarts": int, "timeout_s": (int, float),
+                                     "restore_timeout_s": (int, float)})
+
+    def change(self) -> dict[str, Any]:
+        return {"image": str(self.params.get("image", "chaosdrill.invalid/missing:fault"))}

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ...target import RenderedTarget
 from ...wiring import ProxyLink, VenueEndpoints
-from ..base import (KILL, NODE_LOSS, POD_DELETE, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite,
+from ..base import (KILL, NODE_LOSS, POD_DELETE, POD_TEMPLATE, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite,
                     Harness, key_placeholders)
 from . import cluster, nodeaccess
 from .relay import PodRelay
@@ -50,7 +50,7 @@ class KubernetesBackend(Backend):
     ``restartCount`` and exit code 137) and restart (scale to zero and back)."""
 
     name = "kubernetes"
-    capabilities = frozenset({START, KILL, POD_DELETE, NODE_LOSS})
+    capabilities = frozenset({START, KILL, POD_DELETE, NODE_LOSS, POD_TEMPLATE})
     extra = "kubernetes"
 
     def __init__(self, settings: BackendSettings) -> None:
@@ -175,6 +175,18 @@ class KubernetesBackend(Backend):
 EVICTION_REASONS = frozenset({"TaintManagerEviction", "NodeNotReady", "Evicted", "DeletingPod"})
 
 
+def _pod_has(pod: Any, change: dict[str, Any]) -> bool:
+    """Whether the pod runs the changed template (its container's image, or memory limit, as asked)."""
+    c = next((c for c in pod.spec.containers or [] if c.name == CONTAINER), None)
+    if c is None:
+        return False
+    if "image" in change and c.image != change["image"]:
+        return False
+    want = ((change.get("resources") or {}).get("limits") or {}).get("memory")
+    have = ((c.resources.limits or {}) if c.resources else {}).get("memory")
+    return want is None or str(have) == str(want)
+
+
 def _node_ready(node: Any) -> str:
     """The node's ``Ready`` condition status: "True", "False" or "Unknown" (a node that stopped reporting)."""
     return next((c.status for c in node.status.conditions or [] if c.type == "Ready"), "Unknown")
@@ -208,6 +220,8 @@ class KubeTarget:
         self._serving: tuple[str, int] | None = None
         self._pending_kill: dict[str, Any] | None = None
         self._stopped_kubelets: dict[str, list[int]] = {}   # node -> kubelet pids this target SIGSTOPped
+        self._template_before: dict[str, Any] | None = None  # the container's image/resources before a template fault
+        self.api_client = backend.api
         self._closed = False
         self._stop_poll = threading.Event()
         self.relay = PodRelay(lambda: self._serving).start()
@@ -605,6 +619,73 @@ class KubeTarget:
         out["restored"] = (all("ready_again_mono" in r for r in out["nodes"].values())
                            and not any(out["old_processes_left"].values()))
         self.proofs.append({"action": "node_restore", **out})
+        return out
+
+    def break_template(self, change: dict[str, Any], reasons: frozenset[str], timeout: float,
+                       restarts: int = 0) -> dict[str, Any]:
+        """Patch the Deployment's container (``change``: ``image`` or ``resources``; the strategy
+        Recreate stops the serving pods first) and wait until a pod of the new template shows one of
+        ``reasons`` from the API: a container ``state``/``lastState`` reason (``OOMKilled``) or waiting
+        reason (``ErrImagePull``, ``ImagePullBackOff``, ``CrashLoopBackOff``); with ``restarts``, also
+        until the kubelet restarted that container so often (a crash loop, not one crash).
+        :meth:`restore_template` undoes it."""
+        dep = self.apps.read_namespaced_deployment(self.name, self.ns)
+        before = next(c for c in dep.spec.template.spec.containers if c.name == CONTAINER)
+        if self._template_before is None:
+            self._template_before = {"image": before.image,
+                                     "resources": self.api_client.sanitize_for_serialization(before.resources) or {}}
+        sent_mono = time.monotonic()
+        self.apps.patch_namespaced_deployment(self.name, self.ns, {"spec": {"template": {"spec": {
+            "containers": [{"name": CONTAINER, **change}]}}}})
+        info: dict[str, Any] = {"change": change, "before": dict(self._template_before), "sent_mono": sent_mono,
+                                "reasons_seen": {}, "proven": False}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):   # an API hiccup: ask again
+                for pod in self.pods():
+                    if pod.metadata.deletion_timestamp is not None or not _pod_has(pod, change):
+                        continue
+                    cs = self._container(pod)
+                    if cs is None:
+                        continue
+                    seen = [getattr(s, "reason", None) for s in (
+                        cs.state.waiting if cs.state else None, cs.state.terminated if cs.state else None,
+                        cs.last_state.terminated if cs.last_state else None) if s is not None]
+                    for reason in seen:
+                        info["reasons_seen"].setdefault(reason, time.monotonic())
+                    info.update(pod=pod.metadata.name, restart_count=cs.restart_count)
+                    if set(seen) & reasons and "failing_since_mono" not in info:
+                        info["failing_since_mono"] = time.monotonic()
+                        info["reason"] = sorted(set(seen) & reasons)[0]
+                    if "failing_since_mono" in info and cs.restart_count >= restarts:
+                        info["proven"], info["proven_mono"] = True, time.monotonic()
+                        break
+            if info["proven"]:
+                break
+            time.sleep(0.2)
+        self.proofs.append({"action": "break_template", **info})
+        return info
+
+    def restore_template(self, timeout: float = 120.0) -> dict[str, Any]:
+        """Put the container's image and resources back and wait until a pod of that template is Ready."""
+        if self._template_before is None:
+            return {"restored": True, "nothing_changed": True}
+        before, self._template_before = self._template_before, None
+        resources = before["resources"] or {"limits": None, "requests": None}
+        self.apps.patch_namespaced_deployment(self.name, self.ns, {"spec": {"template": {"spec": {
+            "containers": [{"name": CONTAINER, "image": before["image"], "resources": resources}]}}}})
+        out: dict[str, Any] = {"restored_to": before, "sent_mono": time.monotonic(), "restored": False}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                ready = [p for p in self.pods() if p.metadata.deletion_timestamp is None
+                         and _pod_has(p, {"image": before["image"]})
+                         and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+                if ready:
+                    out.update(restored=True, pod=ready[0].metadata.name, ready_mono=time.monotonic())
+                    break
+            time.sleep(0.2)
+        self.proofs.append({"action": "restore_template", **out})
         return out
 
     def pause(self) -> dict[str, Any]:
