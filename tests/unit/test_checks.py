@@ -492,3 +492,18 @@ def test_single_instance_trading() -> None:
     assert "NotImplementedError" in C.single_instance_trading(no_log).detail
     assert C.single_instance_trading(no_log).passed is None
     assert C.single_instance_trading(make_run([(0.5, ACTIVE)])).passed is None
+
+
+def test_no_dispatch_while_failed() -> None:
+    def run(order_times: list[float], **proof: Any) -> DrillRecord:
+        r = make_run([(0.5, ACTIVE)], [order(m, False, "open", cid=f"c{i}") for i, m in enumerate(order_times)],
+                     t_release=20.0)
+        p = {"reason": "OOMKilled", "failing_since_mono": 5.0, "reasons_seen": {"OOMKilled": 5.0,
+             "CrashLoopBackOff": 6.0}, "pod": "p", "restart_count": 2, **proof}
+        return replace(r, steps=(replace(r.steps[0], kind="kubernetes.memory_limit", proof=p),))
+
+    res = C.no_dispatch_while_failed(run([1.0, 4.9, 20.5]))   # before the failure and after the release
+    assert res.passed is True and "CrashLoopBackOff, OOMKilled" in res.detail
+    res = C.no_dispatch_while_failed(run([1.0, 12.0]))
+    assert res.passed is False and "1 order(s)" in res.detail and "OOMKilled" in res.detail
+    assert C.no_dispatch_while_failed(run([], reason=None)).passed is None

@@ -116,3 +116,43 @@ def test_kubelet_pids_match_the_node_name(monkeypatch: pytest.MonkeyPatch, tmp_p
     real = nodeaccess.Path
     monkeypatch.setattr(nodeaccess, "Path", lambda p: tmp_path if p == "/proc" else real(p))
     assert nodeaccess.kubelet_pids("node-a") == [10] and nodeaccess.kubelet_pids("node-c") == []
+
+
+def test_template_fault_is_proven_by_the_apis_reason_and_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kubernetes.memory_limit / image_fault: the patched pod's OOMKilled (after ``restarts`` restarts)."""
+    patches: list[dict] = []
+    restarts = [0]
+
+    def pod(image: str, memory: str | None, reason: str | None, ready: bool = False) -> Any:
+        c = NS(name="service", image=image, resources=NS(limits={"memory": memory} if memory else None))
+        cs = NS(name="service", restart_count=restarts[0], state=NS(waiting=NS(reason="CrashLoopBackOff") if reason else None,
+                                                                   terminated=None),
+                last_state=NS(terminated=NS(reason=reason) if reason else None))
+        return NS(metadata=NS(name="p", deletion_timestamp=None), spec=NS(containers=[c]),
+                  status=NS(container_statuses=[cs], conditions=[NS(type="Ready", status="True" if ready else "False")]))
+
+    t = KubeTarget.__new__(KubeTarget)
+    t.ns, t.name, t.proofs, t._template_before = "ns", "cd-x", [], None
+    t.api_client = NS(sanitize_for_serialization=lambda r: {})
+    t.apps = NS(read_namespaced_deployment=lambda n, ns: NS(spec=NS(template=NS(spec=NS(containers=[
+                    NS(name="service", image="img:1", resources=None)])))),
+                patch_namespaced_deployment=lambda n, ns, body: patches.append(body))
+
+    def pods() -> list:
+        restarts[0] += 1
+        if len(patches) == 2:   # restored
+            return [pod("img:1", None, None, ready=True)]
+        return [pod("img:1", None, None), pod("img:1", "16Mi", "OOMKilled")]
+
+    t.pods = pods
+    change = {"resources": {"limits": {"memory": "16Mi"}, "requests": {"memory": "16Mi"}}}
+    info = t.break_template(change, frozenset({"OOMKilled"}), timeout=5, restarts=3)
+    assert info["proven"] and info["reason"] == "OOMKilled" and info["restart_count"] >= 3
+    assert info["failing_since_mono"] <= info["proven_mono"] and "CrashLoopBackOff" in info["reasons_seen"]
+    assert patches[0]["spec"]["template"]["spec"]["containers"] == [{"name": "service", **change}]
+    out = t.restore_template(timeout=5)
+    assert out["restored"] and patches[1]["spec"]["template"]["spec"]["containers"][0]["image"] == "img:1"
+    assert t.restore_template()["nothing_changed"]
+    # never the reason asked for: not proven
+    restarts[0], patches[:] = 0, []
+    assert t.break_template({"image": "x.invalid/y:z"}, frozenset({"ErrImagePull"}), timeout=0.5)["proven"] is False
