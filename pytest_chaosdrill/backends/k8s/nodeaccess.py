@@ -28,14 +28,7 @@ def container_pids(container_id: str) -> list[int]:
 
 def kill_container(container_id: str, sig: int = signal.SIGKILL) -> dict[str, object]:
     """Send ``sig`` to every process of the container (as the runtime's ``kill --all`` does)."""
-    pids = container_pids(container_id)
-    sent = []
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-            sent.append(pid)
-        except ProcessLookupError:
-            pass
+    sent = signal_pids(container_pids(container_id), sig)
     return {"container_id": container_id, "pids": sent, "signal": signal.Signals(sig).name}
 
 

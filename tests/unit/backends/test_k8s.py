@@ -47,18 +47,21 @@ def test_bad_section_names_file_and_field(tmp_path: Path, section: str, field: s
     assert "target.yaml" in msg and field in msg
 
 
+class Hello(http.server.BaseHTTPRequestHandler):
+    """Answers with its server's port: which "pod" the relay reached."""
+
+    def do_GET(self) -> None:
+        body = self.server.server_address[1].to_bytes(4, "big")
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def test_relay_follows_the_serving_pod() -> None:
-    class Hello(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = self.server.server_address[1].to_bytes(4, "big")
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
     servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello) for _ in range(2)]
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
@@ -96,20 +99,10 @@ def test_pods_share_the_host_clock_only_with_local_node_access() -> None:
 def test_relay_drops_a_kept_alive_connection_to_a_pod_no_longer_serving() -> None:
     import requests
 
-    class Hello(http.server.BaseHTTPRequestHandler):
+    class KeepAlive(Hello):
         protocol_version = "HTTP/1.1"   # keep-alive, as the sampler's session
 
-        def do_GET(self) -> None:
-            body = self.server.server_address[1].to_bytes(4, "big")
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    old, new = (http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello) for _ in range(2))
+    old, new = (http.server.ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive) for _ in range(2))
     for s in (old, new):
         threading.Thread(target=s.serve_forever, daemon=True).start()
     upstream = [("127.0.0.1", old.server_address[1])]
