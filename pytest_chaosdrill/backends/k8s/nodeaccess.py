@@ -76,3 +76,14 @@ def signal_pids(pids: list[int], sig: int) -> list[int]:
         except ProcessLookupError:
             pass
     return sent
+
+
+def continue_stopped_kubelets(nodes: list[str]) -> list[str]:
+    """SIGCONT every kubelet of ``nodes`` that is a stopped process of this machine (what a node-loss drill
+    killed mid-fault left); one line per kubelet continued."""
+    out = []
+    for node in nodes:
+        stopped = [pid for pid in kubelet_pids(node) if process_state(pid) == "T"]
+        for pid in signal_pids(stopped, signal.SIGCONT):
+            out.append(f"continued the stopped kubelet of node {node} (pid {pid})")
+    return out

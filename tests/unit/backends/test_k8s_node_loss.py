@@ -156,3 +156,12 @@ def test_template_fault_is_proven_by_the_apis_reason_and_restored(monkeypatch: p
     # never the reason asked for: not proven
     restarts[0], patches[:] = 0, []
     assert t.break_template({"image": "x.invalid/y:z"}, frozenset({"ErrImagePull"}), timeout=0.5)["proven"] is False
+
+
+def test_reap_continues_only_stopped_kubelets(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list = []
+    monkeypatch.setattr(nodeaccess, "kubelet_pids", lambda node: {"a": [1], "b": [2]}.get(node, []))
+    monkeypatch.setattr(nodeaccess, "process_state", lambda pid: "T" if pid == 1 else "S")
+    monkeypatch.setattr(nodeaccess, "signal_pids", lambda pids, sig: sent.append((pids, sig)) or list(pids))
+    assert nodeaccess.continue_stopped_kubelets(["a", "b", "c"]) == ["continued the stopped kubelet of node a (pid 1)"]
+    assert sent == [([1], signal.SIGCONT), ([], signal.SIGCONT), ([], signal.SIGCONT)]
