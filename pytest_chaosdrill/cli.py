@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keep-reap": ("keep_reap", "stop the services, venues and proxies --chaosdrill-keep left running"),
     "docker-reap": ("docker_reap", "remove containers, networks and volumes that killed drill runs left"),
     "k8s-selfcheck": ("k8s_selfcheck", "what the kubernetes backend can prove on a cluster (version, RBAC, Chaos Mesh)"),
-    "k8s-reap": ("k8s_reap", "delete the Deployments and pods killed drill runs left in a namespace"),
+    "k8s-reap": ("k8s_reap", "delete the Deployments and pods killed drill runs left in a namespace; continue a stopped kubelet"),
     "report": ("report", "render an evidence run folder as one self-contained HTML report"),
     "attest": ("attest", "sign an in-toto statement (test results, digests of every evidence file) over a run"),
     "history": ("history", "each drill's verdict per run, time to safe over runs, flakiness (stored records only)"),

@@ -97,6 +97,8 @@ class DrillRecord:
     facts: dict[str, Any] = field(default_factory=dict)       # informational only: no check reads these
     #: files or folders a trigger produced (name in the evidence folder -> path); the evidence writer copies them
     attachments: dict[str, str] = field(default_factory=dict)
+    #: the target's ``shares_host_clock``: times the service reports are on the harness's monotonic clock
+    host_clock: bool = False
 
     # --- derived views (pure) -------------------------------------------------------------------
 

@@ -38,6 +38,9 @@ def builtin_triggers() -> dict[str, TriggerFactory]:
         "dns.failure": F.DNSFailure,
         "process.pause": F.ProcessPause,
         "kubernetes.pod_delete": F.PodDelete,
+        "kubernetes.node_loss": F.NodeLoss,
+        "kubernetes.memory_limit": F.MemoryLimit,
+        "kubernetes.image_fault": F.ImageFault,
     })
     # Schedules run steps of any kind in the table, plugins' kinds included (the hook adds them to it later).
     table["schedule"] = F.ScheduleKind(table)
@@ -53,7 +56,8 @@ def builtin_checks() -> dict[str, Check]:
         C.loop_keeps_ticking, C.reduce_only_permitted, C.restart_latch_on_startup, C.no_duplicate_dispatch, C.stays_kill,
         C.capital_supremacy, C.registry_drift_blocked, C.stop_detected, C.graceful_exit, C.run_manifest_fields,
         C.fingerprint_error_gate, C.sustained_call_pressure, C.no_order_accepted_after_not_found,
-        C.no_duplicate_trade_processing, C.resynced_during_skew)}
+        C.no_duplicate_trade_processing, C.resynced_during_skew, C.single_instance_trading,
+        C.no_dispatch_while_failed)}
 
 
 @dataclass

@@ -63,7 +63,8 @@ class DrillRun:
         self.rec = Recorder(drill=drill.raw, drill_path=str(drill.path), backend=backend or ctx.target.backend,
                             target_name=ctx.rendered.config.name, target_files=tuple(ctx.rendered.files),
                             contract=contract_info, timeline=ctx.timeline)
-        self.rec.set(expected=expectation.to_json() if expectation is not None else None)
+        self.rec.set(expected=expectation.to_json() if expectation is not None else None,
+                     host_clock=bool(getattr(ctx.target, "shares_host_clock", False)))
         self.trigger: Trigger | None = None
         self.sampler: StatusSampler | None = None
         self.interlock = LiveInterlock()

@@ -51,3 +51,9 @@ class ProxyLink:
 
     def counters(self) -> dict[str, Any]:
         return self._call("counters")
+
+    def connections(self) -> list[dict[str, Any]]:
+        """Who opened each proxied connection (in-process proxies only: the Toxiproxy API has no such verb)."""
+        if not self.in_process:
+            raise NotImplementedError("the proxy's connection log is read in-process only")
+        return self.api.connections()

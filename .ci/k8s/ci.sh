@@ -3,7 +3,7 @@
 # project image, create and label the drill namespace, run the drills on the kubernetes backend, then
 # run the safety tests (tests/e2e/test_k8s_cluster.py), tear the cluster down (on failure too) and check the host is as it was: no process, iptables rule,
 # hosts entry or sysctl of the cluster left. Prints build, start and drill times.
-# Then the cluster drill against one-bug variants of the reference target (tests/variants/launch.py in
+# Then the cluster drills against one-bug variants of the reference target (tests/variants/launch.py in
 # an image built from CHAOSDRILL_IMAGE): each must FAIL, or the step fails.
 # Usage: ci.sh [PYTEST_ARGS...]   (default: drills -m "phase2 or cluster")
 # Env: CHAOSDRILL_IMAGE (the image the pods run; built by .ci/docker-setup.sh).
@@ -15,7 +15,9 @@ cd "$ROOT"
 IMAGE=${CHAOSDRILL_IMAGE:-chaosdrill/target:latest}
 (($#)) || set -- drills -m "phase2 or cluster"
 VARIANT_IMAGE=chaosdrill/target-variants:k8s-ci-$$
-VARIANT_BUGS=(duplicate_dispatch_after_restart no_restart_latch)
+# bug:drill pairs: each variant must FAIL that cluster drill
+VARIANT_CASES=(duplicate_dispatch_after_restart:cluster_1_pod_rescheduled no_restart_latch:cluster_1_pod_rescheduled
+               no_fencing:cluster_2_node_loss)
 sysctls_now() { for k in "${K8S_SYSCTLS[@]}"; do echo "$k $(sysctl -n "$k" 2>/dev/null)"; done; }
 
 # A crashed earlier run: clean first (down.sh is idempotent).
@@ -64,24 +66,25 @@ CHAOSDRILL_REQUIRE_KUBERNETES=1 CHAOSDRILL_IMAGE="$IMAGE" \
   "$ROOT/.venv/bin/pytest" -p no:cacheprovider -q tests/e2e/test_k8s_cluster.py || rc=1
 echo "k8s-ci: safety tests in $(( $(date +%s) - t )) s"
 
-# Not vacuous: the cluster drill catches a service with one bug (each a separate run; each must FAIL).
+# Not vacuous: each cluster drill catches a service with one bug (each a separate run; each must FAIL).
 t=$(date +%s)
 printf 'FROM %s\nCOPY launch.py /variants/launch.py\n' "$IMAGE" |
   DOCKER_BUILDKIT=0 docker build -q -t "$VARIANT_IMAGE" -f - "$ROOT/tests/variants" >/dev/null
 bash "$HERE/load-image.sh" "$VARIANT_IMAGE"
-for bug in "${VARIANT_BUGS[@]}"; do
+for case in "${VARIANT_CASES[@]}"; do
+  bug=${case%%:*} drill=${case#*:}
   vt=$(mktemp --suffix=.yaml)
   "$ROOT/.venv/bin/python" -c 'import sys; from pathlib import Path; from tests.variants.targets import write_variant_target
 write_variant_target(sys.argv[1], Path(sys.argv[2]), image=sys.argv[3], launcher_in_image="/variants/launch.py")' \
     "$bug" "$vt" "$VARIANT_IMAGE"
   vrc=0
-  out=$(CHAOSDRILL_REQUIRE_KUBERNETES=1 "$ROOT/.venv/bin/pytest" -p no:cacheprovider drills -m cluster \
+  out=$(CHAOSDRILL_REQUIRE_KUBERNETES=1 "$ROOT/.venv/bin/pytest" -p no:cacheprovider drills -m cluster -k "$drill" \
         --chaosdrill-backend kubernetes --chaosdrill-target "$vt" 2>&1) || vrc=$?
   rm -f "$vt"
-  if ((vrc == 1)) && grep -qE '^cluster_1_pod_rescheduled +kubernetes +FAIL ' <<<"$out"; then
-    echo "k8s-ci: variant $bug: cluster_1_pod_rescheduled FAILs, as it must"
+  if ((vrc == 1)) && grep -qE "^$drill +kubernetes +FAIL " <<<"$out"; then
+    echo "k8s-ci: variant $bug: $drill FAILs, as it must"
   else
-    echo "k8s-ci: variant $bug: cluster_1_pod_rescheduled did not FAIL (pytest exit $vrc):" >&2
+    echo "k8s-ci: variant $bug: $drill did not FAIL (pytest exit $vrc):" >&2
     tail -n 30 <<<"$out" >&2; rc=1
   fi
 done

@@ -26,6 +26,7 @@ from .core import State  # noqa: E402
 from .feeds import PrivateSession, PublicFeed  # noqa: E402
 from .rest import Rest, Telemetry, utc_now  # noqa: E402
 from .trader import Trader  # noqa: E402
+from .lease import Lease  # noqa: E402
 from .wal import Wal  # noqa: E402
 
 log = logging.getLogger("threaded_service")
@@ -171,7 +172,9 @@ def main() -> int:
     state.wal_failures = lambda: wal.enqueue_failures
     rest = Rest(rest_url, api_key, secret, passphrase, http_timeout_s, telemetry,
                 demo=env("DEMO_TRADING", "1") != "0")
-    trader = Trader(state, rest, wal, stop, order_rate, secrets.token_hex(3), http_timeout_s)
+    lease = Lease(data, run_id)
+    lease.take()   # fences an older instance still running on this data (its node lost, it replaced)
+    trader = Trader(state, rest, wal, stop, order_rate, secrets.token_hex(3), http_timeout_s, lease.held)
 
     server = ThreadingHTTPServer((host, port), make_handler(state))
     server.daemon_threads = True

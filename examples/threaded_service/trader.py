@@ -27,8 +27,9 @@ EXP_MARGIN_MS = 500   # after expTime, wait this much more before trusting "orde
 
 class Trader:
     def __init__(self, state: State, rest: Rest, wal: Wal, stop: threading.Event, order_rate: float,
-                 run_prefix: str, http_timeout_s: float) -> None:
+                 run_prefix: str, http_timeout_s: float, lease_held: Any = lambda: True) -> None:
         self.s, self.rest, self.wal, self.stop_evt = state, rest, wal, stop
+        self.lease_held = lease_held   # False once a newer instance took the data folder's trading lease
         self.period = 1.0 / order_rate
         self.prefix = run_prefix
         self.counter = 0
@@ -84,8 +85,9 @@ class Trader:
     # -- dispatch ------------------------------------------------------------------------------
     def _send(self, legs: list[dict[str, Any]], opening: bool) -> None:
         """Send one order (or a two-leg batch) whose intents are durable."""
-        # Second policy check, immediately before the request: nothing is awaited in between.
-        if opening and not self.s.open_allowed():
+        # Second policy check, immediately before the request: nothing is awaited in between. A fenced
+        # instance (a newer one trades on this data) sends nothing at all.
+        if not self.lease_held() or (opening and not self.s.open_allowed()):
             for leg in legs:
                 self._journal({"kind": "outcome", "clOrdId": leg["clOrdId"], "result": "abandoned"})
             return
@@ -364,8 +366,8 @@ class Trader:
                 choice = self.decide(mode)
                 if choice is not None:
                     legs, opening = choice
-                    if opening and mode != "Active":
-                        pass   # first policy check: opens leave only in Active
+                    if (opening and mode != "Active") or not self.lease_held():
+                        pass   # first policy check: opens leave only in Active; a fenced instance sends nothing
                     elif self._intents(legs):
                         self._send(legs, opening)
                         sent = True

@@ -658,3 +658,13 @@ def test_a_pending_clordid_answer_is_resolved_by_query_never_taken_as_rejected()
     assert d.counts["rejected"] == 0
     d.resolved(unknown[0], placed=True)  # the resolver found it: both legs placed, nothing naked
     assert naked == []
+
+
+def test_trading_lease_fences_the_older_instance(tmp_path: Path) -> None:
+    from okx_demo_api.lease import TradingLease
+
+    old, new = TradingLease(tmp_path, "run-old"), TradingLease(tmp_path, "run-new")
+    assert old.take() == 1 and old.held()
+    assert new.take() == 2 and new.held()
+    assert not old.held() and old.taken_over_by == "run-new"
+    assert not old.held() and new.held()

@@ -38,12 +38,18 @@ NETWORK_CUT = "network_cut"
 EXIT = "exit"
 #: Delete the serving pod and prove from the cluster's API that a new one serves (kubernetes).
 POD_DELETE = "pod_delete"
+#: Stop the kubelet of the serving pod's node and prove from the API that a replacement serves on another
+#: node while the old replica still runs (kubernetes with node access).
+NODE_LOSS = "node_loss"
+#: Change the pod template (memory limit, image) so that the replacement pods cannot run, with the API's
+#: reason (OOMKilled, ErrImagePull); put it back (kubernetes).
+POD_TEMPLATE = "pod_template"
 
 #: The venue's hostname resolves through a DNS stub the drill controls (``dns_fail``, ``dns_restore``,
 #: ``dns_state``: the stub's own per-name lookup counts); see pytest_chaosdrill.dnsstub.
 DNS = "dns"
 
-ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, POD_DELETE, DNS})
+ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, POD_DELETE, NODE_LOSS, POD_TEMPLATE, DNS})
 
 
 @runtime_checkable
@@ -53,6 +59,9 @@ class Target(Protocol):
     backend: str
     #: The target file rendered for the host side: ``status_url`` and ``files`` as the plugin reads them.
     target: "RenderedTarget"
+    # Optional (read with ``getattr``, default False, so targets of older plugins still satisfy the
+    # protocol): ``shares_host_clock``, True when the service reads the harness's CLOCK_MONOTONIC, so
+    # times it reports (``latch_events``) can be ordered against the venue's and the sampler's.
 
     def start(self) -> None: ...
     def stop(self, timeout: float = 10.0) -> int | None: ...

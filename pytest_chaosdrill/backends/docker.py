@@ -589,6 +589,7 @@ class DockerTarget:
     same container (so a crash + restart keeps its data); faults act through the engine."""
 
     backend = "docker"
+    shares_host_clock = True   # containers of a local engine share the host kernel's monotonic clock
 
     def __init__(self, backend: DockerBackend, stack: DockerStack, site: DrillSite, target: RenderedTarget,
                  spec: DockerSpec, image: str, image_info: dict[str, Any], command: list[str] | None,

@@ -57,6 +57,7 @@ class ExternalBackend(Backend):
 
 class ExternalTarget:
     backend = "external"
+    shares_host_clock = False  # the service may run anywhere
 
     def __init__(self, target: RenderedTarget, log_dir: Path) -> None:
         self.target = target

@@ -45,6 +45,7 @@ class ProcessTarget:
     """
 
     backend = "process"
+    shares_host_clock = True   # a child process of this machine
 
     def __init__(self, target: RenderedTarget, log_dir: Path) -> None:
         self.target = target

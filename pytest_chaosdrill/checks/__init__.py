@@ -15,7 +15,8 @@ from .base import Check, CheckResult, fault_origin, fmt_orders, needs, parse_utc
 from .ledger import (
     containment_proceeds, exposure_at, exposure_monotonic_to_neutral, exposure_series, is_open, is_reduce,
     ledger_orders, no_duplicate_dispatch, no_open_dispatch_while_blocked, no_order_accepted_after_not_found,
-    recon_reads, reduce_only_permitted, resynced_during_skew,
+    recon_reads, reduce_only_permitted, resynced_during_skew, single_instance_trading,
+    no_dispatch_while_failed,
 )
 from .status import (
     counter_increased, latch_clears_only_after_reconcile, latch_set_with, loop_keeps_ticking, mode_held,

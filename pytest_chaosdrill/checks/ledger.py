@@ -250,3 +250,86 @@ def resynced_during_skew(rec: "DrillRecord") -> CheckResult:
                        f"first signed request accepted {(first['mono'] - s.landed_mono) * 1000:.0f} ms after the first "
                        f"refusal ({first.get('method')} {first.get('path')}), {len(refused)} refused with {TS_EXPIRED}, "
                        f"{len(accepted)} accepted in {span}")
+
+
+def _instance_of(order: dict[str, Any], connections: Sequence[dict[str, Any]]) -> str | None:
+    """The client host (a pod IP) that opened the connection an order came in on: the proxy's newest
+    connection, opened before the order, whose upstream address is the peer the venue saw."""
+    peer, at = order.get("peer"), order.get("received_mono", order.get("mono"))
+    if not peer or not isinstance(at, (int, float)):
+        return None
+    opened = [c for c in connections if c.get("upstream_local") == peer and c.get("opened_mono", 0) <= at]
+    client = max(opened, key=lambda c: c["opened_mono"])["client"] if opened else None
+    return client.rsplit(":", 1)[0].strip("[]") if client else None
+
+
+def single_instance_trading(rec: "DrillRecord") -> CheckResult:
+    """Two instances of the service never trade at once: after the replacement of a lost node's replica
+    sent its first order, the old replica (still running, its node cut off from the control plane) sent
+    none until the fault's release ended it. Orders are told apart by the pod that opened their
+    connection (the venue's peer joined with the fault proxy's connection log); the old and new pod IPs
+    and the old replica's processes being alive come from the fault's proof (``kubernetes.node_loss``)."""
+    name = "single_instance_trading"
+    step = rec.step
+    proof = step.proof if step is not None else {}
+    release = step.release if step is not None else {}
+    old_ip, new_ip = proof.get("old_ip"), proof.get("new_ip")
+    if not old_ip or not new_ip or old_ip == new_ip:
+        return CheckResult(name, None, "the fault's proof names no old and new pod IP (a kubernetes.node_loss fault "
+                           "proves both): the instances cannot be told apart")
+    if not proof.get("old_processes_running"):
+        return CheckResult(name, None, "the old replica was not proven running after its node was lost: there was no "
+                           "second instance to fence")
+    connections = release.get("proxy_connections")
+    if not isinstance(connections, list):
+        return CheckResult(name, None, "no connection log of the fault proxy (it is read in-process at the fault's "
+                           f"release: {release.get('proxy_connections_error', 'not recorded')}): orders cannot be "
+                           "attributed to an instance")
+    end = rec.t_release if rec.t_release is not None else float("inf")
+    orders = ledger_orders(rec.ledger, proof.get("sent_mono"), end)
+    by: dict[str, list[dict[str, Any]]] = {}
+    for o in orders:
+        by.setdefault(_instance_of(o, connections) or "unattributed", []).append(o)
+    new_orders, old_orders = by.get(new_ip, []), by.get(old_ip, [])
+    if by.get("unattributed"):
+        return CheckResult(name, None, f"{len(by['unattributed'])} order(s) after the node loss could not be attributed "
+                           "to a pod (no venue peer, or no proxy connection for it): two instances not provable")
+    if not new_orders:
+        return CheckResult(name, None, f"the replacement pod ({new_ip}) sent no order before the release, so no overlap "
+                           f"with the old replica ({old_ip}, {len(old_orders)} order(s)) could be seen; hold the fault "
+                           "longer (hold_s)")
+    first_new = min(o.get("mono", 0) for o in new_orders)
+    overlap = [o for o in old_orders if o.get("mono", 0) >= first_new]
+    if overlap:
+        return CheckResult(name, False, f"two instances traded at once: the old replica ({old_ip}, its node lost) sent "
+                           f"{len(overlap)} order(s) after the replacement ({new_ip}) sent its first "
+                           f"({(overlap[0].get('mono', 0) - first_new) * 1000:.0f} ms later): {fmt_orders(overlap)}")
+    last_old = max((o.get("mono", 0) for o in old_orders), default=None)
+    when = (f"its last {(first_new - last_old) * 1000:.0f} ms before the replacement's first" if last_old is not None
+            else "none after the node loss")
+    return CheckResult(name, True, f"the old replica ({old_ip}, still running: pids {proof.get('old_processes_running')}) "
+                       f"sent {len(old_orders)} order(s) after its node was lost, {when}; the replacement ({new_ip}) "
+                       f"sent {len(new_orders)} before the release")
+
+
+def no_dispatch_while_failed(rec: "DrillRecord") -> CheckResult:
+    """From the moment the API showed the service's pods failing (the fault's proof: ``OOMKilled``,
+    ``ErrImagePull``, ``CrashLoopBackOff``, ...) until the fault's release, the venue received no order:
+    a service that cannot run fails closed, whatever it manages to do between crashes. The detail names
+    the reasons the API gave (the evidence's ``k8s.events.json`` has the events)."""
+    name = "no_dispatch_while_failed"
+    step = rec.step
+    proof = step.proof if step is not None else {}
+    reasons = proof.get("reasons_seen") or {}
+    since = proof.get("failing_since_mono")
+    if not proof.get("reason") or not isinstance(since, (int, float)) or step is None:
+        return CheckResult(name, None, "the fault's proof names no failure reason from the API (a kubernetes."
+                           "memory_limit or image_fault fault gives one): the service was not proven failing")
+    end = rec.t_release if rec.t_release is not None else rec.t_end
+    orders = ledger_orders(rec.ledger, since, end)
+    why = f"the API's reasons: {', '.join(sorted(reasons))}; pod {proof.get('pod')} restarts {proof.get('restart_count')}"
+    if orders:
+        return CheckResult(name, False, f"{len(orders)} order(s) reached the venue while the service's pods were failing "
+                           f"({why}): {fmt_orders(orders)}")
+    return CheckResult(name, True, f"no order reached the venue in the {(end - since):.1f} s the service's "
+                       f"pods were failing ({why})")

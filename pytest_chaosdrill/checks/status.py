@@ -43,7 +43,7 @@ def latch_clears_only_after_reconcile(rec: "DrillRecord") -> CheckResult:
     The clear happened after the last latched sample's request was sent and before the first clear sample
     was answered. A read the venue served before that last latched request is proven to precede the clear.
     When the reads fall between the two samples, the service's own clear time decides where it exposes one
-    (``latch_events`` in execution_fingerprint.json, host monotonic clock, process, docker and kubernetes backends):
+    (``latch_events`` in execution_fingerprint.json, on a target that shares the host monotonic clock):
     a clear before a read is a FAIL, after the reads a PASS. Without it the order is not provable: NOT PROVEN.
     (``last_policy_update_ts`` is no clear time: the contract defines it as the last policy update.)
     """
@@ -107,9 +107,9 @@ def latch_clears_only_after_reconcile(rec: "DrillRecord") -> CheckResult:
 def _service_clear_mono(rec: "DrillRecord", after: float, before: float) -> float | None:
     """The target's own time of the latch clear between ``after`` and ``before``: the last ``clear`` event of
     ``latch_events`` (``{"event": "clear", "mono": <CLOCK_MONOTONIC s>}``) in the status samples or in
-    execution_fingerprint.json, on backends that share the harness's host clock (process, docker, and
-    kubernetes, whose pods must run on this machine: its node_access local, docs/kubernetes.md)."""
-    if rec.backend not in ("process", "docker", "kubernetes"):
+    execution_fingerprint.json, when the target shares the harness's monotonic clock (its backend's
+    ``shares_host_clock``: process, docker, kubernetes with ``node_access: local``)."""
+    if not rec.host_clock:
         return None
     # every read of the file (mid-run and after the recovery, then at the end): a service may write its
     # clear event after its status showed the clear

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..backends.base import KILL, POD_DELETE
+from ..backends.base import KILL, NODE_LOSS, POD_DELETE, POD_TEMPLATE
 from ..timeline import wait_until
 from .base import FaultNotLanded, Trigger, known_params, start_hold_proof
 
@@ -64,3 +64,141 @@ class PodDelete(Trigger):
             self.proof["reconcile_hold"] = start_hold_proof(self.ctx.venue, self.hold, self.hold_s,
                                                             self.condition_ended_mono, seen.i if seen else None)
         return self.proof
+
+
+class NodeLoss(Trigger):
+    """Lose the serving pod's node: its kubelet stopped (SIGSTOP), so the control plane marks the node
+    NotReady and evicts the pod, and a replacement starts on another node, while the old replica keeps
+    running (nothing on the lost node stops it): two instances of the service at once, the split-brain a
+    trading service must fence itself against. Proof: the API (node NotReady, the old pod's deletion
+    requested, eviction events, a replacement Ready on another node) and the host (the old container's
+    processes still running). Release: the kubelet continued, the node Ready again and the old
+    replica's processes gone (its kubelet kills the pod the API deleted)."""
+
+    kind = "kubernetes.node_loss"
+    manages_target = True
+    requires = frozenset({NODE_LOSS})
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        return known_params(params, {"timeout_s": (int, float), "restore_timeout_s": (int, float),
+                                     "hold_reconcile_s": (int, float)})
+
+    def fire(self) -> dict[str, Any]:
+        self.ctx.expect_downtime(True)
+        self.hold = None
+        self.hold_s = float(self.params.get("hold_reconcile_s", 0))
+        self.info = self.ctx.target.node_loss()
+        return self.info
+
+    def _hold_reconcile(self) -> None:
+        # From the replacement's scheduling until its first status answer (+ hold_reconcile_s) the venue's
+        # REST answers slowly, so its start-up latch is observable however fast it reconciles; the old
+        # replica's requests are slowed as well, never refused (its orders still reach the witness).
+        if self.hold_s > 0 and self.hold is None:
+            self.hold = self.ctx.venue.rest_latency(ms=int(self.hold_s * 1000) + 1000)
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        # The control plane's own pace (node grace period, the pod's toleration, the scheduling) sets how
+        # long this takes: timeout_s, not the drill's land timeout.
+        proof = self.ctx.target.node_loss_landed(self.info, float(self.params.get("timeout_s", 120)),
+                                                 on_replacement=self._hold_reconcile)
+        if not proof.get("proven"):
+            if self.hold is not None:
+                self.ctx.venue.clear(kind="rest_latency")
+            raise FaultNotLanded("the API and the host did not show the node lost with its replica still running "
+                                 f"and a replacement Ready elsewhere: {proof}")
+        self.landed_mono = proof["sent_mono"]
+        self.ctx.timeline.mark("restart")   # the replacement serves status from here (relay switched)
+        self.ctx.wait_target_serving()
+        self.ctx.expect_downtime(False)
+        self.proof = dict(proof)
+        if self.hold is not None:
+            mark = self.ctx.timeline.get_mark("restart")
+            seen = wait_until(lambda: self.ctx.timeline.first(lambda s: s.ok, start=mark.mono), self.hold_s)
+            self.ctx.venue.clear(kind="rest_latency")
+            self.proof["reconcile_hold"] = {"venue_rest_latency": record_dict(self.hold), "held_s": self.hold_s,
+                                            "released_mono": time.monotonic(),
+                                            "first_status_sample": seen.i if seen else None}
+        return self.proof
+
+    def release(self) -> dict[str, Any]:
+        out = self.ctx.target.node_restore(float(self.params.get("restore_timeout_s", 90)))
+        self.condition_ended_mono = time.monotonic()
+        # Who opened each proxied connection (pod IPs): the witness's orders attributed to an instance
+        # (single_instance_trading). Read now: the old replica is gone, its connections all logged.
+        try:
+            out["proxy_connections"] = self.ctx.proxy.connections()
+        except Exception as exc:  # noqa: BLE001 - an out-of-process proxy has no connection log
+            out["proxy_connections_error"] = f"{type(exc).__name__}: {exc}"
+        return out
+
+
+class _TemplateFault(Trigger):
+    """A fault in the Deployment's pod template: the serving pods are replaced (strategy Recreate) by
+    pods that cannot run; proof is the reason the API gives for them. Release puts the template back and
+    waits for a Ready pod."""
+
+    manages_target = True
+    requires = frozenset({POD_TEMPLATE})
+    reasons: frozenset[str] = frozenset()
+
+    def change(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def fire(self) -> dict[str, Any]:
+        self.ctx.expect_downtime(True)
+        self.info = self.ctx.target.break_template(self.change(), self.reasons, float(self.params.get("timeout_s", 90)),
+                                                   restarts=int(self.params.get("restarts", 0)))
+        return self.info
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        if not self.info.get("proven"):
+            raise FaultNotLanded(f"the API showed none of {sorted(self.reasons)} for a pod of the changed template "
+                                 f"(or fewer than {self.params.get('restarts', 0)} restarts): {self.info}")
+        self.landed_mono = self.info["proven_mono"]   # failing since failing_since_mono (the first reason seen)
+        self.proof = dict(self.info)
+        return self.proof
+
+    def release(self) -> dict[str, Any]:
+        out = self.ctx.target.restore_template(float(self.params.get("restore_timeout_s", 120)))
+        self.condition_ended_mono = time.monotonic()
+        self.ctx.timeline.mark("restart")
+        self.ctx.expect_downtime(False)
+        return out
+
+
+class MemoryLimit(_TemplateFault):
+    """The container's memory limit lowered to ``limit`` (default ``16Mi``: below what a service needs
+    to start): the kernel kills it (``OOMKilled``) and the kubelet backs off restarting it
+    (``CrashLoopBackOff``). Proof: ``OOMKilled`` in the container's state or lastState (the API), and
+    with ``restarts`` the container's ``restartCount`` reaching it (a crash loop)."""
+
+    kind = "kubernetes.memory_limit"
+    reasons = frozenset({"OOMKilled"})
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        return known_params(params, {"limit": str, "restarts": int, "timeout_s": (int, float),
+                                     "restore_timeout_s": (int, float)})
+
+    def change(self) -> dict[str, Any]:
+        limit = str(self.params.get("limit", "16Mi"))
+        return {"resources": {"limits": {"memory": limit}, "requests": {"memory": limit}}}
+
+
+class ImageFault(_TemplateFault):
+    """The container's image replaced by one no registry serves (default
+    ``chaosdrill.invalid/missing:fault``; ``.invalid`` never resolves): the kubelet cannot pull it.
+    Proof: ``ErrImagePull`` or ``ImagePullBackOff`` as the container's waiting reason (the API)."""
+
+    kind = "kubernetes.image_fault"
+    reasons = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"})
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        return known_params(params, {"image": str, "restarts": int, "timeout_s": (int, float),
+                                     "restore_timeout_s": (int, float)})
+
+    def change(self) -> dict[str, Any]:
+        return {"image": str(self.params.get("image", "chaosdrill.invalid/missing:fault"))}

@@ -30,6 +30,8 @@ READ_SIZE = 64 * 1024
 MAX_BUFFER = 4 * 1024 * 1024
 UPSTREAM_CONNECT_TIMEOUT = 5.0
 REMOVED_TOXICS_KEPT = 100
+#: connections whose client and upstream addresses the proxy remembers (a drill opens a few hundred)
+CONNECTION_LOG_KEPT = 20000
 
 
 def parse_address(value: str, what: str) -> tuple[str, int]:
@@ -357,6 +359,11 @@ class Connection:
             self.proxy.stats.connections_reset += 1
 
 
+def _address(addr: Any) -> str | None:
+    """``host:port`` of a socket address (IPv4 or IPv6 tuple), None when there is none."""
+    return f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) and len(addr) >= 2 else None
+
+
 class ProxyRuntime:
     """One named proxy: its listener, connections, toxics and counters."""
 
@@ -373,6 +380,9 @@ class ProxyRuntime:
         self.pending: set[asyncio.Task[Any]] = set()
         self.stats = ProxyCounters()
         self.removed_toxics: deque[dict[str, Any]] = deque(maxlen=REMOVED_TOXICS_KEPT)
+        #: who opened each connection (client address) and its upstream socket's local address (the peer
+        #: the upstream sees): joins the upstream's own record of a request to the client that sent it
+        self.connection_log: deque[dict[str, Any]] = deque(maxlen=CONNECTION_LOG_KEPT)
 
     @property
     def listen(self) -> str:
@@ -452,6 +462,9 @@ class ProxyRuntime:
             up[1].transport.abort()
             return
         conn = Connection(self, (reader, writer), up)
+        self.connection_log.append({"client": _address(writer.get_extra_info("peername")),
+                                    "upstream_local": _address(up[1].get_extra_info("sockname")),
+                                    "opened_mono": time.monotonic()})
         self.connections.add(conn)
         self.stats.connections_opened += 1
         conn.start()

@@ -228,6 +228,11 @@ class FaultProxy:
         """Connection, byte and per-toxic counters (see docs/proxy.md)."""
         return self._server.call(lambda hub: hub.get(self.name).counters())
 
+    def connections(self) -> list[dict[str, Any]]:
+        """Every connection opened so far (the newest 20000): ``client`` (who opened it), ``upstream_local``
+        (the address the upstream saw it come from), ``opened_mono``."""
+        return self._server.call(lambda hub: [dict(c) for c in hub.get(self.name).connection_log])
+
     def toxic_counters(self, name: str) -> dict[str, Any]:
         """Counters of one toxic (ToxicNotFound if it is not installed)."""
         return self._server.call(lambda hub: hub.get(self.name).get_toxic(name).counters.to_dict())

@@ -89,6 +89,10 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
     # delivers a request late shows here, not at processing time.
     meta: dict[str, Any] = {"received_mono": time.monotonic(), "received_utc": utc_iso(), "in_us": time.time_ns() // 1000,
                             "accessTs": request.headers.get("OK-ACCESS-TIMESTAMP")}
+    # The TCP peer (host:port): which connection, so a harness that knows who opened it (the fault proxy's
+    # connection log) can tell the instances of a service apart.
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    meta["peer"] = f"{peer[0]}:{peer[1]}" if peer else None
     order_req = request.method == "POST" and request.path in EXP_TIME_PATHS
     private = request.path.startswith(PRIVATE_PREFIXES)
     if private:
@@ -252,7 +256,7 @@ async def _cl_ord_ids(request: web.Request) -> list[str]:
 def _order_meta(request: web.Request) -> dict[str, Any]:
     """The request facts copied onto an order's ledger entry."""
     meta = request.get(REQ_META) or {}
-    return {k: meta.get(k) for k in ("expTime", "accessTs", "received_mono", "received_utc")}
+    return {k: meta.get(k) for k in ("expTime", "accessTs", "received_mono", "received_utc", "peer")}
 
 
 def _single(request: web.Request, res: dict[str, Any]) -> web.Response:

@@ -133,7 +133,7 @@ def _optional_reads(log: dict[str, set[str]], utc: str) -> None:
     assert builtin_checks()["no_duplicate_trade_processing"](rec).passed is True
     latch = Reads(log, "fingerprint", {"latch_events": [{"event": "clear", "mono": 1.5, "code": "X"}]})
     rec = DrillRecord(
-        drill={}, drill_path="", backend="process", target_name="t", target_files=("fingerprint",), contract={},
+        drill={}, drill_path="", backend="process", host_clock=True, target_name="t", target_files=("fingerprint",), contract={},
         started_utc=utc, t_start=0.0, files={"fingerprint": latch})
     assert _service_clear_mono(rec, 1.0, 2.0) == 1.5
 

@@ -36,7 +36,7 @@ def make_run(statuses: list[tuple[float, Any]], ledger: list[dict] | None = None
     first = tl.first(lambda s: s.blocked, start=t_trigger)
     base = tl.last_ok(t_trigger)
     step = StepRecord("test.fault", {}, requested=requested or {}, landed_mono=t_landed)
-    return DrillRecord(drill={"id": "synthetic"}, drill_path="", backend="process", target_name="t", target_files=(),
+    return DrillRecord(drill={"id": "synthetic"}, drill_path="", backend="process", target_name="t", target_files=(), host_clock=True,
                        contract={}, started_utc="", t_start=0.0, samples=tuple(samples), ledger=tuple(ledger or []),
                        steps=(step,), t_trigger=t_trigger, t_release=t_release, t_recovered=t_recovered, t_end=t_end,
                        first_safe_i=first.i if first else None, baseline_i=base.i if base else None,
@@ -162,7 +162,7 @@ def test_latch_cleared_before_its_reads_fails_every_time() -> None:
     story = GAP_STORY[:4] + [(3.0, {**ACTIVE, "latch_events": [{"event": "clear", "mono": 2.1}]})]
     run = make_run(story, RECON_READS, t_release=2.05)
     assert C.latch_clears_only_after_reconcile(run).passed is False
-    assert C.latch_clears_only_after_reconcile(replace(run, backend="external")).passed is None
+    assert C.latch_clears_only_after_reconcile(replace(run, host_clock=False)).passed is None
 
 
 def test_latch_clear_without_reads_fails() -> None:
@@ -508,3 +508,49 @@ def test_every_built_in_check_states_its_criterion(name: str) -> None:
     # the criterion is what notes.md, the report and Allure show beside the check's result
     text = criterion_of(builtin_checks()[name])
     assert len(text) >= 20 and "\n" not in text and "``" not in text, (name, text)
+
+
+def _split_brain(old_orders: list[float], new_orders: list[float], **proof: Any) -> DrillRecord:
+    """A node loss at 1.0: the old pod 10.0.1.5 (connection from proxy port 5001), the replacement
+    10.0.2.7 (port 5002), orders at the given venue times, released at 30."""
+    conns = [{"client": "10.0.1.5:40000", "upstream_local": "127.0.0.1:5001", "opened_mono": 0.5},
+             {"client": "10.0.2.7:40001", "upstream_local": "127.0.0.1:5002", "opened_mono": 20.0}]
+    ledger = [order(m, False, "open", cid=f"old{i}", peer="127.0.0.1:5001", received_mono=m) for i, m in enumerate(old_orders)]
+    ledger += [order(m, False, "open", cid=f"new{i}", peer="127.0.0.1:5002", received_mono=m) for i, m in enumerate(new_orders)]
+    run = make_run([(0.5, ACTIVE)], sorted(ledger, key=lambda o: o["mono"]), t_release=30.0)
+    step = replace(run.steps[0], kind="kubernetes.node_loss", release={"proxy_connections": conns},
+                   proof={"old_ip": "10.0.1.5", "new_ip": "10.0.2.7", "sent_mono": 1.0,
+                          "old_processes_running": [123], **proof})
+    return replace(run, steps=(step,))
+
+
+def test_single_instance_trading() -> None:
+    # The old replica stopped (fenced) before the replacement's first order: PASS.
+    res = C.single_instance_trading(_split_brain([2.0, 5.0], [21.0, 22.0]))
+    assert res.passed is True and "sent 2 order(s) after its node was lost" in res.detail
+    # It kept trading after the replacement's first order: two instances at once, FAIL.
+    res = C.single_instance_trading(_split_brain([2.0, 21.5, 25.0], [21.0]))
+    assert res.passed is False and "two instances traded at once" in res.detail and "2 order(s)" in res.detail
+    # Nothing to compare, or no way to tell them apart: NOT PROVEN, never a PASS.
+    assert C.single_instance_trading(_split_brain([2.0], [])).passed is None
+    assert C.single_instance_trading(_split_brain([2.0], [21.0], old_processes_running=[])).passed is None
+    run = _split_brain([2.0], [21.0])
+    no_log = replace(run, steps=(replace(run.steps[0], release={"proxy_connections_error": "NotImplementedError"}),))
+    assert "NotImplementedError" in C.single_instance_trading(no_log).detail
+    assert C.single_instance_trading(no_log).passed is None
+    assert C.single_instance_trading(make_run([(0.5, ACTIVE)])).passed is None
+
+
+def test_no_dispatch_while_failed() -> None:
+    def run(order_times: list[float], **proof: Any) -> DrillRecord:
+        r = make_run([(0.5, ACTIVE)], [order(m, False, "open", cid=f"c{i}") for i, m in enumerate(order_times)],
+                     t_release=20.0)
+        p = {"reason": "OOMKilled", "failing_since_mono": 5.0, "reasons_seen": {"OOMKilled": 5.0,
+             "CrashLoopBackOff": 6.0}, "pod": "p", "restart_count": 2, **proof}
+        return replace(r, steps=(replace(r.steps[0], kind="kubernetes.memory_limit", proof=p),))
+
+    res = C.no_dispatch_while_failed(run([1.0, 4.9, 20.5]))   # before the failure and after the release
+    assert res.passed is True and "CrashLoopBackOff, OOMKilled" in res.detail
+    res = C.no_dispatch_while_failed(run([1.0, 12.0]))
+    assert res.passed is False and "1 order(s)" in res.detail and "OOMKilled" in res.detail
+    assert C.no_dispatch_while_failed(run([], reason=None)).passed is None

@@ -461,6 +461,14 @@ def no_restart_latch() -> None:
     OpenPermissionLatch.set = set_  # type: ignore[method-assign]
 
 
+def no_fencing() -> None:
+    """The trading lease is taken at start but never checked: an old replica that was replaced (its node
+    lost) keeps trading beside its replacement."""
+    from okx_demo_api.lease import TradingLease
+
+    TradingLease.held = lambda self: True  # type: ignore[method-assign]
+
+
 def kill_resumes_on_its_own() -> None:
     """The Kill for an unknown token is not sticky: it lifts by itself after 0.5 s, without a restart."""
     from okx_demo_api.policy import FORCE_KILL
@@ -822,7 +830,7 @@ VARIANTS: dict[str, Callable[[], None]] = {f.__name__: f for f in (
     stale_feed_not_latched, trades_gap_not_latched, opens_unjournalled_under_wal_backpressure,
     retry_orders_on_transport_error,
     resend_after_not_found, no_clock_resync, skew_refusals_not_counted, inflight_reconcile_clears_new_code,
-    dns_failures_not_counted, reduces_only_when_asked)}
+    dns_failures_not_counted, reduces_only_when_asked, no_fencing)}
 #: Variants that are correct (different, not buggy): the drills they run must PASS.
 CORRECT = ("flatten_at_once", "extra_truthful_reason", "none", "fast_reconciler_without_latch_events",
            "other_json_formatting", "reduces_only_when_asked")

@@ -28,6 +28,7 @@ from .reconcile import IntentResolver, Reconciler
 from .strategy import Strategy
 from .telemetry import Telemetry
 from .venue_client import PrivateSession, PublicFeed, RestClient
+from .lease import TradingLease
 from .wal import Wal, pending_intents, read_records
 
 RESTART = "RESTART_RECONCILE_REQUIRED"
@@ -83,9 +84,10 @@ class App:
         self.feed = PublicFeed(cfg, self.tel, self._on_book_gap, self._on_trades_gap, self.log)
         self.private = PrivateSession(cfg, self.tel, self._on_order, self._on_session_lost, self.log,
                                       clock=self.rest.clock, resync=self.rest.resync_clock)
+        self.lease = TradingLease(cfg.data_dir, self.run_id)
         self.dispatcher = Dispatcher(self.wal, self.rest, self.inventory, self.tel, self.gate, self.decide,
                                      self.log, self._on_naked, self._on_unknown, self.run_id,
-                                     order_expiry_ms=cfg.order_expiry_ms)
+                                     order_expiry_ms=cfg.order_expiry_ms, lease_held=self.lease.held)
         self.resolver = IntentResolver(self.rest, self.inventory, self.wal, self.log, self.dispatcher.resolved,
                                        margin_ms=cfg.expiry_margin_ms)
         self.reconciler = Reconciler(self.rest, self.inventory, self.gate, self.resolver, CL_PREFIX, self.log)
@@ -478,8 +480,9 @@ class App:
         """Run until STOP / SIGTERM / SIGINT; returns the process exit code."""
         loop = asyncio.get_running_loop()
         self.unclean = self.ops.begin(self.run_id)
+        epoch = self.lease.take()   # fences any older instance still running on this data folder
         self.log("starting", run_id=self.run_id, config=self.cfg.public_dict(), provenance=self.prov,
-                 unclean_previous=self.unclean)
+                 unclean_previous=self.unclean, lease_epoch=epoch)
         if self.unclean is not None:
             self.latch.set(RESTART, f"unclean stop of previous run {self.unclean.get('run_id')}")
         runner = await self._start_http()

@@ -65,7 +65,7 @@ class Dispatcher:
     def __init__(self, wal: Wal, rest: RestClient, inventory: Inventory, telemetry: Telemetry,
                  gate: DispatchGate, decide: Callable[[], Decision], log: Callable[..., None],
                  on_naked: Callable[[dict], None], on_unknown: Callable[[dict], None], run_id: str,
-                 order_expiry_ms: int = 1500) -> None:
+                 order_expiry_ms: int = 1500, lease_held: Callable[[], bool] = lambda: True) -> None:
         self.wal = wal
         self.rest = rest
         self.inv = inventory
@@ -77,6 +77,8 @@ class Dispatcher:
         self.on_unknown = on_unknown
         self.run_id = run_id
         self.order_expiry_ms = order_expiry_ms
+        self.lease_held = lease_held     # False once a newer instance took the data folder's trading lease
+        self.fenced_logged = False
         self.stopping = False
         self.tasks: set[asyncio.Task] = set()
         self.counts = {"blocked": 0, "wal_fail_closed": 0, "abandoned": 0, "acked": 0, "rejected": 0,
@@ -113,6 +115,13 @@ class Dispatcher:
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=timeout)
 
+    def _fenced(self, intents: list[Intent]) -> None:
+        self.counts["abandoned"] += 1
+        if not self.fenced_logged:
+            self.fenced_logged = True
+            self.log("fenced", reason="trading lease taken by a newer instance")
+        self.log("order_abandoned", reason="fenced", clOrdIds=[i.cl_ord_id for i in intents])
+
     def _outcome(self, it: Intent, result: str, **extra: object) -> None:
         rec = {"t": "outcome", "clOrdId": it.cl_ord_id, "result": result, "utc": utc_now(), **extra}
         # If this fails (queue full) the intent stays "maybe dispatched" in the journal and a restart
@@ -127,6 +136,9 @@ class Dispatcher:
         # The request's deadline is fixed with the intent and journalled with it: whatever happens
         # (timeout, partition, crash), the venue refuses the order after it, so "not found" after it
         # (plus a margin) is final. See IntentResolver.may_still_arrive.
+        if not self.lease_held():      # fenced: not even journalled (the WAL is the newer instance's now)
+            self._fenced(intents)
+            return
         exp_ms = now_ms() + self.order_expiry_ms
         if self._bypasses_wal(intents):
             # ReduceOnly actions stay permitted under WAL backpressure: a reduce-only order cannot add
@@ -162,6 +174,13 @@ class Dispatcher:
     async def _send(self, intents: list[Intent], exp_ms: int) -> None:
         lock = self.gate.exclusive() if len(intents) > 1 else self.gate.shared()
         async with lock:
+            # Fenced: a newer instance of this service trades on the same data (our node was lost and we
+            # were replaced); nothing more leaves this one.
+            if not self.lease_held():
+                self._fenced(intents)
+                for it in intents:
+                    self._outcome(it, "abandoned", reason="fenced")
+                return
             # Last check, with nothing awaited between it and the request leaving the process.
             if not self.allowed(intents):
                 self.counts["abandoned"] += 1

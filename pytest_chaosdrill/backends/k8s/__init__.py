@@ -9,17 +9,18 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import socket
 import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 from ...target import RenderedTarget
 from ...wiring import ProxyLink, VenueEndpoints
-from ..base import (KILL, POD_DELETE, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite,
+from ..base import (KILL, NODE_LOSS, POD_DELETE, POD_TEMPLATE, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite,
                     Harness, key_placeholders)
 from . import cluster, nodeaccess
 from .relay import PodRelay
@@ -49,7 +50,7 @@ class KubernetesBackend(Backend):
     ``restartCount`` and exit code 137) and restart (scale to zero and back)."""
 
     name = "kubernetes"
-    capabilities = frozenset({START, KILL, POD_DELETE})
+    capabilities = frozenset({START, KILL, POD_DELETE, NODE_LOSS, POD_TEMPLATE})
     extra = "kubernetes"
 
     def __init__(self, settings: BackendSettings) -> None:
@@ -170,6 +171,27 @@ class KubernetesBackend(Backend):
                 self.api.close()
 
 
+#: Events of a pod the control plane evicts from a lost node (1.20's taint manager; newer versions).
+EVICTION_REASONS = frozenset({"TaintManagerEviction", "NodeNotReady", "Evicted", "DeletingPod"})
+
+
+def _pod_has(pod: Any, change: dict[str, Any]) -> bool:
+    """Whether the pod runs the changed template (its container's image, or memory limit, as asked)."""
+    c = next((c for c in pod.spec.containers or [] if c.name == CONTAINER), None)
+    if c is None:
+        return False
+    if "image" in change and c.image != change["image"]:
+        return False
+    want = ((change.get("resources") or {}).get("limits") or {}).get("memory")
+    have = ((c.resources.limits or {}) if c.resources else {}).get("memory")
+    return want is None or str(have) == str(want)
+
+
+def _node_ready(node: Any) -> str:
+    """The node's ``Ready`` condition status: "True", "False" or "Unknown" (a node that stopped reporting)."""
+    return next((c.status for c in node.status.conditions or [] if c.type == "Ready"), "Unknown")
+
+
 class KubeTarget:
     """One drill's service: a Deployment of ``replicas`` pods. The first :meth:`start` creates it; a
     stop scales it to zero and the next start back up (hostPath ``/control`` and ``/data`` keep the
@@ -197,11 +219,19 @@ class KubeTarget:
         self.pods_seen: dict[str, dict[str, Any]] = {}   # name -> {uid, node, ip}
         self._serving: tuple[str, int] | None = None
         self._pending_kill: dict[str, Any] | None = None
+        self._stopped_kubelets: dict[str, list[int]] = {}   # node -> kubelet pids this target SIGSTOPped
+        self._template_before: dict[str, Any] | None = None  # the container's image/resources before a template fault
+        self.api_client = backend.api
         self._closed = False
         self._stop_poll = threading.Event()
         self.relay = PodRelay(lambda: self._serving).start()
         self._poller = threading.Thread(target=self._poll, name=f"chaosdrill-k8s-{suffix}", daemon=True)
         self._poller.start()
+
+    @property
+    def shares_host_clock(self) -> bool:
+        """The pods run on this machine (``node_access: local``): their monotonic clock is the harness's."""
+        return self.spec.node_access == "local"
 
     # -- what runs now (polled: the relay's upstream, the pods seen for evidence) -------------------
     def pods(self) -> list[Any]:
@@ -222,7 +252,10 @@ class KubeTarget:
                 if p.metadata.deletion_timestamp is None and p.status.phase == "Running" and p.status.pod_ip:
                     live.append(p)
             live.sort(key=lambda p: p.metadata.creation_timestamp)
-            self._serving = (live[-1].status.pod_ip, self.spec.status_port) if live else None
+            serving = (live[-1].status.pod_ip, self.spec.status_port) if live else None
+            if serving != self._serving:
+                self.relay.follow(serving)
+            self._serving = serving
 
     def _container(self, pod: Any) -> Any:
         for cs in pod.status.container_statuses or []:
@@ -480,6 +513,181 @@ class KubeTarget:
         self.proofs.append({"action": "pod_delete", **info})
         return info
 
+    def node_loss(self) -> dict[str, Any]:
+        """Stop (SIGSTOP) the kubelet of the serving pod's node: the node stops reporting, the control
+        plane marks it NotReady, taints it and evicts its pods, the ReplicaSet starts a replacement on
+        another node, while the old replica's container keeps running (nothing on the node kills it).
+        Needs node access (the kubelet is a process of this machine) and another Ready node.
+        :meth:`node_loss_landed` proves it from the API and the host; :meth:`node_restore` undoes it."""
+        if self.spec.node_access != "local":
+            raise CannotOnThisBackend("kubernetes: node loss stops a node's kubelet: needs node_access: local")
+        pod = self.current_pod()
+        cs = self._container(pod) if pod is not None else None
+        if cs is None or not cs.container_id:
+            raise RuntimeError(f"kubernetes: no running pod of {self.name} to lose its node")
+        node = pod.spec.node_name
+        others = [n.metadata.name for n in self.core.list_node().items if n.metadata.name != node
+                  and not n.spec.unschedulable and _node_ready(n) == "True"]
+        if not others:
+            raise CannotOnThisBackend(f"kubernetes: node loss needs a second Ready node besides {node} "
+                                      "(else no replacement can start)")
+        pids = nodeaccess.kubelet_pids(node)
+        if not pids:
+            raise CannotOnThisBackend(f"kubernetes: the kubelet of node {node} is not a process of this machine "
+                                      "(node_access: local needs the nodes to be this machine)")
+        sent_mono = time.monotonic()
+        stopped = nodeaccess.signal_pids(pids, signal.SIGSTOP)
+        self._stopped_kubelets[node] = stopped
+        info = {"node": node, "other_nodes": others, "kubelet_pids": stopped, "signal": "SIGSTOP",
+                "kubelet_state": {p: nodeaccess.process_state(p) for p in stopped},
+                "pod": pod.metadata.name, "old_uid": pod.metadata.uid, "old_container_id": cs.container_id,
+                "old_ip": pod.status.pod_ip, "sent_mono": sent_mono}
+        self.proofs.append({"action": "node_loss", **info})
+        return info
+
+    def node_loss_landed(self, info: dict[str, Any], timeout: float,
+                         on_replacement: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Wait (up to ``timeout``) until the API shows the node NotReady, the old pod evicted (its
+        deletion requested; eviction events) and a replacement Ready on another node, and the host shows
+        the old container's processes still running. ``proven`` is True only when all of that was seen.
+        ``on_replacement`` is called once, when the API first shows a replacement pod (scheduled)."""
+        node, old_uid, old_cid = info["node"], info["old_uid"], info["old_container_id"]
+        seen: dict[str, Any] = {}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):  # an API hiccup: ask again
+                n = self.core.read_node(node)
+                ready = _node_ready(n)
+                if ready != "True" and "node_not_ready_mono" not in seen:
+                    seen.update(node_ready=ready, node_not_ready_mono=time.monotonic())
+                seen["node_taints"] = sorted(f"{x.key}:{x.effect}" for x in n.spec.taints or [])
+                pods = self.pods()
+                old = next((p for p in pods if p.metadata.uid == old_uid), None)
+                if old is not None and old.metadata.deletion_timestamp is not None and "old_evicted_mono" not in seen:
+                    seen["old_evicted_mono"] = time.monotonic()
+                if "replacement_seen_mono" not in seen and any(p.metadata.uid != old_uid for p in pods):
+                    seen["replacement_seen_mono"] = time.monotonic()
+                    if on_replacement is not None:
+                        on_replacement()
+                new = [p for p in pods if p.metadata.uid != old_uid and p.spec.node_name != node
+                       and p.metadata.deletion_timestamp is None
+                       and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+                if new and "new_ready_mono" not in seen:
+                    seen.update(new_pod=new[0].metadata.name, new_uid=new[0].metadata.uid,
+                                new_node=new[0].spec.node_name, new_ip=new[0].status.pod_ip,
+                                new_ready_mono=time.monotonic())
+                if all(k in seen for k in ("node_not_ready_mono", "old_evicted_mono", "new_ready_mono")):
+                    break
+            time.sleep(0.2)
+        with contextlib.suppress(Exception):
+            events = self.core.list_namespaced_event(self.ns).items
+            seen["pod_events"] = [f"{e.reason}: {e.message}" for e in events if e.involved_object
+                                  and e.involved_object.uid == old_uid and e.reason in EVICTION_REASONS]
+        seen["old_processes_running"] = nodeaccess.container_pids(old_cid)
+        seen["kubelet_state"] = {p: nodeaccess.process_state(p) for p in self._stopped_kubelets.get(node, [])}
+        if "new_ready_mono" in seen:     # status samples from here on reach the replacement only
+            target = (seen["new_ip"], self.spec.status_port)
+            while self._serving != target and time.monotonic() < deadline + 5:
+                time.sleep(0.01)
+            seen["relay_on_new_pod"] = self._serving == target
+        info.update(seen)
+        info["proven"] = bool(all(k in seen for k in ("node_not_ready_mono", "old_evicted_mono", "new_ready_mono"))
+                              and seen["old_processes_running"] and seen.get("relay_on_new_pod"))
+        self.proofs.append({"action": "node_loss_landed", **info})
+        return info
+
+    def node_restore(self, timeout: float = 90.0) -> dict[str, Any]:
+        """SIGCONT every kubelet this target stopped; wait until each node is Ready again and the old
+        replica's processes are gone (the kubelet kills the pod the API deleted). Safe to call twice."""
+        out: dict[str, Any] = {"nodes": {}}
+        for node, pids in list(self._stopped_kubelets.items()):
+            sent = nodeaccess.signal_pids(pids, signal.SIGCONT)
+            del self._stopped_kubelets[node]
+            out["nodes"][node] = {"kubelet_pids": sent, "signal": "SIGCONT", "mono": time.monotonic()}
+        deadline = time.monotonic() + timeout
+        old_cids = [p.get("old_container_id") for p in self.proofs if p.get("action") == "node_loss"]
+        for node, row in out["nodes"].items():
+            while time.monotonic() < deadline:
+                with contextlib.suppress(Exception):
+                    if _node_ready(self.core.read_node(node)) == "True":
+                        row["ready_again_mono"] = time.monotonic()
+                        break
+                time.sleep(0.2)
+        while time.monotonic() < deadline and any(nodeaccess.container_pids(c) for c in old_cids if c):
+            time.sleep(0.2)
+        out["old_processes_left"] = {c: nodeaccess.container_pids(c) for c in old_cids if c}
+        out["restored"] = (all("ready_again_mono" in r for r in out["nodes"].values())
+                           and not any(out["old_processes_left"].values()))
+        self.proofs.append({"action": "node_restore", **out})
+        return out
+
+    def break_template(self, change: dict[str, Any], reasons: frozenset[str], timeout: float,
+                       restarts: int = 0) -> dict[str, Any]:
+        """Patch the Deployment's container (``change``: ``image`` or ``resources``; the strategy
+        Recreate stops the serving pods first) and wait until a pod of the new template shows one of
+        ``reasons`` from the API: a container ``state``/``lastState`` reason (``OOMKilled``) or waiting
+        reason (``ErrImagePull``, ``ImagePullBackOff``, ``CrashLoopBackOff``); with ``restarts``, also
+        until the kubelet restarted that container so often (a crash loop, not one crash).
+        :meth:`restore_template` undoes it."""
+        dep = self.apps.read_namespaced_deployment(self.name, self.ns)
+        before = next(c for c in dep.spec.template.spec.containers if c.name == CONTAINER)
+        if self._template_before is None:
+            self._template_before = {"image": before.image,
+                                     "resources": self.api_client.sanitize_for_serialization(before.resources) or {}}
+        sent_mono = time.monotonic()
+        self.apps.patch_namespaced_deployment(self.name, self.ns, {"spec": {"template": {"spec": {
+            "containers": [{"name": CONTAINER, **change}]}}}})
+        info: dict[str, Any] = {"change": change, "before": dict(self._template_before), "sent_mono": sent_mono,
+                                "reasons_seen": {}, "proven": False}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):   # an API hiccup: ask again
+                for pod in self.pods():
+                    if pod.metadata.deletion_timestamp is not None or not _pod_has(pod, change):
+                        continue
+                    cs = self._container(pod)
+                    if cs is None:
+                        continue
+                    seen = [getattr(s, "reason", None) for s in (
+                        cs.state.waiting if cs.state else None, cs.state.terminated if cs.state else None,
+                        cs.last_state.terminated if cs.last_state else None) if s is not None]
+                    for reason in seen:
+                        info["reasons_seen"].setdefault(reason, time.monotonic())
+                    info.update(pod=pod.metadata.name, restart_count=cs.restart_count)
+                    if set(seen) & reasons and "failing_since_mono" not in info:
+                        info["failing_since_mono"] = time.monotonic()
+                        info["reason"] = sorted(set(seen) & reasons)[0]
+                    if "failing_since_mono" in info and cs.restart_count >= restarts:
+                        info["proven"], info["proven_mono"] = True, time.monotonic()
+                        break
+            if info["proven"]:
+                break
+            time.sleep(0.2)
+        self.proofs.append({"action": "break_template", **info})
+        return info
+
+    def restore_template(self, timeout: float = 120.0) -> dict[str, Any]:
+        """Put the container's image and resources back and wait until a pod of that template is Ready."""
+        if self._template_before is None:
+            return {"restored": True, "nothing_changed": True}
+        before, self._template_before = self._template_before, None
+        resources = before["resources"] or {"limits": None, "requests": None}
+        self.apps.patch_namespaced_deployment(self.name, self.ns, {"spec": {"template": {"spec": {
+            "containers": [{"name": CONTAINER, "image": before["image"], "resources": resources}]}}}})
+        out: dict[str, Any] = {"restored_to": before, "sent_mono": time.monotonic(), "restored": False}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                ready = [p for p in self.pods() if p.metadata.deletion_timestamp is None
+                         and _pod_has(p, {"image": before["image"]})
+                         and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+                if ready:
+                    out.update(restored=True, pod=ready[0].metadata.name, ready_mono=time.monotonic())
+                    break
+            time.sleep(0.2)
+        self.proofs.append({"action": "restore_template", **out})
+        return out
+
     def pause(self) -> dict[str, Any]:
         raise CannotOnThisBackend("the kubernetes backend cannot freeze a pod")
 
@@ -508,6 +716,9 @@ class KubeTarget:
         """Save the evidence, delete the Deployment and its pods, stop the relay. Idempotent."""
         if self._closed:
             return
+        if self._stopped_kubelets:   # never leave a node frozen, whatever happened to the drill
+            with contextlib.suppress(Exception):
+                self.node_restore()
         try:
             if self.created:
                 self.logs()

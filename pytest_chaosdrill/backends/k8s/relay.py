@@ -13,7 +13,9 @@ Upstream = Callable[[], "tuple[str, int] | None"]
 
 class PodRelay:
     """Listens on ``127.0.0.1:<port>``; each accepted connection goes to ``upstream()`` at that
-    moment (refused while no pod serves, as a stopped service would)."""
+    moment (refused while no pod serves, as a stopped service would). :meth:`follow` closes relayed
+    connections to any other pod, as a Service drops a pod that left its endpoints: a pod deleted from
+    the API but still running (its node lost) must not keep answering the sampler's keep-alive connection."""
 
     def __init__(self, upstream: Upstream, host: str = "127.0.0.1") -> None:
         self._upstream = upstream
@@ -22,6 +24,7 @@ class PodRelay:
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.AbstractServer | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, name="chaosdrill-k8s-relay", daemon=True)
+        self._open: dict[asyncio.StreamWriter, tuple[tuple[str, int], asyncio.StreamWriter]] = {}
 
     def start(self) -> "PodRelay":
         self._thread.start()
@@ -52,7 +55,22 @@ class PodRelay:
                 with contextlib.suppress(OSError, RuntimeError):
                     dst.close()
 
-        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        self._open[writer] = (target, up_writer)
+        try:
+            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        finally:
+            self._open.pop(writer, None)
+
+    def follow(self, target: "tuple[str, int] | None") -> None:
+        """Close every relayed connection whose pod is not ``target`` (thread-safe)."""
+        def drop() -> None:
+            for writer, (upstream, up_writer) in list(self._open.items()):
+                if upstream != target:
+                    for w in (writer, up_writer):
+                        with contextlib.suppress(OSError, RuntimeError):
+                            w.transport.abort()
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(drop)
 
     def stop(self) -> None:
         """Close the listener and stop the loop thread. Idempotent."""

@@ -514,3 +514,16 @@ def test_concurrent_toxic_changes_under_traffic(server: ProxyServer, upstream: U
         server.delete_proxy(proxy.name)
         server.call(lambda hub: asyncio.get_running_loop().set_exception_handler(None))
     poll(lambda: server.call(lambda hub: len(asyncio.all_tasks())) <= baseline, what="tasks to end")
+
+
+def test_connection_log_names_the_client_and_the_upstream_side(raw_proxy: FaultProxy) -> None:
+    sock = connect(raw_proxy, "echo")
+    try:
+        echo_rtt(sock)
+        me = "%s:%d" % sock.getsockname()[:2]
+        log = poll(lambda: [c for c in raw_proxy.connections() if c["client"] == me], what="connection logged")
+        (entry,) = log
+        host, port = entry["upstream_local"].rsplit(":", 1)
+        assert int(port) > 0 and entry["upstream_local"] != raw_proxy.listen and entry["opened_mono"] > 0
+    finally:
+        sock.close()

@@ -284,3 +284,23 @@ def test_exp_time_counts_from_the_whole_request_not_its_headers(venue: VenueServ
     payload = json.loads(answer.split(b"\r\n\r\n", 1)[1])
     assert payload["code"] == "50036" and payload["data"] == []
     assert not [e for e in venue.control.ledger() if e.get("type") == "order" and e.get("clOrdId") == "heldbody1"]
+
+
+def test_requests_and_orders_record_their_tcp_peer(venue: VenueServer) -> None:
+    # The peer joins an order to whoever opened its connection (the fault proxy's connection log).
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(venue.rest_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+    conn.connect()
+    me = "%s:%d" % conn.sock.getsockname()[:2]
+    try:
+        conn.request("POST", "/api/v5/trade/order", body=json.dumps(order("buy", "1", "peer1")),
+                     headers={"Content-Type": "application/json"})
+        assert json.loads(conn.getresponse().read())["code"] == "0"
+    finally:
+        conn.close()
+    mine = [e for e in venue.control.ledger() if e.get("clOrdId") == "peer1" or e.get("clOrdIds") == ["peer1"]]
+    mine = [e for e in mine if e["type"] in ("order", "request")]
+    assert {e["type"] for e in mine} == {"order", "request"} and {e["peer"] for e in mine} == {me}
