@@ -372,7 +372,11 @@ STATUS_EXTRAS = {"latch_events"}
 PLUGIN_OWNED = {
     **dict.fromkeys(("accepted", "auth", "clOrdId", "duplicate", "effect", "exposure", "held_ms", "instId",
                      "method", "path", "received_mono", "recon_read", "reduceOnly", "side", "sz", "kind",
-                     "positions", "orders_pending"), "the venue's witness ledger"),
+                     "positions", "orders_pending", "peer"), "the venue's witness ledger"),
+    **dict.fromkeys(("proxy_connections", "proxy_connections_error", "client", "upstream_local", "opened_mono"),
+                    "the fault proxy's connection log (a fault's release record)"),
+    **dict.fromkeys(("old_ip", "new_ip", "old_processes_running", "sent_mono", "unattributed", "failing_since_mono",
+                     "reasons_seen", "pod", "restart_count"), "a kubernetes fault's proof (the API and the node)"),
     **dict.fromkeys(("created_utc", "requested", "repeated_trade_ids", "repeats_per_socket", "sockets", "at_s",
                      "params", "steps", "trigger", "Sample"), "a fault's request, proof or schedule step"),
     **dict.fromkeys(("answer", "answer_mono", "answer_timeout_s", "declared", "fired_mono", "hook", "hooks_log",
