@@ -73,8 +73,6 @@ class DrillRun:
         self._recon_hold: Any = None  # the venue's hold of reconciliation answers, while it is in force
         self.missing = list(missing)
         self.live = live  # evidence appended as the drill goes (evidence.LiveEvidence), or None
-        #: the plugin's settings (settings.SETTINGS names), for triggers that read them (schedule.explore)
-        self.settings: dict[str, Any] = {}
 
     # --- the lifecycle ----------------------------------------------------------------------------------
 
@@ -192,8 +190,6 @@ class DrillRun:
         self._phase("trigger")
         factory = self.triggers[self.drill.trigger_kind]  # validated at collection
         self.trigger = factory(ctx, dict(self.drill.trigger_params))
-        if hasattr(self.trigger, "bind_run"):  # a trigger that runs drills of its own (schedule.explore)
-            self.trigger.bind_run(self)
         step = self.rec.step(self.trigger.kind or self.drill.trigger_kind, self.drill.trigger_params,
                              self.trigger.target_side_hook)
         self._hold_recon_answers()

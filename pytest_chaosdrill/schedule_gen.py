@@ -3,7 +3,7 @@ after the step before it, or alignment to a venue event), and how Hypothesis's c
 
 A choice is ``(pool index, timing, params alternative, release alternative)``. Timings ``0 ..
 len(offsets_s) - 1`` put the step that long after the one before it (the first step at 0); the timings
-after them align the step to an event of ``align`` (``recon_read``: fired while a reconciliation read is
+after them (drawn as often as the offsets, when ``align`` names events) align the step to an event of ``align`` (``recon_read``: fired while a reconciliation read is
 outstanding at the venue, the moment a "code raised during an in-flight reconciliation" bug needs), no
 earlier than the step before it. Hypothesis shrinks towards index 0 of each: the first offset, the first
 parameter and release alternatives.
@@ -86,9 +86,14 @@ class ScheduleGenerator:
 
     def strategy(self, st: Any) -> Any:
         """Hypothesis's strategy for choices: 1 to ``max_steps`` steps of distinct pool kinds."""
+        offsets = st.integers(0, len(self.offsets) - 1)
+        # as often a moment as a time (a drawn branch, not one value among the offsets): the moments are
+        # where the narrow bugs are; offsets come first, so a failure shrinks towards a plain time offset
+        timing = st.one_of(offsets, st.integers(len(self.offsets), self.timings - 1)) if self.align else offsets
+
         def entry(k: int) -> Any:
             e = self.pool[k]
-            return st.tuples(st.just(k), st.integers(0, self.timings - 1), st.integers(0, len(e.params) - 1),
+            return st.tuples(st.just(k), timing, st.integers(0, len(e.params) - 1),
                              st.integers(0, len(e.release_after_s) - 1))
 
         one = st.integers(0, len(self.pool) - 1).flatmap(entry)
