@@ -37,7 +37,7 @@ from .errors import DrillFailed, DrillNotProven, DrillTimeout
 from .evidence import EvidenceWriter, Redactor, RunInfo, write_drill_evidence
 from .faults import CompositeKind, requirements
 from .record import COMPLETED, ERROR, INTERRUPTED, NOT_PROVEN, TIMEOUT, Recorder
-from .runner import DrillRun, harness_error_of
+from .runner import DrillRun, harness_error_of, raise_unless_passed
 from .schedule_gen import GEN_PARAMS, Choice, ScheduleGenerator, align_problems
 from .schedule_steps import EXPLORE, MINIMAL_FILE, SCHEDULE
 from .timeline import Timeline, utc_now
@@ -379,12 +379,7 @@ class Exploration:
         self.record = self.rec.freeze()
         self.evaluation = ev = evaluate(self.record, self.contract, self.checks)
         log.info("%s: %s%s", self.drill.id, ev.verdict.value, f" ({ev.reason})" if ev.reason else "")
-        if ev.verdict is Verdict.PASS:
-            return ev
-        lines = ev.failures + ev.unproven
-        if ev.verdict is Verdict.NOT_PROVEN:
-            raise DrillNotProven("; ".join(lines))
-        raise DrillFailed(f"{ev.verdict.value}: {lines[0]}" + "".join(f"\n  - {x}" for x in lines[1:]))
+        return raise_unless_passed(ev)
 
     def _stop_target(self) -> None:
         if self.ctx.target.running():

@@ -104,15 +104,8 @@ class DrillRun:
             raise
         finally:
             self._finish()
-        ev = self.evaluation
-        assert ev is not None
-        if ev.verdict is Verdict.PASS:
-            return ev
-        lines = ev.failures + ev.unproven
-        if ev.verdict is Verdict.NOT_PROVEN:
-            raise DrillNotProven("; ".join(lines))
-        # Reason first: the first line is what a CI summary shows.
-        raise DrillFailed(f"{ev.verdict.value}: {lines[0]}" + "".join(f"\n  - {x}" for x in lines[1:]))
+        assert self.evaluation is not None
+        return raise_unless_passed(self.evaluation)
 
     def _end(self, outcome: str, reason: str) -> None:
         if self.rec["outcome"] in (None, COMPLETED):
@@ -524,6 +517,18 @@ class DrillRun:
     def _read_files(self) -> dict[str, Any]:
         return {name: self.ctx.read_json_file(name) for name, path in self.ctx.rendered.files.items()
                 if path.endswith(".json")}
+
+
+def raise_unless_passed(ev: Evaluation) -> Evaluation:
+    """``ev`` if it is a PASS; else :class:`DrillNotProven` or :class:`DrillFailed` with its reasons (the
+    way a drill test ends, for a drill run or a driver's)."""
+    if ev.verdict is Verdict.PASS:
+        return ev
+    lines = ev.failures + ev.unproven
+    if ev.verdict is Verdict.NOT_PROVEN:
+        raise DrillNotProven("; ".join(lines))
+    # Reason first: the first line is what a CI summary shows.
+    raise DrillFailed(f"{ev.verdict.value}: {lines[0]}" + "".join(f"\n  - {x}" for x in lines[1:]))
 
 
 def harness_error_of(exc: BaseException) -> tuple[str, str]:

@@ -39,3 +39,18 @@ def test_disarm_stops_it_and_resume_gives_back_what_was_left() -> None:
 def test_a_disarmed_timer_is_not_resumed() -> None:
     deadline.resume((0.0, 0.0), elapsed=1.0)
     assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
+def test_a_driver_keeps_the_deadline_running_across_a_nested_drill() -> None:
+    import signal
+
+    from pytest_chaosdrill import deadline
+
+    with deadline.drill_deadline(30) as armed:
+        if not armed:
+            pytest.skip("no SIGALRM here")
+        with deadline.kept_across():
+            deadline.disarm()  # what a nested drill run does at its release
+            assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+        left = signal.getitimer(signal.ITIMER_REAL)[0]
+        assert 29 < left <= 30  # re-armed with what was left, not the full time again
