@@ -4,10 +4,13 @@ target (default: ``inflight_reconcile_clears_new_code``, a code raised while a r
 is cleared by it; ``--variant targets`` runs every variant only exploration is expected to find,
 ``EXPLORATION_TARGETS`` in tests/variants/launch.py). Each run is made with two generators side by side:
 ``aimed`` (the bundled drill: steps at time offsets or aligned to an outstanding reconciliation read) and
-``baseline`` (the same drill without ``align``: the fixed-offset generator). Prints numbers; it is not a test.
+``baseline`` (the same drill without ``align``: the fixed-offset generator). ``aimed_rotated`` is ``aimed`` with
+the pool rotated so that it starts with ``venue.freeze``: Hypothesis's first example is the first pool entry
+aligned, which on the bundled pool (a book gap first) is already the bug; rotated, the search has to find it.
+Prints numbers; it is not a test.
 
     python benchmarks/bench_explore.py [--variant inflight_reconcile_clears_new_code ...|targets] [--budget 240]
-        [--seed 6 ...] [--generator aimed baseline]
+        [--seed 6 ...] [--generator aimed baseline aimed_rotated]
 
 Times to the failures are the summed run times (start, steady state, faults, recovery, stop) of the
 examples up to and including the one that failed; schedules per minute is over the exploration's wall time.
@@ -36,7 +39,13 @@ def drill_file(generator: str, folder: Path) -> Path:
     if generator == "aimed":
         return DRILL
     doc = yaml.safe_load(DRILL.read_text(encoding="utf-8"))
-    doc["trigger"]["params"].pop("align", None)
+    params = doc["trigger"]["params"]
+    if generator == "baseline":
+        params.pop("align", None)
+    else:  # aimed_rotated
+        kinds = [e["kind"] for e in params["pool"]]
+        i = kinds.index("venue.freeze")
+        params["pool"] = params["pool"][i:] + params["pool"][:i]
     path = folder / DRILL.name
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return path
@@ -66,13 +75,17 @@ def run_once(variant: str, budget: float, seed: int, generator: str = "aimed") -
         return {"wall": wall, "rc": proc.returncode, "proof": proof, "minimal": steps}
 
 
+def _s(seconds: float | None) -> str:
+    return "none" if seconds is None else f"{seconds} s"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variant", nargs="+", default=["inflight_reconcile_clears_new_code"],
                     help="variants of tests/variants/launch.py (none: no bug; targets: every exploration target)")
     ap.add_argument("--budget", type=float, default=240)
     ap.add_argument("--seed", type=int, nargs="+", default=[6])
-    ap.add_argument("--generator", nargs="+", default=["aimed", "baseline"], choices=["aimed", "baseline"])
+    ap.add_argument("--generator", nargs="+", default=["aimed", "baseline"], choices=["aimed", "baseline", "aimed_rotated"])
     args = ap.parse_args()
     if args.variant == ["targets"]:
         from tests.variants.launch import EXPLORATION_TARGETS
@@ -100,8 +113,7 @@ def main() -> int:
         print("\ngenerator  variant                               seed  schedules/min  first failure  shrunk   stopped by")
         for gen, variant, seed, p in rows:
             print(f"{gen:<10} {variant:<37} {seed:>4}  {p.get('schedules_per_minute', '-'):>13}  "
-                  f"{str(p.get('time_to_first_failure_s', 'none')) + ' s':>13}  "
-                  f"{str(p.get('time_to_minimal_s', '-')) + ' s':>7}  {p.get('stopped_by')}")
+                  f"{_s(p.get('time_to_first_failure_s')):>13}  {_s(p.get('time_to_minimal_s')):>7}  {p.get('stopped_by')}")
     return 0
 
 

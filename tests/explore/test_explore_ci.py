@@ -7,7 +7,7 @@ reconciliation read is outstanding (``align: [recon_read]``), must find it withi
 cores), shrink it, and write ``minimal_drill.yaml``, which replayed alone fails the same way. The
 unmodified target passes the same exploration. Each run is a separate pytest process (pytester).
 
-Run: ``pytest -m explore tests/explore`` (about 9 minutes; the default run leaves the ``explore`` marker out).
+Run: ``pytest -m explore tests/explore`` (about 5 minutes; the default run leaves the ``explore`` marker out).
 """
 from __future__ import annotations
 
