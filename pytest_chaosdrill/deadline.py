@@ -58,9 +58,12 @@ def resume(saved: tuple[float, float] | None, elapsed: float) -> None:
 @contextmanager
 def kept_across() -> Iterator[None]:
     """Run a nested drill (which disarms the timer at its release) and re-arm the outer drill's timer
-    afterwards with what was left of it, less the time the nested drill took."""
+    afterwards with what was left of it, less the time the nested drill took. Nothing left: raise
+    :class:`DrillTimeout` here, at a known place, rather than from a 1 ms timer somewhere after it."""
     saved, t = remaining(), time.monotonic()
     try:
         yield
     finally:
+        if saved is not None and 0 < saved[0] <= time.monotonic() - t:
+            raise DrillTimeout()
         resume(saved, time.monotonic() - t)

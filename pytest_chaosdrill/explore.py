@@ -41,7 +41,7 @@ from .runner import DrillRun, harness_error_of, raise_unless_passed
 from .schedule_gen import GEN_PARAMS, Choice, ScheduleGenerator, align_problems
 from .schedule_steps import EXPLORE, MINIMAL_FILE, SCHEDULE
 from .timeline import Timeline, utc_now
-from .verdict import Evaluation, Verdict, evaluate
+from .verdict import Evaluation, evaluate
 
 if TYPE_CHECKING:  # pragma: no cover
     from .checks import Check
@@ -149,10 +149,6 @@ class Example:
 
 class _BudgetSpent(BaseException):
     """The wall-time budget ran out (a BaseException, so Hypothesis lets it through)."""
-
-
-class _DeadlinePassed(BaseException):
-    """The exploring drill's own deadline passed inside an example (it ended TIMEOUT)."""
 
 
 class _Violation(AssertionError):
@@ -323,10 +319,12 @@ class Exploration:
                              "offsets_s": self.gen.offsets, "align": self.gen.align, "max_steps": self.gen.max_steps}
         try:
             self._explore(step, budget, seed)
-        except DrillTimeout:
+        except DrillTimeout:  # the drill's own deadline (timeout_s): what was explored is still summarized
             rec.set(outcome=TIMEOUT, outcome_reason=f"the drill's timeout ({self.drill.timeout_s:g}s) passed "
                                                     "during the exploration")
             self._stop_target()
+            if self.search is not None:
+                step["proof"] = self._summarize()
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM, the halt file: reported, then passed on
             rec.set(outcome=INTERRUPTED, outcome_reason="interrupted during the exploration")
             self._stop_target()
@@ -355,11 +353,7 @@ class Exploration:
             return
         step["requested"]["hypothesis"] = hyp.__version__
         self.search = Search(self.gen, self._run_example, budget, seed)
-        try:
-            self.search.run()
-        except _DeadlinePassed:
-            rec.set(outcome=TIMEOUT, outcome_reason=f"the drill's timeout ({self.drill.timeout_s:g}s) passed "
-                                                    "during the exploration")
+        self.search.run()
         self._stop_target()
         summary = self._summarize()
         step["proof"] = summary
@@ -410,7 +404,8 @@ class Exploration:
                        checks=self.checks, allow_live=self.allow_live, backend=str(self.rec["backend"]))
         t = time.monotonic()
         error = ""
-        with deadline.kept_across():  # the runner disarms the deadline at its release; this drill's goes on
+        # the runner disarms the deadline at its release; the exploring drill's goes on (or, spent, ends it)
+        with deadline.kept_across():
             try:
                 run.execute()
             except (DrillFailed, DrillNotProven):
@@ -428,8 +423,6 @@ class Exploration:
         with self.explored.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(ex.summary(), sort_keys=True, default=str) + "\n")
         log.info("%s: example %d (%d step(s)): %s %s", self.drill.id, n, len(steps), ex.verdict, ex.reason[:200])
-        if ex.verdict == Verdict.TIMEOUT.value:
-            raise _DeadlinePassed()
         return ex
 
     # --- what is kept -------------------------------------------------------------------------------

@@ -54,3 +54,18 @@ def test_a_driver_keeps_the_deadline_running_across_a_nested_drill() -> None:
             assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
         left = signal.getitimer(signal.ITIMER_REAL)[0]
         assert 29 < left <= 30  # re-armed with what was left, not the full time again
+
+
+def test_a_deadline_that_passed_in_a_nested_drill_ends_the_driver_where_it_resumes() -> None:
+    import signal
+
+    from pytest_chaosdrill import deadline
+
+    with deadline.drill_deadline(0.05) as armed:
+        if not armed:
+            pytest.skip("no SIGALRM here")
+        with pytest.raises(DrillTimeout):
+            with deadline.kept_across():
+                deadline.disarm()  # the nested drill's release, during which the deadline passes
+                time.sleep(0.1)  # the time that passes is the test: nothing to poll
+        assert signal.getitimer(signal.ITIMER_REAL)[0] == 0

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from pytest_chaosdrill.checks import explore_found_no_violation
-from pytest_chaosdrill.drill import load_drill, parse_drill
+from pytest_chaosdrill.drill import load_drill
 from pytest_chaosdrill.errors import DrillFailed
 from pytest_chaosdrill.explore import Example, Exploration, HypothesisMissing, Search, example_drill, import_hypothesis
 from pytest_chaosdrill.schedule_gen import ScheduleGenerator
