@@ -1,11 +1,13 @@
 """The drill's own deadline: ``timeout_s`` of its drill file, as a ``SIGALRM`` timer that raises
 :class:`DrillTimeout` into the runner (so a timeout always releases the fault and ends TIMEOUT, unlike
 pytest-timeout's). The one home of that timer: the session arms it, the runner disarms it before the
-release, the explorer keeps it running across the drills it runs."""
+release, a driver that runs drills of its own (exploration) keeps it running across them
+(:func:`kept_across`).""" 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -51,3 +53,17 @@ def resume(saved: tuple[float, float] | None, elapsed: float) -> None:
     """Re-arm the outer drill's timer with what was left of it at :func:`remaining`, less ``elapsed``."""
     if saved is not None and saved[0] > 0:
         signal.setitimer(signal.ITIMER_REAL, max(0.001, saved[0] - elapsed))
+
+
+@contextmanager
+def kept_across() -> Iterator[None]:
+    """Run a nested drill (which disarms the timer at its release) and re-arm the outer drill's timer
+    afterwards with what was left of it, less the time the nested drill took. Nothing left: raise
+    :class:`DrillTimeout` here, at a known place, rather than from a 1 ms timer somewhere after it."""
+    saved, t = remaining(), time.monotonic()
+    try:
+        yield
+    finally:
+        if saved is not None and 0 < saved[0] <= time.monotonic() - t:
+            raise DrillTimeout()
+        resume(saved, time.monotonic() - t)

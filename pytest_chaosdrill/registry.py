@@ -19,6 +19,7 @@ from .checks import Check
 from .drill import Drill
 from .expect import Expectation, ExpectationError
 from .explore import ExploreKind
+from .schedule_steps import EXPLORE
 from .faults import TriggerFactory, requirements
 from .target import TargetConfig
 
@@ -44,8 +45,13 @@ def builtin_triggers() -> dict[str, TriggerFactory]:
     })
     # Schedules run steps of any kind in the table, plugins' kinds included (the hook adds them to it later).
     table["schedule"] = F.ScheduleKind(table)
-    table["schedule.explore"] = ExploreKind(table)
     return table
+
+
+def builtin_drivers(triggers: dict[str, TriggerFactory]) -> dict[str, Any]:
+    """Drill kinds that are no trigger but a driver above the runner, by the ``trigger.kind`` drill files
+    give them, with what validates their parameters against the session's trigger table."""
+    return {EXPLORE: ExploreKind(triggers)}
 
 
 def builtin_checks() -> dict[str, Check]:
@@ -66,6 +72,16 @@ class Registry:
 
     triggers: dict[str, TriggerFactory] = field(default_factory=dict)
     checks: dict[str, Check] = field(default_factory=dict)
+    #: drivers above the runner (exploration), validated like trigger kinds but never run by the runner
+    drivers: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.drivers:
+            self.drivers = builtin_drivers(self.triggers)
+
+    def is_driven(self, drill: Drill) -> bool:
+        """Whether ``drill`` runs through a driver (an exploration) rather than the runner alone."""
+        return drill.trigger_kind in self.drivers
 
     @classmethod
     def builtin(cls) -> "Registry":
@@ -110,10 +126,10 @@ def validate_drill(drill: Drill, registry: Registry, fixture_dirs: Iterable[Path
     problems: list[str] = []
     caps: frozenset[str] = frozenset()
     needs: list[str] = []
-    factory = registry.triggers.get(drill.trigger_kind)
+    factory = registry.triggers.get(drill.trigger_kind) or registry.drivers.get(drill.trigger_kind)
     if factory is None:
         problems.append(f"field 'trigger.kind': unknown trigger kind {drill.trigger_kind!r}; "
-                        f"known: {', '.join(sorted(registry.triggers))}")
+                        f"known: {', '.join(sorted([*registry.triggers, *registry.drivers]))}")
     else:
         caps, needs, param_problems = requirements(factory, dict(drill.trigger_params))
         problems += [f"field 'trigger.params': {p}" for p in param_problems]

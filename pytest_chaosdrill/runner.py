@@ -75,8 +75,6 @@ class DrillRun:
         self._occasion: OccasionHook | None = None  # the drill's occasion hook, once given
         self.missing = list(missing)
         self.live = live  # evidence appended as the drill goes (evidence.LiveEvidence), or None
-        #: the plugin's settings (settings.SETTINGS names), for triggers that read them (schedule.explore)
-        self.settings: dict[str, Any] = {}
 
     # --- the lifecycle ----------------------------------------------------------------------------------
 
@@ -108,15 +106,8 @@ class DrillRun:
             raise
         finally:
             self._finish()
-        ev = self.evaluation
-        assert ev is not None
-        if ev.verdict is Verdict.PASS:
-            return ev
-        lines = ev.failures + ev.unproven
-        if ev.verdict is Verdict.NOT_PROVEN:
-            raise DrillNotProven("; ".join(lines))
-        # Reason first: the first line is what a CI summary shows.
-        raise DrillFailed(f"{ev.verdict.value}: {lines[0]}" + "".join(f"\n  - {x}" for x in lines[1:]))
+        assert self.evaluation is not None
+        return raise_unless_passed(self.evaluation)
 
     def _end(self, outcome: str, reason: str) -> None:
         if self.rec["outcome"] in (None, COMPLETED):
@@ -195,8 +186,6 @@ class DrillRun:
         self._phase("trigger")
         factory = self.triggers[self.drill.trigger_kind]  # validated at collection
         self.trigger = factory(ctx, dict(self.drill.trigger_params))
-        if hasattr(self.trigger, "bind_run"):  # a trigger that runs drills of its own (schedule.explore)
-            self.trigger.bind_run(self)
         step = self.rec.step(self.trigger.kind or self.drill.trigger_kind, self.drill.trigger_params,
                              self.trigger.target_side_hook)
         self._hold_recon_answers()
@@ -563,6 +552,18 @@ class DrillRun:
     def _read_files(self) -> dict[str, Any]:
         return {name: self.ctx.read_json_file(name) for name, path in self.ctx.rendered.files.items()
                 if path.endswith(".json")}
+
+
+def raise_unless_passed(ev: Evaluation) -> Evaluation:
+    """``ev`` if it is a PASS; else :class:`DrillNotProven` or :class:`DrillFailed` with its reasons (the
+    way a drill test ends, for a drill run or a driver's)."""
+    if ev.verdict is Verdict.PASS:
+        return ev
+    lines = ev.failures + ev.unproven
+    if ev.verdict is Verdict.NOT_PROVEN:
+        raise DrillNotProven("; ".join(lines))
+    # Reason first: the first line is what a CI summary shows.
+    raise DrillFailed(f"{ev.verdict.value}: {lines[0]}" + "".join(f"\n  - {x}" for x in lines[1:]))
 
 
 def harness_error_of(exc: BaseException) -> tuple[str, str]:

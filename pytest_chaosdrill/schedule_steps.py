@@ -8,7 +8,14 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 SCHEDULE = "schedule"
-STEP_FIELDS = ("kind", "params", "at_s", "release_after_s", "code")
+STEP_FIELDS = ("kind", "params", "at_s", "align", "release_after_s", "code")
+#: What a step may be aligned to (field ``align``): ``recon_read`` fires it, no earlier than its ``at_s``,
+#: at the first moment the venue holds an unanswered reconciliation read (positions, pending orders).
+RECON_READ = "recon_read"
+ALIGN_EVENTS = (RECON_READ,)
+#: How long the venue holds each reconciliation answer while an aligned step waits for, and fires into,
+#: a read: the step lands and the target reacts inside that window, before the answer leaves.
+ALIGN_HOLD_MS = 300
 
 #: The latch code a fault of each kind must raise (the status contract's open-permission codes).
 DEFAULT_CODES: dict[str, str] = {

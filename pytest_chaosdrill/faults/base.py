@@ -145,8 +145,9 @@ def requirements(factory: Any, params: dict[str, Any]) -> tuple[frozenset[str], 
 
 
 class CompositeKind:
-    """The factory of a trigger kind made of other kinds of the session's trigger table (a schedule, an
-    exploration): it needs every backend capability and target-file field its parts need. ``table`` is
+    """The factory of a trigger kind made of other kinds of the session's trigger table (a schedule; the
+    exploration driver's parameter check reuses it): it needs every backend capability and target-file
+    field its parts need. ``table`` is
     the session's table (plugins' kinds included: the hook completes it after this factory is made)."""
 
     kind = ""

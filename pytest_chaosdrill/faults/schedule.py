@@ -7,7 +7,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..schedule_steps import SCHEDULE, STEP_FIELDS
+from ..schedule_steps import ALIGN_EVENTS, ALIGN_HOLD_MS, RECON_READ, SCHEDULE, STEP_FIELDS
 from .base import CompositeKind, FaultNotLanded, Trigger, jsonable, requirements
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,6 +61,9 @@ def check_steps(params: Mapping[str, Any], table: Mapping[str, Any]) -> list[str
         if rel is not None and (not isinstance(rel, (int, float)) or isinstance(rel, bool) or rel < 0):
             problems.append(f"{where}.release_after_s: must be a number ≥ 0, got {rel!r}")
             rel = None
+        if "align" in s and s["align"] not in ALIGN_EVENTS:
+            problems.append(f"{where}.align: {s['align']!r} is not an event a step can be aligned to; known: "
+                            f"{', '.join(ALIGN_EVENTS)}")
         if "code" in s and s["code"] is not None and not isinstance(s["code"], str):
             problems.append(f"{where}.code: must be a latch reason code (string) or null, got {s['code']!r}")
         if not isinstance(kind, str) or kind not in table:
@@ -130,7 +133,10 @@ class ScheduleTrigger(Trigger):
                 delay = self.t0 + float(spec.get("at_s", 0)) - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)  # the schedule's own offsets: waiting is the drill, not a poll
-                self._fire_step(i)
+                if spec.get("align") == RECON_READ:
+                    self._fire_aligned(i)
+                else:
+                    self._fire_step(i)
                 rel = spec.get("release_after_s")
                 if rel is not None:
                     with self._cv:
@@ -179,6 +185,43 @@ class ScheduleTrigger(Trigger):
         self.ctx.timeline.mark(f"step_{i + 1}_landed", kind=kind)
         if self.landed_mono is None:
             self.landed_mono = rec["landed_mono"]
+
+    def _fire_aligned(self, i: int) -> None:
+        """Fire step ``i`` while a reconciliation read is outstanding at the venue: the venue holds each
+        reconciliation answer ALIGN_HOLD_MS from now on; the step fires as soon as the venue reports one held
+        (its ``recon_hold`` record's ``holding``), lands inside that hold, and the hold ends once the read it
+        fired into was answered. No read within the landing timeout: the step did not land."""
+        venue = self.ctx.venue
+        hold = venue.recon_hold(ms=ALIGN_HOLD_MS)
+        try:
+            end = time.monotonic() + self.land_timeout
+            held = None
+            while held is None:
+                rec = next((f for f in venue.faults() if f.id == hold.id), None)
+                if rec is not None and rec.detail.get("holding"):
+                    held = dict(rec.detail)
+                elif time.monotonic() >= end:
+                    self.records.append({"kind": self.specs[i]["kind"], "params": dict(self.specs[i].get("params") or {}),
+                                         "fired_mono": time.monotonic(),
+                                         "not_landed": f"no reconciliation read reached the venue within "
+                                                       f"{self.land_timeout:g}s to align to"})
+                    raise FaultNotLanded(f"step {i + 1} ({self.specs[i]['kind']}, align: {RECON_READ}): no "
+                                         f"reconciliation read reached the venue within {self.land_timeout:g}s")
+                else:
+                    time.sleep(0.002)  # polling the venue's view of held reads (bounded by ``end``)
+            self._fire_step(i)
+            # the proof says which read it fired into: that read arrived before the step fired
+            self.records[i]["proof"] = {**self.records[i]["proof"], "aligned": {
+                "event": RECON_READ, "read_path": held.get("first_held_path"),
+                "read_received_mono": held.get("holding_since_mono"), "hold_ms": ALIGN_HOLD_MS}}
+            end = time.monotonic() + ALIGN_HOLD_MS / 1000 + 1.0
+            while time.monotonic() < end:  # until the read the step fired into is answered
+                rec_h = next((f for f in venue.faults() if f.id == hold.id), None)
+                if rec_h is None or not rec_h.detail.get("holding"):
+                    break
+                time.sleep(0.01)
+        finally:
+            venue.clear(kind="recon_hold")
 
     def _release_step(self, i: int) -> None:
         with self._release_lock:  # the timer thread and the drill's release() never release a step twice

@@ -20,6 +20,7 @@ from ..errors import BackendUnavailable, DrillDefinitionError, DrillFailed, Dril
 from ..evidence import (EvidenceWriter, LiveEvidence, folder_name, mark_folder_incomplete, sha256_file,
                         write_drill_evidence)
 from ..expect import Expectation
+from ..explore import Exploration
 from ..redaction import Redactor
 from ..registry import Registry, Requirements, missing_target_fields, validate_drill
 from ..report import DrillOutcome, files_complete, outcome_from
@@ -205,7 +206,7 @@ class DrillSession:
         return state
 
     def make_run(self, state: DrillState, *, drill: Drill, target: Any, harness: Any, timeline: Any, contract: Any,
-                 contract_paths: dict[str, str], backend: str) -> DrillRun:
+                 contract_paths: dict[str, str], backend: str) -> "DrillRun | Exploration":
         registry = self.registry()
         fixture_dirs = setting_paths(self.config, "fixtures")
         expectation = Expectation.from_drill(drill.expected, fixture_dirs) if (
@@ -230,11 +231,18 @@ class DrillSession:
         state.writer.redact = state.secrets()
         state.live = LiveEvidence(state.writer.dir, state.writer.dump, nodeid=state.writer.name, drill_id=drill.id,
                                   backend=backend, run_id=self.run_id)
-        run = DrillRun(ctx, drill, contract=contract, contract_info=info, triggers=registry.triggers,
-                       checks=registry.checks, expectation=expectation,
-                       allow_live=bool(setting(self.config, "allow_live")), backend=backend,
-                       missing=missing_target_fields(target.target.config, needs.target_fields), live=state.live)
-        run.settings = {name: setting(self.config, name) for name in SETTINGS}
+        missing = missing_target_fields(target.target.config, needs.target_fields)
+        run: DrillRun | Exploration
+        if registry.is_driven(drill):  # exploration: a driver above the runner runs drills of its own
+            run = Exploration(ctx, drill, contract=contract, contract_info=info, triggers=registry.triggers,
+                              checks=registry.checks, allow_live=bool(setting(self.config, "allow_live")),
+                              backend=backend, settings={name: setting(self.config, name) for name in SETTINGS},
+                              missing=missing)
+        else:
+            run = DrillRun(ctx, drill, contract=contract, contract_info=info, triggers=registry.triggers,
+                           checks=registry.checks, expectation=expectation,
+                           allow_live=bool(setting(self.config, "allow_live")), backend=backend,
+                           missing=missing, live=state.live)
         state.run = run
         return run
 

@@ -14,6 +14,7 @@ from _pytest.junitxml import LogXML, xml_key
 from ..evidence import EvidenceWriter, LiveEvidence, RunInfo, git_commit, mark_incomplete, prune_runs, new_run_id
 from ..redaction import Redactor, guard_logs
 from ..report import DrillOutcome
+from ..explore import Exploration
 from ..runner import DrillRun
 from ..settings import setting, setting_path
 from ..timeline import utc_now
@@ -30,7 +31,7 @@ class DrillState:
 
     drill: Any
     backend: str
-    run: DrillRun | None = None
+    run: "DrillRun | Exploration | None" = None
     target: Any = None
     harness: Any = None
     site: Any = None

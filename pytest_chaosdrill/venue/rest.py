@@ -115,10 +115,20 @@ async def rest_middleware(request: web.Request, handler: Callable[[web.Request],
     if hold is not None:
         # The answer to a reconciliation read leaves ``ms`` after the read arrived (sooner if the hold
         # is cleared): a service that clears its latch only on the answers is seen latched meanwhile.
+        # ``holding`` (reads held right now) is how a schedule step aligned to a reconciliation read sees
+        # one outstanding (docs/schedules.md); ``holding_since_mono``: when the oldest of them arrived.
         loop = asyncio.get_running_loop()
         until = loop.time() + hold.params["ms"] / 1000
-        while hold.active and loop.time() < until:
-            await asyncio.sleep(min(0.005, until - loop.time()))
+        hold.detail["holding"] = hold.detail.get("holding", 0) + 1
+        hold.detail.setdefault("holding_since_mono", meta["received_mono"])
+        hold.detail.setdefault("first_held_path", request.path)
+        try:
+            while hold.active and loop.time() < until:
+                await asyncio.sleep(min(0.005, until - loop.time()))
+        finally:
+            hold.detail["holding"] -= 1
+            if not hold.detail["holding"]:
+                hold.detail.pop("holding_since_mono", None)
         meta["held_ms"] = round((time.monotonic() - meta["received_mono"]) * 1000, 1)
     if order_req:
         # The venue "gets to" a request only once all of it has arrived: a body the network held back

@@ -39,3 +39,33 @@ def test_disarm_stops_it_and_resume_gives_back_what_was_left() -> None:
 def test_a_disarmed_timer_is_not_resumed() -> None:
     deadline.resume((0.0, 0.0), elapsed=1.0)
     assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
+def test_a_driver_keeps_the_deadline_running_across_a_nested_drill() -> None:
+    import signal
+
+    from pytest_chaosdrill import deadline
+
+    with deadline.drill_deadline(30) as armed:
+        if not armed:
+            pytest.skip("no SIGALRM here")
+        with deadline.kept_across():
+            deadline.disarm()  # what a nested drill run does at its release
+            assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+        left = signal.getitimer(signal.ITIMER_REAL)[0]
+        assert 29 < left <= 30  # re-armed with what was left, not the full time again
+
+
+def test_a_deadline_that_passed_in_a_nested_drill_ends_the_driver_where_it_resumes() -> None:
+    import signal
+
+    from pytest_chaosdrill import deadline
+
+    with deadline.drill_deadline(0.05) as armed:
+        if not armed:
+            pytest.skip("no SIGALRM here")
+        with pytest.raises(DrillTimeout):
+            with deadline.kept_across():
+                deadline.disarm()  # the nested drill's release, during which the deadline passes
+                time.sleep(0.1)  # the time that passes is the test: nothing to poll
+        assert signal.getitimer(signal.ITIMER_REAL)[0] == 0

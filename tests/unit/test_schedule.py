@@ -230,3 +230,58 @@ def test_duplicate_dispatch_is_a_violation() -> None:
 def test_no_landed_step_is_not_proven() -> None:
     res = global_invariants(record([(0.5, status())], [StepRecord("venue.book_gap", {}, not_landed="no")]))
     assert res.passed is None
+
+
+class FakeVenue:
+    """The venue's control surface as an aligned step uses it: a recon_hold whose record reports a read
+    held from ``read_at`` (seconds after the hold was asked for) for ``hold_s``."""
+
+    def __init__(self, read_at: float | None, hold_s: float = 0.2) -> None:
+        self.read_at, self.hold_s = read_at, hold_s
+        self.t_hold: float | None = None
+        self.cleared: list[str | None] = []
+
+    def recon_hold(self, ms: int) -> Any:
+        self.t_hold = time.monotonic()
+        return type("Rec", (), {"id": "f1"})()
+
+    def faults(self) -> list[Any]:
+        age = time.monotonic() - (self.t_hold or 0)
+        holding = self.read_at is not None and self.read_at <= age < self.read_at + self.hold_s
+        detail = {"holding": 1, "holding_since_mono": (self.t_hold or 0) + (self.read_at or 0),
+                  "first_held_path": "/api/v5/account/positions"} if holding else {"holding": 0}
+        return [type("Rec", (), {"id": "f1", "detail": detail})()]
+
+    def clear(self, kind: str | None = None) -> None:
+        self.cleared.append(kind)
+
+
+def test_an_aligned_step_fires_while_a_reconciliation_read_is_held(fake_table: Any) -> None:
+    ctx = Ctx()
+    ctx.venue = FakeVenue(read_at=0.15)  # type: ignore[attr-defined]
+    trig = fake_table["schedule"](ctx, {"steps": [{"kind": "fake.step", "params": {"name": "gap"}, "align": "recon_read"}]})
+    trig.fire()
+    trig.wait_landed(2.0)
+    fired = next(t for e, n, t in Fake.events if e == "fire")
+    venue = ctx.venue  # type: ignore[attr-defined]
+    assert venue.t_hold + 0.15 <= fired < venue.t_hold + 0.15 + 0.2  # inside the held read, not before it
+    aligned = trig.step_records()[0]["proof"]["aligned"]
+    assert aligned["event"] == "recon_read" and aligned["read_path"] == "/api/v5/account/positions"
+    assert venue.cleared == ["recon_hold"]  # the hold ends with the step
+    trig.release()
+
+
+def test_an_aligned_step_with_no_read_to_align_to_does_not_land(fake_table: Any) -> None:
+    ctx = Ctx()
+    ctx.venue = FakeVenue(read_at=None)  # type: ignore[attr-defined]
+    trig = fake_table["schedule"](ctx, {"steps": [{"kind": "fake.step", "params": {"name": "gap"}, "align": "recon_read"}]})
+    trig.fire()
+    with pytest.raises(FaultNotLanded, match="no reconciliation read reached the venue within 0.2s"):
+        trig.wait_landed(0.2)
+    assert not Fake.events and ctx.venue.cleared == ["recon_hold"]  # type: ignore[attr-defined]
+    trig.release()
+
+
+def test_align_names_a_known_event() -> None:
+    problems = validate_drill(drill_of([{"kind": "venue.book_gap", "align": "recon_write"}]), registry())[0]
+    assert any("steps[0].align: 'recon_write' is not an event" in p for p in problems), problems

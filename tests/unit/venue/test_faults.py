@@ -336,6 +336,25 @@ def test_recon_hold_holds_only_reconciliation_answers(venue: VenueServer, http: 
     assert time.monotonic() - t0 < 0.12
 
 
+def test_recon_hold_reports_the_reads_it_holds_right_now(venue: VenueServer, http: requests.Session) -> None:
+    import threading
+
+    rec = venue.control.recon_hold(400)
+    t0 = time.monotonic()
+    call = threading.Thread(target=lambda: http.get(venue.rest_url + "/api/v5/account/positions", timeout=5))
+    call.start()
+    seen = None
+    while seen is None and time.monotonic() < t0 + 0.35:  # polled as an aligned schedule step polls it
+        d = next(f for f in venue.control.faults() if f.id == rec.id).detail
+        seen = d if d.get("holding") else None
+    call.join()
+    assert seen is not None and seen["holding"] == 1 and seen["first_held_path"] == "/api/v5/account/positions"
+    assert t0 <= seen["holding_since_mono"] < time.monotonic()
+    after = next(f for f in venue.control.faults() if f.id == rec.id).detail
+    assert after["holding"] == 0 and "holding_since_mono" not in after and after["held_reads"] == 1
+    venue.control.clear("recon_hold")
+
+
 def test_clearing_rest_latency_releases_held_requests(venue: VenueServer) -> None:
     import threading
 
