@@ -9,6 +9,7 @@ from .ledger import held_recon_reads, recon_reads
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..record import DrillRecord
+    from ..timeline import Sample
 
 
 def mode_held(rec: "DrillRecord", mode: str) -> CheckResult:
@@ -125,7 +126,8 @@ def _service_clear_mono(rec: "DrillRecord", after: float, before: float) -> floa
 def ws_event_lag_reflects(rec: "DrillRecord", ms: float | None = None, tolerance_ms: float = 400.0) -> CheckResult:
     """The reported ``ws_event_lag_ms`` tracks the real lag: with ``ms`` (an injected delay) its peak is
     within the tolerance of ``ms``; without it (a frozen feed) every sample during the fault is within the
-    tolerance of the time since the feed stopped."""
+    tolerance of the time since the feed stopped, as it was at some instant between the sample's request
+    and its answer."""
     origin = rec.t_safe_origin
     window = [s for s in rec.timeline.between(origin, rec.t_condition_ended) if s.ok
               and isinstance(s.status.get("ws_event_lag_ms"), (int, float))]
@@ -135,13 +137,22 @@ def ws_event_lag_reflects(rec: "DrillRecord", ms: float | None = None, tolerance
         peak = max(s.status["ws_event_lag_ms"] for s in window)
         return CheckResult("ws_event_lag_reflects", abs(peak - ms) <= tolerance_ms,
                            f"peak ws_event_lag_ms={peak} during the fault; injected lag {ms} ms (±{tolerance_ms} ms)")
-    worst = max(window, key=lambda s: abs(s.status["ws_event_lag_ms"] - (s.sent_mono - origin) * 1000))
-    actual = (worst.sent_mono - origin) * 1000
-    off = worst.status["ws_event_lag_ms"] - actual
-    ok = abs(off) <= tolerance_ms
+
+    # The service measured its lag at some instant between the sample's request and its answer; only that
+    # interval is observed, so a sample deviates by its distance from it (a slow answer on a loaded machine
+    # is the harness's uncertainty, not the service's error).
+    def deviation(s: "Sample") -> float:
+        lo, hi = (s.sent_mono - origin) * 1000, (s.mono - origin) * 1000
+        reported = s.status["ws_event_lag_ms"]
+        return reported - hi if reported > hi else (reported - lo if reported < lo else 0.0)
+
+    worst = max(window, key=lambda s: abs(deviation(s)))
+    ok = abs(deviation(worst)) <= tolerance_ms
+    lo, hi = (worst.sent_mono - origin) * 1000, (worst.mono - origin) * 1000
     return CheckResult("ws_event_lag_reflects", ok,
                        f"{len(window)} samples during the fault; largest deviation at sample {worst.i}: reported "
-                       f"{worst.status['ws_event_lag_ms']} ms, feed silent for {actual:.0f} ms (±{tolerance_ms} ms)")
+                       f"{worst.status['ws_event_lag_ms']} ms, feed silent for {lo:.0f} ms when it was requested and "
+                       f"{hi:.0f} ms when it was answered (±{tolerance_ms} ms)")
 
 
 def counter_increased(rec: "DrillRecord", field: str) -> CheckResult:

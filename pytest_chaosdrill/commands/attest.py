@@ -10,9 +10,11 @@ import os
 import sys
 from pathlib import Path
 
+from . import existing_folder
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN", help="a run folder (evidence/runs/<run id>)")
+    parser.add_argument("run", metavar="RUN", type=existing_folder, help="a run folder (evidence/runs/<run id>)")
     key = parser.add_mutually_exclusive_group(required=True)
     key.add_argument("--key", metavar="PEM", help="the private key file (unencrypted PEM: Ed25519, ECDSA or RSA)")
     key.add_argument("--key-env", metavar="VAR", help="an environment variable holding the private key's PEM text")
@@ -22,10 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..attestation import AttestationError, attest, load_signer
 
-    folder = Path(args.run)
-    if not folder.is_dir():
-        print(f"chaosdrill attest: {folder}: no such folder", file=sys.stderr)
-        return 2
+    folder: Path = args.run
     if args.key_env:
         pem, source = os.environ.get(args.key_env, "").encode(), f"environment variable {args.key_env}"
         if not pem:

@@ -6,19 +6,18 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import existing_folder
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("evidence", metavar="EVIDENCE", help="the evidence root (evidence/ or evidence/runs)")
+    parser.add_argument("evidence", metavar="EVIDENCE", type=existing_folder, help="the evidence root (evidence/ or evidence/runs)")
     parser.add_argument("--runs", action="store_true", help="also list every run of every drill")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..report.history import history_lines, load_history
 
-    root = Path(args.evidence)
-    if not root.is_dir():
-        print(f"chaosdrill history: {root}: no such folder", file=sys.stderr)
-        return 2
+    root: Path = args.evidence
     histories = load_history(root)
     if not histories:
         print(f"chaosdrill history: {root}: no stored drill runs (runs/<id>/<group>/<drill>/meta.json)", file=sys.stderr)

@@ -13,12 +13,14 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import existing_path
+
 #: Verdicts that need no record: the drill never ran far enough to have one.
 _NO_RECORD_NEEDED = {"SKIPPED", "ERROR", "INTERRUPTED", "INCOMPLETE"}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="EVIDENCE_DIR",
+    parser.add_argument("paths", nargs="+", metavar="EVIDENCE_DIR", type=existing_path,
                         help="a drill folder, a run folder (evidence/runs/<run id>) or the whole evidence/ tree")
     parser.add_argument("--schema", help="status schema to re-check samples with (default: the one the run used, "
                         "if it still exists, else the bundled one)")
@@ -77,10 +79,7 @@ def run(args: argparse.Namespace) -> int:
     cache: dict[tuple[str, str], Any] = {}
     differ = unreadable = total = 0
     for raw in args.paths:
-        root = Path(raw)
-        if not root.exists():
-            print(f"chaosdrill recheck: {root}: no such file or folder", file=sys.stderr)
-            return 2
+        root: Path = raw
         for folder in drill_folders(root.resolve()):
             total += 1
             try:

@@ -5,9 +5,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import existing_folder
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="EVIDENCE_RUN_DIR",
+    parser.add_argument("run_dir", metavar="EVIDENCE_RUN_DIR", type=existing_folder,
                         help="a run folder (evidence/runs/<run_id>); a link to one is followed")
     parser.add_argument("-o", "--output", metavar="OUT.html", default=None,
                         help="where to write the page (default: EVIDENCE_RUN_DIR/report.html)")
@@ -17,10 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..report import drill_folders, write_run_report
 
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        print(f"chaosdrill report: {run_dir}: no such folder", file=sys.stderr)
-        return 2
+    run_dir: Path = args.run_dir
     run_dir = run_dir.resolve() if run_dir.is_symlink() else run_dir
     if not drill_folders(run_dir):
         print(f"chaosdrill report: {run_dir}: no drill folders (<group>/<drill>/meta.json) in it; "

@@ -5,9 +5,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import existing_path
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="DIR",
+    parser.add_argument("paths", nargs="+", metavar="DIR", type=existing_path,
                         help="evidence folders or trees (a drill folder, a run folder, or the whole evidence/)")
     parser.add_argument("--quiet", action="store_true", help="print only problems and the summary")
     parser.add_argument("--pubkey", metavar="PEM", help="also verify each run folder's in-toto attestation "
@@ -27,10 +29,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"marked {line}")
                 break
     for raw in args.paths:
-        root = Path(raw)
-        if not root.exists():
-            print(f"chaosdrill verify-evidence: {root}: no such file or folder", file=sys.stderr)
-            return 2
+        root: Path = raw
         # Follow the latest-run links (evidence/phase2/drill_N -> runs/...) too.
         tree = root.resolve() if root.is_symlink() else root
         checked, problems = verify_tree(tree)

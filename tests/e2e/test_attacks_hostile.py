@@ -12,29 +12,17 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
 
+import drilltexts
+from drilltexts import TEST_MODULE
 from pytest_chaosdrill.evidence import REQUIRED_FILES
 
 HOSTILE = Path(__file__).resolve().parent / "hostile"
-TEST_MODULE = "def test_drill(chaosdrill_run):\n    chaosdrill_run.execute()\n"
 # Drill 5 (book gap) is the shortest real drill; shorter waits so a refused status costs seconds, not minutes.
-BOOK_GAP = """
-id: drill_5_ws_book_gap
-title: WS book gap behind a hostile status front
-markers: [phase2]
-trigger: {kind: venue.book_gap, params: {inst_id: BTC-USDT-SWAP, skip: 3}}
-time_to_safe_budget_ms: 1000
-steady_state: {timeout_s: 10}
-expected:
-  fixture: ws_book_gap.json
-  fields: [trading_mode, open_permission_blocked_latch, open_permission_reason_codes]
-checks:
-  - {check: latch_set_with, params: {code: WS_BOOK_GAP_RECONCILE_REQUIRED}}
-  - no_open_dispatch_while_blocked
-  - latch_clears_only_after_reconcile
-recovery: {kind: reconcile, timeout_s: 6}
-timeout_s: 90
-"""
+BOOK_GAP = yaml.safe_dump({**yaml.safe_load(drilltexts.BOOK_GAP), "title": "WS book gap behind a hostile status front",
+                           "steady_state": {"timeout_s": 10}, "recovery": {"kind": "reconcile", "timeout_s": 6},
+                           "timeout_s": 90}, sort_keys=False)
 OFF = "http://203.0.113.7/api/v1/status"
 STARTUP = r"did not answer a JSON object within 12(\.0)?s; the last answer was refused: "
 MIDWAY = r"status samples failed outside planned downtime; first: sample \d+: "

@@ -25,10 +25,10 @@ def latched(code: str = "WS_BOOK_GAP_RECONCILE_REQUIRED", **extra: Any) -> dict:
 def make_run(statuses: list[tuple[float, Any]], ledger: list[dict] | None = None, *, t_trigger: float = 1.0,
              t_landed: float | None = None, t_release: float | None = None, t_recovered: float | None = None,
              t_end: float = 100.0, files: dict | None = None, requested: dict | None = None,
-             **record: Any) -> DrillRecord:
+             answer_s: float = 0.001, **record: Any) -> DrillRecord:
     """A DrillRecord with a hand-written timeline: ``statuses`` are (request time, payload) pairs,
-    each answered 1 ms later."""
-    samples = [Sample(i, t, t + 0.001, "", 200 if st is not None else None, st, None if st is not None else "down")
+    each answered ``answer_s`` (1 ms) later."""
+    samples = [Sample(i, t, t + answer_s, "", 200 if st is not None else None, st, None if st is not None else "down")
                for i, (t, st) in enumerate(statuses)]
     tl = Timeline()
     for s in samples:
@@ -294,6 +294,14 @@ def test_ws_event_lag_tracks_a_frozen_feed() -> None:
     frozen_counter = [(0.5, ACTIVE)] + [(1 + k / 10, latched(ws_event_lag_ms=50)) for k in range(1, 20)]
     res = C.ws_event_lag_reflects(make_run(frozen_counter, t_landed=1.0, t_release=3.0))
     assert res.passed is False and "feed silent for" in res.detail
+    # Answers 600 ms after their requests (a loaded machine): an honest service measured its lag somewhere in
+    # between, so it reports up to 600 ms more than at the request and still tracks the feed ...
+    late = [(0.5, ACTIVE)] + [(1 + k / 10, latched(ws_event_lag_ms=int(k * 100 + 600))) for k in range(1, 20)]
+    assert C.ws_event_lag_reflects(make_run(late, t_landed=1.0, t_release=3.0, answer_s=0.6)).passed is True
+    # ... but beyond the answer by more than the tolerance it does not, nor a frozen counter however slow the answers
+    beyond = [(0.5, ACTIVE)] + [(1 + k / 10, latched(ws_event_lag_ms=int(k * 100 + 1100))) for k in range(1, 20)]
+    assert C.ws_event_lag_reflects(make_run(beyond, t_landed=1.0, t_release=3.0, answer_s=0.6)).passed is False
+    assert C.ws_event_lag_reflects(make_run(frozen_counter, t_landed=1.0, t_release=3.0, answer_s=0.6)).passed is False
 
 
 def test_counter_increased() -> None:

@@ -396,7 +396,9 @@ def test_cli_report_and_version(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert cli.main(["report", str(run), "-o", str(tmp_path / "o.html")]) == 0
     assert (tmp_path / "o.html").read_text().count("<section") == 2
     assert capsys.readouterr().out.strip() == str(tmp_path / "o.html")
-    assert cli.main(["report", str(tmp_path / "nope")]) == 2
+    with pytest.raises(SystemExit) as e:  # a usage error: argparse exits 2 naming the argument
+        cli.main(["report", str(tmp_path / "nope")])
+    assert e.value.code == 2 and "EVIDENCE_RUN_DIR: " in capsys.readouterr().err
     assert cli.main(["report", str(tmp_path)]) == 2  # not a run folder
     with pytest.raises(SystemExit) as e:
         cli.main(["--version"])

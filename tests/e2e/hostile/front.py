@@ -51,6 +51,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
+#: How long the target must have answered Active before a blocked answer counts as the fault's (100
+#: answers at the drill's 5 ms sampling, as time).
+STEADY_ACTIVE_S = 0.5
 OFF_LOOPBACK = "http://203.0.113.7/api/v1/status"  # TEST-NET-3 (RFC 5737): documentation only
 MODES = ("passthrough", "dup_keys", "redirect_off_loopback", "redirect_from_first", "live_midway", "nan",
          "infinity", "array", "deep_nesting", "huge_body", "echo_secret")
@@ -84,7 +87,7 @@ class Front:
         self.first_real: float | None = None
         self.after_blocked = after_blocked
         self.blocked_seen = 0
-        self.active_seen = 0
+        self.active_since: float | None = None
         self.armed_at: float | None = None
         self.answers = 0
         self.lock = threading.Lock()
@@ -117,8 +120,12 @@ class Front:
         if not isinstance(st, dict):
             return
         if st.get("trading_mode") == "Active" and not st.get("open_permission_blocked_latch"):
-            self.active_seen += 1
-        elif self.active_seen >= 100:  # blocked after a steady Active stretch (not the start-up latch)
+            if self.active_since is None:
+                self.active_since = time.monotonic()
+        # blocked after a steady Active stretch (not the start-up latch, which comes before any Active).
+        # The stretch is measured in time, not in answers: a loaded machine samples less often, and 100
+        # answers once took longer than the drill's whole steady state, so the attack never armed.
+        elif self.active_since is not None and time.monotonic() - self.active_since >= STEADY_ACTIVE_S:
             self.blocked_seen += 1
 
     def fetch(self, path: str, conn: list[http.client.HTTPConnection]) -> tuple[int, bytes] | None:

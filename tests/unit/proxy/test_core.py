@@ -451,7 +451,11 @@ def test_deleting_a_proxy_leaves_no_task(server: ProxyServer, upstream: Upstream
 
 def test_concurrent_toxic_changes_under_traffic(server: ProxyServer, upstream: Upstream) -> None:
     """Toxics added, updated and removed from two threads while traffic flows: afterwards no
-    connection is stuck, nothing is held, no task is left and the loop logged no error."""
+    connection is stuck, nothing is held, no task is left and the loop logged no error.
+
+    Bounded by work, not by time: the threads run until at least 12 connections carried an echo
+    through the proxy and the two chaos threads made 200 changes between them (a deadline only
+    catches a harness that cannot get there), so a loaded machine makes it slower, never different."""
     import random
 
     loop_errors: list[str] = []
@@ -462,58 +466,76 @@ def test_concurrent_toxic_changes_under_traffic(server: ProxyServer, upstream: U
 
     baseline = server.call(install_handler)
     proxy = server.create_proxy("stress", f"127.0.0.1:{upstream.raw_port}")
-    stop = time.monotonic() + 1.5
+    stop = threading.Event()
+    lock = threading.Lock()
+    done = {"echoed_connections": 0, "changes": 0}
     api_errors: list[str] = []
     kinds = [("latency", {"latency": 5, "jitter": 3}), ("bandwidth", {"rate": 500}), ("slow_close", {"delay": 10}),
              ("timeout", {"timeout": 0}), ("timeout", {"timeout": 50}), ("reset_peer", {"timeout": 20}),
              ("slicer", {"average_size": 100, "size_variation": 30, "delay": 100}), ("limit_data", {"bytes": 3000})]
 
-    def traffic() -> None:
-        while time.monotonic() < stop:
+    def traffic(seed: int) -> None:
+        rnd = random.Random(seed)
+        while not stop.is_set():
+            echoed = False
             try:
                 with connect(proxy, "echo", timeout=0.5) as sock:
-                    for _ in range(random.randint(1, 10)):
-                        sock.sendall(b"z" * random.randint(1, 5000))
-                        sock.recv(65536)
+                    for _ in range(rnd.randint(1, 10)):
+                        sock.sendall(b"z" * rnd.randint(1, 5000))
+                        echoed = bool(sock.recv(65536)) or echoed
             except OSError:  # resets, closes and timeouts are the point here
                 pass
+            if echoed:  # bytes came back: the proxy accepted and relayed this connection
+                with lock:
+                    done["echoed_connections"] += 1
 
-    def chaos() -> None:
+    def chaos(seed: int) -> None:
         from pytest_chaosdrill.proxy import ToxicExists, ToxicNotFound
-        while time.monotonic() < stop:
-            kind, attrs = random.choice(kinds)
-            name = f"{kind}{random.randint(0, 2)}"
+        rnd = random.Random(seed)
+        while not stop.is_set():
+            kind, attrs = rnd.choice(kinds)
+            name = f"{kind}{rnd.randint(0, 2)}"
             try:
-                op = random.random()
+                op = rnd.random()
                 if op < 0.5:
-                    proxy.add_toxic(kind, name=name, stream=random.choice(["upstream", "downstream"]),
-                                    toxicity=random.random(), **attrs)
+                    proxy.add_toxic(kind, name=name, stream=rnd.choice(["upstream", "downstream"]),
+                                    toxicity=rnd.random(), **attrs)
                 elif op < 0.7:
-                    proxy.update_toxic(name, toxicity=random.random())
+                    proxy.update_toxic(name, toxicity=rnd.random())
                 elif op < 0.95:
                     proxy.remove_toxic(name)
                 else:
-                    proxy.enabled = random.random() < 0.5
+                    proxy.enabled = rnd.random() < 0.5
             except (ToxicNotFound, ToxicExists):
                 pass
             except Exception as exc:  # anything else is a bug
                 api_errors.append(repr(exc))
-            time.sleep(0.005)
+            with lock:
+                done["changes"] += 1
+            time.sleep(0.005)  # pacing only: lets traffic in between changes, no outcome depends on it
 
-    threads = [threading.Thread(target=traffic) for _ in range(3)] + [threading.Thread(target=chaos) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    threads = ([threading.Thread(target=traffic, args=(i,)) for i in range(3)]
+               + [threading.Thread(target=chaos, args=(10 + i,)) for i in range(2)])
     try:
+        for t in threads:
+            t.start()
+        try:
+            poll(lambda: done["echoed_connections"] >= 12 and done["changes"] >= 200, timeout=60,
+                 what="12 echoed connections and 200 toxic changes")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        assert not any(t.is_alive() for t in threads), "a traffic or chaos thread did not end"
         server.reset()
-        c = poll(lambda: (c := proxy.counters())["connections_active"] == 0 and c, what="all connections closed")
-        assert c["connections_opened"] > 10 and c["bytes_held"] == 0
+        c = poll(lambda: (c := proxy.counters())["connections_active"] == 0 and c, timeout=30,
+                 what="all connections closed")
+        assert c["connections_opened"] >= done["echoed_connections"] >= 12 and c["bytes_held"] == 0
         assert api_errors == [] and loop_errors == []
     finally:
         server.delete_proxy(proxy.name)
         server.call(lambda hub: asyncio.get_running_loop().set_exception_handler(None))
-    poll(lambda: server.call(lambda hub: len(asyncio.all_tasks())) <= baseline, what="tasks to end")
+    poll(lambda: server.call(lambda hub: len(asyncio.all_tasks())) <= baseline, timeout=30, what="tasks to end")
 
 
 def test_connection_log_names_the_client_and_the_upstream_side(raw_proxy: FaultProxy) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -15,18 +15,6 @@ from pytest_chaosdrill.venue.probe import WsProbe
 BTC = "BTC-USDT-SWAP"
 ETH = "ETH-USDT-SWAP"
 LOGIN = {"op": "login", "args": [{"apiKey": "k", "passphrase": "p", "timestamp": "1769440410", "sign": "s"}]}
-
-
-@pytest.fixture
-def venue() -> Iterator[VenueServer]:
-    with VenueServer(port=0, seed=5, tick_ms=20) as v:
-        yield v
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
 
 
 def is_data(channel: str, inst: str = BTC):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -16,16 +16,9 @@ ETH = "ETH-USDT-SWAP"
 
 
 @pytest.fixture
-def venue() -> Iterator[VenueServer]:
+def venue_options() -> dict[str, Any]:
     # A huge tick keeps prices still, so fill prices are predictable within a test.
-    with VenueServer(port=0, seed=7, tick_ms=60_000) as v:
-        yield v
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
+    return {"seed": 7, "tick_ms": 60_000}
 
 
 def order(side: str, sz: str, cl: str | None = None, inst: str = BTC, reduce_only: bool = False,
