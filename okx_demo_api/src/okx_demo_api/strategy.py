@@ -2,7 +2,7 @@
 
 Cycle of ticks: opens (non-reduceOnly, 1 contract), reduce-only closes, and every 12th tick a two-leg
 order (leg A on instrument 1, leg B hedging on instrument 2, opposite sides). |position| stays within
-``MAX_POS`` contracts per instrument; opens stop one contract short of it (``OPEN_CAP``), so a two-leg
+``MAX_POS`` contracts per instrument; single opens stop one contract short of it (``OPEN_CAP``), so a two-leg
 order always has room for both legs at steady state, whatever positions the service drifted to. In Kill or during partial-fill containment it only flattens
 (reduce-only orders until exposure is zero). The loop ticks whatever the mode: ``loop_tick_ms``
 always moves, and a tick without an order probes the ticker, so calls keep flowing in every mode.
@@ -19,8 +19,10 @@ from .dispatcher import Dispatcher, Intent
 from .inventory import Inventory
 from .policy import ACTIVE, KILL, Decision
 
-MAX_POS = 3.0
-OPEN_CAP = MAX_POS - 1.0  # single opens leave one contract of room for either side of a two-leg order
+MAX_POS = 4.0
+# Single opens stop one contract short of MAX_POS: a two-leg order then has room for either side at
+# steady state, and positions still pin at 3 + 3 (drill 3 waits for an exposure of 5 before its fault).
+OPEN_CAP = MAX_POS - 1.0
 TWO_LEG_EVERY = 12
 CLOSE_EVERY = 3
 FLATTEN_CHUNK = 2.0
