@@ -219,11 +219,7 @@ class PrivateSession(threading.Thread):
                 time.sleep(backoff)
                 backoff = min(1.0, backoff * 2)
             finally:
-                if self.ws is not None:
-                    try:
-                        self.ws.close()
-                    except Exception:  # noqa: BLE001
-                        pass
+                self.close()
 
     def close(self) -> None:
         if self.ws is not None:
