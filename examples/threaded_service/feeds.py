@@ -33,6 +33,15 @@ NOTICE_SERVICE_UPGRADE = "64008"  # OKX: "The connection will soon be closed for
 LOGIN_TS_EXPIRED = "60006"       # OKX: the login was signed outside the venue's 30 s window
 
 
+def _close_quietly(ws: websocket.WebSocket | None) -> None:
+    """Close a socket that may already be dead (closing is best effort: the thread reconnects anyway)."""
+    if ws is not None:
+        try:
+            ws.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 class PublicFeed(threading.Thread):
     def __init__(self, url: str, state: State, stop: threading.Event) -> None:
         super().__init__(name="ws-public", daemon=True)
@@ -132,11 +141,7 @@ class PublicFeed(threading.Thread):
             self.state.set_latch("WS_TRADES_GAP_RECONCILE_REQUIRED", f"{inst} tradeId {tid} after {last}")
 
     def close(self) -> None:
-        if self.ws is not None:
-            try:
-                self.ws.close()
-            except Exception:  # noqa: BLE001
-                pass
+        _close_quietly(self.ws)
 
 
 class PrivateSession(threading.Thread):
@@ -219,15 +224,7 @@ class PrivateSession(threading.Thread):
                 time.sleep(backoff)
                 backoff = min(1.0, backoff * 2)
             finally:
-                if self.ws is not None:
-                    try:
-                        self.ws.close()
-                    except Exception:  # noqa: BLE001
-                        pass
+                self.close()
 
     def close(self) -> None:
-        if self.ws is not None:
-            try:
-                self.ws.close()
-            except Exception:  # noqa: BLE001
-                pass
+        _close_quietly(self.ws)

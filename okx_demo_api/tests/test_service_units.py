@@ -21,7 +21,7 @@ from okx_demo_api.ops_files import OpsFiles, atomic_write_json, provenance
 from okx_demo_api.policy import (ACTIVE, DEGRADED, FORCE_KILL, HEALTHY, KILL, LATCHED,
                                                    REDUCE_ONLY, RISK_DEGRADED, Inputs, Manifest, PolicyGuard)
 from okx_demo_api.reconcile import IntentResolver, compare, venue_positions
-from okx_demo_api.strategy import Strategy
+from okx_demo_api.strategy import MAX_POS, Strategy
 from okx_demo_api.telemetry import Telemetry, percentile
 from okx_demo_api.venue_client import RestClient, RestResult
 from okx_demo_api.wal import Wal, pending_intents, read_records
@@ -300,8 +300,27 @@ def test_strategy_mixes_opens_closes_and_two_leg_orders(manifest: Manifest) -> N
         for it in acts:
             inv.apply_fill(it.cl_ord_id, it.inst, it.side, it.sz)
         kinds.append(tuple(i.purpose for i in acts))
-        assert all(abs(p) <= 3 for p in inv.pos.values())
+        assert all(abs(p) <= MAX_POS for p in inv.pos.values())
     assert ("two_leg", "two_leg") in kinds and ("open",) in kinds and ("close",) in kinds
+
+
+@pytest.mark.parametrize("start", [(3.0, 4.0), (4.0, 3.0), (4.0, 4.0), (-4.0, -4.0), (-3.0, -4.0), (4.0, -4.0), (6.0, 5.0)])
+def test_strategy_sends_two_leg_batches_from_pinned_positions(manifest: Manifest, start: tuple[float, float]) -> None:
+    """Drill 1's fault lands on the next two-leg batch: from positions pinned at (or past) the limit,
+    with fills applied as they come, every two-leg tick from the second one on sends both legs."""
+    s, inv = _strategy(manifest, Inputs())
+    inv.adopt({INSTS[0]: start[0], INSTS[1]: start[1]})
+    two_leg_ticks = []
+    for k in range(1, 12 * 8 + 1):
+        acts = s.decide_action(k) or []
+        if [i.purpose for i in acts] == ["two_leg", "two_leg"]:
+            assert [i.inst for i in acts] == list(INSTS) and acts[0].side != acts[1].side
+            two_leg_ticks.append(k)
+        for it in acts:
+            inv.apply_fill(it.cl_ord_id, it.inst, it.side, it.sz)
+        if k > 24:
+            assert all(abs(p) <= MAX_POS for p in inv.pos.values()), inv.pos
+    assert set(range(24, 12 * 8 + 1, 12)) <= set(two_leg_ticks), f"from {start}: two-leg ticks {two_leg_ticks}"
 
 
 def test_strategy_sends_no_open_outside_active(manifest: Manifest) -> None:

@@ -87,6 +87,16 @@ def no_open_dispatch_while_blocked(rec: "DrillRecord", grace_ms: float = 100.0) 
                        f"venue saw {n} order(s) in the blocked window ({blocked_s:.2f}s{runs}), none could add exposure")
 
 
+def _reduces_while_exposed(rec: "DrillRecord", name: str, begin: float, stop: float, idle_why: str,
+                           exercised: str) -> tuple[float, list[dict], CheckResult | None]:
+    """The venue's exposure at ``begin`` and the reduce-only orders it received in [begin, stop]; with no
+    exposure there is nothing to reduce, and the third item is the NOT PROVEN result (``idle_why``)."""
+    exposure = exposure_at(rec.ledger, begin)
+    if not exposure:
+        return 0.0, [], CheckResult(name, None, f"exposure {exposure or 0.0} {idle_why}", facts={exercised: False})
+    return exposure, [o for o in ledger_orders(rec.ledger, begin, stop) if is_reduce(o)], None
+
+
 def containment_proceeds(rec: "DrillRecord") -> CheckResult:
     """Reduce-only orders reached the venue between the fault and the end of the blocked window (hedge / flatten).
 
@@ -98,11 +108,10 @@ def containment_proceeds(rec: "DrillRecord") -> CheckResult:
     _, end = rec.blocked_window()
     if origin is None or end is None:
         return CheckResult("containment_proceeds", None, "the fault's landing or the blocked window was not observed")
-    exposure = exposure_at(rec.ledger, origin)
-    if not exposure:
-        return CheckResult("containment_proceeds", None, f"exposure {exposure or 0.0} when the fault landed: "
-                           "nothing to contain", facts={"containment_exercised": False})
-    reduces = [o for o in ledger_orders(rec.ledger, origin, end) if is_reduce(o)]
+    exposure, reduces, idle = _reduces_while_exposed(rec, "containment_proceeds", origin, end,
+                                                     "when the fault landed: nothing to contain", "containment_exercised")
+    if idle is not None:
+        return idle
     if not reduces:
         return CheckResult("containment_proceeds", False, f"exposure {exposure} when the fault landed, but no reduce-only "
                            f"order reached the venue before the blocked window ended ({(end - origin) * 1000:.0f} ms)")
@@ -169,14 +178,13 @@ def reduce_only_permitted(rec: "DrillRecord") -> CheckResult:
     begin = fs.sent_mono if fs is not None else start
     ended = rec.t_condition_ended
     stop = min(end, ended) if ended is not None and ended > begin else end
-    exposure = exposure_at(rec.ledger, begin)
-    if not exposure:
-        return CheckResult(name, None, f"exposure {exposure or 0.0} when OPEN became blocked: "
-                           "nothing to reduce, the criterion was not exercised", facts={"reduce_only_exercised": False})
+    exposure, reduces, idle = _reduces_while_exposed(rec, name, begin, stop, "when OPEN became blocked: nothing to "
+                                                     "reduce, the criterion was not exercised", "reduce_only_exercised")
+    if idle is not None:
+        return idle
     occ = rec.occasion if isinstance(rec.occasion, dict) else {}
     fired = occ.get("fired_mono") if isinstance(occ.get("fired_mono"), (int, float)) else None
     hook = str(occ.get("hook") or REDUCE_HOOK)
-    reduces = [o for o in ledger_orders(rec.ledger, begin, stop) if is_reduce(o)]
     held = f"while OPEN was blocked and the fault held ({(stop - begin) * 1000:.0f} ms, {len(window)} blocked samples)"
     if reduces:
         asked = [o for o in reduces if fired is not None and o.get("mono", 0) >= fired]

@@ -1,8 +1,9 @@
 """Trading loop: a simple strategy that keeps order traffic flowing at TARGET_ORDER_RATE.
 
 Cycle of ticks: opens (non-reduceOnly, 1 contract), reduce-only closes, and every 12th tick a two-leg
-order (leg A on instrument 1, leg B hedging on instrument 2). |position| stays within
-``MAX_POS`` contracts per instrument. In Kill or during partial-fill containment it only flattens
+order (leg A on instrument 1, leg B hedging on instrument 2, opposite sides). |position| stays within
+``MAX_POS`` contracts per instrument; single opens stop one contract short of it (``OPEN_CAP``), so a two-leg
+order always has room for both legs at steady state, whatever positions the service drifted to. In Kill or during partial-fill containment it only flattens
 (reduce-only orders until exposure is zero). The loop ticks whatever the mode: ``loop_tick_ms``
 always moves, and a tick without an order probes the ticker, so calls keep flowing in every mode.
 """
@@ -18,7 +19,10 @@ from .dispatcher import Dispatcher, Intent
 from .inventory import Inventory
 from .policy import ACTIVE, KILL, Decision
 
-MAX_POS = 3.0
+MAX_POS = 4.0
+# Single opens stop one contract short of MAX_POS: a two-leg order then has room for either side at
+# steady state, and positions still pin at 3 + 3 (drill 3 waits for an exposure of 5 before its fault).
+OPEN_CAP = MAX_POS - 1.0
 TWO_LEG_EVERY = 12
 CLOSE_EVERY = 3
 FLATTEN_CHUNK = 2.0
@@ -97,10 +101,20 @@ class Strategy:
     def _open_side(self, inst: str, k: int) -> str | None:
         c = self.inv.committed(inst)
         if c > 0:
-            return "buy" if c + 1 <= MAX_POS else None
+            return "buy" if c + 1 <= OPEN_CAP else None
         if c < 0:
-            return "sell" if c - 1 >= -MAX_POS else None
+            return "sell" if c - 1 >= -OPEN_CAP else None
         return "buy" if (k // TWO_LEG_EVERY) % 2 == 0 else "sell"
+
+    def _two_leg_side(self) -> str | None:
+        """Leg A's side: the one of the two (leg B takes the other) that keeps both legs within
+        ``MAX_POS`` and leaves the larger |position| smaller; None when neither fits."""
+        a, b = self.inv.committed(self.i1), self.inv.committed(self.i2)
+        fits = [s for s, d in (("buy", 1.0), ("sell", -1.0)) if abs(a + d) <= MAX_POS and abs(b - d) <= MAX_POS]
+        if not fits:
+            return None
+        d_of = {"buy": 1.0, "sell": -1.0}
+        return min(fits, key=lambda s: (max(abs(a + d_of[s]), abs(b - d_of[s])), s != ("buy" if a <= 0 else "sell")))
 
     def decide_action(self, k: int) -> list[Intent] | None:
         """The tick's action given the current Decision (opens are dropped unless Active)."""
@@ -111,9 +125,8 @@ class Strategy:
             if d.trading_mode != ACTIVE:
                 self.opens_suppressed += 1
                 return self._close()
-            a, b = self.inv.committed(self.i1), self.inv.committed(self.i2)
-            side = "buy" if a <= 0 else "sell"
-            if abs(a + (1 if side == "buy" else -1)) > MAX_POS or abs(b + (-1 if side == "buy" else 1)) > MAX_POS:
+            side = self._two_leg_side()
+            if side is None:  # both positions at the limit, same sign: closes make room by the next one
                 return self._close()
             group = self.next_id("g")
             other = "sell" if side == "buy" else "buy"
