@@ -34,7 +34,7 @@ SETTINGS: dict[str, tuple[str, Any, str]] = {
     "evidence_retention_policy": ("which earlier runs' evidence to keep when a run starts (like pytest's "
                                   "tmp_path_retention_policy): all, failed (runs where a drill did not PASS) or none; "
                                   "the latest full sign-off's run is always kept", "all", "str"),
-    "keep": ("leave each drill's service, venue simulator and fault proxy running after it (process backend), their "
+    "keep": ("leave each drill's service, venue simulator and fault proxy running after it (process and docker backends), their "
              "URLs printed and in the run folder's kept.json; stopped by `chaosdrill keep-reap` or the next drill "
              "session", False, "bool"),
     "allow_live": ("allow drills against a target that looks live (real money). Never in CI", False, "bool"),

@@ -36,6 +36,12 @@ from ..errors import DockerError
 MANAGED_KEY = "io.chaosdrill.managed"
 RUN_ID_KEY = "io.chaosdrill.run-id"
 MANAGED_LABEL = f"{MANAGED_KEY}=true"
+#: A kept environment's (``--chaosdrill-keep``) resources carry ``io.chaosdrill.kept=<keep id>`` and
+#: ``io.chaosdrill.kept-run-id=<run id>`` instead of the managed labels: no session's sweep of
+#: ``io.chaosdrill.managed`` (nor its run-id teardown) takes them; only ``chaosdrill keep-reap`` and the
+#: next drill session of the user who kept them remove them, by their own keep id.
+KEPT_KEY = "io.chaosdrill.kept"
+KEPT_RUN_ID_KEY = "io.chaosdrill.kept-run-id"
 COMPOSE_PROJECT_KEY = "com.docker.compose.project"
 COMPOSE_SERVICE_KEY = "com.docker.compose.service"
 

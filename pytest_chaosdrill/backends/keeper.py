@@ -1,4 +1,5 @@
-"""Kept environments (``--chaosdrill-keep``, process backend): after a drill, its service, the venue
+"""Kept environments (``--chaosdrill-keep``): the record of every kept environment, and on the process
+backend the keeper that runs one (the docker backend's are containers: :mod:`.docker_keep`). After a drill, its service, the venue
 simulator and the fault proxy are started again in a *keeper* process of their own, on the drill's own
 addresses, so a person can look at the service after pytest has exited.
 
@@ -6,7 +7,9 @@ The keeper is a separate process group (not pytest's child for the kernel: no pa
 the venue and the proxy (a fresh venue with the drill's seed and demo key: what the drill's venue saw is
 in the evidence's witness ledger) and the service with the drill's command and environment, and stops
 them all on SIGTERM. Each keeper is recorded in ``<keep dir>/<name>.json`` (pid, its start time, the
-URLs); ``chaosdrill keep-reap`` and the next drill session stop every recorded keeper.
+URLs); ``chaosdrill keep-reap`` and the next drill session stop every recorded keeper. A docker
+record (``kind: docker``) names its resources' label ``io.chaosdrill.kept=<keep id>``: reaping it removes
+what carries that label, nothing else.
 
 The keep dir is ``$CHAOSDRILL_KEEP_DIR`` if set, else ``$XDG_RUNTIME_DIR/chaosdrill/kept``, else
 ``<temp dir>/chaosdrill-<uid>/kept``.
@@ -76,6 +79,17 @@ def spawn(name: str, spec: dict[str, Any], log: Path) -> dict[str, Any]:
                        + (f": {' | '.join(tail)}" if tail else "") + f"; log: {log}")
 
 
+def remember(name: str, data: dict[str, Any]) -> Path:
+    """Record a kept environment started elsewhere (the docker backend's containers) as ``<name>.json``."""
+    folder = keep_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / f"{name}.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 def kept() -> list[dict[str, Any]]:
     """Every recorded keeper (its record, with ``path``)."""
     out = []
@@ -93,6 +107,9 @@ def reap() -> list[str]:
     """Stop every recorded keeper (its whole process group) and drop its record. One line per keeper."""
     lines = []
     for record in kept():
+        if record.get("kind") == "docker":
+            lines.append(_reap_docker(record))
+            continue
         pid, start = record.get("pid"), record.get("pid_start")
         if isinstance(pid, int) and procguard.alive(pid, start):
             _stop_group(pid, start)
@@ -101,6 +118,23 @@ def reap() -> list[str]:
             lines.append(f"dropped the record of kept {record.get('drill', '?')} (pid {pid} no longer runs)")
         Path(record["path"]).unlink(missing_ok=True)
     return lines
+
+
+def _reap_docker(record: dict[str, Any]) -> str:
+    """Remove a kept docker environment (by its keep label only); its record goes once that worked."""
+    from ..errors import DockerError
+    from .docker_keep import remove
+
+    name = record.get("drill", "?")
+    try:
+        removed = remove(str(record.get("label", "")), record.get("docker"))
+    except (DockerError, OSError, ValueError) as exc:
+        return f"could not remove kept {name} ({record.get('label')}): {exc}; record kept: {record['path']}"
+    Path(record["path"]).unlink(missing_ok=True)
+    if not removed:
+        return f"dropped the record of kept {name} (no container labelled {record.get('label')} left)"
+    return (f"stopped kept {name} ({sum(r.startswith('container:') for r in removed)} containers labelled "
+            f"{record.get('label')}; status {record.get('status_url')})")
 
 
 def _stop_group(pid: int, start: int | None, timeout: float = 15.0) -> None:

@@ -14,7 +14,9 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         found = keeper.kept()
         for record in found:
-            print(f"kept {record.get('drill', '?')}: pid {record.get('pid')}, status {record.get('status_url')}, "
+            where = (f"containers {', '.join(record.get('containers', {}).values())}" if record.get("kind") == "docker"
+                     else f"pid {record.get('pid')}")
+            print(f"kept {record.get('drill', '?')}: {where}, status {record.get('status_url')}, "
                   f"venue {record.get('venue_url')} ({record['path']})")
         print(f"{len(found)} kept environment(s) in {keeper.keep_dir()}")
         return 0

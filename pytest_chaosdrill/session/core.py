@@ -363,8 +363,9 @@ class DrillSession:
 
     def keep(self, state: DrillState) -> None:
         """``--chaosdrill-keep``: after the drill (its evidence written, its own processes stopped), start its
-        service, venue and proxy again in a detached keeper on the drill's addresses; say where (the terminal
-        summary, the run folder's ``kept.json``). Only on the process backend; a failure is said, never hidden."""
+        service, venue and proxy again, detached, on the process backend in a keeper on the drill's
+        addresses, on the docker backend in containers labelled as kept; say where (the terminal summary,
+        the run folder's ``kept.json``). A backend that cannot keep, or a failure, is said, never hidden."""
         if not setting(self.config, "keep") or state.target is None or state.harness is None:
             return
         from urllib.parse import urlsplit
@@ -372,25 +373,37 @@ class DrillSession:
         from ..backends import keeper
 
         harness, rendered, name = state.harness, state.target.target, state.drill.id
-        why = ("" if state.backend == "process" else f"the {state.backend} backend does not keep its environment "
-               "(only the process backend does)")
+        why = ("" if state.backend in ("process", "docker") else f"the {state.backend} backend does not keep its "
+               "environment (the process and docker backends do)")
         if not why and harness.tls_listen:
             why = "a TLS venue is not kept (its session CA ends with the session)"
         if why:
             self.state.announcements.append(f"--chaosdrill-keep: {name} not kept: {why}")
             return
         site = state.site
-        spec = {"drill": name, "run_id": self.run_id, "seed": int(setting(self.config, "venue_seed")),
-                "venue_port": urlsplit(harness.info["venue"]).port, "proxy_port": int(harness.proxy_listen.rsplit(":", 1)[1]),
-                "api_key": dict(harness.api_key.__dict__) if harness.api_key is not None else None,
-                "command": list(rendered.command), "env": dict(rendered.env), "cwd": str(rendered.config.folder),
-                "status_url": rendered.status_url, "service_log": str(site.log_dir / "kept.service.log")}
+        keep_id = f"{self.run_id}-{state.writer.dir.name}"
+        seed = int(setting(self.config, "venue_seed"))
         try:
-            record = keeper.spawn(f"{self.run_id}-{state.writer.dir.name}", spec, site.log_dir / "keeper.log")
+            if state.backend == "docker":
+                from ..backends import docker_keep
+
+                record = docker_keep.keep(state.target, keep_id, run_id=self.run_id, seed=seed,
+                                          api_key=harness.api_key)
+                keeper.remember(keep_id, record)
+            else:
+                spec = {"drill": name, "run_id": self.run_id, "seed": seed,
+                        "venue_port": urlsplit(harness.info["venue"]).port,
+                        "proxy_port": int(harness.proxy_listen.rsplit(":", 1)[1]),
+                        "api_key": dict(harness.api_key.__dict__) if harness.api_key is not None else None,
+                        "command": list(rendered.command), "env": dict(rendered.env),
+                        "cwd": str(rendered.config.folder), "status_url": rendered.status_url,
+                        "service_log": str(site.log_dir / "kept.service.log")}
+                record = keeper.spawn(keep_id, spec, site.log_dir / "keeper.log")
         except (RuntimeError, OSError) as exc:
             self.state.announcements.append(f"--chaosdrill-keep: {name} not kept: {exc}")
             return
-        shown = {k: record[k] for k in ("drill", "pid", "status_url", "venue_url", "proxy", "service_log")}
+        shown = {k: record[k] for k in ("drill", "pid", "containers", "status_url", "venue_url", "proxy",
+                                         "service_log") if k in record}
         kept_file = self.state.run_info().run_dir / "kept.json"
         try:
             previous = json.loads(kept_file.read_text(encoding="utf-8")) if kept_file.is_file() else []

@@ -40,8 +40,14 @@ def target_processes(pid: int) -> list[int]:
 
 
 def drill_folder(n: int, ident: str) -> str:
-    return LONG_FREEZE.replace("id: drill_2_market_data_stale", f"id: {ident}").replace(
-        "(interrupt test)", f"(halt test {n})")
+    # The halt must find all three faults held at once: the two sessions start their drills up to a minute
+    # apart on a loaded machine (xdist workers start slower), so the fault is held far longer than that
+    # skew (the halt ends it; the drill's own deadline stays above the hold).
+    text = LONG_FREEZE.replace("id: drill_2_market_data_stale", f"id: {ident}").replace(
+        "(interrupt test)", f"(halt test {n})").replace("hold_s: 60}", "hold_s: 600}").replace(
+        "timeout_s: 120\n", "timeout_s: 900\n")
+    assert "hold_s: 600}" in text and "timeout_s: 900\n" in text, text
+    return text
 
 
 def chaosdrill(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -49,6 +55,7 @@ def chaosdrill(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
                           timeout=60, env=env)
 
 
+@pytest.mark.serial  # two drill sessions (one on two xdist workers) of its own: never beside another test
 def test_halt_stops_every_worker_and_session_and_refuses_the_next_run(pytester: pytest.Pytester) -> None:
     halt_file = pytester.path / "run" / "HALT"
     env = {**os.environ, "CHAOSDRILL_HALT_FILE": str(halt_file)}
@@ -73,14 +80,14 @@ def test_halt_stops_every_worker_and_session_and_refuses_the_next_run(pytester: 
                        if "fault_landed" in p.read_text()]
             return folders if len(folders) == 3 else None
 
-        folders = wait_for("the fault to land in all three drills", landed, timeout=150)
+        folders = wait_for("the fault to land in all three drills", landed, timeout=240)
         targets = [t for p in procs.values() for t in target_processes(p.pid)]
         assert len(targets) == 3, targets
         ports = set().union(*(listening_ports(t) for t in targets))
         assert ports
         out = chaosdrill("halt", "--reason", "halt test", env=env)
         assert out.returncode == 0 and halt_file.is_file(), out.stdout + out.stderr
-        outputs = {name: p.communicate(timeout=90)[0].decode(errors="replace") for name, p in procs.items()}
+        outputs = {name: p.communicate(timeout=180)[0].decode(errors="replace") for name, p in procs.items()}
     finally:
         for p in procs.values():
             if p.poll() is None:

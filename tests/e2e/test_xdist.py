@@ -13,6 +13,7 @@ pytest.importorskip("xdist")
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.serial  # a two-worker drill session of its own: never beside another test of a `pytest -n 2` run
 def test_two_workers_make_one_run_with_one_signoff(pytester: pytest.Pytester) -> None:
     drills = pytester.path / "mydrills"
     drills.mkdir()
@@ -21,7 +22,7 @@ def test_two_workers_make_one_run_with_one_signoff(pytester: pytest.Pytester) ->
     pytester.makepyfile(test_drills="def test_drill(chaosdrill_run):\n    chaosdrill_run.execute()\n")
     junit = pytester.path / "junit.xml"
     result = pytester.runpytest_subprocess(f"--chaosdrill-drills={drills}", "-n", "2", "-p", "no:cacheprovider",
-                                           f"--junitxml={junit}", timeout=200)
+                                           f"--junitxml={junit}", timeout=300)
     result.assert_outcomes(passed=2)
     runs = list((pytester.path / "evidence" / "runs").iterdir())
     assert len(runs) == 1, runs
