@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ...target import RenderedTarget
 from ...wiring import ProxyLink, VenueEndpoints
-from ..base import (KILL, NODE_LOSS, POD_DELETE, POD_TEMPLATE, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite,
+from ..base import (KILL, NODE_LOSS, OOM_KILL, POD_DELETE, POD_TEMPLATE, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite,
                     Harness, key_placeholders)
 from . import cluster, nodeaccess
 from .relay import PodRelay
@@ -50,7 +50,7 @@ class KubernetesBackend(Backend):
     ``restartCount`` and exit code 137) and restart (scale to zero and back)."""
 
     name = "kubernetes"
-    capabilities = frozenset({START, KILL, POD_DELETE, NODE_LOSS, POD_TEMPLATE})
+    capabilities = frozenset({START, KILL, POD_DELETE, NODE_LOSS, POD_TEMPLATE, OOM_KILL})
     extra = "kubernetes"
 
     def __init__(self, settings: BackendSettings) -> None:
@@ -459,6 +459,53 @@ class KubeTarget:
             raise CannotOnThisBackend(f"kubernetes: container {cs.container_id} has no process on this machine "
                                       "(node_access: local needs the nodes to be this machine)")
         return info
+
+    def oom_kill(self, margin_mib: int = 32, timeout: float = 15.0) -> dict[str, Any]:
+        """Push the serving container over a memory limit until the kernel's OOM killer ends the service
+        (:func:`nodeaccess.oom_kill_container`: its memory cgroup's limit lowered to usage + ``margin_mib``,
+        memory allocated in that cgroup). Proof now: the processes gone and the cgroup's OOM kill count up
+        (the kernel); :meth:`confirm_oom_kill`: the API's ``OOMKilled`` and ``restartCount`` +1."""
+        if self.spec.node_access != "local":
+            raise CannotOnThisBackend("kubernetes: an OOM kill needs node access (kubernetes.node_access: local)")
+        pod = self.current_pod()
+        cs = self._container(pod) if pod is not None else None
+        if cs is None or not cs.container_id or not (cs.state and cs.state.running):
+            raise RuntimeError(f"kubernetes: no running container to push over its memory limit in {self.name}")
+        info: dict[str, Any] = {"pod": pod.metadata.name, "pod_uid": pod.metadata.uid, "node": pod.spec.node_name,
+                                "restart_count_before": cs.restart_count, "requested_mono": time.monotonic()}
+        info.update(nodeaccess.oom_kill_container(cs.container_id, margin_mib=margin_mib, timeout=timeout))
+        self.proofs.append({"action": "oom_kill", **info})
+        if not info.get("pids"):
+            raise CannotOnThisBackend(f"kubernetes: container {cs.container_id} has no process on this machine "
+                                      "(node_access: local needs the nodes to be this machine)")
+        return info
+
+    def confirm_oom_kill(self, info: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until the API shows the container of ``info`` (an :meth:`oom_kill`) restarted after an OOM
+        kill: ``restartCount`` above the one before and ``lastState.terminated.reason`` ``OOMKilled``.
+        Every waiting reason seen meanwhile (``CrashLoopBackOff``) is kept with its time."""
+        deadline = time.monotonic() + timeout
+        out: dict[str, Any] = {"api_proven": False, "waiting_reasons_seen": {}}
+        while time.monotonic() < deadline:
+            try:
+                pod = self.core.read_namespaced_pod(info["pod"], self.ns)
+            except Exception:  # noqa: BLE001 - an API hiccup: ask again
+                time.sleep(0.1)
+                continue
+            cs = self._container(pod)
+            waiting = cs.state.waiting if cs and cs.state else None
+            if waiting is not None and waiting.reason:
+                out["waiting_reasons_seen"].setdefault(waiting.reason, time.monotonic())
+            term = cs.last_state.terminated if cs and cs.last_state else None
+            out.update(restart_count=cs.restart_count if cs else None,
+                       last_terminated={"reason": term.reason, "exit_code": term.exit_code} if term else None)
+            if cs and cs.restart_count > info["restart_count_before"] and term and term.reason == "OOMKilled":
+                out.update(api_proven=True, api_mono=time.monotonic(), new_container_id=cs.container_id)
+                break
+            time.sleep(0.1)
+        self.proofs.append({"action": "oom_kill_confirmed" if out["api_proven"] else "oom_kill_unconfirmed",
+                            "pod": info["pod"], **out})
+        return out
 
     def delete_pod(self, grace_s: int = 0, timeout: float = 60.0, kill: bool = False) -> dict[str, Any]:
         """Delete the serving pod (``grace_s`` 0: at once); with ``kill``, SIGKILL its container first (a

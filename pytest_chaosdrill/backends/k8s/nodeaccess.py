@@ -4,8 +4,12 @@ The API has no verb to kill a container; the fault's proof still comes from the 
 (``restartCount``, ``lastState.terminated.exitCode``)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 
@@ -87,3 +91,96 @@ def continue_stopped_kubelets(nodes: list[str]) -> list[str]:
         for pid in signal_pids(stopped, signal.SIGCONT):
             out.append(f"continued the stopped kubelet of node {node} (pid {pid})")
     return out
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+#: The memory pressure process: moved into the container's memory cgroup before it allocates (so
+#: every page it touches is charged there), then grows 1 MiB at a time until killed or ``argv[1]`` MiB.
+_PRESSURE = ("import sys, time\nsys.stdin.readline()\nchunks = []\n"
+             "for _ in range(int(sys.argv[1])):\n    chunks.append(bytearray(1 << 20))\n"
+             "time.sleep(3600)\n")
+
+
+def memory_cgroup(pid: int, root: Path = CGROUP_ROOT) -> tuple[Path, dict[str, str]] | None:
+    """The memory cgroup folder of ``pid`` and its file names (``usage``, ``limit``, ``events``):
+    cgroup v1 (``memory`` controller) or v2 (unified); None when it cannot be read."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            return root / "memory" / path.lstrip("/"), {"usage": "memory.usage_in_bytes",
+                                                         "limit": "memory.limit_in_bytes", "events": "memory.oom_control"}
+    for line in lines:
+        if line.startswith("0::"):
+            return root / line[3:].lstrip("/"), {"usage": "memory.current", "limit": "memory.max",
+                                                   "events": "memory.events"}
+    return None
+
+
+def oom_kills(folder: Path, names: dict[str, str]) -> int | None:
+    """The kernel's count of OOM kills in that memory cgroup (``oom_kill`` of ``memory.oom_control`` or
+    ``memory.events``); None when the kernel does not say."""
+    try:
+        for line in (folder / names["events"]).read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def oom_kill_container(container_id: str, margin_mib: int = 32, timeout: float = 15.0) -> dict[str, object]:
+    """Push the container over a memory limit until the kernel's OOM killer ends its service, as a leak
+    in the service would: the container's memory cgroup limit lowered to its usage + ``margin_mib``, its
+    processes made the OOM killer's first choice (``oom_score_adj`` 1000: as the process whose memory
+    grew), and a pressure process in that cgroup allocating past the limit. The pressure process is
+    always ended; if no kill happened the limit is put back. Proof (the kernel): the service's processes
+    gone and the cgroup's ``oom_kill`` count up."""
+    pids = container_pids(container_id)
+    info: dict[str, object] = {"container_id": container_id, "pids": pids, "oom_killed": False}
+    found = memory_cgroup(pids[0]) if pids else None
+    if found is None:
+        info["error"] = "the container's memory cgroup was not found on this machine"
+        return info
+    folder, names = found
+    limit_file = folder / names["limit"]
+    before_limit = limit_file.read_text().strip()
+    usage = int((folder / names["usage"]).read_text())
+    kills_before = oom_kills(folder, names)
+    limit = usage + margin_mib * (1 << 20)
+    info.update(cgroup=str(folder), usage_bytes=usage, limit_before=before_limit, limit_set=limit,
+                oom_kills_before=kills_before)
+    for pid in pids:
+        with open(f"/proc/{pid}/oom_score_adj", "w") as f:   # raising needs no privilege; lowering would
+            f.write("1000")
+    limit_file.write_text(str(limit))
+    hog = subprocess.Popen([sys.executable, "-c", _PRESSURE, str(margin_mib * 4)], stdin=subprocess.PIPE,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        (folder / "cgroup.procs").write_text(str(hog.pid))
+        info["sent_mono"] = time.monotonic()
+        assert hog.stdin is not None
+        hog.stdin.write(b"go\n")
+        hog.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(p != hog.pid for p in container_pids(container_id)):
+            time.sleep(0.005)
+        left = [p for p in container_pids(container_id) if p != hog.pid]
+        info["gone_mono"] = time.monotonic()
+        info["processes_gone"] = not left
+        info["oom_kills_after"] = oom_kills(folder, names)
+    finally:
+        hog.kill()
+        hog.wait()
+    kills_after = info.get("oom_kills_after")
+    info["oom_killed"] = bool(info.get("processes_gone")) and (
+        kills_before is None or kills_after is None or kills_after > kills_before)
+    if not info.get("processes_gone"):
+        with contextlib.suppress(OSError):
+            limit_file.write_text(before_limit if before_limit != "max" else "max")
+    return info
