@@ -106,18 +106,21 @@ def memory_cgroup(pid: int, root: Path = CGROUP_ROOT) -> tuple[Path, dict[str, s
     """The memory cgroup folder of ``pid`` and its file names (``usage``, ``limit``, ``events``):
     cgroup v1 (``memory`` controller) or v2 (unified); None when it cannot be read."""
     try:
-        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        return parse_memory_cgroup(Path(f"/proc/{pid}/cgroup").read_text(), root)
     except OSError:
         return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
+
+
+def parse_memory_cgroup(text: str, root: Path = CGROUP_ROOT) -> tuple[Path, dict[str, str]] | None:
+    """:func:`memory_cgroup` from the text of ``/proc/<pid>/cgroup``."""
+    lines = [line.split(":", 2) for line in text.splitlines() if line.count(":") >= 2]
+    for _, controllers, path in lines:
         if "memory" in controllers.split(","):
             return root / "memory" / path.lstrip("/"), {"usage": "memory.usage_in_bytes",
                                                          "limit": "memory.limit_in_bytes", "events": "memory.oom_control"}
-    for line in lines:
-        if line.startswith("0::"):
-            return root / line[3:].lstrip("/"), {"usage": "memory.current", "limit": "memory.max",
-                                                   "events": "memory.events"}
+    for hierarchy, controllers, path in lines:
+        if hierarchy == "0" and controllers == "":
+            return root / path.lstrip("/"), {"usage": "memory.current", "limit": "memory.max", "events": "memory.events"}
     return None
 
 
@@ -155,18 +158,18 @@ def oom_kill_container(container_id: str, margin_mib: int = 32, timeout: float =
     limit = usage + margin_mib * (1 << 20)
     info.update(cgroup=str(folder), usage_bytes=usage, limit_before=before_limit, limit_set=limit,
                 oom_kills_before=kills_before)
-    for pid in pids:
-        with open(f"/proc/{pid}/oom_score_adj", "w") as f:   # raising needs no privilege; lowering would
-            f.write("1000")
+    for pid in pids:   # raising oom_score_adj needs no privilege (lowering would); a process gone is skipped
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{pid}/oom_score_adj").write_text("1000")
     limit_file.write_text(str(limit))
     hog = subprocess.Popen([sys.executable, "-c", _PRESSURE, str(margin_mib * 4)], stdin=subprocess.PIPE,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         (folder / "cgroup.procs").write_text(str(hog.pid))
         info["sent_mono"] = time.monotonic()
-        assert hog.stdin is not None
-        hog.stdin.write(b"go\n")
-        hog.stdin.flush()
+        if hog.stdin is not None:
+            hog.stdin.write(b"go\n")
+            hog.stdin.flush()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and any(p != hog.pid for p in container_pids(container_id)):
             time.sleep(0.005)
@@ -182,5 +185,5 @@ def oom_kill_container(container_id: str, margin_mib: int = 32, timeout: float =
         kills_before is None or kills_after is None or kills_after > kills_before)
     if not info.get("processes_gone"):
         with contextlib.suppress(OSError):
-            limit_file.write_text(before_limit if before_limit != "max" else "max")
+            limit_file.write_text(before_limit)
     return info
