@@ -47,12 +47,14 @@ POD_TEMPLATE = "pod_template"
 #: Push the running service's container over a memory limit until the kernel's OOM killer ends it, with the
 #: API's ``OOMKilled`` and restart as proof (kubernetes with node access).
 OOM_KILL = "oom_kill"
+#: Scale the service's Deployment to N replicas and prove it from the Deployment's status (kubernetes).
+SCALE = "scale"
 
 #: The venue's hostname resolves through a DNS stub the drill controls (``dns_fail``, ``dns_restore``,
 #: ``dns_state``: the stub's own per-name lookup counts); see pytest_chaosdrill.dnsstub.
 DNS = "dns"
 
-ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, POD_DELETE, NODE_LOSS, POD_TEMPLATE, OOM_KILL, DNS})
+ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, POD_DELETE, NODE_LOSS, POD_TEMPLATE, OOM_KILL, SCALE, DNS})
 
 
 @runtime_checkable

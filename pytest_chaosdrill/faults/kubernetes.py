@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..backends.base import KILL, NODE_LOSS, OOM_KILL, POD_DELETE, POD_TEMPLATE
+from ..backends.base import KILL, NODE_LOSS, OOM_KILL, POD_DELETE, POD_TEMPLATE, SCALE
 from ..timeline import wait_until
 from .base import FaultNotLanded, Trigger, known_params, start_hold_proof
 
@@ -217,6 +217,51 @@ class OomKill(Trigger):
         self.condition_ended_mono = time.monotonic()
         self.proof = {"kills": self.kills, "oom_kills": len(self.kills), "sent_mono": self.landed_mono}
         return self.proof
+
+
+class Scale(Trigger):
+    """The service's Deployment scaled to ``replicas`` (0: the execution workload scaled to zero; more
+    than the target file's: instances the service must fence against). Proof: the Deployment's status
+    (observed, ``replicas`` and ``readyReplicas`` equal to ``replicas``) and exactly that many pods.
+    Release: scaled back to the target file's replicas, proven the same way, then the service serving."""
+
+    kind = "kubernetes.scale"
+    manages_target = True
+    requires = frozenset({SCALE})
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        problems = known_params(params, {"replicas": int, "timeout_s": (int, float), "restore_timeout_s": (int, float)})
+        if "replicas" not in params:
+            problems.append("parameter 'replicas' is required (the replicas to scale to)")
+        elif isinstance(params["replicas"], int) and params["replicas"] < 0:
+            problems.append(f"parameter 'replicas' must be 0 or more, got {params['replicas']}")
+        return problems
+
+    def fire(self) -> dict[str, Any]:
+        self.down = int(self.params["replicas"]) == 0
+        if self.down:
+            self.ctx.expect_downtime(True)
+        self.info = self.ctx.target.scale_to(int(self.params["replicas"]), float(self.params.get("timeout_s", 60)))
+        return self.info
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        if not self.info.get("proven"):
+            raise FaultNotLanded(f"the Deployment's status did not show {self.params['replicas']} replica(s) ready "
+                                 f"(and no other pod): {self.info}")
+        self.landed_mono = self.info["proven_mono"]
+        self.proof = dict(self.info)
+        return self.proof
+
+    def release(self) -> dict[str, Any]:
+        target = self.ctx.target
+        out = target.scale_to(int(target.spec.replicas), float(self.params.get("restore_timeout_s", 90)))
+        if self.down:
+            self.ctx.timeline.mark("restart")
+            self.ctx.wait_target_serving()
+            self.ctx.expect_downtime(False)
+        self.condition_ended_mono = time.monotonic()
+        return out
 
 
 class _TemplateFault(Trigger):

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ...target import RenderedTarget
 from ...wiring import ProxyLink, VenueEndpoints
-from ..base import (KILL, NODE_LOSS, OOM_KILL, POD_DELETE, POD_TEMPLATE, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite,
+from ..base import (KILL, NODE_LOSS, OOM_KILL, POD_DELETE, POD_TEMPLATE, SCALE, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite,
                     Harness, key_placeholders)
 from . import cluster, nodeaccess
 from .relay import PodRelay
@@ -50,7 +50,7 @@ class KubernetesBackend(Backend):
     ``restartCount`` and exit code 137) and restart (scale to zero and back)."""
 
     name = "kubernetes"
-    capabilities = frozenset({START, KILL, POD_DELETE, NODE_LOSS, POD_TEMPLATE, OOM_KILL})
+    capabilities = frozenset({START, KILL, POD_DELETE, NODE_LOSS, POD_TEMPLATE, OOM_KILL, SCALE})
     extra = "kubernetes"
 
     def __init__(self, settings: BackendSettings) -> None:
@@ -733,6 +733,33 @@ class KubeTarget:
                     break
             time.sleep(0.2)
         self.proofs.append({"action": "restore_template", **out})
+        return out
+
+    def scale_to(self, replicas: int, timeout: float = 60.0) -> dict[str, Any]:
+        """Scale the Deployment to ``replicas`` and wait until its status proves it: the controller has
+        observed the change (``observedGeneration``), ``status.replicas`` and ``readyReplicas`` equal
+        ``replicas``, and exactly that many pods of the drill exist (none still terminating)."""
+        before = self.apps.read_namespaced_deployment(self.name, self.ns).spec.replicas
+        sent_mono = time.monotonic()
+        self.apps.patch_namespaced_deployment_scale(self.name, self.ns, {"spec": {"replicas": replicas}})
+        out: dict[str, Any] = {"replicas_before": before, "replicas": replicas, "sent_mono": sent_mono, "proven": False}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):   # an API hiccup: ask again
+                dep = self.apps.read_namespaced_deployment(self.name, self.ns)
+                st = dep.status
+                status = {"generation": dep.metadata.generation, "observed_generation": st.observed_generation,
+                          "replicas": st.replicas or 0, "ready_replicas": st.ready_replicas or 0,
+                          "available_replicas": st.available_replicas or 0}
+                pods = self.pods()
+                out.update(deployment_status=status, pods=sorted(p.metadata.name for p in pods))
+                if ((st.observed_generation or 0) >= (dep.metadata.generation or 0)
+                        and status["replicas"] == replicas and status["ready_replicas"] == replicas
+                        and len(pods) == replicas):
+                    out.update(proven=True, proven_mono=time.monotonic())
+                    break
+            time.sleep(0.2)
+        self.proofs.append({"action": "scale_to", **out})
         return out
 
     def pause(self) -> dict[str, Any]:
