@@ -7,7 +7,7 @@ from typing import Any
 
 from ..backends.base import KILL, NODE_LOSS, OOM_KILL, POD_DELETE, POD_TEMPLATE, SCALE
 from ..timeline import wait_until
-from .base import FaultNotLanded, Trigger, known_params, start_hold_proof
+from .base import FaultNotLanded, Trigger, known_params, record_dict, start_hold_proof
 
 
 class PodDelete(Trigger):
