@@ -49,12 +49,15 @@ POD_TEMPLATE = "pod_template"
 OOM_KILL = "oom_kill"
 #: Scale the service's Deployment to N replicas and prove it from the Deployment's status (kubernetes).
 SCALE = "scale"
+#: Cut the serving pod off the network inside its network namespace, proven by a probe from inside it
+#: (kubernetes with node access).
+POD_NETWORK_CUT = "pod_network_cut"
 
 #: The venue's hostname resolves through a DNS stub the drill controls (``dns_fail``, ``dns_restore``,
 #: ``dns_state``: the stub's own per-name lookup counts); see pytest_chaosdrill.dnsstub.
 DNS = "dns"
 
-ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, POD_DELETE, NODE_LOSS, POD_TEMPLATE, OOM_KILL, SCALE, DNS})
+ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, POD_DELETE, NODE_LOSS, POD_TEMPLATE, OOM_KILL, SCALE, POD_NETWORK_CUT, DNS})
 
 
 @runtime_checkable

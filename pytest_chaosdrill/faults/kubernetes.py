@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..backends.base import KILL, NODE_LOSS, OOM_KILL, POD_DELETE, POD_TEMPLATE, SCALE
+from ..backends.base import KILL, NODE_LOSS, OOM_KILL, POD_DELETE, POD_NETWORK_CUT, POD_TEMPLATE, SCALE
 from ..timeline import wait_until
 from .base import FaultNotLanded, Trigger, known_params, record_dict, start_hold_proof
 
@@ -260,6 +260,49 @@ class Scale(Trigger):
             self.ctx.timeline.mark("restart")
             self.ctx.wait_target_serving()
             self.ctx.expect_downtime(False)
+        self.condition_ended_mono = time.monotonic()
+        return out
+
+
+class NetworkCut(Trigger):
+    """The serving pod cut off the network inside its network namespace (``via: iptables``, the default:
+    rules in the pod's namespace, found through its container on the node, as Chaos Mesh's daemon does;
+    the pod's status port stays open so the harness keeps observing). Proof: a TCP probe from inside the
+    namespace to the fault proxy opens before the cut and fails during it; the release removes the rules
+    and the probe opens again. ``via: networkpolicy`` is refused as NOT PROVEN: nothing proves a policy
+    is enforced on the cluster (``chaosdrill k8s-selfcheck`` runs no such probe), and a partition is
+    never claimed on an object's word."""
+
+    kind = "kubernetes.network_cut"
+    manages_target = True
+    requires = frozenset({POD_NETWORK_CUT})
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        problems = known_params(params, {"via": str})
+        if params.get("via", "iptables") not in ("iptables", "networkpolicy"):
+            problems.append(f"parameter 'via' must be iptables or networkpolicy, got {params['via']!r}")
+        return problems
+
+    def fire(self) -> dict[str, Any]:
+        self.via = self.params.get("via", "iptables")
+        self.info = {"via": self.via} if self.via == "networkpolicy" else self.ctx.target.network_cut()
+        return self.info
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        if self.via == "networkpolicy":
+            raise FaultNotLanded("a NetworkPolicy cut is not proven on this cluster: nothing shows its CNI enforces "
+                                 "NetworkPolicy (use via: iptables, a cut inside the pod's network namespace)")
+        if not self.info.get("proven"):
+            self.ctx.target.network_restore()
+            raise FaultNotLanded("the probe from inside the pod's network namespace did not open before the cut and "
+                                 f"fail during it: {self.info}")
+        self.landed_mono = self.info["sent_mono"]
+        self.proof = dict(self.info)
+        return self.proof
+
+    def release(self) -> dict[str, Any]:
+        out = self.ctx.target.network_restore()
         self.condition_ended_mono = time.monotonic()
         return out
 

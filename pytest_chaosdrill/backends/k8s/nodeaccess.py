@@ -187,3 +187,56 @@ def oom_kill_container(container_id: str, margin_mib: int = 32, timeout: float =
         with contextlib.suppress(OSError):
             limit_file.write_text(before_limit)
     return info
+
+
+_PROBE = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), float(sys.argv[3])).close()"
+
+
+def netns_of(container_id: str) -> str | None:
+    """The network namespace of the container (``/proc/<pid>/ns/net`` of one of its processes)."""
+    pids = container_pids(container_id)
+    return f"/proc/{pids[0]}/ns/net" if pids else None
+
+
+def cut_rules(status_port: int, mark: str) -> list[list[str]]:
+    """The iptables rules of a cut, in insertion order (each inserted first, so the last is on top):
+    everything dropped in and out of the pod except its loopback and its status port (the harness keeps
+    sampling it), each rule commented ``mark`` so the release removes exactly these."""
+    c = ["-m", "comment", "--comment", mark]
+    return [["INPUT", "-j", "DROP", *c], ["OUTPUT", "-j", "DROP", *c],
+            ["INPUT", "-p", "tcp", "--dport", str(status_port), "-j", "ACCEPT", *c],
+            ["OUTPUT", "-p", "tcp", "--sport", str(status_port), "-j", "ACCEPT", *c],
+            ["INPUT", "-i", "lo", "-j", "ACCEPT", *c], ["OUTPUT", "-o", "lo", "-j", "ACCEPT", *c]]
+
+
+def in_netns(netns: str, argv: list[str], timeout: float = 10.0) -> subprocess.CompletedProcess:
+    """Run ``argv`` in the network namespace ``netns`` (``nsenter --net``), as Chaos Mesh's daemon does."""
+    return subprocess.run(["nsenter", f"--net={netns}", *argv], capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+def probe(netns: str, host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether a TCP connection from inside ``netns`` to ``host:port`` opens within ``timeout``."""
+    try:
+        return in_netns(netns, [sys.executable, "-c", _PROBE, host, str(port), str(timeout)], timeout + 5).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def cut(netns: str, rules: list[list[str]]) -> list[str]:
+    """Insert ``rules`` in ``netns``; the errors (empty when every rule is in)."""
+    errors = []
+    for chain, *spec in rules:
+        out = in_netns(netns, ["iptables", "-w", "-I", chain, "1", *spec])
+        if out.returncode:
+            errors.append(f"iptables -I {chain} {' '.join(spec)}: {out.stderr.strip()}")
+    return errors
+
+
+def uncut(netns: str, rules: list[list[str]]) -> int:
+    """Delete ``rules`` from ``netns`` (a namespace already gone has none); how many were removed."""
+    removed = 0
+    for chain, *spec in rules:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            removed += in_netns(netns, ["iptables", "-w", "-D", chain, *spec]).returncode == 0
+    return removed
