@@ -163,7 +163,12 @@ class OomKill(Trigger):
         self.ctx.expect_downtime(True)
         hold_s = float(self.params.get("hold_reconcile_s", 0))
         self.hold = self.ctx.venue.rest_latency(ms=int(hold_s * 1000) + 1000) if hold_s > 0 else None
-        info = self.ctx.target.oom_kill(margin_mib=int(self.params.get("margin_mib", 32)))
+        try:
+            info = self.ctx.target.oom_kill(margin_mib=int(self.params.get("margin_mib", 32)))
+        except Exception:
+            if self.hold is not None:   # the venue must not stay slow for the rest of the drill
+                self.ctx.venue.clear(kind="rest_latency")
+            raise
         if info.get("oom_killed"):
             # the restarted container's first status answer is the first after this mark (the old one is dead)
             self.ctx.timeline.mark("restart", kill=len(self.kills) + 1)

@@ -96,10 +96,12 @@ def continue_stopped_kubelets(nodes: list[str]) -> list[str]:
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 #: The memory pressure process: moved into the container's memory cgroup before it allocates (so
-#: every page it touches is charged there), then grows 1 MiB at a time until killed or ``argv[1]`` MiB.
-_PRESSURE = ("import sys, time\nsys.stdin.readline()\nchunks = []\n"
+#: every page it touches is charged there), then grows 1 MiB at a time until killed or ``argv[1]`` MiB;
+#: it exits by itself once its parent (pytest) is gone, so a killed run leaves it behind for no longer
+#: than a poll.
+_PRESSURE = ("import os, sys, time\nparent = os.getppid()\nsys.stdin.readline()\nchunks = []\n"
              "for _ in range(int(sys.argv[1])):\n    chunks.append(bytearray(1 << 20))\n"
-             "time.sleep(3600)\n")
+             "while os.getppid() == parent:\n    time.sleep(0.1)\n")
 
 
 def memory_cgroup(pid: int, root: Path = CGROUP_ROOT) -> tuple[Path, dict[str, str]] | None:

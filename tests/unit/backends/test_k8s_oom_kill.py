@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace as NS
 from typing import Any
@@ -117,3 +118,18 @@ def test_params() -> None:
     assert OomKill.check_params({"kills": 2, "between_s": 3.0, "hold_reconcile_s": 3.0}) == []
     assert any("at least 1" in p for p in OomKill.check_params({"kills": 0}))
     assert any("unknown parameter 'limit'" in p for p in OomKill.check_params({"limit": "16Mi"}))
+
+
+def test_pressure_process_ends_with_its_parent() -> None:
+    """A pytest killed mid-fault leaves no pressure process: it polls its parent and exits."""
+    parent = subprocess.run([sys.executable, "-c", (
+        "import subprocess, sys\n"
+        "p = subprocess.Popen([sys.executable, '-c', sys.argv[1], '1'], stdin=subprocess.PIPE)\n"
+        "p.stdin.write(b'go\\n'); p.stdin.flush(); print(p.pid)\n"), nodeaccess._PRESSURE],
+        capture_output=True, text=True, timeout=20, check=True)
+    hog = int(parent.stdout.strip())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{hog}").exists() \
+            and Path(f"/proc/{hog}/stat").read_text().split()[2] != "Z":
+        time.sleep(0.05)
+    assert not Path(f"/proc/{hog}").exists() or Path(f"/proc/{hog}/stat").read_text().split()[2] == "Z"
