@@ -97,9 +97,9 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 #: The memory pressure process: moved into the container's memory cgroup before it allocates (so
 #: every page it touches is charged there), then grows 1 MiB at a time until killed or ``argv[1]`` MiB;
-#: it exits by itself once its parent (pytest) is gone, so a killed run leaves it behind for no longer
-#: than a poll.
-_PRESSURE = ("import os, sys, time\nparent = os.getppid()\nsys.stdin.readline()\nchunks = []\n"
+#: it exits by itself once its parent (pytest, pid ``argv[2]``) is gone, so a killed run leaves it
+#: behind for no longer than a poll.
+_PRESSURE = ("import os, sys, time\nparent = int(sys.argv[2])\nsys.stdin.readline()\nchunks = []\n"
              "for _ in range(int(sys.argv[1])):\n    chunks.append(bytearray(1 << 20))\n"
              "while os.getppid() == parent:\n    time.sleep(0.1)\n")
 
@@ -164,8 +164,8 @@ def oom_kill_container(container_id: str, margin_mib: int = 32, timeout: float =
         with contextlib.suppress(OSError):
             Path(f"/proc/{pid}/oom_score_adj").write_text("1000")
     limit_file.write_text(str(limit))
-    hog = subprocess.Popen([sys.executable, "-c", _PRESSURE, str(margin_mib * 4)], stdin=subprocess.PIPE,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hog = subprocess.Popen([sys.executable, "-c", _PRESSURE, str(margin_mib * 4), str(os.getpid())],
+                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         (folder / "cgroup.procs").write_text(str(hog.pid))
         info["sent_mono"] = time.monotonic()

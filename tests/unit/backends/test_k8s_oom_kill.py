@@ -124,7 +124,8 @@ def test_pressure_process_ends_with_its_parent() -> None:
     """A pytest killed mid-fault leaves no pressure process: it polls its parent and exits."""
     parent = subprocess.run([sys.executable, "-c", (
         "import subprocess, sys\n"
-        "p = subprocess.Popen([sys.executable, '-c', sys.argv[1], '1'], stdin=subprocess.PIPE)\n"
+        "import os\n"
+        "p = subprocess.Popen([sys.executable, '-c', sys.argv[1], '1', str(os.getpid())], stdin=subprocess.PIPE)\n"
         "p.stdin.write(b'go\\n'); p.stdin.flush(); print(p.pid)\n"), nodeaccess._PRESSURE],
         capture_output=True, text=True, timeout=20, check=True)
     hog = int(parent.stdout.strip())
