@@ -41,6 +41,9 @@ def builtin_triggers() -> dict[str, TriggerFactory]:
         "kubernetes.pod_delete": F.PodDelete,
         "kubernetes.node_loss": F.NodeLoss,
         "kubernetes.memory_limit": F.MemoryLimit,
+        "kubernetes.oom_kill": F.OomKill,
+        "kubernetes.scale": F.Scale,
+        "kubernetes.network_cut": F.NetworkCut,
         "kubernetes.image_fault": F.ImageFault,
     })
     # Schedules run steps of any kind in the table, plugins' kinds included (the hook adds them to it later).

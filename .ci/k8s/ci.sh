@@ -17,7 +17,7 @@ IMAGE=${CHAOSDRILL_IMAGE:-chaosdrill/target:latest}
 VARIANT_IMAGE=chaosdrill/target-variants:k8s-ci-$$
 # bug:drill pairs: each variant must FAIL that cluster drill
 VARIANT_CASES=(duplicate_dispatch_after_restart:cluster_1_pod_rescheduled no_restart_latch:cluster_1_pod_rescheduled
-               no_fencing:cluster_2_node_loss)
+               no_fencing:cluster_2_node_loss no_restart_latch:cluster_3_oom_crash_loop)
 sysctls_now() { for k in "${K8S_SYSCTLS[@]}"; do echo "$k $(sysctl -n "$k" 2>/dev/null)"; done; }
 
 # A crashed earlier run: clean first (down.sh is idempotent).

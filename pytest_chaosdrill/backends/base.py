@@ -44,12 +44,20 @@ NODE_LOSS = "node_loss"
 #: Change the pod template (memory limit, image) so that the replacement pods cannot run, with the API's
 #: reason (OOMKilled, ErrImagePull); put it back (kubernetes).
 POD_TEMPLATE = "pod_template"
+#: Push the running service's container over a memory limit until the kernel's OOM killer ends it, with the
+#: API's ``OOMKilled`` and restart as proof (kubernetes with node access).
+OOM_KILL = "oom_kill"
+#: Scale the service's Deployment to N replicas and prove it from the Deployment's status (kubernetes).
+SCALE = "scale"
+#: Cut the serving pod off the network inside its network namespace, proven by a probe from inside it
+#: (kubernetes with node access).
+POD_NETWORK_CUT = "pod_network_cut"
 
 #: The venue's hostname resolves through a DNS stub the drill controls (``dns_fail``, ``dns_restore``,
 #: ``dns_state``: the stub's own per-name lookup counts); see pytest_chaosdrill.dnsstub.
 DNS = "dns"
 
-ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, POD_DELETE, NODE_LOSS, POD_TEMPLATE, DNS})
+ALL_CAPABILITIES = frozenset({START, KILL, PAUSE, NETWORK_CUT, EXIT, POD_DELETE, NODE_LOSS, POD_TEMPLATE, OOM_KILL, SCALE, POD_NETWORK_CUT, DNS})
 
 
 @runtime_checkable

@@ -180,15 +180,20 @@ def loop_keeps_ticking(rec: "DrillRecord", max_gap_ms: float = 1000.0) -> CheckR
 
 
 def restart_latch_on_startup(rec: "DrillRecord", code: str = "RESTART_RECONCILE_REQUIRED") -> CheckResult:
-    """On startup the latch is set with ``code``: the first status after the restart has the latch and the code."""
-    up = rec.timeline.get_mark("restart")
-    if up is None:
+    """On startup the latch is set with ``code``: the first status after each restart (every ``restart``
+    mark: a fault may restart the service more than once) has the latch and the code."""
+    ups = [m for m in rec.timeline.marks if m.label == "restart"]
+    if not ups:
         return CheckResult("restart_latch_on_startup", None, "the target was not restarted")
-    first = rec.timeline.first(lambda s: s.ok, start=up.mono)
-    if first is None:
-        return CheckResult("restart_latch_on_startup", None, "no status sample after the restart")
-    codes = first.status.get("open_permission_reason_codes") or []
-    ok = first.latched and code in codes
-    return CheckResult("restart_latch_on_startup", ok,
-                       f"first status after restart (sample {first.i}): latch={first.status.get('open_permission_blocked_latch')}, "
-                       f"codes={codes}")
+    seen = []
+    for up in ups:
+        first = rec.timeline.first(lambda s: s.ok, start=up.mono)
+        if first is None:
+            return CheckResult("restart_latch_on_startup", None, "no status sample after the restart"
+                               + (f" ({len(seen) + 1} of {len(ups)})" if len(ups) > 1 else ""))
+        codes = first.status.get("open_permission_reason_codes") or []
+        seen.append((first, codes, bool(first.latched and code in codes)))
+    said = "; ".join(f"first status after restart{f' {n}' if len(ups) > 1 else ''} (sample {first.i}): "
+                     f"latch={first.status.get('open_permission_blocked_latch')}, codes={codes}"
+                     for n, (first, codes, _) in enumerate(seen, 1))
+    return CheckResult("restart_latch_on_startup", all(ok for *_, ok in seen), said)

@@ -16,13 +16,13 @@ from __future__ import annotations
 from .base import BackendFault, CompositeKind, FaultNotLanded, Trigger, TriggerFactory, jsonable, requirements
 from .file import StopFile
 from .hook import OccasionHook, TargetHook
-from .kubernetes import ImageFault, MemoryLimit, NodeLoss, PodDelete
+from .kubernetes import ImageFault, MemoryLimit, NetworkCut, NodeLoss, OomKill, PodDelete, Scale
 from .network import DNSFailure, NetworkDisconnect
 from .process import ProcessKillRestart, ProcessPause
 from .proxy import ProxyToxic
 from .schedule import ScheduleKind, ScheduleTrigger
 from .venue import ONE_SHOT_VENUE_FAULTS, VENUE_FAULTS, VenueFault, VenueFaultKind
 
-__all__ = ["BackendFault", "CompositeKind", "DNSFailure", "FaultNotLanded", "ImageFault", "MemoryLimit", "NetworkDisconnect", "NodeLoss", "ONE_SHOT_VENUE_FAULTS", "OccasionHook", "PodDelete", "ProcessKillRestart",
+__all__ = ["BackendFault", "CompositeKind", "DNSFailure", "FaultNotLanded", "ImageFault", "MemoryLimit", "NetworkCut", "NetworkDisconnect", "NodeLoss", "ONE_SHOT_VENUE_FAULTS", "OomKill", "OccasionHook", "PodDelete", "ProcessKillRestart", "Scale",
            "ProcessPause", "ProxyToxic", "ScheduleKind", "ScheduleTrigger", "StopFile", "TargetHook", "Trigger",
            "TriggerFactory", "VENUE_FAULTS", "VenueFault", "VenueFaultKind", "jsonable", "requirements"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..backends.base import KILL, NODE_LOSS, POD_DELETE, POD_TEMPLATE
+from ..backends.base import KILL, NODE_LOSS, OOM_KILL, POD_DELETE, POD_NETWORK_CUT, POD_TEMPLATE, SCALE
 from ..timeline import wait_until
-from .base import FaultNotLanded, Trigger, known_params, start_hold_proof
+from .base import FaultNotLanded, Trigger, known_params, record_dict, start_hold_proof
 
 
 class PodDelete(Trigger):
@@ -131,6 +131,184 @@ class NodeLoss(Trigger):
             out["proxy_connections"] = self.ctx.proxy.connections()
         except Exception as exc:  # noqa: BLE001 - an out-of-process proxy has no connection log
             out["proxy_connections_error"] = f"{type(exc).__name__}: {exc}"
+        return out
+
+
+class OomKill(Trigger):
+    """The running service pushed over a memory limit until the kernel's OOM killer ends it mid-trade,
+    ``kills`` times: each time the kubelet restarts the container in the same pod, on the same data (the
+    second restart after a back-off: ``CrashLoopBackOff``). Between kills the service must come back,
+    reconcile and trade for ``between_s``. Proof per kill: the kernel (the container's processes gone,
+    its memory cgroup's OOM kill count up) and the API (``lastState.terminated.reason`` ``OOMKilled``,
+    ``restartCount`` +1). A correct service comes back latched each time (its previous run was killed)
+    and sends no OPEN before reconciling.
+
+    ``hold_reconcile_s`` keeps the venue's REST slow from each kill until the restarted container's first
+    status answer (then ``hold_reconcile_s`` more), so the start-up latch is observable however fast the
+    service reconciles; each hold is in the proof."""
+
+    kind = "kubernetes.oom_kill"
+    manages_target = True
+    requires = frozenset({OOM_KILL})
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        problems = known_params(params, {"kills": int, "between_s": (int, float), "margin_mib": int,
+                                         "hold_reconcile_s": (int, float), "timeout_s": (int, float)})
+        if isinstance(params.get("kills"), int) and params["kills"] < 1:
+            problems.append(f"parameter 'kills' must be at least 1, got {params['kills']}")
+        return problems
+
+    def _kill(self) -> dict[str, Any]:
+        self.ctx.expect_downtime(True)
+        hold_s = float(self.params.get("hold_reconcile_s", 0))
+        self.hold = self.ctx.venue.rest_latency(ms=int(hold_s * 1000) + 1000) if hold_s > 0 else None
+        try:
+            info = self.ctx.target.oom_kill(margin_mib=int(self.params.get("margin_mib", 32)))
+        except Exception:
+            if self.hold is not None:   # the venue must not stay slow for the rest of the drill
+                self.ctx.venue.clear(kind="rest_latency")
+            raise
+        if info.get("oom_killed"):
+            # the restarted container's first status answer is the first after this mark (the old one is dead)
+            self.ctx.timeline.mark("restart", kill=len(self.kills) + 1)
+        return info
+
+    def _not_landed(self, why: str) -> FaultNotLanded:
+        if self.hold is not None:
+            self.ctx.venue.clear(kind="rest_latency")
+        return FaultNotLanded(why)
+
+    def fire(self) -> dict[str, Any]:
+        self.kills: list[dict[str, Any]] = []
+        self.info = self._kill()
+        return self.info
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        # The kubelet's back-off (10 s before the second restart) sets the pace: timeout_s per restart.
+        restart_timeout = float(self.params.get("timeout_s", 60))
+        hold_s = float(self.params.get("hold_reconcile_s", 0))
+        total = int(self.params.get("kills", 2))
+        info = self.info
+        while True:
+            if not info.get("oom_killed"):
+                raise self._not_landed(f"the kernel did not OOM-kill the service (kill {len(self.kills) + 1}): {info}")
+            api = self.ctx.target.confirm_oom_kill(info, restart_timeout)
+            entry = {**info, "api": api}
+            self.kills.append(entry)
+            if not api.get("api_proven"):
+                raise self._not_landed(f"the API did not show the container OOMKilled and restarted "
+                                       f"(kill {len(self.kills)}): {api}")
+            if self.landed_mono is None:
+                self.landed_mono = info["sent_mono"]
+            restart = self.ctx.timeline.get_mark("restart")
+            self.ctx.wait_target_serving()
+            self.ctx.expect_downtime(False)
+            if self.hold is not None:
+                seen = wait_until(lambda: self.ctx.timeline.first(lambda s: s.ok, start=restart.mono), hold_s)
+                released = time.monotonic()
+                self.ctx.venue.clear(kind="rest_latency")
+                entry["reconcile_hold"] = start_hold_proof(self.ctx.venue, self.hold, hold_s, released,
+                                                           seen.i if seen else None)
+                self.hold = None
+            if len(self.kills) >= total:
+                break
+            # Back, reconciled (latch clear) and trading before the next kill: each restart is judged alone.
+            back = wait_until(lambda: self.ctx.timeline.first(lambda s: s.ok and not s.latched, start=restart.mono),
+                              restart_timeout)
+            entry["unlatched_sample"] = back.i if back else None
+            time.sleep(float(self.params.get("between_s", 3)))   # trading time between kills, part of the fault
+            info = self._kill()
+        self.condition_ended_mono = time.monotonic()
+        self.proof = {"kills": self.kills, "oom_kills": len(self.kills), "sent_mono": self.landed_mono}
+        return self.proof
+
+
+class Scale(Trigger):
+    """The service's Deployment scaled to ``replicas`` (0: the execution workload scaled to zero; more
+    than the target file's: instances the service must fence against). Proof: the Deployment's status
+    (observed, ``replicas`` and ``readyReplicas`` equal to ``replicas``) and exactly that many pods.
+    Release: scaled back to the target file's replicas, proven the same way, then the service serving."""
+
+    kind = "kubernetes.scale"
+    manages_target = True
+    requires = frozenset({SCALE})
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        problems = known_params(params, {"replicas": int, "timeout_s": (int, float), "restore_timeout_s": (int, float)})
+        if "replicas" not in params:
+            problems.append("parameter 'replicas' is required (the replicas to scale to)")
+        elif isinstance(params["replicas"], int) and params["replicas"] < 0:
+            problems.append(f"parameter 'replicas' must be 0 or more, got {params['replicas']}")
+        return problems
+
+    def fire(self) -> dict[str, Any]:
+        self.down = int(self.params["replicas"]) == 0
+        if self.down:
+            self.ctx.expect_downtime(True)
+        self.info = self.ctx.target.scale_to(int(self.params["replicas"]), float(self.params.get("timeout_s", 60)))
+        return self.info
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        if not self.info.get("proven"):
+            raise FaultNotLanded(f"the Deployment's status did not show {self.params['replicas']} replica(s) ready "
+                                 f"(and no other pod): {self.info}")
+        self.landed_mono = self.info["proven_mono"]
+        self.proof = dict(self.info)
+        return self.proof
+
+    def release(self) -> dict[str, Any]:
+        target = self.ctx.target
+        out = target.scale_to(int(target.spec.replicas), float(self.params.get("restore_timeout_s", 90)))
+        if self.down:
+            self.ctx.timeline.mark("restart")
+            self.ctx.wait_target_serving()
+            self.ctx.expect_downtime(False)
+        self.condition_ended_mono = time.monotonic()
+        return out
+
+
+class NetworkCut(Trigger):
+    """The serving pod cut off the network inside its network namespace (``via: iptables``, the default:
+    rules in the pod's namespace, found through its container on the node, as Chaos Mesh's daemon does;
+    the pod's status port stays open so the harness keeps observing). Proof: a TCP probe from inside the
+    namespace to the fault proxy opens before the cut and fails during it; the release removes the rules
+    and the probe opens again. ``via: networkpolicy`` is refused as NOT PROVEN: nothing proves a policy
+    is enforced on the cluster (``chaosdrill k8s-selfcheck`` runs no such probe), and a partition is
+    never claimed on an object's word."""
+
+    kind = "kubernetes.network_cut"
+    manages_target = True
+    requires = frozenset({POD_NETWORK_CUT})
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[str]:
+        problems = known_params(params, {"via": str})
+        if params.get("via", "iptables") not in ("iptables", "networkpolicy"):
+            problems.append(f"parameter 'via' must be iptables or networkpolicy, got {params['via']!r}")
+        return problems
+
+    def fire(self) -> dict[str, Any]:
+        self.via = self.params.get("via", "iptables")
+        self.info = {"via": self.via} if self.via == "networkpolicy" else self.ctx.target.network_cut()
+        return self.info
+
+    def wait_landed(self, timeout: float) -> dict[str, Any]:
+        if self.via == "networkpolicy":
+            raise FaultNotLanded("a NetworkPolicy cut is not proven on this cluster: nothing shows its CNI enforces "
+                                 "NetworkPolicy (use via: iptables, a cut inside the pod's network namespace)")
+        if not self.info.get("proven"):
+            self.ctx.target.network_restore()
+            raise FaultNotLanded("the probe from inside the pod's network namespace did not open before the cut and "
+                                 f"fail during it: {self.info}")
+        self.landed_mono = self.info["sent_mono"]
+        self.proof = dict(self.info)
+        return self.proof
+
+    def release(self) -> dict[str, Any]:
+        out = self.ctx.target.network_restore()
+        self.condition_ended_mono = time.monotonic()
         return out
 
 

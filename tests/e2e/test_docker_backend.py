@@ -24,7 +24,7 @@ import requests
 import yaml
 
 from pytest_chaosdrill.backends import docker_engine as de
-from pytest_chaosdrill.backends.base import (ALL_CAPABILITIES, NODE_LOSS, POD_DELETE, POD_TEMPLATE, BackendSettings, BackendUnavailable, DrillSite,
+from pytest_chaosdrill.backends.base import (ALL_CAPABILITIES, NODE_LOSS, OOM_KILL, POD_DELETE, POD_NETWORK_CUT, POD_TEMPLATE, SCALE, BackendSettings, BackendUnavailable, DrillSite,
                                              Harness)
 from pytest_chaosdrill.backends.docker import (DOCKER_SECTION_SCHEMA, DockerBackend, DockerSpec, DockerTarget,
                                                PROXY_LISTEN_PORT)
@@ -211,7 +211,7 @@ def test_schema_agrees_with_the_parser(tmp_path: Path) -> None:
 
 def test_backend_declares_every_capability_but_the_clusters_and_its_extra() -> None:
     assert DockerBackend.name == "docker" and DockerBackend.extra == "docker"
-    assert DockerBackend.capabilities == ALL_CAPABILITIES - {POD_DELETE, NODE_LOSS, POD_TEMPLATE}   # cluster faults: kubernetes only
+    assert DockerBackend.capabilities == ALL_CAPABILITIES - {POD_DELETE, NODE_LOSS, POD_TEMPLATE, OOM_KILL, SCALE, POD_NETWORK_CUT}   # cluster faults: kubernetes only
 
 
 def test_unavailable_without_pytest_docker(monkeypatch: pytest.MonkeyPatch) -> None:

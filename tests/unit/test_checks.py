@@ -562,3 +562,21 @@ def test_no_dispatch_while_failed() -> None:
     res = C.no_dispatch_while_failed(run([1.0, 12.0]))
     assert res.passed is False and "1 order(s)" in res.detail and "OOMKilled" in res.detail
     assert C.no_dispatch_while_failed(run([], reason=None)).passed is None
+
+
+def test_restart_latch_on_startup_judges_every_restart() -> None:
+    from pytest_chaosdrill.timeline import Mark
+
+    restart = latched("RESTART_RECONCILE_REQUIRED")
+    story = [(0.5, ACTIVE), (2.0, restart), (3.0, ACTIVE), (5.0, None), (6.0, restart), (7.0, ACTIVE)]
+    marks = (Mark("restart", 1.5, "", {}), Mark("restart", 4.5, "", {}))
+    res = C.restart_latch_on_startup(make_run(story, marks=marks))
+    assert res.passed is True and "restart 2 (sample 4)" in res.detail
+    # the second restart comes back trading at once (no latch): one restart unlatched fails the check
+    story[4] = (6.0, ACTIVE)
+    res = C.restart_latch_on_startup(make_run(story, marks=marks))
+    assert res.passed is False and "restart 1 (sample 1): latch=True" in res.detail
+    assert "restart 2 (sample 4): latch=False" in res.detail
+    # one restart: judged as before
+    assert C.restart_latch_on_startup(make_run(story[:3], marks=marks[:1])).passed is True
+    assert C.restart_latch_on_startup(make_run(story)).passed is None

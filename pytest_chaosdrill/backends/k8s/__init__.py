@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ...target import RenderedTarget
 from ...wiring import ProxyLink, VenueEndpoints
-from ..base import (KILL, NODE_LOSS, POD_DELETE, POD_TEMPLATE, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite,
+from ..base import (KILL, NODE_LOSS, OOM_KILL, POD_DELETE, POD_NETWORK_CUT, POD_TEMPLATE, SCALE, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite,
                     Harness, key_placeholders)
 from . import cluster, nodeaccess
 from .relay import PodRelay
@@ -50,7 +50,7 @@ class KubernetesBackend(Backend):
     ``restartCount`` and exit code 137) and restart (scale to zero and back)."""
 
     name = "kubernetes"
-    capabilities = frozenset({START, KILL, POD_DELETE, NODE_LOSS, POD_TEMPLATE})
+    capabilities = frozenset({START, KILL, POD_DELETE, NODE_LOSS, POD_TEMPLATE, OOM_KILL, SCALE, POD_NETWORK_CUT})
     extra = "kubernetes"
 
     def __init__(self, settings: BackendSettings) -> None:
@@ -143,6 +143,7 @@ class KubernetesBackend(Backend):
         inside = {**common, "host": "0.0.0.0", "status_port": spec.status_port, "python": "python3",
                   "control_dir": CONTROL_DIR, "data_dir": DATA_DIR, "target_dir": "."}
         target = KubeTarget(self, spec, site)
+        target.proxy_listen = harness.proxy_listen   # what a network cut's probe connects to from inside the pod
         host_view = config.render({**common, "host": "127.0.0.1", "status_port": target.relay.port,
                                    "python": "python3", "target_dir": str(config.folder),
                                    "control_dir": str(site.control_dir), "data_dir": str(site.data_dir)})
@@ -221,6 +222,8 @@ class KubeTarget:
         self._pending_kill: dict[str, Any] | None = None
         self._stopped_kubelets: dict[str, list[int]] = {}   # node -> kubelet pids this target SIGSTOPped
         self._template_before: dict[str, Any] | None = None  # the container's image/resources before a template fault
+        self._cut: dict[str, Any] | None = None   # a network cut in force: its namespace and rules
+        self.proxy_listen = ""
         self.api_client = backend.api
         self._closed = False
         self._stop_poll = threading.Event()
@@ -460,6 +463,53 @@ class KubeTarget:
                                       "(node_access: local needs the nodes to be this machine)")
         return info
 
+    def oom_kill(self, margin_mib: int = 32, timeout: float = 15.0) -> dict[str, Any]:
+        """Push the serving container over a memory limit until the kernel's OOM killer ends the service
+        (:func:`nodeaccess.oom_kill_container`: its memory cgroup's limit lowered to usage + ``margin_mib``,
+        memory allocated in that cgroup). Proof now: the processes gone and the cgroup's OOM kill count up
+        (the kernel); :meth:`confirm_oom_kill`: the API's ``OOMKilled`` and ``restartCount`` +1."""
+        if self.spec.node_access != "local":
+            raise CannotOnThisBackend("kubernetes: an OOM kill needs node access (kubernetes.node_access: local)")
+        pod = self.current_pod()
+        cs = self._container(pod) if pod is not None else None
+        if cs is None or not cs.container_id or not (cs.state and cs.state.running):
+            raise RuntimeError(f"kubernetes: no running container to push over its memory limit in {self.name}")
+        info: dict[str, Any] = {"pod": pod.metadata.name, "pod_uid": pod.metadata.uid, "node": pod.spec.node_name,
+                                "restart_count_before": cs.restart_count, "requested_mono": time.monotonic()}
+        info.update(nodeaccess.oom_kill_container(cs.container_id, margin_mib=margin_mib, timeout=timeout))
+        self.proofs.append({"action": "oom_kill", **info})
+        if not info.get("pids"):
+            raise CannotOnThisBackend(f"kubernetes: container {cs.container_id} has no process on this machine "
+                                      "(node_access: local needs the nodes to be this machine)")
+        return info
+
+    def confirm_oom_kill(self, info: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until the API shows the container of ``info`` (an :meth:`oom_kill`) restarted after an OOM
+        kill: ``restartCount`` above the one before and ``lastState.terminated.reason`` ``OOMKilled``.
+        Every waiting reason seen meanwhile (``CrashLoopBackOff``) is kept with its time."""
+        deadline = time.monotonic() + timeout
+        out: dict[str, Any] = {"api_proven": False, "waiting_reasons_seen": {}}
+        while time.monotonic() < deadline:
+            try:
+                pod = self.core.read_namespaced_pod(info["pod"], self.ns)
+            except Exception:  # noqa: BLE001 - an API hiccup: ask again
+                time.sleep(0.1)
+                continue
+            cs = self._container(pod)
+            waiting = cs.state.waiting if cs and cs.state else None
+            if waiting is not None and waiting.reason:
+                out["waiting_reasons_seen"].setdefault(waiting.reason, time.monotonic())
+            term = cs.last_state.terminated if cs and cs.last_state else None
+            out.update(restart_count=cs.restart_count if cs else None,
+                       last_terminated={"reason": term.reason, "exit_code": term.exit_code} if term else None)
+            if cs and cs.restart_count > info["restart_count_before"] and term and term.reason == "OOMKilled":
+                out.update(api_proven=True, api_mono=time.monotonic(), new_container_id=cs.container_id)
+                break
+            time.sleep(0.1)
+        self.proofs.append({"action": "oom_kill_confirmed" if out["api_proven"] else "oom_kill_unconfirmed",
+                            "pod": info["pod"], **out})
+        return out
+
     def delete_pod(self, grace_s: int = 0, timeout: float = 60.0, kill: bool = False) -> dict[str, Any]:
         """Delete the serving pod (``grace_s`` 0: at once); with ``kill``, SIGKILL its container first (a
         crash, not a graceful stop: needs node access). Proof from the API: the old pod's UID is gone and
@@ -688,13 +738,84 @@ class KubeTarget:
         self.proofs.append({"action": "restore_template", **out})
         return out
 
+    def scale_to(self, replicas: int, timeout: float = 60.0) -> dict[str, Any]:
+        """Scale the Deployment to ``replicas`` and wait until its status proves it: the controller has
+        observed the change (``observedGeneration``), ``status.replicas`` and ``readyReplicas`` equal
+        ``replicas``, and exactly that many pods of the drill exist (none still terminating)."""
+        before = self.apps.read_namespaced_deployment(self.name, self.ns).spec.replicas
+        sent_mono = time.monotonic()
+        self.apps.patch_namespaced_deployment_scale(self.name, self.ns, {"spec": {"replicas": replicas}})
+        out: dict[str, Any] = {"replicas_before": before, "replicas": replicas, "sent_mono": sent_mono, "proven": False}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):   # an API hiccup: ask again
+                dep = self.apps.read_namespaced_deployment(self.name, self.ns)
+                st = dep.status
+                status = {"generation": dep.metadata.generation, "observed_generation": st.observed_generation,
+                          "replicas": st.replicas or 0, "ready_replicas": st.ready_replicas or 0,
+                          "available_replicas": st.available_replicas or 0}
+                pods = self.pods()
+                out.update(deployment_status=status, pods=sorted(p.metadata.name for p in pods))
+                if ((st.observed_generation or 0) >= (dep.metadata.generation or 0)
+                        and status["replicas"] == replicas and status["ready_replicas"] == replicas
+                        and len(pods) == replicas):
+                    out.update(proven=True, proven_mono=time.monotonic())
+                    break
+            time.sleep(0.2)
+        self.proofs.append({"action": "scale_to", **out})
+        return out
+
+    def _probe_target(self) -> tuple[str, int]:
+        host, _, port = self.proxy_listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def network_cut(self) -> dict[str, Any]:
+        """Cut the serving pod off the network inside its network namespace (iptables there, found
+        through its container's processes on this machine: what Chaos Mesh's daemon does), all but its
+        loopback and status port. Proof: a TCP probe from inside the namespace to the fault proxy opens
+        before the cut and fails during it. :meth:`network_restore` removes the rules."""
+        if self.spec.node_access != "local":
+            raise CannotOnThisBackend("kubernetes: a network cut needs node access (kubernetes.node_access: local)")
+        pod = self.current_pod()
+        cs = self._container(pod) if pod is not None else None
+        netns = nodeaccess.netns_of(cs.container_id) if cs is not None and cs.container_id else None
+        if netns is None:
+            raise CannotOnThisBackend(f"kubernetes: the serving container of {self.name} has no process on this "
+                                      "machine (node_access: local needs the nodes to be this machine)")
+        host, port = self._probe_target()
+        rules = nodeaccess.cut_rules(self.spec.status_port, f"chaosdrill-cut-{self.target_id}")
+        info: dict[str, Any] = {"pod": pod.metadata.name, "pod_ip": pod.status.pod_ip, "netns": netns,
+                                "probe": f"{host}:{port}", "probe_before": nodeaccess.probe(netns, host, port)}
+        info["sent_mono"] = time.monotonic()
+        self._cut = {"netns": netns, "rules": rules}
+        info["errors"] = nodeaccess.cut(netns, rules)
+        info["probe_during"] = nodeaccess.probe(netns, host, port)
+        info["proven"] = info["probe_before"] and not info["probe_during"] and not info["errors"]
+        info["proven_mono"] = time.monotonic()
+        self.proofs.append({"action": "network_cut", **info})
+        return info
+
+    def network_restore(self) -> dict[str, Any]:
+        """Remove the cut's rules; proof: the probe from inside the namespace opens again."""
+        if self._cut is None:
+            return {"restored": True, "nothing_cut": True}
+        cut, self._cut = self._cut, None
+        host, port = self._probe_target()
+        removed = nodeaccess.uncut(cut["netns"], cut["rules"])
+        ok = nodeaccess.probe(cut["netns"], host, port)
+        out = {"rules_removed": removed, "rules": len(cut["rules"]), "probe_after": ok, "restored": ok,
+               "mono": time.monotonic()}
+        self.proofs.append({"action": "network_restore", **out})
+        return out
+
     def pause(self) -> dict[str, Any]:
         raise CannotOnThisBackend("the kubernetes backend cannot freeze a pod")
 
     resume = pause
 
     def network_disconnect(self) -> dict[str, Any]:
-        raise CannotOnThisBackend("the kubernetes backend cannot cut the network yet; use a proxy toxic")
+        raise CannotOnThisBackend("the kubernetes backend cuts the network with kubernetes.network_cut (inside the "
+                                  "pod's network namespace), not network.disconnect")
 
     network_connect = network_disconnect
 
@@ -719,6 +840,9 @@ class KubeTarget:
         if self._stopped_kubelets:   # never leave a node frozen, whatever happened to the drill
             with contextlib.suppress(Exception):
                 self.node_restore()
+        if self._cut is not None:    # the pod's deletion ends its namespace too; remove the rules first anyway
+            with contextlib.suppress(Exception):
+                self.network_restore()
         try:
             if self.created:
                 self.logs()
