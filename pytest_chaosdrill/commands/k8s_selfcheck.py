@@ -106,8 +106,9 @@ def run(args: argparse.Namespace) -> int:
     from ..backends.k8s.cluster import api_client
 
     try:
+        image = None if args.no_probe else probe_image(args)   # a bad --target named before any connection
         api = api_client(args.context)
-        result = findings(api, args.namespace, None if args.no_probe else probe_image(args))
+        result = findings(api, args.namespace, image)
     except BackendUnavailable as exc:
         print(f"chaosdrill k8s-selfcheck: {exc}", file=sys.stderr)
         return 2

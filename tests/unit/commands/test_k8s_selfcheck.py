@@ -68,3 +68,18 @@ def test_the_probe_image_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHAOSDRILL_K8S_IMAGE", "b:2")
     assert k8s_selfcheck.probe_image(_args()) == ("b:2", "IfNotPresent")
     assert k8s_selfcheck.probe_image(_args("--image", "c:3")) == ("c:3", "IfNotPresent")
+
+
+def test_the_target_files_image_and_a_bad_target_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    monkeypatch.delenv("CHAOSDRILL_K8S_IMAGE", raising=False)
+    monkeypatch.delenv("CHAOSDRILL_IMAGE", raising=False)
+    target = Path(__file__).resolve().parents[3] / "targets" / "okx_demo_api.yaml"
+    assert k8s_selfcheck.probe_image(_args("--target", str(target))) == ("chaosdrill/target:latest", "IfNotPresent")
+    images = _fake_cluster(monkeypatch, {})
+    missing = tmp_path / "nope.yaml"
+    assert k8s_selfcheck.run(_args("--target", str(missing))) == 2
+    err = capsys.readouterr().err.strip()
+    assert images == [] and "\n" not in err and "nope.yaml" in err
