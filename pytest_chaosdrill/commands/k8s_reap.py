@@ -1,4 +1,4 @@
-"""``chaosdrill k8s-reap``: delete the Deployments and pods killed drill runs left in a namespace
+"""``chaosdrill k8s-reap``: delete the Deployments, pods and NetworkPolicies killed drill runs left in a namespace
 (only what the kubernetes backend labelled as its own), and continue a node's kubelet a node-loss drill
 killed mid-fault left stopped (nodes on this machine only)."""
 from __future__ import annotations
@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
         api = api_client(args.context)
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         check_namespace(core, args.namespace)
-        gone = delete_managed(apps, core, args.namespace, older_than_s=args.older_than)
+        gone = delete_managed(apps, core, args.namespace, older_than_s=args.older_than,
+                              networking=client.NetworkingV1Api(api))
         continued = continue_stopped_kubelets([n.metadata.name for n in core.list_node().items])
     except BackendUnavailable as exc:
         print(f"chaosdrill k8s-reap: {exc}", file=sys.stderr)

@@ -274,9 +274,11 @@ class NetworkCut(Trigger):
     rules in the pod's namespace, found through its container on the node, as Chaos Mesh's daemon does;
     the pod's status port stays open so the harness keeps observing). Proof: a TCP probe from inside the
     namespace to the fault proxy opens before the cut and fails during it; the release removes the rules
-    and the probe opens again. ``via: networkpolicy`` is refused as NOT PROVEN: nothing proves a policy
-    is enforced on the cluster (``chaosdrill k8s-selfcheck`` runs no such probe), and a partition is
-    never claimed on an object's word."""
+    and the probe opens again. ``via: networkpolicy``: a policy denying the Deployment's pods all egress
+    and all ingress but the status port, only where the backend's NetworkPolicy probe (run once per
+    session, as ``chaosdrill k8s-selfcheck`` does) proved the cluster enforces policies; otherwise NOT
+    PROVEN naming the probe's result, for a partition is never claimed on an object's word. The same
+    probe from inside the namespace proves either cut."""
 
     kind = "kubernetes.network_cut"
     manages_target = True
@@ -291,13 +293,16 @@ class NetworkCut(Trigger):
 
     def fire(self) -> dict[str, Any]:
         self.via = self.params.get("via", "iptables")
-        self.info = {"via": self.via} if self.via == "networkpolicy" else self.ctx.target.network_cut()
+        self.info = self.ctx.target.network_cut(via=self.via)
         return self.info
 
     def wait_landed(self, timeout: float) -> dict[str, Any]:
-        if self.via == "networkpolicy":
-            raise FaultNotLanded("a NetworkPolicy cut is not proven on this cluster: nothing shows its CNI enforces "
-                                 "NetworkPolicy (use via: iptables, a cut inside the pod's network namespace)")
+        found = self.info.get("netpol_probe")
+        if found is not None and found.get("enforced") is not True:
+            verdict = "not enforced" if found.get("enforced") is False else "not proven"
+            raise FaultNotLanded(f"a NetworkPolicy cut is not proven on this cluster: the NetworkPolicy probe found "
+                                 f"{verdict} ({found.get('why')}); use via: iptables, a cut inside the pod's "
+                                 "network namespace")
         if not self.info.get("proven"):
             self.ctx.target.network_restore()
             raise FaultNotLanded("the probe from inside the pod's network namespace did not open before the cut and "

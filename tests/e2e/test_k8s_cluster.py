@@ -4,6 +4,7 @@ run left, and nothing else). Needs KUBECONFIG and CHAOSDRILL_K8S_HARNESS_HOST (t
 .ci/k8s/up.sh, run by .ci/k8s/ci.sh); skips without them, fails under CHAOSDRILL_REQUIRE_KUBERNETES=1."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -122,3 +123,43 @@ def test_sigkill_mid_drill_then_reap_removes_only_the_drills_resources(kube: Any
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         apps.delete_namespaced_deployment(bystander, NS)
+
+
+def test_selfcheck_probe_finds_networkpolicy_not_enforced_and_leaves_nothing(kube: Any) -> None:
+    """The loopback cluster's CNI (bridge) enforces no NetworkPolicy: the probe must say so, from a
+    connection made under a deny-all policy, and delete its pods and policy."""
+    from kubernetes import client
+
+    core, apps = kube
+    net = client.NetworkingV1Api(core.api_client)
+    out = subprocess.run([sys.executable, "-m", "pytest_chaosdrill.cli", "k8s-selfcheck", "--namespace", NS,
+                          "--image", os.environ.get("CHAOSDRILL_IMAGE", "chaosdrill/target:latest")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith("networkpolicy: "))
+    assert line.startswith("networkpolicy: not enforced (a deny-all ingress policy did not stop a connection"), line
+    assert "[probe took" in line and "LEFT BEHIND" not in line
+    assert _gone(core, apps, timeout=5) == []
+    assert net.list_namespaced_network_policy(NS, label_selector=MANAGED).items == []
+
+
+def test_reap_removes_a_left_networkpolicy_only(kube: Any) -> None:
+    from kubernetes import client
+
+    core, _ = kube
+    net = client.NetworkingV1Api(core.api_client)
+    mine, other = f"cd-netpol-{uuid.uuid4().hex[:6]}-deny", f"bystander-{uuid.uuid4().hex[:6]}"
+    for name, labels in ((mine, {"app.kubernetes.io/managed-by": "pytest-chaosdrill", "chaosdrill.io/run-id": "x"}),
+                         (other, {"app": other})):
+        net.create_namespaced_network_policy(NS, {"metadata": {"name": name, "labels": labels},
+                                                  "spec": {"podSelector": {"matchLabels": {"none": "x"}}}})
+    try:
+        out = subprocess.run([sys.executable, "-m", "pytest_chaosdrill.cli", "k8s-reap", "--namespace", NS],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert f"removed networkpolicy {NS}/{mine}" in out.stdout
+        assert [p.metadata.name for p in net.list_namespaced_network_policy(NS).items] == [other]
+    finally:
+        for name in (mine, other):
+            with contextlib.suppress(Exception):
+                net.delete_namespaced_network_policy(name, NS)

@@ -22,7 +22,7 @@ from ...target import RenderedTarget
 from ...wiring import ProxyLink, VenueEndpoints
 from ..base import (KILL, NODE_LOSS, OOM_KILL, POD_DELETE, POD_NETWORK_CUT, POD_TEMPLATE, SCALE, START, Backend, BackendSettings, BackendUnavailable, CannotOnThisBackend, DrillSite,
                     Harness, key_placeholders)
-from . import cluster, nodeaccess
+from . import cluster, netpolprobe, nodeaccess
 from .relay import PodRelay
 from .spec import MANAGED_LABEL, MANAGED_VALUE, RUN_LABEL, TARGET_LABEL, KubeSpec
 
@@ -34,6 +34,8 @@ CONTROL_DIR = "/control"
 DATA_DIR = "/data"
 #: Leftovers of killed runs older than this are reaped at session start (younger: a parallel session's).
 REAP_AFTER_S = 3600.0
+#: How long a NetworkPolicy's creation or deletion may take to show in the pod's connectivity.
+POLICY_LANDS_S = 10.0
 
 
 def _bindable(host: str) -> bool:
@@ -60,6 +62,8 @@ class KubernetesBackend(Backend):
         self.api: Any = None
         self.core: Any = None
         self.apps: Any = None
+        self.networking: Any = None
+        self._netpol: dict[tuple[str, str], dict[str, Any]] = {}   # (namespace, image) -> the probe's result
         self._checked: str | None = None
         self._namespaces: dict[str, dict[str, Any]] = {}
         self._targets: list[KubeTarget] = []
@@ -83,18 +87,30 @@ class KubernetesBackend(Backend):
         self.api = cluster.api_client()
         self.core = client.CoreV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
+        self.networking = client.NetworkingV1Api(self.api)
         try:
             client.VersionApi(self.api).get_code()
         except Exception as exc:  # noqa: BLE001
             self.api = None
             raise BackendUnavailable(f"kubernetes backend: the API server does not answer: {exc}") from None
 
+    def networkpolicy_probe(self, spec: KubeSpec) -> dict[str, Any]:
+        """Whether the cluster enforces NetworkPolicy in the spec's namespace, proven by
+        :func:`netpolprobe.probe_networkpolicy` with the spec's image; run once per session."""
+        key = (spec.namespace, spec.image)
+        if key not in self._netpol:
+            self.namespace(spec)
+            self._netpol[key] = netpolprobe.probe_networkpolicy(self.core, self.networking, spec.namespace,
+                                                                spec.image, self.run_id, spec.image_pull_policy)
+        return self._netpol[key]
+
     def namespace(self, spec: KubeSpec) -> dict[str, Any]:
         """The allowed namespace (checked once); leftovers of killed runs in it reaped first."""
         if spec.namespace not in self._namespaces:
             self._connect()
             info = cluster.check_namespace(self.core, spec.namespace)
-            self.reaped += cluster.delete_managed(self.apps, self.core, spec.namespace, older_than_s=REAP_AFTER_S)
+            self.reaped += cluster.delete_managed(self.apps, self.core, spec.namespace, older_than_s=REAP_AFTER_S,
+                                                  networking=self.networking)
             self._namespaces[spec.namespace] = info
         return self._namespaces[spec.namespace]
 
@@ -167,7 +183,7 @@ class KubernetesBackend(Backend):
         if self.api is not None:
             for ns in self._namespaces:
                 with contextlib.suppress(Exception):
-                    cluster.delete_managed(self.apps, self.core, ns, run_id=self.run_id)
+                    cluster.delete_managed(self.apps, self.core, ns, run_id=self.run_id, networking=self.networking)
             with contextlib.suppress(Exception):
                 self.api.close()
 
@@ -769,11 +785,14 @@ class KubeTarget:
         host, _, port = self.proxy_listen.rpartition(":")
         return host.strip("[]"), int(port)
 
-    def network_cut(self) -> dict[str, Any]:
-        """Cut the serving pod off the network inside its network namespace (iptables there, found
-        through its container's processes on this machine: what Chaos Mesh's daemon does), all but its
-        loopback and status port. Proof: a TCP probe from inside the namespace to the fault proxy opens
-        before the cut and fails during it. :meth:`network_restore` removes the rules."""
+    def network_cut(self, via: str = "iptables") -> dict[str, Any]:
+        """Cut the serving pod off the network, all but its loopback and status port. ``via: iptables``:
+        rules inside its network namespace (found through its container's processes on this machine: what
+        Chaos Mesh's daemon does). ``via: networkpolicy``: only where the backend's NetworkPolicy probe
+        proved the cluster enforces policies, a policy denying the Deployment's pods all egress and all
+        ingress but the status port (else not proven, the probe's result in ``netpol_probe``). Proof: a TCP
+        probe from inside the namespace to the fault proxy opens before the cut and fails during it.
+        :meth:`network_restore` removes the rules or the policy."""
         if self.spec.node_access != "local":
             raise CannotOnThisBackend("kubernetes: a network cut needs node access (kubernetes.node_access: local)")
         pod = self.current_pod()
@@ -783,9 +802,12 @@ class KubeTarget:
             raise CannotOnThisBackend(f"kubernetes: the serving container of {self.name} has no process on this "
                                       "machine (node_access: local needs the nodes to be this machine)")
         host, port = self._probe_target()
+        info: dict[str, Any] = {"via": via, "pod": pod.metadata.name, "pod_ip": pod.status.pod_ip, "netns": netns,
+                                "probe": f"{host}:{port}"}
+        if via == "networkpolicy":
+            return self._policy_cut(info, netns, host, port)
         rules = nodeaccess.cut_rules(self.spec.status_port, f"chaosdrill-cut-{self.target_id}")
-        info: dict[str, Any] = {"pod": pod.metadata.name, "pod_ip": pod.status.pod_ip, "netns": netns,
-                                "probe": f"{host}:{port}", "probe_before": nodeaccess.probe(netns, host, port)}
+        info["probe_before"] = nodeaccess.probe(netns, host, port)
         info["sent_mono"] = time.monotonic()
         self._cut = {"netns": netns, "rules": rules}
         info["errors"] = nodeaccess.cut(netns, rules)
@@ -795,16 +817,71 @@ class KubeTarget:
         self.proofs.append({"action": "network_cut", **info})
         return info
 
+    def _policy_cut(self, info: dict[str, Any], netns: str, host: str, port: int) -> dict[str, Any]:
+        found = self._backend.networkpolicy_probe(self.spec)
+        info["netpol_probe"] = found
+        if found.get("enforced") is not True:
+            info["proven"] = False
+            self.proofs.append({"action": "network_cut", **info})
+            return info
+        name = f"{self.name}-cut"
+        policy = {"metadata": {"name": name, "labels": self.labels},
+                  "spec": {"podSelector": {"matchLabels": self.labels}, "policyTypes": ["Ingress", "Egress"],
+                           "ingress": [{"ports": [{"protocol": "TCP", "port": self.spec.status_port}]}],
+                           "egress": []}}
+        info["probe_before"] = nodeaccess.probe(netns, host, port)
+        info["sent_mono"] = time.monotonic()
+        self._cut = {"netns": netns, "policy": name}
+        info["errors"] = []
+        try:
+            self._backend.networking.create_namespaced_network_policy(self.ns, policy)
+        except Exception as exc:  # noqa: BLE001 - RBAC or admission: the cut did not happen
+            info["errors"].append(f"create networkpolicy {name}: {type(exc).__name__}: {str(exc).splitlines()[0]}"[:300])
+        # the CNI applies a policy asynchronously: the probe is retried until it fails or the deadline
+        deadline = time.monotonic() + POLICY_LANDS_S
+        while True:
+            info["probe_during"] = nodeaccess.probe(netns, host, port)
+            if info["errors"] or not info["probe_during"] or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        info["proven"] = info["probe_before"] and not info["probe_during"] and not info["errors"]
+        info["proven_mono"] = time.monotonic()
+        self.proofs.append({"action": "network_cut", **info})
+        return info
+
     def network_restore(self) -> dict[str, Any]:
-        """Remove the cut's rules; proof: the probe from inside the namespace opens again."""
+        """Remove the cut's rules or policy; proof: the probe from inside the namespace opens again."""
         if self._cut is None:
             return {"restored": True, "nothing_cut": True}
         cut, self._cut = self._cut, None
         host, port = self._probe_target()
+        if "policy" in cut:
+            return self._policy_restore(cut, host, port)
         removed = nodeaccess.uncut(cut["netns"], cut["rules"])
         ok = nodeaccess.probe(cut["netns"], host, port)
         out = {"rules_removed": removed, "rules": len(cut["rules"]), "probe_after": ok, "restored": ok,
                "mono": time.monotonic()}
+        self.proofs.append({"action": "network_restore", **out})
+        return out
+
+    def _policy_restore(self, cut: dict[str, Any], host: str, port: int) -> dict[str, Any]:
+        from kubernetes.client.exceptions import ApiException
+
+        out: dict[str, Any] = {"policy": cut["policy"]}
+        try:
+            self._backend.networking.delete_namespaced_network_policy(cut["policy"], self.ns)
+            out["policy_removed"] = True
+        except ApiException as exc:
+            out["policy_removed"] = exc.status == 404
+            if exc.status != 404:
+                out["error"] = f"{exc.status} {exc.reason}"
+        deadline = time.monotonic() + POLICY_LANDS_S
+        while True:
+            ok = nodeaccess.probe(cut["netns"], host, port)
+            if ok or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        out.update(probe_after=ok, restored=ok, mono=time.monotonic())
         self.proofs.append({"action": "network_restore", **out})
         return out
 

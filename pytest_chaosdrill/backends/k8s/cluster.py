@@ -66,10 +66,11 @@ def managed_selector(run_id: str | None = None) -> str:
 
 
 def delete_managed(apps: Any, core: Any, namespace: str, run_id: str | None = None,
-                   older_than_s: float = 0.0, wait_s: float = 60.0) -> list[str]:
-    """Delete the Deployments, ReplicaSets, pods and Secrets this backend created in ``namespace`` (its labels
-    only: never anything else), of one run or (``older_than_s``) of any run at least that old; wait
-    until their pods are gone. Returns one line per deleted object."""
+                   older_than_s: float = 0.0, wait_s: float = 60.0, networking: Any = None) -> list[str]:
+    """Delete the Deployments, ReplicaSets, pods, Secrets and (given ``networking``) NetworkPolicies this
+    backend created in ``namespace`` (its labels only: never anything else), of one run or
+    (``older_than_s``) of any run at least that old; wait until their pods are gone. Returns one line
+    per deleted object."""
     from kubernetes.client.exceptions import ApiException
 
     from .spec import TARGET_LABEL
@@ -105,6 +106,13 @@ def delete_managed(apps: Any, core: Any, namespace: str, run_id: str | None = No
             with contextlib.suppress(ApiException):
                 core.delete_namespaced_secret(secret.metadata.name, namespace)
                 gone.append(f"secret {namespace}/{secret.metadata.name}")
+    if networking is not None:   # a NetworkPolicy probe's or cut's policy
+        with contextlib.suppress(ApiException):
+            for pol in networking.list_namespaced_network_policy(namespace, label_selector=sel).items:
+                if old(pol):
+                    with contextlib.suppress(ApiException):
+                        networking.delete_namespaced_network_policy(pol.metadata.name, namespace)
+                        gone.append(f"networkpolicy {namespace}/{pol.metadata.name}")
     deadline = time.monotonic() + wait_s
     left: list[str] = []
     while True:

@@ -1,6 +1,7 @@
 """kubernetes.network_cut on a mocked API and node: the rules it inserts (status port and loopback
 kept), that the probe from inside the namespace is the proof, that the rules always come out, and that
-a NetworkPolicy cut is NOT PROVEN. The real proof is a cluster run (docs/kubernetes.md)."""
+a NetworkPolicy cut happens only where the NetworkPolicy probe proved enforcement (else NOT PROVEN,
+naming the probe's result). The real proof is a cluster run (docs/kubernetes.md)."""
 from __future__ import annotations
 
 from types import SimpleNamespace as NS
@@ -78,11 +79,96 @@ def test_not_proven_when_the_probe_never_opened(monkeypatch: pytest.MonkeyPatch)
     assert node.rules == []   # removed at once, not left for the release
 
 
-def test_networkpolicy_is_not_proven_and_node_access_is_needed() -> None:
-    trig = NetworkCut(NS(target=None), {"via": "networkpolicy"})
-    assert trig.fire() == {"via": "networkpolicy"}
-    with pytest.raises(FaultNotLanded, match="not proven on this cluster"):
+class FakeBackend:
+    """The backend's NetworkPolicy probe result and NetworkingV1Api; an enforcing cluster's node drops the
+    probe while the cut's policy exists."""
+
+    def __init__(self, node: FakeNode, enforced: bool | None) -> None:
+        self.node, self.found, self.calls = node, {"enforced": enforced, "why": "the probe's words"}, 0
+        self.networking = self
+        self.policies: dict[str, Any] = {}
+
+    def networkpolicy_probe(self, spec: Any) -> dict[str, Any]:
+        self.calls += 1
+        return self.found
+
+    def create_namespaced_network_policy(self, ns: str, body: dict[str, Any]) -> None:
+        self.policies[body["metadata"]["name"]] = body
+        if self.found["enforced"]:
+            self.node.rules.append(["policy"])
+
+    def delete_namespaced_network_policy(self, name: str, ns: str) -> None:
+        del self.policies[name]
+        self.node.rules = [r for r in self.node.rules if r != ["policy"]]
+
+
+def _policy_target(monkeypatch: pytest.MonkeyPatch, enforced: bool | None) -> tuple[KubeTarget, FakeBackend]:
+    node = FakeNode()
+    node.install(monkeypatch)
+    t = _target()
+    t._backend = FakeBackend(node, enforced)
+    t.labels = {"app.kubernetes.io/managed-by": "pytest-chaosdrill", "chaosdrill.io/target-id": "abc"}
+    return t, t._backend
+
+
+def test_policy_cut_where_the_probe_proved_enforcement(monkeypatch: pytest.MonkeyPatch) -> None:
+    t, backend = _policy_target(monkeypatch, True)
+    trig = NetworkCut(NS(target=t), {"via": "networkpolicy"})
+    info = trig.fire()
+    assert info["via"] == "networkpolicy" and info["proven"] is True
+    assert info["probe_before"] is True and info["probe_during"] is False
+    (policy,) = backend.policies.values()
+    assert policy["spec"]["podSelector"]["matchLabels"] == t.labels
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and policy["spec"]["egress"] == []
+    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]   # status kept
+    assert trig.wait_landed(1)["proven"] is True
+    out = trig.release()
+    assert out["policy_removed"] is True and out["restored"] is True and backend.policies == {}
+
+
+def test_policy_cut_not_landed_removes_the_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_chaosdrill.backends.k8s as k8s
+
+    monkeypatch.setattr(k8s, "POLICY_LANDS_S", 0.5)   # the probe keeps opening: retried until this deadline
+    t, backend = _policy_target(monkeypatch, True)
+    backend.create_namespaced_network_policy = lambda ns, body: backend.policies.update(  # type: ignore[method-assign]
+        {body["metadata"]["name"]: body})   # enforced by the probe's pods, yet this one stops nothing
+    trig = NetworkCut(NS(target=t), {"via": "networkpolicy"})
+    info = trig.fire()
+    assert info["proven"] is False and info["probe_during"] is True
+    with pytest.raises(FaultNotLanded, match="did not open before the cut"):
         trig.wait_landed(1)
+    assert backend.policies == {}
+
+
+@pytest.mark.parametrize("enforced, words", [(False, "found not enforced"), (None, "found not proven")])
+def test_policy_cut_not_proven_unless_enforced(monkeypatch: pytest.MonkeyPatch, enforced: bool | None,
+                                               words: str) -> None:
+    t, backend = _policy_target(monkeypatch, enforced)
+    trig = NetworkCut(NS(target=t), {"via": "networkpolicy"})
+    info = trig.fire()
+    assert info["proven"] is False and "probe_before" not in info and backend.policies == {}
+    with pytest.raises(FaultNotLanded, match=f"{words} \\(the probe's words\\)"):
+        trig.wait_landed(1)
+    assert t.network_restore()["nothing_cut"] is True
+
+
+def test_node_access_is_needed_and_via_checked() -> None:
     with pytest.raises(CannotOnThisBackend, match="node_access: local"):
         _target("none").network_cut()
     assert NetworkCut.check_params({"via": "netpol"}) != [] and NetworkCut.check_params({}) == []
+
+
+def test_the_backend_runs_the_probe_once_per_namespace_and_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_chaosdrill.backends.k8s import KubernetesBackend, netpolprobe
+
+    calls: list[tuple[str, str]] = []
+    monkeypatch.setattr(netpolprobe, "probe_networkpolicy",
+                        lambda core, net, ns, image, run_id, pull: calls.append((ns, image)) or {"enforced": False})
+    b = KubernetesBackend.__new__(KubernetesBackend)
+    b._netpol, b.core, b.networking, b.run_id = {}, None, None, "r"
+    b.namespace = lambda spec: {}   # type: ignore[method-assign]
+    specs = [NS(namespace="a", image="i", image_pull_policy="Never"), NS(namespace="a", image="i", image_pull_policy="Never"),
+             NS(namespace="a", image="j", image_pull_policy="Never")]
+    assert [b.networkpolicy_probe(s)["enforced"] for s in specs] == [False] * 3
+    assert calls == [("a", "i"), ("a", "j")]
