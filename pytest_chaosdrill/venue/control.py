@@ -88,7 +88,7 @@ class ControlAPI(ABC):
         return self._fault("allow_reauth", {})
 
     def partial_fill(self) -> FaultRecord:
-        """The next two-leg batch: leg A fills, leg B is rejected with sCode 51008."""
+        """The next two-leg batch whose leg A fills and leaves exposure to contain: leg B is rejected with sCode 51008."""
         return self._fault("partial_fill", {})
 
     def rate_limit(self, requests: int | None = None, seconds: float | None = None) -> FaultRecord:

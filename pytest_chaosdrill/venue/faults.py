@@ -143,7 +143,7 @@ def waiting_for(kind: str, params: dict[str, Any]) -> str:
         "freeze": f"a tick withheld from a public socket subscribed to {params.get('channels')}",
         "lag": "a delayed message written to a subscribed public socket",
         "session_termination": "a logged-in private socket to close (none was logged in when requested)",
-        "partial_fill": "a two-leg batch-orders request to answer",
+        "partial_fill": "a two-leg batch-orders request whose leg A fills and leaves exposure",
         "rate_limit": "a REST request to answer with 429",
         "http_5xx": "a REST request to answer with 503",
         "rest_latency": "a REST request to delay",

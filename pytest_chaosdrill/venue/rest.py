@@ -344,9 +344,10 @@ async def batch_orders(request: web.Request) -> web.StreamResponse:
     for i, leg_body in enumerate(body):
         leg = ("A", "B")[i] if two_leg else None
         reject = None
-        # The fault acts only when leg A really filled: otherwise the batch is not a partial fill
-        # and the fault keeps waiting for the next two-leg batch.
-        if partial is not None and leg == "B" and results[0]["sCode"] == "0":
+        # The fault acts only when leg A really filled and left exposure to contain: a rejected leg A,
+        # or one that left the venue flat, is not the partial fill the drill is about (its checks would
+        # have nothing to judge), so the fault keeps waiting for the next two-leg batch.
+        if partial is not None and leg == "B" and results[0]["sCode"] == "0" and core.engine.exposure() > 0:
             reject = (S_MARGIN, MSG_MARGIN)
             core.faults.end(partial)
         results.append(core.engine.place(leg_body, leg=leg, force_reject=reject, request=_order_meta(request)))

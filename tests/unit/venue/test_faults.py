@@ -244,6 +244,14 @@ def test_partial_fill_fills_leg_a_rejects_leg_b(venue: VenueServer, http: reques
     assert [d["sCode"] for d in first["data"]] == ["51169", "0"]
     assert not venue.control.faults()[0].landed
     http.post(venue.rest_url + "/api/v5/trade/order", json=dict(bad_a[1], side="sell", clOrdId="qc"), timeout=5)
+    # A batch whose leg A fills but leaves the venue flat: nothing to contain, the fault waits.
+    http.post(venue.rest_url + "/api/v5/trade/order", json=dict(bad_a[1], instId=BTC, clOrdId="qd"), timeout=5)
+    closing = [{"instId": BTC, "tdMode": "cross", "clOrdId": "ra", "side": "sell", "ordType": "market", "sz": "1"},
+               {"instId": ETH, "tdMode": "cross", "clOrdId": "rb", "side": "buy", "ordType": "market", "sz": "1"}]
+    second = http.post(venue.rest_url + "/api/v5/trade/batch-orders", json=closing, timeout=5).json()
+    assert [d["sCode"] for d in second["data"]] == ["0", "0"]
+    assert not venue.control.faults()[0].landed
+    http.post(venue.rest_url + "/api/v5/trade/order", json=dict(bad_a[1], side="sell", clOrdId="qe"), timeout=5)
     legs = [{"instId": BTC, "tdMode": "cross", "clOrdId": "pa", "side": "buy", "ordType": "market", "sz": "2"},
             {"instId": ETH, "tdMode": "cross", "clOrdId": "pb", "side": "sell", "ordType": "market", "sz": "2"}]
     ans = http.post(venue.rest_url + "/api/v5/trade/batch-orders", json=legs, timeout=5).json()
