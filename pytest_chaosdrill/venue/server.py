@@ -16,7 +16,7 @@ from .control import VenueControl, add_control_routes
 from .conn import CLOSE_GOING_AWAY, Conn
 from .core import VenueCore
 from .rest import CORE_KEY, add_rest_routes, rest_middleware
-from .ws import ws_private, ws_public
+from .wsloop import ws_private, ws_public
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

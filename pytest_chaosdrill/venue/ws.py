@@ -1,23 +1,16 @@
-"""The venue's WebSocket side as OKX v5 clients know it: the socket loop of ``/ws/v5/public`` and
-``/ws/v5/private`` (routing stays in :mod:`.server`), OKX's envelope, error and close codes, and the
-renderers of channel data. What a message *does* (subscriptions, login, trading ops, faults) is the
-core's business: it runs on the same loop and owns the state.
+"""The venue's WebSocket protocol as OKX v5 clients know it: OKX's envelope, error and close codes, and
+the renderers of channel data (the socket loop is :mod:`.wsloop`, routing :mod:`.server`). What a
+message *does* (subscriptions, login, trading ops, faults) is the core's business: it runs on the same
+loop and owns the state.
 
 Envelope (OKX v5): every answer to a request echoes the request's ``id`` when it had one and carries
 the connection's ``connId``; ``"ping"`` text frames get ``"pong"``.
 """
 from __future__ import annotations
 
-import asyncio
-import json
-from typing import TYPE_CHECKING, Any
-
-from aiohttp import WSMsgType, web
+from typing import Any
 
 from .market import InstrumentState, fmt
-
-if TYPE_CHECKING:
-    from .core import VenueCore
 
 
 PUBLIC_CHANNELS = ("books", "books5", "bbo-tbt", "tickers", "trades")
@@ -106,55 +99,3 @@ def balance_and_position_entry(balance: list[dict[str, Any]], positions: list[di
                          "mgnMode": p["mgnMode"], "posSide": p["posSide"], "pos": p["pos"], "ccy": "USDT",
                          "posCcy": "", "avgPx": p["avgPx"], "uTime": p["uTime"]} for p in positions],
             "trades": []}
-
-
-# -- the socket loop ----------------------------------------------------------------------------------
-
-def _core(request: web.Request) -> "VenueCore":
-    from .rest import core_of  # rest imports core, which imports this module: resolved at call time
-    return core_of(request)
-
-
-async def _serve_ws(request: web.Request, kind: str) -> web.WebSocketResponse:
-    core = _core(request)
-    ws = web.WebSocketResponse(timeout=2.0, compress=False)
-    await ws.prepare(request)
-    conn = core.open_conn(kind, ws)
-    try:
-        async for msg in ws:
-            if msg.type != WSMsgType.TEXT:
-                continue
-            if msg.data == "ping":
-                # pong goes through the same queue as data: it is lagged (order kept) but never frozen
-                if kind == "public":
-                    core.send_public(conn, "pong")
-                else:
-                    conn.send("pong")
-                continue
-            quoted = msg.data if kind == "public" else None
-            try:
-                parsed = json.loads(msg.data)
-            except ValueError:
-                conn.send(invalid_request(quoted, conn.id))
-                continue
-            if not isinstance(parsed, dict):
-                conn.send(invalid_request(quoted, conn.id))
-                continue
-            (core.public_op if kind == "public" else core.private_op)(conn, parsed, msg.data)
-    finally:
-        if conn.closing and not conn.task.done():
-            # A venue-initiated close (session termination, refused login) is in flight on the
-            # sender task: let it finish so its fault lands before the connection is forgotten.
-            await asyncio.wait([conn.task], timeout=3.0)
-        core.drop_conn(conn)
-    return ws
-
-
-async def ws_public(request: web.Request) -> web.WebSocketResponse:
-    """The public WebSocket (books, books5, bbo-tbt, tickers, trades)."""
-    return await _serve_ws(request, "public")
-
-
-async def ws_private(request: web.Request) -> web.WebSocketResponse:
-    """The private WebSocket (login, orders / positions / account / balance_and_position, trading ops)."""
-    return await _serve_ws(request, "private")
