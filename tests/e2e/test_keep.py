@@ -55,22 +55,41 @@ def _labels(container: str) -> dict[str, str]:
     return json.loads(out)
 
 
+class KeepSite:
+    """A user's project with one drill file and its own keep folder (``CHAOSDRILL_KEEP_DIR``)."""
+
+    def __init__(self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        self.pytester, self.keep_dir = pytester, tmp_path / "kept"
+        monkeypatch.setenv("CHAOSDRILL_KEEP_DIR", str(self.keep_dir))
+        self.drills = pytester.path / "mydrills"
+        self.drills.mkdir()
+        (self.drills / "d.yaml").write_text(BOOK_GAP, encoding="utf-8")
+        pytester.makepyfile(test_drills=TEST_MODULE)
+
+    def run(self, *args: str, timeout: float) -> pytest.RunResult:
+        return self.pytester.runpytest_subprocess(f"--chaosdrill-drills={self.drills}", "-p", "no:cacheprovider",
+                                                  *args, timeout=timeout)
+
+    def reap(self, timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pytest_chaosdrill.cli", "keep-reap"], capture_output=True,
+                              text=True, timeout=timeout, env={**os.environ, "CHAOSDRILL_KEEP_DIR": str(self.keep_dir)})
+
+
+@pytest.fixture
+def site(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> KeepSite:
+    return KeepSite(pytester, monkeypatch, tmp_path)
+
+
+
 def test_kept_environment_outlives_pytest_and_is_stopped_by_the_next_run_and_keep_reap(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    keep_dir = tmp_path / "kept"
-    monkeypatch.setenv("CHAOSDRILL_KEEP_DIR", str(keep_dir))
-    d = pytester.path / "mydrills"
-    d.mkdir()
-    (d / "d.yaml").write_text(BOOK_GAP, encoding="utf-8")
-    pytester.makepyfile(test_drills=TEST_MODULE)
+        pytester: pytest.Pytester, site: KeepSite) -> None:
+    keep_dir = site.keep_dir
 
     def drill_run() -> pytest.RunResult:
-        return pytester.runpytest_subprocess(f"--chaosdrill-drills={d}", "-p", "no:cacheprovider",
-                                             "--chaosdrill-keep", timeout=150)
+        return site.run("--chaosdrill-keep", timeout=150)
 
     def reap() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "pytest_chaosdrill.cli", "keep-reap"], capture_output=True,
-                              text=True, timeout=60, env={**os.environ, "CHAOSDRILL_KEEP_DIR": str(keep_dir)})
+        return site.reap(timeout=60)
 
     try:
         first = drill_run()
@@ -100,26 +119,19 @@ def test_kept_environment_outlives_pytest_and_is_stopped_by_the_next_run_and_kee
 
 @pytest.mark.timeout(420)
 def test_docker_kept_environment_outlives_pytest_and_only_its_own_containers_are_removed(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        pytester: pytest.Pytester, site: KeepSite) -> None:
     _need_docker()
-    keep_dir = tmp_path / "kept"
-    monkeypatch.setenv("CHAOSDRILL_KEEP_DIR", str(keep_dir))
-    d = pytester.path / "mydrills"
-    d.mkdir()
-    (d / "d.yaml").write_text(BOOK_GAP, encoding="utf-8")
-    pytester.makepyfile(test_drills=TEST_MODULE)
+    keep_dir = site.keep_dir
     # Someone else's kept container (another user's keep dir, or CI's): neither reap may touch it.
     foreign = f"io.chaosdrill.kept=foreign-{uuid.uuid4().hex[:8]}"
     other = subprocess.run(["docker", "create", "--label", foreign, IMAGE, "true"], capture_output=True, text=True,
                            timeout=60, check=True).stdout.strip()
 
     def drill_run() -> pytest.RunResult:
-        return pytester.runpytest_subprocess(f"--chaosdrill-drills={d}", "-p", "no:cacheprovider",
-                                             "--chaosdrill-backend=docker", "--chaosdrill-keep", timeout=300)
+        return site.run("--chaosdrill-backend=docker", "--chaosdrill-keep", timeout=300)
 
     def reap() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "pytest_chaosdrill.cli", "keep-reap"], capture_output=True,
-                              text=True, timeout=120, env={**os.environ, "CHAOSDRILL_KEEP_DIR": str(keep_dir)})
+        return site.reap(timeout=120)
 
     try:
         first = drill_run()
@@ -158,18 +170,11 @@ def test_docker_kept_environment_outlives_pytest_and_only_its_own_containers_are
 
 
 @pytest.mark.parametrize("backend", ["process", "docker"])
-def test_without_the_option_nothing_is_kept(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
-                                            tmp_path: Path, backend: str) -> None:
+def test_without_the_option_nothing_is_kept(pytester: pytest.Pytester, site: KeepSite, backend: str) -> None:
     if backend == "docker":
         _need_docker()
-    keep_dir = tmp_path / "kept"
-    monkeypatch.setenv("CHAOSDRILL_KEEP_DIR", str(keep_dir))
-    d = pytester.path / "mydrills"
-    d.mkdir()
-    (d / "d.yaml").write_text(BOOK_GAP, encoding="utf-8")
-    pytester.makepyfile(test_drills=TEST_MODULE)
-    pytester.runpytest_subprocess(f"--chaosdrill-drills={d}", "-p", "no:cacheprovider",
-                                  f"--chaosdrill-backend={backend}", timeout=300).assert_outcomes(passed=1)
+    keep_dir = site.keep_dir
+    site.run(f"--chaosdrill-backend={backend}", timeout=300).assert_outcomes(passed=1)
     assert not keep_dir.exists() or _kept(keep_dir) == []
     (run_dir,) = (pytester.path / "evidence" / "runs").iterdir()
     assert not (run_dir / "kept.json").exists()
