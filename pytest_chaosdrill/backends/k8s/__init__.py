@@ -453,15 +453,21 @@ class KubeTarget:
         return code
 
     # -- faults ----------------------------------------------------------------------------------------
-    def kill(self) -> dict[str, Any]:
-        """SIGKILL the serving pod's container on its node. Proof now: its processes are gone (the
-        kernel); at the restart (:meth:`start`): the API's ``restartCount`` +1 with exit code 137."""
+    def _running_on_node(self, fault: str, purpose: str) -> tuple[Any, Any]:
+        """The serving pod and its running container, for a fault that acts on the node's processes
+        (``fault`` and ``purpose`` word the one-line errors)."""
         if self.spec.node_access != "local":
-            raise CannotOnThisBackend("kubernetes: container kill needs node access (kubernetes.node_access: local)")
+            raise CannotOnThisBackend(f"kubernetes: {fault} needs node access (kubernetes.node_access: local)")
         pod = self.current_pod()
         cs = self._container(pod) if pod is not None else None
         if cs is None or not cs.container_id or not (cs.state and cs.state.running):
-            raise RuntimeError(f"kubernetes: no running container to kill in {self.name}")
+            raise RuntimeError(f"kubernetes: no running container {purpose} in {self.name}")
+        return pod, cs
+
+    def kill(self) -> dict[str, Any]:
+        """SIGKILL the serving pod's container on its node. Proof now: its processes are gone (the
+        kernel); at the restart (:meth:`start`): the API's ``restartCount`` +1 with exit code 137."""
+        pod, cs = self._running_on_node("container kill", "to kill")
         sent_mono = time.monotonic()
         sent = nodeaccess.kill_container(cs.container_id)
         deadline = time.monotonic() + 10
@@ -484,12 +490,7 @@ class KubeTarget:
         (:func:`nodeaccess.oom_kill_container`: its memory cgroup's limit lowered to usage + ``margin_mib``,
         memory allocated in that cgroup). Proof now: the processes gone and the cgroup's OOM kill count up
         (the kernel); :meth:`confirm_oom_kill`: the API's ``OOMKilled`` and ``restartCount`` +1."""
-        if self.spec.node_access != "local":
-            raise CannotOnThisBackend("kubernetes: an OOM kill needs node access (kubernetes.node_access: local)")
-        pod = self.current_pod()
-        cs = self._container(pod) if pod is not None else None
-        if cs is None or not cs.container_id or not (cs.state and cs.state.running):
-            raise RuntimeError(f"kubernetes: no running container to push over its memory limit in {self.name}")
+        pod, cs = self._running_on_node("an OOM kill", "to push over its memory limit")
         info: dict[str, Any] = {"pod": pod.metadata.name, "pod_uid": pod.metadata.uid, "node": pod.spec.node_name,
                                 "restart_count_before": cs.restart_count, "requested_mono": time.monotonic()}
         info.update(nodeaccess.oom_kill_container(cs.container_id, margin_mib=margin_mib, timeout=timeout))
